@@ -1,0 +1,206 @@
+"""Request and response models (pydantic) for the CLI and the HTTP server.
+
+Shapes follow ``shared/design/CONTRACT.md``; fields beyond the contract are extensions and
+optional. Validation errors name the field (pydantic's ``loc``), so both the CLI (exit 2) and
+the server (422) report what is wrong. Frames and units:
+
+* camera frame: OpenCV pinhole, x right, y down, z forward, metres; intrinsics in pixels.
+* world frame: right-handed, Z up, metres (Blender's frame).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from backend.skeleton import JOINT_NAMES
+
+#: Upper bounds that keep one request's cost bounded (422 above them).
+MAX_FRAMES = 64
+MAX_HYPOTHESES = 200
+MAX_GENERATE = 1024
+MAX_STEPS = 1000
+MAX_IMAGE_FIELD = 48 * 1024 * 1024  # characters of a base64 image or a path
+
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+Vec3 = Annotated[list[Finite], Field(min_length=3, max_length=3)]
+Keypoint = Annotated[list[Finite], Field(min_length=2, max_length=3, description="[u, v] or [u, v, confidence] in pixels")]
+
+
+def _check_joint_names(value: dict | None) -> dict | None:
+    if value is None:
+        return value
+    unknown = [k for k in value if k not in JOINT_NAMES]
+    if unknown:
+        raise ValueError(f"unknown joint name(s) {unknown}; valid names: {', '.join(JOINT_NAMES)}")
+    return value
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Camera(Strict):
+    """Pinhole intrinsics in pixels. Missing focal lengths use the default field of view."""
+
+    fx: Finite | None = Field(None, gt=0, description="focal length x, pixels")
+    fy: Finite | None = Field(None, gt=0, description="focal length y, pixels")
+    cx: Finite | None = Field(None, description="principal point x, pixels")
+    cy: Finite | None = Field(None, description="principal point y, pixels")
+    width: int | None = Field(None, gt=0, le=100_000, description="image width, pixels")
+    height: int | None = Field(None, gt=0, le=100_000, description="image height, pixels")
+    rotation: Annotated[list[Vec3], Field(min_length=3, max_length=3)] | None = Field(
+        None,
+        description="optional world-to-camera rotation (3x3, rows) when the camera orientation "
+        "is known (e.g. from a Blender camera); else pitch and roll are estimated",
+    )
+
+
+class EstimateFrame(Strict):
+    """One frame of 2D evidence: keypoints (pixels) or an image, optionally known 3D joints."""
+
+    keypoints: dict[str, Keypoint] | None = None
+    image: str | None = Field(None, max_length=MAX_IMAGE_FIELD, description="file path or base64 PNG/JPEG")
+    camera: Camera | None = None
+    person: int | None = Field(None, ge=0, le=64, description="which detected person (0 = largest)")
+    known: dict[str, Vec3] | None = Field(None, description="known joints, world frame, metres (combined evidence)")
+
+    _names = field_validator("keypoints", "known")(_check_joint_names)
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if self.keypoints is None and self.image is None:
+            raise ValueError("a frame needs 'keypoints' or 'image'")
+        if self.keypoints is not None and self.image is not None:
+            raise ValueError("give either 'keypoints' or 'image', not both")
+        for name, kp in (self.keypoints or {}).items():
+            if len(kp) == 3 and not 0.0 <= kp[2] <= 1.0:
+                raise ValueError(f"keypoints.{name}: confidence must be in 0..1")
+        return self
+
+
+class SamplingOptions(Strict):
+    num_hypotheses: int = Field(20, ge=1, le=MAX_HYPOTHESES)
+    seed: int | None = Field(0, ge=0, le=2**63 - 1)
+    steps: int | None = Field(None, ge=1, le=MAX_STEPS, description="DDIM steps (default from the model)")
+    guidance_scale: Finite | None = Field(None, ge=0, le=1000)
+    previews: bool = Field(False, description="add PNG previews (base64) to the response")
+
+
+class EstimateRequest(SamplingOptions):
+    frames: list[EstimateFrame] = Field(min_length=1, max_length=MAX_FRAMES)
+
+
+class CompleteFrame(Strict):
+    known: dict[str, Vec3] | None = Field(None, description="known joints, world frame, metres, any placement")
+    known_directions: dict[str, Vec3] | None = Field(
+        None, description="known bone directions (parent -> joint), world frame, unit vectors"
+    )
+    keypoints: dict[str, Keypoint] | None = Field(None, description="optional 2D evidence (pixels)")
+    camera: Camera | None = None
+
+    _names = field_validator("known", "known_directions", "keypoints")(_check_joint_names)
+
+    @model_validator(mode="after")
+    def _something_known(self):
+        if not (self.known or self.known_directions or self.keypoints):
+            raise ValueError("a frame needs 'known' joints, 'known_directions' or 'keypoints'")
+        for name, d in (self.known_directions or {}).items():
+            if sum(c * c for c in d) < 1e-12:
+                raise ValueError(f"known_directions.{name}: zero vector")
+        return self
+
+
+class CompleteRequest(SamplingOptions):
+    frames: list[CompleteFrame] = Field(min_length=1, max_length=MAX_FRAMES)
+
+
+class GenerateRequest(Strict):
+    num: int = Field(8, ge=1, le=MAX_GENERATE)
+    seed: int | None = Field(0, ge=0, le=2**63 - 1)
+    steps: int | None = Field(None, ge=1, le=MAX_STEPS)
+    previews: bool = False
+
+
+class VariationsRequest(Strict):
+    """Poses near a given one (SDEdit: noise to an intermediate step, then denoise)."""
+
+    pose: dict[str, Vec3] = Field(description="the current pose, world frame, metres (any subset of joints)")
+    strength: Finite = Field(0.3, ge=0.0, le=1.0, description="0 = the same pose, 1 = unrelated")
+    num: int = Field(8, ge=1, le=MAX_HYPOTHESES)
+    seed: int | None = Field(0, ge=0, le=2**63 - 1)
+    fixed: list[str] = Field(default_factory=list, description="joints kept where they are")
+    previews: bool = False
+
+    _names = field_validator("pose")(_check_joint_names)
+
+    @field_validator("fixed")
+    @classmethod
+    def _fixed_names(cls, v):
+        _check_joint_names({k: None for k in v})
+        return v
+
+
+class DetectFrame(Strict):
+    image: str = Field(max_length=MAX_IMAGE_FIELD, description="file path or base64 PNG/JPEG")
+    camera: Camera | None = None
+    person: int | None = Field(None, ge=0, le=64)
+
+
+class DetectRequest(Strict):
+    frames: list[DetectFrame] = Field(min_length=1, max_length=MAX_FRAMES)
+    heatmaps: bool = False
+
+
+# ----------------------------------------------------------------------------- responses
+
+
+class Hypothesis(BaseModel):
+    joints: list[list[float]] = Field(description="[J,3]: estimate: camera frame, root-relative; complete: world, absolute")
+    score: float = Field(description="higher is better (log-likelihood of the 2D/known evidence)")
+    root_translation: list[float] = Field(description="pelvis in the camera frame (estimate) or world (complete), metres")
+    world_joints: list[list[float]] | None = Field(
+        None, description="[J,3] world frame (Z up), pelvis at origin; the camera looks along +Y"
+    )
+    camera_pitch_deg: float | None = None
+    camera_roll_deg: float | None = None
+    reprojection_error_px: float | None = None
+    preview_png: str | None = None
+
+
+class FrameResult(BaseModel):
+    hypotheses: list[Hypothesis]
+    aggregate: list[list[float]]
+    aggregate_world: list[list[float]] | None = None
+    camera: dict | None = None
+    keypoints: dict[str, list[float]] | None = None
+    diversity_mm: float | None = Field(None, description="mean pairwise per-joint distance of the hypotheses")
+    warnings: list[str] = Field(default_factory=list)
+    preview_png: str | None = None
+
+
+class EstimateResponse(BaseModel):
+    joint_names: list[str]
+    frames: list[FrameResult]
+
+
+class GenerateResponse(BaseModel):
+    joint_names: list[str]
+    poses: list[list[list[float]]]
+    previews: list[str] | None = None
+
+
+class DetectFrameResult(BaseModel):
+    image: str
+    keypoints: dict[str, list[float]]
+    camera: dict
+    box: list[float] | None = None
+    heatmaps: dict | None = None
+
+
+class DetectResponse(BaseModel):
+    frames: list[DetectFrameResult]
+
+
+TaskName = Literal["estimate", "complete", "generate", "variations", "detect"]
