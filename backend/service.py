@@ -9,12 +9,55 @@ optional ``progress(fraction)`` and ``cancel() -> bool`` callbacks; a cancelled 
 
 from __future__ import annotations
 
+import threading
 from typing import Callable
 
-from backend import schemas
+import numpy as np
+import torch
+
+from backend import __version__, schemas
+from backend.camera import Intrinsics, default_intrinsics, resolve_intrinsics
+from backend.errors import InputError
+from backend.guidance import Evidence2D, GuidanceWeights, KeypointEvidence
+from backend.model import load_prior, pick_device
+from backend.sampler import Conditions, GuidedSampler, SampleResult
+from backend.skeleton import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS, PARENTS
 
 Progress = Callable[[float], None] | None
 CancelCheck = Callable[[], bool] | None
+
+#: Default sampling settings (see ``posediff eval`` for how they were chosen).
+ESTIMATE_STEPS = 40
+GENERATE_STEPS = 25
+AGGREGATE_TOP = 5
+AGGREGATE_TEMPERATURE = 1.0
+
+
+def _r(a: np.ndarray, nd: int = 5) -> list:
+    return np.round(np.asarray(a, np.float64), nd).tolist()
+
+
+def keypoint_arrays(keypoints: dict, field: str) -> tuple[np.ndarray, np.ndarray]:
+    """Request keypoints ``{name: [u, v(, conf)]}`` -> (``[J, 2]`` pixels with NaN rows, ``[J]`` conf)."""
+    uv = np.full((NUM_JOINTS, 2), np.nan)
+    conf = np.zeros(NUM_JOINTS)
+    for name, kp in (keypoints or {}).items():
+        if name not in JOINT_INDEX:
+            raise InputError(f"{field}.{name}", f"unknown joint name; valid: {', '.join(JOINT_NAMES)}")
+        j = JOINT_INDEX[name]
+        uv[j] = kp[:2]
+        conf[j] = kp[2] if len(kp) > 2 else 1.0
+    return uv, conf
+
+
+def joint_array(d: dict | None) -> tuple[np.ndarray, np.ndarray]:
+    """``{name: [x, y, z]}`` -> (``[J, 3]`` with zeros for missing rows, ``[J]`` 0/1 mask)."""
+    arr = np.zeros((NUM_JOINTS, 3))
+    w = np.zeros(NUM_JOINTS)
+    for name, v in (d or {}).items():
+        arr[JOINT_INDEX[name]] = v
+        w[JOINT_INDEX[name]] = 1.0
+    return arr, w
 
 
 class PoseService:
@@ -23,26 +66,288 @@ class PoseService:
     Args:
         weights: path to a ``.safetensors`` prior (default: the shipped weights).
         device: ``"cuda"``, ``"cpu"`` or None (CUDA when available).
+    Raises:
+        FileNotFoundError: no weights; ValueError: CUDA asked for but unavailable.
     """
 
     def __init__(self, weights=None, device: str | None = None):
-        raise NotImplementedError
+        self.device = pick_device(device)
+        torch.set_grad_enabled(False)
+        self.model = load_prior(weights, self.device)
+        self.weights_path = weights
+        self._detector = None
+        self._detector_lock = threading.Lock()
+
+    # ------------------------------------------------------------------------------ info
 
     def info(self) -> dict:
         """Model version, device, default camera, joint names (``GET /v1/info``)."""
-        raise NotImplementedError
+        cfg = self.model.cfg
+        return {
+            "version": __version__,
+            "model_version": cfg.version,
+            "device": str(self.device),
+            "cuda_available": torch.cuda.is_available(),
+            "joint_names": list(JOINT_NAMES),
+            "parents": list(PARENTS),
+            "default_camera": {"focal_35mm": 40.0, "example_1000x1000": default_intrinsics(1000, 1000).as_dict()},
+            "training": getattr(self.model, "extra", {}),
+            "defaults": {"estimate_steps": ESTIMATE_STEPS, "generate_steps": GENERATE_STEPS},
+        }
+
+    def sampler(self, steps: int | None, default: int, scale: float | None = None, eta: float = 0.5) -> GuidedSampler:
+        w = GuidanceWeights()
+        if scale is not None:
+            w.scale = float(scale)
+        return GuidedSampler(self.model, steps=steps or default, eta=eta, weights=w)
+
+    @property
+    def detector(self):
+        with self._detector_lock:
+            if self._detector is None:
+                from backend.detector import PoseDetector
+
+                self._detector = PoseDetector()
+            return self._detector
+
+    # ------------------------------------------------------------------------------ tasks
 
     def estimate(self, req: schemas.EstimateRequest, progress: Progress = None, cancel: CancelCheck = None) -> schemas.EstimateResponse:
-        raise NotImplementedError
+        """3D hypotheses from 2D evidence (keypoints or a photo) per frame; see CONTRACT.md."""
+        frames = []
+        n = len(req.frames)
+        for i, fr in enumerate(req.frames):
+            field = f"frames[{i}]"
+            sub = _sub_progress(progress, i, n)
+            warnings: list[str] = []
+            kp_out = None
+            photo = None
+            if fr.image is not None:
+                ev, K, kp_out, photo = self._evidence_from_image(fr.image, fr.camera, fr.person, field)
+            else:
+                uv, conf = keypoint_arrays(fr.keypoints, f"{field}.keypoints")
+                K = self._intrinsics(fr.camera, f"{field}.camera", uv)
+                ev = KeypointEvidence(uv, conf, K, device=self.device)
+                kp_out = {k: list(v) for k, v in fr.keypoints.items()}
+            cond = Conditions(evidence=ev, rotation=self._rotation(fr.camera, f"{field}.camera"))
+            if fr.known:
+                cond.known, cond.known_w = joint_array(fr.known)
+            if ev.num_visible < 2 and not cond.has_known:
+                warnings.append("no usable 2D evidence (fewer than 2 joints seen): hypotheses are samples of the prior")
+                cond.evidence = None
+            res = self.sampler(req.steps, ESTIMATE_STEPS, req.guidance_scale).sample(
+                req.num_hypotheses, cond, seed=req.seed, progress=sub, cancel=cancel)
+            frames.append(self._frame_result(res, cond, K, kp_out, warnings, req.previews, photo, task="estimate"))
+        return schemas.EstimateResponse(joint_names=list(JOINT_NAMES), frames=frames)
 
     def complete(self, req: schemas.CompleteRequest, progress: Progress = None, cancel: CancelCheck = None) -> schemas.EstimateResponse:
-        raise NotImplementedError
+        """Fill in unknown joints; every known joint is reproduced (world frame, metres)."""
+        frames = []
+        n = len(req.frames)
+        for i, fr in enumerate(req.frames):
+            field = f"frames[{i}]"
+            cond = Conditions()
+            K = None
+            kp_out = None
+            if fr.known:
+                cond.known, cond.known_w = joint_array(fr.known)
+            if fr.known_directions:
+                cond.directions, cond.directions_w = joint_array(fr.known_directions)
+            if fr.keypoints:
+                uv, conf = keypoint_arrays(fr.keypoints, f"{field}.keypoints")
+                K = self._intrinsics(fr.camera, f"{field}.camera", uv)
+                cond.evidence = KeypointEvidence(uv, conf, K, device=self.device)
+                cond.rotation = self._rotation(fr.camera, f"{field}.camera")
+                kp_out = {k: list(v) for k, v in fr.keypoints.items()}
+            res = self.sampler(req.steps, ESTIMATE_STEPS, req.guidance_scale).sample(
+                req.num_hypotheses, cond, seed=req.seed, progress=_sub_progress(progress, i, n), cancel=cancel)
+            frames.append(self._frame_result(res, cond, K, kp_out, [], req.previews, None, task="complete"))
+        return schemas.EstimateResponse(joint_names=list(JOINT_NAMES), frames=frames)
 
     def generate(self, req: schemas.GenerateRequest, progress: Progress = None, cancel: CancelCheck = None) -> schemas.GenerateResponse:
-        raise NotImplementedError
+        """Unconditional samples of the prior: world frame, Z up, pelvis at the origin."""
+        res = self.sampler(req.steps, GENERATE_STEPS, eta=1.0).sample(req.num, None, seed=req.seed, progress=progress, cancel=cancel)
+        return schemas.GenerateResponse(joint_names=list(JOINT_NAMES), poses=_r(res.world),
+                                        previews=self._previews(res.world) if req.previews else None)
 
     def variations(self, req: schemas.VariationsRequest, progress: Progress = None, cancel: CancelCheck = None) -> schemas.GenerateResponse:
-        raise NotImplementedError
+        """Poses near ``req.pose`` (SDEdit with ``strength``); ``fixed`` joints stay where they are."""
+        pose, w = joint_array(req.pose)
+        if w.sum() < NUM_JOINTS:
+            # fill joints the request does not give from a completion of the given ones
+            filled = self.complete(schemas.CompleteRequest(frames=[schemas.CompleteFrame(known=req.pose)], num_hypotheses=1,
+                                                           seed=req.seed))
+            pose = np.asarray(filled.frames[0].hypotheses[0].joints)
+        root = pose[0].copy()
+        cond = Conditions(fix_yaw=True)
+        if req.fixed:
+            fixed = {k: req.pose.get(k, pose[JOINT_INDEX[k]].tolist()) for k in req.fixed}
+            cond.known, cond.known_w = joint_array(fixed)
+            cond.known = cond.known - root * (cond.known_w[:, None] > 0)
+        res = self.sampler(None, ESTIMATE_STEPS, eta=1.0).sample(req.num, cond, seed=req.seed, init=pose - root,
+                                                                 strength=req.strength, progress=progress, cancel=cancel)
+        poses = res.world + (res.root[:, None] if res.root is not None and cond.has_known else 0) + root
+        return schemas.GenerateResponse(joint_names=list(JOINT_NAMES), poses=_r(poses),
+                                        previews=self._previews(poses) if req.previews else None)
 
     def detect(self, req: schemas.DetectRequest, progress: Progress = None, cancel: CancelCheck = None) -> schemas.DetectResponse:
-        raise NotImplementedError
+        """2D keypoints (and optionally heatmaps) per image, original pixels, model joint names."""
+        from backend.photo import intrinsics_for, load_image
+
+        out = []
+        for i, fr in enumerate(req.frames):
+            field = f"frames[{i}].image"
+            photo = load_image(fr.image, field)
+            det = self._detect(photo, fr.person, field)
+            K = intrinsics_for(photo, fr.camera.model_dump(exclude_none=True) if fr.camera else None)
+            hm = None
+            if req.heatmaps:
+                hm = {"joints": list(det.heatmap_joints), "shape": list(det.heatmaps.shape),
+                      "image_to_heatmap": _r(det.image_to_heatmap, 6),
+                      "log_heatmaps": _r(det.heatmaps, 3)}
+            out.append(schemas.DetectFrameResult(
+                image=photo.name, keypoints={k: _r(v, 2) for k, v in det.keypoints.items()}, camera=K.as_dict(),
+                box=_r(det.box, 1), heatmaps=hm))
+            if progress is not None:
+                progress((i + 1) / len(req.frames))
+        return schemas.DetectResponse(frames=out)
+
+    # ------------------------------------------------------------------------------ helpers
+
+    def _intrinsics(self, cam: schemas.Camera | None, field: str, uv: np.ndarray) -> Intrinsics:
+        partial = cam.model_dump(exclude_none=True, exclude={"rotation"}) if cam else {}
+        try:
+            return resolve_intrinsics(partial, None, None)
+        except ValueError:
+            pass
+        # no image size: assume the keypoints' bounding box sits inside a default-sized frame
+        seen = uv[np.isfinite(uv).all(-1)]
+        if len(seen) == 0:
+            return default_intrinsics(1000, 1000)
+        w = int(max(2 * np.abs(seen[:, 0]).max(), 64))
+        h = int(max(2 * np.abs(seen[:, 1]).max(), 64))
+        return resolve_intrinsics(partial, w, h)
+
+    @staticmethod
+    def _rotation(cam: schemas.Camera | None, field: str) -> np.ndarray | None:
+        if cam is None or cam.rotation is None:
+            return None
+        R = np.asarray(cam.rotation, np.float64)
+        if abs(np.linalg.det(R) - 1) > 1e-3 or np.abs(R @ R.T - np.eye(3)).max() > 1e-3:
+            raise InputError(f"{field}.rotation", "not a rotation matrix (orthonormal, determinant 1)")
+        return R
+
+    def _detect(self, photo, person, field):
+        return self.detector.detect(photo.rgb, person=person, field=field) if _accepts_field(self.detector.detect) \
+            else self.detector.detect(photo.rgb, person=person)
+
+    def _evidence_from_image(self, image: str, cam, person, field):
+        from backend.guidance import HeatmapEvidence
+        from backend.photo import intrinsics_for, load_image
+
+        photo = load_image(image, f"{field}.image")
+        det = self._detect(photo, person, f"{field}.image")
+        K = intrinsics_for(photo, cam.model_dump(exclude_none=True, exclude={"rotation"}) if cam else None)
+        conf = [det.keypoints[n][2] if n in det.keypoints else 0.0 for n in det.heatmap_joints]
+        idx = [JOINT_INDEX[n] for n in det.heatmap_joints]
+        ev: Evidence2D = HeatmapEvidence(det.heatmaps, idx, det.image_to_heatmap, conf, K, device=self.device)
+        kp_out = {k: [round(float(x), 2) for x in v] for k, v in det.keypoints.items()}
+        return ev, K, kp_out, photo
+
+    def _frame_result(self, res: SampleResult, cond: Conditions, K, kp_out, warnings, previews, photo, task) -> schemas.FrameResult:
+        B = res.world.shape[0]
+        score = res.loglik.astype(np.float64) if res.loglik is not None else np.zeros(B)
+        if res.plausibility is not None:
+            score = score + 10.0 * res.plausibility  # prior agreement in metres -> tie-breaker
+        order = np.argsort(-score)
+        hyps = []
+        if task == "estimate" and res.camera is not None:
+            joints_all, roots = res.camera, res.root
+        elif res.root is not None and cond.has_known and not cond.has_2d:
+            joints_all, roots = res.world + res.root[:, None], res.root
+        else:
+            joints_all, roots = res.world, np.zeros((B, 3))
+        if task == "complete" and cond.has_2d and cond.has_known:
+            joints_all, roots = res.world, res.world[:, 0]
+        for k in order:
+            h = schemas.Hypothesis(joints=_r(joints_all[k]), score=round(float(score[k]), 4), root_translation=_r(roots[k]),
+                                   world_joints=_r(res.world[k] - res.world[k][:1]))
+            if res.pitch is not None:
+                h.camera_pitch_deg = round(float(np.degrees(res.pitch[k])), 2)
+                h.camera_roll_deg = round(float(np.degrees(res.roll[k])), 2)
+            if res.reproj_px is not None:
+                h.reprojection_error_px = round(float(res.reproj_px[k]), 2)
+            if cond.rotation is not None and res.camera is not None:
+                h.world_joints = _r(res.camera[k] @ cond.rotation)  # Blender world axes, pelvis at origin
+            hyps.append(h)
+        agg = aggregate(joints_all[order] - (roots[order][:, None] if task == "estimate" else 0), score[order])
+        if task != "estimate":
+            agg = agg + (roots[order][0] if task == "complete" else 0)
+        world_sorted = res.world[order] - res.world[order][:, :1]
+        fr = schemas.FrameResult(hypotheses=hyps, aggregate=_r(agg), aggregate_world=_r(aggregate(world_sorted, score[order])),
+                                 camera=K.as_dict() if K is not None else None, keypoints=kp_out,
+                                 diversity_mm=round(float(diversity(res.world)) * 1000, 1), warnings=warnings)
+        if previews:
+            for h, k in zip(fr.hypotheses, order):
+                h.preview_png = self._previews(res.world[k : k + 1])[0]
+            if photo is not None and res.camera is not None:
+                fr.preview_png = self._overlay(photo, kp_out, res, order, K)
+        return fr
+
+    def _previews(self, poses: np.ndarray) -> list[str]:
+        import base64
+
+        from backend.overlay import encode_png, skeleton_preview
+
+        return [base64.b64encode(encode_png(skeleton_preview(p, PARENTS))).decode() for p in np.asarray(poses)]
+
+    def _overlay(self, photo, kp_out, res: SampleResult, order, K: Intrinsics) -> str:
+        import base64
+
+        from backend.camera import project
+        from backend.overlay import draw_overlay, encode_png
+
+        projs = [project(res.camera[k] + res.root[k], K) for k in order[:3]]
+        img = draw_overlay(photo.rgb, kp_out or {}, projs, JOINT_NAMES, PARENTS)
+        return base64.b64encode(encode_png(img)).decode()
+
+
+def aggregate(hyps: np.ndarray, scores: np.ndarray, top: int = AGGREGATE_TOP, temperature: float = AGGREGATE_TEMPERATURE) -> np.ndarray:
+    """Score-weighted mean of the best hypotheses (after FMPose3D's RPEA, reprojection-weighted).
+
+    Args:
+        hyps: ``[B, J, 3]`` sorted best first; scores: ``[B]`` (log-likelihood-like, higher better).
+        top: how many of the best to average; temperature: softmax temperature on the scores.
+    Returns:
+        ``[J, 3]``.
+    """
+    k = min(top, len(hyps))
+    s = np.asarray(scores[:k], np.float64)
+    w = np.exp((s - s.max()) / max(temperature, 1e-6))
+    w = w / w.sum()
+    return np.einsum("b,bjc->jc", w, np.asarray(hyps[:k], np.float64))
+
+
+def diversity(poses: np.ndarray) -> float:
+    """Mean pairwise per-joint distance between hypotheses (metres); ``[B, J, 3] -> float``."""
+    p = np.asarray(poses, np.float64)
+    p = p - p[:, :1]
+    if len(p) < 2:
+        return 0.0
+    d = np.linalg.norm(p[:, None] - p[None], axis=-1).mean(-1)
+    return float(d.sum() / (len(p) * (len(p) - 1)))
+
+
+def _sub_progress(progress: Progress, i: int, n: int) -> Progress:
+    if progress is None:
+        return None
+    return lambda f: progress((i + f) / n)
+
+
+def _accepts_field(fn) -> bool:
+    import inspect
+
+    try:
+        return "field" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False

@@ -1,0 +1,235 @@
+"""``posediff eval``: accuracy tables of the prior and of guided sampling (printed, not asserted).
+
+* ``eval lift``: held-out Human3.6M S9/S11, a fixed subsample of frames projected through
+  H3.6M-like cameras (f = 1145 px, 1000x1002 image, 4.5-6.5 m away, all around the subject,
+  0-20 degrees pitch); MPJPE / PA-MPJPE in mm on the 17 H3.6M joints (root-aligned, camera frame)
+  for best-of-1 (top score), best-of-5, best-of-N and the aggregate; settings: exact 2D of all 17
+  joints, 2D noise sigma = 4 px, and only the 12 limb joints with noise (what a detector sees).
+* ``eval complete``: unknown-joint best-of-N MPJPE with legs / arms / one side unknown, and the
+  error on known joints.
+* ``eval prior``: generated poses vs held-out poses (bone-length error, diversity, nearest-neighbour
+  distance) after removing yaw.
+* ``eval detect``: 2D limb-joint error of the detector on the sample photos' hand labels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import numpy as np
+
+from backend import data as D
+from backend.camera import Intrinsics
+from backend.metrics import mpjpe, pa_mpjpe
+from backend.skeleton import H36M17, JOINT_INDEX, JOINT_NAMES, LIMB_JOINTS, NUM_JOINTS
+
+H36M_K = Intrinsics(1145.0, 1145.0, 512.0, 515.0, 1000, 1002)
+
+
+def eval_frames(subjects=D.EVAL_SUBJECTS, n: int = 200, seed: int = 0) -> np.ndarray:
+    """A fixed subsample of ``n`` poses (``[n, J, 3]`` world, metres) from the given subjects."""
+    clips = D.load_h36m(subjects, stride=1, allow_eval=True)
+    keys = sorted(clips)
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        k = keys[rng.integers(len(keys))]
+        out.append(clips[k][rng.integers(len(clips[k]))])
+    return np.stack(out)
+
+
+def random_camera(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """An H3.6M-like view: (world->camera rotation ``[3, 3]``, pelvis position in the camera ``[3]``).
+
+    Yaw uniform, pitch 0-20 degrees down, distance 4.5-6.5 m, the subject near the image centre.
+    """
+    from backend.camera import tilt_rotation
+    from backend.data import rotation_z
+
+    yaw = rng.uniform(0, 2 * math.pi)
+    pitch = math.radians(rng.uniform(0, 20))
+    R = tilt_rotation(pitch, 0.0) @ rotation_z(np.array([yaw]))[0]
+    dist = rng.uniform(4.5, 6.5)
+    T = np.array([rng.uniform(-0.3, 0.3), rng.uniform(-0.2, 0.3), dist])
+    return R, T
+
+
+def lift_case(pose_world: np.ndarray, rng: np.random.Generator, noise_px: float = 0.0, joints=None, K: Intrinsics = H36M_K):
+    """Project a world pose through a random camera; returns (keypoints dict, gt camera-frame root-relative ``[J,3]``, R)."""
+    from backend.camera import project
+
+    R, T = random_camera(rng)
+    cam = pose_world @ R.T
+    uv = project(cam + T, K)
+    if noise_px > 0:
+        uv = uv + rng.normal(0, noise_px, uv.shape)
+    joints = H36M17 if joints is None else joints
+    kps = {JOINT_NAMES[j]: [float(uv[j, 0]), float(uv[j, 1]), 1.0] for j in joints}
+    return kps, cam - cam[:1], R
+
+
+def run_lift(service, poses: np.ndarray, setting: str, num: int, seed: int = 0, steps=None, scale=None) -> dict:
+    """Lift every pose under one setting (``exact``, ``noisy``, ``limbs``); returns metric arrays (mm)."""
+    from backend import schemas
+
+    rng = np.random.default_rng(seed + {"exact": 0, "noisy": 1, "limbs": 2}[setting])
+    noise = 0.0 if setting == "exact" else 4.0
+    joints = LIMB_JOINTS + (JOINT_INDEX["neck"],) if setting == "limbs" else H36M17
+    rows = {k: [] for k in ("b1", "b5", "bN", "agg", "pa_b1", "pa_bN", "pa_agg", "div", "reproj", "time")}
+    idx = list(H36M17)
+    for i, pose in enumerate(poses):
+        kps, gt, _ = lift_case(pose, rng, noise, joints)
+        req = schemas.EstimateRequest(frames=[{"keypoints": kps, "camera": H36M_K.as_dict()}],
+                                      num_hypotheses=num, seed=seed + i, steps=steps, guidance_scale=scale)
+        t0 = time.perf_counter()
+        fr = service.estimate(req).frames[0]
+        rows["time"].append(time.perf_counter() - t0)
+        H = np.array([h.joints for h in fr.hypotheses])[:, idx] * 1000
+        g = gt[idx] * 1000
+        e = mpjpe(H, g[None])
+        pa = pa_mpjpe(H, np.broadcast_to(g, H.shape))
+        agg = np.array(fr.aggregate)[idx] * 1000
+        rows["b1"].append(e[0])
+        rows["b5"].append(e[:5].min())
+        rows["bN"].append(e.min())
+        rows["agg"].append(mpjpe(agg, g))
+        rows["pa_b1"].append(pa[0])
+        rows["pa_bN"].append(pa.min())
+        rows["pa_agg"].append(pa_mpjpe(agg, g))
+        rows["div"].append(fr.diversity_mm)
+        rows["reproj"].append(fr.hypotheses[0].reprojection_error_px or 0.0)
+    return {k: np.array(v) for k, v in rows.items()}
+
+
+def print_table(title: str, header: list[str], rows: list[list]) -> None:
+    """Plain-text table (rich-free so it reads in CI logs)."""
+    print(f"\n{title}")
+    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(header)]
+    print("  ".join(str(h).ljust(w) for h, w in zip(header, widths)))
+    print("  ".join("-" * w for w in widths))
+    for r in rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
+
+
+def cmd_lift(args, service) -> None:
+    subjects = tuple(args.subjects.split(","))
+    poses = eval_frames(subjects, args.frames, seed=args.seed)
+    rows = []
+    for setting in args.settings.split(","):
+        m = run_lift(service, poses, setting, args.num, seed=args.seed, steps=args.steps, scale=args.guidance_scale)
+        rows.append([setting, f"{m['b1'].mean():.1f}", f"{m['b5'].mean():.1f}", f"{m['bN'].mean():.1f}", f"{m['agg'].mean():.1f}",
+                     f"{m['pa_b1'].mean():.1f}", f"{m['pa_bN'].mean():.1f}", f"{m['pa_agg'].mean():.1f}",
+                     f"{m['div'].mean():.0f}", f"{m['reproj'].mean():.1f}", f"{m['time'].mean():.2f}"])
+    print_table(f"eval lift: H3.6M {'/'.join(subjects)}, {len(poses)} frames, {args.num} hypotheses (MPJPE mm, 17 joints, root-aligned)",
+                ["setting", "best-of-1", "best-of-5", f"best-of-{args.num}", "aggregate", "PA b1", f"PA b{args.num}", "PA agg",
+                 "diversity mm", "reproj px", "s/frame"], rows)
+
+
+COMPLETE_CASES = {
+    "legs": ["right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle", "right_toe", "left_toe"],
+    "arms": ["left_shoulder", "left_elbow", "left_wrist", "right_shoulder", "right_elbow", "right_wrist", "left_hand", "right_hand"],
+    "right side": [n for n in JOINT_NAMES if n.startswith("right_")],
+}
+
+
+def cmd_complete(args, service) -> None:
+    from backend import schemas
+
+    poses = eval_frames(tuple(args.subjects.split(",")), args.frames, seed=args.seed)
+    rng = np.random.default_rng(args.seed)
+    rows = []
+    for case, unknown in COMPLETE_CASES.items():
+        unk = [JOINT_INDEX[n] for n in unknown]
+        kn = [j for j in range(NUM_JOINTS) if j not in unk]
+        e_unk, e_kn, e_b1 = [], [], []
+        for i, pose in enumerate(poses):
+            # a random placement and facing in the world: completion must solve them
+            th = rng.uniform(0, 2 * math.pi)
+            R = D.rotation_z(np.array([th]))[0]
+            world = pose @ R.T + np.array([rng.uniform(-2, 2), rng.uniform(-2, 2), 1.0])
+            known = {JOINT_NAMES[j]: world[j].tolist() for j in kn}
+            req = schemas.CompleteRequest(frames=[{"known": known}], num_hypotheses=args.num, seed=args.seed + i)
+            fr = service.complete(req).frames[0]
+            H = np.array([h.joints for h in fr.hypotheses])
+            e_unk.append(np.linalg.norm(H[:, unk] - world[None, unk], axis=-1).mean(-1).min() * 1000)
+            e_b1.append(np.linalg.norm(H[0, unk] - world[unk], axis=-1).mean() * 1000)
+            e_kn.append(np.linalg.norm(H[:, kn] - world[None, kn], axis=-1).max() * 1000)
+        rows.append([case, f"{np.mean(e_b1):.1f}", f"{np.mean(e_unk):.1f}", f"{np.max(e_kn):.2f}"])
+    print_table(f"eval complete: H3.6M {args.subjects}, {len(poses)} frames, {args.num} hypotheses (mm, world frame)",
+                ["unknown", "best-of-1 unknown", f"best-of-{args.num} unknown", "max known-joint error"], rows)
+
+
+def cmd_prior(args, service) -> None:
+    from backend import schemas
+    from backend.skeleton import BONE_LENGTHS, bone_lengths
+
+    n = args.frames
+    held = D.remove_yaw(eval_frames(tuple(args.subjects.split(",")), n, seed=args.seed))
+    train = D.remove_yaw(D.normalise_bone_lengths(eval_frames(D.TRAIN_SUBJECTS, n, seed=args.seed + 1)))
+    t0 = time.perf_counter()
+    gen = np.array(service.generate(schemas.GenerateRequest(num=n, seed=args.seed)).poses)
+    dt = time.perf_counter() - t0
+    gen = D.remove_yaw(gen)
+    bl = np.abs(bone_lengths(gen)[:, 1:] - BONE_LENGTHS[1:]).mean() * 1000
+
+    def div(p):
+        s = p[: min(len(p), 300)]
+        d = np.linalg.norm(s[:, None] - s[None], axis=-1).mean(-1)
+        return d.sum() / (len(s) * (len(s) - 1)) * 1000
+
+    def nn(a, b):
+        return np.min(np.linalg.norm(a[:, None] - b[None], axis=-1).mean(-1), axis=1).mean() * 1000
+
+    rows = [["generated", f"{bl:.1f}", f"{div(gen):.0f}", f"{nn(gen, held):.1f}"],
+            ["train (S1-S8)", f"{np.abs(bone_lengths(train)[:, 1:] - BONE_LENGTHS[1:]).mean() * 1000:.1f}", f"{div(train):.0f}", f"{nn(train, held):.1f}"],
+            ["held-out", "-", f"{div(held):.0f}", "0"]]
+    print_table(f"eval prior: {n} generated vs {n} held-out H3.6M {args.subjects} poses (yaw removed; mm)",
+                ["poses", "bone-length error", "diversity", "NN distance to held-out"], rows)
+    print(f"generation time: {dt:.2f} s for {n} poses")
+
+
+def cmd_detect(args, service) -> None:
+    import csv
+    from pathlib import Path
+
+    from backend.photo import load_image
+
+    root = Path(__file__).resolve().parents[1] / "samples"
+    truth = list(csv.DictReader(open(root / "pose_landmark_truth.csv")))
+    rows = []
+    names = ["left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+             "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle"]
+    for img, t in zip(["image1.png", "image2.jpeg"], truth):
+        photo = load_image(str(root / img))
+        t0 = time.perf_counter()
+        det = service.detector.detect(photo.rgb)
+        dt = time.perf_counter() - t0
+        errs = [math.hypot(det.keypoints[n][0] - float(t[f"{n}_x"]), det.keypoints[n][1] - float(t[f"{n}_y"]))
+                for n in names if n in det.keypoints]
+        rows.append([img, f"{np.mean(errs):.1f}", f"{np.max(errs):.1f}", len(errs), f"{dt * 1000:.0f}"])
+    print_table("eval detect: 12 limb joints vs hand labels (pixels)", ["image", "mean px", "max px", "joints", "ms"], rows)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("what", choices=["lift", "complete", "prior", "detect", "all"])
+    p.add_argument("--frames", type=int, default=100, help="poses evaluated (fixed subsample)")
+    p.add_argument("--num", type=int, default=20, help="hypotheses per frame")
+    p.add_argument("--subjects", default="S9,S11")
+    p.add_argument("--settings", default="exact,noisy,limbs")
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--guidance-scale", type=float, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--weights", default=None)
+    p.add_argument("--device", default=None)
+
+
+def run(args) -> int:
+    from backend.service import PoseService
+
+    service = PoseService(args.weights, args.device)
+    todo = ["prior", "lift", "complete", "detect"] if args.what == "all" else [args.what]
+    for w in todo:
+        {"lift": cmd_lift, "complete": cmd_complete, "prior": cmd_prior, "detect": cmd_detect}[w](args, service)
+    return 0

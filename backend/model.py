@@ -1,0 +1,142 @@
+"""The denoiser of the pose prior and its weights file.
+
+A residual MLP over the flattened pose (``[J, 3]`` -> ``3J``), time-embedded with sinusoidal
+features and FiLM (scale/shift) in every block, predicting x0 ("x0-prediction"): the guidance of
+:mod:`backend.guidance` acts on x0 estimates directly, and x0-prediction is stable at high noise.
+Poses are in the world frame (Z up, metres, pelvis at the origin) divided by
+:attr:`PriorConfig.data_scale`, so the network sees roughly unit-variance inputs.
+
+Weights are stored with safetensors; the config travels in the file's metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from backend.skeleton import JOINT_NAMES, NUM_JOINTS
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+DEFAULT_WEIGHTS = WEIGHTS_DIR / "prior.safetensors"
+
+
+@dataclass
+class PriorConfig:
+    """Architecture and data convention of a prior (saved in the weights' metadata)."""
+
+    num_joints: int = NUM_JOINTS
+    width: int = 768
+    depth: int = 4
+    time_dim: int = 128
+    cond_dim: int = 256
+    dropout: float = 0.0
+    diffusion_steps: int = 1000
+    data_scale: float = 0.3  # metres per model unit
+    joint_names: list[str] = field(default_factory=lambda: list(JOINT_NAMES))
+    version: str = "untrained"
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Sinusoidal features of integer timesteps ``[B] -> [B, dim]`` (Vaswani et al. 2017)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    args = t.float()[:, None] * freqs[None]
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, width: int, cond_dim: int, dropout: float):
+        super().__init__()
+        self.norm = nn.LayerNorm(width, elementwise_affine=False)
+        self.film = nn.Linear(cond_dim, 2 * width)
+        self.fc1 = nn.Linear(width, width)
+        self.fc2 = nn.Linear(width, width)
+        self.act = nn.SiLU()
+        self.drop = nn.Dropout(dropout)
+        nn.init.zeros_(self.fc2.weight)
+        nn.init.zeros_(self.fc2.bias)
+
+    def forward(self, h: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        scale, shift = self.film(c).chunk(2, dim=-1)
+        y = self.norm(h) * (1 + scale) + shift
+        y = self.fc2(self.drop(self.act(self.fc1(self.act(y)))))
+        return h + y
+
+
+class PoseDenoiser(nn.Module):
+    """x0-predicting denoiser: ``forward(x_t [B, J, 3], t [B]) -> x0_hat [B, J, 3]`` (model units)."""
+
+    def __init__(self, cfg: PriorConfig):
+        super().__init__()
+        self.cfg = cfg
+        d_in = cfg.num_joints * 3
+        self.time_mlp = nn.Sequential(
+            nn.Linear(cfg.time_dim, cfg.cond_dim), nn.SiLU(), nn.Linear(cfg.cond_dim, cfg.cond_dim)
+        )
+        self.inp = nn.Linear(d_in, cfg.width)
+        self.blocks = nn.ModuleList(ResBlock(cfg.width, cfg.cond_dim, cfg.dropout) for _ in range(cfg.depth))
+        self.out_norm = nn.LayerNorm(cfg.width)
+        self.out = nn.Linear(cfg.width, d_in)
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        b = x_t.shape[0]
+        c = self.time_mlp(timestep_embedding(t, self.cfg.time_dim))
+        h = self.inp(x_t.reshape(b, -1))
+        for blk in self.blocks:
+            h = blk(h, c)
+        x0 = self.out(self.out_norm(h)).view(b, self.cfg.num_joints, 3)
+        return x0 - x0[:, :1]  # pelvis at the origin by construction
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    """``"cuda"`` when available (or asked for), else CPU.
+
+    Raises:
+        ValueError: if CUDA is asked for but not available.
+    """
+    if device in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' asked for, but torch sees no CUDA GPU (install a CUDA build of torch)")
+    return dev
+
+
+def save_prior(model: PoseDenoiser, path: Path, extra: dict | None = None) -> None:
+    """Write weights (safetensors) with the config (and ``extra``, e.g. training info) as metadata."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"config": json.dumps(asdict(model.cfg))}
+    if extra:
+        meta["extra"] = json.dumps(extra)
+    state = {k: v.detach().float().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(path), metadata=meta)
+
+
+def load_prior(path: Path | str | None = None, device: str | torch.device | None = None) -> PoseDenoiser:
+    """Load a prior saved by :func:`save_prior` (default: the shipped ``backend/weights/prior.safetensors``).
+
+    Raises:
+        FileNotFoundError: if the file is missing (train one with ``posediff train``).
+    """
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = Path(path) if path else DEFAULT_WEIGHTS
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no prior weights; train them with 'posediff train'")
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata() or {}
+    cfg = PriorConfig(**json.loads(meta.get("config", "{}")))
+    model = PoseDenoiser(cfg)
+    model.load_state_dict(load_file(str(path)))
+    dev = device if isinstance(device, torch.device) else pick_device(device)
+    model.extra = json.loads(meta.get("extra", "{}"))
+    return model.to(dev).eval()
