@@ -1,0 +1,248 @@
+"""Loading photos for the 2D detector: file path or base64, EXIF orientation and focal length.
+
+A :class:`Photo` holds the decoded RGB pixels plus what the camera model needs from the file:
+the 35 mm-equivalent focal length from EXIF and the original (oriented) image size. Very large
+images are downscaled on load (longest side at most :data:`MAX_SIDE` pixels); ``Photo.scale``
+records the factor so that pixel coordinates can be mapped back to the original image.
+
+Image pixel coordinates follow ``shared/design/CONTRACT.md``: (0, 0) is the top-left corner of
+the image, so the centre of pixel (i, j) is (i + 0.5, j + 0.5) and the image centre is (w/2, h/2).
+
+Every failure to read an image raises :class:`backend.errors.InputError` naming the request
+field with a one-line reason.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import math
+import os
+import re
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from backend.camera import Intrinsics, default_intrinsics, intrinsics_from_focal_35mm, resolve_intrinsics
+from backend.errors import InputError
+
+#: Longest side (pixels) of the decoded image kept in memory; larger images are downscaled.
+MAX_SIDE = 4096
+#: Images with more pixels than this are refused as decompression bombs (Pillow's own hard
+#: limit, twice ``Image.MAX_IMAGE_PIXELS``: about 179 million pixels, e.g. 16000 x 11000).
+MAX_PIXELS = 2 * Image.MAX_IMAGE_PIXELS
+#: Diagonal of a 35 mm film frame, millimetres (CIPA DC-008 equivalence).
+_DIAG_35MM = math.hypot(36.0, 24.0)
+
+# EXIF tags (Exif IFD 0x8769 unless noted)
+_EXIF_IFD = 0x8769
+_FOCAL_LENGTH = 0x920A
+_FOCAL_35MM = 0xA405
+_FOCAL_PLANE_XRES = 0xA20E
+_FOCAL_PLANE_YRES = 0xA20F
+_FOCAL_PLANE_UNIT = 0xA210
+_EXIF_WIDTH = 0xA002
+_EXIF_HEIGHT = 0xA003
+#: FocalPlaneResolutionUnit -> millimetres per unit (2 inch, 3 cm, 4 mm, 5 micrometre).
+_UNIT_MM = {1: 25.4, 2: 25.4, 3: 10.0, 4: 1.0, 5: 0.001}
+
+_DATA_URL = re.compile(r"^data:image/[\w.+-]+;base64,", re.IGNORECASE)
+_B64_CHARS = re.compile(r"^[A-Za-z0-9+/=\s_-]+$")
+
+
+@dataclass
+class Photo:
+    """A decoded photo.
+
+    Attributes:
+        rgb: ``[H, W, 3]`` uint8 RGB pixels, EXIF orientation applied, possibly downscaled.
+        focal_35mm: 35 mm-equivalent focal length (mm) from EXIF, or None when not derivable.
+        original_size: ``(width, height)`` of the oriented original image, pixels.
+        scale: ``rgb`` size / original size (1.0 unless the image was downscaled); a point
+            ``(u, v)`` in ``rgb`` is ``(u / scale, v / scale)`` in the original image.
+        name: file name, or ``"<base64>"`` for inline data.
+    """
+
+    rgb: np.ndarray
+    focal_35mm: float | None
+    original_size: tuple[int, int]
+    scale: float
+    name: str
+
+    def to_original(self, uv: np.ndarray) -> np.ndarray:
+        """Pixel coordinates ``[..., 2]`` in ``rgb`` -> original image pixels ``[..., 2]``."""
+        return np.asarray(uv, np.float64) / self.scale
+
+
+def _read_source(source: str, field: str) -> tuple[bytes, str]:
+    """Raw bytes and a display name from a path, a data: URL or bare base64."""
+    if not isinstance(source, str) or not source.strip():
+        raise InputError(field, "empty; give a file path or base64-encoded PNG/JPEG data")
+    s = source.strip()
+    m = _DATA_URL.match(s)
+    if m:
+        return _b64decode(s[m.end():], field), "<base64>"
+    if len(s) < 1024 and ("\n" not in s):
+        path = os.path.expanduser(s)
+        if os.path.isfile(path):
+            try:
+                with open(path, "rb") as fh:
+                    return fh.read(), os.path.basename(path)
+            except OSError as e:
+                raise InputError(field, f"cannot read file {s!r}: {e.strerror or e}") from None
+        if os.path.isdir(path):
+            raise InputError(field, f"{s!r} is a folder; give the path of a PNG or JPEG file")
+        looks_like_path = ("/" in s or "\\" in s or "." in s[-6:]) and not s.endswith("=")
+        if looks_like_path or not _B64_CHARS.match(s):
+            raise InputError(field, f"file not found: {s!r}; give an existing image path or base64 PNG/JPEG data")
+    if not _B64_CHARS.match(s):
+        raise InputError(field, "neither an existing file nor base64 data; give a PNG/JPEG path or base64 string")
+    return _b64decode(s, field), "<base64>"
+
+
+def _b64decode(data: str, field: str) -> bytes:
+    data = re.sub(r"\s+", "", data)
+    try:
+        if "-" in data or "_" in data:
+            return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+        return base64.b64decode(data + "=" * (-len(data) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise InputError(field, "invalid base64 image data; encode the PNG/JPEG file bytes with base64") from None
+
+
+def _rational(v) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    return f if math.isfinite(f) and f > 0 else None
+
+
+def focal_35mm_from_exif(img: Image.Image) -> float | None:
+    """35 mm-equivalent focal length (mm) of a Pillow image's EXIF, or None.
+
+    ``FocalLengthIn35mmFilm`` when present; else ``FocalLength`` x crop factor, the crop factor
+    coming from the sensor size given by ``FocalPlaneX/YResolution`` and the image size in pixels.
+    """
+    try:
+        exif = img.getexif()
+        ifd = exif.get_ifd(_EXIF_IFD)
+    except Exception:  # malformed EXIF must not make a good image unreadable
+        return None
+    f35 = _rational(ifd.get(_FOCAL_35MM, exif.get(_FOCAL_35MM)))
+    if f35:
+        return f35
+    focal = _rational(ifd.get(_FOCAL_LENGTH))
+    xres, yres = _rational(ifd.get(_FOCAL_PLANE_XRES)), _rational(ifd.get(_FOCAL_PLANE_YRES))
+    unit = _UNIT_MM.get(int(ifd.get(_FOCAL_PLANE_UNIT, 2) or 2))
+    if not (focal and xres and yres and unit):
+        return None
+    w = _rational(ifd.get(_EXIF_WIDTH)) or img.width
+    h = _rational(ifd.get(_EXIF_HEIGHT)) or img.height
+    sensor_diag_mm = math.hypot(w / xres * unit, h / yres * unit)
+    if not 1.0 < sensor_diag_mm < 200.0:  # implausible sensor: ignore rather than mislead
+        return None
+    return focal * _DIAG_35MM / sensor_diag_mm
+
+
+def load_image(source: str, field: str = "image") -> Photo:
+    """Decode a photo from a file path or base64 PNG/JPEG (optionally a ``data:`` URL).
+
+    Applies the EXIF orientation, composites transparency over white, reads the focal length
+    from EXIF and downscales so that the longest side is at most :data:`MAX_SIDE` pixels.
+
+    Args:
+        source: a file path, base64 image bytes, or ``data:image/...;base64,...``.
+        field: the request field named in errors (e.g. ``frames[0].image``).
+    Returns:
+        :class:`Photo`.
+    Raises:
+        InputError: missing file, invalid base64, not an image, corrupt or truncated data,
+            or an image too large to decode safely.
+    """
+    data, name = _read_source(source, field)
+    if not data:
+        raise InputError(field, f"{name} is empty (0 bytes); give a PNG or JPEG image")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            if img.width * img.height > MAX_PIXELS:
+                raise InputError(field, f"image too large ({img.width}x{img.height} pixels); at most {MAX_PIXELS:,} pixels")
+            focal = focal_35mm_from_exif(img)
+            w0, h0 = img.size
+            if img.format == "JPEG" and max(w0, h0) > 2 * MAX_SIDE:
+                img.draft("RGB", (w0 * MAX_SIDE // max(w0, h0), h0 * MAX_SIDE // max(w0, h0)))
+            img.load()
+            exif_orientation = img.getexif().get(0x0112, 1)
+            img = ImageOps.exif_transpose(img)
+    except InputError:
+        raise
+    except Image.DecompressionBombError:
+        raise InputError(field, f"image too large to decode safely (over {MAX_PIXELS:,} pixels)") from None
+    except UnidentifiedImageError:
+        raise InputError(field, f"{name} is not a recognised image; give a PNG or JPEG file") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise InputError(field, f"{name} is corrupt or truncated ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    # original size after orientation (a draft decode is smaller than the file's size)
+    orig = (h0, w0) if exif_orientation in (5, 6, 7, 8) else (w0, h0)
+    img = _to_rgb(img)
+    scale = img.width / orig[0]
+    if max(img.size) > MAX_SIDE:
+        s = MAX_SIDE / max(orig)
+        img = img.resize((max(1, round(orig[0] * s)), max(1, round(orig[1] * s))), Image.Resampling.LANCZOS)
+        scale = img.width / orig[0]
+    rgb = np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or min(rgb.shape[:2]) < 1:
+        raise InputError(field, f"{name}: unsupported image layout {rgb.shape}")
+    return Photo(rgb=rgb, focal_35mm=focal, original_size=(int(orig[0]), int(orig[1])), scale=float(scale), name=name)
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """RGB copy of any Pillow mode; transparent pixels become white."""
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(bg, rgba).convert("RGB")
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        a = np.asarray(img, dtype=np.float64)
+        a = a / max(a.max(), 1.0) * 255.0
+        return Image.fromarray(a.astype(np.uint8)).convert("RGB")
+    return img.convert("RGB")
+
+
+def intrinsics_for(photo: Photo, camera_partial: dict | None = None, field: str = "camera") -> Intrinsics:
+    """Camera intrinsics for a photo in ORIGINAL image pixels.
+
+    Priority: values given in the request's ``camera`` > EXIF focal length > the default field
+    of view (:func:`backend.camera.default_intrinsics`). A request camera given for another
+    resolution of the same image (``width``/``height`` with the same aspect ratio) is rescaled
+    to the original image size.
+
+    Args:
+        photo: the loaded photo.
+        camera_partial: any of ``fx, fy, cx, cy, width, height`` in pixels (None values ignored).
+        field: request field named in errors.
+    Returns:
+        :class:`backend.camera.Intrinsics` with ``width, height = photo.original_size``.
+    Raises:
+        InputError: if ``camera.width/height`` have a different aspect ratio than the image.
+    """
+    W, H = photo.original_size
+    p = {k: v for k, v in (camera_partial or {}).items() if v is not None and k in ("fx", "fy", "cx", "cy", "width", "height")}
+    pw, ph = p.pop("width", None), p.pop("height", None)
+    if pw or ph:
+        pw = pw or W * (ph / H)
+        ph = ph or H * (pw / W)
+        if abs(pw / ph - W / H) > 0.01 * (W / H):
+            raise InputError(f"{field}.width", f"camera size {pw:g}x{ph:g} does not match the image's {W}x{H} "
+                             "(different aspect ratio); give intrinsics for this image or omit width/height")
+        s = W / pw
+        p = {k: v * s for k, v in p.items()}
+    if "fx" not in p and "fy" not in p:
+        base = intrinsics_from_focal_35mm(photo.focal_35mm, W, H) if photo.focal_35mm else default_intrinsics(W, H)
+        p["fx"] = p["fy"] = base.fx
+    return resolve_intrinsics(p, W, H)
