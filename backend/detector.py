@@ -1,0 +1,519 @@
+"""2D keypoints and heatmaps from a photo: BlazePose (MediaPipe) run offline with TFLite.
+
+Two stages, as in MediaPipe's pose pipeline (re-implemented here on numpy + OpenCV):
+
+1. **Person detection** (``pose_detection.tflite``, SSD on a 224x224 letterboxed image, inputs
+   in -1..1): 2254 fixed-size anchors (strides 8, 16, 32, 32, 32; 2 anchors per location), box
+   and 4 keypoints decoded relative to the anchors, sigmoid scores (threshold 0.5), weighted
+   non-maximum suppression (IoU 0.3). Detector keypoint 0 is the hip centre and keypoint 1 a
+   point whose distance gives the body size and whose direction the body rotation, so the
+   region of interest is a square of side ``2 * 1.25 * |k1 - k0|`` centred on the hips,
+   rotated so that the body stands upright (MediaPipe ``pose_detection_to_roi``).
+2. **Landmarks** (``pose_landmark_full.tflite`` on the 256x256 crop, inputs 0..1): 39
+   landmarks ``(x, y, z, visibility, presence)`` in crop pixels (the first 33 are BlazePose's
+   body landmarks), and 39 heatmaps of logits on a 64x64 grid (stride 4). As in MediaPipe,
+   each landmark is then refined to the sigmoid-weighted mean of its heatmap over a 7x7-cell
+   window around it (measured on the two labelled samples: limb error 6.9 -> 4.5 px and
+   12.5 -> 10.3 px). A second pass on the ROI from the landmarks' own alignment points and a
+   mirrored-image (flip) pass were measured too and did not reduce the error; they are not used.
+
+The landmarks are mapped back to the original image and renamed to the model skeleton
+(:mod:`backend.skeleton`); the heatmaps are turned into per-joint log-probabilities with an
+affine map from image pixels to heatmap cells, which the guidance samples bilinearly.
+
+Image pixel coordinates: (0, 0) is the top-left corner of the image (pixel centres at +0.5).
+Heatmap coordinates: x = column, y = row, cell centres at integer coordinates; the centre of
+cell (c, r) is crop pixel ``(4c, 4r)`` (continuous crop coordinates), the convention of
+MediaPipe's ``RefineLandmarksFromHeatmapCalculator``. Measured on the sample photos, it puts the
+heatmap peaks on the landmarks (mean offset within 0.35 cell); the "cell covers [4c, 4c+4)"
+convention leaves a systematic half-cell offset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field as dc_field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from backend.errors import InputError, NoPersonError
+from backend.skeleton import JOINT_NAMES
+
+MODEL_DIR = Path(__file__).resolve().parent / "models"
+
+#: Expected sha256 of each shipped model file; a file that does not match is refused.
+MODEL_SHA256: dict[str, str] = {
+    "pose_detection.tflite": "9ba9dd3d42efaaba86b4ff0122b06f29c4122e756b329d89dca1e297fd8f866c",
+    "pose_landmark_full.tflite": "e9a5c5cb17f736fafd4c2ec1da3b3d331d6edbe8a0d32395855aeb2cdfd64b9f",
+    "pose_landmark_lite.tflite": "f17bfbecadb61c3be1baa8b8d851cc6619c870a87167b32848ad20db306b9d61",
+}
+
+# ---- person detector settings (MediaPipe pose_detection_cpu.pbtxt) ----
+DET_SIZE = 224
+DET_STRIDES = (8, 16, 32, 32, 32)
+DET_SCORE_THRESHOLD = 0.5
+DET_NMS_IOU = 0.3
+#: ROI: side = ROI_SCALE * 2 * |k1 - k0| (MediaPipe: box 2x the alignment distance, then 1.25x).
+ROI_SCALE = 1.25
+
+# ---- landmark model ----
+LM_SIZE = 256
+HM_SIZE = 64
+HM_STRIDE = LM_SIZE // HM_SIZE
+#: Landmark refinement from the heatmaps (MediaPipe ``RefineLandmarksFromHeatmapCalculator``):
+#: window side in cells, and the least sigmoid(logit) peak in the window that allows it.
+REFINE_KERNEL = 7
+REFINE_MIN_CONFIDENCE = 0.5
+#: Person box = landmark bounds padded by this fraction of their larger side (twice at the top).
+BOX_PAD = 0.06
+#: Pose presence flag (``Identity_1``) below which a crop holds no person.
+POSE_FLAG_THRESHOLD = 0.5
+
+#: Model joint -> BlazePose landmark indices (the mean when several). ``neck`` is the Human3.6M
+#: "Neck/Nose" joint at the base of the head; BlazePose's nose is the nearest landmark.
+#: pelvis, spine, thorax and head are left to the prior (BlazePose's hip landmarks sit at
+#: different heights than Human3.6M's, so their midpoint would be a biased pelvis).
+LANDMARKS_OF: dict[str, tuple[int, ...]] = {
+    "right_hip": (24,), "right_knee": (26,), "right_ankle": (28,),
+    "left_hip": (23,), "left_knee": (25,), "left_ankle": (27,),
+    "neck": (0,),
+    "left_shoulder": (11,), "left_elbow": (13,), "left_wrist": (15,),
+    "right_shoulder": (12,), "right_elbow": (14,), "right_wrist": (16,),
+    "right_toe": (32,), "left_toe": (31,),
+    "left_hand": (19, 17), "right_hand": (20, 18),
+}
+assert all(n in JOINT_NAMES for n in LANDMARKS_OF)
+
+#: The 12 limb joints compared with hand labels.
+LIMB_NAMES: tuple[str, ...] = (
+    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+)
+
+
+class ModelFileError(RuntimeError):
+    """A shipped model file is missing or does not match its expected sha256."""
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -80.0, 80.0)))
+
+
+def check_model_file(path: Path) -> Path:
+    """Verify a model file against :data:`MODEL_SHA256`.
+
+    Raises:
+        ModelFileError: missing file, unknown file name or sha256 mismatch (message says how to fix).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"model file missing: {path}; reinstall PoseDiff (the weights ship in backend/models/)")
+    want = MODEL_SHA256.get(path.name)
+    if want is None:
+        raise ModelFileError(f"unknown model file {path.name}; expected one of {', '.join(MODEL_SHA256)}")
+    got = hashlib.sha256(path.read_bytes()).hexdigest()
+    if got != want:
+        raise ModelFileError(f"model file {path} is corrupt or not the shipped version (sha256 {got[:12]}..., "
+                             f"expected {want[:12]}...); restore it from backend/models/ of the PoseDiff release")
+    return path
+
+
+def ssd_anchors() -> np.ndarray:
+    """Anchor centres of the pose detector, ``[2254, 2]`` normalised (x, y) in the 224x224 input.
+
+    MediaPipe ``SsdAnchorsCalculator`` with ``fixed_anchor_size``: anchors have size 1, so only
+    centres matter; consecutive layers with the same stride share one grid (2 anchors per
+    location per layer: aspect ratio 1 plus the interpolated scale).
+    """
+    out = []
+    i = 0
+    while i < len(DET_STRIDES):
+        s = DET_STRIDES[i]
+        n_layers = 0
+        while i < len(DET_STRIDES) and DET_STRIDES[i] == s:
+            n_layers += 1
+            i += 1
+        g = math.ceil(DET_SIZE / s)
+        ys, xs = np.meshgrid((np.arange(g) + 0.5) / g, (np.arange(g) + 0.5) / g, indexing="ij")
+        centres = np.stack([xs.ravel(), ys.ravel()], -1)
+        out.append(np.repeat(centres, 2 * n_layers, axis=0))
+    return np.concatenate(out).astype(np.float32)
+
+
+@dataclass
+class PersonROI:
+    """A detected person: detector score, face/body box, and the rotated square crop.
+
+    ``centre`` and ``size`` in image pixels, ``rotation`` in radians (the angle by which the
+    crop is rotated in the image; MediaPipe's convention), ``box`` ``[x0, y0, x1, y1]`` pixels.
+    """
+
+    score: float
+    box: np.ndarray
+    keypoints: np.ndarray  # [4, 2] detector keypoints, image pixels
+    centre: np.ndarray
+    size: float
+    rotation: float
+
+
+@dataclass
+class Detection2D:
+    """2D evidence for one person in one image.
+
+    Attributes:
+        keypoints: model joint name -> ``(u, v, confidence)``, ORIGINAL image pixels,
+            confidence 0..1 (landmark visibility x presence). Joints not in
+            :data:`LANDMARKS_OF` (pelvis, spine, thorax, head) are absent.
+        heatmaps: ``[K, 64, 64]`` float32 log-probabilities (log-softmax over the 64x64 cells
+            of the model's logits; for joints made of two landmarks, the log of the mean of the
+            two probability maps), one per name in ``heatmap_joints``.
+        heatmap_joints: ``K`` model joint names.
+        image_to_heatmap: ``[2, 3]`` affine: ``[x, y] = A @ [u, v, 1]`` maps an original-image
+            pixel to heatmap coordinates (x = column, y = row, cell centres at integers).
+        box: ``[x0, y0, x1, y1]`` person box, image pixels: the confident landmarks' bounds
+            padded by :data:`BOX_PAD` (approximate: covers head top, hands and feet).
+        image_size: ``(width, height)`` of the original image, pixels.
+        score: detector score 0..1 times the landmark model's pose-presence flag.
+        roi: the crop the landmark model saw (centre, size in image pixels, rotation in radians).
+    """
+
+    keypoints: dict[str, tuple[float, float, float]]
+    heatmaps: np.ndarray
+    heatmap_joints: list[str]
+    image_to_heatmap: np.ndarray
+    box: np.ndarray
+    image_size: tuple[int, int]
+    score: float
+    roi: PersonROI | None = dc_field(default=None, repr=False)
+
+    def heatmap_to_image(self) -> np.ndarray:
+        """``[2, 3]`` affine inverse of :attr:`image_to_heatmap` (heatmap cell -> image pixels)."""
+        return cv2.invertAffineTransform(np.asarray(self.image_to_heatmap, np.float64))
+
+    def heatmap_peaks(self) -> dict[str, tuple[float, float]]:
+        """Peak of each heatmap in original-image pixels: name -> ``(u, v)``.
+
+        The peak is the argmax cell refined by the probability-weighted mean over its 3x3
+        neighbourhood (sub-cell accuracy), mapped back with :meth:`heatmap_to_image`.
+        """
+        inv = self.heatmap_to_image()
+        out = {}
+        for name, lh in zip(self.heatmap_joints, self.heatmaps):
+            r, c = np.unravel_index(int(np.argmax(lh)), lh.shape)
+            r0, r1, c0, c1 = max(r - 1, 0), min(r + 2, lh.shape[0]), max(c - 1, 0), min(c + 2, lh.shape[1])
+            p = np.exp(lh[r0:r1, c0:c1] - lh[r, c])
+            rr, cc = np.mgrid[r0:r1, c0:c1]
+            x, y = float((p * cc).sum() / p.sum()), float((p * rr).sum() / p.sum())
+            u, v = inv @ np.array([x, y, 1.0])
+            out[name] = (float(u), float(v))
+        return out
+
+
+def _letterbox_matrix(w: int, h: int, size: int) -> tuple[np.ndarray, float, float, float]:
+    """Affine image pixels -> letterboxed ``size`` x ``size`` input (keep aspect, centred)."""
+    s = size / max(w, h)
+    ox, oy = (size - w * s) / 2.0, (size - h * s) / 2.0
+    return np.array([[s, 0, ox], [0, s, oy]], np.float64), s, ox, oy
+
+
+def _to_index_affine(A: np.ndarray) -> np.ndarray:
+    """Affine between corner-origin continuous coordinates -> the same between pixel indices."""
+    A = np.asarray(A, np.float64).copy()
+    A[:, 2] += A[:, :2] @ np.array([0.5, 0.5]) - 0.5
+    return A
+
+
+def _crop_matrix(centre, size: float, rotation: float, out: int) -> np.ndarray:
+    """Affine crop pixels (continuous, 0..out) -> image pixels for a rotated square ROI."""
+    c, s = math.cos(rotation), math.sin(rotation)
+    k = size / out
+    R = np.array([[c, -s], [s, c]]) * k
+    t = np.asarray(centre, np.float64) - R @ np.array([out / 2.0, out / 2.0])
+    return np.concatenate([R, t[:, None]], 1)
+
+
+class PoseDetector:
+    """BlazePose person + landmark detector on TFLite (CPU, loaded once, not thread-safe).
+
+    Args:
+        model_dir: folder with the ``.tflite`` files (default: ``backend/models``).
+        variant: ``"full"`` (default, more accurate) or ``"lite"`` landmark model.
+        num_threads: TFLite interpreter threads.
+    Raises:
+        ModelFileError: a model file is missing or fails its sha256 check.
+        ValueError: unknown ``variant``.
+    """
+
+    def __init__(self, model_dir: str | Path | None = None, variant: str = "full", num_threads: int = 2):
+        from ai_edge_litert.interpreter import Interpreter
+
+        if variant not in ("full", "lite"):
+            raise ValueError(f"variant must be 'full' or 'lite', got {variant!r}")
+        d = Path(model_dir) if model_dir is not None else MODEL_DIR
+        det_path = check_model_file(d / "pose_detection.tflite")
+        lm_path = check_model_file(d / f"pose_landmark_{variant}.tflite")
+        self.variant = variant
+        self._det = Interpreter(model_path=str(det_path), num_threads=num_threads)
+        self._det.allocate_tensors()
+        self._lm = Interpreter(model_path=str(lm_path), num_threads=num_threads)
+        self._lm.allocate_tensors()
+        self._det_in = self._det.get_input_details()[0]["index"]
+        self._det_boxes, self._det_scores = self._find_outputs(self._det, {"boxes": (1, 2254, 12), "scores": (1, 2254, 1)}).values()
+        self._lm_in = self._lm.get_input_details()[0]["index"]
+        outs = self._find_outputs(self._lm, {"landmarks": (1, 195), "flag": (1, 1), "heatmaps": (1, HM_SIZE, HM_SIZE, 39)})
+        self._lm_landmarks, self._lm_flag, self._lm_heatmaps = outs["landmarks"], outs["flag"], outs["heatmaps"]
+        self._anchors = ssd_anchors()
+        self.heatmap_joints: list[str] = list(LANDMARKS_OF)
+
+    @staticmethod
+    def _find_outputs(interp, want: dict[str, tuple]) -> dict[str, int]:
+        """Output tensor indices by shape (names differ between exports; shapes do not)."""
+        found = {}
+        details = interp.get_output_details()
+        for key, shape in want.items():
+            match = [d["index"] for d in details if tuple(d["shape"]) == shape]
+            if len(match) != 1:
+                raise ModelFileError(f"model has no unique output of shape {shape} ({key}); wrong model file?")
+            found[key] = match[0]
+        return found
+
+    # ------------------------------------------------------------------ stage 1: persons
+
+    def detect_people(self, rgb: np.ndarray) -> list[PersonROI]:
+        """All persons found in an image, largest ROI first.
+
+        Args:
+            rgb: ``[H, W, 3]`` uint8 RGB image.
+        Returns:
+            list of :class:`PersonROI` (image pixels), sorted by ROI area, largest first.
+        """
+        h, w = rgb.shape[:2]
+        M, s, ox, oy = _letterbox_matrix(w, h, DET_SIZE)
+        small = self._resample(rgb, M, DET_SIZE, border=0)
+        x = small.astype(np.float32) * (2.0 / 255.0) - 1.0
+        self._det.set_tensor(self._det_in, x[None])
+        self._det.invoke()
+        raw = self._det.get_tensor(self._det_boxes)[0]
+        score = _sigmoid(np.clip(self._det.get_tensor(self._det_scores)[0, :, 0], -100, 100))
+        keep = score >= DET_SCORE_THRESHOLD
+        if not keep.any():
+            return []
+        raw, score, anc = raw[keep], score[keep], self._anchors[keep]
+        # decode (reverse_output_order: x, y, w, h), normalised letterbox coordinates
+        cxy = raw[:, 0:2] / DET_SIZE + anc
+        wh = raw[:, 2:4] / DET_SIZE
+        boxes = np.concatenate([cxy - wh / 2, cxy + wh / 2], 1)
+        kps = raw[:, 4:12].reshape(-1, 4, 2) / DET_SIZE + anc[:, None]
+        # letterbox -> image pixels
+        to_img = lambda p: (p * DET_SIZE - np.array([ox, oy])) / s  # noqa: E731
+        boxes = np.concatenate([to_img(boxes[:, :2]), to_img(boxes[:, 2:])], 1)
+        kps = to_img(kps)
+        people = []
+        for sc, bx, kp in _weighted_nms(score, boxes, kps, DET_NMS_IOU):
+            v = kp[1] - kp[0]
+            size = 2.0 * float(np.hypot(*v)) * ROI_SCALE
+            if size < 4:
+                continue
+            # rotate so that k0 -> k1 points up (target angle 90 degrees, y down in images)
+            rot = math.pi / 2 - math.atan2(-v[1], v[0])
+            rot = (rot + math.pi) % (2 * math.pi) - math.pi
+            people.append(PersonROI(float(sc), bx, kp, kp[0].copy(), size, rot))
+        people.sort(key=lambda p: -p.size)
+        return people
+
+    @staticmethod
+    def _resample(rgb: np.ndarray, M: np.ndarray, out: int, border: int = 0) -> np.ndarray:
+        """Warp ``rgb`` by image->output affine ``M`` (continuous coordinates) to ``out`` x ``out``.
+
+        Large reductions first shrink the image with area averaging (no aliasing).
+        """
+        scale = math.sqrt(abs(np.linalg.det(M[:, :2])))
+        src = rgb
+        if scale < 0.5:
+            f = min(1.0, 2.0 * scale)
+            h, w = rgb.shape[:2]
+            nw, nh = max(1, round(w * f)), max(1, round(h * f))
+            src = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA)
+            S = np.diag([w / nw, h / nh])  # shrunk -> original (continuous coordinates)
+            M = np.concatenate([M[:, :2] @ S, M[:, 2:]], 1)
+        return cv2.warpAffine(src, _to_index_affine(M), (out, out), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=(border, border, border))
+
+    # ------------------------------------------------------------------ stage 2: landmarks
+
+    def landmarks(self, rgb: np.ndarray, roi: PersonROI) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
+        """Run the landmark model on a person's rotated crop.
+
+        Returns:
+            ``(lm [39, 5], pose_flag, heatmap_logits [39, 64, 64], crop_to_image [2, 3])`` where
+            ``lm`` rows are ``(x, y, z, visibility logit, presence logit)`` with x, y in crop
+            pixels (0..256, continuous) and ``crop_to_image`` maps crop pixels to image pixels.
+        """
+        C = _crop_matrix(roi.centre, roi.size, roi.rotation, LM_SIZE)
+        M = cv2.invertAffineTransform(C)
+        crop = self._resample(rgb, M, LM_SIZE, border=0)
+        self._lm.set_tensor(self._lm_in, (crop.astype(np.float32) * (1.0 / 255.0))[None])
+        self._lm.invoke()
+        lm = self._lm.get_tensor(self._lm_landmarks)[0].reshape(39, 5).copy()
+        flag = float(self._lm.get_tensor(self._lm_flag).ravel()[0])
+        hm = np.transpose(self._lm.get_tensor(self._lm_heatmaps)[0], (2, 0, 1)).copy()
+        lm[:33, :2] = refine_from_heatmaps(lm[:33, :2], hm[:33])
+        return lm, flag, hm, C
+
+    def detect(self, rgb, person: int | None = None, field: str = "image", scale: float | None = None) -> Detection2D:
+        """2D keypoints and heatmaps of one person.
+
+        Args:
+            rgb: ``[H, W, 3]`` uint8 RGB image, or a :class:`backend.photo.Photo` (then its
+                ``scale`` maps the results back to the original image's pixels).
+            person: which person, by ROI size (0 = largest, the default).
+            field: request field named in errors.
+            scale: ``rgb`` size / original image size, when ``rgb`` is a downscaled array
+                (default 1, or the Photo's scale).
+        Returns:
+            :class:`Detection2D` in ORIGINAL image pixels.
+        Raises:
+            NoPersonError: nobody found (or the landmark model rejects the crop).
+            InputError: ``person`` out of range, or ``rgb`` not an ``[H, W, 3]`` image.
+        """
+        if hasattr(rgb, "rgb") and hasattr(rgb, "scale"):
+            scale = rgb.scale if scale is None else scale
+            rgb = rgb.rgb
+        scale = 1.0 if scale is None else float(scale)
+        rgb = np.asarray(rgb)
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or min(rgb.shape[:2]) < 2:
+            raise InputError(field, f"expected an RGB uint8 image [H, W, 3], got {rgb.dtype} {rgb.shape}")
+        people = self.detect_people(rgb)
+        if not people:
+            raise NoPersonError(field, "no person found in the image; use a photo where one whole person is "
+                                "clearly visible, or give 2D keypoints instead")
+        if person is not None and not 0 <= person < len(people):
+            raise InputError(f"{field}.person" if field else "person",
+                             f"person {person} requested but {len(people)} found (0 = largest)")
+        roi = people[person or 0]
+        lm, flag, hm_logits, C = self.landmarks(rgb, roi)
+        if flag < POSE_FLAG_THRESHOLD:
+            raise NoPersonError(field, f"no person found in the image (pose presence {flag:.2f}); use a photo where "
+                                "one whole person is clearly visible, or give 2D keypoints instead")
+        h, w = rgb.shape[:2]
+        S = np.array([[1.0 / scale, 0, 0], [0, 1.0 / scale, 0], [0, 0, 1]])  # rgb -> original pixels
+        C_orig = (S @ np.vstack([C, [0, 0, 1]]))[:2]
+        uv = lm[:, :2] @ C_orig[:, :2].T + C_orig[:, 2]
+        conf = _sigmoid(lm[:, 3]) * _sigmoid(lm[:, 4])
+        keypoints = {}
+        for name, idx in LANDMARKS_OF.items():
+            p = uv[list(idx)].mean(0)
+            keypoints[name] = (float(p[0]), float(p[1]), float(np.mean(conf[list(idx)])))
+        # heatmaps: log-softmax over the 64x64 cells of each landmark's logits
+        flat = hm_logits[:33].reshape(33, -1).astype(np.float64)
+        logp = flat - flat.max(1, keepdims=True)
+        logp = logp - np.log(np.exp(logp).sum(1, keepdims=True))
+        maps = []
+        for name in self.heatmap_joints:
+            idx = list(LANDMARKS_OF[name])
+            if len(idx) == 1:
+                maps.append(logp[idx[0]])
+            else:
+                m = logp[idx].max(0)
+                maps.append(m + np.log(np.exp(logp[idx] - m).mean(0)))
+        heatmaps = np.stack(maps).reshape(len(maps), HM_SIZE, HM_SIZE).astype(np.float32)
+        # original image -> crop pixels -> heatmap cells (cell centre c <-> crop pixel 4c, see module doc)
+        image_to_heatmap = cv2.invertAffineTransform(C_orig) / HM_STRIDE
+        body = uv[:33]
+        seen = conf[:33] > 0.3
+        pts = body[seen] if seen.sum() >= 2 else body
+        box = np.array([pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max()])
+        # landmarks stop at the eyes, wrists and toes: pad to cover the head top, hands and feet
+        pad = BOX_PAD * max(box[2] - box[0], box[3] - box[1])
+        box = box + np.array([-pad, -2 * pad, pad, pad])
+        W0, H0 = round(w / scale), round(h / scale)
+        box = np.clip(box, 0, [W0, H0, W0, H0])
+        return Detection2D(keypoints=keypoints, heatmaps=heatmaps, heatmap_joints=list(self.heatmap_joints),
+                           image_to_heatmap=image_to_heatmap.astype(np.float64), box=box, image_size=(int(W0), int(H0)),
+                           score=float(roi.score * flag), roi=roi)
+
+
+def refine_from_heatmaps(xy: np.ndarray, logits: np.ndarray, kernel: int = REFINE_KERNEL,
+                         min_confidence: float = REFINE_MIN_CONFIDENCE) -> np.ndarray:
+    """Refine landmarks with their heatmaps (MediaPipe ``RefineLandmarksFromHeatmapCalculator``).
+
+    Args:
+        xy: ``[L, 2]`` landmarks in crop pixels (0..256).
+        logits: ``[L, 64, 64]`` heatmap logits of the same landmarks.
+    Returns:
+        ``[L, 2]`` crop pixels: the sigmoid-weighted mean cell of a ``kernel`` x ``kernel`` window
+        around each landmark (cell centre c <-> crop pixel 4c), where the window's peak
+        probability is at least ``min_confidence``; other landmarks are unchanged.
+    """
+    out = np.asarray(xy, np.float64).copy()
+    n, hh, ww = logits.shape
+    half = (kernel - 1) // 2
+    for j in range(n):
+        if not np.isfinite(out[j]).all():
+            continue
+        c, r = int(out[j, 0] / HM_STRIDE), int(out[j, 1] / HM_STRIDE)
+        r0, r1, c0, c1 = max(0, r - half), min(hh, r + half + 1), max(0, c - half), min(ww, c + half + 1)
+        if r0 >= r1 or c0 >= c1:
+            continue
+        p = _sigmoid(logits[j, r0:r1, c0:c1].astype(np.float64))
+        if p.max() < min_confidence or p.sum() <= 0:
+            continue
+        rr, cc = np.mgrid[r0:r1, c0:c1]
+        out[j] = [(p * cc).sum() / p.sum() * HM_STRIDE, (p * rr).sum() / p.sum() * HM_STRIDE]
+    return out
+
+
+def _weighted_nms(scores: np.ndarray, boxes: np.ndarray, kps: np.ndarray, iou_thr: float):
+    """MediaPipe's weighted non-maximum suppression.
+
+    Candidates overlapping the best remaining one by IoU > ``iou_thr`` are merged into it
+    (score-weighted mean of boxes and keypoints; the best score is kept).
+
+    Yields:
+        ``(score, box [4], keypoints [4, 2])`` per kept detection.
+    """
+    order = np.argsort(-scores)
+    scores, boxes, kps = scores[order], boxes[order], kps[order]
+    alive = np.ones(len(scores), bool)
+    area = np.maximum(boxes[:, 2] - boxes[:, 0], 0) * np.maximum(boxes[:, 3] - boxes[:, 1], 0)
+    for i in range(len(scores)):
+        if not alive[i]:
+            continue
+        lt = np.maximum(boxes[i, :2], boxes[:, :2])
+        rb = np.minimum(boxes[i, 2:], boxes[:, 2:])
+        inter = np.prod(np.clip(rb - lt, 0, None), axis=1)
+        iou = inter / np.maximum(area[i] + area - inter, 1e-9)
+        group = alive & (iou > iou_thr)
+        group[i] = True
+        wts = scores[group][:, None]
+        box = (boxes[group] * wts).sum(0) / wts.sum()
+        kp = (kps[group] * wts[:, :, None]).sum(0) / wts.sum()
+        alive &= ~group
+        yield float(scores[i]), box, kp
+
+
+def limb_error_against_truth(detection: Detection2D, truth_row: dict) -> float:
+    """Mean 2D error (pixels) over the 12 limb joints against a hand-labelled COCO-17 row.
+
+    Args:
+        detection: a :class:`Detection2D` (original image pixels).
+        truth_row: a row of ``samples/pose_landmark_truth.csv`` (``csv.DictReader``): columns
+            ``{joint}_x``, ``{joint}_y`` in pixels for COCO names, which for limbs equal the model names.
+    Returns:
+        mean Euclidean distance in pixels over the limb joints the detection has.
+    Raises:
+        KeyError: the row lacks a limb joint column.
+        ValueError: the detection has none of the limb joints.
+    """
+    errs = []
+    for name in LIMB_NAMES:
+        tx, ty = float(truth_row[f"{name}_x"]), float(truth_row[f"{name}_y"])
+        if name in detection.keypoints:
+            u, v = detection.keypoints[name][:2]
+            errs.append(math.hypot(u - tx, v - ty))
+    if not errs:
+        raise ValueError("detection has none of the 12 limb joints")
+    return float(np.mean(errs))
