@@ -367,39 +367,44 @@ class PoseDetector:
         """2D keypoints and heatmaps of one person.
 
         Args:
-            rgb: ``[H, W, 3]`` uint8 RGB image, or a :class:`backend.photo.Photo` (then its
-                ``scale`` maps the results back to the original image's pixels).
+            rgb: ``[H, W, 3]`` uint8 RGB image, or a :class:`backend.photo.Photo` (then results
+                are in the pixels of its ``original_size``, even when ``rgb`` was downscaled).
             person: which person, by ROI size (0 = largest, the default).
             field: request field named in errors.
             scale: ``rgb`` size / original image size, when ``rgb`` is a downscaled array
-                (default 1, or the Photo's scale).
+                (default 1; overrides a Photo's own size ratio).
         Returns:
             :class:`Detection2D` in ORIGINAL image pixels.
         Raises:
             NoPersonError: nobody found (or the landmark model rejects the crop).
             InputError: ``person`` out of range, or ``rgb`` not an ``[H, W, 3]`` image.
         """
-        if hasattr(rgb, "rgb") and hasattr(rgb, "scale"):
-            scale = rgb.scale if scale is None else scale
+        original_size = None
+        if hasattr(rgb, "rgb") and hasattr(rgb, "original_size"):  # a backend.photo.Photo
+            original_size = tuple(rgb.original_size) if scale is None else None
             rgb = rgb.rgb
-        scale = 1.0 if scale is None else float(scale)
         rgb = np.asarray(rgb)
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or min(rgb.shape[:2]) < 2:
             raise InputError(field, f"expected an RGB uint8 image [H, W, 3], got {rgb.dtype} {rgb.shape}")
+        h, w = rgb.shape[:2]
+        if original_size is None:
+            s = 1.0 if scale is None else float(scale)
+            original_size = (max(1, round(w / s)), max(1, round(h / s)))
+        W0, H0 = int(original_size[0]), int(original_size[1])
         people = self.detect_people(rgb)
         if not people:
             raise NoPersonError(field, "no person found in the image; use a photo where one whole person is "
                                 "clearly visible, or give 2D keypoints instead")
         if person is not None and not 0 <= person < len(people):
-            raise InputError(f"{field}.person" if field else "person",
+            pfield = field[: -len("image")] + "person" if field.endswith("image") else f"{field}.person"
+            raise InputError(pfield,
                              f"person {person} requested but {len(people)} found (0 = largest)")
         roi = people[person or 0]
         lm, flag, hm_logits, C = self.landmarks(rgb, roi)
         if flag < POSE_FLAG_THRESHOLD:
             raise NoPersonError(field, f"no person found in the image (pose presence {flag:.2f}); use a photo where "
                                 "one whole person is clearly visible, or give 2D keypoints instead")
-        h, w = rgb.shape[:2]
-        S = np.array([[1.0 / scale, 0, 0], [0, 1.0 / scale, 0], [0, 0, 1]])  # rgb -> original pixels
+        S = np.diag([W0 / w, H0 / h, 1.0])  # rgb -> original pixels
         C_orig = (S @ np.vstack([C, [0, 0, 1]]))[:2]
         uv = lm[:, :2] @ C_orig[:, :2].T + C_orig[:, 2]
         conf = _sigmoid(lm[:, 3]) * _sigmoid(lm[:, 4])
@@ -429,7 +434,6 @@ class PoseDetector:
         # landmarks stop at the eyes, wrists and toes: pad to cover the head top, hands and feet
         pad = BOX_PAD * max(box[2] - box[0], box[3] - box[1])
         box = box + np.array([-pad, -2 * pad, pad, pad])
-        W0, H0 = round(w / scale), round(h / scale)
         box = np.clip(box, 0, [W0, H0, W0, H0])
         return Detection2D(keypoints=keypoints, heatmaps=heatmaps, heatmap_joints=list(self.heatmap_joints),
                            image_to_heatmap=image_to_heatmap.astype(np.float64), box=box, image_size=(int(W0), int(H0)),
