@@ -85,7 +85,7 @@ def _read_source(source: str, field: str) -> tuple[bytes, str]:
     m = _DATA_URL.match(s)
     if m:
         return _b64decode(s[m.end():], field), "<base64>"
-    if len(s) < 1024 and ("\n" not in s):
+    if len(s) < 4096 and "\n" not in s:
         path = os.path.expanduser(s)
         if os.path.isfile(path):
             try:
@@ -95,12 +95,29 @@ def _read_source(source: str, field: str) -> tuple[bytes, str]:
                 raise InputError(field, f"cannot read file {s!r}: {e.strerror or e}") from None
         if os.path.isdir(path):
             raise InputError(field, f"{s!r} is a folder; give the path of a PNG or JPEG file")
-        looks_like_path = ("/" in s or "\\" in s or "." in s[-6:]) and not s.endswith("=")
-        if looks_like_path or not _B64_CHARS.match(s):
-            raise InputError(field, f"file not found: {s!r}; give an existing image path or base64 PNG/JPEG data")
+        # not a file: accept it as base64 only if it decodes to image bytes
+        data = _try_b64(s)
+        if data is not None and data.startswith(_IMAGE_MAGIC):
+            return data, "<base64>"
+        if data is not None and len(s) >= 16 and not os.path.splitext(s)[1]:
+            raise InputError(field, "not an existing file, and its base64 data is not a PNG/JPEG image")
+        raise InputError(field, f"file not found: {s!r}; give an existing image path or base64 PNG/JPEG data")
     if not _B64_CHARS.match(s):
         raise InputError(field, "neither an existing file nor base64 data; give a PNG/JPEG path or base64 string")
     return _b64decode(s, field), "<base64>"
+
+
+#: Leading bytes of image files Pillow reads (PNG, JPEG, GIF, BMP, WebP/RIFF, TIFF).
+_IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8", b"GIF8", b"BM", b"RIFF", b"II*\x00", b"MM\x00*")
+
+
+def _try_b64(s: str) -> bytes | None:
+    if not _B64_CHARS.match(s):
+        return None
+    try:
+        return _b64decode(s, "")
+    except InputError:
+        return None
 
 
 def _b64decode(data: str, field: str) -> bytes:

@@ -56,6 +56,13 @@ def test_base64_and_data_url_decode_to_same_pixels():
         np.testing.assert_array_equal(p.rgb, ref.rgb)
 
 
+def test_tiny_base64_png():
+    buf = io.BytesIO()
+    Image.new("RGB", (3, 2), (1, 2, 3)).save(buf, "PNG")
+    p = load_image(base64.b64encode(buf.getvalue()).decode())
+    assert p.rgb.shape == (2, 3, 3) and tuple(p.rgb[0, 0]) == (1, 2, 3)
+
+
 def test_exif_focal_length_in_35mm_film(tmp_path):
     path = _jpeg_with_exif(tmp_path / "f50.jpg", tags={0xA405: 50})
     p = load_image(str(path))
@@ -148,7 +155,8 @@ def test_bad_files_raise_input_error(tmp_path, content, message):
 
 @pytest.mark.parametrize("source, message", [("!!not base64!!", "file not found|neither"),
                                              ("data:image/png;base64,@@@@", "invalid base64"),
-                                             (base64.b64encode(b"hello world, not an image").decode(), "not a recognised image"),
+                                             (base64.b64encode(b"hello world, not an image").decode(), "not a PNG/JPEG image"),
+                                             (base64.b64encode(b"hello world, not an image" * 200).decode(), "not a recognised image"),
                                              ("   ", "empty")])
 def test_bad_inline_data_raises_input_error(source, message):
     with pytest.raises(InputError, match=message):
