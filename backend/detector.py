@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import threading
 from dataclasses import dataclass, field as dc_field
 from pathlib import Path
 
@@ -236,7 +237,7 @@ def _crop_matrix(centre, size: float, rotation: float, out: int) -> np.ndarray:
 
 
 class PoseDetector:
-    """BlazePose person + landmark detector on TFLite (CPU, loaded once, not thread-safe).
+    """BlazePose person + landmark detector on TFLite (CPU, loaded once; calls are serialised by a lock).
 
     Args:
         model_dir: folder with the ``.tflite`` files (default: ``backend/models``).
@@ -266,6 +267,7 @@ class PoseDetector:
         outs = self._find_outputs(self._lm, {"landmarks": (1, 195), "flag": (1, 1), "heatmaps": (1, HM_SIZE, HM_SIZE, 39)})
         self._lm_landmarks, self._lm_flag, self._lm_heatmaps = outs["landmarks"], outs["flag"], outs["heatmaps"]
         self._anchors = ssd_anchors()
+        self._lock = threading.Lock()  # TFLite interpreters must not be invoked concurrently
         self.heatmap_joints: list[str] = list(LANDMARKS_OF)
 
     @staticmethod
@@ -391,7 +393,11 @@ class PoseDetector:
             s = 1.0 if scale is None else float(scale)
             original_size = (max(1, round(w / s)), max(1, round(h / s)))
         W0, H0 = int(original_size[0]), int(original_size[1])
-        people = self.detect_people(rgb)
+        with self._lock:
+            people = self.detect_people(rgb)
+            roi = people[person or 0] if people and (person is None or 0 <= person < len(people)) else None
+            if roi is not None:
+                lm, flag, hm_logits, C = self.landmarks(rgb, roi)
         if not people:
             raise NoPersonError(field, "no person found in the image; use a photo where one whole person is "
                                 "clearly visible, or give 2D keypoints instead")
@@ -399,8 +405,6 @@ class PoseDetector:
             pfield = field[: -len("image")] + "person" if field.endswith("image") else f"{field}.person"
             raise InputError(pfield,
                              f"person {person} requested but {len(people)} found (0 = largest)")
-        roi = people[person or 0]
-        lm, flag, hm_logits, C = self.landmarks(rgb, roi)
         if flag < POSE_FLAG_THRESHOLD:
             raise NoPersonError(field, f"no person found in the image (pose presence {flag:.2f}); use a photo where "
                                 "one whole person is clearly visible, or give 2D keypoints instead")
