@@ -1,0 +1,426 @@
+"""Motion capture clips (BVH) as model-skeleton joint positions for training the pose prior.
+
+:func:`load_mocap` reads BVH files (one file, a folder, a ``.zip``, or ``zip::member_prefix``),
+maps the file's joints onto the model joints of :data:`backend.skeleton.JOINT_NAMES` with a
+mapping file (``backend/mappings/<name>.toml``), converts to metres and the world frame
+(right-handed, **Z up**; a Y-up file is turned by ``(x, y, z) -> (x, -z, y)``, a +90 degree
+rotation about X, so a character facing +Z in the file faces -Y, Blender's front view),
+puts the pelvis at the origin and subsamples to about ``stride_fps`` frames per second.
+
+Mapping file format (TOML; a user can write one for their own rig)::
+
+    [source]
+    description = "what rig this is"
+    unit_m = 0.01          # metres per file unit (required)
+    up = "y"               # "y" or "z": the file's up axis (required)
+    fps = 30               # optional: overrides the file's Frame Time
+    skip_frames = 1        # optional: leading frames dropped (e.g. a T-pose calibration frame)
+    fallback = "cmu_asf"   # optional: mapping used for files whose joints this one cannot find
+
+    [joints]               # model joint = source spec; joints the source lacks are left out
+    left_knee = "LeftLeg"                                  # one source joint (or "<Joint>_End")
+    pelvis = { mean = ["LeftUpLeg", "RightUpLeg"] }         # mean of several joints
+    spine = { mean = ["Spine", "Spine1"], weights = [0.4, 0.6] }  # affine: weights sum to 1
+    neck = { joint = "Head", offset = [0.0, 0.5, 1.2] }     # point fixed in a joint's local frame
+    thorax = [{ joint = "chest", offset = [0, 9, -1] }, { joint = "thorax", offset = [0, 1, 0] }]
+                           # a list: alternatives, the first whose joints the file has is used
+
+Joints a source lacks get a derived position and ``mask`` False (see :func:`fill_missing`):
+
+============== ==================================================================
+joint          derived as (``s`` = the clip's leg length / H3.6M leg length)
+============== ==================================================================
+head           neck + s*0.115 m along H3.6M's mean neck->head-top direction in the torso frame
+neck           thorax + s*0.121 m along H3.6M's mean thorax->neck direction in the torso frame
+spine          pelvis + 0.476 (thorax - pelvis) (H3.6M's mean fraction)
+left/right_hand  wrist + s*0.119 m along elbow->wrist
+left/right_toe   ankle + s*0.163 m along H3.6M's mean ankle->toe direction in the heading frame
+                 (forward = left x up, 0.95 forward, 0.3 down)
+============== ==================================================================
+
+The other joints (pelvis, hips, knees, ankles, thorax, shoulders, elbows, wrists) are required.
+
+Which joints each shipped source lacks (mask False), and how the others are defined:
+
+============ ==================== ===========================================================
+source       lacks                notes
+============ ==================== ===========================================================
+bandai       (none)               head top / neck / hand end: points fixed in the Head and Hand
+                                  joint frames (the file's end sites have zero length)
+cmu          (none)               02_01/05_06 layout (Hips, LeftUpLeg, ..., Head); frame 0 is a
+                                  T-pose and is skipped; head points fixed in the Head frame
+cmu_aclstm   (none)               hip/abdomen/chest layout, cm; hand end = middle knuckle
+cmu_przestr  (none)               as cmu_aclstm, plus 2 files in ASF names (lfemur, ltibia ...)
+============ ==================== ===========================================================
+
+The neck (H3.6M "Head", nose level) and head-top points of every shipped mapping are points
+rigidly attached to the source's head joint, placed so that their mean direction from the
+thorax / neck in the torso frame matches H3.6M's (see the report in the mapping files).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from backend.bvh import BvhMotion, decode_text, parse_bvh
+from backend.errors import InputError
+from backend.skeleton import BONE_LENGTHS, JOINT_INDEX, JOINT_NAMES, NUM_JOINTS
+
+MAPPINGS_DIR = Path(__file__).resolve().parent / "mappings"
+
+#: Joints every mapping must provide (the rest can be derived, see :func:`fill_missing`).
+REQUIRED_JOINTS: tuple[str, ...] = (
+    "pelvis", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle",
+    "thorax", "left_shoulder", "left_elbow", "left_wrist", "right_shoulder", "right_elbow", "right_wrist",
+)
+
+#: Y-up file axes -> Z-up world: (x, y, z) -> (x, -z, y), a proper rotation (+90 deg about X).
+Y_UP_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+
+# Human3.6M mean bone directions (S1+S5, chirality-corrected), used to derive missing joints.
+# Torso frame: (left, forward, up) with up = pelvis->thorax, left from hips+shoulders.
+_H36M_NECK_DIR = np.array([-0.03, 0.68, 0.58])
+_H36M_HEAD_DIR = np.array([0.0, -0.52, 0.73])
+_H36M_TOE_DIR = np.array([0.0, 0.95, -0.30])  # heading frame: (left, forward, up=Z)
+_H36M_SPINE_FRACTION = 0.476
+_H36M_LEG = float(BONE_LENGTHS[JOINT_INDEX["left_knee"]] + BONE_LENGTHS[JOINT_INDEX["left_ankle"]])
+
+
+@dataclass
+class MocapClip:
+    """One motion capture clip on the model skeleton.
+
+    Attributes:
+        name: ``<file or zip member>`` the clip came from.
+        joints: ``[F, 21, 3]`` float32, metres, world frame (right-handed, Z up), pelvis at the origin.
+        mask: ``[21]`` bool, False for joints the source lacks (their positions are derived).
+        fps: frames per second of ``joints`` after subsampling.
+    """
+
+    name: str
+    joints: np.ndarray
+    mask: np.ndarray
+    fps: float
+
+
+# ----------------------------------------------------------------------------- mapping files
+
+
+@dataclass
+class _Spec:
+    """One model joint's source definition: an affine mean of joints or a rigid offset point."""
+
+    names: list[str]
+    weights: np.ndarray | None = None
+    offset: np.ndarray | None = None  # [3] file units in the joint's local frame
+
+
+@dataclass
+class Mapping:
+    """A parsed mapping file (see the module docstring for the format).
+
+    Attributes:
+        path: the .toml file.
+        unit_m: metres per file unit.
+        up: ``"y"`` or ``"z"``.
+        fps: frame rate override, or None to use the file's Frame Time.
+        skip_frames: leading frames dropped.
+        joints: model joint name -> alternative source specs (the first the file can satisfy is used).
+        fallback: the mapping tried for files this one does not fit, or None.
+    """
+
+    path: Path
+    unit_m: float
+    up: str
+    fps: float | None
+    skip_frames: int
+    joints: dict[str, list[_Spec]]
+    fallback: "Mapping | None" = None
+
+    def fits(self, motion: BvhMotion) -> bool:
+        """Whether every mapped model joint can be found in ``motion``."""
+        return all(any(all(n in motion._index for n in s.names) for s in specs) for specs in self.joints.values())
+
+    def for_motion(self, motion: BvhMotion) -> "Mapping":
+        """This mapping, or the first in its fallback chain that fits ``motion`` (else this one)."""
+        m: Mapping | None = self
+        while m is not None:
+            if m.fits(motion):
+                return m
+            m = m.fallback
+        return self
+
+
+def _mapping_error(path: Path, where: str, msg: str) -> InputError:
+    return InputError(f"{path} [{where}]", msg)
+
+
+def load_mapping(mapping: str | os.PathLike, _chain: tuple[Path, ...] = ()) -> Mapping:
+    """Read a mapping file.
+
+    Args:
+        mapping: a shipped mapping name (``"bandai"`` -> ``backend/mappings/bandai.toml``) or a
+            path to a ``.toml`` file.
+    Returns:
+        The :class:`Mapping`.
+    Raises:
+        FileNotFoundError: no such mapping (lists the shipped names).
+        InputError: bad TOML, unknown model joint name, missing/invalid ``unit_m`` or ``up``,
+            weights that do not match or do not sum to 1; the message names the file and key.
+    """
+    p = Path(mapping)
+    if p.suffix != ".toml" and not p.exists():
+        p = MAPPINGS_DIR / f"{mapping}.toml"
+    if not p.exists():
+        shipped = sorted(q.stem for q in MAPPINGS_DIR.glob("*.toml"))
+        raise FileNotFoundError(f"mapping {str(mapping)!r} not found; shipped mappings: {', '.join(shipped)}, or give a .toml path")
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise InputError(str(p), f"not valid TOML: {e}") from None
+    src = data.get("source", {})
+    unit = src.get("unit_m")
+    if not isinstance(unit, (int, float)) or not unit > 0:
+        raise _mapping_error(p, "source", f"unit_m must be a positive number of metres per file unit, found {unit!r}")
+    up = src.get("up")
+    if up not in ("y", "z"):
+        raise _mapping_error(p, "source", f'up must be "y" or "z", found {up!r}')
+    fps = src.get("fps")
+    if fps is not None and not (isinstance(fps, (int, float)) and fps > 0):
+        raise _mapping_error(p, "source", f"fps must be a positive number, found {fps!r}")
+    skip = src.get("skip_frames", 0)
+    if not isinstance(skip, int) or skip < 0:
+        raise _mapping_error(p, "source", f"skip_frames must be a non-negative integer, found {skip!r}")
+    joints: dict[str, list[_Spec]] = {}
+    for name, val in data.get("joints", {}).items():
+        where = f"joints.{name}"
+        if name not in JOINT_INDEX:
+            raise _mapping_error(p, where, f"unknown model joint {name!r}; valid names: {', '.join(JOINT_NAMES)}")
+        alts = val if isinstance(val, list) else [val]
+        if not alts:
+            raise _mapping_error(p, where, "an empty list of alternatives; give at least one source joint")
+        joints[name] = [_parse_spec(p, f"{where}[{i}]" if isinstance(val, list) else where, v) for i, v in enumerate(alts)]
+    missing = [j for j in REQUIRED_JOINTS if j not in joints]
+    if missing:
+        raise _mapping_error(p, "joints", f"required model joints not mapped: {', '.join(missing)}")
+    fallback = src.get("fallback")
+    fb = None
+    if fallback is not None:
+        if not isinstance(fallback, str) or not fallback:
+            raise _mapping_error(p, "source", f"fallback must be a mapping name or .toml path, found {fallback!r}")
+        if p.resolve() in _chain or len(_chain) > 8:
+            raise _mapping_error(p, "source", f"fallback chain loops back to {p}")
+        near = p.parent / fallback
+        fb = load_mapping(near if near.suffix == ".toml" and near.exists() else fallback, _chain + (p.resolve(),))
+    return Mapping(p, float(unit), up, float(fps) if fps else None, skip, joints, fb)
+
+
+def _parse_spec(p: Path, where: str, val) -> _Spec:
+    if isinstance(val, str) and val:
+        return _Spec([val], np.ones(1))
+    if not isinstance(val, dict):
+        raise _mapping_error(p, where, f"expected a joint name, {{mean = [...]}} or {{joint = ..., offset = [x, y, z]}}, found {val!r}")
+    if "mean" in val:
+        names = val["mean"]
+        if not (isinstance(names, list) and names and all(isinstance(n, str) and n for n in names)):
+            raise _mapping_error(p, where, "mean must be a non-empty list of source joint names")
+        w = val.get("weights")
+        if w is None:
+            return _Spec(names, np.full(len(names), 1.0 / len(names)))
+        if not (isinstance(w, list) and len(w) == len(names) and all(isinstance(x, (int, float)) for x in w)):
+            raise _mapping_error(p, where, f"weights must be {len(names)} numbers, one per joint in mean")
+        w = np.asarray(w, np.float64)
+        if abs(w.sum() - 1.0) > 1e-6:
+            raise _mapping_error(p, where, f"weights must sum to 1 (an affine combination), they sum to {w.sum():g}")
+        return _Spec(names, w)
+    if "joint" in val:
+        name, off = val["joint"], val.get("offset", [0.0, 0.0, 0.0])
+        if not (isinstance(name, str) and name):
+            raise _mapping_error(p, where, "joint must be a source joint name")
+        if not (isinstance(off, list) and len(off) == 3 and all(isinstance(x, (int, float)) for x in off)):
+            raise _mapping_error(p, where, "offset must be [x, y, z] in file units, in the joint's local frame")
+        return _Spec([name], offset=np.asarray(off, np.float64))
+    raise _mapping_error(p, where, "a table needs 'mean' (with optional 'weights') or 'joint' (with 'offset')")
+
+
+def _resolve(motion: BvhMotion, mapping: Mapping, model_joint: str) -> _Spec:
+    """The first alternative spec of a model joint whose source joints the file has."""
+    specs = mapping.joints[model_joint]
+    for spec in specs:
+        if all(n in motion._index for n in spec.names):
+            return spec
+    wanted = " or ".join(repr(s.names[0] if len(s.names) == 1 else s.names) for s in specs)
+    lacking = sorted({n for s in specs for n in s.names if n not in motion._index})
+    raise InputError(
+        motion.source,
+        f"mapping {mapping.path} maps {model_joint} to {wanted}, but this file has no joint "
+        f"{', '.join(map(repr, lacking))}; the file's joints are: {', '.join(motion.names)}",
+    )
+
+
+# ----------------------------------------------------------------------------- conversion
+
+
+def motion_to_model(motion: BvhMotion, mapping: Mapping, frames: np.ndarray | slice | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Model-joint positions of a parsed BVH through a mapping.
+
+    Args:
+        motion: the parsed file.
+        mapping: the mapping.
+        frames: frame selection (all if None).
+    Returns:
+        ``(joints [F, 21, 3] float64 metres, world frame Z up, pelvis at the origin; mask [21] bool)``.
+        Unmapped joints are derived by :func:`fill_missing`.
+    Raises:
+        InputError: if the mapping names a joint the file lacks (names the joint, the mapping
+            file and lists the file's joints).
+    """
+    resolved = {mj: _resolve(motion, mapping, mj) for mj in mapping.joints}
+    needed = sorted({n for spec in resolved.values() for n in spec.names})
+    pos, rot = motion.forward_kinematics(frames, needed)
+    f = pos.shape[0]
+    out = np.zeros((f, NUM_JOINTS, 3))
+    mask = np.zeros(NUM_JOINTS, bool)
+    for mj, spec in resolved.items():
+        idx = [motion.index(n) for n in spec.names]
+        if spec.offset is not None:
+            j = idx[0]
+            out[:, JOINT_INDEX[mj]] = pos[:, j] + rot[:, j] @ spec.offset
+        else:
+            out[:, JOINT_INDEX[mj]] = np.einsum("k,fkc->fc", spec.weights, pos[:, idx])
+        mask[JOINT_INDEX[mj]] = True
+    out *= mapping.unit_m
+    if mapping.up == "y":
+        out = out @ Y_UP_TO_Z_UP.T
+    out -= out[:, :1]
+    return fill_missing(out, mask), mask
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(v, axis=-1, keepdims=True)
+    return v / np.maximum(n, 1e-9)
+
+
+def torso_frame(joints: np.ndarray) -> np.ndarray:
+    """Body-fixed torso axes.
+
+    Args:
+        joints: ``[F, 21, 3]`` world frame.
+    Returns:
+        ``[F, 3, 3]`` rows (left, forward, up): up = pelvis->thorax, left from the hip and
+        shoulder lines made orthogonal to up, forward = left x up.
+    """
+    J = JOINT_INDEX
+    up = _unit(joints[:, J["thorax"]] - joints[:, J["pelvis"]])
+    left = (joints[:, J["left_hip"]] - joints[:, J["right_hip"]]) + (joints[:, J["left_shoulder"]] - joints[:, J["right_shoulder"]])
+    left = _unit(left - np.sum(left * up, -1, keepdims=True) * up)
+    return np.stack([left, np.cross(left, up), up], -2)
+
+
+def fill_missing(joints: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Plausible positions for joints a source lacks (rules in the module docstring).
+
+    Args:
+        joints: ``[F, 21, 3]`` metres, world frame (Z up); rows where ``mask`` is False are ignored.
+        mask: ``[21]`` bool, True where the source has the joint.
+    Returns:
+        ``[F, 21, 3]`` with the missing rows filled.
+    """
+    J = JOINT_INDEX
+    out = joints.copy()
+    leg = np.mean(
+        np.linalg.norm(out[:, J["left_knee"]] - out[:, J["left_hip"]], axis=-1)
+        + np.linalg.norm(out[:, J["left_ankle"]] - out[:, J["left_knee"]], axis=-1)
+    )
+    s = leg / _H36M_LEG if leg > 0 else 1.0
+
+    def bone(name: str) -> float:
+        return float(BONE_LENGTHS[J[name]]) * s
+
+    if not mask[J["spine"]]:
+        out[:, J["spine"]] = out[:, J["pelvis"]] + _H36M_SPINE_FRACTION * (out[:, J["thorax"]] - out[:, J["pelvis"]])
+    frame = torso_frame(out)
+    if not mask[J["neck"]]:
+        out[:, J["neck"]] = out[:, J["thorax"]] + bone("neck") * (_unit(_H36M_NECK_DIR) @ frame)
+    if not mask[J["head"]]:
+        out[:, J["head"]] = out[:, J["neck"]] + bone("head") * (_unit(_H36M_HEAD_DIR) @ frame)
+    for side in ("left", "right"):
+        hand, wrist, elbow = J[f"{side}_hand"], J[f"{side}_wrist"], J[f"{side}_elbow"]
+        if not mask[hand]:
+            out[:, hand] = out[:, wrist] + bone(f"{side}_hand") * _unit(out[:, wrist] - out[:, elbow])
+    if not (mask[J["left_toe"]] and mask[J["right_toe"]]):
+        left = out[:, J["left_hip"]] - out[:, J["right_hip"]]
+        left[:, 2] = 0.0
+        left = _unit(left)
+        up = np.broadcast_to(np.array([0.0, 0.0, 1.0]), left.shape)
+        heading = np.stack([left, np.cross(left, up), up], -2)
+        for side in ("left", "right"):
+            toe = J[f"{side}_toe"]
+            if not mask[toe]:
+                out[:, toe] = out[:, J[f"{side}_ankle"]] + bone(f"{side}_toe") * (_unit(_H36M_TOE_DIR) @ heading)
+    return out
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def _iter_sources(path: str) -> list[tuple[str, callable]]:
+    """(name, read-bytes function) for every BVH under ``path`` (file, folder, zip, zip::prefix)."""
+    zpath, _, prefix = str(path).partition("::")
+    p = Path(zpath)
+    if not p.exists():
+        raise FileNotFoundError(f"{zpath}: no such file or folder (give a .bvh, a folder of .bvh, a .zip or zip::prefix)")
+    if p.is_dir():
+        files = sorted(q for q in p.rglob("*") if q.suffix.lower() == ".bvh")
+        return [(str(q), q.read_bytes) for q in files]
+    if zipfile.is_zipfile(p):
+        zf = zipfile.ZipFile(p)
+        members = sorted(
+            n for n in zf.namelist() if n.startswith(prefix) and n.lower().endswith(".bvh") and not n.endswith("/")
+        )
+        return [(f"{p}::{n}", (lambda n=n: zf.read(n))) for n in members]
+    if prefix:
+        raise InputError(str(path), "'::member_prefix' is only valid after a .zip file")
+    if p.suffix.lower() != ".bvh":
+        raise InputError(str(path), "expected a .bvh file, a folder of .bvh files or a .zip of them")
+    return [(str(p), p.read_bytes)]
+
+
+def load_mocap(path: str | os.PathLike, mapping: str | os.PathLike, stride_fps: float = 25.0) -> list[MocapClip]:
+    """Load BVH clips as model-skeleton joint positions.
+
+    Args:
+        path: a ``.bvh`` file, a folder (searched recursively), a ``.zip``, or
+            ``zip_path::member_prefix`` (e.g. ``shared/data/cmu_more.zip::bvh_aclstm/``).
+        mapping: a shipped mapping name (``"bandai"``, ``"cmu"``, ``"cmu_aclstm"``,
+            ``"cmu_przestr"``) or a path to a mapping ``.toml``.
+        stride_fps: frames per second kept (every ``round(fps / stride_fps)``-th frame, at least 1).
+    Returns:
+        One :class:`MocapClip` per file that has frames left after ``skip_frames``, in name order:
+        ``joints [F, 21, 3]`` float32, metres, world frame (Z up), pelvis at the origin.
+    Raises:
+        FileNotFoundError: no such path or mapping.
+        BvhError: a malformed file (names the file and line).
+        InputError: a mapping problem or a joint the file lacks (names joint and mapping file).
+    """
+    if not stride_fps > 0:
+        raise InputError("stride_fps", f"must be positive, found {stride_fps!r}")
+    mapping_ = load_mapping(mapping)
+    clips = []
+    for name, read in _iter_sources(str(path)):
+        motion = parse_bvh(decode_text(read(), name), name)
+        m = mapping_.for_motion(motion)
+        fps = m.fps or motion.fps
+        step = max(1, int(round(fps / stride_fps)))
+        frames = np.arange(m.skip_frames, motion.num_frames, step)
+        if len(frames) == 0:
+            continue
+        joints, mask = motion_to_model(motion, m, frames)
+        clips.append(MocapClip(name, joints.astype(np.float32), mask, fps / step))
+    return clips
