@@ -40,22 +40,25 @@ left/right_toe   ankle + s*0.163 m along H3.6M's mean ankle->toe direction in th
 
 The other joints (pelvis, hips, knees, ankles, thorax, shoulders, elbows, wrists) are required.
 
-Which joints each shipped source lacks (mask False), and how the others are defined:
+Which joints each shipped source lacks (mask False), and how the others are defined. Joint
+definitions follow Human3.6M (pelvis = hip centre; thorax = base of the neck; neck = H3.6M's
+"Head" point, in front of the head at nose level; head = head top; shoulder = upper-arm joint;
+toe = toe base; hand = ~0.1 m beyond the wrist):
 
-============ ==================== ===========================================================
-source       lacks                notes
-============ ==================== ===========================================================
-bandai       (none)               head top / neck / hand end: points fixed in the Head and Hand
-                                  joint frames (the file's end sites have zero length)
-cmu          (none)               02_01/05_06 layout (Hips, LeftUpLeg, ..., Head); frame 0 is a
-                                  T-pose and is skipped; head points fixed in the Head frame
-cmu_aclstm   (none)               hip/abdomen/chest layout, cm; hand end = middle knuckle
-cmu_przestr  (none)               as cmu_aclstm, plus 2 files in ASF names (lfemur, ltibia ...)
-============ ==================== ===========================================================
+============ ====== ==========================================================================
+mapping      lacks  notes
+============ ====== ==========================================================================
+bandai       none   end sites have zero length: neck, head top and hand ends are points fixed
+                    in the Head / Hand joint frames
+cmu          none   02_01 / 05_06 layout (Hips, LeftUpLeg ... Head); first frame skipped;
+                    thorax, neck and head top are points fixed in the Spine1 / Head frames
+cmu_aclstm   none   hip/abdomen/chest layout, cm; hand end = middle-finger knuckle
+cmu_przestr  none   as cmu_aclstm; files with ASF bone names fall back to cmu_asf
+cmu_asf      none   BVH with ASF bone names (lfemur, ltibia ...), CMU units
+============ ====== ==========================================================================
 
-The neck (H3.6M "Head", nose level) and head-top points of every shipped mapping are points
-rigidly attached to the source's head joint, placed so that their mean direction from the
-thorax / neck in the torso frame matches H3.6M's (see the report in the mapping files).
+The points fixed in joint frames were fitted (least squares over each source's clips) so that
+their mean position in the torso frame matches Human3.6M's, then made left/right symmetric.
 """
 
 from __future__ import annotations
