@@ -65,12 +65,14 @@ from __future__ import annotations
 
 import os
 import tomllib
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from backend.amc import parse_amc, parse_asf
 from backend.bvh import BvhMotion, decode_text, parse_bvh
 from backend.errors import InputError
 from backend.skeleton import BONE_LENGTHS, JOINT_INDEX, JOINT_NAMES, NUM_JOINTS
@@ -373,26 +375,94 @@ def fill_missing(joints: np.ndarray, mask: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- loading
 
 
-def _iter_sources(path: str) -> list[tuple[str, callable]]:
-    """(name, read-bytes function) for every BVH under ``path`` (file, folder, zip, zip::prefix)."""
+def _iter_sources(path: str) -> list[tuple[str, callable, callable | None]]:
+    """(name, read bytes, read the ASF skeleton bytes or None) for every BVH / AMC under ``path``.
+
+    ``path`` is a file, a folder (recursive), a zip or ``zip::prefix``. An AMC file
+    ``SS_TT...amc`` uses the skeleton ``SS.asf`` beside it (CMU naming).
+    """
     zpath, _, prefix = str(path).partition("::")
     p = Path(zpath)
     if not p.exists():
         raise FileNotFoundError(f"{zpath}: no such file or folder (give a .bvh, a folder of .bvh, a .zip or zip::prefix)")
+
+    def asf_name(amc: str) -> str:
+        folder, _, base = amc.rpartition("/")
+        return f"{folder}/{base.split('_')[0]}.asf" if folder else f"{base.split('_')[0]}.asf"
+
     if p.is_dir():
-        files = sorted(q for q in p.rglob("*") if q.suffix.lower() == ".bvh")
-        return [(str(q), q.read_bytes) for q in files]
+        files = sorted(q for q in p.rglob("*") if q.suffix.lower() in (".bvh", ".amc"))
+        out = []
+        for q in files:
+            asf = q.parent / f"{q.name.split('_')[0]}.asf"
+            out.append((str(q), q.read_bytes, asf.read_bytes if q.suffix.lower() == ".amc" else None))
+        return out
     if zipfile.is_zipfile(p):
         zf = zipfile.ZipFile(p)
         members = sorted(
-            n for n in zf.namelist() if n.startswith(prefix) and n.lower().endswith(".bvh") and not n.endswith("/")
+            n for n in zf.namelist()
+            if n.startswith(prefix) and n.lower().endswith((".bvh", ".amc")) and not n.endswith("/")
         )
-        return [(f"{p}::{n}", (lambda n=n: zf.read(n))) for n in members]
+        return [
+            (f"{p}::{n}", (lambda n=n: zf.read(n)),
+             (lambda n=n: zf.read(asf_name(n))) if n.lower().endswith(".amc") else None)
+            for n in members
+        ]
     if prefix:
         raise InputError(str(path), "'::member_prefix' is only valid after a .zip file")
+    if p.suffix.lower() == ".amc":
+        asf = p.parent / f"{p.name.split('_')[0]}.asf"
+        return [(str(p), p.read_bytes, asf.read_bytes)]
     if p.suffix.lower() != ".bvh":
-        raise InputError(str(path), "expected a .bvh file, a folder of .bvh files or a .zip of them")
-    return [(str(p), p.read_bytes)]
+        raise InputError(str(path), "expected a .bvh or .amc file, a folder of them or a .zip of them")
+    return [(str(p), p.read_bytes, None)]
+
+
+class _NoSkeleton(InputError):
+    """An AMC file whose ASF skeleton is missing."""
+
+
+def _read_motion(name: str, read, read_asf, fps: float | None):
+    if read_asf is None:
+        return parse_bvh(decode_text(read(), name), name)
+    try:
+        asf_bytes = read_asf()
+    except (FileNotFoundError, KeyError):
+        raise _NoSkeleton(name, "no ASF skeleton for this AMC file (expected SS.asf beside SS_TT*.amc)") from None
+    skel = parse_asf(decode_text(asf_bytes, name), name.rsplit("_", 1)[0] + ".asf")
+    return parse_amc(decode_text(read(), name), skel, name, fps=fps or 120.0)
+
+
+def load_amc(asf_path: str | os.PathLike, amc_path: str | os.PathLike, mapping: str | os.PathLike = "cmu_amc",
+             stride_fps: float = 25.0, fps: float = 120.0) -> MocapClip:
+    """Load one ASF/AMC clip (the original CMU format) on the model skeleton.
+
+    Args:
+        asf_path: the skeleton file.
+        amc_path: the motion file.
+        mapping: mapping name or .toml (joint names are ASF bone names at the bone start,
+            ``<bone>_End`` at its end; see :mod:`backend.amc`).
+        stride_fps: frames per second kept.
+        fps: the AMC frame rate (not stored in the file; CMU: 120). A mapping's ``fps`` wins.
+    Returns:
+        A :class:`MocapClip` as :func:`load_mocap` gives.
+    Raises:
+        AmcError: malformed files (names file and line). InputError: mapping problems.
+    """
+    m = load_mapping(mapping)
+    skel = parse_asf(decode_text(Path(asf_path).read_bytes(), str(asf_path)), str(asf_path))
+    motion = parse_amc(decode_text(Path(amc_path).read_bytes(), str(amc_path)), skel, str(amc_path), fps=m.fps or fps)
+    return _to_clip(str(amc_path), motion, m.for_motion(motion), stride_fps)
+
+
+def _to_clip(name: str, motion, m: Mapping, stride_fps: float) -> MocapClip | None:
+    fps = m.fps or motion.fps
+    step = max(1, int(round(fps / stride_fps)))
+    frames = np.arange(m.skip_frames, motion.num_frames, step)
+    if len(frames) == 0:
+        return None
+    joints, mask = motion_to_model(motion, m, frames)
+    return MocapClip(name, joints.astype(np.float32), mask, fps / step)
 
 
 def load_mocap(path: str | os.PathLike, mapping: str | os.PathLike, stride_fps: float = 25.0) -> list[MocapClip]:
@@ -405,7 +475,9 @@ def load_mocap(path: str | os.PathLike, mapping: str | os.PathLike, stride_fps: 
             ``"cmu_przestr"``) or a path to a mapping ``.toml``.
         stride_fps: frames per second kept (every ``round(fps / stride_fps)``-th frame, at least 1).
     Returns:
-        One :class:`MocapClip` per file that has frames left after ``skip_frames``, in name order:
+        One :class:`MocapClip` per file that has frames left after ``skip_frames``, in name order
+        (AMC files are read too, with the ``SS.asf`` beside ``SS_TT*.amc``; in a folder or zip,
+        AMC files without their skeleton are skipped with a warning naming them):
         ``joints [F, 21, 3]`` float32, metres, world frame (Z up), pelvis at the origin.
     Raises:
         FileNotFoundError: no such path or mapping.
@@ -416,14 +488,22 @@ def load_mocap(path: str | os.PathLike, mapping: str | os.PathLike, stride_fps: 
         raise InputError("stride_fps", f"must be positive, found {stride_fps!r}")
     mapping_ = load_mapping(mapping)
     clips = []
-    for name, read in _iter_sources(str(path)):
-        motion = parse_bvh(decode_text(read(), name), name)
-        m = mapping_.for_motion(motion)
-        fps = m.fps or motion.fps
-        step = max(1, int(round(fps / stride_fps)))
-        frames = np.arange(m.skip_frames, motion.num_frames, step)
-        if len(frames) == 0:
+    sources = _iter_sources(str(path))
+    no_skeleton = []
+    for name, read, read_asf in sources:
+        try:
+            motion = _read_motion(name, read, read_asf, mapping_.fps)
+        except _NoSkeleton:
+            if len(sources) == 1:
+                raise
+            no_skeleton.append(name)
             continue
-        joints, mask = motion_to_model(motion, m, frames)
-        clips.append(MocapClip(name, joints.astype(np.float32), mask, fps / step))
+        clip = _to_clip(name, motion, mapping_.for_motion(motion), stride_fps)
+        if clip is not None:
+            clips.append(clip)
+    if no_skeleton:
+        warnings.warn(
+            f"{len(no_skeleton)} AMC file(s) skipped, no SS.asf skeleton beside them: {', '.join(no_skeleton)}",
+            stacklevel=2,
+        )
     return clips

@@ -340,3 +340,106 @@ def test_unknown_keyword_and_bad_channel_name_their_lines():
 
 def test_bvh_error_is_an_input_error():
     assert issubclass(BvhError, InputError)
+
+
+# ----------------------------------------------------------------------------- ASF / AMC
+
+TINY_ASF = """:version 1.10
+:units
+  length 0.45
+  angle deg
+:root
+   order TX TY TZ RX RY RZ
+   axis XYZ
+   position 0 0 0
+   orientation 0 0 0
+:bonedata
+  begin
+     id 1
+     name upper
+     direction 0 1 0
+     length 2
+     axis 0 0 90 XYZ
+    dof rx
+  end
+  begin
+     id 2
+     name lower
+     direction 1 0 0
+     length 3
+     axis 0 0 0 XYZ
+    dof rx rz
+  end
+:hierarchy
+  begin
+    root upper
+    upper lower
+  end
+"""
+
+TINY_AMC = """:FULLY-SPECIFIED
+:DEGREES
+1
+root 1 2 3 0 0 0
+upper 0
+lower 0 0
+2
+root 0 0 0 0 90 0
+upper 90
+lower 0 90
+"""
+
+
+def test_asf_amc_fk_matches_hand_computed_positions():
+    from backend.amc import parse_amc, parse_asf
+
+    sk = parse_asf(TINY_ASF, "t.asf")
+    assert sk.bones == ["root", "upper", "lower"] and sk.length_unit == 0.45
+    m = parse_amc(TINY_AMC, sk, "t.amc")
+    assert m.num_frames == 2 and m.fps == pytest.approx(120.0)
+    p = m.positions()
+    i = m.index
+    # Frame 1: rest; bones start where the parent ends.
+    np.testing.assert_allclose(p[0, [i("upper"), i("upper_End"), i("lower_End")]], [[1, 2, 3], [1, 4, 3], [4, 4, 3]], atol=1e-9)
+    # Frame 2: root Ry(90); upper rotates rx=90 about its axis frame C = Rz(90), i.e. about the
+    # global Y axis (C Rx C^-1 = Ry), leaving its +Y direction alone; lower: Rz(90) Rx(0) turns
+    # +X into +Y, then both Ry(90)s leave +Y alone.
+    np.testing.assert_allclose(p[1, i("upper_End")], [0, 2, 0], atol=1e-9)
+    np.testing.assert_allclose(p[1, i("lower_End")], [0, 5, 0], atol=1e-9)
+
+
+def test_amc_errors_name_file_and_line():
+    from backend.amc import AmcError, parse_amc, parse_asf
+
+    sk = parse_asf(TINY_ASF, "t.asf")
+    with pytest.raises(AmcError, match=r"t.amc:10: lower has 1 values"):
+        parse_amc(TINY_AMC.replace("lower 0 90", "lower 0"), sk, "t.amc")
+    with pytest.raises(AmcError, match=r"t.amc:5: bone 'uper'"):
+        parse_amc(TINY_AMC.replace("upper 0\n", "uper 0\n", 1), sk, "t.amc")
+    with pytest.raises(AmcError, match=r"t.asf:\d+: hierarchy names bone 'lowr'"):
+        parse_asf(TINY_ASF.replace("upper lower", "upper lowr"), "t.asf")
+
+
+CMU_MORE = Path(__file__).resolve().parents[2] / "shared" / "data" / "cmu_more.zip"
+
+
+@pytest.mark.skipif(not CMU_MORE.exists(), reason="shared/data/cmu_more.zip not available")
+def test_amc_fk_agrees_with_the_bvh_conversion_of_the_same_take():
+    """CMU 16_02 exists as ASF/AMC and as a BVH with ASF bone names (Hahne conversion)."""
+    from backend.amc import parse_amc, parse_asf
+
+    with zipfile.ZipFile(CMU_MORE) as zf:
+        sk = parse_asf(zf.read("amc/16.asf").decode(), "16.asf")
+        amc = parse_amc(zf.read("amc/16_02_-_jump.amc").decode(), sk, "16_02.amc")
+        bvh = parse_bvh(zf.read("bvh_przestr/16_02.bvh").decode(), "16_02.bvh")
+    frames = np.arange(0, bvh.num_frames, 50)
+    pa, ra = amc.forward_kinematics(frames)
+    pb, rb = bvh.forward_kinematics(frames)
+    for bone in ("lfemur", "ltibia", "lfoot", "ltoes", "rfemur", "rtibia", "rfoot", "head", "lwrist", "rradius"):
+        np.testing.assert_allclose(ra[:, amc.index(bone)], rb[:, bvh.index(bone)], atol=1e-4)  # 6-digit files
+    for joint in ("lfemur", "ltibia", "lfoot", "ltoes", "ltoes_End", "rtibia", "rfoot"):
+        np.testing.assert_allclose(pa[:, amc.index(joint)], pb[:, bvh.index(joint)], atol=1e-3)
+    # The conversion drops the ASF thorax bone's length, so the upper body differs by that bone.
+    clip = mocap.load_mocap(f"{CMU_MORE}::amc/16_02_", "cmu_amc")[0]
+    assert clip.mask.all() and np.isfinite(clip.joints).all()
+    assert (clip.joints[:, J["head"], 2] > clip.joints[:, J["thorax"], 2]).all()
