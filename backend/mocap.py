@@ -55,6 +55,7 @@ cmu          none   02_01 / 05_06 layout (Hips, LeftUpLeg ... Head); first frame
 cmu_aclstm   none   hip/abdomen/chest layout, cm; hand end = middle-finger knuckle
 cmu_przestr  none   as cmu_aclstm; files with ASF bone names fall back to cmu_asf
 cmu_asf      none   BVH with ASF bone names (lfemur, ltibia ...), CMU units
+cmu_amc      none   ASF/AMC files (backend.amc): bones at their start, ``<bone>_End`` at their end
 ============ ====== ==========================================================================
 
 The points fixed in joint frames were fitted (least squares over each source's clips) so that
