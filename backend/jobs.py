@@ -1,0 +1,247 @@
+"""One worker thread that runs all model work, in order, as jobs with progress and cancel.
+
+The model is not shared between threads: every request (a synchronous HTTP call or a job
+submitted with ``POST /v1/jobs/{task}``) becomes a :class:`Job` in one FIFO queue, and a single
+worker thread runs them one at a time. A job's function is called as
+``fn(progress, cancel)``, where ``progress(fraction)`` records how far it is (0..1) and
+``cancel() -> bool`` says whether it was asked to stop (the pose service checks it between
+denoising steps and raises :class:`backend.errors.Cancelled`).
+
+Finished jobs (done, failed, cancelled) are kept for :attr:`JobQueue.keep_finished` jobs, oldest
+forgotten first, so that a client can still read a result after it finished.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from backend.errors import Cancelled, InputError
+
+log = logging.getLogger("posediff.jobs")
+
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+FINISHED = frozenset({DONE, FAILED, CANCELLED})
+
+JobFn = Callable[[Callable[[float], None], Callable[[], bool]], Any]
+
+
+class QueueFull(RuntimeError):
+    """Too many jobs waiting; the client should retry later."""
+
+
+class ShuttingDown(RuntimeError):
+    """The queue no longer accepts jobs (the server is stopping)."""
+
+
+@dataclass
+class Job:
+    """One unit of model work.
+
+    Attributes:
+        id: unguessable job id (hex).
+        task: what it runs (``estimate``, ``generate``, ...).
+        state: ``queued``, ``running``, ``done``, ``failed`` or ``cancelled``.
+        progress: 0..1.
+        result: what the function returned (when done), after ``serialize``.
+        error: a readable message (when failed); ``error_field`` names the request field when
+            the failure was an :class:`InputError`.
+        future: resolves to the raw return value or raises the job's exception (for waiters).
+    """
+
+    id: str
+    task: str
+    fn: JobFn = field(repr=False)
+    serialize: Callable[[Any], Any] | None = field(default=None, repr=False)
+    keep: bool = True
+    state: str = QUEUED
+    progress: float = 0.0
+    result: Any = None
+    error: str | None = None
+    error_field: str | None = None
+    created: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    cancel_event: threading.Event = field(default_factory=threading.Event, repr=False)
+    future: Future = field(default_factory=Future, repr=False)
+
+    def status(self) -> dict:
+        """JSON-ready status: id, task, state, progress, result (done), error (failed), timestamps (s)."""
+        return {
+            "id": self.id,
+            "task": self.task,
+            "state": self.state,
+            "progress": round(self.progress, 4),
+            "result": self.result if self.state == DONE else None,
+            "error": self.error,
+            "error_field": self.error_field,
+            "cancel_requested": self.cancel_event.is_set(),
+            "created": self.created,
+            "started": self.started,
+            "finished": self.finished,
+        }
+
+
+class JobQueue:
+    """A FIFO of jobs run by one worker thread.
+
+    Args:
+        keep_finished: how many finished jobs to remember (oldest forgotten first).
+        max_pending: how many jobs may wait (queued, not running) before :meth:`submit` raises
+            :class:`QueueFull`.
+    """
+
+    def __init__(self, keep_finished: int = 64, max_pending: int = 64):
+        self.keep_finished = keep_finished
+        self.max_pending = max_pending
+        self._jobs: OrderedDict[str, Job] = OrderedDict()
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[Job | None] = queue.Queue()
+        self._pending = 0
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="posediff-model-worker", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------------- client side
+
+    def submit(self, task: str, fn: JobFn, serialize: Callable[[Any], Any] | None = None, keep: bool = True) -> Job:
+        """Queue ``fn(progress, cancel)``; returns the :class:`Job` at once (state ``queued``).
+
+        Args:
+            task: a label (the task name).
+            fn: the work; runs on the worker thread.
+            serialize: applied to the return value for :attr:`Job.result` (e.g. pydantic to JSON).
+            keep: remember the job once finished (False for synchronous requests, whose caller
+                waits on :attr:`Job.future`).
+        Raises:
+            QueueFull: ``max_pending`` jobs are already waiting.
+            ShuttingDown: :meth:`close` was called.
+        """
+        with self._lock:
+            if self._closed:
+                raise ShuttingDown("the server is shutting down")
+            if self._pending >= self.max_pending:
+                raise QueueFull(f"{self._pending} jobs are already waiting; retry later")
+            job = Job(id=secrets.token_hex(12), task=task, fn=fn, serialize=serialize, keep=keep)
+            self._jobs[job.id] = job
+            self._pending += 1
+        self._queue.put(job)
+        return job
+
+    def get(self, job_id: str) -> Job | None:
+        """The job with this id, or None (unknown or forgotten)."""
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def list(self) -> list[Job]:
+        """All remembered jobs, oldest first."""
+        with self._lock:
+            return list(self._jobs.values())
+
+    def cancel(self, job_id: str) -> Job | None:
+        """Ask a job to stop. A queued job is cancelled at once; a running one at its next check.
+
+        Returns the job (None if unknown); cancelling a finished job changes nothing.
+        """
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.state in FINISHED:
+                return job
+            job.cancel_event.set()
+            if job.state == QUEUED:
+                self._finish(job, CANCELLED, exc=Cancelled("cancelled before it started"))
+        return job
+
+    def close(self, wait: float | None = 10.0) -> None:
+        """Stop accepting jobs, cancel every unfinished one and stop the worker thread.
+
+        Args:
+            wait: seconds to wait for the running job to notice its cancellation (None: forever).
+        """
+        with self._lock:
+            self._closed = True
+            unfinished = [j for j in self._jobs.values() if j.state not in FINISHED]
+        for job in unfinished:
+            self.cancel(job.id)
+        self._queue.put(None)
+        self._thread.join(wait)
+
+    @property
+    def pending(self) -> int:
+        """Jobs waiting to run (not counting the running one)."""
+        with self._lock:
+            return self._pending
+
+    # ------------------------------------------------------------------------- worker side
+
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            with self._lock:
+                if job.state != QUEUED:  # cancelled while waiting
+                    continue
+                self._pending -= 1
+                job.state = RUNNING
+                job.started = time.time()
+            self._execute(job)
+
+    def _execute(self, job: Job) -> None:
+        def progress(fraction: float) -> None:
+            try:
+                f = float(fraction)
+            except (TypeError, ValueError):
+                return
+            if f == f:  # not NaN
+                job.progress = min(1.0, max(job.progress, f, 0.0))
+
+        try:
+            value = job.fn(progress, job.cancel_event.is_set)
+            result = job.serialize(value) if job.serialize is not None else value
+        except Cancelled as e:
+            with self._lock:
+                self._finish(job, CANCELLED, exc=e)
+        except BaseException as e:  # noqa: BLE001 - a job's failure must not stop the worker
+            if not isinstance(e, InputError):
+                log.exception("job %s (%s) failed", job.id, job.task)
+            with self._lock:
+                self._finish(job, FAILED, exc=e)
+        else:
+            with self._lock:
+                job.result = result
+                job.progress = 1.0
+                self._finish(job, DONE, value=value)
+
+    def _finish(self, job: Job, state: str, value: Any = None, exc: BaseException | None = None) -> None:
+        """Record the end of a job (call with the lock held)."""
+        if job.state == QUEUED:
+            self._pending -= 1
+        job.state = state
+        job.finished = time.time()
+        if isinstance(exc, InputError):
+            job.error, job.error_field = exc.message, exc.field
+        elif state == FAILED:
+            job.error = f"internal error ({type(exc).__name__}); see the server log for job {job.id}"
+        elif state == CANCELLED:
+            job.error = None
+        if not job.keep:
+            self._jobs.pop(job.id, None)
+        if not job.future.done():
+            if exc is not None:
+                job.future.set_exception(exc)
+            else:
+                job.future.set_result(value)
+        self._forget_old()
+
+    def _forget_old(self) -> None:
+        finished = [j.id for j in self._jobs.values() if j.state in FINISHED]
+        for jid in finished[: max(0, len(finished) - self.keep_finished)]:
+            del self._jobs[jid]
