@@ -1,7 +1,8 @@
 """Training and evaluation data for the pose prior.
 
 * Human3.6M (``shared/data/h36m_joints32_25fps.npz``): 32-joint layout, metres, Z up, pelvis at
-  the origin; the model joints are picked with :data:`backend.skeleton.H36M32_INDEX`.
+  the origin; the model joints are picked with :data:`backend.skeleton.H36M32_INDEX`. The file's
+  left/right labels describe a mirrored body, so x is negated on load (see :func:`load_h36m`).
   Subjects S1 S5 S6 S7 S8 train; **S9 and S11 are held out** for evaluation and never enter
   training (:func:`load_h36m` refuses them unless ``allow_eval=True``).
 * BVH mocap (Bandai-Namco, CMU, a user's own) through :mod:`backend.mocap` with a joint-name
@@ -86,7 +87,11 @@ def load_h36m(subjects=TRAIN_SUBJECTS, stride: int = 1, path: Path = H36M_FILE, 
     with np.load(path) as f:
         for key in f.files:
             if key.split("/")[0] in subjects:
-                arr = f[key][::stride][:, list(H36M32_INDEX)]
+                arr = f[key][::stride][:, list(H36M32_INDEX)].astype(np.float64)
+                # The joint file's left/right labels sit on a mirrored body (the right knee's hinge
+                # axis points to the labelled left side); negating x restores real anatomy, so
+                # the BVH sources and H3.6M agree (the labels are kept).
+                arr[..., 0] *= -1
                 out[key] = (arr - arr[:, :1]).astype(np.float32)
     return out
 

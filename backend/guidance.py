@@ -54,6 +54,12 @@ class Evidence2D:
         """``uv`` ``[B, J, 2]`` normalised -> (log-likelihood ``[B, J]``, its gradient ``[B, J, 2]``)."""
         raise NotImplementedError
 
+    def target(self, uv: torch.Tensor) -> torch.Tensor:
+        """Where each projected joint should move: one Gauss-Newton step on the log-likelihood,
+        ``uv + sigma^2 grad log p(uv)`` (``[B, J, 2]`` normalised; joints without evidence stay)."""
+        _, g = self.value_and_grad(uv)
+        return uv + g * (self.sigma**2 / self.weight.clamp(min=1e-6))[:, None]
+
     @property
     def num_visible(self) -> int:
         return int((self.weight > 0).sum())
@@ -110,6 +116,7 @@ class HeatmapEvidence(Evidence2D):
         hm = np.stack([cv2.GaussianBlur(h, (0, 0), 1.0) for h in hm])
         hm = hm / np.maximum(hm.sum((1, 2), keepdims=True), 1e-12)
         self.logp = torch.tensor(np.log(hm + 1e-4), device=device)  # [K, H, W]
+        self.prob = torch.tensor(hm, device=device)
         kh, H, W = hm.shape
         self.H, self.W = H, W
         A = np.asarray(image_to_heatmap, np.float64)
@@ -117,6 +124,7 @@ class HeatmapEvidence(Evidence2D):
         M = A[:, :2] @ np.diag([K.fx, K.fy])
         b = A[:, :2] @ np.array([K.cx, K.cy]) + A[:, 2]
         self.M = torch.tensor(M, dtype=torch.float32, device=device)
+        self.M_inv = torch.tensor(np.linalg.inv(M), dtype=torch.float32, device=device)
         self.b = torch.tensor(b, dtype=torch.float32, device=device)
         self.idx = torch.tensor(list(joint_idx), dtype=torch.long, device=device)
         flat = hm.reshape(kh, -1).argmax(1)
@@ -131,9 +139,34 @@ class HeatmapEvidence(Evidence2D):
         self.anchor_uv = torch.tensor(anchor, dtype=torch.float32, device=device)
         self.weight = torch.tensor(weight, dtype=torch.float32, device=device)
         cell = 1.0 / math.sqrt(abs(np.linalg.det(M)))  # one heatmap cell in normalised units
-        self.sigma = torch.full((NUM_JOINTS,), 2.0 * cell, device=device)
+        self.sigma = torch.full((NUM_JOINTS,), 1.0 * cell, device=device)
         self.focal_px = math.sqrt(K.fx * K.fy)
         self.wide = 8.0
+
+    def target(self, uv: torch.Tensor, bandwidth: float = 3.0) -> torch.Tensor:
+        """Mean-shift step on the heatmap: the heatmap-weighted mean position in a Gaussian window
+        (``bandwidth`` cells) around the current projection; the peak when the window is empty.
+
+        For a unimodal heatmap this is the Gauss-Newton step of the heatmap log-likelihood
+        (Comaniciu & Meer 2002: mean shift follows the gradient of the kernel density).
+        Returns ``[B, J, 2]`` normalised image coordinates.
+        """
+        h = uv[:, self.idx] @ self.M.T + self.b  # [B, K, 2] cells
+        xs = torch.arange(self.W, device=uv.device, dtype=uv.dtype)
+        ys = torch.arange(self.H, device=uv.device, dtype=uv.dtype)
+        kx = torch.exp(-0.5 * ((xs - h[..., :1]) / bandwidth) ** 2)  # [B, K, W]
+        ky = torch.exp(-0.5 * ((ys - h[..., 1:]) / bandwidth) ** 2)  # [B, K, H]
+        P = self.prob
+        mass = torch.einsum("kyx,bkx,bky->bk", P, kx, ky)
+        mx = torch.einsum("kyx,bkx,bky,x->bk", P, kx, ky, xs) / mass.clamp(min=1e-12)
+        my = torch.einsum("kyx,bkx,bky,y->bk", P, kx, ky, ys) / mass.clamp(min=1e-12)
+        # an (almost) empty window falls back smoothly to the peak: mass-weighted blend, eps = 1 %
+        eps = 0.01
+        lam = (mass / (mass + eps))[..., None]
+        tgt_h = lam * torch.stack([mx, my], -1) + (1 - lam) * self.peaks_h[None]
+        tgt = uv.clone()
+        tgt[:, self.idx] = (tgt_h - self.b) @ self.M_inv.T
+        return tgt
 
     def value_and_grad(self, uv):
         B = uv.shape[0]
@@ -275,5 +308,10 @@ class GuidanceWeights:
     bone_sigma: float = 0.01
     known_sigma: float = 0.005
     direction_sigma: float = 0.01
-    inner_steps: int = 4
+    inner_steps: int = 2
     step: float = 0.8
+    prior_cap: float = 300.0  # max precision of the denoiser's x0 (1/m^2): r_t >= 6 cm
+    polish_steps: int = 2  # extra inner steps on the final x0 with the prior at ``polish_prior``
+    polish_prior: float = 400.0  # 1/m^2 (r = 5 cm)
+    tilt_after: float = 1.1  # fraction of the DDIM steps after which camera pitch/roll are updated
+    ray_mode: str = "nearest"  # 2D target on the camera ray: "nearest" to the prior's joint, or "intersect" at bone length

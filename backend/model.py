@@ -116,7 +116,8 @@ def save_prior(model: PoseDenoiser, path: Path, extra: dict | None = None) -> No
     meta = {"config": json.dumps(asdict(model.cfg))}
     if extra:
         meta["extra"] = json.dumps(extra)
-    state = {k: v.detach().float().cpu().contiguous() for k, v in model.state_dict().items()}
+    # float16 on disk halves the file (the shipped prior is ~13 MB); loading casts back to float32
+    state = {k: v.detach().cpu().half().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(path), metadata=meta)
 
 
@@ -136,7 +137,7 @@ def load_prior(path: Path | str | None = None, device: str | torch.device | None
         meta = f.metadata() or {}
     cfg = PriorConfig(**json.loads(meta.get("config", "{}")))
     model = PoseDenoiser(cfg)
-    model.load_state_dict(load_file(str(path)))
+    model.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
     dev = device if isinstance(device, torch.device) else pick_device(device)
     model.extra = json.loads(meta.get("extra", "{}"))
     return model.to(dev).eval()

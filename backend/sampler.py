@@ -203,6 +203,8 @@ class GuidedSampler:
                 progress((i + 1) / (len(ts) + 1))
         if not ts:
             x0 = x
+        if self.w.polish_steps > 0:
+            x0 = self._refine(x0, None, st, timings, frac=1.0)
         t0 = time.perf_counter()
         res = self._finish(x0, st, timings)
         timings["guidance"] += time.perf_counter() - t0
@@ -226,6 +228,8 @@ class GuidedSampler:
                 st["pitch"] = (0.1 + 0.08 * torch.randn(B, generator=gen)).to(dev)
                 st["roll"] = torch.zeros(B, device=dev)
                 st["fixed_tilt"] = False
+        self._st_known_w = cond.known_w if cond.has_known else None
+        self._st_dirs_w = cond.directions_w if cond.has_directions else None
         if cond.has_known:
             st["known"] = torch.tensor(np.nan_to_num(cond.known), dtype=torch.float32, device=dev)
             st["known_w"] = torch.tensor(cond.known_w, dtype=torch.float32, device=dev)
@@ -259,8 +263,22 @@ class GuidedSampler:
         R, _ = G.yaw_align(Xm, Xm.new_zeros(NUM_JOINTS, 3), Xm.new_zeros(NUM_JOINTS), vs, vd, vw)
         return R, Xm.new_zeros(B, 3)
 
-    def _refine(self, x0_hat: torch.Tensor, abar: float, st: dict, timings: dict, frac: float) -> torch.Tensor:
-        """Guidance: refine the denoiser's x0 (model units) with the evidence; returns model units."""
+    def _refine(self, x0_hat: torch.Tensor, abar: float | None, st: dict, timings: dict, frac: float) -> torch.Tensor:
+        """Guidance: refine the denoiser's x0 (model units) with the evidence; returns model units.
+
+        The refined pose is rebuilt down the kinematic tree with canonical bone lengths (the
+        skeleton term as a hard constraint, which removes the scale-depth ambiguity of NOTES.md).
+        Each bone's direction is the precision-weighted blend of the denoiser's direction and the
+        evidence's: for a joint seen in 2D, the point on its camera ray at bone length from the
+        (already refined) parent, choosing the ray intersection nearest the denoiser's depth
+        (front/back flips are left to the prior, which keeps hypotheses diverse where the photo is
+        ambiguous); for a known 3D joint, the direction to it; for a known bone direction, itself.
+        The 2D target of a heatmap is one Gauss-Newton (mean-shift) step on its log-likelihood
+        from the current projection, ``uv + sigma^2 grad log p(uv)``: the heatmap gradient guidance
+        of Snelgar et al. 2026. Blend weight ``alpha = a / (a + b)`` with the evidence precision
+        ``a`` (1/m^2 at the subject's depth) and the denoiser's x0 precision ``b``
+        (:func:`backend.guidance.prior_precision`, capped by ``prior_cap``).
+        """
         cond: Conditions = st["cond"]
         if not (cond.has_2d or cond.has_known or cond.has_directions):
             return x0_hat
@@ -268,33 +286,26 @@ class GuidedSampler:
 
         w = self.w
         Xh_m = x0_hat * self.scale  # metres, model (upright) frame
-        b = G.prior_precision(abar, self.scale)
+        b = min(G.prior_precision(abar, self.scale), w.prior_cap) if abar is not None else w.polish_prior
+        B = Xh_m.shape[0]
         if cond.has_2d:
             R = _tilt_batch(st["pitch"], st["roll"])  # world->camera
-            to_work = lambda P: P @ R.transpose(1, 2)  # noqa: E731
-            from_work = lambda P: P @ R  # noqa: E731
         else:
-            to_work = from_work = lambda P: P  # noqa: E731
-        Xh = to_work(Xh_m)
-        X = Xh.clone()
+            R = torch.eye(3, device=Xh_m.device).expand(B, 3, 3)
+        Xh = Xh_m @ R.transpose(1, 2)  # working frame (camera frame with 2D evidence)
         ev = cond.evidence if cond.has_2d else None
-        # targets of known joints / directions in the working frame, from the current alignment
         tgt = dirs = None
         if cond.has_known or cond.has_directions:
             Ry, ty = self._align_world(Xh_m, st)
             if "known" in st:
-                tgt_m = torch.einsum("bji,bjk->bik", Ry, (st["known"][None] - ty[:, None]).transpose(1, 2)).transpose(1, 2)
-                tgt_m = tgt_m - (Xh_m[:, :1] * 0)  # model frame (pelvis at origin of the model pose)
-                tgt = to_work(tgt_m)
+                tgt_m = (st["known"][None] - ty[:, None]) @ Ry  # R^T (k - t): model frame
+                tgt = tgt_m @ R.transpose(1, 2)
             if "dirs" in st:
-                d_m = st["dirs"][None].expand(X.shape[0], -1, -1) @ Ry  # R^T d
-                dirs = to_work(d_m)
-        par = torch.tensor([max(p, 0) for p in PARENTS], device=X.device)
-        lens = torch.tensor(BONE_LENGTHS, device=X.device)[:, None]
-        a_bone = 1.0 / w.bone_sigma**2
-        for _ in range(w.inner_steps):
-            num = b * (Xh - X)
-            den = torch.full_like(X, b)
+                dirs = (st["dirs"][None].expand(B, -1, -1) @ Ry) @ R.transpose(1, 2)
+        X = Xh
+        for _ in range(w.inner_steps if abar is not None else w.polish_steps):
+            T = torch.zeros(B, 3, device=X.device)
+            uv_t = a2d = None
             if ev is not None:
                 t0 = time.perf_counter()
                 T = G.solve_root_translation(X, ev.anchor_uv, ev.weight)
@@ -302,32 +313,61 @@ class GuidedSampler:
                 P = X + T[:, None]
                 z = P[..., 2].clamp(min=0.1)
                 uv = P[..., :2] / z[..., None]
-                _, g = ev.value_and_grad(uv)
-                wj = ev.weight.clamp(min=1e-6)
+                uv_t = ev.target(uv)
                 sig2 = ev.sigma**2
-                disp = torch.stack([g[..., 0], g[..., 1], -(uv * g).sum(-1)], -1) * (sig2 * z / wj)[..., None]
-                a = w.scale * ev.weight / (sig2 * z**2)  # [B, J]
-                aniso = torch.stack([a, a, a * (uv**2).sum(-1)], -1)
-                num = num + aniso * disp
-                den = den + aniso
-            if tgt is not None:
-                ak = (w.scale / w.known_sigma**2) * st["known_w"][None, :, None]
-                # known joints are relative to the pelvis of the aligned pose
-                num = num + ak * (tgt - X)
-                den = den + ak
-            if dirs is not None:
-                ad = (w.scale / w.direction_sigma**2) * st["dirs_w"][None, :, None]
-                want = X[:, par] + lens * dirs
-                num = num + ad * (want - X)
-                den = den + ad
-            bp = G.bone_pull(X) * 2.0
-            num = num + a_bone * bp
-            den = den + a_bone
-            X = X + w.step * num / den
-            X = X - X[:, :1]
-        if ev is not None and not st["fixed_tilt"] and frac > 0.2:
+                a2d = w.scale * ev.weight / (sig2 * z**2)  # [B, J] 1/m^2
+            X = self._tree_walk(X, Xh, T, b, uv_t, a2d, tgt, dirs)
+        if ev is not None and not st["fixed_tilt"] and frac > w.tilt_after and abar is not None:
             self._update_tilt(Xh_m, X, st)
-        return from_work(X) / self.scale
+        return (X @ R) / self.scale
+
+    def _tree_walk(self, X, Xh, T, b, uv_t, a2d, tgt, dirs):
+        """Rebuild the pose root-outward with canonical bone lengths (see :meth:`_refine`)."""
+        w = self.w
+        out = [torch.zeros_like(X[:, 0])]
+        ak = (w.scale / w.known_sigma**2) if tgt is not None else 0.0
+        ad = (w.scale / w.direction_sigma**2) if dirs is not None else 0.0
+        kw = self._st_known_w if tgt is not None else None
+        dw = self._st_dirs_w if dirs is not None else None
+        for j in range(1, NUM_JOINTS):
+            p = PARENTS[j]
+            L = float(BONE_LENGTHS[j])
+            xp = out[p]
+            d_prior = Xh[:, j] - Xh[:, p]
+            d_prior = d_prior / d_prior.norm(dim=-1, keepdim=True).clamp(min=1e-8)
+            num = b * d_prior
+            den = b
+            if uv_t is not None:
+                # point on the ray through uv_t at distance L from the parent (camera frame, absolute)
+                r = torch.cat([uv_t[:, j], torch.ones_like(uv_t[:, j, :1])], -1)
+                pa = xp + T
+                c_prior = pa + L * d_prior
+                if w.ray_mode == "intersect":
+                    rr = (r * r).sum(-1)
+                    bq = (r * pa).sum(-1)
+                    sq = (bq * bq - rr * ((pa * pa).sum(-1) - L * L)).clamp(min=0).sqrt()
+                    q1, q2 = ((bq + sq) / rr)[:, None] * r, ((bq - sq) / rr)[:, None] * r
+                    pick1 = ((q1 - c_prior) ** 2).sum(-1) <= ((q2 - c_prior) ** 2).sum(-1)
+                    q = torch.where(pick1[:, None], q1, q2)
+                else:  # the point of the ray nearest the denoiser's child: depth from the prior
+                    q = ((r * c_prior).sum(-1) / (r * r).sum(-1))[:, None] * r
+                d_2d = q - pa
+                d_2d = d_2d / d_2d.norm(dim=-1, keepdim=True).clamp(min=1e-8)
+                a = a2d[:, j : j + 1]
+                num = num + a * d_2d
+                den = den + a
+            if tgt is not None and kw[j] > 0:
+                d_k = tgt[:, j] - xp
+                d_k = d_k / d_k.norm(dim=-1, keepdim=True).clamp(min=1e-8)
+                num = num + ak * d_k
+                den = den + ak
+            if dirs is not None and dw[j] > 0:
+                num = num + ad * dirs[:, j]
+                den = den + ad
+            d = num / den if isinstance(den, float) else num / den
+            d = d / d.norm(dim=-1, keepdim=True).clamp(min=1e-8)
+            out.append(xp + L * d)
+        return torch.stack(out, 1)
 
     def _update_tilt(self, Xm: torch.Tensor, Xc: torch.Tensor, st: dict, blend: float = 0.3) -> None:
         """Blend pitch/roll toward the rotation that maps the upright x0 onto the 2D-fitted pose."""

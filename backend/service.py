@@ -192,25 +192,7 @@ class PoseService:
 
     def detect(self, req: schemas.DetectRequest, progress: Progress = None, cancel: CancelCheck = None) -> schemas.DetectResponse:
         """2D keypoints (and optionally heatmaps) per image, original pixels, model joint names."""
-        from backend.photo import intrinsics_for, load_image
-
-        out = []
-        for i, fr in enumerate(req.frames):
-            field = f"frames[{i}].image"
-            photo = load_image(fr.image, field)
-            det = self._detect(photo, fr.person, field)
-            K = intrinsics_for(photo, fr.camera.model_dump(exclude_none=True) if fr.camera else None)
-            hm = None
-            if req.heatmaps:
-                hm = {"joints": list(det.heatmap_joints), "shape": list(det.heatmaps.shape),
-                      "image_to_heatmap": _r(det.image_to_heatmap, 6),
-                      "log_heatmaps": _r(det.heatmaps, 3)}
-            out.append(schemas.DetectFrameResult(
-                image=photo.name, keypoints={k: _r(v, 2) for k, v in det.keypoints.items()}, camera=K.as_dict(),
-                box=_r(det.box, 1), heatmaps=hm))
-            if progress is not None:
-                progress((i + 1) / len(req.frames))
-        return schemas.DetectResponse(frames=out)
+        return run_detect(self.detector, req, progress)
 
     # ------------------------------------------------------------------------------ helpers
 
@@ -237,20 +219,23 @@ class PoseService:
             raise InputError(f"{field}.rotation", "not a rotation matrix (orthonormal, determinant 1)")
         return R
 
-    def _detect(self, photo, person, field):
-        return self.detector.detect(photo.rgb, person=person, field=field) if _accepts_field(self.detector.detect) \
-            else self.detector.detect(photo.rgb, person=person)
 
     def _evidence_from_image(self, image: str, cam, person, field):
         from backend.guidance import HeatmapEvidence
         from backend.photo import intrinsics_for, load_image
 
         photo = load_image(image, f"{field}.image")
-        det = self._detect(photo, person, f"{field}.image")
+        det = self.detector.detect(photo, person=person, field=f"{field}.image")
         K = intrinsics_for(photo, cam.model_dump(exclude_none=True, exclude={"rotation"}) if cam else None)
         conf = [det.keypoints[n][2] if n in det.keypoints else 0.0 for n in det.heatmap_joints]
         idx = [JOINT_INDEX[n] for n in det.heatmap_joints]
         ev: Evidence2D = HeatmapEvidence(det.heatmaps, idx, det.image_to_heatmap, conf, K, device=self.device)
+        # anchor the root solve on the detector's sub-cell keypoints rather than the heatmap argmax
+        for n, j in zip(det.heatmap_joints, idx):
+            if n in det.keypoints:
+                u, v = det.keypoints[n][:2]
+                ev.anchor_uv[j, 0] = (u - K.cx) / K.fx
+                ev.anchor_uv[j, 1] = (v - K.cy) / K.fy
         kp_out = {k: [round(float(x), 2) for x in v] for k, v in det.keypoints.items()}
         return ev, K, kp_out, photo
 
@@ -344,10 +329,27 @@ def _sub_progress(progress: Progress, i: int, n: int) -> Progress:
     return lambda f: progress((i + f) / n)
 
 
-def _accepts_field(fn) -> bool:
-    import inspect
+def run_detect(detector, req: schemas.DetectRequest, progress: Progress = None) -> schemas.DetectResponse:
+    """Run the 2D detector on each frame of a detect request (no prior needed).
 
-    try:
-        return "field" in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
+    Raises:
+        InputError: unreadable image (field ``frames[i].image``); NoPersonError: nobody found.
+    """
+    from backend.photo import intrinsics_for, load_image
+
+    out = []
+    for i, fr in enumerate(req.frames):
+        field = f"frames[{i}].image"
+        photo = load_image(fr.image, field)
+        det = detector.detect(photo, person=fr.person, field=field)
+        K = intrinsics_for(photo, fr.camera.model_dump(exclude_none=True, exclude={"rotation"}) if fr.camera else None)
+        hm = None
+        if req.heatmaps:
+            hm = {"joints": list(det.heatmap_joints), "shape": list(det.heatmaps.shape),
+                  "image_to_heatmap": _r(det.image_to_heatmap, 6), "log_heatmaps": _r(det.heatmaps, 3)}
+        out.append(schemas.DetectFrameResult(
+            image=photo.name, keypoints={k: _r(v, 2) for k, v in det.keypoints.items()}, camera=K.as_dict(),
+            box=_r(det.box, 1), heatmaps=hm))
+        if progress is not None:
+            progress((i + 1) / len(req.frames))
+    return schemas.DetectResponse(frames=out)

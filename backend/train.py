@@ -36,8 +36,9 @@ from backend.schedule import NoiseSchedule
 SHARED = D.SHARED_DATA
 DEFAULT_SPECS = {
     "default": ["h36m", f"{SHARED}/bandai_bvh.zip@bandai", f"{SHARED}/cmu_more.zip::bvh_aclstm/@cmu_aclstm",
-                f"{SHARED}/cmu_more.zip::bvh_przestr/@cmu_przestr", f"{SHARED}/cmu_bvh@cmu"],
-    "cmu": [f"{SHARED}/cmu_more.zip::bvh_aclstm/@cmu_aclstm", f"{SHARED}/cmu_more.zip::bvh_przestr/@cmu_przestr",
+                f"{SHARED}/cmu_more.zip::bvh_przestr/@cmu_przestr", f"{SHARED}/cmu_more.zip::amc/@cmu_amc",
+                f"{SHARED}/cmu_bvh@cmu"],
+    "cmu": [f"{SHARED}/cmu_more.zip::amc/@cmu_amc", f"{SHARED}/cmu_more.zip::bvh_aclstm/@cmu_aclstm", f"{SHARED}/cmu_more.zip::bvh_przestr/@cmu_przestr",
             f"{SHARED}/cmu_bvh@cmu"],
 }
 
@@ -156,7 +157,10 @@ def train(args: argparse.Namespace) -> Path:
     warmup = 500
     from tqdm import tqdm
 
-    bar = tqdm(total=args.steps, initial=step, disable=rank != 0, desc="train", dynamic_ncols=True)
+    import sys
+
+    bar = tqdm(total=args.steps, initial=step, disable=rank != 0, desc="train", dynamic_ncols=True,
+               mininterval=0.5 if sys.stderr.isatty() else 30)
     t_start = time.time()
     losses = []
     while step < args.steps:

@@ -1,0 +1,292 @@
+"""``posediff``: the backend's command line (JSON in, JSON out; ``-`` = stdin/stdout).
+
+Exit status 0 on success; on bad input a one-line error on stderr naming the field and why,
+exit status 2, and no partial output file (outputs are written to a temporary file and renamed).
+See ``shared/design/CONTRACT.md`` for the request and response shapes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+EXIT_BAD_INPUT = 2
+
+
+class CliError(Exception):
+    """A one-line, user-facing error (exit status 2)."""
+
+
+def _read_json(path: str):
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    except OSError as e:
+        raise CliError(f"--input: cannot read {path}: {e.strerror}") from None
+    try:
+        return json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(CliError(f"--input: {c} is not allowed (JSON numbers must be finite)")))
+    except json.JSONDecodeError as e:
+        raise CliError(f"--input: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+
+
+def _write_json(path: str, obj) -> None:
+    text = json.dumps(obj, indent=1) + "\n"
+    if path == "-":
+        sys.stdout.write(text)
+        return
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _validate(model, data):
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"]) or "request"
+        raise CliError(f"{loc}: {err['msg']}") from None
+
+
+def _service(args):
+    from backend.service import PoseService
+
+    return PoseService(getattr(args, "weights", None), getattr(args, "device", None))
+
+
+def _add_common(p: argparse.ArgumentParser, output: bool = True) -> None:
+    if output:
+        p.add_argument("--output", "-o", default="-", help="response JSON file ('-' = stdout)")
+    p.add_argument("--weights", default=None, help="prior weights (.safetensors); default: the shipped prior")
+    p.add_argument("--device", default=None, help="cuda | cpu (default: CUDA when available)")
+
+
+def cmd_estimate(args) -> int:
+    from backend import schemas
+
+    if args.input:
+        data = _read_json(args.input)
+    elif args.images:
+        data = {"frames": [{"image": str(Path(i).resolve()) if Path(i).exists() else i} for i in args.images]}
+    else:
+        raise CliError("estimate: give --input REQ.json or one or more IMAGE files")
+    if isinstance(data, dict):
+        if args.num is not None:
+            data["num_hypotheses"] = args.num
+        if args.seed is not None:
+            data["seed"] = args.seed
+        if args.previews:
+            data["previews"] = True
+    req = _validate(schemas.EstimateRequest, data)
+    res = _service(args).estimate(req)
+    if args.overlay:
+        _write_overlays(Path(args.overlay), req, res)
+    _write_json(args.output, res.model_dump(exclude_none=True))
+    return 0
+
+
+def _write_overlays(folder: Path, req, res) -> None:
+    """Photo (or blank canvas) with detected keypoints and the best hypotheses' projections."""
+    import numpy as np
+
+    from backend.camera import Intrinsics, project
+    from backend.overlay import draw_overlay, encode_png
+    from backend.skeleton import JOINT_NAMES, PARENTS
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, (fr_req, fr) in enumerate(zip(req.frames, res.frames)):
+        K = Intrinsics(**fr.camera)
+        if fr_req.image is not None:
+            from backend.photo import load_image
+
+            rgb = load_image(fr_req.image).rgb
+            if rgb.shape[1] != K.width:
+                import cv2
+
+                rgb = cv2.resize(rgb, (K.width, K.height))
+        else:
+            rgb = np.full((K.height, K.width, 3), 255, np.uint8)
+        projs = [project(np.array(h.joints) + np.array(h.root_translation), K) for h in fr.hypotheses[:3]]
+        img = draw_overlay(rgb, fr.keypoints or {}, projs, JOINT_NAMES, PARENTS)
+        path = folder / f"overlay_{i:03d}.png"
+        path.write_bytes(encode_png(img))
+        print(f"wrote {path}", file=sys.stderr)
+
+
+def cmd_complete(args) -> int:
+    from backend import schemas
+
+    req = _validate(schemas.CompleteRequest, _read_json(args.input))
+    _write_json(args.output, _service(args).complete(req).model_dump(exclude_none=True))
+    return 0
+
+
+def cmd_generate(args) -> int:
+    from backend import schemas
+
+    req = _validate(schemas.GenerateRequest, {"num": args.num, "seed": args.seed, **({"steps": args.steps} if args.steps else {})})
+    _write_json(args.output, _service(args).generate(req).model_dump(exclude_none=True))
+    return 0
+
+
+def cmd_variations(args) -> int:
+    from backend import schemas
+
+    req = _validate(schemas.VariationsRequest, _read_json(args.input))
+    _write_json(args.output, _service(args).variations(req).model_dump(exclude_none=True))
+    return 0
+
+
+def cmd_detect(args) -> int:
+    from backend import schemas
+
+    if args.input:
+        data = _read_json(args.input)
+    elif args.images:
+        data = {"frames": [{"image": i} for i in args.images]}
+    else:
+        raise CliError("detect: give one or more IMAGE files or --input REQ.json")
+    if args.heatmaps and isinstance(data, dict):
+        data["heatmaps"] = True
+    req = _validate(schemas.DetectRequest, data)
+    from backend.detector import PoseDetector
+    from backend.service import run_detect
+
+    _write_json(args.output, run_detect(PoseDetector(), req).model_dump(exclude_none=True))
+    return 0
+
+
+def cmd_skeleton(args) -> int:
+    from backend.skeleton import JOINT_NAMES, describe
+
+    _write_json(args.output, {"joint_names": list(JOINT_NAMES), "joints": describe()})
+    return 0
+
+
+def cmd_train(args) -> int:
+    from backend.train import train
+
+    train(args)
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from backend.evaluate import run
+
+    return run(args)
+
+
+def cmd_bench(args) -> int:
+    from backend.bench import run
+
+    return run(args)
+
+
+def cmd_serve(args) -> int:
+    from backend.server import serve_command
+
+    return serve_command(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="posediff", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    e = sub.add_parser("estimate", help="3D pose hypotheses from 2D keypoints or photos")
+    e.add_argument("images", nargs="*", help="image files (instead of --input)")
+    e.add_argument("--input", "-i", default=None, help="request JSON ('-' = stdin)")
+    e.add_argument("--num", type=int, default=None, help="hypotheses per frame (default 20)")
+    e.add_argument("--seed", type=int, default=None)
+    e.add_argument("--previews", action="store_true", help="add PNG previews to the response")
+    e.add_argument("--overlay", default=None, metavar="DIR", help="write overlay PNGs (keypoints + best hypotheses) here")
+    _add_common(e)
+    e.set_defaults(func=cmd_estimate)
+
+    c = sub.add_parser("complete", help="fill in unknown joints from known ones")
+    c.add_argument("--input", "-i", required=True)
+    _add_common(c)
+    c.set_defaults(func=cmd_complete)
+
+    g = sub.add_parser("generate", help="random plausible poses")
+    g.add_argument("--num", type=int, default=8)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--steps", type=int, default=None)
+    _add_common(g)
+    g.set_defaults(func=cmd_generate)
+
+    v = sub.add_parser("variations", help="poses near a given one")
+    v.add_argument("--input", "-i", required=True)
+    _add_common(v)
+    v.set_defaults(func=cmd_variations)
+
+    d = sub.add_parser("detect", help="2D keypoints from photos (BlazePose)")
+    d.add_argument("images", nargs="*")
+    d.add_argument("--input", "-i", default=None)
+    d.add_argument("--heatmaps", action="store_true", help="include the log-heatmaps")
+    d.add_argument("--output", "-o", default="-")
+    d.set_defaults(func=cmd_detect)
+
+    s = sub.add_parser("serve", help="the HTTP backend for the Blender add-on")
+    try:
+        from backend.server import add_serve_arguments
+
+        add_serve_arguments(s)
+    except ImportError:
+        pass
+    s.set_defaults(func=cmd_serve)
+
+    k = sub.add_parser("skeleton", help="joint names, parents, bone lengths")
+    k.add_argument("--output", "-o", default="-")
+    k.set_defaults(func=cmd_skeleton)
+
+    from backend import evaluate, train
+
+    t = sub.add_parser("train", help="train the pose prior on mocap")
+    train.add_arguments(t)
+    t.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("eval", help="accuracy tables (lift, complete, prior, detect)")
+    evaluate.add_arguments(ev)
+    ev.set_defaults(func=cmd_eval)
+
+    b = sub.add_parser("bench", help="speed tables")
+    b.add_argument("--weights", default=None)
+    b.add_argument("--device", default=None)
+    b.add_argument("--repeats", type=int, default=5)
+    b.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from backend.errors import Cancelled, InputError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (CliError, InputError) as e:
+        print(f"posediff {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except FileNotFoundError as e:
+        print(f"posediff {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Cancelled:
+        print(f"posediff {args.command}: cancelled", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
