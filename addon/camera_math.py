@@ -1,0 +1,63 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Blender camera <-> backend camera (OpenCV) conversions; pure Python, no bpy.
+
+Frames: Blender camera local axes are x right, y up, looking down -Z; the backend's camera
+frame is OpenCV (x right, y down, z forward), so ``opencv = diag(1, -1, -1) @ blender_local``.
+World is Blender's (Z up, metres). Matrices are row-major nested lists.
+"""
+
+from __future__ import annotations
+
+from . import retarget as rt
+
+FLIP = [[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]]
+
+
+def intrinsics(lens_mm: float, sensor_width_mm: float, sensor_height_mm: float, sensor_fit: str,
+               width: int, height: int, shift_x: float = 0.0, shift_y: float = 0.0) -> dict:
+    """Pixel intrinsics of a Blender perspective camera rendering ``width x height`` pixels.
+
+    Args:
+        sensor_fit: ``"AUTO"`` (sensor width spans the larger image side), ``"HORIZONTAL"``
+            or ``"VERTICAL"``, as ``Camera.sensor_fit``.
+        shift_x, shift_y: lens shift (fraction of the larger side), as ``Camera.shift_x/y``.
+    Returns:
+        ``{"fx", "fy", "cx", "cy", "width", "height"}`` in pixels (square pixels).
+    Raises:
+        ValueError: for non-positive sizes.
+    """
+    if lens_mm <= 0 or width <= 0 or height <= 0:
+        raise ValueError("camera: focal length and image size must be positive")
+    if sensor_fit == "VERTICAL" or (sensor_fit == "AUTO" and height > width):
+        span_px, sensor = (height, sensor_height_mm) if sensor_fit == "VERTICAL" else (height, sensor_width_mm)
+    else:
+        span_px, sensor = width, sensor_width_mm
+    f = lens_mm / sensor * span_px
+    big = max(width, height)
+    return {"fx": f, "fy": f, "cx": width / 2.0 - shift_x * big, "cy": height / 2.0 + shift_y * big,
+            "width": int(width), "height": int(height)}
+
+
+def world_to_opencv_rotation(camera_matrix_world) -> list:
+    """3x3 world -> OpenCV-camera rotation of a Blender camera (scale removed)."""
+    r = rt.orthonormalize(rt.to3(camera_matrix_world))
+    return rt.matmul(FLIP, rt.transpose(r))
+
+
+def camera_points_to_world(points_cam: list, camera_matrix_world) -> list:
+    """OpenCV camera-frame points (metres) -> world points through a Blender camera.
+
+    ``world = camera_matrix_world @ diag(1, -1, -1) @ p``.
+    """
+    m = [list(r) for r in camera_matrix_world]
+    r = rt.orthonormalize(rt.to3(m))
+    t = rt.translation(m)
+    rf = rt.matmul(r, FLIP)
+    return [rt.add(rt.matvec(rf, p), t) for p in points_cam]
+
+
+def camera_directions_to_world(vectors_cam: list, camera_matrix_world) -> list:
+    """Like ``camera_points_to_world`` for vectors (no translation)."""
+    r = rt.orthonormalize(rt.to3([list(x) for x in camera_matrix_world]))
+    rf = rt.matmul(r, FLIP)
+    return [rt.matvec(rf, v) for v in vectors_cam]

@@ -1,0 +1,194 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""HTTP client for the local PoseDiff backend (standard library only: urllib + json).
+
+No bpy here: usable from worker threads and from tests. Every failure is a ``BackendError``
+whose message says what happened and what to do (start the backend, fix the token...).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Callable
+
+DEFAULT_URL = "http://127.0.0.1:8765"
+DEFAULT_TOKEN_FILE = os.path.join("~", ".config", "posediff", "token")
+TASKS = ("estimate", "complete", "generate", "variations", "detect")
+
+
+class BackendError(RuntimeError):
+    """A request to the backend failed; ``str(err)`` is a message fit for the user."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class BackendUnreachable(BackendError):
+    """Nothing answers at the backend URL."""
+
+
+class JobCancelled(BackendError):
+    """The job was cancelled (by the user or the server)."""
+
+
+def start_hint(url: str) -> str:
+    port = urllib.parse.urlparse(url).port or 8765
+    return (f"start it with 'posediff serve --port {port}' (or the Start backend button in "
+            "Preferences > Add-ons > PoseDiff)")
+
+
+def read_token(token: str = "", token_file: str = "") -> str:
+    """The bearer token: ``token`` if given, else ``$POSEDIFF_TOKEN``, else the token file's
+    first line (default ``~/.config/posediff/token``), else an empty string."""
+    if token.strip():
+        return token.strip()
+    env = os.environ.get("POSEDIFF_TOKEN", "").strip()
+    if env:
+        return env
+    p = Path(os.path.expanduser(token_file or DEFAULT_TOKEN_FILE))
+    try:
+        return p.read_text().strip().splitlines()[0].strip()
+    except (OSError, IndexError):
+        return ""
+
+
+class Client:
+    """Talks to ``posediff serve``.
+
+    Args:
+        url: base URL, e.g. ``http://127.0.0.1:8765``.
+        token: bearer token ("" sends none; the server then answers 401 except on /v1/health).
+        timeout: seconds per HTTP request (a job's total time is not bounded by it).
+    """
+
+    def __init__(self, url: str = DEFAULT_URL, token: str = "", timeout: float = 30.0):
+        u = (url or DEFAULT_URL).strip().rstrip("/")
+        if not u.startswith(("http://", "https://")):
+            raise BackendError(f"backend URL {url!r} must start with http:// (e.g. {DEFAULT_URL})")
+        self.url = u
+        self.token = token
+        self.timeout = timeout
+
+    # ------------------------------------------------------------------ plumbing
+    def request(self, method: str, path: str, body: dict | None = None, timeout: float | None = None):
+        """One HTTP request; returns the decoded JSON body.
+
+        Raises:
+            BackendUnreachable: connection refused / host down (message tells how to start it).
+            BackendError: any HTTP error, with the server's ``detail`` (422 names the field).
+        """
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        req.add_header("Accept", "application/json")
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        if self.token:
+            req.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(req, timeout=timeout or self.timeout) as resp:
+                raw = resp.read()
+        except urllib.error.HTTPError as e:
+            raise BackendError(self._http_message(e), e.code) from None
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as e:
+            reason = getattr(e, "reason", e)
+            raise BackendUnreachable(
+                f"PoseDiff backend not reachable at {self.url} ({reason}); {start_hint(self.url)}"
+            ) from None
+        if not raw:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise BackendError(f"backend at {self.url} sent a non-JSON answer to {method} {path}") from None
+
+    def _http_message(self, e: urllib.error.HTTPError) -> str:
+        try:
+            payload = json.loads(e.read() or b"{}")
+        except ValueError:
+            payload = {}
+        detail = payload.get("detail") if isinstance(payload, dict) else None
+        if isinstance(detail, list):  # FastAPI validation errors
+            parts = []
+            for d in detail[:5]:
+                loc = ".".join(str(x) for x in d.get("loc", []) if x != "body")
+                parts.append(f"{loc}: {d.get('msg', '')}" if loc else str(d.get("msg", "")))
+            detail = "; ".join(parts)
+        elif isinstance(detail, dict):
+            detail = detail.get("message") or json.dumps(detail)
+        if e.code == 401:
+            return ("backend refused the token (401): set the token in Preferences > Add-ons > PoseDiff, "
+                    "or point the token file at the one the server wrote (~/.config/posediff/token)")
+        if e.code == 404 and not detail:
+            detail = "not found"
+        return f"backend error {e.code}: {detail or e.reason}"
+
+    # ------------------------------------------------------------------ endpoints
+    def health(self) -> dict:
+        return self.request("GET", "/v1/health", timeout=min(self.timeout, 5.0)) or {}
+
+    def info(self) -> dict:
+        return self.request("GET", "/v1/info") or {}
+
+    def skeleton(self) -> dict:
+        return self.request("GET", "/v1/skeleton") or {}
+
+    def run(
+        self,
+        task: str,
+        payload: dict,
+        progress: Callable[[float], None] | None = None,
+        cancelled: Callable[[], bool] | None = None,
+        poll_interval: float = 0.2,
+    ) -> dict:
+        """Run a task as a server job and wait for its result (call from a worker thread).
+
+        Falls back to the direct ``POST /v1/{task}`` if the server has no jobs endpoint.
+
+        Args:
+            task: one of ``TASKS``.
+            payload: the request body (see the backend's schemas).
+            progress: called with 0..1 as the job advances.
+            cancelled: polled; when it returns True the job is deleted on the server.
+        Returns:
+            the task's response body.
+        Raises:
+            JobCancelled, BackendUnreachable, BackendError.
+        """
+        if task not in TASKS:
+            raise BackendError(f"unknown task {task!r}; tasks: {', '.join(TASKS)}")
+        try:
+            job = self.request("POST", f"/v1/jobs/{task}", payload)
+        except BackendError as e:
+            if e.status in (404, 405):
+                return self.request("POST", f"/v1/{task}", payload, timeout=max(self.timeout, 600))
+            raise
+        job_id = (job or {}).get("id")
+        if not job_id:
+            raise BackendError(f"backend answered POST /v1/jobs/{task} without a job id")
+        while True:
+            if cancelled is not None and cancelled():
+                try:
+                    self.request("DELETE", f"/v1/jobs/{job_id}")
+                except BackendError:
+                    pass
+                raise JobCancelled("cancelled")
+            st = self.request("GET", f"/v1/jobs/{job_id}") or {}
+            state = st.get("state")
+            if progress is not None and st.get("progress") is not None:
+                progress(float(st["progress"]))
+            if state == "done":
+                return st.get("result") or {}
+            if state == "failed":
+                err = st.get("error")
+                if isinstance(err, dict):
+                    err = err.get("message") or json.dumps(err)
+                raise BackendError(f"{task} failed: {err}")
+            if state == "cancelled":
+                raise JobCancelled("cancelled on the server")
+            time.sleep(poll_interval)
