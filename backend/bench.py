@@ -1,0 +1,69 @@
+"""``posediff bench``: speed tables on this machine (printed, never asserted in tests).
+
+Rows: unconditional generation of 256 poses; estimation of one frame with 20 hypotheses from
+keypoints, with the time split between the denoiser, the guidance and the root solve; 2D
+detection of one photo; photo -> 20 hypotheses end to end.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+
+
+def _timed(fn, repeats: int) -> tuple[float, object]:
+    fn()  # warm-up
+    ts, out = [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        ts.append(time.perf_counter() - t0)
+    return float(np.median(ts)), out
+
+
+def run(args) -> int:
+    from backend import schemas
+    from backend.evaluate import H36M_K, eval_frames, lift_case, print_table
+    from backend.guidance import KeypointEvidence
+    from backend.sampler import Conditions
+    from backend.service import ESTIMATE_STEPS, PoseService, keypoint_arrays
+
+    t0 = time.perf_counter()
+    svc = PoseService(args.weights, args.device)
+    load_s = time.perf_counter() - t0
+    rows = [["load prior", "-", f"{load_s * 1000:.0f}", ""]]
+    n = args.repeats
+    t, _ = _timed(lambda: svc.generate(schemas.GenerateRequest(num=256, seed=0)), n)
+    rows.append(["generate 256 poses", "256", f"{t * 1000:.0f}", "target <= 2000 ms"])
+
+    pose = eval_frames(("S1",), 1, seed=0)[0]
+    kps, _, _ = lift_case(pose, np.random.default_rng(0))
+    uv, conf = keypoint_arrays(kps, "keypoints")
+    smp = svc.sampler(None, ESTIMATE_STEPS)
+    cond = Conditions(evidence=KeypointEvidence(uv, conf, H36M_K, device=svc.device))
+    t, res = _timed(lambda: smp.sample(20, cond, seed=0), n)
+    tm = res.timings
+    split = f"denoiser {tm['denoiser'] * 1000:.0f} ms, guidance {(tm['guidance'] - tm['root_solve']) * 1000:.0f} ms, root solve {tm['root_solve'] * 1000:.0f} ms"
+    rows.append(["estimate from keypoints", "20 hyp.", f"{t * 1000:.0f}", f"target <= 1000 ms; {split}"])
+    req = schemas.EstimateRequest(frames=[{"keypoints": kps, "camera": H36M_K.as_dict()}], num_hypotheses=20)
+    t, _ = _timed(lambda: svc.estimate(req), n)
+    rows.append(["  same through the service", "20 hyp.", f"{t * 1000:.0f}", "response building included"])
+
+    photo = SAMPLES / "image2.jpeg"
+    if photo.exists():
+        from backend.photo import load_image
+
+        ph = load_image(str(photo))
+        t, _ = _timed(lambda: svc.detector.detect(ph), n)
+        rows.append(["detect (BlazePose full)", "1 image", f"{t * 1000:.0f}", "target <= 100 ms"])
+        req = schemas.EstimateRequest(frames=[{"image": str(photo)}], num_hypotheses=20)
+        t, _ = _timed(lambda: svc.estimate(req), n)
+        rows.append(["photo -> 20 hypotheses", "1 image", f"{t * 1000:.0f}", "target <= 1500 ms"])
+    print_table(f"posediff bench: device {svc.device}, torch threads {torch.get_num_threads()}, median of {n}",
+                ["task", "size", "ms", "notes"], rows)
+    return 0
