@@ -120,7 +120,8 @@ class Client:
                 parts.append(f"{loc}: {d.get('msg', '')}" if loc else str(d.get("msg", "")))
             detail = "; ".join(parts)
         elif isinstance(detail, dict):
-            detail = detail.get("message") or json.dumps(detail)
+            msg = detail.get("message") or json.dumps(detail)
+            detail = f"{detail['field']}: {msg}" if detail.get("field") and not msg.startswith(str(detail["field"])) else msg
         if e.code == 401:
             return ("backend refused the token (401): set the token in Preferences > Add-ons > PoseDiff, "
                     "or point the token file at the one the server wrote (~/.config/posediff/token)")
@@ -188,6 +189,8 @@ class Client:
                 err = st.get("error")
                 if isinstance(err, dict):
                     err = err.get("message") or json.dumps(err)
+                if st.get("error_field") and err and not str(err).startswith(str(st["error_field"])):
+                    err = f"{st['error_field']}: {err}"
                 raise BackendError(f"{task} failed: {err}")
             if state == "cancelled":
                 raise JobCancelled("cancelled on the server")

@@ -127,3 +127,60 @@ def add_rigify_metarig():
     bpy.ops.preferences.addon_enable(module="rigify")
     bpy.ops.object.armature_human_metarig_add()
     return bpy.context.object
+
+
+# ----------------------------------------------------------------------------- the installed add-on
+REPO_MODULE = "posediff_test"
+
+
+def build_zip() -> Path:
+    """Build dist/posediff-<version>.zip with build.py's own function."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("posediff_build", ROOT / "build.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.build_zip()
+
+
+def install_addon(directory: Path) -> str:
+    """Install the built zip into a temporary user extensions repository and enable it.
+
+    Resets Blender to factory settings first (this also drops earlier repositories).
+    Returns the add-on's module name (``bl_ext.posediff_test.posediff``).
+    """
+    import bpy
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    zip_path = build_zip()
+    repos = bpy.context.preferences.extensions.repos
+    repo = repos.get(REPO_MODULE) if hasattr(repos, "get") else None
+    if repo is None:
+        repo = repos.new(name=REPO_MODULE, module=REPO_MODULE, custom_directory=str(directory), source="USER")
+    res = bpy.ops.extensions.package_install_files(filepath=str(zip_path), repo=REPO_MODULE, enable_on_install=True)
+    assert res == {"FINISHED"}, res
+    module = f"bl_ext.{REPO_MODULE}.posediff"
+    assert module in bpy.context.preferences.addons, [a.module for a in bpy.context.preferences.addons]
+    return module
+
+
+def clear_scene() -> None:
+    """Remove objects, armatures, actions, cameras and images (keeps preferences and add-ons)."""
+    import bpy
+
+    for coll in (bpy.data.objects, bpy.data.armatures, bpy.data.actions, bpy.data.cameras, bpy.data.images):
+        for item in list(coll):
+            coll.remove(item)
+    sc = bpy.context.scene
+    sc.frame_set(1)
+    if hasattr(sc, "posediff"):
+        sc.posediff.hypotheses.clear()
+        sc.posediff.last_error = ""
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

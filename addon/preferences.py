@@ -1,0 +1,62 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Add-on preferences: backend URL, token, backend command; start/stop/check buttons."""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import StringProperty
+
+from . import backend_process, status
+from .client import DEFAULT_TOKEN_FILE, DEFAULT_URL, Client, read_token
+
+
+def package_name() -> str:
+    """The add-on's module name as Blender registered it (``bl_ext.<repo>.posediff``)."""
+    return __package__
+
+
+def prefs():
+    """This add-on's preferences (None when not registered as an add-on, e.g. plain import)."""
+    addon = bpy.context.preferences.addons.get(__package__)
+    return addon.preferences if addon else None
+
+
+def make_client(timeout: float = 30.0) -> Client:
+    """A client configured from the preferences (defaults when there are none)."""
+    p = prefs()
+    url = p.backend_url if p else DEFAULT_URL
+    token = read_token(p.token if p else "", p.token_file if p else "")
+    return Client(url, token, timeout)
+
+
+class POSEDIFF_AddonPreferences(bpy.types.AddonPreferences):
+    bl_idname = __package__
+
+    backend_url: StringProperty(name="Backend URL", default=DEFAULT_URL,
+                                description="Where 'posediff serve' listens (loopback only)")
+    token: StringProperty(name="Token", default="", subtype="PASSWORD",
+                          description="Bearer token; empty = $POSEDIFF_TOKEN or the token file")
+    token_file: StringProperty(name="Token file", default=DEFAULT_TOKEN_FILE, subtype="FILE_PATH",
+                               description="File holding the token the server wrote at its first start")
+    backend_command: StringProperty(
+        name="Backend command", default="", subtype="FILE_PATH",
+        description="The backend's virtual environment folder (e.g. the PoseDiff checkout's .venv), "
+                    "or the posediff executable; empty = 'posediff' on PATH")
+
+    def draw(self, context):
+        layout = self.layout
+        col = layout.column()
+        col.prop(self, "backend_url")
+        col.prop(self, "token")
+        col.prop(self, "token_file")
+        col.prop(self, "backend_command")
+        row = layout.row(align=True)
+        if backend_process.is_running():
+            row.operator("posediff.stop_backend", icon="CANCEL")
+        else:
+            row.operator("posediff.start_backend", icon="PLAY")
+        row.operator("posediff.check_backend", icon="FILE_REFRESH")
+        status.draw_status(layout)
+
+
+CLASSES = (POSEDIFF_AddonPreferences,)

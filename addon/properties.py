@@ -1,0 +1,110 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Scene and object properties: settings, the hypotheses list, the editable bone mapping."""
+
+from __future__ import annotations
+
+import json
+
+import bpy
+from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, FloatVectorProperty,
+                       IntProperty, PointerProperty, StringProperty)
+
+from . import blender_rig
+
+
+def _preview_selected(self, context):
+    """Clicking a hypothesis previews it on the rig (no keyframe)."""
+    if getattr(self, "_suspend", False) or not self.hypotheses:
+        return
+    from . import results
+
+    try:
+        results.apply_hypothesis(context, self.hypothesis_index, keyframe=False)
+    except Exception as e:  # noqa: BLE001 - UI callback: report in the status line
+        self.last_error = str(e)
+
+
+class POSEDIFF_Hypothesis(bpy.types.PropertyGroup):
+    label: StringProperty()
+    task: StringProperty()
+    score: FloatProperty()
+    photo_frame: IntProperty(description="index of the photo (consecutive frames)")
+    joints_json: StringProperty(description="model joints, world frame, metres, model scale (JSON)")
+    has_anchor: BoolProperty(description="the pelvis has a world position (camera placement)")
+    anchor: FloatVectorProperty(size=3, subtype="TRANSLATION")
+    skip_json: StringProperty(description="bones left untouched when applying (completion)")
+    placement: StringProperty(default="GROUND")
+    preview_key: StringProperty(description="key of the thumbnail in the previews collection")
+
+
+def _sync_mapping(self, context):
+    ob = self.id_data
+    if ob is None or ob.type != "ARMATURE" or getattr(ob, "posediff_syncing", False):
+        return
+    mapping = {}
+    for item in ob.posediff_roles:
+        bones = [b for b in [item.bone] + [x.strip() for x in item.extra.split(",")] if b]
+        if bones:
+            mapping[item.role] = bones
+    blender_rig.set_mapping(ob, mapping)
+
+
+class POSEDIFF_RoleItem(bpy.types.PropertyGroup):
+    role: StringProperty()
+    bone: StringProperty(name="Bone", update=_sync_mapping)
+    extra: StringProperty(name="More bones", description="further bones of the same segment, comma-separated "
+                          "(e.g. a second chest bone)", update=_sync_mapping)
+
+
+def fill_role_items(ob) -> None:
+    """Copy the armature's mapping (saved or detected) into its editable role list."""
+    from .retarget import ROLES
+
+    mapping = blender_rig.get_mapping(ob)
+    ob.posediff_roles.clear()
+    for role in ROLES:
+        it = ob.posediff_roles.add()
+        it.role = role.name
+        bones = mapping.get(role.name) or []
+        it["bone"] = bones[0] if bones else ""
+        it["extra"] = ", ".join(bones[1:])
+    blender_rig.set_mapping(ob, mapping)
+
+
+class POSEDIFF_Settings(bpy.types.PropertyGroup):
+    num_hypotheses: IntProperty(name="Hypotheses", default=8, min=1, max=200,
+                                description="How many 3D poses to sample per photo")
+    seed: IntProperty(name="Seed", default=0, min=0)
+    num_generate: IntProperty(name="Poses", default=8, min=1, max=256)
+    strength: FloatProperty(name="Strength", default=0.3, min=0.0, max=1.0,
+                            description="Variations: 0 = the same pose, 1 = unrelated poses")
+    use_camera: BoolProperty(name="Use scene camera", default=True,
+                             description="Send the active camera's intrinsics and rotation, and place the rig "
+                                         "so it lines up with the photo through that camera")
+    set_background: BoolProperty(name="Photo as camera background", default=True,
+                                 description="Show the photo behind the camera view (and match the render size)")
+    previews: BoolProperty(name="Thumbnails", default=True, description="Ask the backend for preview images")
+    hypotheses: CollectionProperty(type=POSEDIFF_Hypothesis)
+    hypothesis_index: IntProperty(name="Hypothesis", default=0, update=_preview_selected)
+    last_error: StringProperty()
+    last_message: StringProperty()
+    mapping_expanded: BoolProperty(name="Bone mapping", default=False)
+
+
+CLASSES = (POSEDIFF_Hypothesis, POSEDIFF_RoleItem, POSEDIFF_Settings)
+
+
+def register_props():
+    bpy.types.Scene.posediff = PointerProperty(type=POSEDIFF_Settings)
+    bpy.types.Object.posediff_roles = CollectionProperty(type=POSEDIFF_RoleItem)
+    bpy.types.Object.posediff_role_index = IntProperty()
+
+
+def unregister_props():
+    del bpy.types.Object.posediff_role_index
+    del bpy.types.Object.posediff_roles
+    del bpy.types.Scene.posediff
+
+
+def dumps(obj) -> str:
+    return json.dumps(obj, separators=(",", ":"))

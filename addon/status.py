@@ -1,0 +1,53 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The backend status line (connected, device, model version) shared by preferences and panel."""
+
+from __future__ import annotations
+
+import threading
+
+_text = "not checked"
+_ok: bool | None = None
+_lock = threading.Lock()
+
+
+def set_status(ok: bool | None, text: str) -> None:
+    global _text, _ok
+    with _lock:
+        _ok, _text = ok, text
+
+
+def get_status() -> tuple[bool | None, str]:
+    with _lock:
+        return _ok, _text
+
+
+def describe(health: dict, info: dict) -> str:
+    """One line from ``/v1/health`` and ``/v1/info`` answers."""
+    parts = ["connected"]
+    dev = info.get("device")
+    if dev:
+        parts.append(f"device {dev}")
+    ver = info.get("model_version") or info.get("model") or info.get("version") or health.get("version")
+    if isinstance(ver, dict):
+        ver = ver.get("version") or ver.get("name")
+    if ver:
+        parts.append(f"model {ver}")
+    return ", ".join(parts)
+
+
+def draw_status(layout) -> None:
+    ok, text = get_status()
+    icon = "CHECKMARK" if ok else ("ERROR" if ok is False else "QUESTION")
+    for i, line in enumerate(_wrap(text, 70)):
+        layout.label(text=line, icon=icon if i == 0 else "BLANK1")
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    words, lines, cur = text.split(), [], ""
+    for w in words:
+        if cur and len(cur) + 1 + len(w) > width:
+            lines.append(cur)
+            cur = w
+        else:
+            cur = f"{cur} {w}".strip()
+    return lines + ([cur] if cur else []) or [""]
