@@ -255,14 +255,16 @@ class POSEDIFF_OT_estimate(_TaskOperator, bpy.types.Operator, ImportHelper):
 
 
 def _known_bones(ob, frame: int) -> set[str]:
+    """Mapped bones keyed on ``frame``; if there are none, the selected mapped bones."""
     mapped = set(blender_rig.mapped_bones(ob))
     keyed = blender_rig.keyed_bones(ob, frame) & mapped
-    selected = {pb.name for pb in ob.pose.bones if getattr(pb, "select", False) and pb.name in mapped}
-    return keyed | selected
+    if keyed:
+        return keyed
+    return {pb.name for pb in ob.pose.bones if getattr(pb, "select", False) and pb.name in mapped}
 
 
 class POSEDIFF_OT_complete(_TaskOperator, bpy.types.Operator):
-    """Fill in the rest of the pose from the bones keyed on this frame or selected (those stay untouched)"""
+    """Fill in the rest of the pose from the bones keyed on this frame (else the selected bones); those stay untouched"""
 
     bl_idname = "posediff.complete"
     bl_label = "Complete pose"

@@ -1,0 +1,236 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The installed add-on's operators end to end against a live ``posediff serve`` subprocess.
+
+Real Blender (bpy), the real backend on a free loopback port with ``POSEDIFF_TOKEN``, the real
+2D detector on ``samples/image2.jpeg``. Operators run with ``blocking=True`` (no event loop
+for timers in background mode).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import secrets
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+bpy = pytest.importorskip("bpy")
+
+from addon_helpers import ROOT, add_rigify_metarig, clear_scene, free_port, install_addon  # noqa: E402
+
+POSEDIFF = ROOT / ".venv" / "bin" / "posediff"
+PHOTO = ROOT / "samples" / "image2.jpeg"
+_installed: dict = {}
+
+
+def addon_module(name: str):
+    """A submodule of the installed add-on (``bl_ext.posediff_test.posediff.<name>``)."""
+    from importlib import import_module
+
+    return import_module(f"{_installed['module']}.{name}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    if not POSEDIFF.exists():
+        pytest.fail(f"{POSEDIFF} missing: run 'python3 build.py setup' first")
+    port, token = free_port(), secrets.token_hex(16)
+    log = tmp_path_factory.mktemp("server") / "serve.log"
+    env = dict(os.environ, POSEDIFF_TOKEN=token)
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([str(POSEDIFF), "serve", "--port", str(port)], cwd=ROOT, env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            urllib.request.urlopen(url + "/v1/health", timeout=2).read()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"posediff serve did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.3)
+    yield url, token
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def addon(tmp_path_factory, server):
+    module = install_addon(tmp_path_factory.mktemp("ext"))
+    prefs = bpy.context.preferences.addons[module].preferences
+    prefs.backend_url, prefs.token = server
+    _installed["module"] = module
+    yield prefs
+    bpy.ops.preferences.addon_disable(module=module)
+
+
+@pytest.fixture()
+def rig(addon):
+    clear_scene()
+    ob = add_rigify_metarig()
+    bpy.context.view_layer.objects.active = ob
+    s = bpy.context.scene.posediff
+    s.num_hypotheses, s.num_generate, s.seed, s.previews = 4, 3, 0, True
+    return ob
+
+
+def _keys(ob):
+    from bpy_extras import anim_utils
+
+    ad = ob.animation_data
+    if ad is None or ad.action is None:
+        return {}
+    bag = anim_utils.action_get_channelbag_for_slot(ad.action, ad.action_slot)
+    return {(fc.data_path, fc.array_index): [tuple(k.co) for k in fc.keyframe_points] for fc in bag.fcurves}
+
+
+def _keyed_bones(ob, frame):
+    return {p.split('"')[1] for (p, _), ks in _keys(ob).items() if any(abs(f - frame) < 1e-3 for f, _ in ks)}
+
+
+def _pose(ob):
+    return {pb.name: tuple(pb.matrix_basis.col[i][j] for i in range(4) for j in range(4)) for pb in ob.pose.bones}
+
+
+def test_check_backend_status_line(addon):
+    assert bpy.ops.posediff.check_backend(blocking=True) == {"FINISHED"}
+    status = addon_module("status")
+    ok, text = status.get_status()
+    assert ok and "connected" in text and "device cpu" in text and "model" in text
+
+
+def test_estimate_from_photo_keys_bones_and_lines_up_with_camera(rig):
+    scene = bpy.context.scene
+    cam_data = bpy.data.cameras.new("Cam")
+    cam = bpy.data.objects.new("Cam", cam_data)
+    scene.collection.objects.link(cam)
+    cam.location = (0.3, -6.0, 1.2)
+    cam.rotation_euler = (math.radians(88), 0, math.radians(3))
+    cam_data.lens = 40
+    scene.camera = cam
+    bpy.context.view_layer.objects.active = rig
+    scene.frame_set(5)
+    assert bpy.ops.posediff.estimate(filepath=str(PHOTO), blocking=True) == {"FINISHED"}
+    s = scene.posediff
+    assert s.last_error == "" and len(s.hypotheses) == 4
+    assert len(_keyed_bones(rig, 5)) >= 10
+    assert all(h.has_anchor for h in s.hypotheses)
+    # the photo is the camera background and the render size matches it
+    assert cam_data.background_images[0].image.filepath.endswith("image2.jpeg")
+    w, h = cam_data.background_images[0].image.size
+    assert (scene.render.resolution_x, scene.render.resolution_y) == (w, h)
+    # Seen through the camera, the keyed rig lines up with the person in the photo: project the
+    # rig's ankles, knees, hips, shoulders, wrists and compare with the detected 2D keypoints.
+    from bpy_extras.object_utils import world_to_camera_view
+    from mathutils import Vector
+
+    blender_rig, client = addon_module("blender_rig"), addon_module("client")
+    prefs = bpy.context.preferences.addons[_installed["module"]].preferences
+    det = client.Client(prefs.backend_url, prefs.token).request(
+        "POST", "/v1/detect", {"frames": [{"image": str(PHOTO)}]})["frames"][0]["keypoints"]
+    joints = blender_rig.posed_joints_world(rig)
+    errs = []
+    for name in ("left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+                 "left_shoulder", "right_shoulder", "left_elbow", "right_elbow"):
+        if name in det and name in joints and det[name][2] > 0.5:
+            p = world_to_camera_view(scene, cam, Vector(joints[name]))
+            u, v = p.x * w, (1 - p.y) * h
+            errs.append(math.hypot(u - det[name][0], v - det[name][1]))
+    assert len(errs) >= 6
+    errs.sort()
+    assert errs[len(errs) // 2] < 0.08 * h, errs  # median within 8% of the image height
+
+
+def test_estimate_without_camera_grounds_the_rig_and_preview_does_not_key(rig):
+    scene = bpy.context.scene
+    assert bpy.ops.posediff.estimate(filepath=str(PHOTO), blocking=True) == {"FINISHED"}
+    keys_before = _keys(rig)
+    assert len(_keyed_bones(rig, 1)) >= 10
+    # clicking another hypothesis previews it without keyframing
+    scene.posediff.hypothesis_index = 2
+    assert _keys(rig) == keys_before
+    scene.frame_set(3)
+    bpy.ops.ed.undo_push(message="before apply")
+    pose_before = _pose(rig)
+    assert bpy.ops.posediff.apply_hypothesis("EXEC_DEFAULT", True) == {"FINISHED"}  # undo=True: one step
+    assert _keyed_bones(rig, 3)
+    bpy.ops.ed.undo()
+    rig2 = bpy.data.objects["metarig"]
+    assert _keys(rig2) == keys_before
+    after = _pose(rig2)
+    assert all(max(abs(a - b) for a, b in zip(pose_before[n], after[n])) < 1e-5 for n in pose_before)
+
+
+def test_complete_leaves_known_bones_untouched(rig):
+    scene = bpy.context.scene
+    scene.frame_set(1)
+    # Pose and key the left arm and the right leg by hand (known), on frame 1.
+    known = ["upper_arm.L", "forearm.L", "thigh.R", "shin.R"]
+    for name, ang in zip(known, (0.9, 0.5, -0.6, 0.8)):
+        pb = rig.pose.bones[name]
+        pb.rotation_mode = "XYZ"
+        pb.rotation_euler = (ang, 0.1, 0.0)
+        pb.keyframe_insert("rotation_euler", frame=1, group=name)
+    before = {k: v for k, v in _keys(rig).items()}
+    assert bpy.ops.posediff.complete(blocking=True) == {"FINISHED"}
+    after = _keys(rig)
+    for k, v in before.items():
+        assert after[k] == v, k
+    keyed = _keyed_bones(rig, 1)
+    assert len(keyed - set(known)) >= 10
+    assert all(tuple(rig.pose.bones[n].rotation_euler)[0] == pytest.approx(a) for n, a in zip(known, (0.9, 0.5, -0.6, 0.8)))
+
+
+def test_generate_and_apply_all_as_frames(rig):
+    scene = bpy.context.scene
+    scene.frame_set(10)
+    assert bpy.ops.posediff.generate(blocking=True) == {"FINISHED"}
+    assert len(scene.posediff.hypotheses) == 3
+    assert len(_keyed_bones(rig, 10)) >= 10
+    assert bpy.ops.posediff.apply_all() == {"FINISHED"}
+    for f in (10, 11, 12):
+        assert len(_keyed_bones(rig, f)) >= 10
+    for pb in rig.pose.bones:
+        pb.select = pb.name == "upper_arm.L"
+    scene.frame_set(10)
+    fixed_before = tuple(rig.pose.bones["upper_arm.L"].rotation_quaternion)
+    pose_before = _pose(rig)
+    assert bpy.ops.posediff.variations(blocking=True) == {"FINISHED"}
+    assert len(scene.posediff.hypotheses) == 3
+    assert tuple(rig.pose.bones["upper_arm.L"].rotation_quaternion) == fixed_before  # selected bone kept
+    assert _pose(rig) != pose_before
+
+
+def test_backend_down_reports_and_changes_nothing(rig, addon):
+    url = addon.backend_url
+    addon.backend_url = f"http://127.0.0.1:{free_port()}"
+    try:
+        pose = _pose(rig)
+        with pytest.raises(RuntimeError, match="posediff serve"):
+            bpy.ops.posediff.estimate(filepath=str(PHOTO), blocking=True)
+        with pytest.raises(RuntimeError, match="not reachable"):
+            bpy.ops.posediff.generate(blocking=True)
+        assert _keys(rig) == {} and _pose(rig) == pose
+        assert len(bpy.context.scene.posediff.hypotheses) == 0
+        assert rig.animation_data is None or rig.animation_data.action is None
+    finally:
+        addon.backend_url = url
+
+
+def test_wrong_token_is_explained(rig, addon):
+    tok = addon.token
+    addon.token = "wrong"
+    try:
+        with pytest.raises(RuntimeError, match="token"):
+            bpy.ops.posediff.generate(blocking=True)
+        assert _keys(rig) == {}
+    finally:
+        addon.token = tok
