@@ -234,3 +234,48 @@ def test_wrong_token_is_explained(rig, addon):
         assert _keys(rig) == {}
     finally:
         addon.token = tok
+
+
+def test_mapping_editor_saves_on_the_armature(rig):
+    """Detect fills the editable role list; editing a role rewrites the saved mapping."""
+    blender_rig = addon_module("blender_rig")
+    assert bpy.ops.posediff.detect_mapping(preset="AUTO") == {"FINISHED"}
+    items = {it.role: it for it in rig.posediff_roles}
+    assert items["thigh.L"].bone == "thigh.L" and items["chest"].extra == "spine.003"
+    items["hand.L"].bone = ""
+    items["head"].bone = "face"
+    m = blender_rig.get_mapping(rig)
+    assert "hand.L" not in m and m["head"] == ["face"] and m["chest"] == ["spine.002", "spine.003"]
+    assert bpy.ops.posediff.detect_mapping(preset="RIGIFY_METARIG") == {"FINISHED"}
+    assert blender_rig.get_mapping(rig)["head"] == ["spine.006"]
+
+
+def test_start_backend_button_and_stop_on_unregister(addon, server):
+    """The Start backend operator launches '<venv>/bin/posediff serve' as a child process;
+    disabling the add-on stops it. (Runs last: it re-enables the add-on afterwards.)"""
+    module = _installed["module"]
+    bp = addon_module("backend_process")
+    url, token = addon.backend_url, addon.token
+    addon.backend_command = str(ROOT / ".venv")
+    addon.backend_url = f"http://127.0.0.1:{free_port()}"
+    assert bpy.ops.posediff.start_backend() == {"FINISHED"}
+    proc = bp._proc
+    assert proc is not None and proc.poll() is None
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            bpy.ops.posediff.check_backend(blocking=True)
+            break
+        except RuntimeError as e:
+            assert "not reachable" in str(e)
+            assert proc.poll() is None, "the backend exited early"
+            assert time.monotonic() < deadline, "backend did not come up in 120 s"
+            time.sleep(0.5)
+    assert addon_module("status").get_status()[0] is True
+    with pytest.raises(RuntimeError, match="already running"):
+        bpy.ops.posediff.start_backend()
+    bpy.ops.preferences.addon_disable(module=module)
+    assert proc.poll() is not None  # stopped with the add-on
+    bpy.ops.preferences.addon_enable(module=module)
+    prefs = bpy.context.preferences.addons[module].preferences
+    prefs.backend_url, prefs.token = url, token

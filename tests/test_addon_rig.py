@@ -115,3 +115,29 @@ def test_not_an_armature_is_a_clear_error(fresh_scene):
     bpy.context.scene.collection.objects.link(ob)
     with pytest.raises(blender_rig.RigError, match="select an armature"):
         blender_rig.apply_pose(ob, load_poses()["S9/walking_1@100"])
+
+
+def test_rigify_generated_rig_fk_controls(fresh_scene):
+    """Posing a Rigify-generated rig through its FK controls moves the deform bones (DEF-*)
+    onto the target segments (constraints evaluated by Blender)."""
+    from addon.rig_presets import RIGIFY_FK
+
+    add_rigify_metarig()
+    assert bpy.ops.pose.rigify_generate() == {"FINISHED"}
+    ob = bpy.context.object
+    for s in ("L", "R"):
+        for limb in ("upper_arm_parent", "thigh_parent"):
+            ob.pose.bones[f"{limb}.{s}"]["IK_FK"] = 1.0  # FK (documented in rig_presets)
+    assert blender_rig.get_mapping(ob) == RIGIFY_FK  # detected as the Rigify FK preset
+    pose = load_poses()["S9/sitting_1@300"]
+    blender_rig.apply_pose(ob, pose)
+    bpy.context.view_layer.update()
+    segs = {"thigh": ("hip", "knee"), "shin": ("knee", "ankle"), "upper_arm": ("shoulder", "elbow"),
+            "forearm": ("elbow", "wrist"), "foot": ("ankle", "toe")}
+    errs = {}
+    for bone, (a, b) in segs.items():
+        for s, side in (("L", "left"), ("R", "right")):
+            pb = ob.pose.bones[f"DEF-{bone}.{s}"]
+            errs[pb.name] = math.degrees(rt.angle_between(list(pb.tail - pb.head),
+                                                          rt.sub(pose[f"{side}_{b}"], pose[f"{side}_{a}"])))
+    assert sum(errs.values()) / len(errs) <= 3.0, errs
