@@ -48,6 +48,9 @@ class _TaskOperator:
         outcome = {}
 
         def on_done(job):
+            # A background job ends in a timer, after this operator's context has expired.
+            ctx = context if blocking else bpy.context
+            s = ctx.scene.posediff
             if job.state != "done":
                 s.last_error = job.error if job.state == "failed" else "cancelled"
                 outcome["error"] = s.last_error
@@ -55,8 +58,8 @@ class _TaskOperator:
                     _popup_error(job.error)
                 return
             try:
-                msg = apply(context, job.result)
-            except (RigError, ValueError, KeyError, IndexError) as e:
+                msg = apply(ctx, job.result)
+            except (RigError, ValueError, KeyError, IndexError, ReferenceError) as e:
                 s.last_error = outcome["error"] = f"could not apply the {task} result: {e}"
                 if not blocking:
                     _popup_error(s.last_error)

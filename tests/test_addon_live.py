@@ -236,6 +236,31 @@ def test_wrong_token_is_explained(rig, addon):
         addon.token = tok
 
 
+def test_background_job_progress_and_cancel(addon):
+    """The worker-thread side of a background job: progress is read from the server's job, and
+    cancelling deletes the server job (the timer side needs Blender's event loop)."""
+    import threading
+
+    jobs, client = addon_module("jobs"), addon_module("client")
+    c = client.Client(addon.backend_url, addon.token)
+    seen = []
+    job = jobs.Job(c, "generate", {"num": 2, "seed": 1}, "generate", on_done=seen.append)
+    t = threading.Thread(target=job._work)
+    t.start()
+    t.join(120)
+    assert job.state == "done" and job.progress == 1.0 and len(job.result["poses"]) == 2
+    big = {"frames": [{"image": str(PHOTO)}] * 8, "num_hypotheses": 200, "steps": 1000}
+    job = jobs.Job(c, "estimate", big, "estimate")
+    job.cancel()  # cancelled before the first poll: the server job is deleted
+    t = threading.Thread(target=job._work)
+    t.start()
+    t.join(120)
+    assert job.state == "cancelled"
+    last = c.request("GET", "/v1/jobs")["jobs"][-1]
+    assert last["task"] == "estimate"
+    assert last["state"] == "cancelled" or last["cancel_requested"] is True
+
+
 def test_mapping_editor_saves_on_the_armature(rig):
     """Detect fills the editable role list; editing a role rewrites the saved mapping."""
     blender_rig = addon_module("blender_rig")
