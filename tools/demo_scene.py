@@ -203,7 +203,7 @@ def add_bone_shapes(ob, extra: tuple[str, ...] = EXTRA_SHAPES):
                                               matrix=Matrix.Translation((head + tail) / 2 + Vector((0, 0, -0.1 * r))))
             verts = made["verts"]
         else:
-            r = min(max(0.09 * b.length, 0.012), 0.045)
+            r = min(max(0.09 * b.length, 0.02), 0.045)
             x, z = m.col[0].xyz.normalized(), m.col[2].xyz.normalized()
             mid = head + (tail - head) * 0.18
             ring = [bm.verts.new(mid + r * (math.cos(a) * x + math.sin(a) * z))
