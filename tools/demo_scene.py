@@ -75,7 +75,8 @@ def add_photo_camera(camera: dict, photo: Path, pitch_deg: float = 0.0, roll_deg
     """A perspective camera reproducing the backend's intrinsics, the photo as its background.
 
     Args:
-        camera: the response's ``frames[i].camera``: ``fx, fy, cx, cy, width, height`` (pixels).
+        camera: the response's ``frames[i].camera``: ``fx, fy, cx, cy, width, height`` (pixels);
+            square pixels are assumed (``fx`` is used; a warning is printed if ``fy`` differs).
         photo: the photo (shown as the camera background image, packed into the .blend).
         pitch_deg, roll_deg: camera tilt (degrees), see ``camera_matrix_world``.
     Returns:
@@ -103,7 +104,10 @@ def add_photo_camera(camera: dict, photo: Path, pitch_deg: float = 0.0, roll_deg
     for bg in data.background_images:
         if bg.image is not None and not bg.image.packed_file:
             bg.image.pack()
-    scene.render.pixel_aspect_x, scene.render.pixel_aspect_y = 1.0, float(camera.get("fy", fx)) / fx
+    fy = float(camera.get("fy", fx))
+    if abs(fy - fx) > 0.01 * fx:
+        print(f"[demo] warning: camera fy {fy:.1f} != fx {fx:.1f} px; the Blender camera assumes square pixels "
+              "(fx used)", flush=True)
     return ob
 
 
