@@ -190,6 +190,36 @@ def _is_finite_json(value: Any) -> bool:
     return True
 
 
+def service_call(service, task: str, req: BaseModel):
+    """``fn(progress, cancel)`` running ``service.<task>(req, ...)`` on the worker thread.
+
+    A pydantic ``ValidationError`` raised inside the service comes from a model it built out of
+    the request (e.g. a completion of an empty pose), so it is bad input: it becomes an
+    :class:`InputError` on ``body`` (-> 400) rather than an internal error. So does a result
+    holding NaN or infinity (valid JSON cannot carry it), which comes from absurd magnitudes in
+    the request (e.g. keypoints at 1e300 pixels); it is logged as an error too, in case the
+    cause is the model rather than the request.
+    """
+    from pydantic import ValidationError
+
+    method = getattr(service, task)
+
+    def fn(progress, cancel):
+        try:
+            result = method(req, progress=progress, cancel=cancel)
+        except ValidationError as e:
+            first = e.errors()[0] if e.errors() else {"msg": str(e)}
+            log.warning("%s: the service rejected a model built from the request: %s", task, first.get("msg"))
+            raise InputError("body", f"the request cannot be processed: {first.get('msg')}") from e
+        if not _is_finite_json(result.model_dump()):
+            log.error("%s: the result holds NaN or infinity (request numbers out of range?)", task)
+            raise InputError("body", "the result is not finite (NaN or infinity): numbers in the request are out of "
+                                     "range; keypoints are pixels, joints metres, focal lengths pixels")
+        return result
+
+    return fn
+
+
 # ----------------------------------------------------------------------------- ASGI guard
 
 
@@ -377,11 +407,9 @@ def create_app(service, token: str, hosts: HostPolicy, max_body_bytes: int = int
         return _json_error(500, {"detail": "internal error", "request_id": _request_id(request)})
 
     async def run_task(request: Request, task: str, req: BaseModel):
-        method = getattr(service, task)
         rid = _request_id(request)
         try:
-            job = jobs.submit(f"{task} (request {rid})",
-                              lambda progress, cancel: method(req, progress=progress, cancel=cancel), keep=False)
+            job = jobs.submit(f"{task} (request {rid})", service_call(service, task, req), keep=False)
         except (QueueFull, ShuttingDown) as e:
             return _json_error(503, {"detail": str(e)}, headers={"retry-after": "5"})
         try:
@@ -392,9 +420,6 @@ def create_app(service, token: str, hosts: HostPolicy, max_body_bytes: int = int
             return _json_error(503, {"detail": "cancelled: the server is shutting down"})
         except Exception:  # noqa: BLE001 - already logged by the worker, with this request id
             return _json_error(500, {"detail": "internal error", "request_id": rid})
-        if not _is_finite_json(result.model_dump()):
-            log.error("request %s (%s): the result holds NaN or infinity", rid, task)
-            return _json_error(500, {"detail": "internal error: non-finite numbers in the result", "request_id": rid})
         return result
 
     def add_task_routes(task: str):
@@ -404,10 +429,8 @@ def create_app(service, token: str, hosts: HostPolicy, max_body_bytes: int = int
             return await run_task(request, task, body)
 
         async def submit_job(request: Request, body: req_model):  # type: ignore[valid-type]
-            method = getattr(service, task)
             try:
-                job = jobs.submit(task, lambda progress, cancel: method(body, progress=progress, cancel=cancel),
-                                  serialize=lambda r: r.model_dump(mode="json"))
+                job = jobs.submit(task, service_call(service, task, body), serialize=lambda r: r.model_dump(mode="json"))
             except (QueueFull, ShuttingDown) as e:
                 return _json_error(503, {"detail": str(e)}, headers={"retry-after": "5"})
             return JSONResponse(status_code=202, content={"id": job.id, "state": job.state})

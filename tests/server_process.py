@@ -6,6 +6,7 @@ ready line, so parallel test runs never race for a port.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import queue
@@ -23,6 +24,7 @@ VENV_POSEDIFF = ROOT / ".venv" / "bin" / "posediff"
 READY_PREFIX = "posediff serving on "
 
 
+@functools.cache
 def serve_command() -> list[str]:
     """``posediff serve`` when the CLI has it, else ``python -m backend.server``."""
     if VENV_POSEDIFF.exists() and importlib.util.find_spec("backend.cli") is not None:
@@ -103,8 +105,9 @@ def start_server(args: list[str], env: dict[str, str], token: str = "", deadline
         RuntimeError: the server exited or did not get ready in ``deadline_s`` (with its output).
     """
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
+    command = serve_command() + args
     t0 = time.monotonic()
-    proc = subprocess.Popen(serve_command() + args, cwd=ROOT, env=full_env, stdout=subprocess.PIPE,
+    proc = subprocess.Popen(command, cwd=ROOT, env=full_env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     sp = ServerProcess(proc, token=token)
 
