@@ -100,10 +100,10 @@ def test_keypoint_evidence_gradient_matches_finite_differences():
     uv_px = rng.uniform(100, 900, (NUM_JOINTS, 2))
     uv_px[3] = np.nan  # unseen
     conf = rng.uniform(0.2, 1.0, NUM_JOINTS)
-    ev = KeypointEvidenceF64 = G.KeypointEvidence(uv_px, conf, K)
+    ev = G.KeypointEvidence(uv_px, conf, K)
     assert ev.num_visible == NUM_JOINTS - 1 and float(ev.weight[3]) == 0.0
     uv = ev.anchor_uv[None] + torch.tensor(rng.normal(0, 0.01, (2, NUM_JOINTS, 2)), dtype=torch.float32)
-    ll, g = KeypointEvidenceF64.value_and_grad(uv)
+    ll, g = ev.value_and_grad(uv)
     assert ll.shape == (2, NUM_JOINTS) and g.shape == (2, NUM_JOINTS, 2)
     assert (ll <= 0).all() and float(ll[:, 3].abs().max()) == 0.0
     h = 1e-4
@@ -151,7 +151,9 @@ def test_heatmap_evidence_target_moves_toward_the_peak():
     # joints without a heatmap do not move
     np.testing.assert_array_equal(new[0, 0].numpy(), [0.0, 0.0])
     # the log-likelihood is highest at the peak, and its gradient points toward it
-    ll_peak, _ = ev.value_and_grad(torch.tensor(peak_uv, dtype=torch.float32)[None].expand(1, -1, -1).new_zeros(1, NUM_JOINTS, 2).index_copy(1, torch.tensor(idx), torch.tensor(peak_uv, dtype=torch.float32)[None]))
+    at_peak = torch.zeros(1, NUM_JOINTS, 2)
+    at_peak[0, idx] = torch.tensor(peak_uv, dtype=torch.float32)
+    ll_peak, _ = ev.value_and_grad(at_peak)
     off = torch.zeros(1, NUM_JOINTS, 2)
     off[0, idx] = torch.tensor(to_uv([(34.0, 24.0), (18.0, 45.0)]), dtype=torch.float32)
     ll_off, g_off = ev.value_and_grad(off)
