@@ -14,7 +14,7 @@ Routes (request and response bodies are the models of :mod:`backend.schemas`; ``
   task and answer with its response.
 * ``POST /v1/jobs/{task}`` (same bodies) -- ``202 {"id": ..., "state": "queued"}`` at once;
   ``GET /v1/jobs/{id}`` -- state (queued, running, done, failed, cancelled), progress 0..1,
-  ``result`` when done, ``error`` when failed; ``DELETE /v1/jobs/{id}`` -- cancel (between
+  ``result`` when done, ``error`` (and ``error_field`` for bad input) when failed; ``DELETE /v1/jobs/{id}`` -- cancel (between
   denoising steps); ``GET /v1/jobs`` -- all remembered jobs (no results).
 
 Every request except ``/v1/health`` needs ``Authorization: Bearer TOKEN`` (see
@@ -284,7 +284,7 @@ class Guard:
                 return await self._reject(receive, send_with_id, 413, self._too_large())
         body, complete = await self._read_body(receive)
         if not complete:
-            return await self._reject(receive, send_with_id, 413, self._too_large(), drained=True)
+            return await self._reject(receive, send_with_id, 413, self._too_large())
         replayed = False
 
         async def replay():
@@ -321,11 +321,10 @@ class Guard:
             if not message.get("more_body", False):
                 return b"".join(chunks), True
 
-    async def _reject(self, receive, send, status: int, content: dict, extra_headers=(), drained: bool = False):
+    async def _reject(self, receive, send, status: int, content: dict, extra_headers=()):
         """Answer ``status`` with a JSON body, after reading (and dropping) a bounded amount of the
         request body so that a client still uploading receives the answer rather than a reset."""
-        if not drained:
-            await self._drain(receive)
+        await self._drain(receive)
         await send(_start(status, extra_headers))
         await send(_body(content))
 
@@ -532,7 +531,6 @@ def bind_socket(host: str, port: int) -> socket.socket:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(addr)
         sock.listen(128)
-        sock.set_inheritable(True)
     except OSError:
         sock.close()
         raise

@@ -470,7 +470,7 @@ def test_missing_weights_exit_2(tmp_path):
     assert "none.safetensors" in p.stderr and "Traceback" not in p.stderr
 
 
-def test_token_file_created_private_and_sigint_shutdown(weights, tmp_path):
+def test_token_file_created_private_and_clean_shutdown_with_work_in_flight(weights, tmp_path):
     token_file = tmp_path / "cfg" / "posediff" / "token"
     env = {k: v for k, v in os.environ.items() if k != "POSEDIFF_TOKEN"}
     env["POSEDIFF_TOKEN"] = ""
@@ -484,9 +484,30 @@ def test_token_file_created_private_and_sigint_shutdown(weights, tmp_path):
         assert len(token) >= 32
         assert httpx.get(sp.url + "/v1/skeleton", headers={"Authorization": f"Bearer {token}"}).status_code == 200
         assert httpx.get(sp.url + "/v1/skeleton", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 401
+
+        # a long synchronous request in flight and a queued job: SIGINT still stops the server cleanly
+        long_req, _ = keypoint_request(num_hypotheses=200, steps=1000)
+        long_req["frames"] = long_req["frames"] * 64
+        answers = []
+
+        def call():
+            try:
+                with sp.client(token=token) as c:
+                    answers.append(c.post("/v1/estimate", json=long_req).status_code)
+            except httpx.TransportError as e:
+                answers.append(type(e).__name__)
+
+        caller = threading.Thread(target=call)
+        caller.start()
+        with sp.client(token=token) as c:
+            wait_for(lambda: any(j["state"] == "running" for j in c.get("/v1/jobs").json()["jobs"]),
+                     "the synchronous request to start on the worker")
+            assert c.post("/v1/jobs/generate", json={"num": 2}).json()["state"] == "queued"
     finally:
         code = sp.stop(signal.SIGINT)
+    caller.join(60)
     assert code == 0, sp.output()
+    assert answers == [503], answers  # told that the server is shutting down
     assert "Traceback" not in sp.output()
 
 
