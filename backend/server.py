@@ -14,8 +14,9 @@ Routes (request and response bodies are the models of :mod:`backend.schemas`; ``
   task and answer with its response.
 * ``POST /v1/jobs/{task}`` (same bodies) -- ``202 {"id": ..., "state": "queued"}`` at once;
   ``GET /v1/jobs/{id}`` -- state (queued, running, done, failed, cancelled), progress 0..1,
-  ``result`` when done, ``error`` (and ``error_field`` for bad input) when failed; ``DELETE /v1/jobs/{id}`` -- cancel (between
-  denoising steps); ``GET /v1/jobs`` -- all remembered jobs (no results).
+  ``result`` when done, ``error`` (and ``error_field`` for bad input) when failed;
+  ``DELETE /v1/jobs/{id}`` -- cancel (between denoising steps); ``GET /v1/jobs`` -- all
+  remembered jobs (no results). The last 64 finished jobs are kept (``--keep-jobs``).
 
 Every request except ``/v1/health`` needs ``Authorization: Bearer TOKEN`` (see
 :mod:`backend.auth` for where the token comes from) and a ``Host`` header naming the bound
