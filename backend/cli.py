@@ -87,6 +87,8 @@ def cmd_estimate(args) -> int:
             data["num_hypotheses"] = args.num
         if args.seed is not None:
             data["seed"] = args.seed
+        if args.steps is not None:
+            data["steps"] = args.steps
         if args.previews:
             data["previews"] = True
     req = _validate(schemas.EstimateRequest, data)
@@ -209,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--input", "-i", default=None, help="request JSON ('-' = stdin)")
     e.add_argument("--num", type=int, default=None, help="hypotheses per frame (default 20)")
     e.add_argument("--seed", type=int, default=None)
+    e.add_argument("--steps", type=int, default=None, help="DDIM steps (default 40)")
     e.add_argument("--previews", action="store_true", help="add PNG previews to the response")
     e.add_argument("--overlay", default=None, metavar="DIR", help="write overlay PNGs (keypoints + best hypotheses) here")
     _add_common(e)

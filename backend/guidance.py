@@ -313,5 +313,5 @@ class GuidanceWeights:
     prior_cap: float = 300.0  # max precision of the denoiser's x0 (1/m^2): r_t >= 6 cm
     polish_steps: int = 2  # extra inner steps on the final x0 with the prior at ``polish_prior``
     polish_prior: float = 400.0  # 1/m^2 (r = 5 cm)
-    tilt_after: float = 1.1  # fraction of the DDIM steps after which camera pitch/roll are updated
+    retilt_at: tuple = (0.4, 0.7, 1.0)  # fractions of the DDIM steps where camera pitch/roll are re-estimated
     ray_mode: str = "nearest"  # 2D target on the camera ray: "nearest" to the prior's joint, or "intersect" at bone length

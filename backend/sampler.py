@@ -9,8 +9,8 @@ samplers, with the closed-form ZeDO root translation).
 
 Unknowns solved along the way, per hypothesis: the root translation (closed form every inner
 step), the camera's pitch and roll relative to gravity (when the request does not give the
-camera's orientation: the rotation aligning the denoiser's upright x0 with the 2D-fitted pose is
-blended in, within ``PITCH_RANGE``/``ROLL_RANGE``), and for known world joints the body's yaw and
+camera's orientation: a grid search, at a few points of the sampling, for the tilt under which
+the camera-frame pose is most typical of the prior, :meth:`GuidedSampler._retilt`), and for known world joints the body's yaw and
 placement (2D Kabsch, :func:`backend.guidance.yaw_align`).
 """
 
@@ -29,8 +29,9 @@ from backend.model import PoseDenoiser
 from backend.schedule import NoiseSchedule
 from backend.skeleton import BONE_LENGTHS, NUM_JOINTS, PARENTS
 
-PITCH_RANGE = (math.radians(-30), math.radians(50))
-ROLL_RANGE = (math.radians(-20), math.radians(20))
+#: Camera tilts searched when the request does not give the camera orientation (radians).
+PITCH_GRID = torch.deg2rad(torch.arange(-15.0, 46.0, 7.5))
+ROLL_GRID = torch.deg2rad(torch.tensor([0.0]))
 
 
 @dataclass
@@ -187,6 +188,7 @@ class GuidedSampler:
         st = self._state(cond, B, gen)
         timings = {"denoiser": 0.0, "guidance": 0.0, "root_solve": 0.0}
         x0 = x
+        retilt_at = {int(f * (len(ts) - 1)) for f in self.w.retilt_at} if ts else set()
         for i, t in enumerate(ts):
             if cancel is not None and cancel():
                 raise Cancelled("cancelled")
@@ -197,13 +199,15 @@ class GuidedSampler:
             t0 = time.perf_counter()
             abar = float(self.sched.alphas_cumprod[t])
             x0 = self._refine(x0_hat, abar, st, timings, frac=i / max(len(ts) - 1, 1))
+            if "pitch" in st and not st["fixed_tilt"] and i in retilt_at:
+                x0, x = self._retilt(x0, x, st)
             timings["guidance"] += time.perf_counter() - t0
             x = self.sched.ddim_step(x, x0, t, t_prev, eta=self.eta, generator=gen)
             if progress is not None:
                 progress((i + 1) / (len(ts) + 1))
         if not ts:
             x0 = x
-        if self.w.polish_steps > 0:
+        if self.w.polish_steps > 0 and not (init is not None and t_first == 0):
             x0 = self._refine(x0, None, st, timings, frac=1.0)
         t0 = time.perf_counter()
         res = self._finish(x0, st, timings)
@@ -225,7 +229,7 @@ class GuidedSampler:
                 st["roll"] = torch.full((B,), r, device=dev)
                 st["fixed_tilt"] = True
             else:
-                st["pitch"] = (0.1 + 0.08 * torch.randn(B, generator=gen)).to(dev)
+                st["pitch"] = torch.full((B,), math.radians(8.0), device=dev)
                 st["roll"] = torch.zeros(B, device=dev)
                 st["fixed_tilt"] = False
         self._st_known_w = cond.known_w if cond.has_known else None
@@ -281,6 +285,9 @@ class GuidedSampler:
         """
         cond: Conditions = st["cond"]
         if not (cond.has_2d or cond.has_known or cond.has_directions):
+            if abar is None:  # final polish of an unguided sample: canonical bone lengths
+                X = x0_hat * self.scale
+                return self._tree_walk(X, X, torch.zeros_like(X[:, 0]), self.w.polish_prior, None, None, None, None) / self.scale
             return x0_hat
         import time
 
@@ -317,8 +324,6 @@ class GuidedSampler:
                 sig2 = ev.sigma**2
                 a2d = w.scale * ev.weight / (sig2 * z**2)  # [B, J] 1/m^2
             X = self._tree_walk(X, Xh, T, b, uv_t, a2d, tgt, dirs)
-        if ev is not None and not st["fixed_tilt"] and frac > w.tilt_after and abar is not None:
-            self._update_tilt(Xh_m, X, st)
         return (X @ R) / self.scale
 
     def _tree_walk(self, X, Xh, T, b, uv_t, a2d, tgt, dirs):
@@ -369,14 +374,29 @@ class GuidedSampler:
             out.append(xp + L * d)
         return torch.stack(out, 1)
 
-    def _update_tilt(self, Xm: torch.Tensor, Xc: torch.Tensor, st: dict, blend: float = 0.3) -> None:
-        """Blend pitch/roll toward the rotation that maps the upright x0 onto the 2D-fitted pose."""
-        Q = _kabsch(Xm - Xm.mean(1, keepdim=True), Xc - Xc.mean(1, keepdim=True))
-        up = Q[:, :, 2]  # image of world up in the camera frame
-        pitch = torch.asin((-up[:, 2]).clamp(-1, 1))
-        roll = torch.atan2(up[:, 0], -up[:, 1])
-        st["pitch"] = (st["pitch"] + blend * (pitch - st["pitch"])).clamp(*PITCH_RANGE)
-        st["roll"] = (st["roll"] + blend * (roll - st["roll"])).clamp(*ROLL_RANGE)
+    def _retilt(self, x0: torch.Tensor, x_t: torch.Tensor, st: dict):
+        """Re-estimate each hypothesis' camera pitch and roll from the prior (gravity).
+
+        The camera-frame pose fits the 2D evidence whatever the tilt; the tilt decides how that
+        pose stands in the world. Grid search over ``PITCH_GRID`` x ``ROLL_GRID`` for the tilt under
+        which the upright pose is most typical of the prior (:meth:`plausibility`, the denoiser's
+        agreement), then re-express ``x0`` and the noisy sample ``x_t`` in the new upright frame
+        (a rotation, so the noise stays isotropic). Returns (x0, x_t) in model units.
+        """
+        B = x0.shape[0]
+        R_old = _tilt_batch(st["pitch"], st["roll"])
+        Xc = (x0 * self.scale) @ R_old.transpose(1, 2)  # camera frame
+        pg, rg = torch.meshgrid(PITCH_GRID.to(x0.device), ROLL_GRID.to(x0.device), indexing="ij")
+        pg, rg = pg.reshape(-1), rg.reshape(-1)
+        G_ = pg.numel()
+        Rg = _tilt_batch(pg, rg)  # [G, 3, 3]
+        cand = torch.einsum("bjc,gcd->bgjd", Xc, Rg)  # camera -> world: v @ R
+        score = self.plausibility(cand.reshape(B * G_, -1, 3), draws=1).view(B, G_)
+        k = score.argmax(1)
+        st["pitch"], st["roll"] = pg[k], rg[k]
+        R_new = _tilt_batch(st["pitch"], st["roll"])
+        M = R_old.transpose(1, 2) @ R_new  # old world -> camera -> new world
+        return (Xc @ R_new) / self.scale, x_t @ M
 
     def _finish(self, x0: torch.Tensor, st: dict, timings: dict) -> SampleResult:
         cond: Conditions = st["cond"]
@@ -414,8 +434,18 @@ class GuidedSampler:
                 d2 = ((Xw - st["known"][None]) ** 2).sum(-1)
                 ll = ll - 0.5 * (d2 * kw).sum(-1) / (self.w.known_sigma**2)
                 count += int(kw.sum().item())
-                # reproduce every known joint exactly
-                Xw = torch.where(kw[None, :, None] > 0, st["known"][None], Xw)
+                # reproduce every known joint exactly; unknown joints keep their bone vectors from
+                # the fit, so they move with their nearest known ancestor (no stretched bones)
+                fit = Xw
+                rows = []
+                for j, p in enumerate(PARENTS):
+                    if kw[j] > 0:
+                        rows.append(st["known"][j].expand_as(fit[:, j]))
+                    elif p < 0:
+                        rows.append(fit[:, j])
+                    else:
+                        rows.append(rows[p] + fit[:, j] - fit[:, p])
+                Xw = torch.stack(rows, 1)
             if cond.has_2d:
                 res.world = Xw.cpu().numpy()  # combined evidence: world placement from known joints
             else:
@@ -426,7 +456,7 @@ class GuidedSampler:
         return res
 
     @torch.no_grad()
-    def plausibility(self, Xm: torch.Tensor, t: int = 100) -> torch.Tensor:
+    def plausibility(self, Xm: torch.Tensor, t: int = 100, draws: int = 2) -> torch.Tensor:
         """Denoiser agreement: ``-|D(sqrt(abar) x + sqrt(1-abar) eps, t) - x|`` averaged over joints (metres).
 
         Poses typical of the prior are reproduced by the denoiser after a little noise; fixed noise
@@ -436,9 +466,9 @@ class GuidedSampler:
         x = Xm / self.scale
         a = float(self.sched.alphas_cumprod[t])
         out = 0
-        for _ in range(2):
+        for _ in range(draws):
             n = torch.randn(x.shape, generator=g).to(x.device)
             xt = math.sqrt(a) * x + math.sqrt(1 - a) * n
             x0 = self.model(xt, torch.full((x.shape[0],), t, device=x.device, dtype=torch.long))
             out = out + ((x0 - x) * self.scale).norm(dim=-1).mean(-1)
-        return -out / 2
+        return -out / draws

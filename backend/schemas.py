@@ -24,8 +24,10 @@ MAX_STEPS = 1000
 MAX_IMAGE_FIELD = 48 * 1024 * 1024  # characters of a base64 image or a path
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
-Vec3 = Annotated[list[Finite], Field(min_length=3, max_length=3)]
-Keypoint = Annotated[list[Finite], Field(min_length=2, max_length=3, description="[u, v] or [u, v, confidence] in pixels")]
+Coord = Annotated[float, Field(allow_inf_nan=False, ge=-1e4, le=1e4, description="metres")]
+PixelCoord = Annotated[float, Field(allow_inf_nan=False, ge=-1e6, le=1e6, description="pixels (or confidence)")]
+Vec3 = Annotated[list[Coord], Field(min_length=3, max_length=3)]
+Keypoint = Annotated[list[PixelCoord], Field(min_length=2, max_length=3, description="[u, v] or [u, v, confidence] in pixels")]
 
 
 def _check_joint_names(value: dict | None) -> dict | None:
@@ -44,13 +46,13 @@ class Strict(BaseModel):
 class Camera(Strict):
     """Pinhole intrinsics in pixels. Missing focal lengths use the default field of view."""
 
-    fx: Finite | None = Field(None, gt=0, description="focal length x, pixels")
-    fy: Finite | None = Field(None, gt=0, description="focal length y, pixels")
-    cx: Finite | None = Field(None, description="principal point x, pixels")
-    cy: Finite | None = Field(None, description="principal point y, pixels")
+    fx: Finite | None = Field(None, ge=1.0, le=1e6, description="focal length x, pixels")
+    fy: Finite | None = Field(None, ge=1.0, le=1e6, description="focal length y, pixels")
+    cx: Finite | None = Field(None, ge=-1e6, le=1e6, description="principal point x, pixels")
+    cy: Finite | None = Field(None, ge=-1e6, le=1e6, description="principal point y, pixels")
     width: int | None = Field(None, gt=0, le=100_000, description="image width, pixels")
     height: int | None = Field(None, gt=0, le=100_000, description="image height, pixels")
-    rotation: Annotated[list[Vec3], Field(min_length=3, max_length=3)] | None = Field(
+    rotation: Annotated[list[Annotated[list[Annotated[float, Field(allow_inf_nan=False, ge=-1.001, le=1.001)]], Field(min_length=3, max_length=3)]], Field(min_length=3, max_length=3)] | None = Field(
         None,
         description="optional world-to-camera rotation (3x3, rows) when the camera orientation "
         "is known (e.g. from a Blender camera); else pitch and roll are estimated",

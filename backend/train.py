@@ -27,11 +27,10 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from backend import data as D
-from backend.model import DEFAULT_WEIGHTS, PoseDenoiser, PriorConfig, pick_device, save_prior
-from backend.schedule import NoiseSchedule
+
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "prior.safetensors"
 
 SHARED = D.SHARED_DATA
 DEFAULT_SPECS = {
@@ -95,6 +94,11 @@ def sampling_weights(sets: list[D.PoseSet], h36m_share: float) -> np.ndarray:
 
 def train(args: argparse.Namespace) -> Path:
     """Run training; returns the path of the written weights."""
+    import torch
+
+    from backend.model import PoseDenoiser, PriorConfig, pick_device, save_prior
+    from backend.schedule import NoiseSchedule
+
     ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
     rank = 0
     if ddp:

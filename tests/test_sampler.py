@@ -263,8 +263,6 @@ def test_completion_is_equivariant_to_placement_and_yaw(arm_completions):
         np.testing.assert_allclose((H - off) @ Rz, base, atol=1e-3)
 
 
-@pytest.mark.xfail(strict=True, reason="sampler._finish pastes known joints over a rigid fit that misses them by "
-                   "several cm; bones from a known parent to an unknown child stretch (pelvis->hips up to ~11 cm)")
 def test_completion_keeps_canonical_bones_between_known_and_unknown_joints(pose_service, h36m_train_poses):
     pose = h36m_train_poses[40]
     known = {n: pose[JOINT_INDEX[n]].tolist() for n in JOINT_NAMES if n not in LEGS}
