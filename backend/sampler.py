@@ -322,7 +322,8 @@ class GuidedSampler:
                 uv = P[..., :2] / z[..., None]
                 uv_t = ev.target(uv)
                 sig2 = ev.sigma**2
-                a2d = w.scale * ev.weight / (sig2 * z**2)  # [B, J] 1/m^2
+                ramp = 1.0 if abar is None else min(1.0, frac / w.ramp) if w.ramp > 0 else 1.0
+                a2d = ramp * w.scale * ev.weight / (sig2 * z**2)  # [B, J] 1/m^2
             X = self._tree_walk(X, Xh, T, b, uv_t, a2d, tgt, dirs)
         return (X @ R) / self.scale
 

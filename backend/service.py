@@ -30,7 +30,8 @@ CancelCheck = Callable[[], bool] | None
 ESTIMATE_STEPS = 40
 GENERATE_STEPS = 25
 AGGREGATE_TOP = 5
-AGGREGATE_TEMPERATURE = 1.0
+AGGREGATE_TEMPERATURE = 0.5
+OVERSAMPLE = 3
 
 
 def _r(a: np.ndarray, nd: int = 5) -> list:
@@ -136,8 +137,9 @@ class PoseService:
                 warnings.append("no usable 2D evidence (fewer than 2 joints seen): hypotheses are samples of the prior")
                 cond.evidence = None
             res = self.sampler(req.steps, ESTIMATE_STEPS, req.guidance_scale).sample(
-                req.num_hypotheses, cond, seed=req.seed, progress=sub, cancel=cancel)
-            frames.append(self._frame_result(res, cond, K, kp_out, warnings, req.previews, photo, task="estimate"))
+                _oversampled(req.num_hypotheses, cond), cond, seed=req.seed, progress=sub, cancel=cancel)
+            frames.append(self._frame_result(res, cond, K, kp_out, warnings, req.previews, photo, task="estimate",
+                                             keep=req.num_hypotheses))
         return schemas.EstimateResponse(joint_names=list(JOINT_NAMES), frames=frames)
 
     def complete(self, req: schemas.CompleteRequest, progress: Progress = None, cancel: CancelCheck = None) -> schemas.EstimateResponse:
@@ -160,8 +162,10 @@ class PoseService:
                 cond.rotation = self._rotation(fr.camera, f"{field}.camera")
                 kp_out = {k: list(v) for k, v in fr.keypoints.items()}
             res = self.sampler(req.steps, ESTIMATE_STEPS, req.guidance_scale).sample(
-                req.num_hypotheses, cond, seed=req.seed, progress=_sub_progress(progress, i, n), cancel=cancel)
-            frames.append(self._frame_result(res, cond, K, kp_out, [], req.previews, None, task="complete"))
+                _oversampled(req.num_hypotheses, cond), cond, seed=req.seed, progress=_sub_progress(progress, i, n),
+                cancel=cancel)
+            frames.append(self._frame_result(res, cond, K, kp_out, [], req.previews, None, task="complete",
+                                             keep=req.num_hypotheses))
         return schemas.EstimateResponse(joint_names=list(JOINT_NAMES), frames=frames)
 
     def generate(self, req: schemas.GenerateRequest, progress: Progress = None, cancel: CancelCheck = None) -> schemas.GenerateResponse:
@@ -239,12 +243,13 @@ class PoseService:
         kp_out = {k: [round(float(x), 2) for x in v] for k, v in det.keypoints.items()}
         return ev, K, kp_out, photo
 
-    def _frame_result(self, res: SampleResult, cond: Conditions, K, kp_out, warnings, previews, photo, task) -> schemas.FrameResult:
+    def _frame_result(self, res: SampleResult, cond: Conditions, K, kp_out, warnings, previews, photo, task,
+                      keep: int | None = None) -> schemas.FrameResult:
         B = res.world.shape[0]
         score = res.loglik.astype(np.float64) if res.loglik is not None else np.zeros(B)
         if res.plausibility is not None:
             score = score + 10.0 * res.plausibility  # prior agreement in metres -> tie-breaker
-        order = np.argsort(-score)
+        order = np.argsort(-score)[:keep]
         hyps = []
         if task == "estimate" and res.camera is not None:
             joints_all, roots = res.camera, res.root
@@ -271,7 +276,7 @@ class PoseService:
         world_sorted = res.world[order] - res.world[order][:, :1]
         fr = schemas.FrameResult(hypotheses=hyps, aggregate=_r(agg), aggregate_world=_r(aggregate(world_sorted, score[order])),
                                  camera=K.as_dict() if K is not None else None, keypoints=kp_out,
-                                 diversity_mm=round(float(diversity(res.world)) * 1000, 1), warnings=warnings)
+                                 diversity_mm=round(float(diversity(res.world[order])) * 1000, 1), warnings=warnings)
         if previews:
             for h, k in zip(fr.hypotheses, order):
                 h.preview_png = self._previews(res.world[k : k + 1])[0]
@@ -321,6 +326,18 @@ def diversity(poses: np.ndarray) -> float:
         return 0.0
     d = np.linalg.norm(p[:, None] - p[None], axis=-1).mean(-1)
     return float(d.sum() / (len(p) * (len(p) - 1)))
+
+
+def _oversampled(num: int, cond: Conditions) -> int:
+    """Candidates drawn for ``num`` guided hypotheses: ``OVERSAMPLE`` times as many, the best kept.
+
+    Guided samples that the evidence and the prior disagree on are easy to spot by their score
+    (evidence log-likelihood + denoiser agreement); drawing more and keeping the best ``num`` is a
+    cheap selection step (the cost is mostly per-step overhead, not batch size).
+    """
+    if cond.evidence is None and not cond.has_known and not cond.has_directions:
+        return num
+    return min(num * OVERSAMPLE, schemas.MAX_HYPOTHESES * OVERSAMPLE)
 
 
 def _sub_progress(progress: Progress, i: int, n: int) -> Progress:
