@@ -313,6 +313,7 @@ class GuidanceWeights:
     prior_cap: float = 300.0  # max precision of the denoiser's x0 (1/m^2): r_t >= 6 cm
     polish_steps: int = 2  # extra inner steps on the final x0 with the prior at ``polish_prior``
     polish_prior: float = 400.0  # 1/m^2 (r = 5 cm)
+    dps_scale: float = 1.0  # DPS step on x_t toward the refined x0 of known joints/directions (0 = off)
     ramp: float = 0.0  # the 2D precision grows linearly over this fraction of the steps (0 = full from the start)
     retilt_at: tuple = (0.5, 1.0)  # fractions of the DDIM steps where camera pitch/roll are re-estimated
     ray_mode: str = "nearest"  # 2D target on the camera ray: "nearest" to the prior's joint, or "intersect" at bone length
