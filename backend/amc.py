@@ -25,18 +25,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from backend.bvh import _axis_rotation
-from backend.errors import InputError
+from backend.errors import MocapFileError
 
 _ROOT_DOF = {"TX": 0, "TY": 1, "TZ": 2, "RX": 3, "RY": 4, "RZ": 5}
 
 
-class AmcError(InputError):
+class AmcError(MocapFileError):
     """A malformed ASF or AMC file; the message names the file and the line (1-based)."""
-
-    def __init__(self, source: str, line: int, message: str):
-        super().__init__(f"{source}:{line}" if line else source, message)
-        self.source = source
-        self.line = line
 
 
 @dataclass

@@ -26,25 +26,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from backend.errors import InputError
+from backend.errors import MocapFileError
 
 _AXES = {"X": 0, "Y": 1, "Z": 2}
 _CHANNEL_NAMES = {f"{a}{kind}" for a in "XYZ" for kind in ("position", "rotation")}
 
 
-class BvhError(InputError):
-    """A malformed BVH file; the message names the file and the line number (1-based).
-
-    Args:
-        source: the file name (or zip member) being parsed.
-        line: 1-based line number of the problem (0 when no line applies).
-        message: what is wrong and, where possible, how to fix it.
-    """
-
-    def __init__(self, source: str, line: int, message: str):
-        super().__init__(f"{source}:{line}" if line else source, message)
-        self.source = source
-        self.line = line
+class BvhError(MocapFileError):
+    """A malformed BVH file; the message names the file and the line number (1-based)."""
 
 
 @dataclass

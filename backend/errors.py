@@ -17,6 +17,21 @@ class InputError(ValueError):
         self.message = message
 
 
+class MocapFileError(InputError):
+    """A malformed mocap file (BVH, ASF/AMC); the message names the file and the line (1-based).
+
+    Args:
+        source: the file name (or zip member) being parsed.
+        line: 1-based line number of the problem (0 when no line applies).
+        message: what is wrong and, where possible, how to fix it.
+    """
+
+    def __init__(self, source: str, line: int, message: str):
+        super().__init__(f"{source}:{line}" if line else source, message)
+        self.source = source
+        self.line = line
+
+
 class NoPersonError(InputError):
     """The 2D detector found no person in an image."""
 
