@@ -2,16 +2,18 @@
 
 One unconditional prior, steered at sampling time (Snelgar et al. 2026). At every DDIM step
 (Song et al. 2021) the denoiser predicts x0; the guidance terms of :mod:`backend.guidance`
-refine that estimate with a few Gauss-Newton inner steps (2D evidence through the perspective
-camera, known joints, known bone directions, canonical bone lengths), and the DDIM update
-continues from the refined x0 ("x0 refinement" guidance, as in Platypose / DiffPose-style
-samplers, with the closed-form ZeDO root translation).
+refine that estimate (2D evidence through the perspective camera, known joints, known bone
+directions), rebuilding the pose down the kinematic tree with the canonical bone lengths, and the
+DDIM update continues from the refined x0 ("x0 refinement" guidance, as in Platypose). For known
+3D joints a DPS step (Chung et al. 2023) through the denoiser also pulls x_t so that the denoiser
+itself predicts them, which carries the evidence to the unknown joints.
 
-Unknowns solved along the way, per hypothesis: the root translation (closed form every inner
-step), the camera's pitch and roll relative to gravity (when the request does not give the
-camera's orientation: a grid search, at a few points of the sampling, for the tilt under which
-the camera-frame pose is most typical of the prior, :meth:`GuidedSampler._retilt`), and for known world joints the body's yaw and
-placement (2D Kabsch, :func:`backend.guidance.yaw_align`).
+Unknowns solved along the way, per hypothesis: the root translation (closed form from the camera
+rays every inner step, as in ZeDO), the camera's pitch and roll relative to gravity when the
+request does not give the camera's orientation (a grid search, at a few points of the sampling,
+for the tilt under which the camera-frame pose is most typical of the prior,
+:meth:`GuidedSampler._retilt`), and for known world joints the body's yaw and placement (2D
+Kabsch, :func:`backend.guidance.yaw_align`).
 """
 
 from __future__ import annotations
