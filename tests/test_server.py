@@ -314,7 +314,7 @@ def test_limits_rejected(client):
 
 def test_service_input_error_is_400_with_field(client):
     req, _ = keypoint_request()
-    req["frames"][0]["camera"]["rotation"] = [[2, 0, 0], [0, 1, 0], [0, 0, 1]]
+    req["frames"][0]["camera"]["rotation"] = [[1, 0, 0], [0, 1, 0], [0, 0, -1]]  # a mirror, not a rotation
     r = client.post("/v1/estimate", json=req)
     assert r.status_code == 400, r.text
     assert r.json()["detail"]["field"] == "frames[0].camera.rotation"
@@ -419,7 +419,7 @@ def test_jobs_progress_queue_cancel_and_complete(client):
 
 def test_job_with_bad_input_fails_with_field(client):
     req, _ = keypoint_request()
-    req["frames"][0]["camera"]["rotation"] = [[2, 0, 0], [0, 1, 0], [0, 0, 1]]
+    req["frames"][0]["camera"]["rotation"] = [[1, 0, 0], [0, 1, 0], [0, 0, -1]]  # a mirror, not a rotation
     jid = client.post("/v1/jobs/estimate", json=req).json()["id"]
     s = wait_for(lambda: (s := client.get(f"/v1/jobs/{jid}").json())["state"] not in ("queued", "running") and s,
                  "the job to end")
