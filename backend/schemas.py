@@ -128,7 +128,7 @@ class GenerateRequest(Strict):
 class VariationsRequest(Strict):
     """Poses near a given one (SDEdit: noise to an intermediate step, then denoise)."""
 
-    pose: dict[str, Vec3] = Field(description="the current pose, world frame, metres (any subset of joints)")
+    pose: dict[str, Vec3] = Field(min_length=1, description="the current pose, world frame, metres (any subset of joints)")
     strength: Finite = Field(0.3, ge=0.0, le=1.0, description="0 = the same pose, 1 = unrelated")
     num: int = Field(8, ge=1, le=MAX_HYPOTHESES)
     seed: int | None = Field(0, ge=0, le=2**63 - 1)
