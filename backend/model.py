@@ -119,6 +119,7 @@ def save_prior(model: PoseDenoiser, path: Path, extra: dict | None = None) -> No
     # float16 on disk halves the file (the shipped prior is ~13 MB); loading casts back to float32
     state = {k: v.detach().cpu().half().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(path), metadata=meta)
+    path.chmod(0o644)
 
 
 def load_prior(path: Path | str | None = None, device: str | torch.device | None = None) -> PoseDenoiser:
