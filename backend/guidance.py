@@ -156,10 +156,11 @@ class HeatmapEvidence(Evidence2D):
         ys = torch.arange(self.H, device=uv.device, dtype=uv.dtype)
         kx = torch.exp(-0.5 * ((xs - h[..., :1]) / bandwidth) ** 2)  # [B, K, W]
         ky = torch.exp(-0.5 * ((ys - h[..., 1:]) / bandwidth) ** 2)  # [B, K, H]
-        P = self.prob
-        mass = torch.einsum("kyx,bkx,bky->bk", P, kx, ky)
-        mx = torch.einsum("kyx,bkx,bky,x->bk", P, kx, ky, xs) / mass.clamp(min=1e-12)
-        my = torch.einsum("kyx,bkx,bky,y->bk", P, kx, ky, ys) / mass.clamp(min=1e-12)
+        # contract the columns first (one batched matmul per joint), then the rows
+        A = torch.einsum("kyx,bkcx->bkcy", self.prob, torch.stack([kx, kx * xs], 2))  # [B, K, 2, H]
+        mass = (A[:, :, 0] * ky).sum(-1)
+        mx = (A[:, :, 1] * ky).sum(-1) / mass.clamp(min=1e-12)
+        my = (A[:, :, 0] * ky * ys).sum(-1) / mass.clamp(min=1e-12)
         # an (almost) empty window falls back smoothly to the peak: mass-weighted blend, eps = 1 %
         eps = 0.01
         lam = (mass / (mass + eps))[..., None]

@@ -128,6 +128,30 @@ def _kabsch(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     return Vt.transpose(1, 2) @ D @ U.transpose(1, 2)
 
 
+
+def _unit(v: torch.Tensor) -> torch.Tensor:
+    """Unit vectors along the last axis (zero vectors stay finite)."""
+    return v / v.norm(dim=-1, keepdim=True).clamp(min=1e-8)
+
+
+_LEVELS: dict = {}
+
+
+def _tree_levels(device) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(joints, parents) index tensors per depth of the kinematic tree, root excluded, outward."""
+    key = str(device)
+    if key not in _LEVELS:
+        depth = [0] * NUM_JOINTS
+        for j, p in enumerate(PARENTS):
+            depth[j] = 0 if p < 0 else depth[p] + 1
+        levels = []
+        for d in range(1, max(depth) + 1):
+            js = [j for j in range(NUM_JOINTS) if depth[j] == d]
+            levels.append((torch.tensor(js, device=device), torch.tensor([PARENTS[j] for j in js], device=device)))
+        _LEVELS[key] = levels
+    return _LEVELS[key]
+
+
 class GuidedSampler:
     """DDIM sampler over a :class:`~backend.model.PoseDenoiser` with optional guidance.
 
@@ -358,52 +382,56 @@ class GuidedSampler:
         return (X @ R) / self.scale
 
     def _tree_walk(self, X, Xh, T, b, uv_t, a2d, tgt, dirs):
-        """Rebuild the pose root-outward with canonical bone lengths (see :meth:`_refine`)."""
+        """Rebuild the pose root-outward with canonical bone lengths (see :meth:`_refine`).
+
+        Joints at the same depth of the kinematic tree are independent given their parents, so
+        the walk runs one tree level at a time (6 levels for 21 joints), batched over joints.
+        ``X``, ``Xh``: ``[B, J, 3]`` metres (working frame); ``T``: ``[B, 3]`` root translation;
+        ``b``: prior precision; ``uv_t``, ``a2d``: ``[B, J, 2]`` 2D targets and ``[B, J]`` their
+        precisions (or None); ``tgt``: ``[B, J, 3]`` known joints; ``dirs``: ``[B, J, 3]`` known
+        directions (or None). Returns ``[B, J, 3]``.
+        """
         w = self.w
-        out = [torch.zeros_like(X[:, 0])]
+        dev = X.device
+        out = torch.zeros_like(X)
         ak = (w.scale / w.known_sigma**2) if tgt is not None else 0.0
         ad = (w.scale / w.direction_sigma**2) if dirs is not None else 0.0
-        kw = self._st_known_w if tgt is not None else None
-        dw = self._st_dirs_w if dirs is not None else None
-        for j in range(1, NUM_JOINTS):
-            p = PARENTS[j]
-            L = float(BONE_LENGTHS[j])
-            xp = out[p]
-            d_prior = Xh[:, j] - Xh[:, p]
-            d_prior = d_prior / d_prior.norm(dim=-1, keepdim=True).clamp(min=1e-8)
+        kw = torch.as_tensor(self._st_known_w, dtype=X.dtype, device=dev) if tgt is not None else None
+        dw = torch.as_tensor(self._st_dirs_w, dtype=X.dtype, device=dev) if dirs is not None else None
+        lengths = torch.as_tensor(BONE_LENGTHS, dtype=X.dtype, device=dev)
+        for js, ps in _tree_levels(dev):
+            L = lengths[js][None, :, None]  # [1, n, 1]
+            xp = out[:, ps]  # [B, n, 3]
+            d_prior = _unit(Xh[:, js] - Xh[:, ps])
             num = b * d_prior
-            den = b
+            den = torch.full_like(num[..., :1], float(b))
             if uv_t is not None:
                 # point on the ray through uv_t at distance L from the parent (camera frame, absolute)
-                r = torch.cat([uv_t[:, j], torch.ones_like(uv_t[:, j, :1])], -1)
-                pa = xp + T
+                r = torch.cat([uv_t[:, js], torch.ones_like(uv_t[:, js, :1])], -1)
+                pa = xp + T[:, None]
                 c_prior = pa + L * d_prior
+                rr = (r * r).sum(-1, keepdim=True)
                 if w.ray_mode == "intersect":
-                    rr = (r * r).sum(-1)
-                    bq = (r * pa).sum(-1)
-                    sq = (bq * bq - rr * ((pa * pa).sum(-1) - L * L)).clamp(min=0).sqrt()
-                    q1, q2 = ((bq + sq) / rr)[:, None] * r, ((bq - sq) / rr)[:, None] * r
-                    pick1 = ((q1 - c_prior) ** 2).sum(-1) <= ((q2 - c_prior) ** 2).sum(-1)
-                    q = torch.where(pick1[:, None], q1, q2)
+                    bq = (r * pa).sum(-1, keepdim=True)
+                    sq = (bq * bq - rr * ((pa * pa).sum(-1, keepdim=True) - L * L)).clamp(min=0).sqrt()
+                    q1, q2 = (bq + sq) / rr * r, (bq - sq) / rr * r
+                    pick1 = ((q1 - c_prior) ** 2).sum(-1, keepdim=True) <= ((q2 - c_prior) ** 2).sum(-1, keepdim=True)
+                    q = torch.where(pick1, q1, q2)
                 else:  # the point of the ray nearest the denoiser's child: depth from the prior
-                    q = ((r * c_prior).sum(-1) / (r * r).sum(-1))[:, None] * r
-                d_2d = q - pa
-                d_2d = d_2d / d_2d.norm(dim=-1, keepdim=True).clamp(min=1e-8)
-                a = a2d[:, j : j + 1]
-                num = num + a * d_2d
+                    q = (r * c_prior).sum(-1, keepdim=True) / rr * r
+                a = a2d[:, js, None]
+                num = num + a * _unit(q - pa)
                 den = den + a
-            if tgt is not None and kw[j] > 0:
-                d_k = tgt[:, j] - xp
-                d_k = d_k / d_k.norm(dim=-1, keepdim=True).clamp(min=1e-8)
-                num = num + ak * d_k
-                den = den + ak
-            if dirs is not None and dw[j] > 0:
-                num = num + ad * dirs[:, j]
-                den = den + ad
-            d = num / den if isinstance(den, float) else num / den
-            d = d / d.norm(dim=-1, keepdim=True).clamp(min=1e-8)
-            out.append(xp + L * d)
-        return torch.stack(out, 1)
+            if tgt is not None:
+                m = ak * kw[js][None, :, None]
+                num = num + m * _unit(tgt[:, js] - xp)
+                den = den + m
+            if dirs is not None:
+                m = ad * dw[js][None, :, None]
+                num = num + m * dirs[:, js]
+                den = den + m
+            out[:, js] = xp + L * _unit(num / den)
+        return out
 
     def _retilt(self, x0: torch.Tensor, x_t: torch.Tensor, st: dict):
         """Re-estimate each hypothesis' camera pitch and roll from the prior (gravity).
