@@ -29,7 +29,7 @@ CancelCheck = Callable[[], bool] | None
 #: Default sampling settings (see ``posediff eval`` for how they were chosen).
 ESTIMATE_STEPS = 40
 GENERATE_STEPS = 25
-AGGREGATE_TOP = 5
+AGGREGATE_TOP = 10
 AGGREGATE_TEMPERATURE = 0.5
 OVERSAMPLE = 3
 

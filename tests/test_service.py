@@ -157,8 +157,9 @@ def test_aggregate_and_diversity():
     hyps = rng.normal(0, 1, (6, NUM_JOINTS, 3))
     # one dominant score: the aggregate is that hypothesis
     np.testing.assert_allclose(aggregate(hyps, np.array([100.0, 0, 0, 0, 0, 0])), hyps[0], atol=1e-12)
-    # equal scores: the mean of the top 5
-    np.testing.assert_allclose(aggregate(hyps, np.zeros(6)), hyps[:5].mean(0), atol=1e-12)
+    # equal scores: the mean of the top ``top``
+    np.testing.assert_allclose(aggregate(hyps, np.zeros(6), top=5), hyps[:5].mean(0), atol=1e-12)
+    np.testing.assert_allclose(aggregate(hyps, np.zeros(6), top=10), hyps.mean(0), atol=1e-12)
     same = np.repeat(hyps[:1], 4, axis=0)
     assert diversity(same) == 0.0 and diversity(hyps[:1]) == 0.0
     two = np.stack([np.zeros((NUM_JOINTS, 3)), np.zeros((NUM_JOINTS, 3))])
