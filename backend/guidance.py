@@ -317,5 +317,4 @@ class GuidanceWeights:
     dps_scale: float = 1.0  # DPS step on x_t toward the refined x0 of known joints/directions (0 = off)
     ramp: float = 0.0  # the 2D precision grows linearly over this fraction of the steps (0 = full from the start)
     retilt_at: tuple = (0.5, 1.0)  # fractions of the DDIM steps where camera pitch/roll are re-estimated
-    resample: int = 1  # RePaint rounds per step for known joints without 2D (1 = off)
     ray_mode: str = "nearest"  # 2D target on the camera ray: "nearest" to the prior's joint, or "intersect" at bone length

@@ -219,43 +219,37 @@ class GuidedSampler:
             if cancel is not None and cancel():
                 raise Cancelled("cancelled")
             t_prev = ts[i + 1] if i + 1 < len(ts) else -1
-            rounds = self.w.resample if (t_prev >= 0 and st["constrained"] is not None and not cond.has_2d) else 1
-            for u in range(rounds):
-                t0 = time.perf_counter()
-                tt = torch.full((B,), t, device=dev, dtype=torch.long)
-                dps = self.w.dps_scale > 0 and st["constrained"] is not None
-                if dps:
-                    with torch.enable_grad():
-                        xg = x.detach().requires_grad_(True)
-                        x0_hat_g = self.model(xg, tt)
-                    x0_hat = x0_hat_g.detach()
-                else:
-                    x0_hat = self.model(x, tt)
-                timings["denoiser"] += time.perf_counter() - t0
-                t0 = time.perf_counter()
-                abar = float(self.sched.alphas_cumprod[t])
-                x0 = self._refine(x0_hat, abar, st, timings, frac=i / max(len(ts) - 1, 1))
-                if "pitch" in st and not st["fixed_tilt"] and i in retilt_at:
-                    x0, x = self._retilt(x0, x, st)
-                grad = None
-                if dps:
-                    # DPS (Chung et al. 2023, eq. 16) with the refined x0 as the measurement: pull x_t so
-                    # that the denoiser itself predicts the evidence, which carries it to the joints the
-                    # evidence does not see; step normalised by the residual norm.
-                    with torch.enable_grad():
-                        r = (x0_hat_g - x0) * st["constrained"][None, :, None]
-                        loss = (r**2).sum()
-                        (grad,) = torch.autograd.grad(loss, xg)
-                    rn = r.detach().flatten(1).norm(dim=1).clamp(min=1e-6)[:, None, None]
-                    grad = grad / rn
-                timings["guidance"] += time.perf_counter() - t0
-                x = self.sched.ddim_step(x, x0, t, t_prev, eta=self.eta, generator=gen)
-                if grad is not None and t_prev >= 0:
-                    x = x - self.w.dps_scale * grad
-                if u + 1 < rounds:
-                    # RePaint resampling (Lugmayr et al. 2022, Alg. 1): back to step t with fresh
-                    # noise, so the unknown joints are re-drawn given the known ones
-                    x = self.sched.renoise(x, t_prev, t, generator=gen)
+            t0 = time.perf_counter()
+            tt = torch.full((B,), t, device=dev, dtype=torch.long)
+            dps = self.w.dps_scale > 0 and st["constrained"] is not None
+            if dps:
+                with torch.enable_grad():
+                    xg = x.detach().requires_grad_(True)
+                    x0_hat_g = self.model(xg, tt)
+                x0_hat = x0_hat_g.detach()
+            else:
+                x0_hat = self.model(x, tt)
+            timings["denoiser"] += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            abar = float(self.sched.alphas_cumprod[t])
+            x0 = self._refine(x0_hat, abar, st, timings, frac=i / max(len(ts) - 1, 1))
+            if "pitch" in st and not st["fixed_tilt"] and i in retilt_at:
+                x0, x = self._retilt(x0, x, st)
+            grad = None
+            if dps:
+                # DPS (Chung et al. 2023, eq. 16) with the refined x0 as the measurement: pull x_t so
+                # that the denoiser itself predicts the evidence, which carries it to the joints the
+                # evidence does not see; step normalised by the residual norm.
+                with torch.enable_grad():
+                    r = (x0_hat_g - x0) * st["constrained"][None, :, None]
+                    loss = (r**2).sum()
+                    (grad,) = torch.autograd.grad(loss, xg)
+                rn = r.detach().flatten(1).norm(dim=1).clamp(min=1e-6)[:, None, None]
+                grad = grad / rn
+            timings["guidance"] += time.perf_counter() - t0
+            x = self.sched.ddim_step(x, x0, t, t_prev, eta=self.eta, generator=gen)
+            if grad is not None and t_prev >= 0:
+                x = x - self.w.dps_scale * grad
             if progress is not None:
                 progress((i + 1) / (len(ts) + 1))
         if not ts:

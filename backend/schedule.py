@@ -75,10 +75,3 @@ class NoiseSchedule:
             z = torch.randn(x_t.shape, generator=generator, device="cpu").to(x_t.device, x_t.dtype)
             out = out + sigma * z
         return out
-
-    def renoise(self, x: torch.Tensor, t_from: int, t_to: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Forward diffusion from step ``t_from`` to a noisier ``t_to`` (Ho et al. 2020, q(x_t | x_s)):
-        ``x_to = sqrt(abar_to / abar_from) x + sqrt(1 - abar_to / abar_from) z``."""
-        a = float(self.alphas_cumprod[t_to]) / float(self.alphas_cumprod[t_from])
-        z = torch.randn(x.shape, generator=generator, device="cpu").to(x.device, x.dtype)
-        return math.sqrt(a) * x + math.sqrt(max(1 - a, 0.0)) * z
