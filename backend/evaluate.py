@@ -173,12 +173,15 @@ def retrieval_completion(bank: np.ndarray, known: np.ndarray, kn: list[int], k: 
 
     Returns ``[k, J, 3]`` world-frame poses, best fit first.
     """
-    a = bank[:, kn] - bank[:, kn].mean(1, keepdims=True)
-    b = known[kn] - known[kn].mean(0)
-    c = (a[..., 0] * b[:, 0] + a[..., 1] * b[:, 1]).sum(-1)
-    s = (a[..., 0] * b[:, 1] - a[..., 1] * b[:, 0]).sum(-1)
-    R = D.rotation_z(np.arctan2(s, c))
-    placed = np.einsum("bij,bkj->bki", R, bank - bank[:, kn].mean(1, keepdims=True)) + known[kn].mean(0)
+    import torch
+
+    from backend.guidance import yaw_align
+
+    w = np.zeros(bank.shape[1])
+    w[kn] = 1.0
+    src = torch.as_tensor(np.asarray(bank, np.float64))
+    R, t = yaw_align(src, torch.as_tensor(np.asarray(known, np.float64)), torch.as_tensor(w))
+    placed = (src @ R.transpose(1, 2) + t[:, None]).numpy()
     fit = np.linalg.norm(placed[:, kn] - known[kn], axis=-1).mean(-1)
     return placed[np.argsort(fit)[:k]]
 

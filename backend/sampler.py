@@ -128,7 +128,6 @@ def _kabsch(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     return Vt.transpose(1, 2) @ D @ U.transpose(1, 2)
 
 
-
 def _unit(v: torch.Tensor) -> torch.Tensor:
     """Unit vectors along the last axis (zero vectors stay finite)."""
     return v / v.norm(dim=-1, keepdim=True).clamp(min=1e-8)
@@ -137,8 +136,9 @@ def _unit(v: torch.Tensor) -> torch.Tensor:
 _LEVELS: dict = {}
 
 
-def _tree_levels(device) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """(joints, parents) index tensors per depth of the kinematic tree, root excluded, outward."""
+def _tree_levels(device) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Per depth of the kinematic tree, root excluded, outward: (joints ``[n]``, their parents
+    ``[n]``, their canonical bone lengths ``[1, n, 1]`` in metres), on ``device``."""
     key = str(device)
     if key not in _LEVELS:
         depth = [0] * NUM_JOINTS
@@ -147,7 +147,8 @@ def _tree_levels(device) -> list[tuple[torch.Tensor, torch.Tensor]]:
         levels = []
         for d in range(1, max(depth) + 1):
             js = [j for j in range(NUM_JOINTS) if depth[j] == d]
-            levels.append((torch.tensor(js, device=device), torch.tensor([PARENTS[j] for j in js], device=device)))
+            levels.append((torch.tensor(js, device=device), torch.tensor([PARENTS[j] for j in js], device=device),
+                           torch.tensor(BONE_LENGTHS[js], dtype=torch.float32, device=device)[None, :, None]))
         _LEVELS[key] = levels
     return _LEVELS[key]
 
@@ -286,8 +287,6 @@ class GuidedSampler:
             c = np.maximum(c, cond.directions_w)
         # (2D evidence is left out: measured, DPS on it did not help the lifting accuracy)
         st["constrained"] = torch.tensor(c, dtype=torch.float32, device=dev) if c.any() else None
-        self._st_known_w = cond.known_w if cond.has_known else None
-        self._st_dirs_w = cond.directions_w if cond.has_directions else None
         if cond.has_known:
             st["known"] = torch.tensor(np.nan_to_num(cond.known), dtype=torch.float32, device=dev)
             st["known_w"] = torch.tensor(cond.known_w, dtype=torch.float32, device=dev)
@@ -296,6 +295,9 @@ class GuidedSampler:
             d = d / np.maximum(np.linalg.norm(d, axis=-1, keepdims=True), 1e-9)
             st["dirs"] = torch.tensor(d, dtype=torch.float32, device=dev)
             st["dirs_w"] = torch.tensor(cond.directions_w, dtype=torch.float32, device=dev)
+        # per-joint masks for the tree walk, as tensors once per sample
+        self._st_known_w = st.get("known_w")
+        self._st_dirs_w = st.get("dirs_w")
         return st
 
     def _align_world(self, Xm: torch.Tensor, st: dict):
@@ -392,15 +394,12 @@ class GuidedSampler:
         directions (or None). Returns ``[B, J, 3]``.
         """
         w = self.w
-        dev = X.device
         out = torch.zeros_like(X)
         ak = (w.scale / w.known_sigma**2) if tgt is not None else 0.0
         ad = (w.scale / w.direction_sigma**2) if dirs is not None else 0.0
-        kw = torch.as_tensor(self._st_known_w, dtype=X.dtype, device=dev) if tgt is not None else None
-        dw = torch.as_tensor(self._st_dirs_w, dtype=X.dtype, device=dev) if dirs is not None else None
-        lengths = torch.as_tensor(BONE_LENGTHS, dtype=X.dtype, device=dev)
-        for js, ps in _tree_levels(dev):
-            L = lengths[js][None, :, None]  # [1, n, 1]
+        kw = self._st_known_w if tgt is not None else None
+        dw = self._st_dirs_w if dirs is not None else None
+        for js, ps, L in _tree_levels(X.device):
             xp = out[:, ps]  # [B, n, 3]
             d_prior = _unit(Xh[:, js] - Xh[:, ps])
             num = b * d_prior
