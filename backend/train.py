@@ -13,6 +13,7 @@ Each source gets a share of every batch (``--h36m-share`` for Human3.6M, the res
 size), poses are normalised to the canonical skeleton, yaw-rotated and mirrored at random.
 Loss: mean squared x0 error over the joints each source actually has (per-joint mask).
 Weights: EMA of the parameters, written with safetensors plus a JSON copy of the config.
+``--init WEIGHTS`` starts from an existing prior (fine-tuning) instead of random weights.
 Multi-GPU: ``torchrun --nproc_per_node=N -m backend train ...`` (DistributedDataParallel).
 """
 
@@ -58,6 +59,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fps", type=float, default=12.5, help="mocap frames per second kept")
     p.add_argument("--checkpoint-every", type=int, default=1000)
     p.add_argument("--resume", action="store_true", help="continue from WORKDIR/checkpoint.pt")
+    p.add_argument("--init", type=Path, default=None,
+                   help="start from these prior weights (.safetensors, same width/depth) instead of random ones: "
+                        "fine-tune the shipped prior on your own mocap, or train it longer")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None)
     p.add_argument("--version", default=None, help="version string stored in the weights")
@@ -134,6 +138,16 @@ def train(args: argparse.Namespace) -> Path:
         (args.workdir / "config.json").write_text(json.dumps(config, indent=1))
 
     model = PoseDenoiser(cfg).to(device)
+    if args.init is not None:
+        from backend.model import load_prior
+
+        start = load_prior(args.init, device="cpu")
+        if (start.cfg.width, start.cfg.depth) != (cfg.width, cfg.depth):
+            raise SystemExit(f"--init {args.init}: width/depth {start.cfg.width}/{start.cfg.depth} "
+                             f"differ from --width/--depth {cfg.width}/{cfg.depth}")
+        model.load_state_dict(start.state_dict())
+        if rank == 0:
+            print(f"initialised from {args.init} ({start.extra.get('steps', '?')} steps)", flush=True)
     ema = PoseDenoiser(cfg).to(device)
     ema.load_state_dict(model.state_dict())
     ema.requires_grad_(False)
