@@ -97,7 +97,18 @@ def sampling_weights(sets: list[D.PoseSet], h36m_share: float) -> np.ndarray:
 
 
 def train(args: argparse.Namespace) -> Path:
-    """Run training; returns the path of the written weights."""
+    """Run training; returns the path of the written weights.
+
+    Gradients are switched on for the run (a loaded :class:`~backend.service.PoseService` in the
+    same process turns them off globally for inference).
+    """
+    import torch
+
+    with torch.enable_grad():
+        return _train(args)
+
+
+def _train(args: argparse.Namespace) -> Path:
     import torch
 
     from backend.model import PoseDenoiser, PriorConfig, pick_device, save_prior
