@@ -155,12 +155,12 @@ def cmd_complete(args, service) -> None:
             req = schemas.CompleteRequest(frames=[{"known": known}], num_hypotheses=args.num, seed=args.seed + i)
             fr = service.complete(req).frames[0]
             H = np.array([h.joints for h in fr.hypotheses])
-            e_unk.append(np.linalg.norm(H[:, unk] - world[None, unk], axis=-1).mean(-1).min() * 1000)
-            e_17.append(np.linalg.norm(H[:, unk17] - world[None, unk17], axis=-1).mean(-1).min() * 1000)
-            e_b1.append(np.linalg.norm(H[0, unk] - world[unk], axis=-1).mean() * 1000)
+            e_unk.append(_joint_errors_mm(H, world, unk).min())
+            e_17.append(_joint_errors_mm(H, world, unk17).min())
+            e_b1.append(_joint_errors_mm(H[:1], world, unk)[0])
             e_kn.append(np.linalg.norm(H[:, kn] - world[None, kn], axis=-1).max() * 1000)
             nn = retrieval_completion(bank, world, kn, args.num)
-            e_nn.append(np.linalg.norm(nn[:, unk] - world[None, unk], axis=-1).mean(-1).min() * 1000)
+            e_nn.append(_joint_errors_mm(nn, world, unk).min())
         rows.append([case, f"{np.mean(e_b1):.1f}", f"{np.mean(e_unk):.1f}", f"{np.mean(e_17):.1f}", f"{np.mean(e_nn):.1f}",
                      f"{np.max(e_kn):.2f}"])
     print_table(f"eval complete: H3.6M {args.subjects}, {len(poses)} frames, {args.num} hypotheses (mm, world frame)",
@@ -168,6 +168,11 @@ def cmd_complete(args, service) -> None:
                  f"baseline: best of {args.num} nearest training poses", "max known-joint error"], rows)
     print(f"baseline: the {args.num} of {len(bank)} training poses (S1-S8) nearest on the known joints after a yaw + "
           "translation fit, unknown joints taken from them")
+
+
+def _joint_errors_mm(H: np.ndarray, gt: np.ndarray, idx: list[int]) -> np.ndarray:
+    """Mean error (mm) over joints ``idx`` of each pose in ``H`` (``[N, J, 3]`` metres) against ``gt`` (``[J, 3]``): ``[N]``."""
+    return np.linalg.norm(H[:, idx] - gt[None, idx], axis=-1).mean(-1) * 1000
 
 
 def retrieval_completion(bank: np.ndarray, known: np.ndarray, kn: list[int], k: int) -> np.ndarray:

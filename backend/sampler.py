@@ -295,9 +295,6 @@ class GuidedSampler:
             d = d / np.maximum(np.linalg.norm(d, axis=-1, keepdims=True), 1e-9)
             st["dirs"] = torch.tensor(d, dtype=torch.float32, device=dev)
             st["dirs_w"] = torch.tensor(cond.directions_w, dtype=torch.float32, device=dev)
-        # per-joint masks for the tree walk, as tensors once per sample
-        self._st_known_w = st.get("known_w")
-        self._st_dirs_w = st.get("dirs_w")
         return st
 
     def _align_world(self, Xm: torch.Tensor, st: dict):
@@ -380,10 +377,10 @@ class GuidedSampler:
                 sig2 = ev.sigma**2
                 ramp = 1.0 if abar is None else min(1.0, frac / w.ramp) if w.ramp > 0 else 1.0
                 a2d = ramp * w.scale * ev.weight / (sig2 * z**2)  # [B, J] 1/m^2
-            X = self._tree_walk(X, Xh, T, b, uv_t, a2d, tgt, dirs)
+            X = self._tree_walk(X, Xh, T, b, uv_t, a2d, tgt, dirs, st.get("known_w"), st.get("dirs_w"))
         return (X @ R) / self.scale
 
-    def _tree_walk(self, X, Xh, T, b, uv_t, a2d, tgt, dirs):
+    def _tree_walk(self, X, Xh, T, b, uv_t, a2d, tgt, dirs, kw=None, dw=None):
         """Rebuild the pose root-outward with canonical bone lengths (see :meth:`_refine`).
 
         Joints at the same depth of the kinematic tree are independent given their parents, so
@@ -391,14 +388,13 @@ class GuidedSampler:
         ``X``, ``Xh``: ``[B, J, 3]`` metres (working frame); ``T``: ``[B, 3]`` root translation;
         ``b``: prior precision; ``uv_t``, ``a2d``: ``[B, J, 2]`` 2D targets and ``[B, J]`` their
         precisions (or None); ``tgt``: ``[B, J, 3]`` known joints; ``dirs``: ``[B, J, 3]`` known
-        directions (or None). Returns ``[B, J, 3]``.
+        directions (or None); ``kw``, ``dw``: ``[J]`` weights of the known joints and directions.
+        Returns ``[B, J, 3]``.
         """
         w = self.w
         out = torch.zeros_like(X)
         ak = (w.scale / w.known_sigma**2) if tgt is not None else 0.0
         ad = (w.scale / w.direction_sigma**2) if dirs is not None else 0.0
-        kw = self._st_known_w if tgt is not None else None
-        dw = self._st_dirs_w if dirs is not None else None
         for js, ps, L in _tree_levels(X.device):
             xp = out[:, ps]  # [B, n, 3]
             d_prior = _unit(Xh[:, js] - Xh[:, ps])

@@ -202,7 +202,7 @@ def test_guided_samples_reproject_better_than_unguided_prior_samples(sampler, h3
 
 @pytest.mark.parametrize("pose_i,yaw", [(40, 2.5), (3, 0.5)])
 def test_projected_pose_is_recovered_best_of_n(pose_service, h36m_train_poses, pose_i, yaw):
-    """Exact 2D of the 17 H3.6M joints, known intrinsics: best-of-16 MPJPE (shipped prior: 42 and 53 mm, PA 30 and 28 mm)."""
+    """Exact 2D of the 17 H3.6M joints, known intrinsics: best-of-16 MPJPE (shipped prior-v2: 60 and 50 mm, PA 37 and 25 mm)."""
     gt, uv, _ = scene(h36m_train_poses[pose_i], yaw)
     req = schemas.EstimateRequest(frames=[{"keypoints": keypoints(uv), "camera": K.as_dict()}],
                                   num_hypotheses=16, steps=20, seed=1)
