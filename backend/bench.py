@@ -27,10 +27,10 @@ def _timed(fn, repeats: int) -> tuple[float, object]:
 
 
 def run(args) -> int:
-    from backend import schemas
     from backend.evaluate import H36M_K, eval_frames, lift_case, print_table
-    from backend.guidance import KeypointEvidence
-    from backend.sampler import Conditions
+    from backend.http import schemas
+    from backend.prior.guidance import KeypointEvidence
+    from backend.prior.sampler import Conditions
     from backend.service import ESTIMATE_STEPS, OVERSAMPLE, PoseService, keypoint_arrays
 
     t0 = time.perf_counter()
@@ -57,7 +57,7 @@ def run(args) -> int:
 
     photo = SAMPLES / "image2.jpeg"
     if photo.exists():
-        from backend.photo import load_image
+        from backend.vision.photo import load_image
 
         ph = load_image(str(photo))
         t, _ = _timed(lambda: svc.detector.detect(ph), n)

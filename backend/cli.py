@@ -74,7 +74,7 @@ def _add_common(p: argparse.ArgumentParser, output: bool = True) -> None:
 
 
 def cmd_estimate(args) -> int:
-    from backend import schemas
+    from backend.http import schemas
 
     if args.input:
         data = _read_json(args.input)
@@ -104,14 +104,14 @@ def _write_overlays(folder: Path, req, res) -> None:
     import numpy as np
 
     from backend.camera import Intrinsics, project
-    from backend.overlay import draw_overlay, encode_png
     from backend.skeleton import JOINT_NAMES, PARENTS
+    from backend.vision.overlay import draw_overlay, encode_png
 
     folder.mkdir(parents=True, exist_ok=True)
     for i, (fr_req, fr) in enumerate(zip(req.frames, res.frames)):
         K = Intrinsics(**fr.camera)
         if fr_req.image is not None:
-            from backend.photo import load_image
+            from backend.vision.photo import load_image
 
             rgb = load_image(fr_req.image).rgb
             if rgb.shape[1] != K.width:
@@ -128,7 +128,7 @@ def _write_overlays(folder: Path, req, res) -> None:
 
 
 def cmd_complete(args) -> int:
-    from backend import schemas
+    from backend.http import schemas
 
     req = _validate(schemas.CompleteRequest, _read_json(args.input))
     _write_json(args.output, _service(args).complete(req).model_dump(exclude_none=True))
@@ -136,7 +136,7 @@ def cmd_complete(args) -> int:
 
 
 def cmd_generate(args) -> int:
-    from backend import schemas
+    from backend.http import schemas
 
     req = _validate(schemas.GenerateRequest, {"num": args.num, "seed": args.seed, **({"steps": args.steps} if args.steps else {})})
     _write_json(args.output, _service(args).generate(req).model_dump(exclude_none=True))
@@ -144,7 +144,7 @@ def cmd_generate(args) -> int:
 
 
 def cmd_variations(args) -> int:
-    from backend import schemas
+    from backend.http import schemas
 
     req = _validate(schemas.VariationsRequest, _read_json(args.input))
     _write_json(args.output, _service(args).variations(req).model_dump(exclude_none=True))
@@ -152,7 +152,7 @@ def cmd_variations(args) -> int:
 
 
 def cmd_detect(args) -> int:
-    from backend import schemas
+    from backend.http import schemas
 
     if args.input:
         data = _read_json(args.input)
@@ -163,8 +163,8 @@ def cmd_detect(args) -> int:
     if args.heatmaps and isinstance(data, dict):
         data["heatmaps"] = True
     req = _validate(schemas.DetectRequest, data)
-    from backend.detector import PoseDetector
     from backend.service import run_detect
+    from backend.vision.detector import PoseDetector
 
     _write_json(args.output, run_detect(PoseDetector(), req).model_dump(exclude_none=True))
     return 0
@@ -178,7 +178,7 @@ def cmd_skeleton(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from backend.train import train
+    from backend.prior.train import train
 
     train(args)
     return 0
@@ -197,7 +197,7 @@ def cmd_bench(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from backend.server import serve_command
+    from backend.http.serve import serve_command
 
     return serve_command(args)
 
@@ -243,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("serve", help="the HTTP backend for the Blender add-on")
     try:
-        from backend.server import add_serve_arguments
+        from backend.http.serve import add_serve_arguments
 
         add_serve_arguments(s)
     except ImportError:
@@ -254,7 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--output", "-o", default="-")
     k.set_defaults(func=cmd_skeleton)
 
-    from backend import evaluate, train
+    from backend import evaluate
+    from backend.prior import train
 
     t = sub.add_parser("train", help="train the pose prior on mocap")
     train.add_arguments(t)

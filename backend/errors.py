@@ -38,3 +38,17 @@ class NoPersonError(InputError):
 
 class Cancelled(RuntimeError):
     """A job was cancelled between denoising steps."""
+
+
+def field_path(loc: tuple | list) -> str:
+    """pydantic ``loc`` -> readable path: ``("body", "frames", 0, "camera", "fx")`` -> ``frames[0].camera.fx``."""
+    parts = list(loc)
+    if parts and parts[0] == "body":
+        parts = parts[1:]
+    out = ""
+    for p in parts:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        else:
+            out += ("." if out else "") + str(p)
+    return out or "body"

@@ -20,9 +20,9 @@ import time
 
 import numpy as np
 
-from backend import data as D
 from backend.camera import Intrinsics
 from backend.metrics import mpjpe, pa_mpjpe
+from backend.mocap import datasets as D
 from backend.skeleton import H36M17, JOINT_INDEX, JOINT_NAMES, LIMB_JOINTS, NUM_JOINTS
 
 H36M_K = Intrinsics(1145.0, 1145.0, 512.0, 515.0, 1000, 1002)
@@ -46,7 +46,7 @@ def random_camera(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     Yaw uniform, pitch 0-20 degrees down, distance 4.5-6.5 m, the subject near the image centre.
     """
     from backend.camera import tilt_rotation
-    from backend.data import rotation_z
+    from backend.mocap.datasets import rotation_z
 
     yaw = rng.uniform(0, 2 * math.pi)
     pitch = math.radians(rng.uniform(0, 20))
@@ -72,7 +72,7 @@ def lift_case(pose_world: np.ndarray, rng: np.random.Generator, noise_px: float 
 
 def run_lift(service, poses: np.ndarray, setting: str, num: int, seed: int = 0, steps=None, scale=None) -> dict:
     """Lift every pose under one setting (``exact``, ``noisy``, ``limbs``); returns metric arrays (mm)."""
-    from backend import schemas
+    from backend.http import schemas
 
     rng = np.random.default_rng(seed + {"exact": 0, "noisy": 1, "limbs": 2}[setting])
     noise = 0.0 if setting == "exact" else 4.0
@@ -135,7 +135,7 @@ COMPLETE_CASES = {
 
 
 def cmd_complete(args, service) -> None:
-    from backend import schemas
+    from backend.http import schemas
 
     poses = eval_frames(tuple(args.subjects.split(",")), args.frames, seed=args.seed)
     bank = D.normalise_bone_lengths(eval_frames(D.TRAIN_SUBJECTS, 20000, seed=args.seed + 1))
@@ -183,7 +183,7 @@ def retrieval_completion(bank: np.ndarray, known: np.ndarray, kn: list[int], k: 
     """
     import torch
 
-    from backend.guidance import yaw_align
+    from backend.prior.guidance import yaw_align
 
     w = np.zeros(bank.shape[1])
     w[kn] = 1.0
@@ -195,7 +195,7 @@ def retrieval_completion(bank: np.ndarray, known: np.ndarray, kn: list[int], k: 
 
 
 def cmd_prior(args, service) -> None:
-    from backend import schemas
+    from backend.http import schemas
     from backend.skeleton import BONE_LENGTHS, bone_lengths
 
     n = args.frames
@@ -235,7 +235,7 @@ def cmd_detect(args, service) -> None:
     import csv
     from pathlib import Path
 
-    from backend.photo import load_image
+    from backend.vision.photo import load_image
 
     root = Path(__file__).resolve().parents[1] / "samples"
     truth = list(csv.DictReader(open(root / "pose_landmark_truth.csv")))

@@ -1,7 +1,7 @@
 """PoseService: the one object that the CLI and the HTTP server call.
 
 It holds the diffusion prior (loaded once), the 2D detector (loaded on first use) and runs the
-three tasks of the method on validated requests (:mod:`backend.schemas`). Every method takes
+three tasks of the method on validated requests (:mod:`backend.http.schemas`). Every method takes
 optional ``progress(fraction)`` and ``cancel() -> bool`` callbacks; a cancelled request raises
 :class:`backend.errors.Cancelled` between denoising steps. Bad input raises
 :class:`backend.errors.InputError` naming the field.
@@ -15,12 +15,13 @@ from typing import Callable
 import numpy as np
 import torch
 
-from backend import __version__, schemas
+from backend import __version__
 from backend.camera import Intrinsics, default_intrinsics, resolve_intrinsics
 from backend.errors import InputError
-from backend.guidance import Evidence2D, GuidanceWeights, KeypointEvidence
-from backend.model import load_prior, pick_device
-from backend.sampler import Conditions, GuidedSampler, SampleResult
+from backend.http import schemas
+from backend.prior.guidance import Evidence2D, GuidanceWeights, KeypointEvidence
+from backend.prior.model import load_prior, pick_device
+from backend.prior.sampler import Conditions, GuidedSampler, SampleResult
 from backend.skeleton import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS, PARENTS
 
 Progress = Callable[[float], None] | None
@@ -106,7 +107,7 @@ class PoseService:
     def detector(self):
         with self._detector_lock:
             if self._detector is None:
-                from backend.detector import PoseDetector
+                from backend.vision.detector import PoseDetector
 
                 self._detector = PoseDetector()
             return self._detector
@@ -225,8 +226,8 @@ class PoseService:
 
 
     def _evidence_from_image(self, image: str, cam, person, field):
-        from backend.guidance import HeatmapEvidence
-        from backend.photo import intrinsics_for, load_image
+        from backend.prior.guidance import HeatmapEvidence
+        from backend.vision.photo import intrinsics_for, load_image
 
         photo = load_image(image, f"{field}.image")
         det = self.detector.detect(photo, person=person, field=f"{field}.image")
@@ -285,7 +286,7 @@ class PoseService:
     def _previews(self, poses: np.ndarray) -> list[str]:
         import base64
 
-        from backend.overlay import encode_png, skeleton_preview
+        from backend.vision.overlay import encode_png, skeleton_preview
 
         return [base64.b64encode(encode_png(skeleton_preview(p, PARENTS))).decode() for p in np.asarray(poses)]
 
@@ -293,7 +294,7 @@ class PoseService:
         import base64
 
         from backend.camera import project
-        from backend.overlay import draw_overlay, encode_png
+        from backend.vision.overlay import draw_overlay, encode_png
 
         projs = [project(res.camera[k] + res.root[k], K) for k in order[:3]]
         img = draw_overlay(photo.rgb, kp_out or {}, projs, JOINT_NAMES, PARENTS)
@@ -374,7 +375,7 @@ def run_detect(detector, req: schemas.DetectRequest, progress: Progress = None) 
     Raises:
         InputError: unreadable image (field ``frames[i].image``); NoPersonError: nobody found.
     """
-    from backend.photo import intrinsics_for, load_image
+    from backend.vision.photo import intrinsics_for, load_image
 
     out = []
     for i, fr in enumerate(req.frames):

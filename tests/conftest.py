@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backend import data as D
+from backend.mocap import datasets as D
 
 
 @pytest.fixture(scope="session")

@@ -26,12 +26,12 @@ READY_PREFIX = "posediff serving on "
 
 @functools.cache
 def serve_command() -> list[str]:
-    """``posediff serve`` when the CLI has it, else ``python -m backend.server``."""
+    """``posediff serve`` when the CLI has it, else ``python -m backend.http.serve``."""
     if VENV_POSEDIFF.exists() and importlib.util.find_spec("backend.cli") is not None:
         probe = subprocess.run([str(VENV_POSEDIFF), "serve", "--help"], capture_output=True, text=True, timeout=60)
         if probe.returncode == 0 and "--max-body-mb" in probe.stdout:
             return [str(VENV_POSEDIFF), "serve"]
-    return [sys.executable, "-m", "backend.server"]
+    return [sys.executable, "-m", "backend.http.serve"]
 
 
 def weights_for_tests(tmp_dir: Path) -> Path:
@@ -39,7 +39,7 @@ def weights_for_tests(tmp_dir: Path) -> Path:
 
     The server tests check the HTTP machinery and the response shapes, not pose accuracy.
     """
-    from backend.model import DEFAULT_WEIGHTS, PoseDenoiser, PriorConfig, save_prior
+    from backend.prior.model import DEFAULT_WEIGHTS, PoseDenoiser, PriorConfig, save_prior
 
     if DEFAULT_WEIGHTS.exists():
         return DEFAULT_WEIGHTS

@@ -7,8 +7,8 @@ import math
 import random
 
 import pytest
-
 from addon_helpers import load_poses, synthetic_rig
+
 from addon import retarget as rt
 from addon import rig_presets
 

@@ -1,4 +1,4 @@
-"""BVH parsing, forward kinematics and mocap loading (backend.bvh, backend.mocap).
+"""BVH parsing, forward kinematics and mocap loading (backend.mocap.bvh, backend.mocap.clips).
 
 Uses a real CMU clip (tests/fixtures/cmu_02_01.bvh, a copy of shared/data/cmu_bvh/02_01.bvh)
 and tiny BVH files written here with hand-computed forward kinematics.
@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend import mocap
-from backend.bvh import BvhError, parse_bvh, read_bvh
 from backend.errors import InputError
+from backend.mocap import clips as mocap
+from backend.mocap.bvh import BvhError, parse_bvh, read_bvh
 from backend.skeleton import JOINT_INDEX as J
 from backend.skeleton import NUM_JOINTS
 
@@ -391,7 +391,7 @@ lower 0 90
 
 
 def test_asf_amc_fk_matches_hand_computed_positions():
-    from backend.amc import parse_amc, parse_asf
+    from backend.mocap.amc import parse_amc, parse_asf
 
     sk = parse_asf(TINY_ASF, "t.asf")
     assert sk.bones == ["root", "upper", "lower"] and sk.length_unit == 0.45
@@ -409,7 +409,7 @@ def test_asf_amc_fk_matches_hand_computed_positions():
 
 
 def test_amc_errors_name_file_and_line():
-    from backend.amc import AmcError, parse_amc, parse_asf
+    from backend.mocap.amc import AmcError, parse_amc, parse_asf
 
     sk = parse_asf(TINY_ASF, "t.asf")
     with pytest.raises(AmcError, match=r"t.amc:10: lower has 1 values"):
@@ -426,7 +426,7 @@ CMU_MORE = Path(__file__).resolve().parents[2] / "shared" / "data" / "cmu_more.z
 @pytest.mark.skipif(not CMU_MORE.exists(), reason="shared/data/cmu_more.zip not available")
 def test_amc_fk_agrees_with_the_bvh_conversion_of_the_same_take():
     """CMU 16_02 exists as ASF/AMC and as a BVH with ASF bone names (Hahne conversion)."""
-    from backend.amc import parse_amc, parse_asf
+    from backend.mocap.amc import parse_amc, parse_asf
 
     with zipfile.ZipFile(CMU_MORE) as zf:
         sk = parse_asf(zf.read("amc/16.asf").decode(), "16.asf")

@@ -1,4 +1,4 @@
-"""backend.data: held-out subjects, bone-length normalisation, mirror, yaw augmentation,
+"""backend.mocap.datasets: held-out subjects, bone-length normalisation, mirror, yaw augmentation,
 remove_yaw, and the anatomy of Human3.6M after loading (small strided subsets of S1)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backend import data as D
+from backend.mocap import datasets as D
 from backend.skeleton import BONE_LENGTHS, JOINT_INDEX, MIRROR, NUM_JOINTS, PARENTS, bone_lengths, canonical_rest_pose
 
 J = JOINT_INDEX

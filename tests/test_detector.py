@@ -1,4 +1,4 @@
-"""backend.detector (BlazePose on TFLite, real shipped weights) and backend.overlay.
+"""backend.vision.detector (BlazePose on TFLite, real shipped weights) and backend.vision.overlay.
 
 The detector is loaded once per module. Accuracy is checked against the hand labels of
 ``samples/pose_landmark_truth.csv`` (COCO-17 pixels; rows: image1, image2).
@@ -14,14 +14,20 @@ import cv2
 import numpy as np
 import pytest
 
-from backend.detector import (
-    HM_SIZE, LIMB_NAMES, MODEL_DIR, Detection2D, ModelFileError, PoseDetector, check_model_file,
+from backend.errors import InputError, NoPersonError
+from backend.skeleton import JOINT_NAMES, PARENTS, canonical_rest_pose
+from backend.vision.detector import (
+    HM_SIZE,
+    LIMB_NAMES,
+    MODEL_DIR,
+    Detection2D,
+    ModelFileError,
+    PoseDetector,
+    check_model_file,
     limb_error_against_truth,
 )
-from backend.errors import InputError, NoPersonError
-from backend.overlay import draw_overlay, encode_png, skeleton_preview
-from backend.photo import Photo, load_image
-from backend.skeleton import JOINT_NAMES, PARENTS, canonical_rest_pose
+from backend.vision.overlay import draw_overlay, encode_png, skeleton_preview
+from backend.vision.photo import Photo, load_image
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 TRUTH = list(csv.DictReader(open(SAMPLES / "pose_landmark_truth.csv")))

@@ -1,4 +1,4 @@
-"""backend.model: weights file round trip, denoiser output convention, device choice, and the
+"""backend.prior.model: weights file round trip, denoiser output convention, device choice, and the
 shipped prior's samples (sane bone lengths, upright, seeded). Tolerances are those a reasonable
 prior passes; they do not pin the numbers of one checkpoint."""
 
@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from backend import schemas
-from backend.model import DEFAULT_WEIGHTS, PoseDenoiser, PriorConfig, load_prior, pick_device, save_prior
-from backend.schedule import NoiseSchedule
+from backend.http import schemas
+from backend.prior.model import DEFAULT_WEIGHTS, PoseDenoiser, PriorConfig, load_prior, pick_device, save_prior
+from backend.prior.schedule import NoiseSchedule
 from backend.skeleton import BONE_LENGTHS, JOINT_INDEX, JOINT_NAMES, NUM_JOINTS, bone_lengths
 
 
@@ -150,7 +150,7 @@ def test_generated_poses_keep_the_canonical_skeleton(generated):
 def _train_args(tmp_path, name, **kw):
     import argparse
 
-    from backend import train
+    from backend.prior import train
 
     p = argparse.ArgumentParser()
     train.add_arguments(p)
@@ -166,7 +166,7 @@ def test_train_fine_tunes_from_init_weights_on_a_bvh_clip(tmp_path):
     """``posediff train --init`` starts from the shipped prior: on a real CMU clip its loss after a
     few steps is far below that of the same run from random weights, and the written prior loads
     with the config (including ``init``) stored next to it."""
-    from backend import train
+    from backend.prior import train
 
     fine = train.train(_train_args(tmp_path, "fine", init=DEFAULT_WEIGHTS))
     scratch = train.train(_train_args(tmp_path, "scratch"))
@@ -180,7 +180,7 @@ def test_train_fine_tunes_from_init_weights_on_a_bvh_clip(tmp_path):
 
 
 def test_train_init_with_other_architecture_says_so(tmp_path):
-    from backend import train
+    from backend.prior import train
 
     with pytest.raises(SystemExit, match="width/depth"):
         train.train(_train_args(tmp_path, "bad", init=DEFAULT_WEIGHTS, width=256))

@@ -1,4 +1,4 @@
-"""backend.photo: decoding photos from paths/base64, EXIF orientation and focal length, errors."""
+"""backend.vision.photo: decoding photos from paths/base64, EXIF orientation and focal length, errors."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from PIL import Image
 
 from backend.camera import DEFAULT_FOCAL_35MM, default_intrinsics
 from backend.errors import InputError
-from backend.photo import MAX_SIDE, Photo, intrinsics_for, load_image
+from backend.vision.photo import MAX_SIDE, Photo, intrinsics_for, load_image
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 

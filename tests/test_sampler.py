@@ -1,4 +1,4 @@
-"""backend.guidance and backend.sampler on the shipped prior: geometry solvers, evidence terms,
+"""backend.prior.guidance and backend.prior.sampler on the shipped prior: geometry solvers, evidence terms,
 guided estimation, completion, variations, fallbacks, cancel and progress.
 
 Scenes are real Human3.6M training poses (S1) seen through an H3.6M-like camera. Sampling is
@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 import torch
 
-from backend import data as D
-from backend import guidance as G
-from backend import schemas
 from backend.camera import Intrinsics, project, tilt_rotation
 from backend.errors import Cancelled
+from backend.http import schemas
 from backend.metrics import mpjpe, pa_mpjpe
-from backend.sampler import Conditions, GuidedSampler
+from backend.mocap import datasets as D
+from backend.prior import guidance as G
+from backend.prior.sampler import Conditions, GuidedSampler
 from backend.skeleton import BONE_LENGTHS, JOINT_INDEX, JOINT_NAMES, NUM_JOINTS, PARENTS, bone_lengths, canonical_rest_pose
 
 K = Intrinsics(1145.0, 1145.0, 512.0, 515.0, 1000, 1002)

@@ -1,4 +1,4 @@
-"""backend.schedule: the cosine noise schedule, forward diffusion and the DDIM update."""
+"""backend.prior.schedule: the cosine noise schedule, forward diffusion and the DDIM update."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from backend.schedule import NoiseSchedule
+from backend.prior.schedule import NoiseSchedule
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """The local HTTP server, run for real as a subprocess on loopback (``posediff serve``).
 
 Also unit tests of its parts that need no server: the token and Host rules
-(:mod:`backend.auth`) and the single-worker job queue (:mod:`backend.jobs`).
+(:mod:`backend.http.auth`) and the single-worker job queue (:mod:`backend.http.jobs`).
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from server_process import ROOT, serve_command, start_server, weights_for_tests
 
-from backend.auth import HostPolicy, bearer_ok, resolve_token, split_host_header
 from backend.camera import default_intrinsics, project, tilt_rotation
 from backend.errors import Cancelled, InputError
-from backend.jobs import CANCELLED, DONE, FAILED, JobQueue
+from backend.http.auth import HostPolicy, bearer_ok, resolve_token, split_host_header
+from backend.http.jobs import CANCELLED, DONE, FAILED, JobQueue
 from backend.skeleton import JOINT_NAMES, canonical_rest_pose
-from server_process import ROOT, serve_command, start_server, weights_for_tests
 
 TOKEN = "test-token-0123456789abcdef"
 NJ = len(JOINT_NAMES)
@@ -237,10 +237,10 @@ def test_variations(client):
 def _has_detector() -> bool:
     import importlib.util
 
-    return importlib.util.find_spec("backend.detector") is not None
+    return importlib.util.find_spec("backend.vision.detector") is not None
 
 
-@pytest.mark.skipif(not _has_detector(), reason="backend.detector (the 2D detector) is not in the tree yet")
+@pytest.mark.skipif(not _has_detector(), reason="backend.vision.detector (the 2D detector) is not in the tree yet")
 def test_detect_photo_by_path_and_base64(client):
     r = client.post("/v1/detect", json={"frames": [{"image": str(SAMPLE_IMAGE)}]})
     assert r.status_code == 200, r.text

@@ -14,7 +14,6 @@ schemathesis = pytest.importorskip("schemathesis")
 
 from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
 from schemathesis import GenerationMode  # noqa: E402
-
 from server_process import start_server, weights_for_tests  # noqa: E402
 
 TOKEN = "fuzz-token-0123456789abcdef"

@@ -1,4 +1,4 @@
-"""Request validation (backend.schemas) and PoseService input errors: every bad input is refused
+"""Request validation (backend.http.schemas) and PoseService input errors: every bad input is refused
 with an error that names the field; a valid request gets the contract's response shapes."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from backend import schemas
 from backend.errors import InputError
+from backend.http import schemas
 from backend.service import PoseService, aggregate, diversity, keypoint_arrays
 from backend.skeleton import JOINT_NAMES, NUM_JOINTS
 

@@ -6,8 +6,17 @@ import numpy as np
 import pytest
 
 from backend.skeleton import (
-    BONE_LENGTHS, BONES, JOINT_INDEX, JOINT_NAMES, MIRROR, NUM_JOINTS, PARENTS, bone_lengths,
-    canonical_rest_pose, describe, joint_index,
+    BONE_LENGTHS,
+    BONES,
+    JOINT_INDEX,
+    JOINT_NAMES,
+    MIRROR,
+    NUM_JOINTS,
+    PARENTS,
+    bone_lengths,
+    canonical_rest_pose,
+    describe,
+    joint_index,
 )
 
 CONTRACT_17 = [

@@ -109,9 +109,9 @@ def reprojection(rig_cam: dict, frame: dict, names: list[str], k: int) -> dict:
     """Mean pixel distance of the rig's joints (seen through the camera) to hypothesis ``k``'s
     projection and to the detector keypoints."""
     import numpy as np
+    from demo_image import hypothesis_pixels, intrinsics_of
 
     from backend.camera import project
-    from demo_image import hypothesis_pixels, intrinsics_of
 
     K = intrinsics_of(frame["camera"])
     hyp_px = dict(zip(names, hypothesis_pixels(frame)[k]))
@@ -130,10 +130,10 @@ def reprojection(rig_cam: dict, frame: dict, names: list[str], k: int) -> dict:
 def build_scene(args, res: dict, timer: Timer) -> dict:
     """Scene, keys, check, render and .blend; returns the ``check`` and ``demo`` records."""
     import bpy  # noqa: F401  (real Blender as a module)
-
     import demo_scene as ds
-    from addon import blender_rig
     from demo_check import compare_angles, format_table
+
+    from addon import blender_rig
 
     names = res["joint_names"]
     fr = res["frames"][0]
@@ -222,8 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     timer = Timer()
-    from addon.client import BackendError
     from demo_backend import BackendStartError
+
+    from addon.client import BackendError
 
     try:
         res = estimate(args, timer)

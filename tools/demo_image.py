@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The demo picture: detector overlay (keypoints + projected hypotheses, ``backend/overlay.py``)
+"""The demo picture: detector overlay (keypoints + projected hypotheses, ``backend/vision/overlay.py``)
 next to the Blender render of the keyed rig over the photo, composed with Pillow.
 
 Pixels follow the contract: (0, 0) is the photo's top-left corner; images are RGB ``uint8``.
@@ -13,8 +13,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from backend.camera import Intrinsics, project
-from backend.overlay import draw_overlay
 from backend.skeleton import PARENTS
+from backend.vision.overlay import draw_overlay
 
 
 def load_photo(path: Path, width: int, height: int) -> Image.Image:

@@ -2,7 +2,7 @@
 
 A residual MLP over the flattened pose (``[J, 3]`` -> ``3J``), time-embedded with sinusoidal
 features and FiLM (scale/shift) in every block, predicting x0 ("x0-prediction"): the guidance of
-:mod:`backend.guidance` acts on x0 estimates directly, and x0-prediction is stable at high noise.
+:mod:`backend.prior.guidance` acts on x0 estimates directly, and x0-prediction is stable at high noise.
 Poses are in the world frame (Z up, metres, pelvis at the origin) divided by
 :attr:`PriorConfig.data_scale`, so the network sees roughly unit-variance inputs.
 
@@ -21,7 +21,7 @@ from torch import nn
 
 from backend.skeleton import JOINT_NAMES, NUM_JOINTS
 
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "prior.safetensors"
 
 

@@ -34,7 +34,8 @@ from __future__ import annotations
 import hashlib
 import math
 import threading
-from dataclasses import dataclass, field as dc_field
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from pathlib import Path
 
 import cv2
@@ -43,7 +44,7 @@ import numpy as np
 from backend.errors import InputError, NoPersonError
 from backend.skeleton import JOINT_NAMES
 
-MODEL_DIR = Path(__file__).resolve().parent / "models"
+MODEL_DIR = Path(__file__).resolve().parents[1] / "models"
 
 #: Expected sha256 of each shipped model file; a file that does not match is refused.
 MODEL_SHA256: dict[str, str] = {

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from backend.bvh import _axis_rotation
 from backend.errors import MocapFileError
+from backend.mocap.bvh import _axis_rotation
 
 _ROOT_DOF = {"TX": 0, "TY": 1, "TZ": 2, "RX": 3, "RY": 4, "RZ": 5}
 

@@ -29,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from backend import data as D
+from backend.mocap import datasets as D
 
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "prior.safetensors"
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "prior.safetensors"
 
 SHARED = D.SHARED_DATA
 DEFAULT_SPECS = {
@@ -111,8 +111,8 @@ def train(args: argparse.Namespace) -> Path:
 def _train(args: argparse.Namespace) -> Path:
     import torch
 
-    from backend.model import PoseDenoiser, PriorConfig, pick_device, save_prior
-    from backend.schedule import NoiseSchedule
+    from backend.prior.model import PoseDenoiser, PriorConfig, pick_device, save_prior
+    from backend.prior.schedule import NoiseSchedule
 
     ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
     rank = 0
@@ -150,7 +150,7 @@ def _train(args: argparse.Namespace) -> Path:
 
     model = PoseDenoiser(cfg).to(device)
     if args.init is not None:
-        from backend.model import load_prior
+        from backend.prior.model import load_prior
 
         start = load_prior(args.init, device="cpu")
         if (start.cfg.width, start.cfg.depth) != (cfg.width, cfg.depth):
@@ -184,9 +184,9 @@ def _train(args: argparse.Namespace) -> Path:
     mask_t = torch.from_numpy(allset.mask)
     probs_t = torch.from_numpy(probs)
     warmup = 500
-    from tqdm import tqdm
-
     import sys
+
+    from tqdm import tqdm
 
     bar = tqdm(total=args.steps, initial=step, disable=rank != 0, desc="train", dynamic_ncols=True,
                mininterval=0.5 if sys.stderr.isatty() else 30)

@@ -2,7 +2,7 @@
 
 :func:`load_mocap` reads BVH files (one file, a folder, a ``.zip``, or ``zip::member_prefix``),
 maps the file's joints onto the model joints of :data:`backend.skeleton.JOINT_NAMES` with a
-mapping file (``backend/mappings/<name>.toml``), converts to metres and the world frame
+mapping file (``backend/mocap/mappings/<name>.toml``), converts to metres and the world frame
 (right-handed, **Z up**; a Y-up file is turned by ``(x, y, z) -> (x, -z, y)``, a +90 degree
 rotation about X, so a character facing +Z in the file faces -Y, Blender's front view),
 puts the pelvis at the origin and subsamples to about ``stride_fps`` frames per second.
@@ -55,7 +55,7 @@ cmu          none   02_01 / 05_06 layout (Hips, LeftUpLeg ... Head); first frame
 cmu_aclstm   none   hip/abdomen/chest layout, cm; hand end = middle-finger knuckle
 cmu_przestr  none   as cmu_aclstm; files with ASF bone names fall back to cmu_asf
 cmu_asf      none   BVH with ASF bone names (lfemur, ltibia ...), CMU units
-cmu_amc      none   ASF/AMC files (backend.amc): bones at their start, ``<bone>_End`` at their end
+cmu_amc      none   ASF/AMC files (backend.mocap.amc): bones at their start, ``<bone>_End`` at their end
 ============ ====== ==========================================================================
 
 The points fixed in joint frames were fitted (least squares over each source's clips) so that
@@ -73,9 +73,9 @@ from pathlib import Path
 
 import numpy as np
 
-from backend.amc import parse_amc, parse_asf
-from backend.bvh import BvhMotion, decode_text, parse_bvh
 from backend.errors import InputError
+from backend.mocap.amc import parse_amc, parse_asf
+from backend.mocap.bvh import BvhMotion, decode_text, parse_bvh
 from backend.skeleton import BONE_LENGTHS, JOINT_INDEX, JOINT_NAMES, NUM_JOINTS
 
 MAPPINGS_DIR = Path(__file__).resolve().parent / "mappings"
@@ -171,7 +171,7 @@ def load_mapping(mapping: str | os.PathLike, _chain: tuple[Path, ...] = ()) -> M
     """Read a mapping file.
 
     Args:
-        mapping: a shipped mapping name (``"bandai"`` -> ``backend/mappings/bandai.toml``) or a
+        mapping: a shipped mapping name (``"bandai"`` -> ``backend/mocap/mappings/bandai.toml``) or a
             path to a ``.toml`` file.
     Returns:
         The :class:`Mapping`.
@@ -442,7 +442,7 @@ def load_amc(asf_path: str | os.PathLike, amc_path: str | os.PathLike, mapping: 
         asf_path: the skeleton file.
         amc_path: the motion file.
         mapping: mapping name or .toml (joint names are ASF bone names at the bone start,
-            ``<bone>_End`` at its end; see :mod:`backend.amc`).
+            ``<bone>_End`` at its end; see :mod:`backend.mocap.amc`).
         stride_fps: frames per second kept.
         fps: the AMC frame rate (not stored in the file; CMU: 120). A mapping's ``fps`` wins.
     Returns:

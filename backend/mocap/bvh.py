@@ -16,7 +16,7 @@ Conventions used here (the common ones; Blender's importer and the CMU/Bandai ex
 * ``End Site`` blocks become joints named ``<Parent>_End`` (no channels), so a head top or
   finger tip stored as an end site can be mapped like any joint.
 
-Positions come out in file units and the file's own axes (usually Y up); :mod:`backend.mocap`
+Positions come out in file units and the file's own axes (usually Y up); :mod:`backend.mocap.clips`
 converts to metres and the Z-up world frame.
 """
 

@@ -5,7 +5,7 @@
   left/right labels describe a mirrored body, so x is negated on load (see :func:`load_h36m`).
   Subjects S1 S5 S6 S7 S8 train; **S9 and S11 are held out** for evaluation and never enter
   training (:func:`load_h36m` refuses them unless ``allow_eval=True``).
-* BVH mocap (Bandai-Namco, CMU, a user's own) through :mod:`backend.mocap` with a joint-name
+* BVH mocap (Bandai-Namco, CMU, a user's own) through :mod:`backend.mocap.clips` with a joint-name
   mapping file, each clip with a per-joint mask of the joints its source actually has.
 
 Every pose is normalised to the canonical skeleton (:func:`normalise_bone_lengths`: joint
@@ -24,7 +24,7 @@ import numpy as np
 
 from backend.skeleton import BONE_LENGTHS, H36M32_INDEX, MIRROR, NUM_JOINTS, PARENTS
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 H36M_FILE = SHARED_DATA / "h36m_joints32_25fps.npz"
 TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
 EVAL_SUBJECTS = ("S9", "S11")
@@ -104,14 +104,14 @@ def h36m_poseset(subjects=TRAIN_SUBJECTS, stride: int = 2, allow_eval: bool = Fa
 
 
 def mocap_poseset(path: str, mapping: str, stride_fps: float = 12.5, name: str | None = None) -> PoseSet:
-    """BVH (or other :mod:`backend.mocap`) clips as a normalised :class:`PoseSet`.
+    """BVH (or other :mod:`backend.mocap.clips`) clips as a normalised :class:`PoseSet`.
 
     Args:
         path: a .bvh file, a folder, a .zip, or ``zip::member_prefix``.
         mapping: a mapping name (``backend/mappings/<name>.toml``) or a .toml path.
         stride_fps: frames per second kept from each clip.
     """
-    from backend.mocap import load_mocap
+    from backend.mocap.clips import load_mocap
 
     clips = load_mocap(path, mapping, stride_fps=stride_fps)
     if not clips:

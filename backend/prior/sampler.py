@@ -1,7 +1,7 @@
 """Guided DDIM sampling of the pose prior: estimation, completion, variations and generation.
 
 One unconditional prior, steered at sampling time (Snelgar et al. 2026). At every DDIM step
-(Song et al. 2021) the denoiser predicts x0; the guidance terms of :mod:`backend.guidance`
+(Song et al. 2021) the denoiser predicts x0; the guidance terms of :mod:`backend.prior.guidance`
 refine that estimate (2D evidence through the perspective camera, known joints, known bone
 directions), rebuilding the pose down the kinematic tree with the canonical bone lengths, and the
 DDIM update continues from the refined x0 ("x0 refinement" guidance, as in Platypose). For known
@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from backend import guidance as G
 from backend.camera import tilt_rotation
 from backend.errors import Cancelled
-from backend.model import PoseDenoiser
-from backend.schedule import NoiseSchedule
+from backend.prior import guidance as G
+from backend.prior.model import PoseDenoiser
+from backend.prior.schedule import NoiseSchedule
 from backend.skeleton import BONE_LENGTHS, NUM_JOINTS, PARENTS
 
 #: Camera tilts searched when the request does not give the camera orientation (radians).
