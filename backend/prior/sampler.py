@@ -474,7 +474,7 @@ class GuidedSampler:
             err = ((uv - ev.anchor_uv) ** 2).sum(-1).sqrt()
             wv = (ev.weight > 0).float()
             if Kf is not None:
-                res.reproj_px = ((err * wv).sum(-1) / wv.sum().clamp(min=1) * Kf).cpu().numpy()
+                res.reproj_px = ((err * wv).sum(-1) / wv.sum(-1).clamp(min=1) * Kf).cpu().numpy()
             res.camera = Xc.cpu().numpy()
             res.root = T.cpu().numpy()
             res.rotation = R.cpu().numpy()
