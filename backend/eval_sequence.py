@@ -25,6 +25,7 @@ import time
 
 import numpy as np
 
+from backend.metrics import mpjpe
 from backend.skeleton import H36M17, JOINT_NAMES
 
 IDX = list(H36M17)
@@ -117,10 +118,10 @@ def _variants():
     from backend.prior.track import TrackOptions
 
     return {
-        "track: Viterbi path": TrackOptions(path="viterbi", filter_window=0, feet=False),
-        "track: Viterbi + Savitzky-Golay": TrackOptions(path="viterbi", feet=False),
+        "track: Viterbi path": TrackOptions(filter_window=0, feet=False),
+        "track: Viterbi + Savitzky-Golay": TrackOptions(feet=False),
         "track: posterior mean": TrackOptions(path="posterior", filter_window=0, feet=False),
-        "track: posterior mean + Savitzky-Golay": TrackOptions(feet=False),
+        "track: posterior mean + Savitzky-Golay": TrackOptions(path="posterior", feet=False),
         "track (default): + feet planted": TrackOptions(),
     }
 
@@ -155,7 +156,7 @@ def run_sequence_eval(service, args) -> list:
                f"per-frame best-of-{args.num} (oracle)": H[np.arange(len(H)), np.linalg.norm(H - g[:, None], axis=-1).mean(-1).argmin(1)],
                "per-frame aggregate": np.array([fr.aggregate for fr in res.frames])[:, IDX] * 1000}
         for row, P in per.items():
-            add(row, "mpjpe", np.linalg.norm(P - g, axis=-1).mean())
+            add(row, "mpjpe", float(mpjpe(P, g).mean()))
             add(row, "acc", accel_error(P, g))
             add(row, "flips", flips(P))
         gt_world = poses  # pelvis at the origin, Z up (the data has no global trajectory)
@@ -169,7 +170,7 @@ def run_sequence_eval(service, args) -> list:
             add_track(frames, 25.0, None, opts=opts)
             add(row, "t_track", (time.perf_counter() - t1) / len(frames))
             P = np.array([fr.track.joints for fr in frames])[:, IDX] * 1000
-            add(row, "mpjpe", np.linalg.norm(P - g, axis=-1).mean())
+            add(row, "mpjpe", float(mpjpe(P, g).mean()))
             add(row, "acc", accel_error(P, g))
             add(row, "flips", flips(P))
             W = np.array([fr.track.world_joints for fr in frames]) + np.array([fr.track.world_root for fr in frames])[:, None]
