@@ -45,7 +45,7 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
     Raises:
         InputError: unreadable video, zero frames, fps not positive, no person in any frame.
     """
-    fps, items, total = _frames_of(req, frame_source)
+    fps, items, total, src_fps = _frames_of(req, frame_source)
     cam_req = req.video.camera if req.video is not None else (req.frames[0].camera if req.frames else None)
     rotation = service._rotation(cam_req, "video.camera" if req.video is not None else "frames[0].camera")
     K_shared = _shared_keypoint_intrinsics(service, req)
@@ -72,7 +72,9 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
         pending.clear()
 
     K_video = None
+    source_frames: list[int] = []
     for i, fr, photo in items:
+        source_frames.append(int(i))
         field = f"frames[{i}]" if req.video is None else f"video.frame {i}"
         try:
             cond, K, kp_out, ph, warnings = service.frame_conditions(fr, field, K=K_shared or K_video, photo=photo)
@@ -96,6 +98,7 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
         raise InputError("video.path" if req.video is not None else "frames", "the sequence has no frames")
     fixed = dict(req.sequence.fixed or {}) if req.sequence is not None else {}
     info = add_track(results, fps, rotation, fixed=fixed)
+    info.source_frames, info.source_fps = source_frames, src_fps
     if progress is not None:
         progress(1.0)
     return schemas.EstimateResponse(joint_names=list(JOINT_NAMES), frames=results, sequence=info)
@@ -119,12 +122,12 @@ def sample_frames(sampler, conds: list, num: list[int], seed=0, progress=None, c
 
 
 def _frames_of(req: schemas.EstimateRequest, frame_source):
-    """(fps, iterator of (index, EstimateFrame, Photo or None), frame count or None)."""
+    """(fps of the kept frames, iterator of (source index, EstimateFrame, Photo or None), frame count, source fps)."""
     fps_req = req.sequence.fps if req.sequence is not None else None
     if req.video is None:
         if fps_req is None:
             raise InputError("sequence.fps", "give the frame rate of the sequence (frames per second > 0)")
-        return fps_req, ((i, fr, None) for i, fr in enumerate(req.frames)), len(req.frames)
+        return fps_req, ((i, fr, None) for i, fr in enumerate(req.frames)), len(req.frames), fps_req
     from backend.vision.video import open_frames
 
     src = frame_source or open_frames(req.video.path, every=req.video.every, start=req.video.start, end=req.video.end,
@@ -135,7 +138,7 @@ def _frames_of(req: schemas.EstimateRequest, frame_source):
         for fr in src:
             yield fr.index, frame, fr.photo()
 
-    return src.fps / src.every, gen(), src.count
+    return src.fps / src.every, gen(), src.count, src.fps
 
 
 def _shared_keypoint_intrinsics(service, req: schemas.EstimateRequest) -> Intrinsics | None:
@@ -215,5 +218,5 @@ def add_track(frames: list[schemas.FrameResult], fps: float, rotation: np.ndarra
         if not fr.hypotheses:
             fr.aggregate = fr.track.joints
     return schemas.SequenceInfo(fps=float(fps), camera_pitch_deg=round(math.degrees(pitch), 2),
-                                camera_roll_deg=round(math.degrees(roll), 2), frames=len(frames),
+                                camera_roll_deg=round(math.degrees(roll), 2), frames=len(frames), floor_z=round(tr.floor, 5),
                                 gaps=[t for t in range(len(frames)) if not frames[t].hypotheses])

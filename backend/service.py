@@ -208,6 +208,16 @@ class PoseService:
         return schemas.GenerateResponse(joint_names=list(JOINT_NAMES), poses=_r(poses),
                                         previews=self._previews(poses) if req.previews else None)
 
+    def track(self, req: schemas.TrackRequest, progress: Progress = None, cancel: CancelCheck = None) -> schemas.EstimateResponse:
+        """Re-solve a sequence's track from its response frames with ``req.sequence.fixed`` choices (no sampling)."""
+        from backend.sequence import add_track
+
+        frames = [fr.model_copy(deep=True) for fr in req.frames]
+        rot = self._rotation(schemas.Camera(rotation=req.rotation), "rotation") if req.rotation is not None else None
+        info = add_track(frames, req.sequence.fps, rot, fixed=dict(req.sequence.fixed or {}))
+        info.source_frames, info.source_fps = req.source_frames, req.source_fps
+        return schemas.EstimateResponse(joint_names=list(JOINT_NAMES), frames=frames, sequence=info)
+
     def detect(self, req: schemas.DetectRequest, progress: Progress = None, cancel: CancelCheck = None) -> schemas.DetectResponse:
         """2D keypoints (and optionally heatmaps) per image, original pixels, model joint names."""
         return run_detect(self.detector, req, progress)

@@ -236,6 +236,9 @@ class SequenceInfo(BaseModel):
     camera_roll_deg: float
     frames: int
     gaps: list[int] = Field(default_factory=list, description="frames without a person, filled from their neighbours")
+    floor_z: float | None = Field(None, description="world Z of the floor under the track (camera at the origin), metres")
+    source_fps: float | None = Field(None, description="frame rate of the source video (before --every)")
+    source_frames: list[int] | None = Field(None, description="index of each response frame in the source video / sequence")
 
 
 class EstimateResponse(BaseModel):
@@ -262,4 +265,16 @@ class DetectResponse(BaseModel):
     frames: list[DetectFrameResult]
 
 
-TaskName = Literal["estimate", "complete", "generate", "variations", "detect"]
+class TrackRequest(Strict):
+    """Re-solve the track of a previous sequence response (per-frame override), without sampling again."""
+
+    frames: list[FrameResult] = Field(min_length=1, max_length=100_000,
+                                      description="the 'frames' of an estimate response of a sequence (hypotheses, keypoints, camera)")
+    sequence: SequenceOptions = Field(description="fps of the frames and the fixed choices {frame: hypothesis}")
+    rotation: list[list[Annotated[float, Field(allow_inf_nan=False, ge=-1.001, le=1.001)]]] | None = Field(
+        None, description="world-to-camera rotation (3x3) if the camera orientation is known; else one tilt is estimated")
+    source_frames: list[int] | None = Field(None, description="passed through to the response's sequence info")
+    source_fps: Finite | None = Field(None, gt=0, le=1000)
+
+
+TaskName = Literal["estimate", "complete", "generate", "variations", "detect", "track"]

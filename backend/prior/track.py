@@ -85,6 +85,7 @@ class Track:
         choice: ``[T]`` Viterbi hypothesis index per frame (-1 for a filled gap).
         contacts: ``[T, 2]`` bool, (left foot, right foot) planted.
         warnings: ``{frame: [message]}``.
+        floor: world Z of the floor (metres; camera at the origin).
     """
 
     joints: np.ndarray
@@ -94,6 +95,7 @@ class Track:
     choice: np.ndarray
     contacts: np.ndarray
     warnings: dict = field(default_factory=dict)
+    floor: float = 0.0
 
 
 # ------------------------------------------------------------------------------ the path
@@ -399,8 +401,8 @@ def solve_track(joints: list[np.ndarray | None], scores: list[np.ndarray | None]
 
     world_abs = (pose + root[:, None]) @ R  # x_world = R^T x_cam (row vectors)
     contacts = np.zeros((T, 2), bool)
+    floor = floor_height(world_abs)
     if opts.feet and T >= 3:
-        floor = floor_height(world_abs)
         contacts = detect_contacts(world_abs, fps, opts, floor)
         world_abs = plant_feet(world_abs, contacts, floor)
         cam = world_abs @ R.T
@@ -408,7 +410,7 @@ def solve_track(joints: list[np.ndarray | None], scores: list[np.ndarray | None]
     world_root = world_abs[:, 0].copy()
     world = world_abs - world_root[:, None]
     return Track(joints=pose, root=root, world=world, world_root=world_root, choice=choice, contacts=contacts,
-                 warnings=warnings)
+                 warnings=warnings, floor=floor)
 
 
 def _fill_gaps(pose: np.ndarray, root: np.ndarray, have: list[int], warnings: dict) -> None:
