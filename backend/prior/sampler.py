@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from backend.camera import tilt_rotation
 from backend.errors import Cancelled
 from backend.prior import guidance as G
 from backend.prior.model import PoseDenoiser
