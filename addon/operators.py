@@ -263,7 +263,7 @@ def _known_bones(ob, frame: int) -> set[str]:
     keyed = blender_rig.keyed_bones(ob, frame) & mapped
     if keyed:
         return keyed
-    return {pb.name for pb in ob.pose.bones if getattr(pb, "select", False) and pb.name in mapped}
+    return blender_rig.selected_bones(ob) & mapped
 
 
 class POSEDIFF_OT_complete(_TaskOperator, bpy.types.Operator):
@@ -336,7 +336,7 @@ class POSEDIFF_OT_variations(_TaskOperator, bpy.types.Operator):
             ob = results.target_armature(context)
             joints = blender_rig.to_model_scale(ob, blender_rig.posed_joints_world(ob))
             mapped = set(blender_rig.mapped_bones(ob))
-            selected = {pb.name for pb in ob.pose.bones if getattr(pb, "select", False) and pb.name in mapped}
+            selected = blender_rig.selected_bones(ob) & mapped
             fixed = sorted(blender_rig.bones_to_joints(ob, selected) & set(joints))
         except (RigError, ValueError) as e:
             self.report({"ERROR"}, str(e))
