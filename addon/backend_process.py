@@ -94,14 +94,6 @@ class Server:
     def pid(self) -> int:
         return self.proc.pid
 
-    @property
-    def local_url(self) -> str:
-        """``url`` with a wildcard host (``0.0.0.0``, ``::``) replaced by loopback, for a client here."""
-        u = urllib.parse.urlparse(self.url)
-        if u.hostname in ("0.0.0.0", "::"):
-            return f"{u.scheme}://{'127.0.0.1' if u.hostname == '0.0.0.0' else '[::1]'}:{u.port}"
-        return self.url
-
     def running(self) -> bool:
         return self.proc.poll() is None
 
@@ -230,10 +222,6 @@ def current() -> Server | None:
 
 def is_running() -> bool:
     return _server is not None and _server.running()
-
-
-def pid() -> int | None:
-    return _server.pid if is_running() else None
 
 
 def stop(timeout: float = 5.0) -> None:

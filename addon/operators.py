@@ -11,6 +11,7 @@ On any error the scene is left as it was.
 from __future__ import annotations
 
 import os
+import textwrap
 
 import bpy
 from bpy.props import BoolProperty, CollectionProperty, EnumProperty, IntProperty, StringProperty
@@ -95,7 +96,7 @@ def _popup_error(message: str) -> None:
         return
 
     def draw(self, _ctx):
-        for line in status._wrap(message, 80):
+        for line in textwrap.wrap(message, 80):
             self.layout.label(text=line)
 
     wm.popup_menu(draw, title="PoseDiff", icon="ERROR")

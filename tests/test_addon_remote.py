@@ -14,6 +14,7 @@ from __future__ import annotations
 import secrets
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -25,6 +26,7 @@ POSEDIFF = ROOT / ".venv" / "bin" / "posediff"
 PHOTO = ROOT / "samples" / "image2.jpeg"
 #: ``sh -c`` script run inside the new mount namespace: hide folder $0, then run the server.
 HIDE_AND_RUN = 'mount -t tmpfs posediff-hidden "$0" && exec "$@"'
+_module: dict = {}
 
 
 def _namespaces_work() -> bool:
@@ -68,6 +70,7 @@ def hidden_server(photos, tmp_path_factory):
 @pytest.fixture(scope="module")
 def addon(tmp_path_factory, hidden_server):
     module = install_addon(tmp_path_factory.mktemp("ext"))
+    _module["name"] = module
     prefs = bpy.context.preferences.addons[module].preferences
     prefs.backend_url, prefs.token = hidden_server
     yield module
@@ -112,3 +115,19 @@ def test_photo_over_the_body_limit_names_the_photo_and_the_limit(rig, photos):
     assert "phone_12mp.jpg" in s.last_error and "1.0 MB" in s.last_error  # what the panel shows
     assert len(s.hypotheses) == 0
     assert rig.animation_data is None or rig.animation_data.action is None
+
+
+def test_thumbnails_leave_no_temporary_files(rig, photos):
+    """Each hypothesis' thumbnail is loaded from a temporary PNG that is deleted at once."""
+    import tempfile
+    from importlib import import_module
+
+    s = bpy.context.scene.posediff
+    s.previews = True
+    before = set(Path(tempfile.gettempdir()).glob("posediff-*.png"))
+    assert bpy.ops.posediff.estimate(filepath=str(photos / "person.jpeg"), blocking=True) == {"FINISHED"}
+    assert set(Path(tempfile.gettempdir()).glob("posediff-*.png")) == before
+    results = import_module(f"{_module['name']}.results")
+    keys = [h.preview_key for h in s.hypotheses]
+    assert len(keys) == 4 and all(keys)
+    assert all(results.previews()[k].image_size[0] > 0 for k in keys)  # the pixels stayed in memory

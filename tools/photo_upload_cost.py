@@ -75,10 +75,12 @@ def main(argv: list[str] | None = None) -> int:
             client.request("POST", "/v1/detect", by_path)  # warm-up: detector loaded, caches filled
             rows = []
             for task, extra in (("detect", {}), ("estimate", {"num_hypotheses": 20, "seed": 0})):
-                t_path = _median_ms(lambda t=task, e=extra: client.request("POST", f"/v1/{t}", {**by_path, **e}), a.reps)
-                t_bytes = _median_ms(lambda t=task, e=extra: client.request("POST", f"/v1/{t}", {**by_bytes, **e}),
-                                     a.reps)
-                rows.append((task, t_path, t_bytes))
+                times = {"path": [], "bytes": []}
+                for _ in range(a.reps):  # interleaved, so that a change of machine load hits both alike
+                    for kind, body in (("path", by_path), ("bytes", by_bytes)):
+                        times[kind].append(_median_ms(lambda t=task, b=body, e=extra: client.request(
+                            "POST", f"/v1/{t}", {**b, **e}), 1))
+                rows.append((task, statistics.median(times["path"]), statistics.median(times["bytes"])))
         finally:
             srv.stop()
     b64 = len(by_bytes["frames"][0]["image"])
