@@ -1,10 +1,11 @@
 """PoseService: the one object that the CLI and the HTTP server call.
 
 It holds the diffusion prior (loaded once), the 2D detector (loaded on first use) and runs the
-three tasks of the method on validated requests (:mod:`backend.http.schemas`). Every method takes
-optional ``progress(fraction)`` and ``cancel() -> bool`` callbacks; a cancelled request raises
-:class:`backend.errors.Cancelled` between denoising steps. Bad input raises
-:class:`backend.errors.InputError` naming the field.
+three tasks of the method on requests validated by :mod:`backend.http.schemas`, the one place that
+checks what can be checked without the data; the service only reports what needs it (an
+unreadable image, nobody in a photo) as :class:`backend.errors.InputError` naming the field.
+Every method takes optional ``progress(fraction)`` and ``cancel() -> bool`` callbacks; a
+cancelled request raises :class:`backend.errors.Cancelled` between denoising steps.
 """
 
 from __future__ import annotations
@@ -132,7 +133,7 @@ class PoseService:
                 K = self._intrinsics(fr.camera, f"{field}.camera", uv)
                 ev = KeypointEvidence(uv, conf, K, device=self.device)
                 kp_out = {k: list(v) for k, v in fr.keypoints.items()}
-            cond = Conditions(evidence=ev, rotation=self._rotation(fr.camera, f"{field}.camera"))
+            cond = Conditions(evidence=ev, rotation=self._rotation(fr.camera))
             if fr.known:
                 cond.known, cond.known_w = joint_array(fr.known)
             if ev.num_visible < 2 and not cond.has_known:
@@ -161,7 +162,7 @@ class PoseService:
                 uv, conf = keypoint_arrays(fr.keypoints, f"{field}.keypoints")
                 K = self._intrinsics(fr.camera, f"{field}.camera", uv)
                 cond.evidence = KeypointEvidence(uv, conf, K, device=self.device)
-                cond.rotation = self._rotation(fr.camera, f"{field}.camera")
+                cond.rotation = self._rotation(fr.camera)
                 kp_out = {k: list(v) for k, v in fr.keypoints.items()}
             res = self.sampler(req.steps, ESTIMATE_STEPS, req.guidance_scale).sample(
                 _oversampled(req.num_hypotheses, cond), cond, seed=req.seed, progress=_sub_progress(progress, i, n),
@@ -217,14 +218,9 @@ class PoseService:
         return resolve_intrinsics(partial, w, h)
 
     @staticmethod
-    def _rotation(cam: schemas.Camera | None, field: str) -> np.ndarray | None:
-        if cam is None or cam.rotation is None:
-            return None
-        R = np.asarray(cam.rotation, np.float64)
-        if abs(np.linalg.det(R) - 1) > 1e-3 or np.abs(R @ R.T - np.eye(3)).max() > 1e-3:
-            raise InputError(f"{field}.rotation", "not a rotation matrix (orthonormal, determinant 1)")
-        return R
-
+    def _rotation(cam: schemas.Camera | None) -> np.ndarray | None:
+        """The request's world->camera rotation ``[3, 3]`` (checked orthonormal by the schema), or None."""
+        return None if cam is None or cam.rotation is None else np.asarray(cam.rotation, np.float64)
 
     def _evidence_from_image(self, image: str, cam, person, field):
         from backend.prior.evidence import HeatmapEvidence
