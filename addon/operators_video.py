@@ -11,6 +11,10 @@ Timing (:func:`scene_frames`): ``CLIP`` keys source frame ``i`` at scene frame
 ``start + i - first`` (one scene frame per video frame: the movie-clip background lines up);
 ``SCENE_FPS`` resamples to the scene's frame rate (``start + round((i - first) / video_fps *
 scene_fps)``). The response and the settings are kept in the text block ``PoseDiff sequence``.
+
+The video is sent as a path (a clip is too large for one request): the backend must see this
+machine's files (the usual local ``posediff serve``); otherwise it answers ``video.path: file
+not found``, shown to the user.
 """
 
 from __future__ import annotations
@@ -250,7 +254,7 @@ class POSEDIFF_OT_track_override(_TaskOperator, bpy.types.Operator):
         payload = {"frames": res["frames"], "sequence": {"fps": seq.get("fps", 25.0), "fixed": meta["fixed"]},
                    "source_frames": seq.get("source_frames"), "source_fps": seq.get("source_fps")}
         if meta.get("rotation"):
-            payload["rotation"] = meta["rotation"]
+            payload["camera"] = {"rotation": meta["rotation"]}
 
         def apply(ctx, new):
             n = key_track(ctx, ob, new, meta)

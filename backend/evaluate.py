@@ -36,7 +36,7 @@ def eval_frames(subjects=D.EVAL_SUBJECTS, n: int = 200, seed: int = 0) -> np.nda
     keys = sorted(clips)
     rng = np.random.default_rng(seed)
     out = []
-    for i in range(n):
+    for _ in range(n):
         k = keys[rng.integers(len(keys))]
         out.append(clips[k][rng.integers(len(clips[k]))])
     return np.stack(out)
@@ -185,7 +185,7 @@ def retrieval_completion(bank: np.ndarray, known: np.ndarray, kn: list[int], k: 
     """
     import torch
 
-    from backend.prior.guidance import yaw_align
+    from backend.prior.geometry import yaw_align
 
     w = np.zeros(bank.shape[1])
     w[kn] = 1.0
@@ -213,7 +213,7 @@ def cmd_prior(args, service) -> None:
 
     smp = service.sampler(None, GENERATE_STEPS, eta=1.0)
     smp.w.polish_steps = 0
-    raw = D.remove_yaw(smp.sample(n, None, seed=args.seed).world)
+    raw = D.remove_yaw(smp.sample(n, None, seed=args.seed).world_rel)
     bl_raw = np.abs(bone_lengths(raw)[:, 1:] - BONE_LENGTHS[1:]).mean() * 1000
 
     def div(p):
@@ -240,7 +240,7 @@ def cmd_detect(args, service) -> None:
     from backend.vision.photo import load_image
 
     root = Path(__file__).resolve().parents[1] / "samples"
-    truth = list(csv.DictReader(open(root / "pose_landmark_truth.csv")))
+    truth = list(csv.DictReader((root / "pose_landmark_truth.csv").read_text().splitlines()))
     rows = []
     names = ["left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
              "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle"]

@@ -47,7 +47,7 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
     """
     fps, items, total, src_fps = _frames_of(req, frame_source)
     cam_req = req.video.camera if req.video is not None else (req.frames[0].camera if req.frames else None)
-    rotation = service._rotation(cam_req, "video.camera" if req.video is not None else "frames[0].camera")
+    rotation = service._rotation(cam_req)
     K_shared = _shared_keypoint_intrinsics(service, req)
     results: list[schemas.FrameResult] = []
     pending: list = []
@@ -184,7 +184,7 @@ def add_track(frames: list[schemas.FrameResult], fps: float, rotation: np.ndarra
         InputError: no frame has a person (field ``frames``), or a fixed choice that does not exist
             (field ``sequence.fixed``).
     """
-    from backend.prior.sampler import pitch_roll_of
+    from backend.prior.geometry import pitch_roll_of
 
     joints, scores, roots, anchors = [], [], [], []
     for fr in frames:

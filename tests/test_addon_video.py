@@ -13,9 +13,8 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-from test_addon_live import _keyed_bones, addon, addon_module, rig, server  # noqa: E402, F401
-
 from addon_helpers import ROOT  # noqa: E402
+from test_addon_live import _keyed_bones, addon, addon_module, rig, server  # noqa: E402, F401
 
 PHOTO = ROOT / "samples" / "image2.jpeg"
 

@@ -15,7 +15,7 @@ import dataclasses
 import numpy as np
 import torch
 
-from backend.prior.guidance import Evidence2D, KeypointEvidence
+from backend.prior.evidence import Evidence2D, KeypointEvidence
 
 
 class StackedEvidence(Evidence2D):

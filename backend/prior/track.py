@@ -20,7 +20,7 @@ sampler internals:
    the root-relative joints, then the canonical bone lengths are restored (same skeleton every
    frame).
 4. **Root trajectory**: re-solved per frame from the 2D anchors for the smoothed pose (closed form,
-   ZeDO eq. 6, :func:`backend.prior.guidance.solve_root_translation`), then smoothed, depth more
+   ZeDO eq. 6, :func:`backend.prior.geometry.solve_root_translation`), then smoothed, depth more
    strongly than the image-plane position (depth is what the rays constrain least).
 5. **Foot contact** (:func:`plant_feet`): in the world frame (Z up, one camera tilt for the clip),
    a foot whose lowest point is near the floor and whose ankle moves slower than a threshold is
@@ -441,7 +441,7 @@ def _solve_roots(pose: np.ndarray, root: np.ndarray, anchors: list | None, have:
         return root
     import torch
 
-    from backend.prior.guidance import solve_root_translation
+    from backend.prior.geometry import solve_root_translation
 
     out = root.copy()
     for t in have:
