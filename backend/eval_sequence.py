@@ -128,10 +128,15 @@ def _variants():
 
 def run_sequence_eval(service, args) -> list:
     """Estimate the clips and print the table; returns the rows."""
+    import backend.sequence as SQ
     from backend.http import schemas
     from backend.prior.track import TrackOptions, detect_contacts
     from backend.sequence import add_track
 
+    if getattr(args, "oversample", None):
+        SQ.SEQUENCE_OVERSAMPLE = int(args.oversample)
+    if getattr(args, "temporal", None):
+        SQ.TEMPORAL_SIGMA = float(args.temporal)
     subjects = tuple(args.subjects.split(","))
     clips = make_clips(subjects, args.clips, args.clip_frames, seed=args.seed)
     rng = np.random.default_rng(args.seed + 7)
@@ -144,6 +149,8 @@ def run_sequence_eval(service, args) -> list:
     n_frames = 0
     for ci, (name, poses) in enumerate(clips):
         req_d, gt, R = clip_request(poses, rng, num=args.num, seed=args.seed + ci)
+        if args.steps:
+            req_d["steps"] = args.steps
         req = schemas.EstimateRequest.model_validate(req_d)
         t0 = time.perf_counter()
         res = _cached(getattr(args, "cache", None), ci, lambda req=req: service.estimate(req))
@@ -199,7 +206,10 @@ def run_sequence_eval(service, args) -> list:
 
     base = float(rows[1][1])
     print_table(f"eval sequence: H3.6M {'/'.join(subjects)}, {len(clips)} clips x {args.clip_frames} frames at 25 fps, one fixed camera "
-                f"per clip, 4 px noise on 17 joints, {args.num} hypotheses/frame (MPJPE mm, root-aligned)",
+                f"per clip, 4 px noise on 17 joints, {args.num} hypotheses/frame ({args.num * SQ.SEQUENCE_OVERSAMPLE} drawn"
+                f"{f', temporal guidance sigma {SQ.TEMPORAL_SIGMA} m' if SQ.TEMPORAL_SIGMA else ''}"
+                f"{f', {args.steps} DDIM steps' if args.steps else ''}) "
+                "(MPJPE mm, root-aligned)",
                 ["method", "MPJPE", "accel err mm/frame^2", "flips", "foot sliding cm/s (contacts)", "s/frame"], rows)
     best = float(rows[-2][1])
     print(f"track / moving-average baseline MPJPE: {best / base:.2f} (target <= 0.85); ground-truth sliding is of the "

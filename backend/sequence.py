@@ -24,6 +24,13 @@ from backend.skeleton import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS
 
 #: Frames sampled together (one batch of frames x candidates through the denoiser).
 CHUNK = 16
+#: Candidates drawn per kept hypothesis in a sequence (single photos draw ``service.OVERSAMPLE``):
+#: the track selects across frames, so the per-frame selection step matters less; see
+#: ``posediff eval sequence --oversample``.
+SEQUENCE_OVERSAMPLE = 1
+#: Temporal guidance between consecutive frames' hypotheses (metres at bone length; None = off),
+#: :class:`backend.prior.temporal.TemporalSmoothnessTerm`; see ``posediff eval sequence --temporal``.
+TEMPORAL_SIGMA: float | None = None
 
 
 def _r(a, nd: int = 5) -> list:
@@ -53,10 +60,10 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
     pending: list = []
 
     def flush():
-        from backend.service import ESTIMATE_STEPS, _oversampled
+        from backend.service import ESTIMATE_STEPS
 
         conds = [p[1] for p in pending if p[1] is not None]
-        num = [_oversampled(req.num_hypotheses, c) for c in conds]
+        num = [req.num_hypotheses * SEQUENCE_OVERSAMPLE for _ in conds]
         smp = service.sampler(req.steps, ESTIMATE_STEPS, req.guidance_scale)
         done = len(results)
         sub = None if progress is None else (lambda f: progress(min(1.0, (done + f * len(pending)) / max(total or done + len(pending), 1))))
@@ -113,7 +120,7 @@ def sample_frames(sampler, conds: list, num: list[int], seed=0, progress=None, c
     from backend.prior.batch import sample_stacked, stackable
 
     if stackable(conds):
-        return sample_stacked(sampler, conds, num, seed=seed, progress=progress, cancel=cancel)
+        return sample_stacked(sampler, conds, num, seed=seed, progress=progress, cancel=cancel, temporal_sigma=TEMPORAL_SIGMA)
     out = []
     for n, (c, k) in enumerate(zip(conds, num)):
         sub = None if progress is None else (lambda f, n=n: progress((n + f) / len(conds)))

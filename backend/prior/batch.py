@@ -88,14 +88,23 @@ def split_result(res, counts: list[int]) -> list:
     return out
 
 
-def sample_stacked(sampler, conds: list, nums: list[int], seed=0, progress=None, cancel=None) -> list:
+def sample_stacked(sampler, conds: list, nums: list[int], seed=0, progress=None, cancel=None,
+                   temporal_sigma: float | None = None) -> list:
     """One sampling run for several frames (``conds``, ``nums`` hypotheses each); per-frame results.
+
+    ``temporal_sigma`` (metres, None = off): couple hypothesis ``k`` of consecutive frames with
+    :class:`backend.prior.temporal.TemporalSmoothnessTerm` (needs the same count for every frame).
 
     Raises:
         ValueError: if the conditions cannot share a batch (see :func:`stackable`).
     """
     if not stackable(conds):
         raise ValueError("these frames cannot share a batch (known joints, or different camera rotations)")
-    cond = dataclasses.replace(conds[0], evidence=StackedEvidence([c.evidence for c in conds], nums))
+    terms = list(conds[0].terms)
+    if temporal_sigma and len(set(nums)) == 1:
+        from backend.prior.temporal import TemporalSmoothnessTerm
+
+        terms.append(TemporalSmoothnessTerm(len(nums), nums[0], temporal_sigma))
+    cond = dataclasses.replace(conds[0], evidence=StackedEvidence([c.evidence for c in conds], nums), terms=terms)
     res = sampler.sample(sum(nums), cond, seed=seed, progress=progress, cancel=cancel)
     return split_result(res, nums)
