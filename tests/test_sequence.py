@@ -224,3 +224,61 @@ def test_open_frames_errors_name_the_field(tmp_path):
     cv2.imwrite(str(tmp_path / "a.png"), np.full((8, 8, 3), 200, np.uint8))
     with pytest.raises(InputError, match="video.start"):
         open_frames(str(tmp_path), start="abc")
+
+
+# ------------------------------------------------------------------------------ batching frames
+
+
+def test_stacked_evidence_and_root_solve_match_each_frame_alone():
+    import torch
+
+    from backend.camera import Intrinsics
+    from backend.prior.batch import StackedEvidence
+    from backend.prior.evidence import KeypointEvidence
+    from backend.prior.geometry import solve_root_translation
+
+    K = Intrinsics(1000.0, 1000.0, 500.0, 500.0, 1000, 1000)
+    rng = np.random.default_rng(0)
+    evs = []
+    for f in range(3):
+        uv = rng.uniform(300, 700, (21, 2))
+        conf = rng.uniform(0.2, 1.0, 21)
+        conf[f] = 0.0  # a different joint unseen in each frame
+        evs.append(KeypointEvidence(uv, conf, K))
+    st = StackedEvidence(evs, [2, 3, 1])
+    X = torch.as_tensor(rng.normal(0, 0.3, (6, 21, 3)), dtype=torch.float32)
+    uvq = torch.as_tensor(rng.normal(0, 0.1, (6, 21, 2)), dtype=torch.float32)
+    ll, g = st.value_and_grad(uvq)
+    T = solve_root_translation(X, st.anchor_uv, st.weight)
+    tgt = st.target(uvq)
+    o = 0
+    for e, c in zip(evs, [2, 3, 1]):
+        l1, g1 = e.value_and_grad(uvq[o : o + c])
+        torch.testing.assert_close(ll[o : o + c], l1)
+        torch.testing.assert_close(g[o : o + c], g1)
+        torch.testing.assert_close(tgt[o : o + c], e.target(uvq[o : o + c]))
+        torch.testing.assert_close(T[o : o + c], solve_root_translation(X[o : o + c], e.anchor_uv, e.weight), rtol=1e-4, atol=1e-4)
+        o += c
+
+
+def test_temporal_term_pulls_a_bone_toward_its_neighbouring_frames():
+    import torch
+
+    from backend.prior.geometry import tree_levels
+    from backend.prior.guidance import GuidanceWeights, SampleState
+    from backend.prior.temporal import TemporalSmoothnessTerm
+
+    F, K = 3, 2
+    X = torch.as_tensor(np.repeat(_held_out_clip(1), F * K, 0), dtype=torch.float32)
+    X[2:4, JOINT_INDEX["left_wrist"]] += torch.tensor([0.0, 0.2, 0.0])  # frame 1's wrist off
+    term = TemporalSmoothnessTerm(F, K, sigma=0.05)
+    state = SampleState(cond=None, batch=F * K, device=torch.device("cpu"), weights=GuidanceWeights())
+    term.prepare(state)
+    term.update(X, None)
+    lvl = next(lv for lv in tree_levels("cpu") if JOINT_INDEX["left_wrist"] in lv.joints.tolist())
+    d, a = term.bone_targets(lvl, X[:, lvl.parents], None, None)
+    i = lvl.joints.tolist().index(JOINT_INDEX["left_wrist"])
+    e = JOINT_INDEX["left_elbow"]
+    want = X[0, JOINT_INDEX["left_wrist"]] - X[0, e]
+    torch.testing.assert_close(d[2, i], want / want.norm(), atol=1e-5, rtol=0)  # toward frames 0 and 2
+    assert float(a.min()) > 0
