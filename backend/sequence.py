@@ -84,7 +84,10 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
         source_frames.append(int(i))
         field = f"frames[{i}]" if req.video is None else f"video.frame {i}"
         try:
-            cond, K, kp_out, ph, warnings = service.frame_conditions(fr, field, K=K_shared or K_video, photo=photo)
+            K_in = K_shared
+            if K_in is None and K_video is not None and photo is not None and tuple(photo.original_size) == (K_video.width, K_video.height):
+                K_in = K_video  # one camera for the clip (same image size)
+            cond, K, kp_out, ph, warnings = service.frame_conditions(fr, field, K=K_in, photo=photo)
             K_video = K_video or (K if photo is not None else None)
             if cond.evidence is None and not cond.has_known:
                 cond = None
