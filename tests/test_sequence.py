@@ -282,3 +282,21 @@ def test_temporal_term_pulls_a_bone_toward_its_neighbouring_frames():
     want = X[0, JOINT_INDEX["left_wrist"]] - X[0, e]
     torch.testing.assert_close(d[2, i], want / want.norm(), atol=1e-5, rtol=0)  # toward frames 0 and 2
     assert float(a.min()) > 0
+
+
+@pytest.mark.parametrize("data,field", [
+    ({"frames": [{"keypoints": {"pelvis": [1.0, 2.0]}}], "sequence": {"fps": 0}}, "sequence.fps"),
+    ({"frames": [{"keypoints": {"pelvis": [1.0, 2.0]}}], "sequence": {"fps": -25}}, "sequence.fps"),
+    ({"video": {"path": "clip.mp4", "every": 0}}, "video.every"),
+    ({"video": {"path": "clip.mp4", "start": "1.5x"}}, "video.start"),
+    ({}, ""),
+])
+def test_sequence_request_validation_names_the_field(data, field):
+    from pydantic import ValidationError
+
+    from backend.http import schemas
+
+    with pytest.raises(ValidationError) as e:
+        schemas.EstimateRequest.model_validate(data)
+    locs = [".".join(str(p) for p in err["loc"]) for err in e.value.errors()]
+    assert any(loc.startswith(field) for loc in locs), locs
