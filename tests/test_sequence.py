@@ -300,3 +300,22 @@ def test_sequence_request_validation_names_the_field(data, field):
         schemas.EstimateRequest.model_validate(data)
     locs = [".".join(str(p) for p in err["loc"]) for err in e.value.errors()]
     assert any(loc.startswith(field) for loc in locs), locs
+
+
+def test_ctrl_c_stops_and_writes_nothing(tmp_path):
+    import signal
+    import time
+
+    clip = tmp_path / "long.mp4"
+    _write_video(clip, 40, 25.0)
+    out = tmp_path / "res.json"
+    p = subprocess.Popen([sys.executable, "-m", "backend", "estimate", str(clip), "--output", str(out), "--num", "4"],
+                         stderr=subprocess.PIPE, text=True)
+    seen = ""
+    deadline = time.monotonic() + 120
+    while "frame" not in seen and time.monotonic() < deadline:  # the progress bar is up: frames are being read
+        seen += p.stderr.read(1)
+    p.send_signal(signal.SIGINT)
+    rc = p.wait(120)
+    assert rc == 130 and not out.exists()
+    assert not list(tmp_path.glob(".res.json.*"))
