@@ -139,32 +139,55 @@ def _store(pb, rot3, loc) -> tuple[list, list | None]:
 
 
 def apply_pose(ob, joints_world: dict, placement: str = "GROUND", anchor_world=None,
-               skip=(), keyframe: bool = False, frame: int | None = None) -> list[str]:
+               skip=(), keyframe: bool = False, frame: int | None = None, pins: dict | None = None) -> list[str]:
     """Pose the armature after model joints given in the world frame.
+
+    One rule (``placement`` module): pinned bones stay where they are in the world; the root
+    and the other bones move; unpinned poses stand on the rig's floor in world Z (whatever the
+    armature object's axes and scale, e.g. a Y-up Mixamo FBX import).
 
     Args:
         ob: armature object (mapping on it or auto-detected).
         joints_world: model joint -> ``[x, y, z]`` world frame (Z up), metres, model scale,
             any placement (only directions, and the pelvis for placement, are used).
-        placement: ``"GROUND"`` (pelvis over the rig's rest pelvis, feet on its rest floor),
-            ``"ANCHOR"`` (pelvis at ``anchor_world``, world point) or ``"KEEP"`` (no root location).
+        placement: ``"GROUND"`` (pelvis over where the rig stands now, lowest foot joint on the
+            rig's floor: the rest pose's lowest foot joint, world Z), ``"HOLD"`` (pelvis where it
+            is now: keeps the current root height), ``"ANCHOR"`` (pelvis at ``anchor_world``,
+            world point) or ``"KEEP"`` (no root location).
         skip: bone names whose channels must not change.
         keyframe: insert keys on the changed channels at ``frame`` (default: current frame).
+        pins: bone -> ``[4][4]`` armature-space pose matrix (``PoseBone.matrix``) the bone must
+            keep (keyed/fixed bones); limb chains are re-solved so the pinned joints are reached
+            with the rig's own bone lengths (``placement.pin_targets``).
     Returns:
         names of the bones whose channels were written.
     Raises:
         RigError: not an armature / unusable mapping / pose without the mapped joints.
     """
+    from . import placement as pl
+
     rig = rig_of(ob)
+    pins = {k: v for k, v in (pins or {}).items() if k in ob.pose.bones}
     arm = world_pose_to_armature(ob, joints_world)
-    anchor = world_to_armature_point(ob, anchor_world) if anchor_world is not None else None
+    pbs = ob.pose.bones
+    vl = bpy.context.view_layer
+    vl.update()
+    mode, anchor = placement, None
+    if placement in ("GROUND", "HOLD"):
+        now = posed_joints_world(ob)
+        here = now.get("pelvis") or list(ob.matrix_world @ Vector(rt.rest_joint_positions(rig).get("pelvis", [0, 0, 0])))
+        mode, anchor = "ANCHOR", world_to_armature_point(ob, here)
+    elif placement == "ANCHOR":
+        if anchor_world is None:
+            raise RigError("placement ANCHOR needs an anchor position")
+        anchor = world_to_armature_point(ob, anchor_world)
+    elif placement != "KEEP":
+        raise RigError(f"unknown placement {placement!r}; use GROUND, HOLD, ANCHOR or KEEP")
     try:
-        targets, root = rt.place_on_rig(arm, rig, placement, anchor)
+        targets, root = rt.place_on_rig(arm, rig, mode, anchor)
     except ValueError as e:
         raise RigError(str(e)) from None
-    pbs = ob.pose.bones
     basis = {pb.name: _lists(pb.matrix_basis) for pb in pbs}
-    vl = bpy.context.view_layer
 
     def parent_chain(name, _posed):
         pb = pbs[name]
@@ -174,20 +197,51 @@ def apply_pose(ob, joints_world: dict, placement: str = "GROUND", anchor_world=N
         return _lists(pb.parent.matrix @ b.parent.matrix_local.inverted() @ b.matrix_local)
 
     def constrain(name, rot, loc):
+        if name in pins:
+            pbs[name].matrix = Matrix(pins[name])
+            vl.update()
+            m = pbs[name].matrix_basis
+            return _lists(m.to_3x3().normalized()), list(m.translation)
         out = _store(pbs[name], rot, loc)
         vl.update()  # children read their parent's evaluated matrix (constraints included)
         return out
 
+    def solve(tg, rp):
+        return rt.solve_pose(rig, tg, basis, rp, skip, constrain, parent_chain)
+
     vl.update()
     try:
-        solved = rt.solve_pose(rig, targets, basis, root, skip, constrain, parent_chain)
-        if placement == "GROUND" and root is not None:
+        solved = solve(targets, root)
+        if pins:
+            goals = _pinned_joints(rig, pins)
+            if "pelvis" in goals and root is not None:
+                root = goals["pelvis"]
+                solved = solve(targets, root)
+            want = {k: v for k, v in goals.items() if k != "pelvis"}
+            if "pelvis" not in goals and root is not None:
+                # the root moves so that the pinned limb ends are within reach
+                d = pl.reach_shift(_posed_arm(ob, rig), want)
+                if rt.norm(d) > 1e-9:
+                    root = rt.add(root, d)
+                    solved = solve(targets, root)
+            eff = {k: list(v) for k, v in want.items()}
+            for it in range(6):
+                posed = _posed_arm(ob, rig)
+                res = {k: rt.sub(want[k], posed[k]) for k in want if k in posed}
+                if not res or max(rt.norm(r) for r in res.values()) < 1e-4 * armature_units_per_metre(ob):
+                    break
+                if it:  # feed the residual back (the rig's joints are not exactly on its bone axes)
+                    eff = {k: rt.add(eff[k], res[k]) if k in res else eff[k] for k in eff}
+                targets = pl.pin_targets(targets, posed, eff)
+                solved = solve(targets, root)
+        elif placement == "GROUND" and root is not None:
             # The rig's proportions differ from the model's: put its own lowest foot joint on
-            # the rest floor (a second pass only moves the root).
-            drop = _floor_offset(ob, rig)
-            if drop is not None and abs(drop) > 1e-6:
-                root = [root[0], root[1], root[2] + drop]
-                solved = rt.solve_pose(rig, targets, basis, root, skip, constrain, parent_chain)
+            # its floor, in world Z (a second pass only moves the root).
+            dz = pl.ground_shift(_feet_world_z(ob, rig), floor_height(ob, rig))
+            if abs(dz) > 1e-6:
+                up = ob.matrix_world.inverted().to_3x3() @ Vector((0.0, 0.0, dz))
+                root = [root[0] + up.x, root[1] + up.y, root[2] + up.z]
+                solved = solve(targets, root)
     except ValueError as e:
         raise RigError(str(e)) from None
     if keyframe:
@@ -195,20 +249,60 @@ def apply_pose(ob, joints_world: dict, placement: str = "GROUND", anchor_world=N
         for name, res in solved.items():
             pb = pbs[name]
             pb.keyframe_insert(_rot_paths(pb), frame=f, group=name)
-            if res.location is not None:
+            if res.location is not None or name in pins:
                 pb.keyframe_insert("location", frame=f, group=name)
     return list(solved)
 
 
-def _floor_offset(ob, rig: rt.Rig) -> float | None:
-    """Rest floor minus the posed rig's lowest foot joint, armature Z (None without feet)."""
-    feet = ("left_ankle", "right_ankle", "left_toe", "right_toe")
+def _posed_arm(ob, rig: rt.Rig) -> dict:
+    bpy.context.view_layer.update()
+    return rt.posed_joint_positions(rig, {pb.name: _lists(pb.matrix) for pb in ob.pose.bones})
+
+
+def _pinned_joints(rig: rt.Rig, pins: dict) -> dict:
+    """Model joints (armature space) located by pinned bones' matrices: a role's head joint
+    (first bone) and tail joint (last bone); the hips role's head gives the pelvis."""
+    out = {}
+    for role in rt.ROLES:
+        bones = rig.mapping.get(role.name) or []
+        if not bones:
+            continue
+        if role.head_joint and bones[0] in pins:
+            out[role.head_joint] = rt.translation(pins[bones[0]])
+        if role.tail_joint and bones[-1] in pins:
+            m = pins[bones[-1]]
+            out[role.tail_joint] = rt.add(rt.translation(m), rt.scale(rt.column(m, 1), rig.bones[bones[-1]].length))
+    return out
+
+
+def floor_height(ob, rig: rt.Rig | None = None) -> float:
+    """The rig's floor: world Z of the rest pose's lowest foot joint (ankle/toe), metres
+    (0.0 when no foot is mapped)."""
+    rig = rig or rig_of(ob)
     rest = rt.rest_joint_positions(rig)
-    posed = rt.posed_joint_positions(rig, {pb.name: _lists(pb.matrix) for pb in ob.pose.bones})
-    have = [f for f in feet if f in rest and f in posed]
-    if not have:
-        return None
-    return min(rest[f][2] for f in have) - min(posed[f][2] for f in have)
+    mw = ob.matrix_world
+    zs = [(mw @ Vector(rest[f])).z for f in ("left_ankle", "right_ankle", "left_toe", "right_toe") if f in rest]
+    return min(zs) if zs else 0.0
+
+
+def _feet_world_z(ob, rig: rt.Rig) -> list[float]:
+    posed = _posed_arm(ob, rig)
+    mw = ob.matrix_world
+    return [(mw @ Vector(posed[f])).z for f in ("left_ankle", "right_ankle", "left_toe", "right_toe") if f in posed]
+
+
+def pose_matrices(ob, bones) -> dict:
+    """Armature-space pose matrices (``PoseBone.matrix``, evaluated) of ``bones`` (for pins)."""
+    bpy.context.view_layer.update()
+    return {b: _lists(ob.pose.bones[b].matrix) for b in bones if b in ob.pose.bones}
+
+
+def lowest_foot_above_floor(ob) -> float | None:
+    """World-Z height of the posed rig's lowest foot joint above its floor, metres (None
+    without feet): 0 when the pose stands on the floor."""
+    rig = rig_of(ob)
+    zs = _feet_world_z(ob, rig)
+    return min(zs) - floor_height(ob, rig) if zs else None
 
 
 # ----------------------------------------------------------------------------- reading back
@@ -280,3 +374,73 @@ def bone_keys(ob, bone: str) -> list[tuple]:
     pre = f'pose.bones["{bone}"]'
     return sorted((fc.data_path, fc.array_index, round(k.co.x, 3), round(k.co.y, 6))
                   for fc in bag.fcurves if fc.data_path.startswith(pre) for k in fc.keyframe_points)
+
+
+# ----------------------------------------------------------------------------- will the keys be used?
+_RIGIFY_LIMBS = (("upper_arm_parent", ("upper_arm", "forearm", "hand")), ("thigh_parent", ("thigh", "shin", "foot")))
+_OVERRIDING = {"COPY_ROTATION", "COPY_TRANSFORMS", "COPY_LOCATION", "TRACK_TO", "DAMPED_TRACK", "LOCKED_TRACK",
+               "CHILD_OF", "ARMATURE", "STRETCH_TO", "TRANSFORM", "ACTION", "SPLINE_IK"}
+
+
+def rigify_switches(ob, bones) -> list[str]:
+    """Rigify limb switch bones (``upper_arm_parent.L``, ``thigh_parent.R``...; custom property
+    ``IK_FK``, 0 = IK, 1 = FK) that govern the given FK control bones (``*_fk.L/R``)."""
+    out = []
+    for b in bones:
+        if "_fk" not in b or b[-2:] not in (".L", ".R"):
+            continue
+        for switch, parts in _RIGIFY_LIMBS:
+            if any(b.startswith(p + "_fk") for p in parts):
+                name = switch + b[-2:]
+                pb = ob.pose.bones.get(name)
+                if pb is not None and "IK_FK" in pb.keys() and name not in out:
+                    out.append(name)
+    return out
+
+
+def use_fk(ob, bones, keyframe: bool = False, frame: int | None = None) -> list[str]:
+    """Switch the Rigify limbs of ``bones`` to FK (``IK_FK`` = 1.0; keyed when ``keyframe``),
+    so the rig follows the FK keys PoseDiff writes. Returns the switches that were in IK."""
+    changed = []
+    f = bpy.context.scene.frame_current if frame is None else frame
+    for name in rigify_switches(ob, bones):
+        pb = ob.pose.bones[name]
+        if float(pb["IK_FK"]) < 1.0 - 1e-6:
+            changed.append(name)
+        pb["IK_FK"] = 1.0
+        if keyframe:
+            pb.keyframe_insert('["IK_FK"]', frame=f, group=name)
+    if changed:
+        bpy.context.view_layer.update()
+    return changed
+
+
+def ignored_keys(ob, bones) -> list[str]:
+    """Bones among ``bones`` whose keyed rotation would be overridden by the rig: enabled
+    constraints on the bone that replace its transform (Copy Rotation/Transforms, Track To,
+    Child Of, Armature...), an IK constraint whose chain includes it, or a driver on its
+    rotation. Rigify IK/FK switches are handled by ``use_fk``. Returns ``"bone (why)"``."""
+    names = set(bones)
+    out = {}
+    pbs = ob.pose.bones
+    for pb in pbs:
+        for c in pb.constraints:
+            if c.mute or not getattr(c, "enabled", True) or c.influence <= 0.0:
+                continue
+            if c.type in _OVERRIDING and pb.name in names:
+                out.setdefault(pb.name, f"{pb.name} ({c.type.replace('_', ' ').title()} constraint '{c.name}')")
+            elif c.type == "IK":
+                chain, p, n = [], pb if c.use_tail else pb.parent, c.chain_count
+                while p is not None and (n == 0 or len(chain) < n):
+                    chain.append(p.name)
+                    p = p.parent
+                for b in chain:
+                    if b in names:
+                        out.setdefault(b, f"{b} (IK constraint '{c.name}' on {pb.name})")
+    ad = ob.animation_data
+    for d in (ad.drivers if ad else []):
+        if d.data_path.startswith('pose.bones["') and ".rotation" in d.data_path and not d.mute:
+            b = d.data_path.split('"')[1]
+            if b in names:
+                out.setdefault(b, f"{b} (driver on {d.data_path.split('.')[-1]})")
+    return [out[b] for b in sorted(out)]

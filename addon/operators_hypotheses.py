@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import bpy
-from bpy.props import EnumProperty, IntProperty
+from bpy.props import BoolProperty, EnumProperty, IntProperty
 
 from . import blender_rig, results
+from . import retarget as rt
 from .blender_rig import RigError
-from .rig_presets import PRESETS
+from .rig_presets import MIN_COVERAGE, PRESET_LABELS, PRESETS
 
 
 class POSEDIFF_OT_apply_hypothesis(bpy.types.Operator):
@@ -23,11 +24,14 @@ class POSEDIFF_OT_apply_hypothesis(bpy.types.Operator):
         s = context.scene.posediff
         i = s.hypothesis_index if self.index < 0 else self.index
         try:
-            n = len(results.apply_hypothesis(context, i, keyframe=True))
+            ob = results.target_armature(context)
+            if not 0 <= i < len(s.hypotheses):
+                raise IndexError(f"no hypothesis {i + 1} (the list has {len(s.hypotheses)})")
+            keyed, moved, notes = results.key_hypothesis(context, ob, i, context.scene.frame_current)
         except (RigError, IndexError, ValueError) as e:
             self.report({"ERROR"}, str(e))
             return {"CANCELLED"}
-        self.report({"INFO"}, f"keyed {n} bones on frame {context.scene.frame_current}")
+        self.report({"INFO"}, f"frame {context.scene.frame_current}: " + results.counts(keyed, moved, notes))
         return {"FINISHED"}
 
 
@@ -46,7 +50,8 @@ class POSEDIFF_OT_apply_all(bpy.types.Operator):
             if not s.hypotheses:
                 raise ValueError("no hypotheses yet: estimate, complete, generate or vary first")
             for i in range(len(s.hypotheses)):
-                results.apply_hypothesis(context, i, keyframe=True, frame=start + i, ob=ob)
+                context.scene.frame_set(start + i)
+                results.key_hypothesis(context, ob, i, start + i)
         except (RigError, IndexError, ValueError) as e:
             self.report({"ERROR"}, str(e))
             return {"CANCELLED"}
@@ -61,14 +66,14 @@ class POSEDIFF_OT_detect_mapping(bpy.types.Operator):
     bl_idname = "posediff.detect_mapping"
     bl_label = "Detect bone mapping"
     bl_options = {"REGISTER", "UNDO"}
-    preset: EnumProperty(name="Preset", items=[("AUTO", "Auto-detect", "From bone-name synonyms"),
-                                               ("RIGIFY_METARIG", "Rigify metarig", ""),
-                                               ("RIGIFY_FK", "Rigify rig (FK controls)", ""),
-                                               ("MIXAMO", "Mixamo", "")], default="AUTO")
+    preset: EnumProperty(name="Preset", items=[("AUTO", "Auto-detect", "From bone-name synonyms (an exact preset wins)")]
+                         + [(k, v, "") for k, v in PRESET_LABELS.items()], default="AUTO")
+    force: BoolProperty(name="Save anyway", default=False, options={"SKIP_SAVE"},
+                        description="Save a mapping that covers fewer than 80 % of the roles")
 
     def execute(self, context):
         from . import properties
-        from .rig_presets import detect_mapping
+        from .rig_presets import coverage, detect_mapping
 
         ob = context.active_object
         if ob is None or ob.type != "ARMATURE":
@@ -76,13 +81,22 @@ class POSEDIFF_OT_detect_mapping(bpy.types.Operator):
             return {"CANCELLED"}
         names = [b.name for b in ob.data.bones]
         mapping = detect_mapping(names) if self.preset == "AUTO" else PRESETS[self.preset]
+        frac, missing = coverage(mapping, names)
+        label = "auto-detect" if self.preset == "AUTO" else PRESET_LABELS[self.preset]
+        if frac < MIN_COVERAGE and not self.force:
+            self.report({"WARNING"}, f"{label} maps only {round(frac * len(rt.ROLES))} of {len(rt.ROLES)} roles on "
+                        f"'{ob.name}' (missing: {', '.join(missing[:8])}{'...' if len(missing) > 8 else ''}): "
+                        "not saved; choose another preset, or run again with 'Save anyway' and fill the roles in")
+            return {"CANCELLED"}
+        mapping = {k: [b for b in v if b in set(names)] for k, v in mapping.items()}
         blender_rig.set_mapping(ob, mapping)
         properties.fill_role_items(ob)
         probs = blender_rig.mapping_problems(mapping, names)
         if probs:
             self.report({"WARNING"}, "; ".join(probs))
         else:
-            self.report({"INFO"}, f"mapped {sum(len(v) for v in mapping.values())} bones")
+            self.report({"INFO"}, f"{label}: mapped {len(rt.ROLES) - len(missing)} of {len(rt.ROLES)} roles "
+                        f"({sum(len(v) for v in mapping.values())} bones)")
         return {"FINISHED"}
 
 

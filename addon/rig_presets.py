@@ -15,8 +15,16 @@ Presets:
   the Rigify panel (Item tab > Rig Main Properties; the ``IK_FK`` property of
   ``upper_arm_parent.L/R`` and ``thigh_parent.L/R``) before applying, or after applying in IK
   use Rigify's *FK->IK* snap to carry the pose onto the IK controls.
-* ``MIXAMO``: Mixamo characters (``mixamorig:Hips``...); FBX imports are Y-up and scaled 0.01,
-  which the armature object's transform carries, so nothing else is needed.
+* ``MIXAMO``: Mixamo characters (``mixamorig:Hips``...; any ``mixamorigN:`` prefix is
+  recognised); both axis conventions work: FBX imports are Y-up and scaled 0.01, which the
+  armature object's transform carries (grounding is done in world Z).
+* ``VROID``: VRoid Studio / VRM humanoids (``J_Bip_C_Hips``, ``J_Bip_L_UpperLeg``...).
+* ``UE4`` / ``UE5``: the Unreal Engine mannequins (``pelvis``, ``spine_01..03`` (UE5: ``..05``),
+  ``neck_01`` (UE5: ``neck_02``), ``clavicle_l``, ``upperarm_l``, ``lowerarm_l``, ``thigh_l``,
+  ``calf_l``, ``foot_l``...).
+
+A mapping that covers fewer than ``MIN_COVERAGE`` of the roles is refused before it is saved
+(``coverage``), unless the user insists.
 """
 
 from __future__ import annotations
@@ -73,11 +81,52 @@ MIXAMO: dict[str, list[str]] = {
     },
 }
 
+VROID: dict[str, list[str]] = {
+    "hips": ["J_Bip_C_Hips"],
+    "spine": ["J_Bip_C_Spine"],
+    "chest": ["J_Bip_C_Chest", "J_Bip_C_UpperChest"],
+    "neck": ["J_Bip_C_Neck"],
+    "head": ["J_Bip_C_Head"],
+    **{
+        f"{role}.{s}": [f"J_Bip_{s}_{bone}"]
+        for s in ("L", "R")
+        for role, bone in (
+            ("shoulder", "Shoulder"), ("upper_arm", "UpperArm"), ("forearm", "LowerArm"),
+            ("hand", "Hand"), ("thigh", "UpperLeg"), ("shin", "LowerLeg"), ("foot", "Foot"),
+        )
+    },
+}
+
+_UE_LIMBS = {
+    f"{role}.{s}": [f"{bone}_{s.lower()}"]
+    for s in ("L", "R")
+    for role, bone in (
+        ("shoulder", "clavicle"), ("upper_arm", "upperarm"), ("forearm", "lowerarm"),
+        ("hand", "hand"), ("thigh", "thigh"), ("shin", "calf"), ("foot", "foot"),
+    )
+}
+UE4: dict[str, list[str]] = {
+    "hips": ["pelvis"], "spine": ["spine_01"], "chest": ["spine_02", "spine_03"], "neck": ["neck_01"],
+    "head": ["head"], **_UE_LIMBS,
+}
+UE5: dict[str, list[str]] = {
+    "hips": ["pelvis"], "spine": ["spine_01", "spine_02"], "chest": ["spine_03", "spine_04", "spine_05"],
+    "neck": ["neck_01", "neck_02"], "head": ["head"], **_UE_LIMBS,
+}
+
 PRESETS: dict[str, dict[str, list[str]]] = {
     "RIGIFY_METARIG": RIGIFY_METARIG,
     "RIGIFY_FK": RIGIFY_FK,
     "MIXAMO": MIXAMO,
+    "VROID": VROID,
+    "UE5": UE5,
+    "UE4": UE4,
 }
+#: Labels for the preset menu (same keys as PRESETS).
+PRESET_LABELS = {"RIGIFY_METARIG": "Rigify metarig", "RIGIFY_FK": "Rigify rig (FK controls)", "MIXAMO": "Mixamo",
+                 "VROID": "VRoid / VRM", "UE5": "Unreal mannequin (UE5)", "UE4": "Unreal mannequin (UE4)"}
+#: Fraction of the roles a mapping must cover before it is saved without insisting.
+MIN_COVERAGE = 0.8
 
 #: Synonyms per role (without side), matched against normalised bone names (lower case,
 #: prefixes like ``mixamorig:``/``DEF-``/``Bip01`` and side markers removed).
@@ -96,7 +145,9 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "foot": ("foot", "ankle"),
 }
 
-_PREFIX = re.compile(r"^(mixamorig\d*:|def[-_.]|org[-_.]|mch[-_.]|bip\d*[ _]?|b_|bone_|cc_base_|j_bip_[clr]_)", re.I)
+_PREFIX = re.compile(r"^(mixamorig\d*:|def[-_.]|org[-_.]|mch[-_.]|bip\d*[ _]?|b_|bone_|cc_base_)", re.I)
+#: VRoid/VRM: the side letter sits inside the prefix (``J_Bip_L_UpperLeg``, ``J_Bip_C_Hips``).
+_VRM = re.compile(r"^j_(?:bip|adj|sec)_([clr])_", re.I)
 _SIDES = (
     (re.compile(r"([._ -]l|[._ -]left)$|^(l[._ -]|left[._ -]?)|left", re.I), "L"),
     (re.compile(r"([._ -]r|[._ -]right)$|^(r[._ -]|right[._ -]?)|right", re.I), "R"),
@@ -109,6 +160,10 @@ def split_side(name: str) -> tuple[str, str | None]:
     ``"mixamorig:LeftUpLeg"`` -> ``("upleg", "L")``; ``"thigh.R"`` -> ``("thigh", "R")``.
     """
     n = name.strip()
+    m = _VRM.match(n)
+    if m:
+        c = m.group(1).upper()
+        return n[m.end():].lower().replace(" ", "").replace("-", "_"), (None if c == "C" else c)
     while True:
         m = _PREFIX.match(n)
         if not m or not m.group(0):
@@ -137,9 +192,15 @@ def detect_mapping(bone_names: list[str]) -> dict[str, list[str]]:
         role -> [bone]; roles without a match are left out.
     """
     present = set(bone_names)
-    for preset in (RIGIFY_FK, RIGIFY_METARIG, MIXAMO):
+    for preset in (RIGIFY_FK, RIGIFY_METARIG, MIXAMO, VROID, UE5, UE4):
         if all(b in present for bs in preset.values() for b in bs):
             return {k: list(v) for k, v in preset.items()}
+    for b in bone_names:  # Mixamo with another prefix (mixamorig1:, mixamorig2:...)
+        m = re.match(r"^(mixamorig\d*:)Hips$", b)
+        if m:
+            pre = {k: [x.replace("mixamorig:", m.group(1)) for x in v] for k, v in MIXAMO.items()}
+            if all(x in present for bs in pre.values() for x in bs):
+                return pre
     parsed = [(b, *split_side(b)) for b in bone_names]
     used: set[str] = set()
     out: dict[str, list[str]] = {}
@@ -155,11 +216,23 @@ def detect_mapping(bone_names: list[str]) -> dict[str, list[str]]:
                 for bone, norm_name, bside in parsed:
                     if bone in used or bside != side:
                         continue
-                    if norm_name == syn.replace(" ", ""):
+                    if _squash(norm_name) == _squash(syn):
                         out[role] = [bone]
                         used.add(bone)
                         break
     return {r.name: out[r.name] for r in ROLES if r.name in out}
+
+
+def _squash(name: str) -> str:
+    return name.replace(" ", "").replace("_", "").replace(".", "")
+
+
+def coverage(mapping: dict[str, list[str]], bone_names: list[str]) -> tuple[float, list[str]]:
+    """Fraction of the roles (``retarget.ROLES``) mapped to bones that exist, and the roles
+    that are not."""
+    present = set(bone_names)
+    ok = [r.name for r in ROLES if mapping.get(r.name) and all(b in present for b in mapping[r.name])]
+    return len(ok) / len(ROLES), [r.name for r in ROLES if r.name not in ok]
 
 
 def mapping_problems(mapping: dict[str, list[str]], bone_names: list[str]) -> list[str]:
