@@ -232,6 +232,12 @@ def apply_pose(ob, joints_world: dict, placement: str = "GROUND", anchor_world=N
                     break
                 if it:  # feed the residual back (the rig's joints are not exactly on its bone axes)
                     eff = {k: rt.add(eff[k], res[k]) if k in res else eff[k] for k in eff}
+                bases = [res[k] for k in _CHAIN_BASES if k in res]
+                if bases and root is not None:
+                    # pinned hips/shoulders: they move with the root (mean residual)
+                    root = rt.add(root, rt.scale([sum(c) for c in zip(*bases)], 1.0 / len(bases)))
+                    solved = solve(targets, root)
+                    posed = _posed_arm(ob, rig)
                 targets = pl.pin_targets(targets, posed, eff)
                 solved = solve(targets, root)
         elif placement == "GROUND" and root is not None:
@@ -252,6 +258,9 @@ def apply_pose(ob, joints_world: dict, placement: str = "GROUND", anchor_world=N
             if res.location is not None or name in pins:
                 pb.keyframe_insert("location", frame=f, group=name)
     return list(solved)
+
+
+_CHAIN_BASES = ("left_hip", "right_hip", "left_shoulder", "right_shoulder")
 
 
 def _posed_arm(ob, rig: rt.Rig) -> dict:
