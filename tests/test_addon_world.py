@@ -23,7 +23,7 @@ bpy = pytest.importorskip("bpy")
 from addon_helpers import ROOT, add_rigify_metarig, build_bpy_named_rig  # noqa: E402
 from test_addon_live import PHOTO, _installed, addon, addon_module, server  # noqa: E402,F401
 
-RIGS = ("metarig", "rigify_generated", "mixamo_y_up", "vroid", "ue")
+RIGS = ("metarig", "rigify_generated", "mixamo_y_up", "mixamo_z_up", "vroid", "ue")
 RESULTS: dict = {}
 
 
@@ -43,7 +43,8 @@ def _build(kind):
         meta.hide_set(True)
         bpy.context.view_layer.objects.active = ob
         return ob
-    style, y_up = {"mixamo_y_up": ("mixamo", True), "vroid": ("vroid", False), "ue": ("ue", False)}[kind]
+    style, y_up = {"mixamo_y_up": ("mixamo", True), "mixamo_z_up": ("mixamo", False), "vroid": ("vroid", False),
+                   "ue": ("ue", False)}[kind]
     ob = build_bpy_named_rig(style, y_up_fbx=y_up)
     for pb in ob.pose.bones:  # like a fresh import: everything selected
         pb.select = True
@@ -73,14 +74,14 @@ def _feet_height(ob):
     return addon_module("blender_rig").lowest_foot_above_floor(ob)
 
 
-def _lineup_px(ob, scene):
+def _lineup_px(ob, scene, photo=PHOTO, person=None):
     from bpy_extras.object_utils import world_to_camera_view
     from mathutils import Vector
 
     client = addon_module("client")
     prefs = bpy.context.preferences.addons[_installed["module"]].preferences
     det = client.Client(prefs.backend_url, prefs.token).request(
-        "POST", "/v1/detect", {"frames": [{"image": str(PHOTO)}]})["frames"][0]["keypoints"]
+        "POST", "/v1/detect", {"frames": [{"image": str(photo), "person": person}]})["frames"][0]["keypoints"]
     joints = addon_module("blender_rig").posed_joints_world(ob)
     cam = scene.camera
     w, h = scene.render.resolution_x, scene.render.resolution_y
@@ -135,6 +136,17 @@ def test_rig_in_the_factory_scene(addon, kind):  # noqa: F811
         out["deform_vs_fk_m"] = max(math.dist(p["foot_fk.L"][0], p["DEF-foot.L"][0]),
                                     math.dist(p["hand_fk.R"][0], p["DEF-hand.R"][0]))
         assert out["deform_vs_fk_m"] < 0.01
+        # the switch to FK is part of the same undo step as the keys
+        for sw in ("upper_arm_parent.L", "thigh_parent.R"):
+            ob.pose.bones[sw]["IK_FK"] = 0.0
+        bpy.ops.ed.undo_push(message="IK again")
+        assert bpy.ops.posediff.apply_hypothesis("EXEC_DEFAULT", True) == {"FINISHED"}
+        assert bpy.data.objects["rig"].pose.bones["thigh_parent.R"]["IK_FK"] == 1.0
+        bpy.ops.ed.undo()
+        ob = bpy.data.objects["rig"]
+        assert ob.pose.bones["thigh_parent.R"]["IK_FK"] == 0.0 and ob.pose.bones["upper_arm_parent.L"]["IK_FK"] == 0.0
+        assert bpy.ops.posediff.apply_hypothesis("EXEC_DEFAULT", True) == {"FINISHED"}
+        scene, s = bpy.context.scene, bpy.context.scene.posediff  # undo replaced the data-blocks
 
     # complete with the feet and one hand keyed on a new frame: they stay in the world
     pinned = [_mapped(ob, r) for r in ("foot.L", "foot.R", "hand.L")]
@@ -174,6 +186,61 @@ def test_rig_in_the_factory_scene(addon, kind):  # noqa: F811
     assert bpy.ops.posediff.generate(blocking=True) == {"FINISHED"}, s.last_error
     out["generate_feet_above_floor_m"] = _feet_height(ob)
     assert abs(out["generate_feet_above_floor_m"]) <= 0.02
+
+
+@pytest.mark.parametrize("photo", ["image1.png", "image3.jpeg"])
+def test_other_photos_stand_on_the_floor_and_line_up(addon, photo):  # noqa: F811
+    _factory_scene()
+    scene = bpy.context.scene
+    scene.posediff.num_hypotheses, scene.posediff.previews = 4, False
+    ob = add_rigify_metarig()
+    path = ROOT / "samples" / photo
+    assert bpy.ops.posediff.estimate(filepath=str(path), blocking=True) == {"FINISHED"}, scene.posediff.last_error
+    out = RESULTS.setdefault(f"metarig {photo}", {})
+    out["estimate_feet_above_floor_m"] = _feet_height(ob)
+    med, worst, h = _lineup_px(ob, scene, path)
+    out["estimate_lineup_median_px"], out["estimate_lineup_max_px"] = med, worst
+    assert abs(out["estimate_feet_above_floor_m"]) <= 0.02
+    assert med < 0.05 * h
+
+
+def test_person_picker_two_people(addon, tmp_path):  # noqa: F811
+    """Two people side by side (two sample photos joined): Find people lists them left to
+    right; picking the right one estimates that person (the rig lines up with them)."""
+    import cv2
+    import numpy as np
+
+    a, b = cv2.imread(str(ROOT / "samples" / "image2.jpeg")), cv2.imread(str(ROOT / "samples" / "image1.png"))
+    both = tmp_path / "two_people.png"
+    cv2.imwrite(str(both), np.hstack([a, b]))
+    _factory_scene()
+    scene = bpy.context.scene
+    s = scene.posediff
+    s.num_hypotheses, s.previews = 4, False
+    ob = add_rigify_metarig()
+    assert bpy.ops.posediff.find_people(filepath=str(both)) == {"FINISHED"}
+    assert len(s.people) == 2
+    assert s.people[0].box[0] < a.shape[1] <= s.people[1].box[0] + 5  # left to right
+    s.people_index = 1  # the person on the right
+    assert s.person == s.people[1].index
+    assert bpy.ops.posediff.estimate(filepath=str(both), blocking=True) == {"FINISHED"}, s.last_error
+    med, _worst, h = _lineup_px(ob, scene, both, person=s.person)
+    RESULTS.setdefault("metarig two people (right)", {})["estimate_lineup_median_px"] = med
+    assert med < 0.05 * h
+    assert abs(_feet_height(ob)) <= 0.02
+
+
+def test_wrong_preset_is_refused_before_saving(addon):  # noqa: F811
+    _factory_scene()
+    ob = build_bpy_named_rig("ue")
+    bpy.context.view_layer.objects.active = ob
+    assert bpy.ops.posediff.detect_mapping(preset="MIXAMO") == {"CANCELLED"}  # warned: "... not saved"
+    assert "posediff_mapping" not in ob.keys()
+    assert bpy.ops.posediff.detect_mapping(preset="MIXAMO", force=True) == {"FINISHED"}  # insisted
+    assert "posediff_mapping" in ob.keys()
+    del ob["posediff_mapping"]
+    assert bpy.ops.posediff.detect_mapping(preset="AUTO") == {"FINISHED"}
+    assert addon_module("blender_rig").get_mapping(ob)["chest"] == ["spine_02", "spine_03"]
 
 
 def test_zz_report():
