@@ -215,8 +215,6 @@ RIG_NAMING = {"mixamo": lambda b: b, "vroid": _vroid_name, "ue": _ue_name}
 def build_bpy_named_rig(style: str, name: str = "", y_up_fbx: bool = False):
     """Like ``build_bpy_mixamo_rig`` with the bone names of ``style`` ("mixamo", "vroid" or
     "ue": the UE4 mannequin's pelvis/spine_01..03/neck_01/thigh_l...)."""
-    import bpy
-
     ob = build_bpy_mixamo_rig(name or f"{style}_rig", y_up_fbx=y_up_fbx)
     rename = RIG_NAMING[style]
     for b in list(ob.data.bones):
