@@ -12,6 +12,7 @@ standard library is used here, so this runs with any Python 3.11.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -94,6 +95,8 @@ def build_zip() -> Path:
             if rel.parts[0] in ("tests", ".pytest_cache"):
                 continue
             zf.write(path, rel.as_posix())
+        # where the backend lives: the add-on's default backend command is this checkout's .venv
+        zf.writestr("checkout.json", json.dumps({"checkout": str(ROOT)}))
     log(f"wrote {out.relative_to(ROOT)}")
     return out
 

@@ -256,3 +256,10 @@ def test_zz_report():
     out = ROOT / "out"
     out.mkdir(exist_ok=True)
     (out / "addon_world.json").write_text(json.dumps(RESULTS, indent=1))
+
+
+def test_start_backend_defaults_to_this_checkouts_venv(addon):  # noqa: F811
+    """With an empty 'Backend command' the installed add-on finds this checkout's .venv."""
+    bp = addon_module("backend_process")
+    assert addon.backend_command == ""
+    assert bp.resolve_command("") == [str(ROOT / ".venv" / "bin" / "posediff")]
