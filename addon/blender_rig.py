@@ -336,16 +336,20 @@ def to_model_scale(ob, joints_world: dict) -> dict:
     return {k: rt.add(p, rt.scale(rt.sub(v, p), s)) for k, v in joints_world.items()}
 
 
+_LIMB_ROLES = ("upper_arm", "forearm", "hand", "thigh", "shin", "foot")
+
+
 def bones_to_joints(ob, bone_names) -> set[str]:
-    """Model joints located by the given mapped bones (each role's to_joint, and the pelvis
-    for the hips role)."""
+    """Model joints located by the given mapped bones: each role's to_joint, the pelvis for
+    the hips role, and a limb bone's head joint (a kept forearm keeps its elbow too)."""
     names = set(bone_names)
     out = set()
+    mapping = get_mapping(ob)
     for role in rt.ROLES:
-        bones = get_mapping(ob).get(role.name) or []
+        bones = mapping.get(role.name) or []
         if any(b in names for b in bones):
             out.add(role.to_joint)
-            if role.name in ("hips",):
+            if role.name == "hips" or role.name.split(".")[0] in _LIMB_ROLES:
                 out.add(role.from_joint)
     return out
 

@@ -129,13 +129,15 @@ def pin_targets(targets: dict, posed: dict, goals: dict) -> dict:
     return out
 
 
-def reach_shift(targets_posed: dict, goals: dict, slack: float = 0.97, iterations: int = 20) -> list:
-    """Root translation that brings every pinned limb end within its chain's reach.
+def reach_shift(targets_posed: dict, goals: dict, slack: float = 0.97, iterations: int = 30) -> list:
+    """Root translation that brings every pinned limb joint within its chain's reach.
 
-    For each limb chain (``LIMB_CHAINS``) with a pinned end, the reach is the sum of the rig's
-    segment lengths from the chain base to the pinned joint (times ``slack`` to keep a little
-    bend); when a goal is farther than that from the base, the base (moving with the root)
-    is pulled toward the goal. Iterated so that several chains (both feet and a hand) agree.
+    For each limb chain (``LIMB_CHAINS``) with a pinned joint, the first pinned joint must lie
+    between the chain's shortest and longest reach from the chain base (the hip or shoulder,
+    which move with the root): exactly one segment length for a pinned knee or elbow, up to
+    the sum of the segments (times ``slack``, to keep a little bend) for an ankle or wrist.
+    The base is pulled toward (or pushed away from) the goal; iterated and averaged so that
+    several chains (both feet and a hand) agree as well as they can.
 
     Args:
         targets_posed: model joint -> the rig's posed joint (armature space).
@@ -149,20 +151,30 @@ def reach_shift(targets_posed: dict, goals: dict, slack: float = 0.97, iteration
         if not ends or any(j not in targets_posed for j in chain[: ends[0] + 1]):
             continue
         e = ends[0]
-        reach = sum(rt.norm(rt.sub(targets_posed[chain[i + 1]], targets_posed[chain[i]])) for i in range(e)) * slack
-        chains.append((targets_posed[chain[0]], goals[chain[e]], reach))
+        ls = [rt.norm(rt.sub(targets_posed[chain[i + 1]], targets_posed[chain[i]])) for i in range(e)]
+        if e == 1:
+            lo = hi = ls[0]
+        else:
+            hi = sum(ls) * slack
+            lo = max(0.0, 2 * max(ls) - sum(ls)) + 0.05 * sum(ls)
+        chains.append((targets_posed[chain[0]], goals[chain[e]], lo, hi))
     shift = [0.0, 0.0, 0.0]
     for _ in range(iterations):
         step, n = [0.0, 0.0, 0.0], 0
-        for base, goal, reach in chains:
+        for base, goal, lo, hi in chains:
             d = rt.sub(goal, rt.add(base, shift))
             dist = rt.norm(d)
-            if dist > reach:
-                step = rt.add(step, rt.scale(d, (dist - reach) / dist))
+            if dist < 1e-12:
+                continue
+            if dist > hi + 1e-9:
+                step = rt.add(step, rt.scale(d, (dist - hi) / dist))
+                n += 1
+            elif dist < lo - 1e-9:
+                step = rt.add(step, rt.scale(d, (dist - lo) / dist))
                 n += 1
         if not n:
             break
-        shift = rt.add(shift, rt.scale(step, 1.0 / n))
+        shift = rt.add(shift, rt.scale(step, 1.0 / len(chains)))
     return shift
 
 

@@ -173,6 +173,18 @@ def test_rig_in_the_factory_scene(addon, kind):  # noqa: F811
     out["variations_fixed_max_move_m"] = _max_move(before, _world_points(ob, pinned))
     out["variations_message"] = s.last_message
     assert out["variations_fixed_max_move_m"] <= 0.01
+    # the left elbow and wrist fixed (forearm and hand selected) at a low strength
+    scene.frame_set(6)
+    arm = [_mapped(ob, "forearm.L"), _mapped(ob, "hand.L")]
+    for pb in ob.pose.bones:
+        pb.select = pb.name in arm
+    s.strength = 0.2
+    before = _world_points(ob, arm)
+    assert bpy.ops.posediff.variations(blocking=True) == {"FINISHED"}, s.last_error
+    out["variations_elbow_wrist_max_move_m"] = _max_move(before, _world_points(ob, arm))
+    out["variations_elbow_wrist_feet_above_floor_m"] = _feet_height(ob)  # the root moved to keep the arm
+    assert out["variations_elbow_wrist_max_move_m"] <= 0.01
+    s.strength = 0.5
     # ... and without a selection they stand on the floor
     for pb in ob.pose.bones:
         pb.select = False
@@ -243,12 +255,25 @@ def test_wrong_preset_is_refused_before_saving(addon):  # noqa: F811
     assert addon_module("blender_rig").get_mapping(ob)["chest"] == ["spine_02", "spine_03"]
 
 
+def test_constraint_overriding_keys_is_reported(addon):  # noqa: F811
+    _factory_scene()
+    ob = build_bpy_named_rig("mixamo")
+    bpy.context.view_layer.objects.active = ob
+    c = ob.pose.bones["mixamorig:LeftForeArm"].constraints.new("COPY_ROTATION")
+    c.target = ob
+    c.subtarget = "mixamorig:Hips"
+    assert bpy.ops.posediff.generate(blocking=True) == {"FINISHED"}
+    msg = bpy.context.scene.posediff.last_message
+    assert "overrides the keys of mixamorig:LeftForeArm (Copy Rotation constraint" in msg, msg
+
+
 def test_zz_report():
     """Print and save the numbers measured above."""
     if not RESULTS:
         pytest.skip("no rig test ran")
     keys = ["estimate_feet_above_floor_m", "estimate_lineup_median_px", "estimate_lineup_max_px",
-            "complete_pinned_max_move_m", "variations_fixed_max_move_m", "variations_feet_above_floor_m",
+            "complete_pinned_max_move_m", "variations_fixed_max_move_m", "variations_elbow_wrist_max_move_m",
+            "variations_feet_above_floor_m",
             "generate_feet_above_floor_m"]
     print("\nrig".ljust(18) + " ".join(k.replace("_m", "").replace("_px", "")[:14].rjust(14) for k in keys))
     for rig, r in RESULTS.items():
