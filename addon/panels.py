@@ -47,7 +47,8 @@ class POSEDIFF_PT_main(_Panel, bpy.types.Panel):
             for i, line in enumerate(status._wrap(s.last_error, 40)):
                 layout.label(text=line, icon="ERROR" if i == 0 else "BLANK1")
         elif s.last_message:
-            layout.label(text=s.last_message, icon="INFO")
+            for i, line in enumerate(status._wrap(s.last_message, 40)):
+                layout.label(text=line, icon="INFO" if i == 0 else "BLANK1")
         ob = context.active_object
         if ob is None or ob.type != "ARMATURE":
             layout.label(text="Select an armature to pose", icon="ARMATURE_DATA")
