@@ -26,7 +26,7 @@ def _preview_selected(self, context):
     from . import results
 
     try:
-        results.apply_hypothesis(context, self.hypothesis_index, keyframe=False)
+        results.preview_hypothesis(context, self.hypothesis_index)
     except Exception as e:  # noqa: BLE001 - UI callback: report in the status line
         self.last_error = str(e)
 

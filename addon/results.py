@@ -265,6 +265,14 @@ def apply_hypothesis(context, index: int, keyframe: bool, frame: int | None = No
         pins=json.loads(it.pins_json or "{}"))
 
 
+def preview_hypothesis(context, index: int) -> list[str]:
+    """Pose the active armature with hypothesis ``index`` without keys (a Rigify rig's limbs
+    are switched to FK, unkeyed, so the preview shows)."""
+    ob = target_armature(context)
+    rig_checks.use_fk(ob, blender_rig.mapped_bones(ob), keyframe=False)
+    return apply_hypothesis(context, index, keyframe=False, ob=ob)
+
+
 def key_hypothesis(context, ob, index: int, frame: int) -> tuple[int, int, list[str]]:
     """Key hypothesis ``index`` on ``frame`` as the rig will use it: Rigify limbs whose FK
     controls get keys are switched to FK (``IK_FK`` = 1, keyed in the same change), and bones
