@@ -54,8 +54,9 @@ def main(argv=None) -> int:
         photo_cam = scene.camera
         # a 3/4 view of the rig on a floor plane at the rig's floor height (the factory camera's
         # direction, closer)
-        from addon import blender_rig
         from mathutils import Vector
+
+        from addon import blender_rig
 
         bpy.ops.mesh.primitive_plane_add(size=3.0, location=(0.0, 0.0, blender_rig.floor_height(ob)))
         mat = bpy.data.materials.new("floor")
