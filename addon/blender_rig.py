@@ -16,6 +16,7 @@ import bpy
 from bpy_extras import anim_utils
 from mathutils import Matrix, Quaternion, Vector
 
+from . import placement as pl
 from . import retarget as rt
 from .rig_presets import detect_mapping, mapping_problems
 
@@ -153,7 +154,8 @@ def apply_pose(ob, joints_world: dict, placement: str = "GROUND", anchor_world=N
         placement: ``"GROUND"`` (pelvis over where the rig stands now, lowest foot joint on the
             rig's floor: the rest pose's lowest foot joint, world Z), ``"HOLD"`` (pelvis where it
             is now: keeps the current root height), ``"ANCHOR"`` (pelvis at ``anchor_world``,
-            world point) or ``"KEEP"`` (no root location).
+            world point), ``"ANCHOR_GROUND"`` (anchored, and with ``pins`` the unpinned feet reach
+            down to the floor by leg IK) or ``"KEEP"`` (no root location).
         skip: bone names whose channels must not change.
         keyframe: insert keys on the changed channels at ``frame`` (default: current frame).
         pins: bone -> ``[4][4]`` armature-space pose matrix (``PoseBone.matrix``) the bone must
@@ -164,8 +166,6 @@ def apply_pose(ob, joints_world: dict, placement: str = "GROUND", anchor_world=N
     Raises:
         RigError: not an armature / unusable mapping / pose without the mapped joints.
     """
-    from . import placement as pl
-
     rig = rig_of(ob)
     pins = {k: v for k, v in (pins or {}).items() if k in ob.pose.bones}
     arm = world_pose_to_armature(ob, joints_world)
@@ -177,12 +177,14 @@ def apply_pose(ob, joints_world: dict, placement: str = "GROUND", anchor_world=N
         now = posed_joints_world(ob)
         here = now.get("pelvis") or list(ob.matrix_world @ Vector(rt.rest_joint_positions(rig).get("pelvis", [0, 0, 0])))
         mode, anchor = "ANCHOR", world_to_armature_point(ob, here)
-    elif placement == "ANCHOR":
+    elif placement in ("ANCHOR", "ANCHOR_GROUND"):
+        mode = "ANCHOR"
         if anchor_world is None:
             raise RigError("placement ANCHOR needs an anchor position")
         anchor = world_to_armature_point(ob, anchor_world)
     elif placement != "KEEP":
-        raise RigError(f"unknown placement {placement!r}; use GROUND, HOLD, ANCHOR or KEEP")
+        raise RigError(f"unknown placement {placement!r}; use GROUND, HOLD, ANCHOR, ANCHOR_GROUND or KEEP")
+    ground_legs = placement == "ANCHOR_GROUND"
     try:
         targets, root = rt.place_on_rig(arm, rig, mode, anchor)
     except ValueError as e:
@@ -224,22 +226,15 @@ def apply_pose(ob, joints_world: dict, placement: str = "GROUND", anchor_world=N
                 if rt.norm(d) > 1e-9:
                     root = rt.add(root, d)
                     solved = solve(targets, root)
-            eff = {k: list(v) for k, v in want.items()}
-            for it in range(6):
-                posed = _posed_arm(ob, rig)
-                res = {k: rt.sub(want[k], posed[k]) for k in want if k in posed}
-                if not res or max(rt.norm(r) for r in res.values()) < 1e-4 * armature_units_per_metre(ob):
-                    break
-                if it:  # feed the residual back (the rig's joints are not exactly on its bone axes)
-                    eff = {k: rt.add(eff[k], res[k]) if k in res else eff[k] for k in eff}
-                bases = [res[k] for k in _CHAIN_BASES if k in res]
-                if bases and root is not None:
-                    # pinned hips/shoulders: they move with the root (mean residual)
-                    root = rt.add(root, rt.scale([sum(c) for c in zip(*bases)], 1.0 / len(bases)))
-                    solved = solve(targets, root)
+            targets, root, solved = _reach_pins(ob, rig, want, targets, root, solved, solve)
+            if ground_legs and not any(f in want for f in pl.FEET):
+                # unpinned feet go to the floor: the legs reach down (or up) to it, the pins stay
+                dz = pl.ground_shift(_feet_world_z(ob, rig), floor_height(ob, rig))
+                if abs(dz) > 1e-4:
+                    up = list(ob.matrix_world.inverted().to_3x3() @ Vector((0.0, 0.0, dz)))
                     posed = _posed_arm(ob, rig)
-                targets = pl.pin_targets(targets, posed, eff)
-                solved = solve(targets, root)
+                    floor_goals = {f: rt.add(posed[f], up) for f in ("left_ankle", "right_ankle") if f in posed}
+                    targets, root, solved = _reach_pins(ob, rig, {**want, **floor_goals}, targets, root, solved, solve)
         elif placement == "GROUND" and root is not None:
             # The rig's proportions differ from the model's: put its own lowest foot joint on
             # its floor, in world Z (a second pass only moves the root).
@@ -261,6 +256,29 @@ def apply_pose(ob, joints_world: dict, placement: str = "GROUND", anchor_world=N
 
 
 _CHAIN_BASES = ("left_hip", "right_hip", "left_shoulder", "right_shoulder")
+
+
+def _reach_pins(ob, rig, want: dict, targets: dict, root, solved, solve, passes: int = 6):
+    """Re-solve until the posed rig's joints reach ``want`` (armature space): limb IK on the
+    targets (``placement.pin_targets``) with the residual fed back; pinned hips/shoulders move
+    the root. Returns (targets, root, solved)."""
+    eff = {k: list(v) for k, v in want.items()}
+    tol = 1e-4 * armature_units_per_metre(ob)
+    for it in range(passes):
+        posed = _posed_arm(ob, rig)
+        res = {k: rt.sub(want[k], posed[k]) for k in want if k in posed}
+        if not res or max(rt.norm(r) for r in res.values()) < tol:
+            break
+        if it:  # feed the residual back (the rig's joints are not exactly on its bone axes)
+            eff = {k: rt.add(eff[k], res[k]) if k in res else eff[k] for k in eff}
+        bases = [res[k] for k in _CHAIN_BASES if k in res]
+        if bases and root is not None:
+            root = rt.add(root, rt.scale([sum(c) for c in zip(*bases)], 1.0 / len(bases)))
+            solved = solve(targets, root)
+            posed = _posed_arm(ob, rig)
+        targets = pl.pin_targets(targets, posed, eff)
+        solved = solve(targets, root)
+    return targets, root, solved
 
 
 def _posed_arm(ob, rig: rt.Rig) -> dict:

@@ -228,14 +228,15 @@ def store_pinned(context, task: str, poses: list, names: list, centre: list, mod
                  scores=None, previews=None) -> None:
     """Completion/variation poses (world, model scale about the rig's pelvis ``centre``) ->
     hypotheses placed so that the ``pins`` (bone -> armature-space matrix) stay in the world:
-    pelvis anchored at the pose's pelvis scaled back to the rig (``placement.unscale_about``)."""
+    pelvis anchored at the pose's pelvis scaled back to the rig (``placement.unscale_about``),
+    unpinned feet reaching down to the floor (``ANCHOR_GROUND``)."""
     s = settings(context)
     clear_hypotheses(s)
     pi = names.index("pelvis")
     for k, p in enumerate(poses):
         anchor = pl.unscale_about(p[pi], centre, model_scale)
         _store(s, task, f"{'completion' if task == 'complete' else task} #{k + 1}", dict(zip(names, p)),
-               (scores or [0.0] * len(poses))[k], 0, anchor, (), "ANCHOR",
+               (scores or [0.0] * len(poses))[k], 0, anchor, (), "ANCHOR_GROUND",
                (previews or [None] * len(poses))[k] if previews else None, pins)
 
 
