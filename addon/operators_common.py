@@ -11,10 +11,12 @@ On any error the scene is left as it was.
 
 from __future__ import annotations
 
+import textwrap
+
 import bpy
 from bpy.props import BoolProperty
 
-from . import jobs, status
+from . import jobs
 from .blender_rig import RigError
 from .client import BackendError
 from .preferences import make_client
@@ -92,7 +94,7 @@ def _popup_error(message: str) -> None:
         return
 
     def draw(self, _ctx):
-        for line in status._wrap(message, 80):
+        for line in textwrap.wrap(message, 80):
             self.layout.label(text=line)
 
     wm.popup_menu(draw, title="PoseDiff", icon="ERROR")

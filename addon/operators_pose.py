@@ -25,9 +25,10 @@ def selected_bones(ob) -> set[str]:
         ValueError: every mapped bone is selected (not a choice: a fresh rig selects all).
     """
     mapped = set(blender_rig.mapped_bones(ob))
-    sel = {pb.name for pb in ob.pose.bones if getattr(pb, "select", False) and pb.name in mapped}
+    everything = blender_rig.selected_bones(ob)
+    sel = everything & mapped
     if sel and sel == mapped:
-        n_all = sum(1 for pb in ob.pose.bones if getattr(pb, "select", False))
+        n_all = len(everything)
         raise ValueError(f"all {len(mapped)} mapped bones are selected ({n_all} bones in all; a freshly added rig "
                          "selects every bone): in Pose Mode select only the bones to keep (Alt+A deselects all), "
                          "or key them on this frame")
