@@ -36,7 +36,7 @@ class POSEDIFF_AddonPreferences(bpy.types.AddonPreferences):
     backend_command: StringProperty(
         name="Backend command", default="", subtype="FILE_PATH",
         description="The backend's virtual environment folder (e.g. the PoseDiff checkout's .venv), "
-                    "or the posediff executable; empty = 'posediff' on PATH")
+                    "or the posediff executable; empty = this checkout's .venv/bin/posediff, else 'posediff' on PATH")
 
     def draw(self, context):
         layout = self.layout
