@@ -29,7 +29,7 @@ from bpy_extras.io_utils import ImportHelper
 from . import blender_rig, camera_math, results
 from . import retarget as rt
 from .blender_rig import RigError
-from .operators import _TaskOperator
+from .operators_common import _TaskOperator
 
 TEXT_NAME = "PoseDiff sequence"
 VIDEO_EXT = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
