@@ -288,9 +288,8 @@ class PoseService:
             if cond.rotation is not None and res.camera_rel is not None:
                 h.world_joints = _r(res.camera_rel[k] @ cond.rotation)  # Blender world axes, pelvis at origin
             hyps.append(h)
-        agg = aggregate(joints_all[order] - (roots[order][:, None] if task == "estimate" else 0), score[order])
-        if task != "estimate":
-            agg = agg + (roots[order][0] if task == "complete" else 0)
+        # in the frame of the hypotheses' joints: root-relative camera frame (estimate), absolute world (complete)
+        agg = aggregate(joints_all[order], score[order])
         world_sorted = res.world_rel[order]
         fr = schemas.FrameResult(hypotheses=hyps, aggregate=_r(agg), aggregate_world=_r(aggregate(world_sorted, score[order])),
                                  camera=K.as_dict() if K is not None else None, keypoints=kp_out,
