@@ -151,6 +151,14 @@ def cmd_variations(args) -> int:
     return 0
 
 
+def cmd_assist(args) -> int:
+    from backend.http import schemas
+
+    req = _validate(schemas.AssistRequest, _read_json(args.input))
+    _write_json(args.output, _service(args).assist(req).model_dump(exclude_none=True))
+    return 0
+
+
 def cmd_detect(args) -> int:
     from backend.http import schemas
 
@@ -233,6 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--input", "-i", required=True)
     _add_common(v)
     v.set_defaults(func=cmd_variations)
+
+    a = sub.add_parser("assist", help="pose assist: one completed pose for pinned joints, warm-started from 'previous'")
+    a.add_argument("--input", "-i", required=True)
+    _add_common(a)
+    a.set_defaults(func=cmd_assist)
 
     d = sub.add_parser("detect", help="2D keypoints from photos (BlazePose)")
     d.add_argument("images", nargs="*")

@@ -195,6 +195,12 @@ class PoseService:
         return schemas.GenerateResponse(joint_names=list(JOINT_NAMES), poses=_r(poses),
                                         previews=self._previews(poses) if req.previews else None)
 
+    def assist(self, req: schemas.AssistRequest, progress: Progress = None, cancel: CancelCheck = None) -> schemas.AssistResponse:
+        """Pose assist: one completed pose, warm-started from ``req.previous`` (:mod:`backend.assist`)."""
+        from backend.assist import assist
+
+        return assist(self, req, progress, cancel)
+
     def detect(self, req: schemas.DetectRequest, progress: Progress = None, cancel: CancelCheck = None) -> schemas.DetectResponse:
         """2D keypoints (and optionally heatmaps) per image, original pixels, model joint names."""
         return run_detect(self.detector, req, progress)
