@@ -69,6 +69,7 @@ class POSEDIFF_PT_tasks(_Panel, bpy.types.Panel):
         col.prop(s, "set_background")
         col.operator("posediff.estimate", icon="IMAGE_DATA")
         layout.operator("posediff.complete", icon="MOD_ARMATURE")
+        layout.operator("posediff.pose_assist", icon="CON_KINEMATIC")
         col = layout.column(align=True)
         col.prop(s, "num_generate")
         col.operator("posediff.generate", icon="OUTLINER_OB_ARMATURE")
