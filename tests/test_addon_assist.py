@@ -14,14 +14,16 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-from test_addon_live import _keys, addon, addon_module, rig, server  # noqa: E402,F401 - shared fixtures
+import test_addon_live as live  # noqa: E402
+
+# the live add-on tests' fixtures: one server and one installed add-on per module
+server, addon, rig = live.server, live.addon, live.rig
+_keys, addon_module = live._keys, live.addon_module
 
 PINS = ["hand.L", "foot.R"]
 
 
 def _session(rig, pins=PINS):
-    from mathutils import Vector  # noqa: F401 - bpy loaded
-
     oa = addon_module("operators_assist")
     prefs = addon_module("preferences")
     return oa, oa.AssistSession(rig, set(pins), prefs.make_client(60.0), seed=0)
@@ -60,7 +62,6 @@ def test_assist_follows_pins_then_apply_keys_the_pose(rig):
     after = _basis(rig)
     followed = [n for n in after if n not in PINS and after[n] != before[n]]
     assert len(followed) >= 5, followed  # the unpinned body moved
-    assert all(rig.pose.bones[n].matrix_basis.to_euler()[0] == pytest.approx(0.45) for n in ["hand.L"])
     keys_before = _keys(rig)
     keyed = s.apply()
     assert "hand.L" in keyed and len(keyed) >= 5
