@@ -34,9 +34,10 @@ import torch
 
 from backend.errors import InputError
 from backend.http import schemas
-from backend.prior.guidance import GuidanceWeights
-from backend.prior.sampler import Conditions, GuidedSampler
-from backend.skeleton import JOINT_NAMES
+from backend.prior.guidance import Conditions, GuidanceWeights
+from backend.prior.sampler import GuidedSampler
+from backend.prior.terms import KnownDirectionsTerm, KnownJointsTerm
+from backend.skeleton import JOINT_NAMES, PARENTS
 
 #: DDIM steps of a warm-started update (measured in ``posediff bench``: two samples of 6 keep it under 150 ms).
 ASSIST_STEPS = 6
@@ -116,7 +117,8 @@ def cold_completion(model, known, known_w, dirs, dirs_w, seed: int, steps: int, 
     cond = _conditions(known, known_w, dirs, dirs_w, fix_yaw=False)
     res = GuidedSampler(model, steps=steps, eta=0.5).sample(COLD_CANDIDATES, cond, seed=seed, cancel=cancel)
     k = int(np.argmax(rank_score(res.loglik, res.plausibility, COLD_CANDIDATES)))
-    return rebuild_bones(res.world[k] + (res.root[k] if res.root is not None and cond.has_known else 0.0), known_w)
+    return rebuild_bones(res.world_rel[k] + (res.world_root[k] if res.world_root is not None and cond.has_known else 0.0),
+                         known_w)
 
 
 def warm_update(model, prev: np.ndarray, known, known_w, dirs, dirs_w, seed: int, strength: float, steps: int,
@@ -133,24 +135,29 @@ def warm_update(model, prev: np.ndarray, known, known_w, dirs, dirs_w, seed: int
     first term is how the prior moves the unknown joints when the pins move (zero when they do
     not: no drift of a pose at rest); ``settle`` relaxes the pose toward the prior's own completion
     a little at each update, scaled by how far the pins moved (full at ``SETTLE_DISTANCE``), so a
-    pose whose pins rest does not move at all. Both samples share the noise, so ``X`` is smooth in the pins. Known
+    pose whose pins rest does not move at all. The two samples are one batch with shared noise
+    (:class:`PinsTerm`), so ``X`` is smooth in the pins. Known
     joints come out exactly; unknown bones are then rebuilt with canonical lengths
     (:func:`rebuild_bones`). Returns ``[J, 3]`` world metres.
     """
-    from backend.skeleton import BONE_LENGTHS, PARENTS
+    from backend.skeleton import BONE_LENGTHS
 
     prev_dirs = prev - prev[[max(p, 0) for p in PARENTS]]
     old_dirs = prev_dirs / np.maximum(np.linalg.norm(prev_dirs, axis=-1, keepdims=True), 1e-9)
     old_known = np.where(known_w[:, None] > 0, prev, 0.0)
     strength = float(np.clip(strength, 0.05, 1.0))
-    smp = GuidedSampler(model, steps=max(steps, math.ceil(steps / strength)), eta=0.0, weights=GuidanceWeights(dps_scale=WARM_DPS))
-    out = []
-    for kn, dr in ((known, dirs), (old_known, np.where(dirs_w[:, None] > 0, old_dirs, 0.0))):
-        cond = _conditions(kn, known_w, dr, dirs_w, fix_yaw=True)
-        res = smp.sample(1, cond, seed=seed, init=prev, strength=strength, cancel=cancel)
-        # directions only: the sample is pelvis-centred; place it at prev's pelvis
-        out.append(res.world[0] + (res.root[0] if cond.has_known else prev[0]))
-    s_new, s_old = out
+    smp = GuidedSampler(model, steps=max(steps, math.ceil(steps / strength)), eta=0.0,
+                        weights=GuidanceWeights(dps_scale=WARM_DPS))
+    # one batch of two: hypothesis 0 guided by the new pins, 1 by prev's own, same noise
+    terms = []
+    if known_w.any():
+        terms.append(PinsTerm(np.stack([known, old_known]), known_w))
+    if dirs_w.any():
+        terms.append(PinDirectionsTerm(np.stack([dirs, np.where(dirs_w[:, None] > 0, old_dirs, 0.0)]), dirs_w))
+    res = smp.sample(2, Conditions(fix_yaw=True, terms=terms), seed=seed, init=prev, strength=strength,
+                     cancel=cancel, shared_noise=True)
+    # directions only: the samples are pelvis-centred; place them at prev's pelvis
+    s_new, s_old = res.world_rel + (res.world_root[:, None] if known_w.any() else prev[0])
     # relax in proportion to how far the pins moved: nothing moves while they rest
     moved = np.linalg.norm(known - old_known, axis=-1)[known_w > 0].max(initial=0.0)
     turned = (np.linalg.norm(dirs - old_dirs, axis=-1) * BONE_LENGTHS)[dirs_w > 0].max(initial=0.0)
@@ -158,6 +165,42 @@ def warm_update(model, prev: np.ndarray, known, known_w, dirs, dirs_w, seed: int
     X = (1.0 - settle) * (prev + s_new - s_old) + settle * s_new
     X[known_w > 0] = known[known_w > 0]
     return rebuild_bones(X, known_w)
+
+
+class PinsTerm(KnownJointsTerm):
+    """:class:`~backend.prior.terms.KnownJointsTerm` with one set of known joints per hypothesis
+    (``known`` ``[B, J, 3]`` world metres; ``weights`` ``[J]`` shared): pose assist samples the
+    new pins and the previous pose's own pins in one batch."""
+
+    def prepare(self, state):
+        super().prepare(state)
+        state.world_points = (self.known, self.w)  # [B, J, 3]: align_world's mean shift broadcasts
+
+    def update(self, X, step):
+        P = self.known - step.world_t[:, None]
+        self.tgt = (P @ step.world_R) @ step.R.transpose(1, 2)
+
+    def finish(self, final, result):
+        Xw, kw = final.world, self.w
+        ll = -0.5 * ((((Xw - self.known) ** 2).sum(-1)) * kw).sum(-1) / (self.sigma**2)
+        rows = []
+        for j, p in enumerate(PARENTS):
+            if kw[j] > 0:
+                rows.append(self.known[:, j])
+            elif p < 0:
+                rows.append(Xw[:, j])
+            else:
+                rows.append(rows[p] + Xw[:, j] - Xw[:, p])
+        final.world = torch.stack(rows, 1)
+        return ll, int(kw.sum().item())
+
+
+class PinDirectionsTerm(KnownDirectionsTerm):
+    """:class:`~backend.prior.terms.KnownDirectionsTerm` with one set of directions per hypothesis
+    (``[B, J, 3]`` unit, world frame; ``weights`` ``[J]`` shared)."""
+
+    def update(self, X, step):
+        self.work = (self.dirs @ step.world_R) @ step.R.transpose(1, 2)
 
 
 def rebuild_bones(X: np.ndarray, fixed_w: np.ndarray) -> np.ndarray:
@@ -170,7 +213,7 @@ def rebuild_bones(X: np.ndarray, fixed_w: np.ndarray) -> np.ndarray:
     (``fixed_w > 0``) stay where they are, so only an out-of-reach pin stretches a bone.
     ``X`` ``[J, 3]`` metres; returns ``[J, 3]``.
     """
-    from backend.skeleton import BONE_LENGTHS, PARENTS
+    from backend.skeleton import BONE_LENGTHS
 
     out = np.array(X, np.float64)
     fixed_child = {}
