@@ -282,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--weights", default=None)
     b.add_argument("--device", default=None)
     b.add_argument("--repeats", type=int, default=5)
+    b.add_argument("--only", default="all", choices=["all", "assist"], help="all rows, or only the pose-assist rows")
     b.set_defaults(func=cmd_bench)
     return p
 
