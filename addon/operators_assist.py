@@ -42,7 +42,7 @@ PIN_TOLERANCE = 0.005
 def pinned_bones(ob, frame: int) -> set[str]:
     """Selected mapped bones; if none is selected, the mapped bones keyed on ``frame``."""
     mapped = set(blender_rig.mapped_bones(ob))
-    sel = {pb.name for pb in ob.pose.bones if getattr(pb, "select", False) and pb.name in mapped}
+    sel = blender_rig.selected_bones(ob) & mapped
     return sel or (blender_rig.keyed_bones(ob, frame) & mapped)
 
 
