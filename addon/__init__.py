@@ -10,9 +10,9 @@ _classes = []
 
 
 def _modules():
-    from . import operators, operators_assist, panels, preferences, properties
+    from . import operators, panels, preferences, properties
 
-    return (preferences, properties, operators, operators_assist, panels)
+    return (preferences, properties, operators, panels)
 
 
 def register():

@@ -167,6 +167,9 @@ class AssistSession:
             self._turn_bones(dict(zip(rt.JOINT_NAMES, prev)), new, inv)
         self.previous_rig = rig_world
         self.keep_pins()
+        # only the animator's moves send the next request, not what is left of the pins' error
+        now = blender_rig.posed_joints_world(self.ob)
+        self.last_pins = {j: now[j] for j in self.joints if j in now}
         self.updates += 1
         self.error = ""
 
