@@ -65,6 +65,7 @@ TASKS: dict[str, type[BaseModel]] = {
     "variations": schemas.VariationsRequest,
     "detect": schemas.DetectRequest,
     "assist": schemas.AssistRequest,
+    "track": schemas.TrackRequest,
 }
 RESPONSES: dict[str, type[BaseModel]] = {
     "estimate": schemas.EstimateResponse,
@@ -73,6 +74,7 @@ RESPONSES: dict[str, type[BaseModel]] = {
     "variations": schemas.GenerateResponse,
     "detect": schemas.DetectResponse,
     "assist": schemas.AssistResponse,
+    "track": schemas.EstimateResponse,
 }
 SUMMARIES = {
     "estimate": "3D pose hypotheses from 2D keypoints or a photo (camera frame, metres)",
@@ -82,6 +84,7 @@ SUMMARIES = {
     "detect": "2D keypoints of a person in photos (pixels)",
     "assist": "pose assist: one completed pose for the pinned joints, warm-started from the previous one "
               "(world frame, metres; fast, continuous under small moves of the pins)",
+    "track": "re-solve the track of a sequence response with some frames' hypotheses fixed (no sampling)",
 }
 
 
