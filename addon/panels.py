@@ -75,6 +75,7 @@ class POSEDIFF_PT_tasks(_Panel, bpy.types.Panel):
             col.template_list("UI_UL_list", "posediff_people", s, "people", s, "people_index", rows=2)
         col.operator("posediff.estimate", icon="IMAGE_DATA")
         layout.operator("posediff.complete", icon="MOD_ARMATURE")
+        layout.operator("posediff.pose_assist", icon="CON_KINEMATIC")
         col = layout.column(align=True)
         col.prop(s, "num_generate")
         col.operator("posediff.generate", icon="OUTLINER_OB_ARMATURE")

@@ -579,6 +579,28 @@ def solve_pose(
     return solved
 
 
+def segment_rotation(role: Role, old: dict[str, Vec], new: dict[str, Vec]) -> Mat | None:
+    """Rotation taking a role's segment in pose ``old`` to the same segment in pose ``new``.
+
+    The segment is ``to_joint - from_joint``; with the role's first usable twist reference in
+    both poses the whole frame is carried (swing + twist), else only the smallest swing. Used by
+    Pose assist to turn bones by how the model pose changed between two answers. ``old``,
+    ``new``: joint -> position (same axes). Returns ``[3][3]``, or None if the role's joints are
+    missing or degenerate.
+    """
+    if not all(j in old and j in new for j in (role.from_joint, role.to_joint)):
+        return None
+    a, b = sub(old[role.to_joint], old[role.from_joint]), sub(new[role.to_joint], new[role.from_joint])
+    if normalized(a) is None or normalized(b) is None:
+        return None
+    for ta, tb in role.twist:
+        if all(j in old and j in new for j in (ta, tb)):
+            f_old, f_new = frame(a, sub(old[tb], old[ta])), frame(b, sub(new[tb], new[ta]))
+            if f_old is not None and f_new is not None:
+                return matmul(f_new, transpose(f_old))
+    return swing(a, b)
+
+
 def place_on_rig(
     joints: dict[str, Vec],
     rig: Rig,

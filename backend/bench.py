@@ -3,7 +3,8 @@
 Rows: unconditional generation of 256 poses; estimation of one frame with 20 hypotheses from
 keypoints, with the time split between the denoiser, the guidance and the root solve; a 40-frame
 sequence from keypoints (frames x hypotheses in one batch, track included); 2D
-detection of one photo; photo -> 20 hypotheses end to end.
+detection of one photo; photo -> 20 hypotheses end to end; pose assist through the HTTP server
+(:mod:`backend.bench_assist`; ``--only assist`` runs just those).
 """
 
 from __future__ import annotations
@@ -34,6 +35,12 @@ def run(args) -> int:
     from backend.prior.sampler import Conditions
     from backend.service import ESTIMATE_STEPS, OVERSAMPLE, PoseService, keypoint_arrays
 
+    if getattr(args, "only", "all") == "assist":
+        from backend.bench_assist import rows as assist_rows
+
+        print_table(f"posediff bench (assist only): torch threads {torch.get_num_threads()}", ["task", "size", "ms", "notes"],
+                    assist_rows(args))
+        return 0
     t0 = time.perf_counter()
     svc = PoseService(args.weights, args.device)
     load_s = time.perf_counter() - t0
@@ -75,6 +82,9 @@ def run(args) -> int:
         req = schemas.EstimateRequest(frames=[{"image": str(photo)}], num_hypotheses=20)
         t, _ = _timed(lambda: svc.estimate(req), n)
         rows.append(["photo -> 20 hypotheses (service)", "1 image", f"{t * 1000:.0f}", "target <= 1500 ms; detection included"])
+    from backend.bench_assist import rows as assist_rows
+
+    rows += assist_rows(args)
     print_table(f"posediff bench: device {svc.device}, torch threads {torch.get_num_threads()}, median of {n}",
                 ["task", "size", "ms", "notes"], rows)
     return 0

@@ -187,6 +187,14 @@ def cmd_variations(args) -> int:
     return 0
 
 
+def cmd_assist(args) -> int:
+    from backend.http import schemas
+
+    req = _validate(schemas.AssistRequest, _read_json(args.input))
+    _write_json(args.output, _service(args).assist(req).model_dump(exclude_none=True))
+    return 0
+
+
 def cmd_detect(args) -> int:
     from backend.http import schemas
 
@@ -275,6 +283,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(v)
     v.set_defaults(func=cmd_variations)
 
+    a = sub.add_parser("assist", help="pose assist: one completed pose for pinned joints, warm-started from 'previous'")
+    a.add_argument("--input", "-i", required=True)
+    _add_common(a)
+    a.set_defaults(func=cmd_assist)
+
     d = sub.add_parser("detect", help="2D keypoints from photos (BlazePose)")
     d.add_argument("images", nargs="*")
     d.add_argument("--input", "-i", default=None)
@@ -310,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--weights", default=None)
     b.add_argument("--device", default=None)
     b.add_argument("--repeats", type=int, default=5)
+    b.add_argument("--only", default="all", choices=["all", "assist"], help="all rows, or only the pose-assist rows")
     b.set_defaults(func=cmd_bench)
     return p
 

@@ -6,7 +6,8 @@
   for best-of-1 (top score), best-of-5, best-of-N and the aggregate; settings: exact 2D of all 17
   joints, 2D noise sigma = 4 px, and only the 12 limb joints with noise (what a detector sees).
 * ``eval complete``: unknown-joint best-of-N MPJPE with legs / arms / one side unknown, and the
-  error on known joints.
+  error on known joints; next to the retrieval baseline; and known positions vs the add-on's
+  request for a rig of other proportions (known directions), both after a canonical rebuild.
 * ``eval prior``: generated poses vs held-out poses (bone-length error, diversity, nearest-neighbour
   distance) after removing yaw.
 * ``eval detect``: 2D limb-joint error of the detector on the sample photos' hand labels.
@@ -141,35 +142,113 @@ def cmd_complete(args, service) -> None:
 
     poses = eval_frames(tuple(args.subjects.split(",")), args.frames, seed=args.seed)
     bank = D.normalise_bone_lengths(eval_frames(D.TRAIN_SUBJECTS, 20000, seed=args.seed + 1))
-    rng = np.random.default_rng(args.seed)
-    rows = []
+    settings = args.known.split(",")
+    rows, drows = [], []
     for case, unknown in COMPLETE_CASES.items():
+        rng = np.random.default_rng(args.seed)  # the same placements, facings and rigs for every case
         unk = [JOINT_INDEX[n] for n in unknown]
         kn = [j for j in range(NUM_JOINTS) if j not in unk]
         unk17 = [j for j in unk if j in H36M17]  # the same, over the 17 Human3.6M joints (no toes, hand ends)
-        e_unk, e_kn, e_b1, e_nn, e_17 = [], [], [], [], []
+        e = {k: [] for k in ("unk", "kn", "b1", "nn", "17", "nn17", "b1_17")}
+        d = {st: {k: [] for k in ("b1", "bN", "ang")} for st in settings}
         for i, pose in enumerate(poses):
             # a random placement and facing in the world: completion must solve them
             th = rng.uniform(0, 2 * math.pi)
             R = D.rotation_z(np.array([th]))[0]
             world = pose @ R.T + np.array([rng.uniform(-2, 2), rng.uniform(-2, 2), 1.0])
-            known = {JOINT_NAMES[j]: world[j].tolist() for j in kn}
-            req = schemas.CompleteRequest(frames=[{"known": known}], num_hypotheses=args.num, seed=args.seed + i)
-            fr = service.complete(req).frames[0]
-            H = np.array([h.joints for h in fr.hypotheses])
-            e_unk.append(_joint_errors_mm(H, world, unk).min())
-            e_17.append(_joint_errors_mm(H, world, unk17).min())
-            e_b1.append(_joint_errors_mm(H[:1], world, unk)[0])
-            e_kn.append(np.linalg.norm(H[:, kn] - world[None, kn], axis=-1).max() * 1000)
-            nn = retrieval_completion(bank, world, kn, args.num)
-            e_nn.append(_joint_errors_mm(nn, world, unk).min())
-        rows.append([case, f"{np.mean(e_b1):.1f}", f"{np.mean(e_unk):.1f}", f"{np.mean(e_17):.1f}", f"{np.mean(e_nn):.1f}",
-                     f"{np.max(e_kn):.2f}"])
-    print_table(f"eval complete: H3.6M {args.subjects}, {len(poses)} frames, {args.num} hypotheses (mm, world frame)",
-                ["unknown", "best-of-1 unknown", f"best-of-{args.num} unknown", f"best-of-{args.num}, 17-joint set",
-                 f"baseline: best of {args.num} nearest training poses", "max known-joint error"], rows)
-    print(f"baseline: the {args.num} of {len(bank)} training poses (S1-S8) nearest on the known joints after a yaw + "
-          "translation fit, unknown joints taken from them")
+            rig_scale = rng.uniform(0.8, 1.25, NUM_JOINTS)  # a rig of other proportions, per bone
+            for st in settings:
+                frame = complete_request(world, kn, rig_scale if st == "directions" else None)
+                req = schemas.CompleteRequest(frames=[frame], num_hypotheses=args.num, seed=args.seed + i,
+                                              steps=args.steps, guidance_scale=args.guidance_scale)
+                H = np.array([h.joints for h in service.complete(req).frames[0].hypotheses])
+                rb = _joint_errors_mm(canonical_from_directions(H), canonical_from_directions(world[None])[0], unk)
+                d[st]["b1"].append(rb[0])
+                d[st]["bN"].append(rb.min())
+                d[st]["ang"].append(_bone_angles_deg(H, world, unk).min())
+                if st != "positions":
+                    continue
+                e["unk"].append(_joint_errors_mm(H, world, unk).min())
+                e["17"].append(_joint_errors_mm(H, world, unk17).min())
+                e["b1"].append(_joint_errors_mm(H[:1], world, unk)[0])
+                e["b1_17"].append(_joint_errors_mm(H[:1], world, unk17)[0])
+                e["kn"].append(np.linalg.norm(H[:, kn] - world[None, kn], axis=-1).max() * 1000)
+                nn = retrieval_completion(bank, world, kn, args.num)
+                e["nn"].append(_joint_errors_mm(nn, world, unk).min())
+                e["nn17"].append(_joint_errors_mm(nn, world, unk17).min())
+        if "positions" in settings:
+            m = {k: f"{np.mean(v):.1f}" for k, v in e.items()}
+            rows.append([case, m["b1"], m["unk"], m["b1_17"], m["17"], m["nn"], m["nn17"], f"{np.max(e['kn']):.2f}"])
+        for st in settings:
+            drows.append([case, st, f"{np.mean(d[st]['b1']):.1f}", f"{np.mean(d[st]['bN']):.1f}", f"{np.mean(d[st]['ang']):.1f}"])
+    n = args.num
+    if rows:
+        print_table(f"eval complete: H3.6M {args.subjects}, {len(poses)} frames, {n} hypotheses (mm, world frame)",
+                    ["unknown", "best-of-1 unknown", f"best-of-{n} unknown", "best-of-1, 17-joint set",
+                     f"best-of-{n}, 17-joint set", f"baseline: best of {n} nearest training poses", "baseline, 17-joint set",
+                     "max known-joint error"], rows)
+        print(f"baseline: the {n} of {len(bank)} training poses (S1-S8) nearest on the known joints after a yaw + "
+              "translation fit, unknown joints taken from them")
+    print_table(f"eval complete, known positions vs known directions from a rig of other proportions ({len(poses)} frames)",
+                ["unknown", "known", "best-of-1 unknown (mm)", f"best-of-{n} unknown (mm)", f"best-of-{n} bone angle (deg)"], drows)
+    print("positions: the known joints of the canonical skeleton; directions: the add-on's request for a rig whose bones "
+          "are 0.8-1.25x the model's (known joints rescaled by leg length about the pelvis + known bone directions). "
+          "Errors on the unknown joints after rebuilding hypothesis and truth with canonical bone lengths from the pelvis.")
+
+
+def complete_request(world: np.ndarray, kn: list[int], rig_scale: np.ndarray | None = None) -> dict:
+    """A completion frame for joints ``kn`` of ``world`` (``[J, 3]``, metres, canonical skeleton).
+
+    With ``rig_scale`` (``[J]`` factor per bone), the request the add-on sends for a rig of other
+    proportions: the pose rebuilt with bone lengths ``BONE_LENGTHS * rig_scale`` from the pelvis,
+    rescaled about the pelvis by model leg / rig leg (``addon.blender_rig.to_model_scale``), the
+    known joints' positions plus the directions of their bones (parent -> joint, unit).
+    """
+    from backend.skeleton import BONE_LENGTHS, PARENTS
+
+    names = [JOINT_NAMES[j] for j in kn]
+    if rig_scale is None:
+        return {"known": {n: world[j].tolist() for n, j in zip(names, kn)}}
+    L = BONE_LENGTHS * rig_scale
+    rig = world.copy()
+    for j, p in enumerate(PARENTS):
+        if p >= 0:
+            v = world[j] - world[p]
+            rig[j] = rig[p] + v / np.linalg.norm(v) * L[j]
+    legs = [JOINT_INDEX[n] for n in ("left_knee", "left_ankle", "right_knee", "right_ankle")]
+    s = BONE_LENGTHS[legs].sum() / L[legs].sum()
+    rig = rig[0] + (rig - rig[0]) * s
+    dirs = {}
+    for n, j in zip(names, kn):
+        p = PARENTS[j]
+        if p >= 0 and p in kn:
+            v = rig[j] - rig[p]
+            dirs[n] = (v / np.linalg.norm(v)).tolist()
+    return {"known": {n: rig[j].tolist() for n, j in zip(names, kn)}, "known_directions": dirs}
+
+
+def canonical_from_directions(P: np.ndarray) -> np.ndarray:
+    """``[N, J, 3]`` poses rebuilt from their bone directions with canonical lengths, pelvis at the origin."""
+    from backend.skeleton import BONE_LENGTHS, PARENTS
+
+    out = np.zeros_like(np.asarray(P, np.float64))
+    for j, p in enumerate(PARENTS):
+        if p >= 0:
+            v = P[:, j] - P[:, p]
+            out[:, j] = out[:, p] + v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-9) * BONE_LENGTHS[j]
+    return out
+
+
+def _bone_angles_deg(H: np.ndarray, gt: np.ndarray, idx: list[int]) -> np.ndarray:
+    """Mean angle (degrees) between the bones parent->joint of ``H`` (``[N, J, 3]``) and ``gt`` over ``idx``: ``[N]``."""
+    from backend.skeleton import PARENTS
+
+    idx = [j for j in idx if PARENTS[j] >= 0]
+    par = [PARENTS[j] for j in idx]
+    a = H[:, idx] - H[:, par]
+    b = (gt[idx] - gt[par])[None]
+    c = (a * b).sum(-1) / np.maximum(np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1), 1e-12)
+    return np.degrees(np.arccos(np.clip(c, -1, 1))).mean(-1)
 
 
 def _joint_errors_mm(H: np.ndarray, gt: np.ndarray, idx: list[int]) -> np.ndarray:
@@ -261,6 +340,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num", type=int, default=20, help="hypotheses per frame")
     p.add_argument("--subjects", default="S9,S11")
     p.add_argument("--settings", default="exact,noisy,limbs")
+    p.add_argument("--known", default="positions,directions",
+                   help="eval complete: known positions (canonical skeleton) and/or directions from a rig of other proportions")
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--guidance-scale", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)

@@ -164,12 +164,12 @@ def test_info(client):
 
 def test_openapi_documents_the_schemas(client):
     spec = client.get("/openapi.json").json()
-    for path in ("/v1/estimate", "/v1/complete", "/v1/generate", "/v1/variations", "/v1/detect",
+    for path in ("/v1/estimate", "/v1/complete", "/v1/generate", "/v1/variations", "/v1/detect", "/v1/assist",
                  "/v1/jobs/estimate", "/v1/jobs/{job_id}", "/v1/health", "/v1/skeleton"):
         assert path in spec["paths"], path
     schemas = spec["components"]["schemas"]
     for name in ("EstimateRequest", "EstimateResponse", "CompleteRequest", "GenerateRequest", "GenerateResponse",
-                 "VariationsRequest", "DetectRequest", "DetectResponse", "JobStatus"):
+                 "VariationsRequest", "DetectRequest", "DetectResponse", "JobStatus", "AssistRequest", "AssistResponse"):
         assert name in schemas, name
     assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
 
@@ -208,6 +208,29 @@ def test_complete_reproduces_known_joints(client):
         j = np.asarray(h["joints"])
         for n in known_names:
             assert np.linalg.norm(j[JOINT_NAMES.index(n)] - known[n]) < 0.02, n
+
+
+def test_assist_keeps_pins_and_moves_little(client):
+    rest = canonical_rest_pose().astype(np.float64) + np.array([0.2, 0.5, 1.0])
+    pins = ["left_wrist", "right_ankle", "left_ankle"]
+    known = {n: rest[JOINT_NAMES.index(n)].tolist() for n in pins}
+    r = client.post("/v1/assist", json={"known": known, "seed": 0})
+    assert r.status_code == 200, r.text
+    first = r.json()
+    assert first["joint_names"] == list(JOINT_NAMES)
+    assert_finite_pose(first["joints"])
+    known["left_wrist"] = (np.asarray(known["left_wrist"]) + [0.01, 0.0, 0.0]).tolist()
+    r = client.post("/v1/assist", json={"known": known, "previous": first["joints"], "seed": 0})
+    assert r.status_code == 200, r.text
+    j, prev = np.asarray(r.json()["joints"]), np.asarray(first["joints"])
+    for n in pins:
+        assert np.linalg.norm(j[JOINT_NAMES.index(n)] - known[n]) < 1e-4, n
+    assert np.linalg.norm(j - prev, axis=-1).max() <= 0.03  # a 1 cm pin move: at most 3 cm anywhere
+    bad = client.post("/v1/assist", content=b'{"known": {"left_wrist": [NaN, 0, 1]}}',
+                      headers={"content-type": "application/json"})
+    assert bad.status_code == 422 and "left_wrist" in bad.json()["message"], bad.text
+    none = client.post("/v1/assist", json={"known": {}})
+    assert none.status_code == 422 and "no pins" in none.json()["message"], none.text
 
 
 def test_generate(client):

@@ -10,8 +10,9 @@ Routes (request and response bodies are the models of :mod:`backend.http.schemas
 * ``GET  /v1/health`` -- ``{"status": "ok", "version": ...}``; the only route without a token.
 * ``GET  /v1/skeleton`` -- joint names, parents, mirrors, bone lengths.
 * ``GET  /v1/info`` -- model version, device, defaults (``PoseService.info()``) and ``max_body_bytes``.
-* ``POST /v1/estimate | /v1/complete | /v1/generate | /v1/variations | /v1/detect`` -- run the
-  task and answer with its response.
+* ``POST /v1/estimate | /v1/complete | /v1/generate | /v1/variations | /v1/detect | /v1/assist``
+  -- run the task and answer with its response (``assist``: one pose per update of a drag, see
+  :mod:`backend.assist`).
 * ``POST /v1/jobs/{task}`` (same bodies) -- ``202 {"id": ..., "state": "queued"}`` at once;
   ``GET /v1/jobs/{id}`` -- state (queued, running, done, failed, cancelled), progress 0..1,
   ``result`` when done, ``error`` (and ``error_field`` for bad input) when failed;
@@ -63,6 +64,7 @@ TASKS: dict[str, type[BaseModel]] = {
     "generate": schemas.GenerateRequest,
     "variations": schemas.VariationsRequest,
     "detect": schemas.DetectRequest,
+    "assist": schemas.AssistRequest,
     "track": schemas.TrackRequest,
 }
 RESPONSES: dict[str, type[BaseModel]] = {
@@ -71,6 +73,7 @@ RESPONSES: dict[str, type[BaseModel]] = {
     "generate": schemas.GenerateResponse,
     "variations": schemas.GenerateResponse,
     "detect": schemas.DetectResponse,
+    "assist": schemas.AssistResponse,
     "track": schemas.EstimateResponse,
 }
 SUMMARIES = {
@@ -79,6 +82,8 @@ SUMMARIES = {
     "generate": "random plausible poses (world frame, Z up, metres, pelvis at the origin)",
     "variations": "poses near a given pose (world frame, metres)",
     "detect": "2D keypoints of a person in photos (pixels)",
+    "assist": "pose assist: one completed pose for the pinned joints, warm-started from the previous one "
+              "(world frame, metres; fast, continuous under small moves of the pins)",
     "track": "re-solve the track of a sequence response with some frames' hypotheses fixed (no sampling)",
 }
 

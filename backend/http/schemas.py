@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_core import PydanticCustomError
 
 from backend.errors import field_path
-from backend.skeleton import JOINT_NAMES
+from backend.skeleton import JOINT_NAMES, NUM_JOINTS
 
 #: Upper bounds that keep one request's cost bounded (422 above them).
 MAX_FRAMES = 64
@@ -151,6 +151,15 @@ class EstimateRequest(SamplingOptions):
         return self
 
 
+def _check_something_known(missing: str, known, directions, keypoints=None) -> None:
+    """``ValueError(missing)`` when nothing is known; names a zero known direction."""
+    if not (known or directions or keypoints):
+        raise ValueError(missing)
+    for name, d in (directions or {}).items():
+        if sum(c * c for c in d) < 1e-12:
+            raise ValueError(f"known_directions.{name}: zero vector")
+
+
 class CompleteFrame(Strict):
     known: dict[str, Vec3] | None = Field(None, description="known joints, world frame, metres, any placement")
     known_directions: dict[str, Vec3] | None = Field(
@@ -163,11 +172,8 @@ class CompleteFrame(Strict):
 
     @model_validator(mode="after")
     def _something_known(self):
-        if not (self.known or self.known_directions or self.keypoints):
-            raise ValueError("a frame needs 'known' joints, 'known_directions' or 'keypoints'")
-        for name, d in (self.known_directions or {}).items():
-            if sum(c * c for c in d) < 1e-12:
-                raise ValueError(f"known_directions.{name}: zero vector")
+        _check_something_known("a frame needs 'known' joints, 'known_directions' or 'keypoints'",
+                               self.known, self.known_directions, self.keypoints)
         return self
 
 
@@ -199,6 +205,36 @@ class VariationsRequest(Strict):
     def _fixed_names(cls, v):
         _check_joint_names({k: None for k in v})
         return v
+
+
+class AssistRequest(Strict):
+    """One update of pose assist: the pins (known joints / bone directions) and the last pose."""
+
+    known: dict[str, Vec3] | None = Field(None, description="pinned joints, world frame, metres, model scale")
+    known_directions: dict[str, Vec3] | None = Field(
+        None, description="pinned bone directions (parent -> joint), world frame, unit vectors")
+    previous: list[Vec3] | None = Field(
+        None, description=f"the last pose ({NUM_JOINTS} rows [x, y, z] in joint_names order, world frame, metres): "
+                          "the update is warm-started from it so small moves of the pins give small changes")
+    seed: int | None = Field(0, ge=0, le=2**63 - 1, description="keep it fixed during a drag (continuity)")
+    strength: Finite | None = Field(None, ge=0.05, le=1.0,
+                                    description="SDEdit strength of the warm start (default 0.3; 1 = ignore previous)")
+    steps: int | None = Field(None, ge=1, le=50, description="DDIM steps of the update (default 8)")
+
+    _names = field_validator("known", "known_directions")(_check_joint_names)
+
+    @field_validator("previous")
+    @classmethod
+    def _previous_rows(cls, v):
+        if v is not None and len(v) != NUM_JOINTS:
+            raise ValueError(f"needs {NUM_JOINTS} rows [x, y, z], one per joint in joint_names order; got {len(v)}")
+        return v
+
+    @model_validator(mode="after")
+    def _pins(self):
+        _check_something_known("no pins: give 'known' joints or 'known_directions' (pin at least one bone)",
+                               self.known, self.known_directions)
+        return self
 
 
 class DetectFrame(Strict):
@@ -310,6 +346,15 @@ class GenerateResponse(FiniteResponse):
     previews: list[str] | None = None
 
 
+class AssistResponse(FiniteResponse):
+    joint_names: list[str]
+    joints: list[list[float]] = Field(description="[J,3] world frame, metres; every known joint reproduced")
+    plausibility_mm: float | None = Field(
+        None, description="the prior's disagreement with the pose (mm; lower = more typical; real poses ~10-20)")
+    warm_start: bool = Field(False, description="true when the update started from 'previous'")
+    time_ms: float | None = Field(None, description="sampling time of this update")
+
+
 class DetectFrameResult(BaseModel):
     image: str
     keypoints: dict[str, list[float]]
@@ -334,4 +379,4 @@ class TrackRequest(Strict):
     source_fps: Finite | None = Field(None, gt=0, le=1000)
 
 
-TaskName = Literal["estimate", "complete", "generate", "variations", "detect", "track"]
+TaskName = Literal["estimate", "complete", "generate", "variations", "detect", "track", "assist"]

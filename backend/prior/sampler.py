@@ -101,7 +101,7 @@ class GuidedSampler:
     @torch.no_grad()
     def sample(self, num: int, cond: Conditions | None = None, seed: int | None = 0,
                init: np.ndarray | None = None, strength: float = 1.0,
-               progress=None, cancel=None) -> SampleResult:
+               progress=None, cancel=None, shared_noise: bool = False) -> SampleResult:
         """Draw ``num`` hypotheses.
 
         Args:
@@ -112,6 +112,8 @@ class GuidedSampler:
                 noised to step ``strength * T`` and denoised from there.
             strength: 0..1, only with ``init``.
             progress: callable(fraction 0..1); cancel: callable() -> bool (raises Cancelled).
+            shared_noise: every hypothesis starts from the same noise (with ``eta = 0`` they then
+                differ only by their guidance terms: pose assist compares two pin sets this way).
         Returns:
             :class:`SampleResult`.
         """
@@ -125,7 +127,7 @@ class GuidedSampler:
         if init is not None:
             t_first = int(round(float(np.clip(strength, 0.0, 1.0)) * (self.sched.num_steps - 1)))
         ts = self.sched.timesteps(max(2, round(self.steps * max(t_first, 1) / (self.sched.num_steps - 1))), start=t_first)
-        noise = torch.randn(B, J, 3, generator=gen).to(dev)
+        noise = torch.randn(1 if shared_noise else B, J, 3, generator=gen).to(dev).expand(B, J, 3)
         if init is not None:
             x0i = torch.tensor(np.asarray(init, np.float32) - np.asarray(init, np.float32)[:1], device=dev) / self.scale
             a = self.sched.abar(torch.tensor([t_first]))[0].item()

@@ -1,0 +1,370 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Pose assist: a modal operator in Pose Mode — move the pinned bones, the rest of the body follows.
+
+The pinned bones are the selected mapped bones (else the ones keyed on the current frame). While
+the operator runs, every tick (a window timer) reads the pinned joints off the rig; when they
+moved, the newest pins are sent to the backend's ``POST /v1/assist`` from a worker thread (one
+request in flight; pins that arrive meanwhile replace each other, so only the newest is sent
+next), and the answer poses the unpinned bones on the main thread. Enter or a click keys the
+result (one undo step); Esc or a right-click puts every bone back as it was. The UI never waits
+on the network.
+
+:class:`AssistSession` holds the state and is driven directly by the tests (background Blender
+has no event loop): ``session.update(wait=True)`` sends and applies one request synchronously.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import bpy
+from mathutils import Matrix, Vector
+
+from . import blender_rig, results
+from . import retarget as rt
+from .blender_rig import RigError
+from .client import BackendError
+
+#: Pin motion (rig world metres) below which no new request is sent (above the pins' own
+#: tolerance after posing, so an answer never triggers the next request by itself).
+MOVE_EPS = 2e-3
+#: Timer period of the modal operator (seconds).
+TICK = 0.03
+#: CCD passes that put pinned joints back where the animator put them after a rig of other
+#: proportions than the model's has been posed, and how many unpinned bones above each pin
+#: they may turn (an outstretched arm needs its collar bone too).
+PIN_PASSES = 12
+CHAIN = 3
+#: A pin further than this from where the animator put it lets its own bone turn (metres).
+PIN_TOLERANCE = 0.005
+
+
+def pinned_bones(ob, frame: int) -> set[str]:
+    """Selected mapped bones; if none is selected, the mapped bones keyed on ``frame``."""
+    mapped = set(blender_rig.mapped_bones(ob))
+    sel = blender_rig.selected_bones(ob) & mapped
+    return sel or (blender_rig.keyed_bones(ob, frame) & mapped)
+
+
+class AssistSession:
+    """One Pose assist drag on armature ``ob``.
+
+    Args:
+        ob: the armature (mapping usable, else ``RigError``).
+        pinned: bone names that the animator moves (their channels are never written).
+        client: a ``client.Client``; seed: kept for the whole session (continuity).
+    Raises:
+        RigError / ValueError: not an armature, no pins, or pins outside the bone mapping.
+    """
+
+    def __init__(self, ob, pinned: set[str], client, seed: int = 0):
+        blender_rig.check_armature(ob)
+        if not pinned:
+            raise ValueError("no pinned bones: select the bones to move in Pose Mode (or key them on this frame)")
+        self.joints = blender_rig.bones_to_joints(ob, pinned)
+        if not self.joints:
+            raise ValueError(f"the pinned bones {sorted(pinned)} are not in the bone mapping (PoseDiff > Bone mapping)")
+        self.ob, self.pinned, self.client, self.seed = ob, set(pinned), client, int(seed)
+        self.mapping = blender_rig.get_mapping(ob)
+        self.saved = {pb.name: pb.matrix_basis.copy() for pb in ob.pose.bones}
+        self.scale = rt.MODEL_LEG_LENGTH / blender_rig.rig_leg_world(ob)  # rig world -> model scale
+        # the pose to warm-start from (rig world frame, joint -> xyz): the rig as it is now, so the
+        # first answer changes nothing until the pins move; later the last answer
+        now = blender_rig.posed_joints_world(ob)
+        self.previous_rig: dict | None = now if all(n in now for n in rt.JOINT_NAMES) else None
+        self.last_pins: dict | None = None
+        self.targets: dict = {}  # pinned joint -> rig world position the animator gave it
+        self.error = ""
+        self.updates = 0
+        self._lock = threading.Lock()
+        self._pending: dict | None = None  # newest request not yet sent
+        self._answer: tuple | None = None  # (request, response or None, error)
+        self._worker: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ requests
+    def _request(self) -> dict | None:
+        """The assist request for the rig as it is now, or None if the pins did not move."""
+        world = blender_rig.posed_joints_world(self.ob)
+        pins = {j: world[j] for j in self.joints if j in world}
+        if self.last_pins is not None and all(
+                rt.norm(rt.sub(pins[j], self.last_pins[j])) < MOVE_EPS for j in pins):
+            return None
+        self.last_pins = pins
+        self.targets = {j: list(v) for j, v in pins.items()}
+        known, dirs = results.rig_state(self.ob, self.pinned)
+        pelvis = world.get("pelvis") or [0.0, 0.0, 0.0]
+        body = {"known": known, "known_directions": dirs, "seed": self.seed}
+        if self.previous_rig is not None:
+            body["previous"] = [[round(c, 5) for c in rt.add(pelvis, rt.scale(rt.sub(self.previous_rig[n], pelvis),
+                                                                            self.scale))]
+                                for n in rt.JOINT_NAMES]
+        return {"body": body, "pelvis": pelvis}
+
+    def _send(self, req: dict) -> None:
+        try:
+            res, err = self.client.request("POST", "/v1/assist", req["body"]), ""
+        except BackendError as e:
+            res, err = None, str(e)
+        with self._lock:
+            self._answer = (req, res, err)
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                req, self._pending = self._pending, None
+                if req is None:
+                    self._worker = None
+                    return
+            self._send(req)
+
+    def update(self, wait: bool = False) -> bool:
+        """One tick: queue the newest pins if they moved, pose the rig with an answer that came.
+
+        ``wait=True`` sends synchronously (scripts, tests). Returns True when the rig was posed.
+        Raises ``RigError``/``ValueError`` only with ``wait=True``; in the background the error is
+        kept in ``self.error`` (the modal operator shows it) and the rig stays as it is.
+        """
+        req = self._request()
+        if req is not None:
+            if wait:
+                self._send(req)
+            else:
+                with self._lock:
+                    self._pending = req  # replaces an older one not yet sent: only the newest pins matter
+                    if self._worker is None:
+                        self._worker = threading.Thread(target=self._work, name="posediff-assist", daemon=True)
+                        self._worker.start()
+        with self._lock:
+            answer, self._answer = self._answer, None
+        if answer is None:
+            return False
+        sent, res, err = answer
+        if err:
+            self.error = err
+            if wait:
+                raise ValueError(err)
+            return False
+        self._pose(sent, res)
+        return True
+
+    # ------------------------------------------------------------------ posing
+    def _pose(self, sent: dict, res: dict) -> None:
+        """Pose the unpinned bones after an answer (model scale about the pelvis sent).
+
+        With a warm start, each unpinned mapped bone is turned by the change of its segment
+        between the pose sent as ``previous`` and the answer (:func:`retarget.segment_rotation`),
+        on top of how it was: no change of the pins, no change of the rig, whatever its
+        proportions. Without one (the rig lacks some model joints), the answer is retargeted.
+        """
+        p, inv = sent["pelvis"], 1.0 / self.scale
+        new = res_model(res)
+        rig_world = {n: rt.add(p, rt.scale(rt.sub(v, p), inv)) for n, v in new.items()}
+        prev = sent["body"].get("previous")
+        if prev is None:
+            blender_rig.apply_pose(self.ob, new, placement="ANCHOR", anchor_world=rig_world["pelvis"],
+                                   skip=self.pinned, keyframe=False)
+        else:
+            self._turn_bones(dict(zip(rt.JOINT_NAMES, prev)), new, inv)
+        self.previous_rig = rig_world
+        self.keep_pins()
+        # only the animator's moves send the next request, not what is left of the pins' error
+        now = blender_rig.posed_joints_world(self.ob)
+        self.last_pins = {j: now[j] for j in self.joints if j in now}
+        self.updates += 1
+        self.error = ""
+
+    def _turn_bones(self, old: dict, new: dict, inv: float) -> None:
+        """Turn each unpinned mapped bone by its segment's change ``old -> new`` (model joints,
+        world frame) and move the root bone by the pelvis' change (``inv``: model -> rig scale)."""
+        ob, vl = self.ob, bpy.context.view_layer
+        r_arm = ob.matrix_world.to_3x3().normalized()
+        to_arm = r_arm.inverted()
+        vl.update()
+        start = {pb.name: pb.matrix.copy() for pb in ob.pose.bones}
+        role_of = {}
+        for role in rt.ROLES:
+            for b in self.mapping.get(role.name) or []:
+                role_of.setdefault(b, role)
+        root = next((pb for pb in ob.pose.bones if pb.name in role_of and pb.parent is None), None)
+        for name in rt.hierarchy_order({b.name: rt.RestBone(b.name, b.parent.name if b.parent else None,
+                                                             [list(r) for r in b.matrix_local], b.length)
+                                        for b in ob.data.bones}):
+            role = role_of.get(name)
+            if role is None or name in self.pinned:
+                continue
+            R = rt.segment_rotation(role, old, new)
+            if R is None:
+                continue
+            pb = ob.pose.bones[name]
+            Ra = (to_arm @ Matrix(R) @ r_arm).to_4x4()
+            head = pb.head.copy()
+            if root is not None and pb == root:
+                shift = Vector(rt.scale(rt.sub(new["pelvis"], old["pelvis"]), inv)) / ob.matrix_world.to_scale().x
+                head = start[name].translation + to_arm @ shift
+            m = start[name].copy()
+            m.translation = (0.0, 0.0, 0.0)
+            pb.matrix = Matrix.Translation(head) @ Ra @ m
+            vl.update()
+
+    def keep_pins(self) -> float:
+        """Put the pinned joints back where the animator put them; returns the largest remaining
+        error (metres).
+
+        CCD (cyclic coordinate descent) over the unpinned bones above each pinned joint (up to
+        ``CHAIN``, nearest first, each turned about its head); if a pin is still more than
+        ``PIN_TOLERANCE`` away (its bone's own channels fix the bend, e.g. a pinned shin keeps the
+        knee angle), the bone that carries the pinned joint may turn too: the position of a pin
+        is kept before its direction. The backend reproduces the pins on the model skeleton; a
+        rig of other proportions would otherwise carry them centimetres away.
+        """
+        err = self._ccd(with_carrier=False)
+        if err > PIN_TOLERANCE:
+            err = self._ccd(with_carrier=True)
+        return err
+
+    def _ccd(self, with_carrier: bool) -> float:
+        ob, vl = self.ob, bpy.context.view_layer
+        mw = ob.matrix_world
+        r_arm = mw.to_3x3().normalized()
+        to_arm = r_arm.inverted()
+        chains = {j: self._chain(j, with_carrier) for j in self.targets}
+        ends = {j: self._carrier(j) for j in self.targets}
+
+        def where(j):  # the pinned joint now: tail of the bone that carries it, world
+            if ends[j] is None:
+                return blender_rig.posed_joints_world(ob).get(j)
+            return list(mw @ ob.pose.bones[ends[j]].tail)
+
+        err = 0.0
+        for _ in range(PIN_PASSES):
+            err = 0.0
+            for j, tgt in self.targets.items():
+                for name in chains[j]:
+                    cur = where(j)
+                    if cur is None:
+                        break
+                    pb = ob.pose.bones[name]
+                    head = mw @ pb.head
+                    a, b = Vector(cur) - head, Vector(tgt) - head
+                    if a.length < 1e-6 or b.length < 1e-6 or (Vector(cur) - Vector(tgt)).length < 1e-4:
+                        continue
+                    R = (to_arm @ a.rotation_difference(b).to_matrix() @ r_arm).to_4x4()  # armature axes
+                    h = pb.head.copy()
+                    pb.matrix = Matrix.Translation(h) @ R @ Matrix.Translation(-h) @ pb.matrix
+                    vl.update()
+                cur = where(j)
+                if cur is not None:
+                    err = max(err, rt.norm(rt.sub(cur, tgt)))
+            if err < 5e-4:
+                break
+        return err
+
+    def _carrier(self, joint: str) -> str | None:
+        """The pinned bone whose tail is ``joint`` (the last bone of a role ending there)."""
+        carrier = None
+        for role in rt.ROLES:
+            bones = self.mapping.get(role.name) or []
+            if bones and bones[-1] in self.pinned and role.to_joint == joint:
+                carrier = bones[-1]
+        return carrier
+
+    def _chain(self, joint: str, with_carrier: bool = False) -> list[str]:
+        """Unpinned, non-root bones above the bone that carries ``joint`` (up to ``CHAIN``,
+        nearest first), that bone first when ``with_carrier``."""
+        carrier = self._carrier(joint)
+        pb = self.ob.pose.bones.get(carrier) if carrier else None
+        out = [carrier] if with_carrier and pb is not None and pb.parent is not None else []
+        pb = pb.parent if pb is not None else None
+        while pb is not None and pb.parent is not None and len(out) < CHAIN + with_carrier:
+            if pb.name not in self.pinned:
+                out.append(pb.name)
+            pb = pb.parent
+        return out
+
+    # ------------------------------------------------------------------ ending
+    def apply(self, frame: int | None = None) -> list[str]:
+        """Key every mapped bone at ``frame`` (default: current); returns the bones keyed."""
+        f = bpy.context.scene.frame_current if frame is None else frame
+        keyed = []
+        for name in blender_rig.mapped_bones(self.ob):
+            pb = self.ob.pose.bones.get(name)
+            if pb is None or pb.matrix_basis == self.saved.get(name):
+                continue
+            pb.keyframe_insert(blender_rig._rot_paths(pb), frame=f, group=name)
+            if pb.matrix_basis.translation != self.saved[name].translation:
+                pb.keyframe_insert("location", frame=f, group=name)
+            keyed.append(name)
+        return keyed
+
+    def restore(self) -> None:
+        """Every bone's channels back as they were when the session started (keys untouched)."""
+        for pb in self.ob.pose.bones:
+            if pb.name in self.saved:
+                pb.matrix_basis = self.saved[pb.name]
+        bpy.context.view_layer.update()
+
+
+def res_model(res: dict) -> dict:
+    """joint -> xyz of an assist response (model scale, world)."""
+    return dict(zip(res["joint_names"], res["joints"]))
+
+
+class POSEDIFF_OT_pose_assist(bpy.types.Operator):
+    """Move the selected (pinned) bones and the rest of the body follows. Enter/click: key the pose; Esc/right-click: undo it"""
+
+    bl_idname = "posediff.pose_assist"
+    bl_label = "Pose assist"
+    bl_options = {"REGISTER", "UNDO"}
+
+    _timer = None
+    session: AssistSession | None = None
+
+    @classmethod
+    def poll(cls, context):
+        ob = context.active_object
+        return ob is not None and ob.type == "ARMATURE" and context.mode == "POSE"
+
+    def invoke(self, context, event):
+        from .preferences import make_client
+
+        try:
+            ob = results.target_armature(context)
+            self.session = AssistSession(ob, pinned_bones(ob, context.scene.frame_current), make_client(10.0),
+                                         context.scene.posediff.seed)
+        except (RigError, ValueError, BackendError) as e:
+            self.report({"ERROR"}, str(e))
+            return {"CANCELLED"}
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(TICK, window=context.window)
+        wm.modal_handler_add(self)
+        context.workspace.status_text_set("Pose assist: move the pinned bones · Enter/click: key · Esc/right-click: cancel")
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        s = self.session
+        if event.type == "TIMER":
+            try:
+                if s.update():
+                    context.area.tag_redraw() if context.area else None
+            except (RigError, ValueError) as e:
+                s.error = str(e)
+            if s.error:
+                context.workspace.status_text_set(f"Pose assist: {s.error}")
+            return {"PASS_THROUGH"}
+        if event.value == "PRESS" and event.type in {"RET", "NUMPAD_ENTER", "LEFTMOUSE"}:
+            n = len(s.apply())
+            self._end(context)
+            self.report({"INFO"}, f"Pose assist: keyed {n} bones")
+            return {"FINISHED"}
+        if event.value == "PRESS" and event.type in {"ESC", "RIGHTMOUSE"}:
+            s.restore()
+            self._end(context)
+            return {"CANCELLED"}
+        return {"PASS_THROUGH"}
+
+    def _end(self, context):
+        context.window_manager.event_timer_remove(self._timer)
+        context.workspace.status_text_set(None)
+
+
+CLASSES = (POSEDIFF_OT_pose_assist,)

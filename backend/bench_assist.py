@@ -1,0 +1,105 @@
+"""``posediff bench`` rows for pose assist: drags of small pin moves through the real HTTP server.
+
+A drag: a held-out Human3.6M pose (S9/S11) placed in the world, four pins (wrists and ankles),
+one cold ``POST /v1/assist``, then ``MOVES`` updates that each move the left wrist by
+``STEP_M`` in a fixed direction, every update warm-started from the previous answer (what the
+add-on sends). Measured per update, client side: wall time (JSON both ways included), the
+largest joint motion divided by the pin motion, the pins' error; and the prior's plausibility
+score (denoiser disagreement, mm) of the assisted poses next to that of real held-out poses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+import urllib.request
+
+import numpy as np
+
+MOVES = 30
+STEP_M = 0.005
+PINS = ("left_wrist", "right_wrist", "left_ankle", "right_ankle")
+READY = "posediff serving on "
+
+
+def start_server(weights: str | None, device: str | None) -> tuple[subprocess.Popen, str, str]:
+    """``posediff serve --port 0`` as a subprocess; returns (process, base URL, token)."""
+    token = secrets.token_hex(16)
+    cmd = [sys.executable, "-m", "backend", "serve", "--port", "0"]
+    if weights:
+        cmd += ["--weights", weights]
+    if device:
+        cmd += ["--device", device]
+    proc = subprocess.Popen(cmd, env={**os.environ, "POSEDIFF_TOKEN": token, "PYTHONUNBUFFERED": "1"},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    t0 = time.monotonic()
+    for line in proc.stdout:
+        if line.startswith(READY):
+            return proc, line[len(READY):].split()[0], token
+        if time.monotonic() - t0 > 120:
+            break
+    proc.kill()
+    raise RuntimeError("posediff serve did not start")
+
+
+def _post(url: str, token: str, body: dict) -> dict:
+    req = urllib.request.Request(url + "/v1/assist", data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return json.loads(r.read())
+
+
+def drag(url: str, token: str, pose: np.ndarray, seed: int = 0) -> dict:
+    """One drag from ``pose`` (``[J, 3]`` world metres); returns per-update arrays."""
+    from backend.skeleton import JOINT_INDEX
+
+    known = {n: pose[JOINT_INDEX[n]].tolist() for n in PINS}
+    prev = np.asarray(_post(url, token, {"known": known, "seed": seed})["joints"])
+    step = np.array([0.8, 0.4, 0.45]) / np.linalg.norm([0.8, 0.4, 0.45]) * STEP_M
+    out = {k: [] for k in ("ms", "ratio", "pin_mm", "plaus")}
+    for _ in range(MOVES):
+        known["left_wrist"] = (np.asarray(known["left_wrist"]) + step).tolist()
+        t0 = time.perf_counter()
+        res = _post(url, token, {"known": known, "previous": prev.tolist(), "seed": seed})
+        out["ms"].append((time.perf_counter() - t0) * 1000)
+        cur = np.asarray(res["joints"])
+        out["ratio"].append(np.linalg.norm(cur - prev, axis=-1).max() / STEP_M)
+        out["pin_mm"].append(max(np.linalg.norm(cur[JOINT_INDEX[n]] - known[n]) for n in PINS) * 1000)
+        out["plaus"].append(res["plausibility_mm"])
+        prev = cur
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def rows(args, num_drags: int = 3) -> list[list[str]]:
+    """Bench rows: assist latency, motion ratio, pin error, plausibility vs real poses."""
+    import torch
+
+    from backend.evaluate import eval_frames
+    from backend.prior.model import load_prior
+    from backend.prior.sampler import GuidedSampler
+
+    poses = eval_frames(("S9", "S11"), 50, seed=1)
+    proc, url, token = start_server(args.weights, args.device)
+    try:
+        runs = [drag(url, token, poses[i] + np.array([0.5, -0.2, 1.0]), seed=i) for i in range(num_drags)]
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    m = {k: np.concatenate([r[k] for r in runs]) for k in runs[0]}
+    smp = GuidedSampler(load_prior(args.weights, "cpu"))
+    real = -smp.plausibility(torch.tensor(poses - poses[:, :1], dtype=torch.float32)).numpy() * 1000
+    n = len(m["ms"])
+    return [
+        ["assist update over HTTP (median)", f"{num_drags} drags x {MOVES}", f"{np.median(m['ms']):.0f}",
+         f"target <= 150 ms; p90 {np.percentile(m['ms'], 90):.0f} ms; {STEP_M * 1000:.0f} mm wrist moves, 4 pins"],
+        ["  joint motion / pin motion", f"{n} updates", "-",
+         f"target <= 3; median {np.median(m['ratio']):.2f}, max {m['ratio'].max():.2f}"],
+        ["  pin error", f"{n} updates", "-", f"target <= 10 mm; max {m['pin_mm'].max():.3f} mm"],
+        ["  plausibility (denoiser disagreement)", f"{n} poses", "-",
+         f"assisted {np.mean(m['plaus']):.1f} mm (max {np.max(m['plaus']):.1f}); real S9/S11 poses "
+         f"{real.mean():.1f} mm (5-95 %: {np.percentile(real, 5):.1f}-{np.percentile(real, 95):.1f})"],
+    ]
