@@ -297,7 +297,8 @@ class PoseService:
         from backend.vision.overlay import draw_overlay, encode_png
 
         projs = [project(res.camera[k] + res.root[k], K) for k in order[:3]]
-        img = draw_overlay(photo.rgb, kp_out or {}, projs, JOINT_NAMES, PARENTS)
+        side = [res.world[k] for k in order[:3]]  # upright frame: the level camera looks along +Y
+        img = draw_overlay(photo.rgb, kp_out or {}, projs, JOINT_NAMES, PARENTS, side_poses=side)
         return base64.b64encode(encode_png(img)).decode()
 
 
