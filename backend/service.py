@@ -129,8 +129,10 @@ class PoseService:
             else:
                 uv, conf = keypoint_arrays(fr.keypoints, f"{field}.keypoints")
                 K = self._intrinsics(fr.camera, f"{field}.camera", uv)
+                conf = np.where(inside_frame(uv, K), conf, 0.0)
                 ev = KeypointEvidence(uv, conf, K, device=self.device)
                 kp_out = {k: list(v) for k, v in fr.keypoints.items()}
+            warnings += unseen_warning(ev.weight.cpu().numpy() > 0)
             cond = Conditions(evidence=ev, rotation=self._rotation(fr.camera, f"{field}.camera"))
             if fr.known:
                 cond.known, cond.known_w = joint_array(fr.known)
@@ -232,16 +234,19 @@ class PoseService:
         photo = load_image(image, f"{field}.image")
         det = self.detector.detect(photo, person=person, field=f"{field}.image")
         K = intrinsics_for(photo, cam.model_dump(exclude_none=True, exclude={"rotation"}) if cam else None)
-        conf = [det.keypoints[n][2] if n in det.keypoints else 0.0 for n in det.heatmap_joints]
+        # a landmark outside the photo or of low presence is absent (weight 0), not pinned to the border
+        seen = {n: kp for n, kp in det.keypoints.items()
+                if kp[2] >= MIN_PRESENCE and inside_frame(np.array([kp[:2]], np.float64), K)[0]}
+        conf = [seen[n][2] if n in seen else 0.0 for n in det.heatmap_joints]
         idx = [JOINT_INDEX[n] for n in det.heatmap_joints]
         ev: Evidence2D = HeatmapEvidence(det.heatmaps, idx, det.image_to_heatmap, conf, K, device=self.device)
         # anchor the root solve on the detector's sub-cell keypoints rather than the heatmap argmax
         for n, j in zip(det.heatmap_joints, idx):
-            if n in det.keypoints:
-                u, v = det.keypoints[n][:2]
+            if n in seen:
+                u, v = seen[n][:2]
                 ev.anchor_uv[j, 0] = (u - K.cx) / K.fx
                 ev.anchor_uv[j, 1] = (v - K.cy) / K.fy
-        kp_out = {k: [round(float(x), 2) for x in v] for k, v in det.keypoints.items()}
+        kp_out = {k: [round(float(x), 2) for x in v] for k, v in seen.items()}
         return ev, K, kp_out, photo
 
     def _frame_result(self, res: SampleResult, cond: Conditions, K, kp_out, warnings, previews, photo, task,
@@ -300,6 +305,42 @@ class PoseService:
         side = [res.world[k] for k in order[:3]]  # upright frame: the level camera looks along +Y
         img = draw_overlay(photo.rgb, kp_out or {}, projs, JOINT_NAMES, PARENTS, side_poses=side)
         return base64.b64encode(encode_png(img)).decode()
+
+
+#: Detector confidence (visibility x presence) below which a landmark counts as not seen.
+MIN_PRESENCE = 0.1
+#: Keypoints further than this fraction of the image size outside the frame are not seen.
+FRAME_MARGIN = 0.02
+
+
+def inside_frame(uv: np.ndarray, K: Intrinsics) -> np.ndarray:
+    """``[J, 2]`` pixels -> ``[J]`` bool: finite and inside the image (with :data:`FRAME_MARGIN`)."""
+    uv = np.asarray(uv, np.float64)
+    mx, my = FRAME_MARGIN * K.width, FRAME_MARGIN * K.height
+    with np.errstate(invalid="ignore"):
+        return (np.isfinite(uv).all(-1) & (uv[:, 0] >= -mx) & (uv[:, 0] <= K.width + mx)
+                & (uv[:, 1] >= -my) & (uv[:, 1] <= K.height + my))
+
+
+_LIMBS = {"legs": ("left_knee", "right_knee", "left_ankle", "right_ankle"),
+          "feet": ("left_ankle", "right_ankle"),
+          "arms": ("left_elbow", "right_elbow", "left_wrist", "right_wrist")}
+
+
+def unseen_warning(seen: np.ndarray) -> list[str]:
+    """A warning naming the limbs without 2D evidence (a truncated photo, an occlusion), else none.
+
+    ``seen``: ``[J]`` bool, True where a joint has 2D evidence.
+    """
+    if seen.sum() < 2:
+        return []
+    missing = [n for n in ("legs", "arms") if not any(seen[JOINT_INDEX[j]] for j in _LIMBS[n])]
+    if "legs" not in missing and not any(seen[JOINT_INDEX[j]] for j in _LIMBS["feet"]):
+        missing.insert(0, "feet")
+    if not missing:
+        return []
+    return [f"{' and '.join(missing)} not seen (outside the photo or hidden): their joints come from the prior, "
+            "so they are plausible but not measured"]
 
 
 def rank_score(loglik: np.ndarray | None, plausibility: np.ndarray | None, n: int) -> np.ndarray:
