@@ -269,7 +269,7 @@ def photo_case(pose: np.ndarray, setting: Setting, frame_seed: int, setting_seed
     The camera depends on ``frame_seed`` and the lens only (paired across settings with the same
     lens); the noise and the detector-like errors on ``setting_seed``.
     """
-    from backend.prior.sampler import pitch_roll_of
+    from backend.prior.geometry import pitch_roll_of
 
     lens = setting.lens
     if lens <= 0:
