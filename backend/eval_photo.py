@@ -19,9 +19,9 @@ standing). This protocol draws the camera the way a hand-held or tripod photo is
 * **2D evidence**: the 17 Human3.6M joints projected, Gaussian noise (4 px unless ``exact``), and
   detector-like errors: ``swap`` (the left/right labels of one limb pair below the hip or
   shoulder exchanged: knee+ankle or elbow+wrist, as BlazePose does on back views), ``outliers``
-  (one or two joints displaced by 15-40 % of the person's height), ``truncate`` (the image cropped
-  so that the feet - or, half the time, the knees too - fall outside it: they are absent from the
-  request and the request's camera is the cropped one), ``missing`` (one to three random joints
+  (one or two joints displaced by 15-40 % of the person's height), ``truncated`` (the image cropped
+  so that the feet - ankles and toes - fall outside it: they are absent from the request and the
+  request's camera is the cropped one), ``truncated legs`` (the knees too), ``missing`` (one to three random joints
   absent), ``noexif`` (the lens is drawn from 24/35/50 mm and the request gives only the image
   size: the backend's own default focal length is used).
 
@@ -76,6 +76,7 @@ SETTINGS: dict[str, Setting] = {
     "swap": Setting(50, 4.0, ("swap",)),
     "outliers": Setting(50, 4.0, ("outliers",)),
     "truncated": Setting(50, 4.0, ("truncate",)),
+    "truncated legs": Setting(50, 4.0, ("truncate_legs",)),
     "missing": Setting(50, 4.0, ("missing",)),
     "swap+truncated": Setting(50, 4.0, ("swap", "truncate")),
     "no EXIF": Setting(0, 4.0, (), known_focal=False),
@@ -195,8 +196,8 @@ def add_outliers(kps: dict, uv: np.ndarray, rng: np.random.Generator) -> None:
         kps[n] = [kps[n][0] + r * math.cos(a), kps[n][1] + r * math.sin(a), kps[n][2]]
 
 
-def truncate(kps: dict, uv: np.ndarray, K: Intrinsics, rng: np.random.Generator) -> tuple[Intrinsics, list[str]]:
-    """Crop the image so that the feet (half the time the knees too) fall outside it.
+def truncate(kps: dict, uv: np.ndarray, K: Intrinsics, legs: bool = False) -> tuple[Intrinsics, list[str]]:
+    """Crop the image so that the feet (with ``legs`` the knees too) fall outside it.
 
     The crop edge is the image side the hidden joints are nearest to, placed between them and the
     kept joints; the hidden joints are removed from ``kps`` (in place) and the cropped camera is
@@ -207,7 +208,7 @@ def truncate(kps: dict, uv: np.ndarray, K: Intrinsics, rng: np.random.Generator)
         (intrinsics of the cropped image, names of the hidden joints).
     """
     hidden = ["left_ankle", "right_ankle", "left_toe", "right_toe"]
-    if rng.random() < 0.5:
+    if legs:
         hidden += ["left_knee", "right_knee"]
     hid = [_J[n] for n in hidden]
     kept = [j for j in H36M17 if j not in hid]
@@ -286,8 +287,8 @@ def photo_case(pose: np.ndarray, setting: Setting, frame_seed: int, setting_seed
         swap_limb_pair(kps, rng)
     if "outliers" in setting.errors:
         add_outliers(kps, uv, rng)
-    if "truncate" in setting.errors:
-        K, hidden = truncate(kps, uv, K, rng)
+    if "truncate" in setting.errors or "truncate_legs" in setting.errors:
+        K, hidden = truncate(kps, uv, K, legs="truncate_legs" in setting.errors)
     if "missing" in setting.errors:
         drop_missing(kps, rng)
     camera = K.as_dict() if setting.known_focal else {"width": K.width, "height": K.height}
@@ -362,3 +363,36 @@ def cmd_lift_photo(args, service) -> None:
                     f"({c} of {p} pool frames, {100 * c / p:.0f}%), {args.num} hypotheses (MPJPE mm, 17 joints, root-aligned)",
                     ["setting", "best-of-1", "best-of-5", f"best-of-{args.num}", "aggregate", "PA b1", f"PA b{args.num}",
                      "PA agg", "pitch err deg", "depth err %", "s/frame"], rows)
+
+
+def cmd_prior_coverage(args, service) -> None:
+    """``eval prior --protocol photo``: does the prior cover the poses away from standing?
+
+    Nearest-neighbour distance (mean per-joint, mm, yaw removed, canonical bone lengths) from each
+    held-out pose of a subset to ``--frames`` generated poses and to as many training (S1-S8)
+    poses; a ratio near 1 means the prior covers those poses about as well as its training data.
+    """
+    from backend.evaluate import eval_frames, print_table
+    from backend.http import schemas
+    from backend.mocap import datasets as D
+
+    n = args.frames
+    subjects = tuple(args.subjects.split(","))
+    pool = eval_frames(subjects, 4000, seed=args.seed)
+    masks = subset_masks(pool)
+    chunks = [min(1000, n - k) for k in range(0, n, 1000)]  # generate takes at most 1024 per request
+    gen = D.remove_yaw(np.concatenate([np.array(service.generate(schemas.GenerateRequest(num=c, seed=args.seed + i)).poses)
+                                       for i, c in enumerate(chunks)]))
+    train = D.remove_yaw(D.normalise_bone_lengths(eval_frames(D.TRAIN_SUBJECTS, n, seed=args.seed + 1)))
+
+    def nn(a, b):  # mean over a of the distance to its nearest pose in b, mm
+        return float(np.mean([np.linalg.norm(b - p[None], axis=-1).mean(-1).min() for p in a]) * 1000)
+
+    rows = []
+    for sub in [s.strip() for s in args.subsets.split(",")]:
+        held = D.remove_yaw(D.normalise_bone_lengths(pool[masks[sub]][:500]))
+        dg, dt = nn(held, gen), nn(held, train)
+        rows.append([SUBSET_TITLES[sub], len(held), f"{dg:.1f}", f"{dt:.1f}", f"{dg / dt:.2f}"])
+    print_table(f"eval prior --protocol photo: held-out H3.6M {'/'.join(subjects)} poses to {n} generated vs {n} training "
+                "poses (nearest neighbour, yaw removed, mm)",
+                ["subset", "held-out poses", "NN to generated", "NN to training", "ratio"], rows)

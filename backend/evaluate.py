@@ -206,6 +206,10 @@ def retrieval_completion(bank: np.ndarray, known: np.ndarray, kn: list[int], k: 
 
 
 def cmd_prior(args, service) -> None:
+    if getattr(args, "protocol", "lab") == "photo":
+        from backend.eval_photo import cmd_prior_coverage
+
+        return cmd_prior_coverage(args, service)
     from backend.http import schemas
     from backend.skeleton import BONE_LENGTHS, bone_lengths
 

@@ -329,21 +329,23 @@ def inside_frame(uv: np.ndarray, K: Intrinsics) -> np.ndarray:
                 & (uv[:, 1] >= -my) & (uv[:, 1] <= K.height + my))
 
 
-_LIMBS = {"legs": ("left_knee", "right_knee", "left_ankle", "right_ankle"),
-          "feet": ("left_ankle", "right_ankle"),
-          "arms": ("left_elbow", "right_elbow", "left_wrist", "right_wrist")}
-
-
 def unseen_warning(seen: np.ndarray) -> list[str]:
-    """A warning naming the limbs without 2D evidence (a truncated photo, an occlusion), else none.
+    """A warning naming the limbs cut off (a truncated photo, an occlusion), else none.
 
-    ``seen``: ``[J]`` bool, True where a joint has 2D evidence.
+    A limb counts as cut off when the joint it hangs from is seen but none of its joints is:
+    legs (a hip seen, no knee or ankle), feet (a knee seen, no ankle), arms (a shoulder seen, no
+    elbow or wrist). ``seen``: ``[J]`` bool, True where a joint has 2D evidence.
     """
-    if seen.sum() < 2:
-        return []
-    missing = [n for n in ("legs", "arms") if not any(seen[JOINT_INDEX[j]] for j in _LIMBS[n])]
-    if "legs" not in missing and not any(seen[JOINT_INDEX[j]] for j in _LIMBS["feet"]):
-        missing.insert(0, "feet")
+    def any_seen(*names):
+        return any(seen[JOINT_INDEX[f"{s}_{n}"]] for n in names for s in ("left", "right"))
+
+    missing = []
+    if any_seen("hip") and not any_seen("knee", "ankle"):
+        missing.append("legs")
+    elif any_seen("knee") and not any_seen("ankle"):
+        missing.append("feet")
+    if any_seen("shoulder") and not any_seen("elbow", "wrist"):
+        missing.append("arms")
     if not missing:
         return []
     return [f"{' and '.join(missing)} not seen (outside the photo or hidden): their joints come from the prior, "

@@ -5,23 +5,28 @@ person lying on the floor seen from eye height and by a near-standing person see
 above and close (the scale-depth-tilt ambiguity; issue 13). The pose prior alone prefers
 "standing" (most training poses stand), so the tilt is weighed with how photos are taken:
 
-* **pitch** (radians, + = looking down; searched over -30..+70 degrees): hand-held and tripod
-  photos are mostly near level. A two-component Gaussian mixture in degrees,
-  ``0.8 N(4, 10^2) + 0.2 N(12, 28^2)``: the first for photos aimed at the person from 0.3-2.5 m
-  height at 3-7 m (pitch -15..+25 degrees), the second for steeper views (from a balcony, a
-  drone, the floor) that need evidence; 45 degrees costs 3.7 nats against level, 70 degrees 6.6.
-* **roll** (searched over +-20 degrees): ``0.9 N(0, 4^2) + 0.1 N(0, 12^2)`` degrees (photos are
-  held about upright; a deliberately tilted one needs evidence).
+* **pitch** (radians, + = looking down; searched over -30..+70 degrees in 10-degree steps):
+  hand-held and tripod photos are mostly near level. A two-component Gaussian mixture in
+  degrees, ``0.8 N(4, 10^2) + 0.2 N(12, 28^2)``: the first for photos aimed at the person from
+  0.3-2.5 m height at 3-7 m (pitch -15..+25 degrees), the second for steeper views (from a
+  balcony, a drone, the floor) that need evidence; against level, 45 degrees costs 3.2 nats,
+  70 degrees 4.6, -30 degrees 3.5.
+* **roll** (searched over -20..+20 degrees in 10-degree steps): ``0.9 N(0, 4^2) + 0.1 N(0, 12^2)``
+  degrees (photos are held about upright; 10 degrees costs 2.7 nats, 20 degrees 4.7).
 * **subject distance** (pelvis depth, metres): log-normal, median 4 m, ``sigma = 0.45`` in log
-  (full-body photos at 2-8 m); used when ranking hypotheses, not in the search (depth does not
-  change with the tilt).
+  (full-body photos at 2-8 m); used when ranking hypotheses, not in the search (the depth does
+  not change with the tilt).
 
 The numbers are a judgement of typical photography, matched to the ranges of
-``posediff eval lift --protocol photo`` (not fitted to its frames). :class:`CameraPrior` is used
-by :class:`backend.prior.sampler.GuidedSampler` when the request gives no camera rotation:
-hypotheses start at pitches spread over the prior's quantiles, and each re-tilt *samples* a tilt
-from the grid posterior (prior x plausibility) instead of taking its maximum, so several
-tilt/depth modes stay alive as separate hypotheses.
+``posediff eval lift --protocol photo`` (not fitted to its frames). The pose prior's plausibility
+(metres of denoiser disagreement) enters the tilt posterior divided by ``temperature`` (0.02 m
+per nat, chosen on S8 frames). :class:`CameraPrior` is used by
+:meth:`backend.prior.sampler.GuidedSampler._retilt` when the request gives no camera rotation.
+Two ways to keep several tilt modes alive are built in but off by default, because on S8 frames
+(away from standing, 4 px noise, 12 frames) both made best-of-20 *worse* (52 -> 60 and 69 mm):
+starting the hypotheses at pitches spread over the prior's quantiles
+(:meth:`initial_pitches`, ``GuidanceWeights.tilt_spread``) and drawing each re-tilt from the
+grid posterior instead of taking its maximum (:meth:`draw`, ``GuidanceWeights.tilt_sample``).
 """
 
 from __future__ import annotations
@@ -57,7 +62,7 @@ class CameraPrior:
     roll_grid: tuple = (-20.0, -10.0, 0.0, 10.0, 20.0)
     distance_median: float = 4.0
     distance_sigma: float = 0.45
-    temperature: float = 0.01
+    temperature: float = 0.02
 
     def pitch_grid(self, device=None) -> torch.Tensor:
         """Searched pitches, radians ``[P]``."""
