@@ -57,8 +57,16 @@ class Evidence2DTerm(GuidanceTerm):
     one wrong joint either.
 
     Left/right swaps (``weights.swap_limbs``): per hypothesis and limb (:data:`SWAP_LIMBS`), the
-    2D labels are taken as given or exchanged, whichever the current projection fits better (a
-    max over the label assignment, re-decided every inner step).
+    2D labels are taken as given or exchanged, whichever the current projection fits better by
+    :data:`SWAP_MARGIN` of robust cost (a max over the label assignment, re-decided every inner
+    step from :data:`SWAP_FROM` of the steps on, when the pose has taken shape).
+
+    Measured on 12 S8 frames away from standing (``eval lift --protocol photo``, 50 mm, 4 px
+    noise; best-of-1 / best-of-20 mm): without either 69 / 47; with ``nu = 8`` and swaps 73 / 52;
+    with one or two outlier joints 164 / 88 (Gaussian, no swaps, older tilt search: 217 / 121);
+    with the legs' labels swapped and the feet cut off 111 / 84. ``nu = 2`` and swaps decided
+    from the first step: 85 / 59 without errors. Clean evidence pays a few millimetres for the
+    robustness, detector-like errors gain tens.
 
     Args:
         evidence: the 2D likelihood; rotation: ``[3, 3]`` world->camera when the camera
