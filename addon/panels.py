@@ -44,10 +44,9 @@ class POSEDIFF_PT_main(_Panel, bpy.types.Panel):
             row.progress(factor=job.progress, type="BAR", text=f"{job.label} {job.progress * 100:.0f}%")
             row.operator("posediff.cancel", text="", icon="CANCEL")
         if s.last_error:
-            for i, line in enumerate(status._wrap(s.last_error, 40)):
-                layout.label(text=line, icon="ERROR" if i == 0 else "BLANK1")
+            status.draw_wrapped(layout, s.last_error, 40, "ERROR")
         elif s.last_message:
-            layout.label(text=s.last_message, icon="INFO")
+            status.draw_wrapped(layout, s.last_message, 40, "INFO")
         ob = context.active_object
         if ob is None or ob.type != "ARMATURE":
             layout.label(text="Select an armature to pose", icon="ARMATURE_DATA")
@@ -67,6 +66,13 @@ class POSEDIFF_PT_tasks(_Panel, bpy.types.Panel):
         col = layout.column(align=True)
         col.prop(s, "use_camera")
         col.prop(s, "set_background")
+        col.prop(s, "set_resolution")
+        col.prop(s, "keep_height")
+        row = col.row(align=True)
+        row.operator("posediff.find_people", icon="COMMUNITY")
+        row.label(text="largest person" if s.person < 0 else f"person #{s.person}")
+        if len(s.people) > 1:
+            col.template_list("UI_UL_list", "posediff_people", s, "people", s, "people_index", rows=2)
         col.operator("posediff.estimate", icon="IMAGE_DATA")
         layout.operator("posediff.complete", icon="MOD_ARMATURE")
         col = layout.column(align=True)

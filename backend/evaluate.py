@@ -13,6 +13,8 @@
 * ``eval prior``: generated poses vs held-out poses (bone-length error, diversity, nearest-neighbour
   distance) after removing yaw.
 * ``eval detect``: 2D limb-joint error of the detector on the sample photos' hand labels.
+* ``eval sequence``: the track through the hypotheses of consecutive frames against per-frame
+  picks (:mod:`backend.eval_sequence`).
 """
 
 from __future__ import annotations
@@ -253,7 +255,7 @@ def cmd_detect(args, service) -> None:
     from backend.vision.photo import load_image
 
     root = Path(__file__).resolve().parents[1] / "samples"
-    truth = list(csv.DictReader(open(root / "pose_landmark_truth.csv")))
+    truth = list(csv.DictReader((root / "pose_landmark_truth.csv").read_text().splitlines()))
     rows = []
     names = ["left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
              "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle"]
@@ -269,7 +271,7 @@ def cmd_detect(args, service) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("what", choices=["lift", "complete", "prior", "detect", "all"])
+    p.add_argument("what", choices=["lift", "complete", "prior", "detect", "sequence", "all"])
     p.add_argument("--frames", type=int, default=100, help="poses evaluated (fixed subsample)")
     p.add_argument("--num", type=int, default=20, help="hypotheses per frame")
     p.add_argument("--subjects", default="S9,S11")
@@ -285,6 +287,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--weights", default=None)
     p.add_argument("--device", default=None)
+    p.add_argument("--clips", type=int, default=4, help="sequence: clips evaluated")
+    p.add_argument("--clip-frames", type=int, default=40, help="sequence: consecutive frames per clip (25 fps)")
+    p.add_argument("--oversample", type=int, default=None, help="sequence: candidates per kept hypothesis (default: the service's)")
+    p.add_argument("--temporal", type=float, default=None, help="sequence: temporal guidance sigma (m; default off)")
+    p.add_argument("--cache", default=None, help="sequence: keep/reuse each clip's response (JSON) in this folder")
+
+
+def cmd_sequence(args, service) -> None:
+    from backend.eval_sequence import run_sequence_eval
+
+    run_sequence_eval(service, args)
 
 
 def run(args) -> int:
@@ -293,5 +306,6 @@ def run(args) -> int:
     service = PoseService(args.weights, args.device)
     todo = ["prior", "lift", "complete", "detect"] if args.what == "all" else [args.what]
     for w in todo:
-        {"lift": cmd_lift, "complete": cmd_complete, "prior": cmd_prior, "detect": cmd_detect}[w](args, service)
+        {"lift": cmd_lift, "complete": cmd_complete, "prior": cmd_prior, "detect": cmd_detect,
+         "sequence": cmd_sequence}[w](args, service)
     return 0

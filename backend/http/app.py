@@ -9,7 +9,7 @@ Routes (request and response bodies are the models of :mod:`backend.http.schemas
 
 * ``GET  /v1/health`` -- ``{"status": "ok", "version": ...}``; the only route without a token.
 * ``GET  /v1/skeleton`` -- joint names, parents, mirrors, bone lengths.
-* ``GET  /v1/info`` -- model version, device, defaults (``PoseService.info()``).
+* ``GET  /v1/info`` -- model version, device, defaults (``PoseService.info()``) and ``max_body_bytes``.
 * ``POST /v1/estimate | /v1/complete | /v1/generate | /v1/variations | /v1/detect`` -- run the
   task and answer with its response.
 * ``POST /v1/jobs/{task}`` (same bodies) -- ``202 {"id": ..., "state": "queued"}`` at once;
@@ -63,6 +63,7 @@ TASKS: dict[str, type[BaseModel]] = {
     "generate": schemas.GenerateRequest,
     "variations": schemas.VariationsRequest,
     "detect": schemas.DetectRequest,
+    "track": schemas.TrackRequest,
 }
 RESPONSES: dict[str, type[BaseModel]] = {
     "estimate": schemas.EstimateResponse,
@@ -70,6 +71,7 @@ RESPONSES: dict[str, type[BaseModel]] = {
     "generate": schemas.GenerateResponse,
     "variations": schemas.GenerateResponse,
     "detect": schemas.DetectResponse,
+    "track": schemas.EstimateResponse,
 }
 SUMMARIES = {
     "estimate": "3D pose hypotheses from 2D keypoints or a photo (camera frame, metres)",
@@ -77,6 +79,7 @@ SUMMARIES = {
     "generate": "random plausible poses (world frame, Z up, metres, pelvis at the origin)",
     "variations": "poses near a given pose (world frame, metres)",
     "detect": "2D keypoints of a person in photos (pixels)",
+    "track": "re-solve the track of a sequence response with some frames' hypotheses fixed (no sampling)",
 }
 
 
@@ -241,9 +244,9 @@ def create_app(service, token: str, hosts: HostPolicy, max_body_bytes: int = int
     async def skeleton():
         return {"joint_names": list(JOINT_NAMES), "joints": describe()}
 
-    @api.get("/info", summary="model version, device and defaults")
+    @api.get("/info", summary="model version, device, defaults and the request body limit")
     async def info() -> dict:
-        return service.info()
+        return {**service.info(), "max_body_bytes": max_body_bytes}
 
     app.include_router(api)
 

@@ -92,10 +92,13 @@ class Evidence2DTerm(GuidanceTerm):
                 state.pitch = torch.full((B,), math.radians(8.0), device=dev)
             state.roll = torch.zeros(B, device=dev)
             state.fixed_tilt = False
-        self.nu = float(w.robust_nu)
+        # robust weights and label swaps work on one frame's evidence (weights [J]); stacked
+        # frames of a sequence (weights [B, J], backend.prior.batch) keep the Gaussian evidence
+        single = self.ev.weight.dim() == 1
+        self.nu = float(w.robust_nu) if single else 0.0
         seen = (self.ev.weight > 0).cpu().numpy()
         self.limbs = []  # per limb: [n, 2] joint indices of its (left, right) pairs seen on both sides
-        if w.swap_limbs:
+        if w.swap_limbs and single:
             for pairs in SWAP_LIMBS.values():
                 idx = [(JOINT_INDEX[a], JOINT_INDEX[b]) for a, b in pairs if seen[JOINT_INDEX[a]] and seen[JOINT_INDEX[b]]]
                 if idx:
@@ -214,7 +217,7 @@ class Evidence2DTerm(GuidanceTerm):
             anchors = ev.anchor_uv if perm is None else ev.anchor_uv[perm]
             err = ((uv - anchors) ** 2).sum(-1).sqrt()
             wv = (ev.weight > 0).float()
-            result.reproj_px = ((err * wv).sum(-1) / wv.sum().clamp(min=1) * Kf).cpu().numpy()
+            result.reproj_px = ((err * wv).sum(-1) / wv.sum(-1).clamp(min=1) * Kf).cpu().numpy()
         if perm is not None:
             result.swapped = (perm != torch.arange(perm.shape[1], device=perm.device)).any(-1).cpu().numpy()
         result.camera_rel = Xc.cpu().numpy()

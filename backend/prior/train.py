@@ -180,8 +180,6 @@ def _train(args: argparse.Namespace) -> Path:
         if rank == 0:
             print(f"resumed from {ckpt} at step {step}", flush=True)
 
-    poses_t = torch.from_numpy(allset.poses)
-    mask_t = torch.from_numpy(allset.mask)
     probs_t = torch.from_numpy(probs)
     warmup = 500
     import sys
