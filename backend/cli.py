@@ -157,7 +157,8 @@ def _write_overlays(folder: Path, req, res) -> None:
         else:
             rgb = np.full((K.height, K.width, 3), 255, np.uint8)
         projs = [project(np.array(h.joints) + np.array(h.root_translation), K) for h in fr.hypotheses[:3]]
-        img = draw_overlay(rgb, fr.keypoints or {}, projs, JOINT_NAMES, PARENTS)
+        side = [np.array(h.world_joints) for h in fr.hypotheses[:3] if h.world_joints is not None]
+        img = draw_overlay(rgb, fr.keypoints or {}, projs, JOINT_NAMES, PARENTS, side_poses=side or None)
         path = folder / f"overlay_{i:03d}.png"
         path.write_bytes(encode_png(img))
         print(f"wrote {path}", file=sys.stderr)

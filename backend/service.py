@@ -148,8 +148,10 @@ class PoseService:
         else:
             uv, conf = keypoint_arrays(fr.keypoints, f"{field}.keypoints")
             K = K or self._intrinsics(fr.camera, f"{field}.camera", uv)
+            conf = np.where(inside_frame(uv, K), conf, 0.0)  # outside the photo: not seen
             ev = KeypointEvidence(uv, conf, K, device=self.device)
             kp_out = {k: list(v) for k, v in fr.keypoints.items()}
+        warnings += unseen_warning(ev.weight.cpu().numpy() > 0)
         cond = Conditions(evidence=ev, rotation=self._rotation(fr.camera))
         if fr.known:
             cond.known, cond.known_w = joint_array(fr.known)
@@ -257,22 +259,25 @@ class PoseService:
         photo = photo if photo is not None else load_image(image, f"{field}.image")
         det = self.detector.detect(photo, person=person, field=f"{field}.image")
         K = K or intrinsics_for(photo, cam.model_dump(exclude_none=True, exclude={"rotation"}) if cam else None)
-        conf = [det.keypoints[n][2] if n in det.keypoints else 0.0 for n in det.heatmap_joints]
+        # a landmark outside the photo or of low presence is absent (weight 0), not pinned to the border
+        seen = {n: kp for n, kp in det.keypoints.items()
+                if kp[2] >= MIN_PRESENCE and inside_frame(np.array([kp[:2]], np.float64), K)[0]}
+        conf = [seen[n][2] if n in seen else 0.0 for n in det.heatmap_joints]
         idx = [JOINT_INDEX[n] for n in det.heatmap_joints]
         ev: Evidence2D = HeatmapEvidence(det.heatmaps, idx, det.image_to_heatmap, conf, K, device=self.device)
         # anchor the root solve on the detector's sub-cell keypoints rather than the heatmap argmax
         for n, j in zip(det.heatmap_joints, idx):
-            if n in det.keypoints:
-                u, v = det.keypoints[n][:2]
+            if n in seen:
+                u, v = seen[n][:2]
                 ev.anchor_uv[j, 0] = (u - K.cx) / K.fx
                 ev.anchor_uv[j, 1] = (v - K.cy) / K.fy
-        kp_out = {k: [round(float(x), 2) for x in v] for k, v in det.keypoints.items()}
+        kp_out = {k: [round(float(x), 2) for x in v] for k, v in seen.items()}
         return ev, K, kp_out, photo
 
     def _frame_result(self, res: SampleResult, cond: Conditions, K, kp_out, warnings, previews, photo, task,
                       keep: int | None = None) -> schemas.FrameResult:
         B = res.world_rel.shape[0]
-        score = rank_score(res.loglik, res.plausibility, B)
+        score = rank_score(res.loglik, res.plausibility, B, camera_logprior=self._camera_logprior(res, cond))
         order = np.argsort(-score)[:keep]
         if task == "complete" and not cond.has_2d and keep is not None and keep < B:
             # completion: the best-scored candidate and the medoid, then the most different ones (coverage)
@@ -312,6 +317,15 @@ class PoseService:
                 fr.preview_png = self._overlay(photo, kp_out, res, order, K)
         return fr
 
+    def _camera_logprior(self, res: SampleResult, cond: Conditions) -> np.ndarray | None:
+        """``[B]`` log prior (nats) of each hypothesis' camera tilt and subject distance, when the
+        tilt was estimated (:class:`backend.prior.camera_prior.CameraPrior`), else None."""
+        cp = GuidanceWeights().camera_prior
+        if cp is None or res.pitch is None or cond.rotation is not None or res.camera_root is None:
+            return None
+        lt = cp.log_tilt(torch.as_tensor(res.pitch), torch.as_tensor(res.roll)).numpy()
+        return lt + cp.log_distance(res.camera_root[:, 2])
+
     def _previews(self, poses: np.ndarray) -> list[str]:
         import base64
 
@@ -326,12 +340,55 @@ class PoseService:
         from backend.vision.overlay import draw_overlay, encode_png
 
         projs = [project(res.camera_rel[k] + res.camera_root[k], K) for k in order[:3]]
-        img = draw_overlay(photo.rgb, kp_out or {}, projs, JOINT_NAMES, PARENTS)
+        side = [res.world_rel[k] for k in order[:3]]  # upright frame: the level camera looks along +Y
+        img = draw_overlay(photo.rgb, kp_out or {}, projs, JOINT_NAMES, PARENTS, side_poses=side)
         return base64.b64encode(encode_png(img)).decode()
 
 
-def rank_score(loglik: np.ndarray | None, plausibility: np.ndarray | None, n: int) -> np.ndarray:
-    """Score of each candidate of one frame: standardised evidence fit + standardised prior agreement.
+#: Weight of the camera prior's log-density in :func:`rank_score` (chosen on S8 frames).
+CAMERA_PRIOR_WEIGHT = 0.3
+#: Detector confidence (visibility x presence) below which a landmark counts as not seen.
+MIN_PRESENCE = 0.1
+#: Keypoints further than this fraction of the image size outside the frame are not seen.
+FRAME_MARGIN = 0.02
+
+
+def inside_frame(uv: np.ndarray, K: Intrinsics) -> np.ndarray:
+    """``[J, 2]`` pixels -> ``[J]`` bool: finite and inside the image (with :data:`FRAME_MARGIN`)."""
+    uv = np.asarray(uv, np.float64)
+    mx, my = FRAME_MARGIN * K.width, FRAME_MARGIN * K.height
+    with np.errstate(invalid="ignore"):
+        return (np.isfinite(uv).all(-1) & (uv[:, 0] >= -mx) & (uv[:, 0] <= K.width + mx)
+                & (uv[:, 1] >= -my) & (uv[:, 1] <= K.height + my))
+
+
+def unseen_warning(seen: np.ndarray) -> list[str]:
+    """A warning naming the limbs cut off (a truncated photo, an occlusion), else none.
+
+    A limb counts as cut off when the joint it hangs from is seen but none of its joints is:
+    legs (a hip seen, no knee or ankle), feet (a knee seen, no ankle), arms (a shoulder seen, no
+    elbow or wrist). ``seen``: ``[J]`` bool, True where a joint has 2D evidence.
+    """
+    def any_seen(*names):
+        return any(seen[JOINT_INDEX[f"{s}_{n}"]] for n in names for s in ("left", "right"))
+
+    missing = []
+    if any_seen("hip") and not any_seen("knee", "ankle"):
+        missing.append("legs")
+    elif any_seen("knee") and not any_seen("ankle"):
+        missing.append("feet")
+    if any_seen("shoulder") and not any_seen("elbow", "wrist"):
+        missing.append("arms")
+    if not missing:
+        return []
+    return [f"{' and '.join(missing)} not seen (outside the photo or hidden): their joints come from the prior, "
+            "so they are plausible but not measured"]
+
+
+def rank_score(loglik: np.ndarray | None, plausibility: np.ndarray | None, n: int,
+               camera_logprior: np.ndarray | None = None) -> np.ndarray:
+    """Score of each candidate of one frame: standardised evidence fit + standardised prior agreement
+    (+ the camera prior).
 
     ``loglik`` (``[n]``, mean log-likelihood of the evidence per joint) and ``plausibility``
     (``[n]``, negative denoiser disagreement in metres) are each centred and divided by their spread
@@ -340,6 +397,9 @@ def rank_score(loglik: np.ndarray | None, plausibility: np.ndarray | None, n: in
     fits within the noise and the prior decides. Measured against a fixed ``loglik + 10
     plausibility`` on 30 frames of the training subject S8 (60 candidates): best-of-1 from noisy
     limb joints 114 -> 91 mm, aggregate 93 -> 79 mm; from exact 2D best-of-1 66 -> 74 mm.
+    ``camera_logprior`` (``[n]`` nats: how typical each candidate's camera tilt and subject
+    distance are of photos, :class:`backend.prior.camera_prior.CameraPrior`) is added times
+    :data:`CAMERA_PRIOR_WEIGHT`, unstandardised (it is a log-density already).
     """
 
     def z(a):
@@ -351,6 +411,8 @@ def rank_score(loglik: np.ndarray | None, plausibility: np.ndarray | None, n: in
     for term in (loglik, plausibility):
         if term is not None:
             score = score + z(term)
+    if camera_logprior is not None:
+        score = score + CAMERA_PRIOR_WEIGHT * np.asarray(camera_logprior, np.float64)
     return score
 
 

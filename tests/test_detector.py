@@ -211,7 +211,7 @@ def test_overlay_draws_keypoints_and_hypotheses(detections):
 
 def test_skeleton_preview_front_view():
     pose = canonical_rest_pose()
-    img = skeleton_preview(pose, PARENTS, size=128)
+    img = skeleton_preview(pose, PARENTS, size=128, views=("front",))
     assert img.shape == (128, 128, 3) and img.dtype == np.uint8
     lit = np.argwhere(img.max(-1) > 60)
     assert len(lit) > 200

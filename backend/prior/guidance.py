@@ -80,6 +80,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from backend.prior.camera_prior import CameraPrior
 from backend.prior.evidence import Evidence2D, HeatmapEvidence, KeypointEvidence
 from backend.prior.geometry import (
     MIN_DEPTH,
@@ -118,6 +119,13 @@ class GuidanceWeights:
     polish_prior: float = 400.0  # 1/m^2 (r = 5 cm)
     dps_scale: float = 1.0  # DPS step on x_t toward the refined x0 of known joints/directions (0 = off)
     retilt_at: tuple = (0.5, 1.0)  # fractions of the DDIM steps where camera pitch/roll are re-estimated
+    #: prior over camera tilt and subject distance for photos of unknown orientation (None = the
+    #: older plausibility-only argmax over -15..45 degrees pitch, level roll)
+    camera_prior: CameraPrior | None = field(default_factory=CameraPrior)
+    tilt_sample: bool = False  # draw each hypothesis' tilt from the grid posterior (False: its argmax)
+    tilt_spread: bool = False  # start the hypotheses at pitches spread over the camera prior (False: 8 degrees)
+    robust_nu: float = 8.0  # Student-t degrees of freedom of the 2D residuals (0 = Gaussian)
+    swap_limbs: bool = True  # per hypothesis, take a limb pair's 2D labels swapped when that fits better
 
 
 @dataclass
@@ -168,6 +176,7 @@ class SampleState:
         world_points: (``[J, 3]`` world targets, ``[J]`` weights) for the yaw + placement fit.
         world_vectors: (``[J, 3]`` unit world directions parent->joint, ``[J]`` weights), yaw only.
         dps_mask: ``[J]`` union of the terms' :attr:`~GuidanceTerm.dps_joints` (None: no DPS step).
+        generator: the sample's random generator (seeded), for terms and tilt draws that need one.
         timings: seconds per part (``denoiser``, ``guidance``, ``root_solve``).
     """
 
@@ -182,6 +191,7 @@ class SampleState:
     world_points: tuple[torch.Tensor, torch.Tensor] | None = None
     world_vectors: tuple[torch.Tensor, torch.Tensor] | None = None
     dps_mask: torch.Tensor | None = None
+    generator: torch.Generator | None = None
     timings: dict = field(default_factory=lambda: {"denoiser": 0.0, "guidance": 0.0, "root_solve": 0.0})
 
     @property

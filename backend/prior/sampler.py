@@ -61,6 +61,8 @@ class SampleResult:
         loglik: ``[B]`` mean log-likelihood of the evidence per constrained joint (higher is better).
         reproj_px: ``[B]`` mean reprojection error against the 2D anchors in pixels (2D only).
         plausibility: ``[B]`` negative denoiser disagreement (higher = more typical of the prior).
+        swapped: ``[B]`` bool, the hypothesis explains the 2D with a limb's left/right labels
+            exchanged (only with ``GuidanceWeights.swap_limbs``).
         timings: seconds spent in the denoiser, the guidance and the root solve.
     """
 
@@ -74,6 +76,7 @@ class SampleResult:
     loglik: np.ndarray | None = None
     reproj_px: np.ndarray | None = None
     plausibility: np.ndarray | None = None
+    swapped: np.ndarray | None = None
     timings: dict = field(default_factory=dict)
 
 
@@ -138,7 +141,7 @@ class GuidedSampler:
         else:
             x = noise
 
-        st = self._state(cond, B)
+        st = self._state(cond, B, gen)
         timings = st.timings
         x0 = x
         retilt_at = {int(f * (len(ts) - 1)) for f in self.w.retilt_at} if ts else set()
@@ -193,9 +196,10 @@ class GuidedSampler:
 
     # ------------------------------------------------------------------------------ internals
 
-    def _state(self, cond: Conditions, B: int) -> SampleState:
+    def _state(self, cond: Conditions, B: int, generator: torch.Generator | None = None) -> SampleState:
         """The per-sample state: the terms for ``cond``, prepared, and the DPS joint mask."""
-        st = SampleState(cond=cond, batch=B, device=self.device, weights=self.w, terms=build_terms(cond))
+        st = SampleState(cond=cond, batch=B, device=self.device, weights=self.w, terms=build_terms(cond),
+                         generator=generator)
         c = np.zeros(NUM_JOINTS, np.float32)
         for term in st.terms:
             term.prepare(st)
@@ -224,28 +228,61 @@ class GuidedSampler:
         return G.refine(x0_hat * self.scale, st, abar, frac, b) / self.scale
 
     def _retilt(self, x0: torch.Tensor, x_t: torch.Tensor, st: SampleState):
-        """Re-estimate each hypothesis' camera pitch and roll from the prior (gravity).
+        """Re-estimate each hypothesis' camera pitch and roll (gravity) from the prior and the photo prior.
 
         The camera-frame pose fits the 2D evidence whatever the tilt; the tilt decides how that
-        pose stands in the world. Grid search over ``PITCH_GRID`` x ``ROLL_GRID`` for the tilt under
-        which the upright pose is most typical of the prior (:meth:`plausibility`, the denoiser's
-        agreement), then re-express ``x0`` and the noisy sample ``x_t`` in the new upright frame
-        (a rotation, so the noise stays isotropic). Returns (x0, x_t) in model units.
+        pose stands in the world. Each grid tilt is scored by how typical the upright pose is of
+        the pose prior (:meth:`plausibility`, the denoiser's agreement) and, with
+        ``weights.camera_prior`` (:class:`~backend.prior.camera_prior.CameraPrior`), by how
+        photos are taken: the pitch over its grid (-30..+70 degrees) at the current roll, then the
+        roll (+-20 degrees) at that pitch. The pitch is *drawn* from the grid posterior
+        (``tilt_sample``), so hypotheses keep different tilt/depth modes (a person lying on the
+        floor seen from eye height vs a near-standing one seen steeply) instead of all taking the
+        most "standing" one; the roll takes its posterior maximum. Without a camera prior: the
+        argmax over ``PITCH_GRID`` x ``ROLL_GRID`` of the plausibility alone. Then ``x0`` and the
+        noisy sample ``x_t`` are re-expressed in the new upright frame (a rotation, so the noise
+        stays isotropic). Returns (x0, x_t) in model units.
         """
         B = x0.shape[0]
         R_old = st.camera_rotation()
         Xc = (x0 * self.scale) @ R_old.transpose(1, 2)  # camera frame
-        pg, rg = torch.meshgrid(PITCH_GRID.to(x0.device), ROLL_GRID.to(x0.device), indexing="ij")
-        pg, rg = pg.reshape(-1), rg.reshape(-1)
-        G_ = pg.numel()
-        Rg = tilt_batch(pg, rg)  # [G, 3, 3]
-        cand = torch.einsum("bjc,gcd->bgjd", Xc, Rg)  # camera -> world: v @ R
-        score = self.plausibility(cand.reshape(B * G_, -1, 3), draws=1).view(B, G_)
-        k = score.argmax(1)
-        st.pitch, st.roll = pg[k], rg[k]
+        cp = self.w.camera_prior
+        if cp is None:
+            pg, rg = torch.meshgrid(PITCH_GRID.to(x0.device), ROLL_GRID.to(x0.device), indexing="ij")
+            pg, rg = pg.reshape(-1), rg.reshape(-1)
+            k = self._grid_plausibility(Xc, pg[None].expand(B, -1), rg[None].expand(B, -1)).argmax(1)
+            st.pitch, st.roll = pg[k], rg[k]
+        else:
+            rows = torch.arange(B, device=x0.device)
+            pv = cp.pitch_grid(x0.device)
+            pg, rg = pv[None].expand(B, -1), st.roll[:, None].expand(B, pv.numel())
+            post = cp.tilt_posterior(self._grid_plausibility(Xc, pg, rg), pg, rg)
+            pitch = pg[rows, cp.draw(post, st.generator, sample=self.w.tilt_sample)]
+            rv = cp.roll_values(x0.device)
+            rg, pg = rv[None].expand(B, -1), pitch[:, None].expand(B, rv.numel())
+            post = cp.tilt_posterior(self._grid_plausibility(Xc, pg, rg), pg, rg)
+            st.pitch, st.roll = pitch, rg[rows, post.argmax(1)]
         R_new = st.camera_rotation()
         M = R_old.transpose(1, 2) @ R_new  # old world -> camera -> new world
         return (Xc @ R_new) / self.scale, x_t @ M
+
+    def _grid_plausibility(self, Xc: torch.Tensor, pitch: torch.Tensor, roll: torch.Tensor) -> torch.Tensor:
+        """:meth:`plausibility` of camera-frame poses ``Xc`` (``[B, J, 3]``, m) seen upright under
+        tilts ``pitch``, ``roll`` (``[B, G]`` radians): ``[B, G]``.
+
+        One noise draw per hypothesis, the same for all its tilts (seeded), so the grid compares
+        the tilts rather than the noise draws.
+        """
+        B, G_ = pitch.shape
+        Rg = tilt_batch(pitch.reshape(-1), roll.reshape(-1)).view(B, G_, 3, 3)
+        cand = torch.einsum("bjc,bgcd->bgjd", Xc, Rg) / self.scale  # camera -> upright: v @ R
+        g = torch.Generator().manual_seed(1234)
+        n = torch.randn((B, 1) + tuple(Xc.shape[1:]), generator=g).to(Xc.device)
+        t = 100
+        a = float(self.sched.alphas_cumprod[t])
+        xt = (math.sqrt(a) * cand + math.sqrt(1 - a) * n).reshape(B * G_, -1, 3)
+        x0 = self.model(xt, torch.full((B * G_,), t, device=Xc.device, dtype=torch.long)).view(B, G_, -1, 3)
+        return -((x0 - cand) * self.scale).norm(dim=-1).mean(-1)
 
     def _finish(self, x0: torch.Tensor, st: SampleState) -> SampleResult:
         """The result of the final x0: each term's :meth:`~backend.prior.guidance.GuidanceTerm.finish`

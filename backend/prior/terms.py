@@ -18,10 +18,21 @@ import time
 import numpy as np
 import torch
 
-from backend.prior.evidence import Evidence2D
+from backend.prior.evidence import Evidence2D, KeypointEvidence
 from backend.prior.geometry import pitch_roll_of, solve_root_translation, unit
 from backend.prior.guidance import Conditions, GuidanceTerm
-from backend.skeleton import PARENTS
+from backend.skeleton import JOINT_INDEX, PARENTS
+
+#: Limbs whose left/right 2D labels a detector may exchange (BlazePose does on back views):
+#: for each, the (left, right) joint pairs below the hip or shoulder.
+SWAP_LIMBS = {"legs": (("left_knee", "right_knee"), ("left_ankle", "right_ankle"), ("left_toe", "right_toe")),
+              "arms": (("left_elbow", "right_elbow"), ("left_wrist", "right_wrist"), ("left_hand", "right_hand"))}
+
+
+#: A limb's labels are taken swapped only when that lowers its robust cost by this much (nats),
+#: and only from this fraction of the DDIM steps on.
+SWAP_MARGIN = 1.0
+SWAP_FROM = 0.3
 
 
 class Evidence2DTerm(GuidanceTerm):
@@ -33,11 +44,34 @@ class Evidence2DTerm(GuidanceTerm):
     p(uv)`` (:meth:`Evidence2D.target`). A bone's wanted direction points at the point of the
     target's camera ray nearest the denoiser's child (depth from the prior: front/back flips are
     left to the prior, which keeps hypotheses diverse where the photo is ambiguous), with
-    precision ``scale * c_j / (sigma_j^2 z_j^2)`` (1/m^2 at the joint's depth ``z_j``).
+    precision ``scale * c_j * w_bj / (sigma_j^2 z_j^2)`` (1/m^2 at the joint's depth ``z_j``).
+
+    Robust evidence (``weights.robust_nu`` > 0): the 2D residuals are Student-t with ``nu``
+    degrees of freedom instead of Gaussian. Its iteratively-reweighted least-squares weight
+    ``w_bj = 1 / (1 + (r_bj / s_b)^2 / nu)`` (Lange, Little & Taylor 1989) multiplies the joint's
+    precision and its weight in the root solve, where ``r_bj`` is the joint's residual in units of
+    its ``sigma`` and ``s_b = max(1, 1.5 median_j r_bj)`` the hypothesis' own residual scale, so a
+    joint far off the others (a detector outlier) stops dragging the pose while a pose that fits
+    nothing yet (early, noisy steps) is pulled as before. The final log-likelihood of keypoints
+    is the Student-t one, ``-(nu + 2)/2 log(1 + r^2 / nu)``, so the ranking is not dominated by
+    one wrong joint either.
+
+    Left/right swaps (``weights.swap_limbs``): per hypothesis and limb (:data:`SWAP_LIMBS`), the
+    2D labels are taken as given or exchanged, whichever the current projection fits better by
+    :data:`SWAP_MARGIN` of robust cost (a max over the label assignment, re-decided every inner
+    step from :data:`SWAP_FROM` of the steps on, when the pose has taken shape).
+
+    Measured on 12 S8 frames away from standing (``eval lift --protocol photo``, 50 mm, 4 px
+    noise; best-of-1 / best-of-20 mm): without either 69 / 47; with ``nu = 8`` and swaps 73 / 52;
+    with one or two outlier joints 164 / 88 (Gaussian, no swaps, older tilt search: 217 / 121);
+    with the legs' labels swapped and the feet cut off 111 / 84. ``nu = 2`` and swaps decided
+    from the first step: 85 / 59 without errors. Clean evidence pays a few millimetres for the
+    robustness, detector-like errors gain tens.
 
     Args:
         evidence: the 2D likelihood; rotation: ``[3, 3]`` world->camera when the camera
-            orientation is known (its pitch and roll are then fixed, else estimated).
+            orientation is known (its pitch and roll are then fixed, else estimated: starting
+            pitches from ``weights.camera_prior`` when there is one, else 8 degrees).
     """
 
     def __init__(self, evidence: Evidence2D, rotation: np.ndarray | None = None):
@@ -46,25 +80,114 @@ class Evidence2DTerm(GuidanceTerm):
 
     def prepare(self, state):
         self.state = state
-        B, dev = state.batch, state.device
+        B, dev, w = state.batch, state.device, state.weights
         if self.rotation is not None:
             p, r = pitch_roll_of(self.rotation)
             state.pitch, state.roll = torch.full((B,), p, device=dev), torch.full((B,), r, device=dev)
             state.fixed_tilt = True
         else:
-            state.pitch, state.roll = torch.full((B,), math.radians(8.0), device=dev), torch.zeros(B, device=dev)
+            if w.camera_prior is not None and w.tilt_spread and state.generator is not None:
+                state.pitch = w.camera_prior.initial_pitches(B, state.generator, dev)
+            else:
+                state.pitch = torch.full((B,), math.radians(8.0), device=dev)
+            state.roll = torch.zeros(B, device=dev)
             state.fixed_tilt = False
+        # robust weights and label swaps work on one frame's evidence (weights [J]); stacked
+        # frames of a sequence (weights [B, J], backend.prior.batch) keep the Gaussian evidence
+        single = self.ev.weight.dim() == 1
+        self.nu = float(w.robust_nu) if single else 0.0
+        seen = (self.ev.weight > 0).cpu().numpy()
+        self.limbs = []  # per limb: [n, 2] joint indices of its (left, right) pairs seen on both sides
+        if w.swap_limbs and single:
+            for pairs in SWAP_LIMBS.values():
+                idx = [(JOINT_INDEX[a], JOINT_INDEX[b]) for a, b in pairs if seen[JOINT_INDEX[a]] and seen[JOINT_INDEX[b]]]
+                if idx:
+                    self.limbs.append(torch.tensor(idx, device=dev))
+        self.wt_prev = self.anchors_prev = None
+        self.swap_on = False
+
+    # ---------------------------------------------------------------- per-hypothesis evidence
+
+    def _residual(self, uv: torch.Tensor, perm: torch.Tensor | None) -> torch.Tensor:
+        """``[B, J]`` distance of each projected joint to its (possibly swapped) 2D anchor, in sigmas."""
+        ev = self.ev
+        a, s = ev.anchor_uv, ev.sigma
+        if perm is not None:
+            a, s = a[perm], s[perm]
+        return ((uv - a) ** 2).sum(-1).sqrt() / s
+
+    def _assign(self, uv: torch.Tensor) -> torch.Tensor | None:
+        """``[B, J]`` evidence index per joint: identity, or a limb's left/right pairs exchanged
+        for the hypotheses whose projection fits the exchanged labels better (robust cost)."""
+        if not self.limbs:
+            return None
+        B, J = uv.shape[:2]
+        perm = torch.arange(J, device=uv.device).expand(B, J).clone()
+        ev = self.ev
+        nu = self.nu if self.nu > 0 else 4.0
+        rho = lambda r: torch.log1p(r**2 / nu)  # noqa: E731 - robust cost of a residual in sigmas
+        for idx in self.limbs:
+            L, R = idx[:, 0], idx[:, 1]
+            keep = rho(((uv[:, L] - ev.anchor_uv[L]) ** 2).sum(-1).sqrt() / ev.sigma[L]) \
+                + rho(((uv[:, R] - ev.anchor_uv[R]) ** 2).sum(-1).sqrt() / ev.sigma[R])
+            swap = rho(((uv[:, L] - ev.anchor_uv[R]) ** 2).sum(-1).sqrt() / ev.sigma[R]) \
+                + rho(((uv[:, R] - ev.anchor_uv[L]) ** 2).sum(-1).sqrt() / ev.sigma[L])
+            sw = (swap.sum(-1) < keep.sum(-1) - SWAP_MARGIN)[:, None]  # [B, 1]
+            perm[:, L] = torch.where(sw, R[None], L[None])
+            perm[:, R] = torch.where(sw, L[None], R[None])
+        return perm
+
+    def _robust_weight(self, r: torch.Tensor) -> torch.Tensor:
+        """``[B, J]`` IRLS weight of residuals ``r`` (sigmas) relative to each hypothesis' scale."""
+        if self.nu <= 0:
+            return torch.ones_like(r)
+        seen = self.ev.weight > 0
+        med = r[:, seen].median(-1).values if bool(seen.any()) else r.new_ones(r.shape[0])
+        scale = (1.5 * med).clamp(min=1.0)[:, None]
+        return 1.0 / (1.0 + (r / scale) ** 2 / self.nu)
+
+    def _solve(self, X: torch.Tensor):
+        """Root translation, projections, label assignment and joint weights of ``X`` (camera frame).
+
+        Returns (T ``[B, 3]``, uv ``[B, J, 2]``, z ``[B, J]``, perm ``[B, J]`` or None, weight ``[B, J]``).
+        """
+        ev = self.ev
+        t0 = time.perf_counter()
+        robust = self.nu > 0 or bool(self.limbs)
+        # the root solve starts from the previous step's robust weights (IRLS carried across steps)
+        w0 = self.wt_prev if robust and self.wt_prev is not None else ev.weight
+        a0 = self.anchors_prev if robust and self.anchors_prev is not None else ev.anchor_uv
+        T = solve_root_translation(X, a0, w0)
+        P = X + T[:, None]
+        uv = P[..., :2] / P[..., 2:3].clamp(min=0.1)
+        perm = self._assign(uv) if self.swap_on else None
+        wt = ev.weight if perm is None else ev.weight[perm]
+        if robust:
+            wt = wt * self._robust_weight(self._residual(uv, perm))
+            anchors = ev.anchor_uv if perm is None else ev.anchor_uv[perm]
+            T = solve_root_translation(X, anchors, wt)
+            P = X + T[:, None]
+            uv = P[..., :2] / P[..., 2:3].clamp(min=0.1)
+            self.wt_prev, self.anchors_prev = wt, anchors
+        self.state.timings["root_solve"] += time.perf_counter() - t0
+        return T, uv, P[..., 2].clamp(min=0.1), perm, wt
+
+    def _target(self, uv: torch.Tensor, perm: torch.Tensor | None) -> torch.Tensor:
+        """2D targets of the projections ``uv`` under the label assignment ``perm``."""
+        if perm is None:
+            return self.ev.target(uv)
+        # evidence channel c is evaluated at the joint assigned to it (perm is an involution)
+        idx = perm[..., None].expand(-1, -1, 2)
+        return torch.gather(self.ev.target(torch.gather(uv, 1, idx)), 1, idx)
 
     def update(self, X, step):
         ev = self.ev
-        t0 = time.perf_counter()
-        self.T = solve_root_translation(X, ev.anchor_uv, ev.weight)
-        self.state.timings["root_solve"] += time.perf_counter() - t0
-        P = X + self.T[:, None]
-        z = P[..., 2].clamp(min=0.1)
-        uv = P[..., :2] / z[..., None]
-        self.uv_t = ev.target(uv)
-        self.a2d = self.state.weights.scale * ev.weight / (ev.sigma**2 * z**2)  # [B, J] 1/m^2
+        # label swaps are decided once the pose has taken shape (early x0s are blurs)
+        self.swap_on = bool(self.limbs) and (step.abar is None or step.frac >= SWAP_FROM)
+        self.T, uv, z, perm, wt = self._solve(X)
+        self.uv_t = self._target(uv, perm)
+        sig = ev.sigma if perm is None else ev.sigma[perm]
+        self.a2d = self.state.weights.scale * wt / (sig**2 * z**2)  # [B, J] 1/m^2
 
     def bone_targets(self, level, parent, d_prior, step):
         js, L = level.joints, level.lengths
@@ -76,17 +199,27 @@ class Evidence2DTerm(GuidanceTerm):
 
     def finish(self, final, result):
         ev = self.ev
+        self.swap_on = bool(self.limbs)
         R = self.state.camera_rotation()
         Xc = final.model @ R.transpose(1, 2)
-        T = solve_root_translation(Xc, ev.anchor_uv, ev.weight)
-        P = Xc + T[:, None]
-        uv = P[..., :2] / P[..., 2:3].clamp(min=0.1)
-        l2d, _ = ev.value_and_grad(uv)
+        T, uv, _, perm, _ = self._solve(Xc)
+        if perm is None:
+            l2d, _ = ev.value_and_grad(uv)
+        else:
+            idx = perm[..., None].expand(-1, -1, 2)
+            l2d = torch.gather(ev.value_and_grad(torch.gather(uv, 1, idx))[0], 1, perm)
+        if self.nu > 0 and isinstance(ev, KeypointEvidence):
+            r = self._residual(uv, perm)
+            wv = ev.weight if perm is None else ev.weight[perm]
+            l2d = -0.5 * (self.nu + 2) * torch.log1p(r**2 / self.nu) * wv
         Kf = getattr(ev, "focal_px", None)
         if Kf is not None:
-            err = ((uv - ev.anchor_uv) ** 2).sum(-1).sqrt()
+            anchors = ev.anchor_uv if perm is None else ev.anchor_uv[perm]
+            err = ((uv - anchors) ** 2).sum(-1).sqrt()
             wv = (ev.weight > 0).float()
             result.reproj_px = ((err * wv).sum(-1) / wv.sum(-1).clamp(min=1) * Kf).cpu().numpy()
+        if perm is not None:
+            result.swapped = (perm != torch.arange(perm.shape[1], device=perm.device)).any(-1).cpu().numpy()
         result.camera_rel = Xc.cpu().numpy()
         result.camera_root = T.cpu().numpy()
         result.rotation = R.cpu().numpy()
