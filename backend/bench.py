@@ -34,7 +34,7 @@ def run(args) -> int:
     from backend.service import ESTIMATE_STEPS, OVERSAMPLE, PoseService, keypoint_arrays
 
     t0 = time.perf_counter()
-    svc = PoseService(args.weights, args.device)
+    svc = PoseService(args.prior, args.device)
     load_s = time.perf_counter() - t0
     rows = [["load prior", "-", f"{load_s * 1000:.0f}", ""]]
     n = args.repeats
