@@ -45,17 +45,37 @@ def resolve_command(setting: str) -> list[str]:
     raise FileNotFoundError(f"backend command {s!r} not found: give the posediff executable or its venv folder")
 
 
-def start(command_setting: str, url: str, token: str = "", log_path: str | None = None) -> subprocess.Popen:
-    """Launch ``<command> serve --host H --port P``; ``token`` (if any) goes in POSEDIFF_TOKEN.
+def prior_arguments(prior: str) -> list[str]:
+    """``--prior`` for the backend: ``[]`` for the default prior, else ``["--prior", "cmu" | PATH]``.
 
+    Raises:
+        FileNotFoundError: ``prior`` is a weights file that does not exist.
+    """
+    p = (prior or "").strip()
+    if not p or p == "default":
+        return []
+    if p != "cmu":
+        path = Path(os.path.expanduser(p))
+        if not path.is_file():
+            raise FileNotFoundError(f"prior file {p!r} not found: choose an existing .safetensors file for "
+                                    "'Prior' in Preferences > Add-ons > PoseDiff")
+        p = str(path)
+    return ["--prior", p]
+
+
+def start(command_setting: str, url: str, token: str = "", log_path: str | None = None, prior: str = "") -> subprocess.Popen:
+    """Launch ``<command> serve --host H --port P [--prior P]``; ``token`` (if any) goes in POSEDIFF_TOKEN.
+
+    ``prior``: ``default`` (or empty), ``cmu`` or the path of a ``.safetensors`` prior.
     Returns the running process (also kept here so ``stop()`` and Blender's exit end it).
-    Raises FileNotFoundError (see ``resolve_command``) or RuntimeError if one already runs.
+    Raises FileNotFoundError (see ``resolve_command``, ``prior_arguments``) or RuntimeError if one already runs.
     """
     global _proc
     if is_running():
         raise RuntimeError(f"the backend started by PoseDiff is already running (pid {_proc.pid})")
     u = urllib.parse.urlparse(url)
     cmd = resolve_command(command_setting) + ["serve", "--host", u.hostname or "127.0.0.1", "--port", str(u.port or 8765)]
+    cmd += prior_arguments(prior)
     env = dict(os.environ)
     if token:
         env["POSEDIFF_TOKEN"] = token

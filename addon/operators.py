@@ -19,7 +19,7 @@ from bpy_extras.io_utils import ImportHelper
 from . import backend_process, blender_rig, jobs, results, status
 from .blender_rig import RigError
 from .client import BackendError
-from .preferences import make_client, prefs
+from .preferences import make_client, prefs, prior_setting
 from .rig_presets import PRESETS
 
 BLOCKING = BoolProperty(name="Blocking", default=False, options={"HIDDEN", "SKIP_SAVE"},
@@ -115,7 +115,7 @@ class POSEDIFF_OT_start_backend(bpy.types.Operator):
         token = p.token if p else ""
         log = os.path.join(bpy.app.tempdir or "/tmp", "posediff-backend.log")
         try:
-            proc = backend_process.start(cmd, url, token, log)
+            proc = backend_process.start(cmd, url, token, log, prior=prior_setting(p))
         except (FileNotFoundError, RuntimeError, OSError) as e:
             self.report({"ERROR"}, str(e))
             return {"CANCELLED"}

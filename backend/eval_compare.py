@@ -5,7 +5,8 @@ Every evaluation command (any ``--protocol``) prints its results through
 with the same arguments (so the same frames, cameras, noise and seeds) while a :class:`Recorder`
 collects its tables and printed lines; :func:`print_merged` then prints each table once, with a
 ``prior`` column, one row per prior, and a row giving each further prior's relative difference
-from the first (``+4.2 %``: larger than the first prior's value).
+from the first (``+4.2 %``: larger than the first prior's value). Rows that are the same for
+every prior (reference rows, e.g. the training poses' own numbers) are printed once, prior ``(any)``.
 """
 
 from __future__ import annotations
@@ -82,6 +83,9 @@ def merged_rows(names: list[str], tables: list[tuple]) -> tuple[list, list[list]
         raise ValueError("tables of different shapes")
     out = []
     for i, base in enumerate(tables[0][2]):
+        if all(t[2][i] == base for t in tables[1:]):  # a reference row (training / held-out data): once
+            out.append([base[0], "(any)", *base[1:]])
+            continue
         for name, t in zip(names, tables):
             out.append([t[2][i][0], name, *t[2][i][1:]])
         for name, t in zip(names[1:], tables[1:]):
