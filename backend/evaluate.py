@@ -37,7 +37,7 @@ def eval_frames(subjects=D.EVAL_SUBJECTS, n: int = 200, seed: int = 0) -> np.nda
     keys = sorted(clips)
     rng = np.random.default_rng(seed)
     out = []
-    for i in range(n):
+    for _ in range(n):
         k = keys[rng.integers(len(keys))]
         out.append(clips[k][rng.integers(len(clips[k]))])
     return np.stack(out)
