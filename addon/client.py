@@ -116,7 +116,9 @@ class Client:
         if isinstance(detail, list):  # FastAPI validation errors
             parts = []
             for d in detail[:5]:
-                loc = ".".join(str(x) for x in d.get("loc", []) if x != "body")
+                # the server names the field as frames[0].camera.fx (backend.errors.field_path)
+                loc = d.get("field") or ".".join(str(x) for x in d.get("loc", []) if x != "body")
+                loc = "" if loc == "body" else loc
                 parts.append(f"{loc}: {d.get('msg', '')}" if loc else str(d.get("msg", "")))
             detail = "; ".join(parts)
         elif isinstance(detail, dict):

@@ -29,7 +29,7 @@ def _timed(fn, repeats: int) -> tuple[float, object]:
 def run(args) -> int:
     from backend.evaluate import H36M_K, eval_frames, lift_case, print_table
     from backend.http import schemas
-    from backend.prior.guidance import KeypointEvidence
+    from backend.prior.evidence import KeypointEvidence
     from backend.prior.sampler import Conditions
     from backend.service import ESTIMATE_STEPS, OVERSAMPLE, PoseService, keypoint_arrays
 

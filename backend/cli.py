@@ -52,12 +52,12 @@ def _write_json(path: str, obj) -> None:
 def _validate(model, data):
     from pydantic import ValidationError
 
+    from backend.errors import input_error_from
+
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        err = e.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"]) or "request"
-        raise CliError(f"{loc}: {err['msg']}") from None
+        raise input_error_from(e) from None
 
 
 def _service(args):
@@ -279,13 +279,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from backend.errors import Cancelled, InputError
+    from pydantic import ValidationError
+
+    from backend.errors import Cancelled, InputError, input_error_from
 
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except (CliError, InputError) as e:
         print(f"posediff {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except ValidationError as e:  # a model the service built from the input, e.g. a non-finite result
+        print(f"posediff {args.command}: error: {input_error_from(e)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except FileNotFoundError as e:
         print(f"posediff {args.command}: error: {e}", file=sys.stderr)

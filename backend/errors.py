@@ -52,3 +52,13 @@ def field_path(loc: tuple | list) -> str:
         else:
             out += ("." if out else "") + str(p)
     return out or "body"
+
+
+def input_error_from(err) -> InputError:
+    """The first error of a pydantic ``ValidationError`` as an :class:`InputError`: field named with
+    :func:`field_path` (``body`` when the error is about the whole model), pydantic's message, and
+    how many more errors there were."""
+    items = err.errors()
+    first = items[0] if items else {"loc": (), "msg": str(err)}
+    more = f" (and {len(items) - 1} more)" if len(items) > 1 else ""
+    return InputError(field_path(first.get("loc", ())), f"{first.get('msg', 'invalid')}{more}")

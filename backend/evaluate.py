@@ -192,7 +192,7 @@ def retrieval_completion(bank: np.ndarray, known: np.ndarray, kn: list[int], k: 
     """
     import torch
 
-    from backend.prior.guidance import yaw_align
+    from backend.prior.geometry import yaw_align
 
     w = np.zeros(bank.shape[1])
     w[kn] = 1.0
@@ -220,7 +220,7 @@ def cmd_prior(args, service) -> None:
 
     smp = service.sampler(None, GENERATE_STEPS, eta=1.0)
     smp.w.polish_steps = 0
-    raw = D.remove_yaw(smp.sample(n, None, seed=args.seed).world)
+    raw = D.remove_yaw(smp.sample(n, None, seed=args.seed).world_rel)
     bl_raw = np.abs(bone_lengths(raw)[:, 1:] - BONE_LENGTHS[1:]).mean() * 1000
 
     def div(p):

@@ -1,10 +1,11 @@
 """PoseService: the one object that the CLI and the HTTP server call.
 
 It holds the diffusion prior (loaded once), the 2D detector (loaded on first use) and runs the
-three tasks of the method on validated requests (:mod:`backend.http.schemas`). Every method takes
-optional ``progress(fraction)`` and ``cancel() -> bool`` callbacks; a cancelled request raises
-:class:`backend.errors.Cancelled` between denoising steps. Bad input raises
-:class:`backend.errors.InputError` naming the field.
+three tasks of the method on requests validated by :mod:`backend.http.schemas`, the one place that
+checks what can be checked without the data; the service only reports what needs it (an
+unreadable image, nobody in a photo) as :class:`backend.errors.InputError` naming the field.
+Every method takes optional ``progress(fraction)`` and ``cancel() -> bool`` callbacks; a
+cancelled request raises :class:`backend.errors.Cancelled` between denoising steps.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from backend import __version__
 from backend.camera import Intrinsics, default_intrinsics, resolve_intrinsics
 from backend.errors import InputError
 from backend.http import schemas
-from backend.prior.guidance import Evidence2D, GuidanceWeights, KeypointEvidence
+from backend.prior.evidence import Evidence2D, KeypointEvidence
+from backend.prior.guidance import GuidanceWeights
 from backend.prior.model import load_prior, pick_device
 from backend.prior.sampler import Conditions, GuidedSampler, SampleResult
 from backend.skeleton import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS, PARENTS
@@ -142,7 +144,7 @@ class PoseService:
                 K = self._intrinsics(fr.camera, f"{field}.camera", uv)
                 ev = KeypointEvidence(uv, conf, K, device=self.device)
                 kp_out = {k: list(v) for k, v in fr.keypoints.items()}
-            cond = Conditions(evidence=ev, rotation=self._rotation(fr.camera, f"{field}.camera"))
+            cond = Conditions(evidence=ev, rotation=self._rotation(fr.camera))
             if fr.known:
                 cond.known, cond.known_w = joint_array(fr.known)
             if ev.num_visible < 2 and not cond.has_known:
@@ -171,7 +173,7 @@ class PoseService:
                 uv, conf = keypoint_arrays(fr.keypoints, f"{field}.keypoints")
                 K = self._intrinsics(fr.camera, f"{field}.camera", uv)
                 cond.evidence = KeypointEvidence(uv, conf, K, device=self.device)
-                cond.rotation = self._rotation(fr.camera, f"{field}.camera")
+                cond.rotation = self._rotation(fr.camera)
                 kp_out = {k: list(v) for k, v in fr.keypoints.items()}
             res = self.sampler(req.steps, ESTIMATE_STEPS, req.guidance_scale).sample(
                 _oversampled(req.num_hypotheses, cond), cond, seed=req.seed, progress=_sub_progress(progress, i, n),
@@ -183,8 +185,8 @@ class PoseService:
     def generate(self, req: schemas.GenerateRequest, progress: Progress = None, cancel: CancelCheck = None) -> schemas.GenerateResponse:
         """Unconditional samples of the prior: world frame, Z up, pelvis at the origin."""
         res = self.sampler(req.steps, GENERATE_STEPS, eta=1.0).sample(req.num, None, seed=req.seed, progress=progress, cancel=cancel)
-        return schemas.GenerateResponse(joint_names=list(JOINT_NAMES), poses=_r(res.world),
-                                        previews=self._previews(res.world) if req.previews else None)
+        return schemas.GenerateResponse(joint_names=list(JOINT_NAMES), poses=_r(res.world_rel),
+                                        previews=self._previews(res.world_rel) if req.previews else None)
 
     def variations(self, req: schemas.VariationsRequest, progress: Progress = None, cancel: CancelCheck = None) -> schemas.GenerateResponse:
         """Poses near ``req.pose`` (SDEdit with ``strength``); ``fixed`` joints stay where they are."""
@@ -202,7 +204,7 @@ class PoseService:
             cond.known = cond.known - root * (cond.known_w[:, None] > 0)
         res = self.sampler(None, ESTIMATE_STEPS, eta=1.0).sample(req.num, cond, seed=req.seed, init=pose - root,
                                                                  strength=req.strength, progress=progress, cancel=cancel)
-        poses = res.world + (res.root[:, None] if res.root is not None and cond.has_known else 0) + root
+        poses = res.world_rel + (res.world_root[:, None] if cond.has_known else 0) + root
         return schemas.GenerateResponse(joint_names=list(JOINT_NAMES), poses=_r(poses),
                                         previews=self._previews(poses) if req.previews else None)
 
@@ -227,17 +229,12 @@ class PoseService:
         return resolve_intrinsics(partial, w, h)
 
     @staticmethod
-    def _rotation(cam: schemas.Camera | None, field: str) -> np.ndarray | None:
-        if cam is None or cam.rotation is None:
-            return None
-        R = np.asarray(cam.rotation, np.float64)
-        if abs(np.linalg.det(R) - 1) > 1e-3 or np.abs(R @ R.T - np.eye(3)).max() > 1e-3:
-            raise InputError(f"{field}.rotation", "not a rotation matrix (orthonormal, determinant 1)")
-        return R
-
+    def _rotation(cam: schemas.Camera | None) -> np.ndarray | None:
+        """The request's world->camera rotation ``[3, 3]`` (checked orthonormal by the schema), or None."""
+        return None if cam is None or cam.rotation is None else np.asarray(cam.rotation, np.float64)
 
     def _evidence_from_image(self, image: str, cam, person, field):
-        from backend.prior.guidance import HeatmapEvidence
+        from backend.prior.evidence import HeatmapEvidence
         from backend.vision.photo import intrinsics_for, load_image
 
         photo = load_image(image, f"{field}.image")
@@ -257,40 +254,39 @@ class PoseService:
 
     def _frame_result(self, res: SampleResult, cond: Conditions, K, kp_out, warnings, previews, photo, task,
                       keep: int | None = None) -> schemas.FrameResult:
-        B = res.world.shape[0]
+        B = res.world_rel.shape[0]
         score = rank_score(res.loglik, res.plausibility, B)
         order = np.argsort(-score)[:keep]
         hyps = []
-        if task == "estimate" and res.camera is not None:
-            joints_all, roots = res.camera, res.root
-        elif res.root is not None and cond.has_known and not cond.has_2d:
-            joints_all, roots = res.world + res.root[:, None], res.root
+        # estimate: camera frame, root-relative + the root in the camera; complete: world, absolute
+        if task == "estimate" and res.camera_rel is not None:
+            joints_all, roots = res.camera_rel, res.camera_root
+        elif cond.has_known:
+            joints_all, roots = res.world_rel + res.world_root[:, None], res.world_root
         else:
-            joints_all, roots = res.world, np.zeros((B, 3))
-        if task == "complete" and cond.has_2d and cond.has_known:
-            joints_all, roots = res.world, res.world[:, 0]
+            joints_all, roots = res.world_rel, np.zeros((B, 3))
         for k in order:
             h = schemas.Hypothesis(joints=_r(joints_all[k]), score=round(float(score[k]), 4), root_translation=_r(roots[k]),
-                                   world_joints=_r(res.world[k] - res.world[k][:1]))
+                                   world_joints=_r(res.world_rel[k]))
             if res.pitch is not None:
                 h.camera_pitch_deg = round(float(np.degrees(res.pitch[k])), 2)
                 h.camera_roll_deg = round(float(np.degrees(res.roll[k])), 2)
             if res.reproj_px is not None:
                 h.reprojection_error_px = round(float(res.reproj_px[k]), 2)
-            if cond.rotation is not None and res.camera is not None:
-                h.world_joints = _r(res.camera[k] @ cond.rotation)  # Blender world axes, pelvis at origin
+            if cond.rotation is not None and res.camera_rel is not None:
+                h.world_joints = _r(res.camera_rel[k] @ cond.rotation)  # Blender world axes, pelvis at origin
             hyps.append(h)
         agg = aggregate(joints_all[order] - (roots[order][:, None] if task == "estimate" else 0), score[order])
         if task != "estimate":
             agg = agg + (roots[order][0] if task == "complete" else 0)
-        world_sorted = res.world[order] - res.world[order][:, :1]
+        world_sorted = res.world_rel[order]
         fr = schemas.FrameResult(hypotheses=hyps, aggregate=_r(agg), aggregate_world=_r(aggregate(world_sorted, score[order])),
                                  camera=K.as_dict() if K is not None else None, keypoints=kp_out,
-                                 diversity_mm=round(float(diversity(res.world[order])) * 1000, 1), warnings=warnings)
+                                 diversity_mm=round(float(diversity(world_sorted)) * 1000, 1), warnings=warnings)
         if previews:
             for h, k in zip(fr.hypotheses, order):
-                h.preview_png = self._previews(res.world[k : k + 1])[0]
-            if photo is not None and res.camera is not None:
+                h.preview_png = self._previews(res.world_rel[k : k + 1])[0]
+            if photo is not None and res.camera_rel is not None:
                 fr.preview_png = self._overlay(photo, kp_out, res, order, K)
         return fr
 
@@ -307,7 +303,7 @@ class PoseService:
         from backend.camera import project
         from backend.vision.overlay import draw_overlay, encode_png
 
-        projs = [project(res.camera[k] + res.root[k], K) for k in order[:3]]
+        projs = [project(res.camera_rel[k] + res.camera_root[k], K) for k in order[:3]]
         img = draw_overlay(photo.rgb, kp_out or {}, projs, JOINT_NAMES, PARENTS)
         return base64.b64encode(encode_png(img)).decode()
 
@@ -369,7 +365,7 @@ def _oversampled(num: int, cond: Conditions) -> int:
     (evidence log-likelihood + denoiser agreement); drawing more and keeping the best ``num`` is a
     cheap selection step (the cost is mostly per-step overhead, not batch size).
     """
-    if cond.evidence is None and not cond.has_known and not cond.has_directions:
+    if cond.evidence is None and not cond.has_known and not cond.has_directions and not cond.terms:
         return num
     return min(num * OVERSAMPLE, schemas.MAX_HYPOTHESES * OVERSAMPLE)
 

@@ -130,7 +130,8 @@ BAD_CASES = {
     "missing file": (lambda d: ["estimate", "--input", d / "missing.json"], ["--input", "missing.json"]),
     "corrupt image": (lambda d: ["estimate", d / "corrupt.jpg", "--num", "2"], ["frames[0].image"]),
     "blank image": (lambda d: ["detect", d / "blank.png"], ["frames[0].image", "no person"]),
-    "zero focal length": (lambda d: ["estimate", "--input", d / "focal.json"], ["frames.0.camera.fx"]),
+    "zero focal length": (lambda d: ["estimate", "--input", d / "focal.json"], ["frames[0].camera.fx"]),
+    "mirror rotation": (lambda d: ["estimate", "--input", d / "mirror.json"], ["frames[0].camera.rotation", "mirror"]),
 }
 
 
@@ -142,6 +143,8 @@ def bad_runs(tmp_path_factory):
     (d / "nan.json").write_text('{"frames": [{"keypoints": {"pelvis": [NaN, 500.0, 1.0]}}]}')
     (d / "broken.json").write_text('{"frames": [{"known": {"pelvis": [0, 0, 0]}}]')
     (d / "focal.json").write_text(json.dumps({"frames": [{"keypoints": kp, "camera": {**K.as_dict(), "fx": 0}}]}))
+    (d / "mirror.json").write_text(json.dumps({"frames": [{"keypoints": kp, "camera": {
+        **K.as_dict(), "rotation": [[1, 0, 0], [0, 1, 0], [0, 0, -1]]}}]}))
     (d / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(range(256)) * 4)
     cv2.imwrite(str(d / "blank.png"), np.full((480, 640, 3), 255, np.uint8))
     procs = {}

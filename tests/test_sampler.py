@@ -1,5 +1,5 @@
-"""backend.prior.guidance and backend.prior.sampler on the shipped prior: geometry solvers, evidence terms,
-guided estimation, completion, variations, fallbacks, cancel and progress.
+"""backend.prior (guidance, terms, geometry, evidence, sampler) on the shipped prior: geometry solvers,
+evidence terms, the guidance-term interface, guided estimation, completion, variations, fallbacks, cancel and progress.
 
 Scenes are real Human3.6M training poses (S1) seen through an H3.6M-like camera. Sampling is
 kept small (8-16 hypotheses, 15-20 DDIM steps). Accuracy bounds are loose enough for the
@@ -19,6 +19,7 @@ from backend.http import schemas
 from backend.metrics import mpjpe, pa_mpjpe
 from backend.mocap import datasets as D
 from backend.prior import guidance as G
+from backend.prior.guidance import GuidanceTerm
 from backend.prior.sampler import Conditions, GuidedSampler
 from backend.skeleton import BONE_LENGTHS, JOINT_INDEX, JOINT_NAMES, NUM_JOINTS, PARENTS, bone_lengths, canonical_rest_pose
 
@@ -186,10 +187,10 @@ def test_guided_samples_reproject_better_than_unguided_prior_samples(sampler, h3
     _, uv, R = scene(h36m_train_poses[40], yaw=2.5)
     ev = G.KeypointEvidence(np.where(np.arange(NUM_JOINTS)[:, None] < 17, uv, np.nan), np.ones(NUM_JOINTS), K)
     guided = sampler.sample(8, Conditions(evidence=ev), seed=0)
-    assert guided.reproj_px.shape == (8,) and guided.camera.shape == (8, NUM_JOINTS, 3)
+    assert guided.reproj_px.shape == (8,) and guided.camera_rel.shape == (8, NUM_JOINTS, 3)
     free = sampler.sample(8, None, seed=0)
     # unguided poses through the true camera, root solved the same way
-    Xc = torch.tensor(free.world @ R.T, dtype=torch.float32)
+    Xc = torch.tensor(free.world_rel @ R.T, dtype=torch.float32)
     T = G.solve_root_translation(Xc, ev.anchor_uv, ev.weight)
     P = (Xc + T[:, None]).numpy()
     uv_free = np.stack([K.fx * P[..., 0] / P[..., 2] + K.cx, K.fy * P[..., 1] / P[..., 2] + K.cy], -1)
@@ -197,7 +198,7 @@ def test_guided_samples_reproject_better_than_unguided_prior_samples(sampler, h3
     assert np.median(guided.reproj_px) < 0.3 * np.median(err_free), (guided.reproj_px, err_free)
     assert guided.reproj_px.max() < 20.0
     # the guided poses keep the canonical skeleton
-    np.testing.assert_allclose(bone_lengths(guided.camera), np.broadcast_to(BONE_LENGTHS, (8, NUM_JOINTS)), atol=2e-3)
+    np.testing.assert_allclose(bone_lengths(guided.camera_rel), np.broadcast_to(BONE_LENGTHS, (8, NUM_JOINTS)), atol=2e-3)
 
 
 @pytest.mark.parametrize("pose_i,yaw", [(40, 2.5), (3, 0.5)])
@@ -270,6 +271,54 @@ def test_completion_keeps_canonical_bones_between_known_and_unknown_joints(pose_
     hips = [JOINT_INDEX["left_hip"], JOINT_INDEX["right_hip"]]
     err = np.abs(bone_lengths(H)[:, hips] - BONE_LENGTHS[hips])
     assert err.max() < 0.01, f"pelvis->hip bone off by up to {err.max() * 1000:.0f} mm"
+
+
+class _PreviousFrameTerm(GuidanceTerm):
+    """The module docstring's example term: pull every bone toward given upright-frame directions."""
+
+    def __init__(self, dirs, sigma):
+        self.prev, self.sigma = dirs, sigma
+
+    def prepare(self, state):
+        self.d = torch.as_tensor(self.prev, dtype=torch.float32, device=state.device)
+        self.a = state.weights.scale / self.sigma**2
+
+    def update(self, X, step):
+        self.d_work = self.d[None] @ step.R.transpose(1, 2)
+
+    def bone_targets(self, level, parent, d_prior, step):
+        return self.d_work[:, level.joints], self.a
+
+
+class _Silent(GuidanceTerm):
+    """A term with every hook left at its default: it must change nothing."""
+
+
+def test_a_new_guidance_term_steers_the_sampler_without_touching_the_loop(sampler, h36m_train_poses):
+    pose = h36m_train_poses[120] - h36m_train_poses[120][:1]
+    par = [max(p, 0) for p in PARENTS]
+    d = pose - pose[par]
+    d[0] = [0.0, 0.0, 1.0]
+    d = d / np.linalg.norm(d, axis=-1, keepdims=True)
+    res = sampler.sample(4, Conditions(terms=[_PreviousFrameTerm(d, sigma=0.002)]), seed=0)
+    H = res.world_rel
+    v = H[:, 1:] - H[:, par[1:]]
+    v = v / np.linalg.norm(v, axis=-1, keepdims=True)
+    angle = np.degrees(np.arccos(np.clip((v * d[None, 1:]).sum(-1), -1, 1)))
+    assert angle.max() < 3.0, angle.max()
+    free = sampler.sample(4, None, seed=0).world_rel
+    assert np.abs(free - H).max() > 0.05  # unguided samples are elsewhere
+    np.testing.assert_allclose(bone_lengths(H), np.broadcast_to(BONE_LENGTHS, H.shape[:2]), atol=2e-3)
+
+
+def test_a_term_with_default_hooks_changes_nothing(sampler, h36m_train_poses):
+    _, uv, _ = scene(h36m_train_poses[40], yaw=1.0)
+    ev = G.KeypointEvidence(uv, np.ones(NUM_JOINTS), K)
+    a = sampler.sample(4, Conditions(evidence=ev), seed=3)
+    b = sampler.sample(4, Conditions(evidence=ev, terms=[_Silent()]), seed=3)
+    np.testing.assert_array_equal(a.camera_rel, b.camera_rel)
+    np.testing.assert_array_equal(a.loglik, b.loglik)
+    assert a.world_root is None and a.camera_root.shape == (4, 3)
 
 
 def test_known_bone_directions_are_followed(pose_service, h36m_train_poses):

@@ -312,13 +312,19 @@ def test_limits_rejected(client):
     assert r.status_code == 422 and _field_named(r, "num")
 
 
-def test_service_input_error_is_400_with_field(client):
+def test_service_input_error_is_400_with_field(client, tmp_path):
+    r = client.post("/v1/estimate", json={"frames": [{"image": str(tmp_path / "missing.png")}]})
+    assert r.status_code == 400, r.text
+    assert r.json()["detail"]["field"] == "frames[0].image"
+
+
+def test_a_mirror_rotation_is_422_naming_the_field(client):
     req, _ = keypoint_request()
     req["frames"][0]["camera"]["rotation"] = [[1, 0, 0], [0, 1, 0], [0, 0, -1]]  # a mirror, not a rotation
     r = client.post("/v1/estimate", json=req)
-    assert r.status_code == 400, r.text
-    assert r.json()["detail"]["field"] == "frames[0].camera.rotation"
-    assert "rotation" in r.json()["detail"]["message"]
+    assert r.status_code == 422, r.text
+    assert _field_named(r, "frames[0].camera.rotation") and "rotation" in r.json()["message"]
+    assert client.post("/v1/jobs/estimate", json=req).status_code == 422  # refused before it is queued
 
 
 def test_variations_of_an_empty_pose_is_4xx(client):
@@ -417,14 +423,25 @@ def test_jobs_progress_queue_cancel_and_complete(client):
     assert client.post("/v1/generate", json={"num": 1, "steps": 3}).status_code == 200
 
 
-def test_job_with_bad_input_fails_with_field(client):
+def test_addon_client_message_names_the_field_as_the_server_does(server):
+    """The add-on shows the server's field path (frames[0].camera.rotation), the CLI's format too."""
+    from addon.client import BackendError
+    from addon.client import Client as AddonClient
+
     req, _ = keypoint_request()
-    req["frames"][0]["camera"]["rotation"] = [[1, 0, 0], [0, 1, 0], [0, 0, -1]]  # a mirror, not a rotation
+    req["frames"][0]["camera"]["rotation"] = [[1, 0, 0], [0, 1, 0], [0, 0, -1]]
+    with pytest.raises(BackendError) as e:
+        AddonClient(server.url, TOKEN).request("POST", "/v1/estimate", req)
+    assert e.value.status == 422 and "frames[0].camera.rotation: " in str(e.value) and "mirror" in str(e.value)
+
+
+def test_job_with_bad_input_fails_with_field(client, tmp_path):
+    req = {"frames": [{"image": str(tmp_path / "missing.png")}]}  # only the service can find this out
     jid = client.post("/v1/jobs/estimate", json=req).json()["id"]
     s = wait_for(lambda: (s := client.get(f"/v1/jobs/{jid}").json())["state"] not in ("queued", "running") and s,
                  "the job to end")
     assert s["state"] == "failed"
-    assert s["error_field"] == "frames[0].camera.rotation" and "rotation" in s["error"]
+    assert s["error_field"] == "frames[0].image" and "missing.png" in s["error"]
 
 
 def test_sync_requests_while_a_job_runs_are_served_in_turn(client):

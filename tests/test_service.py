@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from backend.errors import InputError
+from backend.errors import InputError, field_path, input_error_from
 from backend.http import schemas
 from backend.service import PoseService, aggregate, diversity, keypoint_arrays
 from backend.skeleton import JOINT_NAMES, NUM_JOINTS
@@ -23,20 +23,20 @@ def _estimate(**frame_update) -> dict:
 
 
 def _locs(err: ValidationError) -> list[str]:
-    return [".".join(str(p) for p in e["loc"]) for e in err.errors()]
+    return [field_path(e["loc"]) for e in err.errors()]
 
 
 @pytest.mark.parametrize("case,data,field", [
-    ("NaN keypoint", _estimate(keypoints={"left_wrist": [math.nan, 3.0, 1.0]}), "frames.0.keypoints.left_wrist"),
-    ("infinite keypoint", _estimate(keypoints={"left_wrist": [1.0, math.inf]}), "frames.0.keypoints.left_wrist"),
-    ("negative image size", _estimate(camera={**CAM, "width": -5}), "frames.0.camera.width"),
-    ("zero focal length", _estimate(camera={**CAM, "fx": 0.0}), "frames.0.camera.fx"),
-    ("NaN focal length", _estimate(camera={**CAM, "fy": math.nan}), "frames.0.camera.fy"),
+    ("NaN keypoint", _estimate(keypoints={"left_wrist": [math.nan, 3.0, 1.0]}), "frames[0].keypoints.left_wrist"),
+    ("infinite keypoint", _estimate(keypoints={"left_wrist": [1.0, math.inf]}), "frames[0].keypoints.left_wrist"),
+    ("negative image size", _estimate(camera={**CAM, "width": -5}), "frames[0].camera.width"),
+    ("zero focal length", _estimate(camera={**CAM, "fx": 0.0}), "frames[0].camera.fx"),
+    ("NaN focal length", _estimate(camera={**CAM, "fy": math.nan}), "frames[0].camera.fy"),
     ("num_hypotheses too large", {**_estimate(), "num_hypotheses": schemas.MAX_HYPOTHESES + 1}, "num_hypotheses"),
     ("num_hypotheses zero", {**_estimate(), "num_hypotheses": 0}, "num_hypotheses"),
-    ("keypoint too long", _estimate(keypoints={"left_wrist": [1.0, 2.0, 0.5, 4.0]}), "frames.0.keypoints.left_wrist"),
-    ("rotation not 3x3", _estimate(camera={**CAM, "rotation": [[1, 0, 0], [0, 1, 0]]}), "frames.0.camera.rotation"),
-    ("unknown field", _estimate(kepoints={}), "frames.0.kepoints"),
+    ("keypoint too long", _estimate(keypoints={"left_wrist": [1.0, 2.0, 0.5, 4.0]}), "frames[0].keypoints.left_wrist"),
+    ("rotation not 3x3", _estimate(camera={**CAM, "rotation": [[1, 0, 0], [0, 1, 0]]}), "frames[0].camera.rotation"),
+    ("unknown field", _estimate(kepoints={}), "frames[0].kepoints"),
     ("no frames", {"frames": []}, "frames"),
 ])
 def test_estimate_request_validation_names_the_field(case, data, field):
@@ -62,17 +62,17 @@ def test_estimate_request_errors_say_what_is_wrong(data, words):
 
 
 @pytest.mark.parametrize("model,data,field", [
-    (schemas.CompleteRequest, {"frames": [{"known": {"elbow": [0, 0, 0]}}]}, "frames.0.known"),
-    (schemas.CompleteRequest, {"frames": [{"known": {"left_elbow": [0, 0]}}]}, "frames.0.known.left_elbow"),
-    (schemas.CompleteRequest, {"frames": [{}]}, "frames.0"),
-    (schemas.CompleteRequest, {"frames": [{"known_directions": {"left_elbow": [0, 0, 0]}}]}, "frames.0"),
+    (schemas.CompleteRequest, {"frames": [{"known": {"elbow": [0, 0, 0]}}]}, "frames[0].known"),
+    (schemas.CompleteRequest, {"frames": [{"known": {"left_elbow": [0, 0]}}]}, "frames[0].known.left_elbow"),
+    (schemas.CompleteRequest, {"frames": [{}]}, "frames[0]"),
+    (schemas.CompleteRequest, {"frames": [{"known_directions": {"left_elbow": [0, 0, 0]}}]}, "frames[0]"),
     (schemas.GenerateRequest, {"num": 0}, "num"),
     (schemas.GenerateRequest, {"num": schemas.MAX_GENERATE + 1}, "num"),
     (schemas.GenerateRequest, {"seed": -1}, "seed"),
     (schemas.VariationsRequest, {"pose": {"pelvis": [0, 0, 0]}, "strength": 1.5}, "strength"),
     (schemas.VariationsRequest, {"pose": {"pelvis": [0, 0, 0]}, "fixed": ["nose"]}, "fixed"),
     (schemas.VariationsRequest, {"pose": {"pelvis": [0, 0, float("nan")]}}, "pose.pelvis"),
-    (schemas.DetectRequest, {"frames": [{"image": "x.png", "person": -1}]}, "frames.0.person"),
+    (schemas.DetectRequest, {"frames": [{"image": "x.png", "person": -1}]}, "frames[0].person"),
 ])
 def test_other_requests_name_the_field(model, data, field):
     with pytest.raises(ValidationError) as e:
@@ -96,18 +96,31 @@ def test_keypoint_arrays_unknown_joint_is_an_input_error_naming_it():
     [[-1.0, 0, 0], [0, 1, 0], [0, 0, 1]],  # a reflection (determinant -1)
     [[1.0, 0.2, 0], [0, 1, 0], [0, 0, 1]],  # sheared
 ])
-def test_rotation_that_is_not_a_rotation_is_refused(pose_service, R):
-    try:
-        req = schemas.EstimateRequest.model_validate(_estimate(camera={**CAM, "rotation": R}))
-    except ValidationError as e:  # entries outside [-1, 1] are refused by the schema already
-        assert "rotation" in str(e)
-        return
-    with pytest.raises(InputError) as e:
-        pose_service.estimate(req)
-    assert e.value.field == "frames[0].camera.rotation" and "rotation" in e.value.message
-    creq = schemas.CompleteRequest.model_validate({"frames": [{"keypoints": KPS, "camera": {**CAM, "rotation": R}}]})
-    with pytest.raises(InputError, match=r"frames\[0\]\.camera\.rotation"):
-        pose_service.complete(creq)
+def test_rotation_that_is_not_a_rotation_is_refused_by_the_schema(R):
+    """One validation layer: the schema refuses it (422 over HTTP, exit 2 in the CLI), naming the field."""
+    for model, data in ((schemas.EstimateRequest, _estimate(camera={**CAM, "rotation": R})),
+                        (schemas.CompleteRequest, {"frames": [{"keypoints": KPS, "camera": {**CAM, "rotation": R}}]})):
+        with pytest.raises(ValidationError) as e:
+            model.model_validate(data)
+        locs = _locs(e.value)
+        assert any(loc.startswith("frames[0].camera.rotation") for loc in locs), locs
+        if max(abs(x) for row in R for x in row) <= 1.001:  # else refused as an entry out of range
+            assert "not a rotation matrix" in str(e.value)
+
+
+def test_a_true_rotation_passes_the_schema():
+    from backend.camera import tilt_rotation
+
+    R = tilt_rotation(0.3, -0.1).tolist()
+    req = schemas.EstimateRequest.model_validate(_estimate(camera={**CAM, "rotation": R}))
+    assert np.allclose(req.frames[0].camera.rotation, R)
+
+
+def test_a_non_finite_result_is_refused_by_the_response_model():
+    with pytest.raises(ValidationError) as e:
+        schemas.GenerateResponse(joint_names=["a"], poses=[[[0.0, float("nan"), 0.0]]])
+    err = input_error_from(e.value)
+    assert err.field == "body" and "poses[0][0][1]" in err.message and "not finite" in err.message
 
 
 def test_unreadable_image_is_an_input_error_naming_the_field(pose_service, tmp_path):

@@ -22,10 +22,13 @@ Every request except ``/v1/health`` needs ``Authorization: Bearer TOKEN`` (see
 :mod:`backend.http.auth` for where the token comes from) and a ``Host`` header naming the bound
 address. Request bodies above ``--max-body-mb`` get 413, announced or streamed.
 
-Errors: validation -> 422 ``{"detail": [{"loc", "field", "msg", "type"}], "message": "..."}``;
-:class:`backend.errors.InputError` -> 400 ``{"detail": {"field", "message"}}`` (a
-:class:`backend.errors.NoPersonError` -> 422, same shape); a full queue -> 503; anything
-unexpected -> 500 ``{"detail": "internal error", "request_id": ...}``, logged with that id.
+Errors (fields named by :func:`backend.errors.field_path`, e.g. ``frames[0].camera.fx``): a request
+that violates the schema (:mod:`backend.http.schemas`: ranges, finiteness, joint names, an
+orthonormal rotation) -> 422 ``{"detail": [{"loc", "field", "msg", "type"}], "message": "..."}``,
+before anything is queued; bad input that only the data reveals (an unreadable image, a result
+that is not finite) -> :class:`backend.errors.InputError` -> 400 ``{"detail": {"field",
+"message"}}`` (a :class:`backend.errors.NoPersonError` -> 422, same shape); a full queue -> 503;
+anything unexpected -> 500 ``{"detail": "internal error", "request_id": ...}``, logged with that id.
 """
 
 from __future__ import annotations
@@ -33,9 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import uuid
-from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Security
 from fastapi.exceptions import RequestValidationError
@@ -44,7 +45,7 @@ from fastapi.security import HTTPBearer
 from pydantic import BaseModel
 
 from backend import __version__
-from backend.errors import Cancelled, InputError, NoPersonError, field_path
+from backend.errors import Cancelled, InputError, NoPersonError, field_path, input_error_from
 from backend.http import schemas
 from backend.http.auth import HostPolicy
 from backend.http.guard import Guard
@@ -87,25 +88,15 @@ def _request_id(request: Request) -> str:
     return request.scope.get("state", {}).get("request_id") or uuid.uuid4().hex[:12]
 
 
-def _is_finite_json(value: Any) -> bool:
-    if isinstance(value, float):
-        return math.isfinite(value)
-    if isinstance(value, dict):
-        return all(_is_finite_json(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return all(_is_finite_json(v) for v in value)
-    return True
-
-
 def service_call(service, task: str, req: BaseModel):
     """``fn(progress, cancel)`` running ``service.<task>(req, ...)`` on the worker thread.
 
     A pydantic ``ValidationError`` raised inside the service comes from a model it built out of
-    the request (e.g. a completion of an empty pose), so it is bad input: it becomes an
-    :class:`InputError` on ``body`` (-> 400) rather than an internal error. So does a result
-    holding NaN or infinity (valid JSON cannot carry it), which comes from absurd magnitudes in
-    the request (e.g. keypoints at 1e300 pixels); it is logged as an error too, in case the
-    cause is the model rather than the request.
+    the request: a completion of an empty pose, or a response refusing NaN or infinity
+    (:class:`backend.http.schemas.FiniteResponse`), which comes from absurd magnitudes in the
+    request. Either is bad input: an :class:`InputError` (-> 400) naming the field
+    (:func:`backend.errors.input_error_from`), not an internal error. A non-finite result is
+    logged as an error too, in case the cause is the model rather than the request.
     """
     from pydantic import ValidationError
 
@@ -113,16 +104,13 @@ def service_call(service, task: str, req: BaseModel):
 
     def fn(progress, cancel):
         try:
-            result = method(req, progress=progress, cancel=cancel)
+            return method(req, progress=progress, cancel=cancel)
         except ValidationError as e:
-            first = e.errors()[0] if e.errors() else {"msg": str(e)}
-            log.warning("%s: the service rejected a model built from the request: %s", task, first.get("msg"))
-            raise InputError("body", f"the request cannot be processed: {first.get('msg')}") from e
-        if not _is_finite_json(result.model_dump()):
-            log.error("%s: the result holds NaN or infinity (request numbers out of range?)", task)
-            raise InputError("body", "the result is not finite (NaN or infinity): numbers in the request are out of "
-                                     "range; keypoints are pixels, joints metres, focal lengths pixels")
-        return result
+            err = input_error_from(e)
+            kind = e.errors()[0].get("type") if e.errors() else None
+            (log.error if kind == "non_finite_result" else log.warning)(
+                "%s: the service rejected a model built from the request: %s", task, err)
+            raise err from e
 
     return fn
 

@@ -67,9 +67,12 @@ class SimpleError(BaseModel):
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"model": InputErrorBody, "description": "bad input found by the service (field named)"},
+    400: {"model": InputErrorBody, "description": "bad input only the data reveals (field named): an unreadable "
+                                                  "image, or a result that is not finite (request numbers out of range)"},
     401: {"model": SimpleError, "description": "missing or wrong bearer token"},
     413: {"model": SimpleError, "description": "request body too large"},
-    422: {"model": ValidationErrorBody, "description": "invalid request (field named); or no person found"},
+    422: {"model": ValidationErrorBody, "description": "the request violates the schema (field named as "
+                                                       "frames[0].camera.fx; ranges, finiteness, joint names, an "
+                                                       "orthonormal rotation); or no person found in a photo"},
     503: {"model": SimpleError, "description": "queue full or server shutting down; retry later"},
 }

@@ -1,8 +1,11 @@
 """Request and response models (pydantic) for the CLI and the HTTP server.
 
 Shapes follow ``shared/design/CONTRACT.md``; fields beyond the contract are extensions and
-optional. Validation errors name the field (pydantic's ``loc``), so both the CLI (exit 2) and
-the server (422) report what is wrong. Frames and units:
+optional. This is the one validation layer: everything that can be checked without running the
+model is checked here (ranges, finiteness, joint names, an orthonormal camera rotation), and every
+response model refuses NaN and infinity. Errors name the field with
+:func:`backend.errors.field_path` (``frames[0].camera.fx``), so the CLI (exit 2), the server (422)
+and the add-on report it the same way. Frames and units:
 
 * camera frame: OpenCV pinhole, x right, y down, z forward, metres; intrinsics in pixels.
 * world frame: right-handed, Z up, metres (Blender's frame).
@@ -10,10 +13,13 @@ the server (422) report what is wrong. Frames and units:
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
+from backend.errors import field_path
 from backend.skeleton import JOINT_NAMES
 
 #: Upper bounds that keep one request's cost bounded (422 above them).
@@ -57,6 +63,23 @@ class Camera(Strict):
         description="optional world-to-camera rotation (3x3, rows) when the camera orientation "
         "is known (e.g. from a Blender camera); else pitch and roll are estimated",
     )
+
+    @field_validator("rotation")
+    @classmethod
+    def _orthonormal(cls, R):
+        """A rotation: ``R R^T = I`` and ``det R = 1`` within 1e-3 (no scale, shear or mirror)."""
+        if R is None:
+            return R
+        for i in range(3):
+            for j in range(3):
+                if abs(sum(R[i][k] * R[j][k] for k in range(3)) - (1.0 if i == j else 0.0)) > 1e-3:
+                    raise ValueError("not a rotation matrix (orthonormal, determinant 1): rows must be unit length "
+                                     "and perpendicular")
+        det = (R[0][0] * (R[1][1] * R[2][2] - R[1][2] * R[2][1]) - R[0][1] * (R[1][0] * R[2][2] - R[1][2] * R[2][0])
+               + R[0][2] * (R[1][0] * R[2][1] - R[1][1] * R[2][0]))
+        if abs(det - 1.0) > 1e-3:
+            raise ValueError("not a rotation matrix (orthonormal, determinant 1): this one is a mirror (determinant -1)")
+        return R
 
 
 class EstimateFrame(Strict):
@@ -158,6 +181,40 @@ class DetectRequest(Strict):
 # ----------------------------------------------------------------------------- responses
 
 
+def _first_non_finite(value, path: tuple = ()) -> tuple | None:
+    """Path (a pydantic-style ``loc``) of the first NaN or infinity in a JSON-like value, or None."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else path
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, (list, tuple)):
+        items = enumerate(value)
+    else:
+        return None
+    for k, v in items:
+        found = _first_non_finite(v, (*path, k))
+        if found is not None:
+            return found
+    return None
+
+
+class FiniteResponse(BaseModel):
+    """A response: refuses NaN and infinity anywhere in it (valid JSON cannot carry them).
+
+    They come from absurd magnitudes in a request; the error (type ``non_finite_result``) names
+    where, and the server answers 400 (:func:`backend.http.app.service_call`), the CLI exit 2.
+    """
+
+    @model_validator(mode="after")
+    def _finite(self):
+        where = _first_non_finite(self.model_dump())
+        if where is not None:
+            raise PydanticCustomError(
+                "non_finite_result", "the result is not finite (NaN or infinity) at {where}: numbers in the request are "
+                "out of range; keypoints are pixels, joints metres, focal lengths pixels", {"where": field_path(where)})
+        return self
+
+
 class Hypothesis(BaseModel):
     joints: list[list[float]] = Field(description="[J,3]: estimate: camera frame, root-relative; complete: world, absolute")
     score: float = Field(description="higher is better (log-likelihood of the 2D/known evidence)")
@@ -182,12 +239,12 @@ class FrameResult(BaseModel):
     preview_png: str | None = None
 
 
-class EstimateResponse(BaseModel):
+class EstimateResponse(FiniteResponse):
     joint_names: list[str]
     frames: list[FrameResult]
 
 
-class GenerateResponse(BaseModel):
+class GenerateResponse(FiniteResponse):
     joint_names: list[str]
     poses: list[list[list[float]]]
     previews: list[str] | None = None
@@ -201,7 +258,7 @@ class DetectFrameResult(BaseModel):
     heatmaps: dict | None = None
 
 
-class DetectResponse(BaseModel):
+class DetectResponse(FiniteResponse):
     frames: list[DetectFrameResult]
 
 

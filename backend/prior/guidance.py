@@ -1,320 +1,346 @@
-"""Guidance terms: what steers the unconditional prior at sampling time.
+"""Guidance: the terms that steer the unconditional prior at sampling time, and how they combine.
 
 Snelgar et al. 2026 guide an unconditional pose diffusion model with geometric evidence: the 2D
 keypoint detector's heatmaps at the projected joints (estimation), known 3D joints (completion),
-nothing (generation). Here every term works on an x0 estimate ``X`` (``[B, J, 3]``, metres) in a
-*working frame* (the camera frame when there is 2D evidence, else the pose's world frame) and
-returns, per joint, a target displacement and a precision (inverse variance, 1/m^2):
+nothing (generation). Here every DDIM step's x0 estimate (Song et al. 2021) is *refined* with the
+evidence and the DDIM update continues from the refined x0 ("x0 refinement" guidance, as in
+Platypose). The refinement is one Gauss-Newton step of the MAP problem
+``min_X sum_k a_k ||d_k(X)||^2 + b ||X - X_hat||^2`` around the denoiser's estimate ``X_hat``
+(precision ``b`` from the noise level, :func:`backend.prior.geometry.prior_precision`), solved
+bone by bone down the kinematic tree with the canonical bone lengths (:func:`tree_walk`): each
+bone's direction is the precision-weighted blend of the denoiser's direction and the direction
+each evidence term asks for,
 
-    delta_j = sum_k a_kj * d_kj / (b + sum_k a_kj)
+    dir_j = normalise((b * d_prior_j + sum_k a_kj * d_kj) / (b + sum_k a_kj))
 
-which is one Gauss-Newton step of the MAP problem ``min_X sum_k a_k ||d_k||^2 + b ||X - X_hat||^2``
-around the denoiser's estimate X_hat (precision ``b`` from the noise level, see
-:func:`prior_precision`). This is the "refine x0 with a few inner steps" form of guidance
-(Platypose, Shan et al. 2023 DiffPose-style), with the gradient of the log-likelihood
-``grad_uv log p(uv)`` of each 2D term pulled back through the perspective projection.
+so the skeleton is a hard constraint, which removes the scale-depth ambiguity (NOTES.md).
 
-2D likelihoods (:class:`KeypointEvidence`, :class:`HeatmapEvidence`) are expressed in
-*normalised image coordinates* ``((u - cx)/fx, (v - cy)/fy)`` so step sizes do not depend on the
-image size or focal length (NOTES.md pitfall). The root translation is solved in closed form from
-the camera rays (:func:`solve_root_translation`, as in ZeDO) and kept in front of the camera.
+The interface (one object per piece of evidence)
+------------------------------------------------
+A term is a :class:`GuidanceTerm`; every hook has a no-op default, so a term overrides only what
+it needs. The sampler (:class:`backend.prior.sampler.GuidedSampler`) calls them like this and
+knows nothing else about any term::
+
+    terms = build_terms(cond)                 # backend.prior.terms: built-in terms + cond.terms
+    for term in terms: term.prepare(state)    # once per sample(): tensors, state.pitch, ...
+    ...each DDIM step:  x0 = refine(x0_hat, state, abar, frac, prior)   # and once more to polish
+        # refine(): per inner step, every term.update(X, step), then tree_walk(), which asks
+        # every term.bone_targets(level, parent, d_prior, step) -> (directions, precision) | None
+    ...at the end:      term.finish(final, result) -> (log-likelihood [B], joints counted) | None
+
+* :class:`SampleState` (one per ``sample()`` call): the batch, the device, the weights, the
+  camera tilt being solved (``pitch``/``roll``, set by a term that sees through the camera),
+  world correspondences for the yaw fit (``world_points``/``world_vectors``), timings.
+* :class:`RefineStep` (one per refinement): noise level, progress ``frac``, prior precision,
+  the working frame (``R``: upright model frame -> working frame, the camera frame when there
+  is a camera, else identity), the denoiser's estimate in it (``Xh``) and the yaw + placement
+  taking the model frame to the request's world (``world_R``, ``world_t``, or None).
+* :meth:`GuidanceTerm.bone_targets` returns, for the joints of one tree level
+  (:class:`backend.prior.geometry.TreeLevel`), the unit directions parent->joint it wants
+  (``[B, n, 3]``, working frame) and their precisions (``[B, n, 1]``, ``[1, n, 1]`` or a float,
+  1/m^2 at bone length: 0 where the term has nothing to say).
+* :attr:`GuidanceTerm.dps_joints` (``[J]`` or None): joints whose refined x0 the DPS step
+  (Chung et al. 2023) pulls the denoiser toward, so the evidence reaches unseen joints.
+
+Built-in terms (:mod:`backend.prior.terms`): :class:`~backend.prior.terms.Evidence2DTerm`
+(keypoints or heatmaps through the perspective camera), :class:`~backend.prior.terms.KnownJointsTerm`,
+:class:`~backend.prior.terms.KnownDirectionsTerm`.
+
+Adding a term (say, temporal smoothness toward the previous frame's bone directions) touches
+neither the DDIM loop nor the tree walk::
+
+    class PreviousFrameTerm(GuidanceTerm):
+        '''Pull each bone toward its direction in the previous frame (unit ``[J, 3]``, upright frame).'''
+
+        def __init__(self, prev_dirs, sigma=0.05):
+            self.prev, self.sigma = prev_dirs, sigma
+
+        def prepare(self, state):
+            self.d = torch.as_tensor(self.prev, dtype=torch.float32, device=state.device)
+            self.a = state.weights.scale / self.sigma**2
+
+        def update(self, X, step):
+            self.d_work = self.d[None] @ step.R.transpose(1, 2)  # upright -> working frame
+
+        def bone_targets(self, level, parent, d_prior, step):
+            return self.d_work[:, level.joints], self.a
+
+    sampler.sample(20, Conditions(evidence=ev, terms=[PreviousFrameTerm(prev)]))
+
+A term the service builds for every request of some kind belongs in
+:func:`backend.prior.terms.build_terms` (with the field of :class:`Conditions` that carries its
+evidence); a caller with its own evidence just passes the term in ``Conditions.terms``. Terms are stateful within one ``sample()`` call
+(``prepare`` resets them), so a term object is not shared between threads.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from backend.camera import Intrinsics
+from backend.prior.evidence import Evidence2D, HeatmapEvidence, KeypointEvidence
+from backend.prior.geometry import (
+    MIN_DEPTH,
+    TreeLevel,
+    prior_precision,
+    solve_root_translation,
+    tilt_batch,
+    tree_levels,
+    unit,
+    yaw_align,
+)
 from backend.skeleton import BONE_LENGTHS, NUM_JOINTS, PARENTS
 
-MIN_DEPTH = 0.5  # metres: the pelvis is kept at least this far in front of the camera
-
-
-# ------------------------------------------------------------------------------------ 2D terms
-
-
-class Evidence2D:
-    """Per-joint 2D log-likelihood ``log p_j(uv)`` in normalised image coordinates.
-
-    Subclasses provide :meth:`value_and_grad`; ``anchor_uv`` (``[J, 2]``) and ``weight``
-    (``[J]``, 0 where a joint has no evidence) feed the closed-form root solve, ``sigma``
-    (``[J]``, normalised units) is the evidence's spatial uncertainty.
-    """
-
-    anchor_uv: torch.Tensor
-    weight: torch.Tensor
-    sigma: torch.Tensor
-    focal_px: float
-
-    def value_and_grad(self, uv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``uv`` ``[B, J, 2]`` normalised -> (log-likelihood ``[B, J]``, its gradient ``[B, J, 2]``)."""
-        raise NotImplementedError
-
-    def target(self, uv: torch.Tensor) -> torch.Tensor:
-        """Where each projected joint should move: one Gauss-Newton step on the log-likelihood,
-        ``uv + sigma^2 grad log p(uv)`` (``[B, J, 2]`` normalised; joints without evidence stay)."""
-        _, g = self.value_and_grad(uv)
-        return uv + g * (self.sigma**2 / self.weight.clamp(min=1e-6))[:, None]
-
-    @property
-    def num_visible(self) -> int:
-        return int((self.weight > 0).sum())
-
-
-class KeypointEvidence(Evidence2D):
-    """Keypoints as heatmap-like Gaussian likelihoods.
-
-    ``log p_j(uv) = -|uv - k_j|^2 / (2 sigma_j^2)`` with ``sigma_j = sigma_px / f / sqrt(c_j)``
-    (confidence ``c_j`` narrows the Gaussian), weight ``c_j``.
-
-    Args:
-        uv_px: ``[J, 2]`` pixels (NaN rows = unseen joints).
-        conf: ``[J]`` confidences 0..1 (0 = unseen).
-        K: camera intrinsics (pixels).
-        sigma_px: standard deviation of a confident keypoint, pixels.
-    """
-
-    def __init__(self, uv_px: np.ndarray, conf: np.ndarray, K: Intrinsics, sigma_px: float = 4.0, device="cpu"):
-        uv_px = np.asarray(uv_px, np.float64)
-        conf = np.where(np.isfinite(uv_px).all(-1), np.asarray(conf, np.float64), 0.0)
-        uv_n = np.stack([(uv_px[:, 0] - K.cx) / K.fx, (uv_px[:, 1] - K.cy) / K.fy], -1)
-        uv_n = np.nan_to_num(uv_n)
-        f = math.sqrt(K.fx * K.fy)
-        self.anchor_uv = torch.tensor(uv_n, dtype=torch.float32, device=device)
-        self.weight = torch.tensor(conf, dtype=torch.float32, device=device)
-        self.sigma = torch.tensor(sigma_px / f / np.sqrt(np.clip(conf, 0.05, 1.0)), dtype=torch.float32, device=device)
-        self.focal_px = f
-
-    def value_and_grad(self, uv):
-        d = uv - self.anchor_uv
-        inv = self.weight / self.sigma**2
-        return -0.5 * (d**2).sum(-1) * inv, -d * inv[:, None]
-
-
-class HeatmapEvidence(Evidence2D):
-    """Detector heatmaps sampled bilinearly at the projected joints (the paper's guidance).
-
-    The probability maps are blurred (1 cell) and floored, and a wide Gaussian around the
-    peak keeps a gradient far from it:
-    ``log p_j(h) = log(blur(P_j)(h) + eps) - |h - peak_j|^2 / (2 * 8^2)`` in heatmap cells ``h``.
-
-    Args:
-        log_heatmaps: ``[K, H, W]`` log-probabilities for joints ``joint_idx`` (``[K]``).
-        image_to_heatmap: ``[2, 3]`` affine, original-image pixels -> heatmap (column, row).
-        conf: ``[K]`` per-joint confidences 0..1 (visibility).
-        K: camera intrinsics of the original image.
-    """
-
-    def __init__(self, log_heatmaps: np.ndarray, joint_idx, image_to_heatmap: np.ndarray, conf, K: Intrinsics, device="cpu"):
-        import cv2
-
-        hm = np.exp(np.asarray(log_heatmaps, np.float32))
-        hm = np.stack([cv2.GaussianBlur(h, (0, 0), 1.0) for h in hm])
-        hm = hm / np.maximum(hm.sum((1, 2), keepdims=True), 1e-12)
-        self.logp = torch.tensor(np.log(hm + 1e-4), device=device)  # [K, H, W]
-        self.prob = torch.tensor(hm, device=device)
-        kh, H, W = hm.shape
-        self.H, self.W = H, W
-        A = np.asarray(image_to_heatmap, np.float64)
-        # normalised uv -> pixels -> heatmap cells: h = A[:, :2] @ (diag(f) uv + c) + A[:, 2]
-        M = A[:, :2] @ np.diag([K.fx, K.fy])
-        b = A[:, :2] @ np.array([K.cx, K.cy]) + A[:, 2]
-        self.M = torch.tensor(M, dtype=torch.float32, device=device)
-        self.M_inv = torch.tensor(np.linalg.inv(M), dtype=torch.float32, device=device)
-        self.b = torch.tensor(b, dtype=torch.float32, device=device)
-        self.idx = torch.tensor(list(joint_idx), dtype=torch.long, device=device)
-        flat = hm.reshape(kh, -1).argmax(1)
-        peaks_h = np.stack([flat % W, flat // W], -1).astype(np.float64)
-        # peak back to normalised image coords
-        peaks_uv = np.linalg.solve(M, (peaks_h - b).T).T
-        anchor = np.zeros((NUM_JOINTS, 2))
-        weight = np.zeros(NUM_JOINTS)
-        anchor[list(joint_idx)] = peaks_uv
-        weight[list(joint_idx)] = np.clip(np.asarray(conf, np.float64), 0, 1)
-        self.peaks_h = torch.tensor(peaks_h, dtype=torch.float32, device=device)
-        self.anchor_uv = torch.tensor(anchor, dtype=torch.float32, device=device)
-        self.weight = torch.tensor(weight, dtype=torch.float32, device=device)
-        cell = 1.0 / math.sqrt(abs(np.linalg.det(M)))  # one heatmap cell in normalised units
-        self.sigma = torch.full((NUM_JOINTS,), 1.0 * cell, device=device)
-        self.focal_px = math.sqrt(K.fx * K.fy)
-        self.wide = 8.0
-
-    def target(self, uv: torch.Tensor, bandwidth: float = 3.0) -> torch.Tensor:
-        """Mean-shift step on the heatmap: the heatmap-weighted mean position in a Gaussian window
-        (``bandwidth`` cells) around the current projection; the peak when the window is empty.
-
-        For a unimodal heatmap this is the Gauss-Newton step of the heatmap log-likelihood
-        (Comaniciu & Meer 2002: mean shift follows the gradient of the kernel density).
-        Returns ``[B, J, 2]`` normalised image coordinates.
-        """
-        h = uv[:, self.idx] @ self.M.T + self.b  # [B, K, 2] cells
-        xs = torch.arange(self.W, device=uv.device, dtype=uv.dtype)
-        ys = torch.arange(self.H, device=uv.device, dtype=uv.dtype)
-        kx = torch.exp(-0.5 * ((xs - h[..., :1]) / bandwidth) ** 2)  # [B, K, W]
-        ky = torch.exp(-0.5 * ((ys - h[..., 1:]) / bandwidth) ** 2)  # [B, K, H]
-        # contract the columns first (one batched matmul per joint), then the rows
-        A = torch.einsum("kyx,bkcx->bkcy", self.prob, torch.stack([kx, kx * xs], 2))  # [B, K, 2, H]
-        mass = (A[:, :, 0] * ky).sum(-1)
-        mx = (A[:, :, 1] * ky).sum(-1) / mass.clamp(min=1e-12)
-        my = (A[:, :, 0] * ky * ys).sum(-1) / mass.clamp(min=1e-12)
-        # an (almost) empty window falls back smoothly to the peak: mass-weighted blend, eps = 1 %
-        eps = 0.01
-        lam = (mass / (mass + eps))[..., None]
-        tgt_h = lam * torch.stack([mx, my], -1) + (1 - lam) * self.peaks_h[None]
-        tgt = uv.clone()
-        tgt[:, self.idx] = (tgt_h - self.b) @ self.M_inv.T
-        return tgt
-
-    def value_and_grad(self, uv):
-        B = uv.shape[0]
-        h = uv[:, self.idx] @ self.M.T + self.b  # [B, K, 2] cells
-        x = h[..., 0].clamp(0, self.W - 1.001)
-        y = h[..., 1].clamp(0, self.H - 1.001)
-        x0, y0 = x.floor().long(), y.floor().long()
-        fx, fy = x - x0, y - y0
-        k = torch.arange(len(self.idx), device=uv.device).expand(B, -1)
-        L = self.logp
-        v00, v01 = L[k, y0, x0], L[k, y0, x0 + 1]
-        v10, v11 = L[k, y0 + 1, x0], L[k, y0 + 1, x0 + 1]
-        val = (1 - fy) * ((1 - fx) * v00 + fx * v01) + fy * ((1 - fx) * v10 + fx * v11)
-        gx = (1 - fy) * (v01 - v00) + fy * (v11 - v10)
-        gy = (1 - fx) * (v10 - v00) + fx * (v11 - v01)
-        # outside the map: quadratic pull back in; everywhere: wide Gaussian around the peak
-        out = torch.stack([h[..., 0] - x, h[..., 1] - y], -1)
-        dp = h - self.peaks_h
-        g_h = torch.stack([gx, gy], -1) - out - dp / self.wide**2
-        val = val - 0.5 * (out**2).sum(-1) - 0.5 * (dp**2).sum(-1) / self.wide**2
-        w = self.weight[self.idx]
-        g_uv = (g_h @ self.M) * w[..., None]
-        ll = torch.zeros(B, NUM_JOINTS, device=uv.device)
-        grad = torch.zeros(B, NUM_JOINTS, 2, device=uv.device)
-        ll[:, self.idx] = val * w
-        grad[:, self.idx] = g_uv
-        return ll, grad
-
-
-# ------------------------------------------------------------------------------------ geometry
-
-
-def solve_root_translation(X: torch.Tensor, uv: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """Closed-form root (pelvis) translation from camera rays (ZeDO, Jiang et al. 2023, eq. 6).
-
-    Minimises ``sum_j w_j [((X_jx + Tx) - u_j (X_jz + Tz))^2 + ((X_jy + Ty) - v_j (X_jz + Tz))^2]``,
-    linear in ``T``; the pelvis is then kept at least :data:`MIN_DEPTH` in front of the camera
-    and every joint at least 0.1 m.
-
-    Args:
-        X: ``[B, J, 3]`` root-relative joints, camera frame, metres.
-        uv: ``[J, 2]`` normalised image coordinates of the evidence.
-        w: ``[J]`` weights (0 = unused).
-    Returns:
-        ``[B, 3]`` root translation, camera frame, metres.
-    """
-    u, v = uv[:, 0], uv[:, 1]
-    B = X.shape[0]
-    # rows: [1, 0, -u] T = u X_z - X_x ; [0, 1, -v] T = v X_z - X_y
-    A11 = w.sum()
-    A13 = -(w * u).sum()
-    A23 = -(w * v).sum()
-    A33 = (w * (u * u + v * v)).sum()
-    A = torch.stack([torch.stack([A11, A11 * 0, A13]), torch.stack([A11 * 0, A11, A23]),
-                     torch.stack([A13, A23, A33])]).expand(B, 3, 3)
-    r1 = u * X[..., 2] - X[..., 0]  # [B, J]
-    r2 = v * X[..., 2] - X[..., 1]
-    rhs = torch.stack([(w * r1).sum(-1), (w * r2).sum(-1), (w * (-u * r1 - v * r2)).sum(-1)], -1)
-    A = A + 1e-6 * torch.eye(3, device=X.device)
-    T = torch.linalg.solve(A, rhs.unsqueeze(-1)).squeeze(-1)
-    min_z = torch.maximum(torch.full_like(T[:, 2], MIN_DEPTH), (0.1 - X[..., 2]).amax(-1))
-    return torch.cat([T[:, :2], torch.maximum(T[:, 2], min_z)[:, None]], -1)
-
-
-def yaw_align(src: torch.Tensor, dst: torch.Tensor, w: torch.Tensor,
-              vec_src: torch.Tensor | None = None, vec_dst: torch.Tensor | None = None, vec_w: torch.Tensor | None = None):
-    """Best rotation about Z plus translation taking ``src`` points onto ``dst`` (2D Kabsch).
-
-    Args:
-        src: ``[B, J, 3]`` model-frame points; dst: ``[J, 3]`` targets (world); w: ``[J]`` weights.
-        vec_src, vec_dst, vec_w: optional direction correspondences (``[B, V, 3]``, ``[V, 3]``, ``[V]``)
-            that constrain the rotation only.
-    Returns:
-        (R ``[B, 3, 3]``, t ``[B, 3]``) with ``dst ~= src @ R^T + t``.
-    """
-    B = src.shape[0]
-    ws = w.sum().clamp(min=1e-8)
-    has_pts = bool((w > 0).sum() >= 1)
-    cs = (src * w[:, None]).sum(1) / ws if has_pts else src.new_zeros(B, 3)
-    cd = (dst * w[:, None]).sum(0) / ws if has_pts else dst.new_zeros(3)
-    a = src - cs[:, None]
-    b = (dst - cd)[None].expand_as(a)
-    S_cos = (w * (a[..., 0] * b[..., 0] + a[..., 1] * b[..., 1])).sum(-1)
-    S_sin = (w * (a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0])).sum(-1)
-    if vec_src is not None and vec_w is not None and vec_w.numel():
-        vb = vec_dst[None].expand_as(vec_src)
-        S_cos = S_cos + (vec_w * (vec_src[..., 0] * vb[..., 0] + vec_src[..., 1] * vb[..., 1])).sum(-1)
-        S_sin = S_sin + (vec_w * (vec_src[..., 0] * vb[..., 1] - vec_src[..., 1] * vb[..., 0])).sum(-1)
-    th = torch.atan2(S_sin, S_cos)
-    c, s = torch.cos(th), torch.sin(th)
-    z, o = torch.zeros_like(c), torch.ones_like(c)
-    R = torch.stack([torch.stack([c, -s, z], -1), torch.stack([s, c, z], -1), torch.stack([z, z, o], -1)], -2)
-    t = cd[None] - torch.einsum("bij,bj->bi", R, cs)
-    return R, t
-
-
-def prior_precision(abar: float, data_scale: float) -> float:
-    """Precision (1/m^2) of the denoiser's x0 estimate at noise level ``abar``.
-
-    Under a Gaussian approximation of ``p(x0 | x_t)`` (Song et al. 2023, "Pseudoinverse-guided
-    diffusion", eq. 8), ``r_t^2 = sigma_data^2 (1 - abar) / (abar sigma_data^2 + 1 - abar)``
-    in model units; converted to metres with ``data_scale``.
-    """
-    r2 = (1 - abar) / (abar + (1 - abar))
-    r2 = max(r2, 1e-6) * data_scale**2
-    return 1.0 / r2
-
-
-_PAR = torch.tensor([max(p, 0) for p in PARENTS])
-_HAS_PARENT = torch.tensor([p >= 0 for p in PARENTS])
-_LEN = torch.tensor(BONE_LENGTHS)
-
-
-def bone_pull(X: torch.Tensor) -> torch.Tensor:
-    """Displacements that restore canonical bone lengths, split half to child and half to parent.
-
-    Args:
-        X: ``[B, J, 3]`` metres. Returns ``[B, J, 3]`` metres.
-    """
-    par = _PAR.to(X.device)
-    d = X - X[:, par]
-    n = d.norm(dim=-1, keepdim=True).clamp(min=1e-6)
-    e = (n - _LEN.to(X.device)[:, None]) * _HAS_PARENT.to(X.device)[:, None]
-    corr = -0.5 * e * d / n  # move child toward the right length
-    out = corr.clone()
-    out.index_add_(1, par, -corr)
-    return out
+# names importable from here as before the split into evidence / geometry
+__all__ = [
+    "MIN_DEPTH", "Conditions", "Evidence2D", "FinalPose", "GuidanceTerm", "GuidanceWeights", "HeatmapEvidence",
+    "KeypointEvidence", "RefineStep", "SampleState", "prior_precision", "refine", "solve_root_translation",
+    "tree_walk", "yaw_align",
+]
 
 
 @dataclass
 class GuidanceWeights:
     """Precisions (1/m^2 unless noted) and step controls of the guidance.
 
-    ``scale`` multiplies every evidence precision (the "guidance scale"). ``bone_sigma`` (m) is the
-    tolerated bone-length deviation; ``known_sigma`` (m) that of known joints.
+    ``scale`` multiplies every evidence precision (the "guidance scale"); ``known_sigma`` and
+    ``direction_sigma`` (m at bone length) are the tolerances of known joints and directions.
     """
 
     scale: float = 1.0
-    bone_sigma: float = 0.01
     known_sigma: float = 0.005
     direction_sigma: float = 0.01
     inner_steps: int = 2
-    step: float = 0.8
     prior_cap: float = 300.0  # max precision of the denoiser's x0 (1/m^2): r_t >= 6 cm
     polish_steps: int = 2  # extra inner steps on the final x0 with the prior at ``polish_prior``
     polish_prior: float = 400.0  # 1/m^2 (r = 5 cm)
     dps_scale: float = 1.0  # DPS step on x_t toward the refined x0 of known joints/directions (0 = off)
-    ramp: float = 0.0  # the 2D precision grows linearly over this fraction of the steps (0 = full from the start)
     retilt_at: tuple = (0.5, 1.0)  # fractions of the DDIM steps where camera pitch/roll are re-estimated
-    ray_mode: str = "nearest"  # 2D target on the camera ray: "nearest" to the prior's joint, or "intersect" at bone length
+
+
+@dataclass
+class Conditions:
+    """Evidence for one frame. All optional; none at all = unconditional generation.
+
+    Attributes:
+        evidence: 2D likelihood (keypoints or heatmaps), normalised image coordinates.
+        rotation: world->camera rotation ``[3, 3]`` when the camera orientation is known.
+        known: ``[J, 3]`` known joint positions, world frame, metres (rows of unknown joints ignored).
+        known_w: ``[J]`` 1 for known joints, else 0.
+        directions: ``[J, 3]`` known unit directions parent->joint, world frame.
+        directions_w: ``[J]`` 1 where a direction is known.
+        fix_yaw: keep the world yaw of known joints as given (variations) instead of solving it.
+        terms: further :class:`GuidanceTerm` objects, applied after the built-in ones.
+    """
+
+    evidence: Evidence2D | None = None
+    rotation: np.ndarray | None = None
+    known: np.ndarray | None = None
+    known_w: np.ndarray | None = None
+    directions: np.ndarray | None = None
+    directions_w: np.ndarray | None = None
+    fix_yaw: bool = False
+    terms: list = field(default_factory=list)
+
+    @property
+    def has_2d(self) -> bool:
+        return self.evidence is not None and self.evidence.num_visible > 0
+
+    @property
+    def has_known(self) -> bool:
+        return self.known_w is not None and float(np.sum(self.known_w)) > 0
+
+    @property
+    def has_directions(self) -> bool:
+        return self.directions_w is not None and float(np.sum(self.directions_w)) > 0
+
+
+@dataclass
+class SampleState:
+    """What the sampler and the terms share during one ``sample()`` call.
+
+    Attributes:
+        cond: the evidence; batch: ``B``; device; weights; terms: the active terms, in order.
+        pitch, roll: ``[B]`` camera tilt (radians) per hypothesis, or None without a camera.
+        fixed_tilt: the tilt is given (a known camera rotation) and not re-estimated.
+        world_points: (``[J, 3]`` world targets, ``[J]`` weights) for the yaw + placement fit.
+        world_vectors: (``[J, 3]`` unit world directions parent->joint, ``[J]`` weights), yaw only.
+        dps_mask: ``[J]`` union of the terms' :attr:`~GuidanceTerm.dps_joints` (None: no DPS step).
+        timings: seconds per part (``denoiser``, ``guidance``, ``root_solve``).
+    """
+
+    cond: Conditions
+    batch: int
+    device: torch.device
+    weights: GuidanceWeights
+    terms: list = field(default_factory=list)
+    pitch: torch.Tensor | None = None
+    roll: torch.Tensor | None = None
+    fixed_tilt: bool = False
+    world_points: tuple[torch.Tensor, torch.Tensor] | None = None
+    world_vectors: tuple[torch.Tensor, torch.Tensor] | None = None
+    dps_mask: torch.Tensor | None = None
+    timings: dict = field(default_factory=lambda: {"denoiser": 0.0, "guidance": 0.0, "root_solve": 0.0})
+
+    @property
+    def has_camera(self) -> bool:
+        return self.pitch is not None
+
+    @property
+    def world_anchored(self) -> bool:
+        return self.world_points is not None or self.world_vectors is not None
+
+    def camera_rotation(self) -> torch.Tensor:
+        """``[B, 3, 3]`` upright model frame -> camera frame, from ``pitch`` and ``roll``."""
+        return tilt_batch(self.pitch, self.roll)
+
+    def align_world(self, Xm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Yaw ``[B, 3, 3]`` + translation ``[B, 3]`` taking model-frame poses ``Xm`` (``[B, J, 3]``,
+        metres) onto ``world_points`` / ``world_vectors`` (2D Kabsch, :func:`yaw_align`);
+        identity yaw with ``cond.fix_yaw``. World = ``Xm @ R^T + t``."""
+        B = Xm.shape[0]
+        if self.cond.fix_yaw:
+            R = torch.eye(3, device=Xm.device).expand(B, 3, 3)
+            if self.world_points is not None:
+                known, w = self.world_points
+                t = ((known - Xm) * w[:, None]).sum(1) / w.sum().clamp(min=1e-8)
+            else:
+                t = Xm.new_zeros(B, 3)
+            return R, t
+        par = torch.tensor([max(p, 0) for p in PARENTS], device=Xm.device)
+        vs = vd = vw = None
+        if self.world_vectors is not None:
+            dirs, vw = self.world_vectors
+            vs = Xm - Xm[:, par]
+            vd = dirs * torch.tensor(BONE_LENGTHS, device=Xm.device)[:, None]
+        if self.world_points is not None:
+            return yaw_align(Xm, self.world_points[0], self.world_points[1], vs, vd, vw)
+        R, _ = yaw_align(Xm, Xm.new_zeros(NUM_JOINTS, 3), Xm.new_zeros(NUM_JOINTS), vs, vd, vw)
+        return R, Xm.new_zeros(B, 3)
+
+
+@dataclass
+class RefineStep:
+    """One refinement of an x0 estimate (a DDIM step, or the final polish when ``abar`` is None).
+
+    Attributes:
+        state: the sample's state.
+        abar: cumulative alpha of the step (None = final polish); frac: 0..1 through the steps.
+        prior: precision ``b`` of the denoiser's x0 (1/m^2).
+        R: ``[B, 3, 3]`` upright model frame -> working frame (camera frame, or identity).
+        Xh: ``[B, J, 3]`` the denoiser's x0 in the working frame, metres.
+        world_R, world_t: model frame -> request world (``[B, 3, 3]``, ``[B, 3]``), or None.
+    """
+
+    state: SampleState
+    abar: float | None
+    frac: float
+    prior: float
+    R: torch.Tensor
+    Xh: torch.Tensor
+    world_R: torch.Tensor | None = None
+    world_t: torch.Tensor | None = None
+
+    def world_to_working(self, P: torch.Tensor, translate: bool = True) -> torch.Tensor:
+        """``[J, 3]`` world points (or directions, ``translate=False``) -> ``[B, J, 3]`` working frame."""
+        P = P[None] - self.world_t[:, None] if translate else P[None].expand(self.R.shape[0], -1, -1)
+        return (P @ self.world_R) @ self.R.transpose(1, 2)
+
+
+@dataclass
+class FinalPose:
+    """The final x0 handed to :meth:`GuidanceTerm.finish`.
+
+    Attributes:
+        model: ``[B, J, 3]`` upright model frame, pelvis at the origin, metres.
+        world: ``[B, J, 3]`` in the request's world (after the yaw + placement fit) when the
+            evidence fixes it, else None; a term may replace it (known joints snap exactly).
+    """
+
+    model: torch.Tensor
+    world: torch.Tensor | None = None
+
+
+class GuidanceTerm:
+    """One piece of evidence steering the sampler; see the module docstring for the call order."""
+
+    #: ``[J]`` weights of the joints this term constrains in 3D (DPS target), or None.
+    dps_joints: np.ndarray | None = None
+
+    def prepare(self, state: SampleState) -> None:
+        """Once per ``sample()``, before the first step: move data to ``state.device``; set up the
+        camera (``state.pitch``/``roll``) or world correspondences (``state.world_points``/``vectors``)."""
+
+    def update(self, X: torch.Tensor, step: RefineStep) -> None:
+        """Before each inner step's tree walk: ``X`` ``[B, J, 3]`` current estimate (working frame, m)."""
+
+    def bone_targets(self, level: TreeLevel, parent: torch.Tensor, d_prior: torch.Tensor,
+                     step: RefineStep) -> tuple[torch.Tensor, torch.Tensor | float] | None:
+        """Directions wanted for the bones into ``level.joints``.
+
+        Args:
+            level: the tree level; parent: ``[B, n, 3]`` refined parent positions (working frame);
+            d_prior: ``[B, n, 3]`` the denoiser's unit bone directions.
+        Returns:
+            (unit directions ``[B, n, 3]``, precisions broadcastable to ``[B, n, 1]``, 1/m^2) or None.
+        """
+        return None
+
+    def finish(self, final: FinalPose, result) -> tuple[torch.Tensor, int] | None:
+        """On the final pose: fill this term's fields of ``result`` (a ``SampleResult``) and return
+        (summed log-likelihood of the evidence ``[B]``, number of joints it covers), or None."""
+        return None
+
+
+# ------------------------------------------------------------------------------------ refinement
+
+
+def refine(Xh_m: torch.Tensor, state: SampleState, abar: float | None, frac: float, prior: float) -> torch.Tensor:
+    """Refine the denoiser's x0 with every term of ``state``: ``inner_steps`` (``polish_steps`` when
+    ``abar`` is None) of :meth:`GuidanceTerm.update` + :func:`tree_walk`.
+
+    Args:
+        Xh_m: ``[B, J, 3]`` the denoiser's x0, upright model frame, metres.
+        abar, frac, prior: see :class:`RefineStep`.
+    Returns:
+        ``[B, J, 3]`` refined x0, upright model frame, metres.
+    """
+    B = Xh_m.shape[0]
+    R = state.camera_rotation() if state.has_camera else torch.eye(3, device=Xh_m.device).expand(B, 3, 3)
+    step = RefineStep(state, abar, frac, prior, R, Xh_m @ R.transpose(1, 2))
+    if state.world_anchored:
+        step.world_R, step.world_t = state.align_world(Xh_m)
+    X = step.Xh
+    for _ in range(state.weights.inner_steps if abar is not None else state.weights.polish_steps):
+        for term in state.terms:
+            term.update(X, step)
+        X = tree_walk(X, step.Xh, state.terms, prior, step)
+    return X @ R
+
+
+def tree_walk(X: torch.Tensor, Xh: torch.Tensor, terms: list[GuidanceTerm], prior: float,
+              step: RefineStep | None) -> torch.Tensor:
+    """Rebuild the pose root-outward with canonical bone lengths (the module's blend formula).
+
+    Joints at the same depth of the kinematic tree are independent given their parents, so the
+    walk runs one tree level at a time, batched over joints. ``X``, ``Xh``: ``[B, J, 3]`` metres
+    (working frame; ``Xh`` gives the prior's directions); ``prior``: its precision ``b``.
+    Returns ``[B, J, 3]`` with the root at the origin.
+    """
+    out = torch.zeros_like(X)
+    for level in tree_levels(X.device):
+        js, ps, L = level
+        xp = out[:, ps]  # [B, n, 3]
+        d_prior = unit(Xh[:, js] - Xh[:, ps])
+        num = prior * d_prior
+        den = torch.full_like(num[..., :1], float(prior))
+        for term in terms:
+            got = term.bone_targets(level, xp, d_prior, step)
+            if got is not None:
+                d, a = got
+                num = num + a * d
+                den = den + a
+        out[:, js] = xp + L * unit(num / den)
+    return out

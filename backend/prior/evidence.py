@@ -1,0 +1,177 @@
+"""2D evidence: per-joint log-likelihoods of a projected pose in normalised image coordinates.
+
+:class:`KeypointEvidence` (keypoints as Gaussians) and :class:`HeatmapEvidence` (the detector's
+heatmaps, the guidance of Snelgar et al. 2026) are expressed in *normalised image coordinates*
+``((u - cx)/fx, (v - cy)/fy)`` so step sizes do not depend on the image size or focal length
+(NOTES.md pitfall). They are used by :class:`backend.prior.guidance.Evidence2DTerm`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from backend.camera import Intrinsics
+from backend.skeleton import NUM_JOINTS
+
+
+class Evidence2D:
+    """Per-joint 2D log-likelihood ``log p_j(uv)`` in normalised image coordinates.
+
+    Subclasses provide :meth:`value_and_grad`; ``anchor_uv`` (``[J, 2]``) and ``weight``
+    (``[J]``, 0 where a joint has no evidence) feed the closed-form root solve, ``sigma``
+    (``[J]``, normalised units) is the evidence's spatial uncertainty.
+    """
+
+    anchor_uv: torch.Tensor
+    weight: torch.Tensor
+    sigma: torch.Tensor
+    focal_px: float
+
+    def value_and_grad(self, uv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``uv`` ``[B, J, 2]`` normalised -> (log-likelihood ``[B, J]``, its gradient ``[B, J, 2]``)."""
+        raise NotImplementedError
+
+    def target(self, uv: torch.Tensor) -> torch.Tensor:
+        """Where each projected joint should move: one Gauss-Newton step on the log-likelihood,
+        ``uv + sigma^2 grad log p(uv)`` (``[B, J, 2]`` normalised; joints without evidence stay)."""
+        _, g = self.value_and_grad(uv)
+        return uv + g * (self.sigma**2 / self.weight.clamp(min=1e-6))[:, None]
+
+    @property
+    def num_visible(self) -> int:
+        return int((self.weight > 0).sum())
+
+
+class KeypointEvidence(Evidence2D):
+    """Keypoints as heatmap-like Gaussian likelihoods.
+
+    ``log p_j(uv) = -|uv - k_j|^2 / (2 sigma_j^2)`` with ``sigma_j = sigma_px / f / sqrt(c_j)``
+    (confidence ``c_j`` narrows the Gaussian), weight ``c_j``.
+
+    Args:
+        uv_px: ``[J, 2]`` pixels (NaN rows = unseen joints).
+        conf: ``[J]`` confidences 0..1 (0 = unseen).
+        K: camera intrinsics (pixels).
+        sigma_px: standard deviation of a confident keypoint, pixels.
+    """
+
+    def __init__(self, uv_px: np.ndarray, conf: np.ndarray, K: Intrinsics, sigma_px: float = 4.0, device="cpu"):
+        uv_px = np.asarray(uv_px, np.float64)
+        conf = np.where(np.isfinite(uv_px).all(-1), np.asarray(conf, np.float64), 0.0)
+        uv_n = np.stack([(uv_px[:, 0] - K.cx) / K.fx, (uv_px[:, 1] - K.cy) / K.fy], -1)
+        uv_n = np.nan_to_num(uv_n)
+        f = math.sqrt(K.fx * K.fy)
+        self.anchor_uv = torch.tensor(uv_n, dtype=torch.float32, device=device)
+        self.weight = torch.tensor(conf, dtype=torch.float32, device=device)
+        self.sigma = torch.tensor(sigma_px / f / np.sqrt(np.clip(conf, 0.05, 1.0)), dtype=torch.float32, device=device)
+        self.focal_px = f
+
+    def value_and_grad(self, uv):
+        d = uv - self.anchor_uv
+        inv = self.weight / self.sigma**2
+        return -0.5 * (d**2).sum(-1) * inv, -d * inv[:, None]
+
+
+class HeatmapEvidence(Evidence2D):
+    """Detector heatmaps sampled bilinearly at the projected joints (the paper's guidance).
+
+    The probability maps are blurred (1 cell) and floored, and a wide Gaussian around the
+    peak keeps a gradient far from it:
+    ``log p_j(h) = log(blur(P_j)(h) + eps) - |h - peak_j|^2 / (2 * 8^2)`` in heatmap cells ``h``.
+
+    Args:
+        log_heatmaps: ``[K, H, W]`` log-probabilities for joints ``joint_idx`` (``[K]``).
+        image_to_heatmap: ``[2, 3]`` affine, original-image pixels -> heatmap (column, row).
+        conf: ``[K]`` per-joint confidences 0..1 (visibility).
+        K: camera intrinsics of the original image.
+    """
+
+    def __init__(self, log_heatmaps: np.ndarray, joint_idx, image_to_heatmap: np.ndarray, conf, K: Intrinsics, device="cpu"):
+        import cv2
+
+        hm = np.exp(np.asarray(log_heatmaps, np.float32))
+        hm = np.stack([cv2.GaussianBlur(h, (0, 0), 1.0) for h in hm])
+        hm = hm / np.maximum(hm.sum((1, 2), keepdims=True), 1e-12)
+        self.logp = torch.tensor(np.log(hm + 1e-4), device=device)  # [K, H, W]
+        self.prob = torch.tensor(hm, device=device)
+        kh, H, W = hm.shape
+        self.H, self.W = H, W
+        A = np.asarray(image_to_heatmap, np.float64)
+        # normalised uv -> pixels -> heatmap cells: h = A[:, :2] @ (diag(f) uv + c) + A[:, 2]
+        M = A[:, :2] @ np.diag([K.fx, K.fy])
+        b = A[:, :2] @ np.array([K.cx, K.cy]) + A[:, 2]
+        self.M = torch.tensor(M, dtype=torch.float32, device=device)
+        self.M_inv = torch.tensor(np.linalg.inv(M), dtype=torch.float32, device=device)
+        self.b = torch.tensor(b, dtype=torch.float32, device=device)
+        self.idx = torch.tensor(list(joint_idx), dtype=torch.long, device=device)
+        flat = hm.reshape(kh, -1).argmax(1)
+        peaks_h = np.stack([flat % W, flat // W], -1).astype(np.float64)
+        # peak back to normalised image coords
+        peaks_uv = np.linalg.solve(M, (peaks_h - b).T).T
+        anchor = np.zeros((NUM_JOINTS, 2))
+        weight = np.zeros(NUM_JOINTS)
+        anchor[list(joint_idx)] = peaks_uv
+        weight[list(joint_idx)] = np.clip(np.asarray(conf, np.float64), 0, 1)
+        self.peaks_h = torch.tensor(peaks_h, dtype=torch.float32, device=device)
+        self.anchor_uv = torch.tensor(anchor, dtype=torch.float32, device=device)
+        self.weight = torch.tensor(weight, dtype=torch.float32, device=device)
+        cell = 1.0 / math.sqrt(abs(np.linalg.det(M)))  # one heatmap cell in normalised units
+        self.sigma = torch.full((NUM_JOINTS,), 1.0 * cell, device=device)
+        self.focal_px = math.sqrt(K.fx * K.fy)
+        self.wide = 8.0
+
+    def target(self, uv: torch.Tensor, bandwidth: float = 3.0) -> torch.Tensor:
+        """Mean-shift step on the heatmap: the heatmap-weighted mean position in a Gaussian window
+        (``bandwidth`` cells) around the current projection; the peak when the window is empty.
+
+        For a unimodal heatmap this is the Gauss-Newton step of the heatmap log-likelihood
+        (Comaniciu & Meer 2002: mean shift follows the gradient of the kernel density).
+        Returns ``[B, J, 2]`` normalised image coordinates.
+        """
+        h = uv[:, self.idx] @ self.M.T + self.b  # [B, K, 2] cells
+        xs = torch.arange(self.W, device=uv.device, dtype=uv.dtype)
+        ys = torch.arange(self.H, device=uv.device, dtype=uv.dtype)
+        kx = torch.exp(-0.5 * ((xs - h[..., :1]) / bandwidth) ** 2)  # [B, K, W]
+        ky = torch.exp(-0.5 * ((ys - h[..., 1:]) / bandwidth) ** 2)  # [B, K, H]
+        # contract the columns first (one batched matmul per joint), then the rows
+        A = torch.einsum("kyx,bkcx->bkcy", self.prob, torch.stack([kx, kx * xs], 2))  # [B, K, 2, H]
+        mass = (A[:, :, 0] * ky).sum(-1)
+        mx = (A[:, :, 1] * ky).sum(-1) / mass.clamp(min=1e-12)
+        my = (A[:, :, 0] * ky * ys).sum(-1) / mass.clamp(min=1e-12)
+        # an (almost) empty window falls back smoothly to the peak: mass-weighted blend, eps = 1 %
+        eps = 0.01
+        lam = (mass / (mass + eps))[..., None]
+        tgt_h = lam * torch.stack([mx, my], -1) + (1 - lam) * self.peaks_h[None]
+        tgt = uv.clone()
+        tgt[:, self.idx] = (tgt_h - self.b) @ self.M_inv.T
+        return tgt
+
+    def value_and_grad(self, uv):
+        B = uv.shape[0]
+        h = uv[:, self.idx] @ self.M.T + self.b  # [B, K, 2] cells
+        x = h[..., 0].clamp(0, self.W - 1.001)
+        y = h[..., 1].clamp(0, self.H - 1.001)
+        x0, y0 = x.floor().long(), y.floor().long()
+        fx, fy = x - x0, y - y0
+        k = torch.arange(len(self.idx), device=uv.device).expand(B, -1)
+        L = self.logp
+        v00, v01 = L[k, y0, x0], L[k, y0, x0 + 1]
+        v10, v11 = L[k, y0 + 1, x0], L[k, y0 + 1, x0 + 1]
+        val = (1 - fy) * ((1 - fx) * v00 + fx * v01) + fy * ((1 - fx) * v10 + fx * v11)
+        gx = (1 - fy) * (v01 - v00) + fy * (v11 - v10)
+        gy = (1 - fx) * (v10 - v00) + fx * (v11 - v01)
+        # outside the map: quadratic pull back in; everywhere: wide Gaussian around the peak
+        out = torch.stack([h[..., 0] - x, h[..., 1] - y], -1)
+        dp = h - self.peaks_h
+        g_h = torch.stack([gx, gy], -1) - out - dp / self.wide**2
+        val = val - 0.5 * (out**2).sum(-1) - 0.5 * (dp**2).sum(-1) / self.wide**2
+        w = self.weight[self.idx]
+        g_uv = (g_h @ self.M) * w[..., None]
+        ll = torch.zeros(B, NUM_JOINTS, device=uv.device)
+        grad = torch.zeros(B, NUM_JOINTS, 2, device=uv.device)
+        ll[:, self.idx] = val * w
+        grad[:, self.idx] = g_uv
+        return ll, grad
