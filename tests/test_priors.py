@@ -75,7 +75,7 @@ def test_cmu_prior_generates_plausible_distinct_poses(cmu_service):
     assert np.abs(bone_lengths(gen)[:, 1:] - BONE_LENGTHS[1:]).max() < 1e-3
     smp = cmu_service.sampler(None, GENERATE_STEPS, eta=1.0)
     smp.w.polish_steps = 0
-    raw = smp.sample(48, None, seed=0).world
+    raw = smp.sample(48, None, seed=0).world_rel
     raw_err_mm = np.abs(bone_lengths(raw)[:, 1:] - BONE_LENGTHS[1:]).mean() * 1000
     assert raw_err_mm < 15.0, raw_err_mm
     # upright people (the head above the pelvis), no collapsed or repeated poses
