@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """Build, set up and check PoseDiff.
 
-    python3 build.py          build the Blender extension zip into dist/
+    python3 build.py          set up .venv, then build the Blender extension zip into dist/ with
+                              Blender's own blender_ext.py (shipped in the bpy wheel)
     python3 build.py demo     set up .venv, then pose a Rigify metarig from a sample photo (out/)
-    python3 build.py test     set up .venv, then run the whole test suite
+    python3 build.py test     set up .venv, build the zip, run ruff check, then the whole test suite
+    python3 build.py setup    set up .venv only
 
-The virtual environment `.venv` is created or reused; what is missing is installed. Only the
-standard library is used here, so this runs with any Python 3.11.
+The virtual environment `.venv` is created or reused; what is missing is installed. Every
+requirement and pin is in pyproject.toml (``[project] dependencies`` and the ``test`` extra).
+Only the standard library is used here, so this runs with any Python 3.11.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ import subprocess
 import sys
 import time
 import tomllib
-import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -25,25 +27,14 @@ VENV = ROOT / ".venv"
 PY = VENV / "bin" / "python"
 STAMP = VENV / ".posediff-installed"
 
-# Pinned where it matters: torch 2.13.0 is the CPU build on this machine's disk (an unpinned
-# torch pulls a multi-GB CUDA build); bpy 5.0.1 pins numpy<2, and ai-edge-litert 2.2.0 is the
-# last release that works with numpy 1.x.
-REQUIREMENTS = [
-    "torch==2.13.0",
-    "numpy<2",
-    "bpy==5.0.1",
-    "ai-edge-litert==2.2.0",
-    "opencv-python-headless==4.10.0.84",
-    "safetensors>=0.4",
-    "fastapi>=0.110",
-    "uvicorn>=0.29",
-    "pydantic>=2.6",
-    "pillow>=10",
-    "tqdm>=4.66",
-    "pytest>=8",
-    "httpx>=0.27",
-    "schemathesis>=3.30",
-]
+#: The requirements live in pyproject.toml only: ``[project] dependencies`` and the ``test`` extra.
+PYPROJECT = ROOT / "pyproject.toml"
+
+
+def requirements() -> list[str]:
+    """The runtime dependencies plus the ``test`` extra, as pinned in pyproject.toml."""
+    project = tomllib.loads(PYPROJECT.read_text())["project"]
+    return [*project["dependencies"], *project["optional-dependencies"]["test"]]
 
 
 def log(msg: str) -> None:
@@ -56,9 +47,7 @@ def run(cmd: list, **kw) -> None:
 
 def ensure_venv() -> None:
     """Create or reuse .venv and install what is missing (idempotent, fast when up to date)."""
-    want = hashlib.sha256(
-        ("\n".join(REQUIREMENTS) + (ROOT / "pyproject.toml").read_text()).encode()
-    ).hexdigest()
+    want = hashlib.sha256(PYPROJECT.read_bytes()).hexdigest()
     if PY.exists() and STAMP.exists() and STAMP.read_text() == want:
         return
     t0 = time.time()
@@ -66,46 +55,63 @@ def ensure_venv() -> None:
         log(f"creating {VENV}")
         run([sys.executable, "-m", "venv", VENV])
         run([PY, "-m", "pip", "install", "-q", "--upgrade", "pip"])
-    log("installing dependencies (first run: a few minutes)")
-    run([PY, "-m", "pip", "install", "-q", *REQUIREMENTS])
-    # The project itself, editable; its dependencies are satisfied above (no CUDA torch pulled).
-    run([PY, "-m", "pip", "install", "-q", "--no-deps", "-e", "."])
+    log(f"installing dependencies from pyproject.toml: {' '.join(requirements())} (first run: a few minutes)")
+    # The project itself, editable, with the test extra: every pin is in pyproject.toml.
+    run([PY, "-m", "pip", "install", "-q", "-e", ".[test]"])
     STAMP.write_text(want)
     log(f"environment ready in {time.time() - t0:.0f} s")
 
 
+def blender_ext() -> Path:
+    """Blender's own extension tool, ``blender_ext.py``, as shipped inside the bpy wheel in .venv.
+
+    Raises:
+        SystemExit: bpy is not installed in .venv (run ``python3 build.py setup``).
+    """
+    found = sorted(VENV.glob("lib/python3*/site-packages/bpy/*/scripts/addons_core/bl_pkg/cli/blender_ext.py"))
+    if not found:
+        raise SystemExit(f"blender_ext.py not found under {VENV}: the bpy wheel is missing; run 'python3 build.py setup'")
+    return found[-1]
+
+
 def build_zip() -> Path:
-    """Validate addon/blender_manifest.toml and zip the extension into dist/<id>-<version>.zip."""
-    src = ROOT / "addon"
-    manifest = tomllib.loads((src / "blender_manifest.toml").read_text())
-    for key in ("schema_version", "id", "version", "name", "tagline", "maintainer", "type",
-                "blender_version_min", "license"):
-        if key not in manifest:
-            raise SystemExit(f"addon/blender_manifest.toml: missing required field {key!r}")
-    if manifest["type"] != "add-on":
-        raise SystemExit("addon/blender_manifest.toml: type must be 'add-on'")
+    """Build ``dist/<id>-<version>.zip`` from ``addon/`` with Blender's ``blender_ext.py build``,
+    then check the zip with ``blender_ext.py validate`` (manifest fields, lengths, licence, files).
+
+    Raises:
+        SystemExit: the manifest or the package is invalid (Blender's message is printed), or
+            .venv has no bpy (``ensure_venv()`` first).
+    """
+    manifest = tomllib.loads((ROOT / "addon" / "blender_manifest.toml").read_text())
     out = ROOT / "dist" / f"{manifest['id']}-{manifest['version']}.zip"
     out.parent.mkdir(exist_ok=True)
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path in sorted(src.rglob("*")):
-            rel = path.relative_to(src)
-            if path.is_dir() or "__pycache__" in rel.parts or path.suffix in (".pyc", ".blend1"):
-                continue
-            if rel.parts[0] in ("tests", ".pytest_cache"):
-                continue
-            zf.write(path, rel.as_posix())
-    log(f"wrote {out.relative_to(ROOT)}")
+    tool = blender_ext()
+    for args in (["build", "--source-dir", ROOT / "addon", "--output-filepath", out], ["validate", out]):
+        p = subprocess.run([PY, tool, *args], cwd=ROOT, capture_output=True, text=True)
+        if p.returncode != 0:
+            sys.stderr.write(p.stdout + p.stderr)
+            raise SystemExit(f"blender_ext.py {args[0]} failed for addon/ (see above)")
+    log(f"wrote {out.relative_to(ROOT)} (blender_ext.py build + validate)")
     return out
+
+
+def lint() -> int:
+    """``ruff check .`` with the rules of ``[tool.ruff]`` in pyproject.toml; returns its exit status."""
+    return subprocess.run([VENV / "bin" / "ruff", "check", "."], cwd=ROOT).returncode
 
 
 def main(argv: list[str]) -> int:
     cmd = argv[1] if len(argv) > 1 else "zip"
     if cmd == "zip":
+        ensure_venv()
         build_zip()
         return 0
     if cmd == "test":
         ensure_venv()
         build_zip()
+        if lint() != 0:
+            log("ruff check failed: fix the findings above (or run '.venv/bin/ruff check --fix .')")
+            return 1
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         return subprocess.run([PY, "-m", "pytest", *argv[2:]], cwd=ROOT, env=env).returncode
     if cmd == "demo":

@@ -251,8 +251,18 @@ def mapped_bones(ob) -> list[str]:
     return [b for bs in get_mapping(ob).values() for b in bs]
 
 
+def is_selected(pb) -> bool:
+    """Whether a pose bone is selected: ``PoseBone.select`` (Blender 5.0+), ``Bone.select`` (4.4)."""
+    return bool(pb.select if hasattr(pb, "select") else pb.bone.select)
+
+
+def selected_bones(ob) -> set[str]:
+    """Names of the armature's selected pose bones."""
+    return {pb.name for pb in ob.pose.bones if is_selected(pb)}
+
+
 def keyed_bones(ob, frame: int) -> set[str]:
-    """Bones with a key on ``frame`` in the object's action (Blender 5 slotted actions)."""
+    """Bones with a key on ``frame`` in the object's action (slotted actions: Blender 4.4+)."""
     ad = ob.animation_data
     if ad is None or ad.action is None:
         return set()

@@ -19,6 +19,8 @@ from typing import Callable
 DEFAULT_URL = "http://127.0.0.1:8765"
 DEFAULT_TOKEN_FILE = os.path.join("~", ".config", "posediff", "token")
 TASKS = ("estimate", "complete", "generate", "variations", "detect")
+#: Tasks whose frames may carry photos; their file paths are sent as the files' bytes.
+PHOTO_TASKS = ("estimate", "detect")
 
 
 class BackendError(RuntimeError):
@@ -74,6 +76,7 @@ class Client:
         self.url = u
         self.token = token
         self.timeout = timeout
+        self._max_body: int | None = None
 
     # ------------------------------------------------------------------ plumbing
     def request(self, method: str, path: str, body: dict | None = None, timeout: float | None = None):
@@ -141,6 +144,14 @@ class Client:
     def skeleton(self) -> dict:
         return self.request("GET", "/v1/skeleton") or {}
 
+    def max_body_bytes(self) -> int | None:
+        """The backend's request body limit in bytes (``GET /v1/info``; asked once per client),
+        or None when the backend does not say."""
+        if self._max_body is None:
+            limit = self.info().get("max_body_bytes")
+            self._max_body = int(limit) if isinstance(limit, (int, float)) and limit > 0 else 0
+        return self._max_body or None
+
     def run(
         self,
         task: str,
@@ -151,7 +162,9 @@ class Client:
     ) -> dict:
         """Run a task as a server job and wait for its result (call from a worker thread).
 
-        Falls back to the direct ``POST /v1/{task}`` if the server has no jobs endpoint.
+        Falls back to the direct ``POST /v1/{task}`` if the server has no jobs endpoint. Photos
+        given as file paths (``frames[i].image`` of estimate and detect) are sent as the files'
+        bytes, so a backend on another machine can read them (``photos.inline_images``).
 
         Args:
             task: one of ``TASKS``.
@@ -161,10 +174,15 @@ class Client:
         Returns:
             the task's response body.
         Raises:
-            JobCancelled, BackendUnreachable, BackendError.
+            JobCancelled, BackendUnreachable, BackendError (``photos.PhotoTooLarge`` when the
+            photos do not fit under the backend's body limit: nothing is sent then).
         """
         if task not in TASKS:
             raise BackendError(f"unknown task {task!r}; tasks: {', '.join(TASKS)}")
+        if task in PHOTO_TASKS:
+            from .photos import inline_images
+
+            payload = inline_images(payload, self.max_body_bytes(), self.url)
         try:
             job = self.request("POST", f"/v1/jobs/{task}", payload)
         except BackendError as e:

@@ -11,6 +11,7 @@ On any error the scene is left as it was.
 from __future__ import annotations
 
 import os
+import textwrap
 
 import bpy
 from bpy.props import BoolProperty, CollectionProperty, EnumProperty, IntProperty, StringProperty
@@ -95,7 +96,7 @@ def _popup_error(message: str) -> None:
         return
 
     def draw(self, _ctx):
-        for line in status._wrap(message, 80):
+        for line in textwrap.wrap(message, 80):
             self.layout.label(text=line)
 
     wm.popup_menu(draw, title="PoseDiff", icon="ERROR")
@@ -263,7 +264,7 @@ def _known_bones(ob, frame: int) -> set[str]:
     keyed = blender_rig.keyed_bones(ob, frame) & mapped
     if keyed:
         return keyed
-    return {pb.name for pb in ob.pose.bones if getattr(pb, "select", False) and pb.name in mapped}
+    return blender_rig.selected_bones(ob) & mapped
 
 
 class POSEDIFF_OT_complete(_TaskOperator, bpy.types.Operator):
@@ -336,7 +337,7 @@ class POSEDIFF_OT_variations(_TaskOperator, bpy.types.Operator):
             ob = results.target_armature(context)
             joints = blender_rig.to_model_scale(ob, blender_rig.posed_joints_world(ob))
             mapped = set(blender_rig.mapped_bones(ob))
-            selected = {pb.name for pb in ob.pose.bones if getattr(pb, "select", False) and pb.name in mapped}
+            selected = blender_rig.selected_bones(ob) & mapped
             fixed = sorted(blender_rig.bones_to_joints(ob, selected) & set(joints))
         except (RigError, ValueError) as e:
             self.report({"ERROR"}, str(e))

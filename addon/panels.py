@@ -44,8 +44,7 @@ class POSEDIFF_PT_main(_Panel, bpy.types.Panel):
             row.progress(factor=job.progress, type="BAR", text=f"{job.label} {job.progress * 100:.0f}%")
             row.operator("posediff.cancel", text="", icon="CANCEL")
         if s.last_error:
-            for i, line in enumerate(status._wrap(s.last_error, 40)):
-                layout.label(text=line, icon="ERROR" if i == 0 else "BLANK1")
+            status.draw_wrapped(layout, s.last_error, 40, "ERROR")
         elif s.last_message:
             layout.label(text=s.last_message, icon="INFO")
         ob = context.active_object

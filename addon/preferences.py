@@ -10,11 +10,6 @@ from . import backend_process, status
 from .client import DEFAULT_TOKEN_FILE, DEFAULT_URL, Client, read_token
 
 
-def package_name() -> str:
-    """The add-on's module name as Blender registered it (``bl_ext.<repo>.posediff``)."""
-    return __package__
-
-
 def prefs():
     """This add-on's preferences (None when not registered as an add-on, e.g. plain import)."""
     addon = bpy.context.preferences.addons.get(__package__)

@@ -3,13 +3,10 @@
 
 from __future__ import annotations
 
-import json
-
 import bpy
 from bpy.props import (
     BoolProperty,
     CollectionProperty,
-    EnumProperty,
     FloatProperty,
     FloatVectorProperty,
     IntProperty,
@@ -22,7 +19,7 @@ from . import blender_rig
 
 def _preview_selected(self, context):
     """Clicking a hypothesis previews it on the rig (no keyframe)."""
-    if getattr(self, "_suspend", False) or not self.hypotheses:
+    if not self.hypotheses:
         return
     from . import results
 
@@ -47,7 +44,7 @@ class POSEDIFF_Hypothesis(bpy.types.PropertyGroup):
 
 def _sync_mapping(self, context):
     ob = self.id_data
-    if ob is None or ob.type != "ARMATURE" or getattr(ob, "posediff_syncing", False):
+    if ob is None or ob.type != "ARMATURE":
         return
     mapping = {}
     for item in ob.posediff_roles:
@@ -96,7 +93,6 @@ class POSEDIFF_Settings(bpy.types.PropertyGroup):
     hypothesis_index: IntProperty(name="Hypothesis", default=0, update=_preview_selected)
     last_error: StringProperty()
     last_message: StringProperty()
-    mapping_expanded: BoolProperty(name="Bone mapping", default=False)
 
 
 CLASSES = (POSEDIFF_Hypothesis, POSEDIFF_RoleItem, POSEDIFF_Settings)
@@ -105,14 +101,8 @@ CLASSES = (POSEDIFF_Hypothesis, POSEDIFF_RoleItem, POSEDIFF_Settings)
 def register_props():
     bpy.types.Scene.posediff = PointerProperty(type=POSEDIFF_Settings)
     bpy.types.Object.posediff_roles = CollectionProperty(type=POSEDIFF_RoleItem)
-    bpy.types.Object.posediff_role_index = IntProperty()
 
 
 def unregister_props():
-    del bpy.types.Object.posediff_role_index
     del bpy.types.Object.posediff_roles
     del bpy.types.Scene.posediff
-
-
-def dumps(obj) -> str:
-    return json.dumps(obj, separators=(",", ":"))

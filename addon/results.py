@@ -5,6 +5,7 @@ and building requests from the scene (camera, posed rig)."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import tempfile
@@ -109,14 +110,18 @@ def _store(s, task: str, label: str, joints: dict, score: float = 0.0, photo_fra
     it.skip_json = json.dumps(sorted(skip))
     if preview_png:
         key = f"{task}-{len(s.hypotheses)}-{id(it)}"
+        fd, path = tempfile.mkstemp(suffix=".png", prefix="posediff-")
         try:
-            fd, path = tempfile.mkstemp(suffix=".png", prefix="posediff-")
             with os.fdopen(fd, "wb") as f:
                 f.write(base64.b64decode(preview_png))
-            previews().load(key, path, "IMAGE")
+            pv = previews().load(key, path, "IMAGE")
+            _ = tuple(pv.image_size), tuple(pv.icon_size)  # reading the sizes loads both images now: the file can go
             it.preview_key = key
         except (ValueError, OSError, KeyError):
             pass
+        finally:
+            with contextlib.suppress(OSError):
+                os.remove(path)
 
 
 def icon_id(item) -> int:

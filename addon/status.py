@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import textwrap
 import threading
 
 _text = "not checked"
@@ -55,17 +56,10 @@ def licence_words(prior: dict) -> str:
 
 def draw_status(layout) -> None:
     ok, text = get_status()
-    icon = "CHECKMARK" if ok else ("ERROR" if ok is False else "QUESTION")
-    for i, line in enumerate(_wrap(text, 70)):
+    draw_wrapped(layout, text, 70, "CHECKMARK" if ok else ("ERROR" if ok is False else "QUESTION"))
+
+
+def draw_wrapped(layout, text: str, width: int, icon: str) -> None:
+    """``text`` as labels of at most ``width`` characters, ``icon`` before the first line."""
+    for i, line in enumerate(textwrap.wrap(text, width) or [""]):
         layout.label(text=line, icon=icon if i == 0 else "BLANK1")
-
-
-def _wrap(text: str, width: int) -> list[str]:
-    words, lines, cur = text.split(), [], ""
-    for w in words:
-        if cur and len(cur) + 1 + len(w) > width:
-            lines.append(cur)
-            cur = w
-        else:
-            cur = f"{cur} {w}".strip()
-    return lines + ([cur] if cur else []) or [""]

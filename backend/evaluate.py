@@ -247,7 +247,7 @@ def cmd_detect(args, service) -> None:
     from backend.vision.photo import load_image
 
     root = Path(__file__).resolve().parents[1] / "samples"
-    truth = list(csv.DictReader(open(root / "pose_landmark_truth.csv")))
+    truth = list(csv.DictReader((root / "pose_landmark_truth.csv").read_text().splitlines()))
     rows = []
     names = ["left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
              "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle"]

@@ -1,37 +1,37 @@
 """Start the real ``posediff serve`` as a subprocess for the server tests (no mocks).
 
-The server picks a free port itself (``--port 0``) and the tests read the port from its
-ready line, so parallel test runs never race for a port.
+Through the add-on's own launcher (``addon/backend_process.py``, the one way PoseDiff starts its
+backend): the server picks a free port itself (``--port 0``) and the port is read from its ready
+line, so parallel test runs never race for a port.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import os
-import queue
-import subprocess
 import sys
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from addon.backend_process import BackendStartError, Server, launch  # noqa: E402
+
 VENV_POSEDIFF = ROOT / ".venv" / "bin" / "posediff"
-READY_PREFIX = "posediff serving on "
 
 
-@functools.cache
+def backend_command() -> list[str]:
+    """The backend entry point: ``.venv/bin/posediff``, else ``python -m backend``."""
+    return [str(VENV_POSEDIFF)] if VENV_POSEDIFF.exists() else [sys.executable, "-m", "backend"]
+
+
 def serve_command() -> list[str]:
-    """``posediff serve`` when the CLI has it, else ``python -m backend.http.serve``."""
-    if VENV_POSEDIFF.exists() and importlib.util.find_spec("backend.cli") is not None:
-        probe = subprocess.run([str(VENV_POSEDIFF), "serve", "--help"], capture_output=True, text=True, timeout=60)
-        if probe.returncode == 0 and "--max-body-mb" in probe.stdout:
-            return [str(VENV_POSEDIFF), "serve"]
-    return [sys.executable, "-m", "backend.http.serve"]
+    """``posediff serve`` as a command line (for tests that run it to completion themselves)."""
+    return backend_command() + ["serve"]
 
 
 def weights_for_tests(tmp_dir: Path) -> Path:
@@ -54,16 +54,31 @@ def weights_for_tests(tmp_dir: Path) -> Path:
 
 @dataclass
 class ServerProcess:
-    """A running server: its process, base URL, token, and every line it printed."""
+    """A running server (``addon.backend_process.Server``) with its token and an httpx client."""
 
-    proc: subprocess.Popen
-    url: str = ""
-    port: int = 0
+    server: Server
     token: str = ""
-    ready_line: str = ""
     startup_s: float = 0.0
-    lines: list[str] = field(default_factory=list)
-    _q: queue.Queue = field(default_factory=queue.Queue)
+
+    @property
+    def proc(self):
+        return self.server.proc
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    @property
+    def ready_line(self) -> str:
+        return self.server.ready_line
+
+    @property
+    def lines(self) -> list[str]:
+        return list(self.server.lines)
 
     def client(self, token: str | None = "default", **kw) -> httpx.Client:
         headers = {}
@@ -74,71 +89,30 @@ class ServerProcess:
         return httpx.Client(base_url=self.url, headers=headers, timeout=kw.pop("timeout", 120.0), **kw)
 
     def output(self) -> str:
-        self._drain()
-        return "\n".join(self.lines)
-
-    def _drain(self):
-        while True:
-            try:
-                self.lines.append(self._q.get_nowait())
-            except queue.Empty:
-                return
+        return self.server.output()
 
     def stop(self, sig=None, timeout: float = 30.0) -> int:
         """Send ``sig`` (default SIGTERM) and wait; returns the exit status."""
-        import signal
-
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig or signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-            raise
+        return self.server.stop(sig, grace_s=timeout)
 
 
 def start_server(args: list[str], env: dict[str, str], token: str = "", deadline_s: float = 90.0) -> ServerProcess:
-    """Start ``posediff serve ARGS`` and wait for its ready line and ``/v1/health``.
+    """Start ``posediff serve --port 0 ARGS`` and wait for its ready line and ``/v1/health``.
 
     Raises:
         RuntimeError: the server exited or did not get ready in ``deadline_s`` (with its output).
     """
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
-    command = serve_command() + args
     t0 = time.monotonic()
-    proc = subprocess.Popen(command, cwd=ROOT, env=full_env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    sp = ServerProcess(proc, token=token)
-
-    def pump():
-        for line in proc.stdout:
-            sp._q.put(line.rstrip("\n"))
-
-    threading.Thread(target=pump, daemon=True).start()
+    server = launch(backend_command(), port=0, args=args, env={**os.environ, **env}, cwd=ROOT)
+    try:
+        server.wait_ready(deadline_s)
+    except BackendStartError as e:
+        raise RuntimeError(f"server did not start: {e}") from None
     while time.monotonic() - t0 < deadline_s:
         try:
-            line = sp._q.get(timeout=0.2)
-        except queue.Empty:
-            if proc.poll() is not None:
-                break
-            continue
-        sp.lines.append(line)
-        if line.startswith(READY_PREFIX):
-            sp.ready_line = line
-            sp.url = line[len(READY_PREFIX):].split()[0]
-            sp.port = int(sp.url.rsplit(":", 1)[1])
-            break
-    if not sp.url:
-        proc.kill()
-        proc.wait(10)
-        raise RuntimeError("server did not start:\n" + sp.output())
-    while time.monotonic() - t0 < deadline_s:
-        try:
-            if httpx.get(sp.url + "/v1/health", timeout=5).status_code == 200:
-                sp.startup_s = time.monotonic() - t0
-                return sp
+            if httpx.get(server.url + "/v1/health", timeout=5).status_code == 200:
+                return ServerProcess(server, token, time.monotonic() - t0)
         except httpx.TransportError:
             time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("server never answered /v1/health:\n" + sp.output())
+    server.stop()
+    raise RuntimeError("server never answered /v1/health:\n" + server.output())

@@ -37,7 +37,7 @@ def test_zip_contents_and_manifest():
     path = build_zip()
     manifest = tomllib.loads((ROOT / "addon" / "blender_manifest.toml").read_text())
     assert path.name == f"posediff-{manifest['version']}.zip"
-    assert manifest["license"] == ["SPDX:GPL-3.0-or-later"] and manifest["blender_version_min"] == "4.2.0"
+    assert manifest["license"] == ["SPDX:GPL-3.0-or-later"] and manifest["blender_version_min"] == "4.4.0"
     assert "127.0.0.1" in manifest["permissions"]["network"]
     with zipfile.ZipFile(path) as zf:
         names = zf.namelist()

@@ -9,11 +9,8 @@ for timers in background mode).
 from __future__ import annotations
 
 import math
-import os
 import secrets
-import subprocess
 import time
-import urllib.request
 
 import pytest
 
@@ -35,31 +32,20 @@ def addon_module(name: str):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
+    """``posediff serve --port 0`` through the add-on's launcher (port read from the ready line)."""
+    from addon.backend_process import BackendStartError, launch
+
     if not POSEDIFF.exists():
         pytest.fail(f"{POSEDIFF} missing: run 'python3 build.py setup' first")
-    port, token = free_port(), secrets.token_hex(16)
+    token = secrets.token_hex(16)
     log = tmp_path_factory.mktemp("server") / "serve.log"
-    env = dict(os.environ, POSEDIFF_TOKEN=token)
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([str(POSEDIFF), "serve", "--port", str(port)], cwd=ROOT, env=env,
-                                stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            urllib.request.urlopen(url + "/v1/health", timeout=2).read()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"posediff serve did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.3)
-    yield url, token
-    proc.terminate()
+    srv = launch([POSEDIFF], port=0, token=token, cwd=ROOT, log_path=log)
     try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        url = srv.wait_ready(120)
+    except BackendStartError as e:
+        pytest.fail(str(e))
+    yield url, token
+    srv.stop()
 
 
 @pytest.fixture(scope="module")
@@ -200,7 +186,7 @@ def test_generate_and_apply_all_as_frames(rig):
     for f in (10, 11, 12):
         assert len(_keyed_bones(rig, f)) >= 10
     for pb in rig.pose.bones:
-        pb.select = pb.name == "upper_arm.L"
+        (pb if hasattr(pb, "select") else pb.bone).select = pb.name == "upper_arm.L"  # 5.0 / 4.4
     scene.frame_set(10)
     fixed_before = tuple(rig.pose.bones["upper_arm.L"].rotation_quaternion)
     pose_before = _pose(rig)
@@ -292,7 +278,7 @@ def test_start_backend_button_and_stop_on_unregister(addon, server):
     # the preference's prior reaches the started backend: its /v1/info names it and its licence
     addon.prior = "cmu"
     assert bpy.ops.posediff.start_backend() == {"FINISHED"}
-    proc = bp._proc
+    proc = bp.current().proc
     assert proc is not None and proc.poll() is None
     deadline = time.monotonic() + 120
     while True:

@@ -12,7 +12,7 @@ bpy = pytest.importorskip("bpy")
 from addon_helpers import add_rigify_metarig, build_bpy_mixamo_rig, load_poses  # noqa: E402
 
 from addon import blender_rig  # noqa: E402
-from addon import retarget as rt
+from addon import retarget as rt  # noqa: E402
 
 
 @pytest.fixture()

@@ -7,8 +7,6 @@ development prior; compare guided with unguided sampling where possible."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import torch
@@ -260,7 +258,7 @@ def test_completion_is_equivariant_to_placement_and_yaw(arm_completions):
     """The prior has no preferred facing: moving the known joints moves the completion with them."""
     _, runs = arm_completions
     base = runs[0][3]
-    for world, Rz, off, H, _ in runs[1:]:
+    for _world, Rz, off, H, _ in runs[1:]:
         np.testing.assert_allclose((H - off) @ Rz, base, atol=1e-3)
 
 

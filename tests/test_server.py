@@ -44,7 +44,7 @@ def weights(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def server(weights, tmp_path_factory):
     token_file = tmp_path_factory.mktemp("cfg") / "unused-token"
-    sp = start_server(["--port", "0", "--device", "cpu", "--weights", str(weights)],
+    sp = start_server(["--device", "cpu", "--weights", str(weights)],
                       env={"POSEDIFF_TOKEN": TOKEN, "POSEDIFF_TOKEN_FILE": str(token_file)}, token=TOKEN)
     print(f"\nserver startup (process start to healthy): {sp.startup_s:.2f} s; {sp.ready_line}")
     yield sp
@@ -159,6 +159,7 @@ def test_info(client):
     body = client.get("/v1/info").json()
     assert body["device"] == "cpu"
     assert body["joint_names"] == list(JOINT_NAMES)
+    assert body["max_body_bytes"] == 32 * 2**20  # the default --max-body-mb, which the add-on checks against
 
 
 def test_openapi_documents_the_schemas(client):
@@ -489,7 +490,7 @@ def test_token_file_created_private_and_clean_shutdown_with_work_in_flight(weigh
     token_file = tmp_path / "cfg" / "posediff" / "token"
     env = {k: v for k, v in os.environ.items() if k != "POSEDIFF_TOKEN"}
     env["POSEDIFF_TOKEN"] = ""
-    sp = start_server(["--port", "0", "--device", "cpu", "--weights", str(weights), "--token-file", str(token_file)],
+    sp = start_server(["--device", "cpu", "--weights", str(weights), "--token-file", str(token_file)],
                       env=env)
     try:
         assert str(token_file) in sp.ready_line

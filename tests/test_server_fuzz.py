@@ -42,7 +42,7 @@ OPERATIONS = [
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
     weights = weights_for_tests(tmp_path_factory.mktemp("weights"))
-    sp = start_server(["--port", "0", "--device", "cpu", "--weights", str(weights)],
+    sp = start_server(["--device", "cpu", "--weights", str(weights)],
                       env={"POSEDIFF_TOKEN": TOKEN}, token=TOKEN)
     auth = {"Authorization": f"Bearer {TOKEN}"}
     schema = schemathesis.openapi.from_url(sp.url + "/openapi.json", headers=auth)

@@ -9,7 +9,7 @@ Routes (request and response bodies are the models of :mod:`backend.http.schemas
 
 * ``GET  /v1/health`` -- ``{"status": "ok", "version": ...}``; the only route without a token.
 * ``GET  /v1/skeleton`` -- joint names, parents, mirrors, bone lengths.
-* ``GET  /v1/info`` -- model version, device, defaults (``PoseService.info()``).
+* ``GET  /v1/info`` -- model version, device, defaults (``PoseService.info()``) and ``max_body_bytes``.
 * ``POST /v1/estimate | /v1/complete | /v1/generate | /v1/variations | /v1/detect`` -- run the
   task and answer with its response.
 * ``POST /v1/jobs/{task}`` (same bodies) -- ``202 {"id": ..., "state": "queued"}`` at once;
@@ -241,9 +241,9 @@ def create_app(service, token: str, hosts: HostPolicy, max_body_bytes: int = int
     async def skeleton():
         return {"joint_names": list(JOINT_NAMES), "joints": describe()}
 
-    @api.get("/info", summary="model version, device and defaults")
+    @api.get("/info", summary="model version, device, defaults and the request body limit")
     async def info() -> dict:
-        return service.info()
+        return {**service.info(), "max_body_bytes": max_body_bytes}
 
     app.include_router(api)
 

@@ -399,14 +399,14 @@ def _iter_sources(path: str) -> list[tuple[str, callable, callable | None]]:
             out.append((str(q), q.read_bytes, asf.read_bytes if q.suffix.lower() == ".amc" else None))
         return out
     if zipfile.is_zipfile(p):
-        zf = zipfile.ZipFile(p)
-        members = sorted(
-            n for n in zf.namelist()
-            if n.startswith(prefix) and n.lower().endswith((".bvh", ".amc")) and not n.endswith("/")
-        )
+        with zipfile.ZipFile(p) as zf:
+            members = sorted(
+                n for n in zf.namelist()
+                if n.startswith(prefix) and n.lower().endswith((".bvh", ".amc")) and not n.endswith("/")
+            )
         return [
-            (f"{p}::{n}", (lambda n=n: zf.read(n)),
-             (lambda n=n: zf.read(asf_name(n))) if n.lower().endswith(".amc") else None)
+            (f"{p}::{n}", (lambda n=n: _zip_member(p, n)),
+             (lambda n=n: _zip_member(p, asf_name(n))) if n.lower().endswith(".amc") else None)
             for n in members
         ]
     if prefix:
@@ -417,6 +417,13 @@ def _iter_sources(path: str) -> list[tuple[str, callable, callable | None]]:
     if p.suffix.lower() != ".bvh":
         raise InputError(str(path), "expected a .bvh or .amc file, a folder of them or a .zip of them")
     return [(str(p), p.read_bytes, None)]
+
+
+def _zip_member(zpath: Path, name: str) -> bytes:
+    """The bytes of member ``name`` of the zip ``zpath`` (opened and closed again: no handle is
+    kept between the reads; raises KeyError for a missing member)."""
+    with zipfile.ZipFile(zpath) as zf:
+        return zf.read(name)
 
 
 class _NoSkeleton(InputError):

@@ -74,7 +74,7 @@ def draw_overlay(rgb: np.ndarray, keypoints: dict, projections: list[np.ndarray]
             _draw_skeleton(img, np.asarray(uv, np.float64), joint_names, parents, unit, None)
         _draw_skeleton(img, np.asarray(projections[0], np.float64), joint_names, parents, 2 * unit, _BEST)
     layer = img.copy()
-    for name, kp in (keypoints or {}).items():
+    for kp in (keypoints or {}).values():
         if len(kp) < 2 or not _finite(kp[:2]):
             continue
         cv2.circle(layer, _pt(kp), (3 * unit + 1) << _SHIFT, _KEYPOINT_RING, -1, cv2.LINE_AA, _SHIFT)
@@ -82,7 +82,7 @@ def draw_overlay(rgb: np.ndarray, keypoints: dict, projections: list[np.ndarray]
     # blend the dots by confidence (one blend per distinct confidence level, 10 levels)
     out = img
     levels: dict[int, list] = {}
-    for name, kp in (keypoints or {}).items():
+    for kp in (keypoints or {}).values():
         if len(kp) >= 2 and _finite(kp[:2]):
             c = float(kp[2]) if len(kp) > 2 else 1.0
             levels.setdefault(int(round(np.clip(c, 0.0, 1.0) * 10)), []).append(kp)

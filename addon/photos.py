@@ -1,0 +1,88 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Photos go to the backend as their bytes (base64), not as paths (pure Python, no bpy).
+
+A path names a file on the Blender machine; a backend elsewhere (a GPU box reached over the
+network or an SSH tunnel, a container, another user's sandbox) cannot open it, and a loopback
+URL does not prove the backend shares this machine's files. So every photo is read here and
+sent inline. A 12 MP phone JPEG costs a few tens of milliseconds to encode and send (see the
+README); the request must stay under the backend's body limit (``max_body_bytes`` of
+``GET /v1/info``, ``posediff serve --max-body-mb``), else a ``PhotoTooLarge`` names the photo.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+
+from .client import BackendError
+
+#: Room left in the request for everything but the images (keypoints, camera, options), bytes.
+JSON_OVERHEAD = 64 * 1024
+
+
+class PhotoTooLarge(BackendError):
+    """The photos do not fit in one request to the backend (message names the photo and the limit)."""
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:.1f} MB"
+
+
+def base64_size(n_bytes: int) -> int:
+    """Characters of the base64 encoding of ``n_bytes`` bytes (4 per 3, padded)."""
+    return 4 * ((n_bytes + 2) // 3)
+
+
+def is_local_file(value) -> bool:
+    """Whether a frame's ``image`` value names a file here (not base64 data or a data: URL)."""
+    return isinstance(value, str) and len(value) < 4096 and "\n" not in value and os.path.isfile(
+        os.path.expanduser(value))
+
+
+def inline_images(payload: dict, max_body_bytes: int | None = None, url: str = "the backend") -> dict:
+    """A copy of ``payload`` whose ``frames[i].image`` file paths are replaced by the files'
+    bytes, base64-encoded (values that are not files here are left as they are).
+
+    Args:
+        payload: a request body with ``frames`` (estimate, detect).
+        max_body_bytes: the backend's request body limit (None: unknown, not checked here).
+        url: the backend's address, for messages.
+    Returns:
+        the new payload (``payload`` itself is not changed).
+    Raises:
+        PhotoTooLarge: the request would pass ``max_body_bytes``; the message names the photo
+            that does not fit, the sizes and the limit, and how to fix it.
+        BackendError: a photo cannot be read.
+    """
+    frames = payload.get("frames")
+    if not isinstance(frames, list) or not any(isinstance(f, dict) and is_local_file(f.get("image")) for f in frames):
+        return payload
+    out = []
+    total = JSON_OVERHEAD
+    for i, fr in enumerate(frames):
+        if not (isinstance(fr, dict) and is_local_file(fr.get("image"))):
+            out.append(fr)
+            continue
+        path = os.path.expanduser(fr["image"])
+        name = os.path.basename(path)
+        size = os.path.getsize(path)
+        encoded = base64_size(size)
+        total += encoded
+        if max_body_bytes is not None and total > max_body_bytes:
+            if encoded + JSON_OVERHEAD > max_body_bytes:
+                raise PhotoTooLarge(
+                    f"photo {name} is too large to send: {_mb(size)} ({_mb(encoded)} as base64), and the backend at "
+                    f"{url} accepts requests up to {_mb(max_body_bytes)}; use a smaller photo (e.g. a JPEG), or "
+                    f"start the backend with a larger --max-body-mb")
+            raise PhotoTooLarge(
+                f"photo {name} (photo {i + 1} of {len(frames)}) does not fit in the request: the photos up to it "
+                f"need {_mb(total)} as base64, and the backend at {url} accepts requests up to "
+                f"{_mb(max_body_bytes)}; choose fewer or smaller photos, or start the backend with a larger "
+                f"--max-body-mb")
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read()
+        except OSError as e:
+            raise BackendError(f"cannot read photo {path}: {e.strerror or e}") from None
+        out.append({**fr, "image": base64.b64encode(data).decode("ascii")})
+    return {**payload, "frames": out}

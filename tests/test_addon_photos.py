@@ -1,0 +1,63 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The add-on's photo upload (``addon/photos.py``) and its backend launcher
+(``addon/backend_process.py``) without Blender: real files, the real ``posediff serve``."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from addon import photos  # noqa: E402
+from addon.backend_process import BackendStartError, launch  # noqa: E402
+
+PHOTO = ROOT / "samples" / "image2.jpeg"
+POSEDIFF = ROOT / ".venv" / "bin" / "posediff"
+
+
+def test_paths_become_the_files_bytes_and_the_rest_is_kept():
+    kp = {"keypoints": {"left_wrist": [1.0, 2.0, 0.9]}}
+    inline = "data:image/png;base64,iVBORw0KGgo="
+    payload = {"frames": [{"image": str(PHOTO), "camera": {"fx": 900.0}}, kp, {"image": inline}], "seed": 3}
+    before = copy.deepcopy(payload)
+    out = photos.inline_images(payload, max_body_bytes=2**20)
+    assert payload == before  # the caller's payload is not changed
+    assert base64.b64decode(out["frames"][0]["image"]) == PHOTO.read_bytes()
+    assert out["frames"][0]["camera"] == {"fx": 900.0} and out["frames"][1:] == [kp, {"image": inline}]
+    assert out["seed"] == 3
+    assert len(out["frames"][0]["image"]) == photos.base64_size(PHOTO.stat().st_size)
+
+
+def test_photos_over_the_limit_name_the_photo_and_the_limit(tmp_path):
+    one = tmp_path / "one.jpeg"
+    one.write_bytes(PHOTO.read_bytes())
+    size = photos.base64_size(one.stat().st_size)
+    limit = photos.JSON_OVERHEAD + int(2.5 * size)  # two photos fit, the third does not
+    payload = {"frames": [{"image": str(one)}] * 3}
+    with pytest.raises(photos.PhotoTooLarge, match=r"photo one\.jpeg \(photo 3 of 3\) does not fit.*fewer") as e:
+        photos.inline_images(payload, limit, "http://gpu-box:8765")
+    assert f"{limit / 2**20:.1f} MB" in str(e.value) and "http://gpu-box:8765" in str(e.value)
+    with pytest.raises(photos.PhotoTooLarge, match=r"one\.jpeg is too large to send.*--max-body-mb"):
+        photos.inline_images({"frames": [{"image": str(one)}]}, size // 2)
+    assert len(photos.inline_images(payload, None)["frames"]) == 3  # no limit known: not checked here
+
+
+def test_launcher_reports_a_server_that_exits_before_it_is_ready(tmp_path):
+    log = tmp_path / "serve.log"
+    srv = launch([POSEDIFF], port=0, args=["--max-body-mb", "-1"], log_path=log)
+    with pytest.raises(BackendStartError, match=r"exited with status 2: .*--max-body-mb -1(\.0)?: must be a positive"):
+        srv.wait_ready(60)
+    srv.stop()
+    assert "must be a positive number" in log.read_text()  # the log got the output and was closed
+
+
+def test_launcher_names_a_command_that_cannot_run(tmp_path):
+    with pytest.raises(BackendStartError, match="cannot run .*no-such-posediff"):
+        launch([tmp_path / "no-such-posediff"])

@@ -1,0 +1,133 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The installed add-on against a backend that cannot see the add-on's files.
+
+The real ``posediff serve`` runs in a private mount namespace (``unshare --mount``) in which the
+folder holding the photos is covered by an empty tmpfs, and in another working directory: the
+server cannot open the photo's path, as a backend on another machine could not. The real
+estimate operator in real Blender must still work (the add-on sends the photo's bytes), and a
+photo over the server's body limit (``--max-body-mb 1`` here) must give a message naming the
+photo and the limit, with the scene left as it was.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+bpy = pytest.importorskip("bpy")
+
+from addon_helpers import ROOT, add_rigify_metarig, clear_scene, install_addon  # noqa: E402
+
+POSEDIFF = ROOT / ".venv" / "bin" / "posediff"
+PHOTO = ROOT / "samples" / "image2.jpeg"
+#: ``sh -c`` script run inside the new mount namespace: hide folder $0, then run the server.
+HIDE_AND_RUN = 'mount -t tmpfs posediff-hidden "$0" && exec "$@"'
+_module: dict = {}
+
+
+def _namespaces_work() -> bool:
+    if shutil.which("unshare") is None:
+        return False
+    p = subprocess.run(["unshare", "--mount", "--propagation", "private", "true"], capture_output=True)
+    return p.returncode == 0
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """A folder with the sample photo and a 12 MP phone-like JPEG (4000x3000, about 3 MB)."""
+    from tools.photo_upload_cost import phone_photo
+
+    d = tmp_path_factory.mktemp("blender_side_photos")
+    shutil.copy(PHOTO, d / "person.jpeg")
+    phone_photo(d / "phone_12mp.jpg")
+    return d
+
+
+@pytest.fixture(scope="module")
+def hidden_server(photos, tmp_path_factory):
+    """``posediff serve --max-body-mb 1`` that cannot see ``photos`` (private mount namespace)."""
+    from addon.backend_process import BackendStartError, launch
+
+    if not _namespaces_work():
+        pytest.skip("needs 'unshare --mount' (root, or user namespaces) to hide the photos from the server")
+    token = secrets.token_hex(16)
+    cwd = tmp_path_factory.mktemp("server_cwd")
+    cmd = ["unshare", "--mount", "--propagation", "private", "sh", "-c", HIDE_AND_RUN, str(photos), str(POSEDIFF)]
+    srv = launch(cmd, port=0, args=["--max-body-mb", "1", "--device", "cpu"], token=token, cwd=cwd,
+                 log_path=cwd / "serve.log")
+    try:
+        url = srv.wait_ready(120)
+    except BackendStartError as e:
+        pytest.fail(str(e))
+    yield url, token
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def addon(tmp_path_factory, hidden_server):
+    module = install_addon(tmp_path_factory.mktemp("ext"))
+    _module["name"] = module
+    prefs = bpy.context.preferences.addons[module].preferences
+    prefs.backend_url, prefs.token = hidden_server
+    yield module
+    bpy.ops.preferences.addon_disable(module=module)
+
+
+@pytest.fixture()
+def rig(addon):
+    clear_scene()
+    ob = add_rigify_metarig()
+    bpy.context.view_layer.objects.active = ob
+    s = bpy.context.scene.posediff
+    s.num_hypotheses, s.seed, s.previews = 4, 0, False
+    return ob
+
+
+def test_the_server_really_cannot_open_the_photo_path(hidden_server, photos):
+    from addon.client import BackendError, Client
+
+    client = Client(*hidden_server)
+    assert (photos / "person.jpeg").is_file()  # here, on the Blender side
+    with pytest.raises(BackendError, match="file not found") as e:
+        client.request("POST", "/v1/detect", {"frames": [{"image": str(photos / "person.jpeg")}]})
+    assert e.value.status == 400
+    assert client.info()["max_body_bytes"] == 2**20
+
+
+def test_estimate_operator_sends_the_photo_bytes(rig, photos):
+    assert bpy.ops.posediff.estimate(filepath=str(photos / "person.jpeg"), blocking=True) == {"FINISHED"}
+    s = bpy.context.scene.posediff
+    assert s.last_error == "" and len(s.hypotheses) == 4
+    assert s.last_message.startswith("estimated 1 photo(s)")
+    assert rig.animation_data is not None and rig.animation_data.action is not None
+
+
+def test_photo_over_the_body_limit_names_the_photo_and_the_limit(rig, photos):
+    big = photos / "phone_12mp.jpg"
+    assert big.stat().st_size > 2**20
+    with pytest.raises(RuntimeError, match=r"phone_12mp\.jpg is too large to send.*up to 1\.0 MB.*--max-body-mb"):
+        bpy.ops.posediff.estimate(filepath=str(big), blocking=True)
+    s = bpy.context.scene.posediff
+    assert "phone_12mp.jpg" in s.last_error and "1.0 MB" in s.last_error  # what the panel shows
+    assert len(s.hypotheses) == 0
+    assert rig.animation_data is None or rig.animation_data.action is None
+
+
+def test_thumbnails_leave_no_temporary_files(rig, photos):
+    """Each hypothesis' thumbnail is loaded from a temporary PNG that is deleted at once."""
+    import tempfile
+    from importlib import import_module
+
+    s = bpy.context.scene.posediff
+    s.previews = True
+    before = set(Path(tempfile.gettempdir()).glob("posediff-*.png"))
+    assert bpy.ops.posediff.estimate(filepath=str(photos / "person.jpeg"), blocking=True) == {"FINISHED"}
+    assert set(Path(tempfile.gettempdir()).glob("posediff-*.png")) == before
+    results = import_module(f"{_module['name']}.results")
+    keys = [h.preview_key for h in s.hypotheses]
+    assert len(keys) == 4 and all(keys)
+    assert all(results.previews()[k].image_size[0] > 0 for k in keys)  # the pixels stayed in memory
