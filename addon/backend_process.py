@@ -34,10 +34,32 @@ class BackendStartError(RuntimeError):
     message carries the end of its output)."""
 
 
+def checkout_dir() -> Path | None:
+    """The PoseDiff checkout this add-on was built from (``checkout.json`` written into the zip
+    by ``build.py``), or the folder above the add-on when it runs from a checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        import json
+
+        return Path(json.loads((here / "checkout.json").read_text())["checkout"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return here.parent if (here.parent / "build.py").exists() else None
+
+
+def default_executable() -> str | None:
+    """The default backend: the checkout's ``.venv/bin/posediff``, else ``posediff`` on PATH."""
+    root = checkout_dir()
+    for cand in ((root / ".venv" / "bin" / "posediff", root / ".venv" / "Scripts" / "posediff.exe") if root else ()):
+        if cand.exists():
+            return str(cand)
+    return shutil.which("posediff")
+
+
 def resolve_command(setting: str) -> list[str]:
     """The backend command from the preference.
 
-    ``setting`` may be: empty (``posediff`` on PATH), a virtual environment folder
+    ``setting`` may be: empty (the checkout's ``.venv/bin/posediff``, else ``posediff`` on PATH), a virtual environment folder
     (``<venv>/bin/posediff``), the ``posediff`` executable, or a full command line.
 
     Raises:
@@ -45,11 +67,12 @@ def resolve_command(setting: str) -> list[str]:
     """
     s = (setting or "").strip()
     if not s:
-        exe = shutil.which("posediff")
+        exe = default_executable()
         if not exe:
             raise FileNotFoundError(
-                "no 'posediff' on PATH: set 'Backend command' in Preferences > Add-ons > PoseDiff to the "
-                "backend's virtual environment folder (the .venv of the PoseDiff checkout)"
+                "no backend found: neither the PoseDiff checkout's .venv/bin/posediff (run 'python3 build.py "
+                "setup' there) nor 'posediff' on PATH; set 'Backend command' in Preferences > Add-ons > PoseDiff "
+                "to the backend's virtual environment folder"
             )
         return [exe]
     p = Path(os.path.expanduser(s))

@@ -16,6 +16,7 @@ import bpy
 from bpy_extras import anim_utils
 from mathutils import Matrix, Quaternion, Vector
 
+from . import placement as pl
 from . import retarget as rt
 from .rig_presets import detect_mapping, mapping_problems
 
@@ -139,32 +140,56 @@ def _store(pb, rot3, loc) -> tuple[list, list | None]:
 
 
 def apply_pose(ob, joints_world: dict, placement: str = "GROUND", anchor_world=None,
-               skip=(), keyframe: bool = False, frame: int | None = None) -> list[str]:
+               skip=(), keyframe: bool = False, frame: int | None = None, pins: dict | None = None) -> list[str]:
     """Pose the armature after model joints given in the world frame.
+
+    One rule (``placement`` module): pinned bones stay where they are in the world; the root
+    and the other bones move; unpinned poses stand on the rig's floor in world Z (whatever the
+    armature object's axes and scale, e.g. a Y-up Mixamo FBX import).
 
     Args:
         ob: armature object (mapping on it or auto-detected).
         joints_world: model joint -> ``[x, y, z]`` world frame (Z up), metres, model scale,
             any placement (only directions, and the pelvis for placement, are used).
-        placement: ``"GROUND"`` (pelvis over the rig's rest pelvis, feet on its rest floor),
-            ``"ANCHOR"`` (pelvis at ``anchor_world``, world point) or ``"KEEP"`` (no root location).
+        placement: ``"GROUND"`` (pelvis over where the rig stands now, lowest foot joint on the
+            rig's floor: the rest pose's lowest foot joint, world Z), ``"HOLD"`` (pelvis where it
+            is now: keeps the current root height), ``"ANCHOR"`` (pelvis at ``anchor_world``,
+            world point), ``"ANCHOR_GROUND"`` (anchored, and with ``pins`` the unpinned feet reach
+            down to the floor by leg IK) or ``"KEEP"`` (no root location).
         skip: bone names whose channels must not change.
         keyframe: insert keys on the changed channels at ``frame`` (default: current frame).
+        pins: bone -> ``[4][4]`` armature-space pose matrix (``PoseBone.matrix``) the bone must
+            keep (keyed/fixed bones); limb chains are re-solved so the pinned joints are reached
+            with the rig's own bone lengths (``placement.pin_targets``).
     Returns:
         names of the bones whose channels were written.
     Raises:
         RigError: not an armature / unusable mapping / pose without the mapped joints.
     """
     rig = rig_of(ob)
+    pins = {k: v for k, v in (pins or {}).items() if k in ob.pose.bones}
     arm = world_pose_to_armature(ob, joints_world)
-    anchor = world_to_armature_point(ob, anchor_world) if anchor_world is not None else None
+    pbs = ob.pose.bones
+    vl = bpy.context.view_layer
+    vl.update()
+    mode, anchor = placement, None
+    if placement in ("GROUND", "HOLD"):
+        now = posed_joints_world(ob)
+        here = now.get("pelvis") or list(ob.matrix_world @ Vector(rt.rest_joint_positions(rig).get("pelvis", [0, 0, 0])))
+        mode, anchor = "ANCHOR", world_to_armature_point(ob, here)
+    elif placement in ("ANCHOR", "ANCHOR_GROUND"):
+        mode = "ANCHOR"
+        if anchor_world is None:
+            raise RigError("placement ANCHOR needs an anchor position")
+        anchor = world_to_armature_point(ob, anchor_world)
+    elif placement != "KEEP":
+        raise RigError(f"unknown placement {placement!r}; use GROUND, HOLD, ANCHOR, ANCHOR_GROUND or KEEP")
+    ground_legs = placement == "ANCHOR_GROUND"
     try:
-        targets, root = rt.place_on_rig(arm, rig, placement, anchor)
+        targets, root = rt.place_on_rig(arm, rig, mode, anchor)
     except ValueError as e:
         raise RigError(str(e)) from None
-    pbs = ob.pose.bones
     basis = {pb.name: _lists(pb.matrix_basis) for pb in pbs}
-    vl = bpy.context.view_layer
 
     def parent_chain(name, _posed):
         pb = pbs[name]
@@ -174,20 +199,50 @@ def apply_pose(ob, joints_world: dict, placement: str = "GROUND", anchor_world=N
         return _lists(pb.parent.matrix @ b.parent.matrix_local.inverted() @ b.matrix_local)
 
     def constrain(name, rot, loc):
+        if name in pins:
+            pbs[name].matrix = Matrix(pins[name])
+            vl.update()
+            m = pbs[name].matrix_basis
+            return _lists(m.to_3x3().normalized()), list(m.translation)
         out = _store(pbs[name], rot, loc)
         vl.update()  # children read their parent's evaluated matrix (constraints included)
         return out
 
+    def solve(tg, rp):
+        return rt.solve_pose(rig, tg, basis, rp, skip, constrain, parent_chain)
+
     vl.update()
     try:
-        solved = rt.solve_pose(rig, targets, basis, root, skip, constrain, parent_chain)
-        if placement == "GROUND" and root is not None:
+        solved = solve(targets, root)
+        if pins:
+            goals = _pinned_joints(rig, pins)
+            if "pelvis" in goals and root is not None:
+                root = goals["pelvis"]
+                solved = solve(targets, root)
+            want = {k: v for k, v in goals.items() if k != "pelvis"}
+            if "pelvis" not in goals and root is not None:
+                # the root moves so that the pinned limb ends are within reach
+                d = pl.reach_shift(_posed_arm(ob, rig), want)
+                if rt.norm(d) > 1e-9:
+                    root = rt.add(root, d)
+                    solved = solve(targets, root)
+            targets, root, solved = _reach_pins(ob, rig, want, targets, root, solved, solve)
+            if ground_legs and not any(f in want for f in pl.FEET):
+                # unpinned feet go to the floor: the legs reach down (or up) to it, the pins stay
+                dz = pl.ground_shift(_feet_world_z(ob, rig), floor_height(ob, rig))
+                if abs(dz) > 1e-4:
+                    up = list(ob.matrix_world.inverted().to_3x3() @ Vector((0.0, 0.0, dz)))
+                    posed = _posed_arm(ob, rig)
+                    floor_goals = {f: rt.add(posed[f], up) for f in ("left_ankle", "right_ankle") if f in posed}
+                    targets, root, solved = _reach_pins(ob, rig, {**want, **floor_goals}, targets, root, solved, solve)
+        elif placement == "GROUND" and root is not None:
             # The rig's proportions differ from the model's: put its own lowest foot joint on
-            # the rest floor (a second pass only moves the root).
-            drop = _floor_offset(ob, rig)
-            if drop is not None and abs(drop) > 1e-6:
-                root = [root[0], root[1], root[2] + drop]
-                solved = rt.solve_pose(rig, targets, basis, root, skip, constrain, parent_chain)
+            # its floor, in world Z (a second pass only moves the root).
+            dz = pl.ground_shift(_feet_world_z(ob, rig), floor_height(ob, rig))
+            if abs(dz) > 1e-6:
+                up = ob.matrix_world.inverted().to_3x3() @ Vector((0.0, 0.0, dz))
+                root = [root[0] + up.x, root[1] + up.y, root[2] + up.z]
+                solved = solve(targets, root)
     except ValueError as e:
         raise RigError(str(e)) from None
     if keyframe:
@@ -195,20 +250,86 @@ def apply_pose(ob, joints_world: dict, placement: str = "GROUND", anchor_world=N
         for name, res in solved.items():
             pb = pbs[name]
             pb.keyframe_insert(_rot_paths(pb), frame=f, group=name)
-            if res.location is not None:
+            if res.location is not None or name in pins:
                 pb.keyframe_insert("location", frame=f, group=name)
     return list(solved)
 
 
-def _floor_offset(ob, rig: rt.Rig) -> float | None:
-    """Rest floor minus the posed rig's lowest foot joint, armature Z (None without feet)."""
-    feet = ("left_ankle", "right_ankle", "left_toe", "right_toe")
+_CHAIN_BASES = ("left_hip", "right_hip", "left_shoulder", "right_shoulder")
+
+
+def _reach_pins(ob, rig, want: dict, targets: dict, root, solved, solve, passes: int = 6):
+    """Re-solve until the posed rig's joints reach ``want`` (armature space): limb IK on the
+    targets (``placement.pin_targets``) with the residual fed back; pinned hips/shoulders move
+    the root. Returns (targets, root, solved)."""
+    eff = {k: list(v) for k, v in want.items()}
+    tol = 1e-4 * armature_units_per_metre(ob)
+    for it in range(passes):
+        posed = _posed_arm(ob, rig)
+        res = {k: rt.sub(want[k], posed[k]) for k in want if k in posed}
+        if not res or max(rt.norm(r) for r in res.values()) < tol:
+            break
+        if it:  # feed the residual back (the rig's joints are not exactly on its bone axes)
+            eff = {k: rt.add(eff[k], res[k]) if k in res else eff[k] for k in eff}
+        bases = [res[k] for k in _CHAIN_BASES if k in res]
+        if bases and root is not None:
+            root = rt.add(root, rt.scale([sum(c) for c in zip(*bases)], 1.0 / len(bases)))
+            solved = solve(targets, root)
+            posed = _posed_arm(ob, rig)
+        targets = pl.pin_targets(targets, posed, eff)
+        solved = solve(targets, root)
+    return targets, root, solved
+
+
+def _posed_arm(ob, rig: rt.Rig) -> dict:
+    bpy.context.view_layer.update()
+    return rt.posed_joint_positions(rig, {pb.name: _lists(pb.matrix) for pb in ob.pose.bones})
+
+
+def _pinned_joints(rig: rt.Rig, pins: dict) -> dict:
+    """Model joints (armature space) located by pinned bones' matrices: a role's head joint
+    (first bone) and tail joint (last bone); the hips role's head gives the pelvis."""
+    out = {}
+    for role in rt.ROLES:
+        bones = rig.mapping.get(role.name) or []
+        if not bones:
+            continue
+        if role.head_joint and bones[0] in pins:
+            out[role.head_joint] = rt.translation(pins[bones[0]])
+        if role.tail_joint and bones[-1] in pins:
+            m = pins[bones[-1]]
+            out[role.tail_joint] = rt.add(rt.translation(m), rt.scale(rt.column(m, 1), rig.bones[bones[-1]].length))
+    return out
+
+
+def floor_height(ob, rig: rt.Rig | None = None) -> float:
+    """The rig's floor: world Z of the rest pose's lowest foot joint (ankle/toe), metres
+    (0.0 when no foot is mapped)."""
+    rig = rig or rig_of(ob)
     rest = rt.rest_joint_positions(rig)
-    posed = rt.posed_joint_positions(rig, {pb.name: _lists(pb.matrix) for pb in ob.pose.bones})
-    have = [f for f in feet if f in rest and f in posed]
-    if not have:
-        return None
-    return min(rest[f][2] for f in have) - min(posed[f][2] for f in have)
+    mw = ob.matrix_world
+    zs = [(mw @ Vector(rest[f])).z for f in ("left_ankle", "right_ankle", "left_toe", "right_toe") if f in rest]
+    return min(zs) if zs else 0.0
+
+
+def _feet_world_z(ob, rig: rt.Rig) -> list[float]:
+    posed = _posed_arm(ob, rig)
+    mw = ob.matrix_world
+    return [(mw @ Vector(posed[f])).z for f in ("left_ankle", "right_ankle", "left_toe", "right_toe") if f in posed]
+
+
+def pose_matrices(ob, bones) -> dict:
+    """Armature-space pose matrices (``PoseBone.matrix``, evaluated) of ``bones`` (for pins)."""
+    bpy.context.view_layer.update()
+    return {b: _lists(ob.pose.bones[b].matrix) for b in bones if b in ob.pose.bones}
+
+
+def lowest_foot_above_floor(ob) -> float | None:
+    """World-Z height of the posed rig's lowest foot joint above its floor, metres (None
+    without feet): 0 when the pose stands on the floor."""
+    rig = rig_of(ob)
+    zs = _feet_world_z(ob, rig)
+    return min(zs) - floor_height(ob, rig) if zs else None
 
 
 # ----------------------------------------------------------------------------- reading back
@@ -233,16 +354,20 @@ def to_model_scale(ob, joints_world: dict) -> dict:
     return {k: rt.add(p, rt.scale(rt.sub(v, p), s)) for k, v in joints_world.items()}
 
 
+_LIMB_ROLES = ("upper_arm", "forearm", "hand", "thigh", "shin", "foot")
+
+
 def bones_to_joints(ob, bone_names) -> set[str]:
-    """Model joints located by the given mapped bones (each role's to_joint, and the pelvis
-    for the hips role)."""
+    """Model joints located by the given mapped bones: each role's to_joint, the pelvis for
+    the hips role, and a limb bone's head joint (a kept forearm keeps its elbow too)."""
     names = set(bone_names)
     out = set()
+    mapping = get_mapping(ob)
     for role in rt.ROLES:
-        bones = get_mapping(ob).get(role.name) or []
+        bones = mapping.get(role.name) or []
         if any(b in names for b in bones):
             out.add(role.to_joint)
-            if role.name in ("hips",):
+            if role.name == "hips" or role.name.split(".")[0] in _LIMB_ROLES:
                 out.add(role.from_joint)
     return out
 

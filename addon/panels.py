@@ -46,7 +46,7 @@ class POSEDIFF_PT_main(_Panel, bpy.types.Panel):
         if s.last_error:
             status.draw_wrapped(layout, s.last_error, 40, "ERROR")
         elif s.last_message:
-            layout.label(text=s.last_message, icon="INFO")
+            status.draw_wrapped(layout, s.last_message, 40, "INFO")
         ob = context.active_object
         if ob is None or ob.type != "ARMATURE":
             layout.label(text="Select an armature to pose", icon="ARMATURE_DATA")
@@ -66,6 +66,13 @@ class POSEDIFF_PT_tasks(_Panel, bpy.types.Panel):
         col = layout.column(align=True)
         col.prop(s, "use_camera")
         col.prop(s, "set_background")
+        col.prop(s, "set_resolution")
+        col.prop(s, "keep_height")
+        row = col.row(align=True)
+        row.operator("posediff.find_people", icon="COMMUNITY")
+        row.label(text="largest person" if s.person < 0 else f"person #{s.person}")
+        if len(s.people) > 1:
+            col.template_list("UI_UL_list", "posediff_people", s, "people", s, "people_index", rows=2)
         col.operator("posediff.estimate", icon="IMAGE_DATA")
         layout.operator("posediff.complete", icon="MOD_ARMATURE")
         col = layout.column(align=True)

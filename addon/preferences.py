@@ -54,7 +54,7 @@ class POSEDIFF_AddonPreferences(bpy.types.AddonPreferences):
     backend_command: StringProperty(
         name="Backend command", default="", subtype="FILE_PATH",
         description="The backend's virtual environment folder (e.g. the PoseDiff checkout's .venv), "
-                    "or the posediff executable; empty = 'posediff' on PATH")
+                    "or the posediff executable; empty = this checkout's .venv/bin/posediff, else 'posediff' on PATH")
     prior: EnumProperty(name="Prior", items=PRIOR_ITEMS, default="default",
                         description="The pose prior Start backend loads; the status line shows its licence")
     prior_file: StringProperty(name="Prior file", default="", subtype="FILE_PATH",

@@ -24,7 +24,7 @@ def _preview_selected(self, context):
     from . import results
 
     try:
-        results.apply_hypothesis(context, self.hypothesis_index, keyframe=False)
+        results.preview_hypothesis(context, self.hypothesis_index)
     except Exception as e:  # noqa: BLE001 - UI callback: report in the status line
         self.last_error = str(e)
 
@@ -38,8 +38,22 @@ class POSEDIFF_Hypothesis(bpy.types.PropertyGroup):
     has_anchor: BoolProperty(description="the pelvis has a world position (camera placement)")
     anchor: FloatVectorProperty(size=3, subtype="TRANSLATION")
     skip_json: StringProperty(description="bones left untouched when applying (completion)")
+    pins_json: StringProperty(description="bones kept where they are in the world: bone -> armature-space matrix (JSON)")
     placement: StringProperty(default="GROUND")
     preview_key: StringProperty(description="key of the thumbnail in the previews collection")
+
+
+class POSEDIFF_Person(bpy.types.PropertyGroup):
+    """A person the detector found in the photo (for the person picker)."""
+
+    index: IntProperty(description="detector index (0 = largest), sent as 'person'")
+    label: StringProperty()
+    box: FloatVectorProperty(size=4, description="x0, y0, x1, y1 pixels")
+
+
+def _person_picked(self, context):
+    if 0 <= self.people_index < len(self.people):
+        self.person = self.people[self.people_index].index
 
 
 def _sync_mapping(self, context):
@@ -83,11 +97,22 @@ class POSEDIFF_Settings(bpy.types.PropertyGroup):
     num_generate: IntProperty(name="Poses", default=8, min=1, max=256)
     strength: FloatProperty(name="Strength", default=0.3, min=0.0, max=1.0,
                             description="Variations: 0 = the same pose, 1 = unrelated poses")
-    use_camera: BoolProperty(name="Use scene camera", default=True,
-                             description="Send the active camera's intrinsics and rotation, and place the rig "
-                                         "so it lines up with the photo through that camera")
+    use_camera: BoolProperty(name="Use my camera as it is", default=False,
+                             description="Send the scene camera's intrinsics and rotation and place the rig along the "
+                                         "photo's rays through it (the rig may leave the ground). Off: the rig stays on "
+                                         "the ground where it stands and a 'Photo camera' is fitted to the photo")
     set_background: BoolProperty(name="Photo as camera background", default=True,
-                                 description="Show the photo behind the camera view (and match the render size)")
+                                 description="Show the photo behind the photo camera's view")
+    set_resolution: BoolProperty(name="Render size = photo size", default=True,
+                                 description="Set the render resolution to the photo's (the line-up through the camera "
+                                             "needs the photo's aspect ratio); the message says when it changed")
+    keep_height: BoolProperty(name="Keep root height", default=False,
+                              description="Keep the root where it is now instead of standing the pose on the floor "
+                                          "(estimate, generate, variations)")
+    person: IntProperty(name="Person", default=-1, min=-1, max=64,
+                        description="Which detected person to estimate (-1 = the largest); Find people lists them")
+    people: CollectionProperty(type=POSEDIFF_Person)
+    people_index: IntProperty(name="Person", default=0, update=_person_picked)
     previews: BoolProperty(name="Thumbnails", default=True, description="Ask the backend for preview images")
     hypotheses: CollectionProperty(type=POSEDIFF_Hypothesis)
     hypothesis_index: IntProperty(name="Hypothesis", default=0, update=_preview_selected)
@@ -95,7 +120,7 @@ class POSEDIFF_Settings(bpy.types.PropertyGroup):
     last_message: StringProperty()
 
 
-CLASSES = (POSEDIFF_Hypothesis, POSEDIFF_RoleItem, POSEDIFF_Settings)
+CLASSES = (POSEDIFF_Hypothesis, POSEDIFF_Person, POSEDIFF_RoleItem, POSEDIFF_Settings)
 
 
 def register_props():

@@ -7,12 +7,14 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import math
 import os
 import tempfile
 
 import bpy
 
-from . import blender_rig, camera_math
+from . import blender_rig, camera_math, rig_checks
+from . import placement as pl
 from . import retarget as rt
 
 _previews = None  # bpy.utils.previews collection of thumbnails
@@ -75,18 +77,83 @@ def image_size(path: str) -> tuple[int, int]:
     return int(w), int(h)
 
 
-def set_camera_background(scene, path: str, width: int, height: int) -> None:
-    cam = scene.camera
+def set_camera_background(scene, path: str, width: int, height: int, cam=None, set_resolution: bool = True) -> str:
+    """Show the photo behind ``cam`` (default: the scene camera); with ``set_resolution`` the
+    render size becomes the photo's (needed for the line-up). Returns what changed, for the
+    operator's message ("" if nothing)."""
+    cam = cam or scene.camera
     if cam is None:
-        return
+        return ""
     img = bpy.data.images.load(path, check_existing=True)
     d = cam.data
     d.show_background_images = True
     bg = next((b for b in d.background_images if b.image == img), None) or d.background_images.new()
     bg.image = img
     bg.alpha = 1.0
-    scene.render.resolution_x, scene.render.resolution_y = width, height
-    scene.render.resolution_percentage = 100
+    r = scene.render
+    if not set_resolution or (r.resolution_x, r.resolution_y, r.resolution_percentage) == (width, height, 100):
+        return ""
+    was = f"{r.resolution_x}x{r.resolution_y} at {r.resolution_percentage}%"
+    r.resolution_x, r.resolution_y = width, height
+    r.resolution_percentage = 100
+    return f"render size set to the photo's {width}x{height} (was {was})"
+
+
+#: Joints used to line the photo camera up with the detected keypoints (limb joints: the
+#: detector's head/neck points are not the model's).
+LINEUP_JOINTS = ("left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+                 "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist")
+PHOTO_CAMERA = "Photo camera"
+
+
+def place_photo_camera(context, ob, frame_result: dict, hypothesis: dict, photo: str,
+                       set_resolution: bool = True, make_active: bool = True,
+                       background: bool = True) -> tuple[object, float, str]:
+    """Create or move the "Photo camera": the camera that took the photo, seen from the rig
+    where it stands. Rotation = the estimate's camera pitch/roll (the world frame of its
+    ``world_joints``), intrinsics = the estimate's camera (EXIF focal length or the default
+    field of view), centre = least-squares fit of the posed rig's limb joints to the detected
+    keypoints (``placement.solve_camera_position``).
+
+    Returns:
+        (camera object, median line-up error in pixels, note for the message).
+    Raises:
+        ValueError: the response has no camera or too few confident keypoints.
+    """
+    K = frame_result.get("camera")
+    kps = frame_result.get("keypoints") or {}
+    if not K:
+        raise ValueError("the estimate has no camera intrinsics")
+    pitch = math.radians(hypothesis.get("camera_pitch_deg") or 0.0)
+    roll = math.radians(hypothesis.get("camera_roll_deg") or 0.0)
+    R = pl.tilt_rotation(pitch, roll)
+    joints = blender_rig.posed_joints_world(ob)
+    use = [j for j in LINEUP_JOINTS if j in joints and j in kps and kps[j][2] >= 0.5]
+    if len(use) < 3:
+        raise ValueError(f"only {len(use)} confident keypoints to line the photo camera up with")
+    centre = pl.solve_camera_position(R, [joints[j] for j in use], [kps[j][:2] for j in use], K)
+    errs = sorted(math.dist(pl.project(R, centre, K, joints[j]), kps[j][:2]) for j in use)
+    bc = pl.blender_camera(R, centre, K)
+    scene = context.scene
+    cam = bpy.data.objects.get(PHOTO_CAMERA)
+    if cam is None or cam.type != "CAMERA":
+        cam = bpy.data.objects.new(PHOTO_CAMERA, bpy.data.cameras.new(PHOTO_CAMERA))
+        scene.collection.objects.link(cam)
+    from mathutils import Matrix
+
+    cam.matrix_world = Matrix(bc["matrix_world"])
+    d = cam.data
+    d.type, d.sensor_fit, d.sensor_width = "PERSP", bc["sensor_fit"], bc["sensor_width"]
+    d.lens, d.shift_x, d.shift_y = bc["lens"], bc["shift_x"], bc["shift_y"]
+    notes = [f"'{PHOTO_CAMERA}' placed {centre[2]:.2f} m high, pitched {math.degrees(pitch):.0f} deg, "
+             f"focal {bc['lens']:.0f} mm (36 mm sensor)"]
+    if make_active and scene.camera != cam:
+        notes.append(f"it is now the scene camera (was {scene.camera.name if scene.camera else 'none'})")
+        scene.camera = cam
+    bg = set_camera_background(scene, photo, bc["width"], bc["height"], cam, set_resolution) if background else ""
+    if bg:
+        notes.append(bg)
+    return cam, errs[len(errs) // 2], "; ".join(notes)
 
 
 def rig_state(ob, bones) -> tuple[dict, dict]:
@@ -100,7 +167,7 @@ def rig_state(ob, bones) -> tuple[dict, dict]:
 
 # ----------------------------------------------------------------------------- responses
 def _store(s, task: str, label: str, joints: dict, score: float = 0.0, photo_frame: int = 0,
-           anchor=None, skip=(), placement="GROUND", preview_png: str | None = None) -> None:
+           anchor=None, skip=(), placement="GROUND", preview_png: str | None = None, pins=None) -> None:
     it = s.hypotheses.add()
     it.task, it.label, it.score, it.photo_frame = task, label, float(score), photo_frame
     it.joints_json = json.dumps(joints, separators=(",", ":"))
@@ -108,6 +175,7 @@ def _store(s, task: str, label: str, joints: dict, score: float = 0.0, photo_fra
     if anchor is not None:
         it.has_anchor, it.anchor = True, anchor
     it.skip_json = json.dumps(sorted(skip))
+    it.pins_json = json.dumps(pins or {}, separators=(",", ":"))
     if preview_png:
         key = f"{task}-{len(s.hypotheses)}-{id(it)}"
         fd, path = tempfile.mkstemp(suffix=".png", prefix="posediff-")
@@ -135,8 +203,14 @@ def clear_hypotheses(s) -> None:
     s["hypothesis_index"] = 0
 
 
-def store_estimate(context, ob, response: dict, used_camera) -> None:
-    """Hypotheses of an estimate response -> scene list (world joints, camera anchor)."""
+def store_estimate(context, ob, response: dict, used_camera, placement: str = "GROUND") -> None:
+    """Hypotheses of an estimate response -> scene list.
+
+    With ``used_camera`` (the scene camera was sent): world joints through that camera and the
+    pelvis anchored along the photo's rays (``ANCHOR``: the rig may leave the ground). Without:
+    the estimate's own upright ``world_joints`` and ``placement`` (``GROUND``/``HOLD``), the
+    camera being fitted afterwards (``place_photo_camera``).
+    """
     s = settings(context)
     names = response["joint_names"]
     cam_mw = [list(r) for r in context.scene.camera.matrix_world] if used_camera else None
@@ -147,30 +221,38 @@ def store_estimate(context, ob, response: dict, used_camera) -> None:
             if cam_mw is not None:
                 world = camera_math.camera_directions_to_world(h["joints"], cam_mw)
                 anchor = camera_math.camera_points_to_world([rt.scale(h["root_translation"], s_rig)], cam_mw)[0]
-                placement = "ANCHOR"
+                where = "ANCHOR"
             else:
                 world = h.get("world_joints") or camera_math.camera_directions_to_world(h["joints"], LOOK_ALONG_Y)
-                anchor, placement = None, "GROUND"
+                anchor, where = None, placement
             _store(s, "estimate", f"photo {fi + 1} · #{k + 1}", dict(zip(names, world)), h.get("score", 0.0), fi,
-                   anchor, (), placement, h.get("preview_png"))
+                   anchor, (), where, h.get("preview_png"))
 
 
-def store_complete(context, response: dict, skip) -> None:
+def store_pinned(context, task: str, poses: list, names: list, centre: list, model_scale: float, pins: dict,
+                 scores=None, previews=None) -> None:
+    """Completion/variation poses (world, model scale about the rig's pelvis ``centre``) ->
+    hypotheses placed so that the ``pins`` (bone -> armature-space matrix) stay in the world:
+    pelvis anchored at the pose's pelvis scaled back to the rig (``placement.unscale_about``),
+    unpinned feet reaching down to the floor (``ANCHOR_GROUND``)."""
     s = settings(context)
-    names = response["joint_names"]
     clear_hypotheses(s)
-    for k, h in enumerate(response["frames"][0]["hypotheses"]):
-        _store(s, "complete", f"completion #{k + 1}", dict(zip(names, h["joints"])), h.get("score", 0.0), 0,
-               None, skip, "KEEP", h.get("preview_png"))
+    pi = names.index("pelvis")
+    for k, p in enumerate(poses):
+        anchor = pl.unscale_about(p[pi], centre, model_scale)
+        _store(s, task, f"{'completion' if task == 'complete' else task} #{k + 1}", dict(zip(names, p)),
+               (scores or [0.0] * len(poses))[k], 0, anchor, (), "ANCHOR_GROUND",
+               (previews or [None] * len(poses))[k] if previews else None, pins)
 
 
-def store_poses(context, response: dict, task: str) -> None:
+def store_poses(context, response: dict, task: str, placement: str = "GROUND") -> None:
+    """Generated poses -> hypotheses standing on the floor (``GROUND``) or at the current root (``HOLD``)."""
     s = settings(context)
     names = response["joint_names"]
     pv = response.get("previews") or []
     clear_hypotheses(s)
     for k, p in enumerate(response["poses"]):
-        _store(s, task, f"{task} #{k + 1}", dict(zip(names, p)), 0.0, 0, None, (), "GROUND",
+        _store(s, task, f"{task} #{k + 1}", dict(zip(names, p)), 0.0, 0, None, (), placement,
                pv[k] if k < len(pv) else None)
 
 
@@ -185,17 +267,59 @@ def apply_hypothesis(context, index: int, keyframe: bool, frame: int | None = No
     return blender_rig.apply_pose(
         ob, json.loads(it.joints_json), placement=it.placement,
         anchor_world=list(it.anchor) if it.has_anchor else None,
-        skip=set(json.loads(it.skip_json or "[]")), keyframe=keyframe, frame=frame)
+        skip=set(json.loads(it.skip_json or "[]")), keyframe=keyframe, frame=frame,
+        pins=json.loads(it.pins_json or "{}"))
 
 
-def apply_best_per_photo(context, ob, start_frame: int) -> int:
-    """Key the best hypothesis of each photo at consecutive frames; returns bones keyed."""
+def preview_hypothesis(context, index: int) -> list[str]:
+    """Pose the active armature with hypothesis ``index`` without keys (a Rigify rig's limbs
+    are switched to FK, unkeyed, so the preview shows)."""
+    ob = target_armature(context)
+    rig_checks.use_fk(ob, blender_rig.mapped_bones(ob), keyframe=False)
+    return apply_hypothesis(context, index, keyframe=False, ob=ob)
+
+
+def key_hypothesis(context, ob, index: int, frame: int) -> tuple[int, int, list[str]]:
+    """Key hypothesis ``index`` on ``frame`` as the rig will use it: Rigify limbs whose FK
+    controls get keys are switched to FK (``IK_FK`` = 1, keyed in the same change), and bones
+    whose keys the rig would override (constraints, drivers) are named.
+
+    Returns:
+        (bones keyed, bones moved (armature-space matrix changed), notes for the message).
+    """
+    names = [pb.name for pb in ob.pose.bones]
+    before = blender_rig.pose_matrices(ob, names)
+    notes = []
+    switched = rig_checks.use_fk(ob, blender_rig.mapped_bones(ob), keyframe=True, frame=frame)
+    if switched:
+        notes.append(f"switched {', '.join(switched)} from IK to FK (IK_FK = 1, keyed) so the rig follows the keys")
+    keyed = apply_hypothesis(context, index, keyframe=True, frame=frame, ob=ob)
+    after = blender_rig.pose_matrices(ob, names)
+    moved = sum(1 for n in names if max(abs(a - b) for ra, rb in zip(before[n], after[n]) for a, b in zip(ra, rb)) > 1e-4)
+    ignored = rig_checks.ignored_keys(ob, keyed)
+    if ignored:
+        notes.append("warning: the rig overrides the keys of " + ", ".join(ignored[:6])
+                     + (f" and {len(ignored) - 6} more" if len(ignored) > 6 else ""))
+    return len(keyed), moved, notes
+
+
+def apply_best_per_photo(context, ob, start_frame: int) -> tuple[int, int, list[str]]:
+    """Key the best hypothesis of each photo at consecutive frames; returns
+    (bones keyed on the first frame, bones moved there, notes)."""
     s = settings(context)
     firsts = {}
     for i, it in enumerate(s.hypotheses):
         firsts.setdefault(it.photo_frame, i)
-    n = 0
+    out = (0, 0, [])
     for pf, i in sorted(firsts.items()):
-        n = len(apply_hypothesis(context, i, keyframe=True, frame=start_frame + pf, ob=ob))
+        context.scene.frame_set(start_frame + pf)
+        r = key_hypothesis(context, ob, i, start_frame + pf)
+        if pf == 0:
+            out = r
     context.scene.frame_set(start_frame)
-    return n
+    return out
+
+
+def counts(keyed: int, moved: int, notes: list[str]) -> str:
+    """``"keyed K bones, moved M; note; note"`` for operator messages."""
+    return "; ".join([f"keyed {keyed} bones, moved {moved}"] + list(notes))

@@ -184,3 +184,39 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# Bone names of other rig families for MIXAMO_BONES (same skeleton, different naming).
+def _vroid_name(b: str) -> str:
+    n = b.split(":")[1]
+    for side, c in (("Left", "L"), ("Right", "R")):
+        if n.startswith(side):
+            part = {"Shoulder": "Shoulder", "Arm": "UpperArm", "ForeArm": "LowerArm", "Hand": "Hand",
+                    "UpLeg": "UpperLeg", "Leg": "LowerLeg", "Foot": "Foot", "ToeBase": "ToeBase"}[n[len(side):]]
+            return f"J_Bip_{c}_{part}"
+    return "J_Bip_C_" + {"Hips": "Hips", "Spine": "Spine", "Spine1": "Chest", "Spine2": "UpperChest",
+                         "Neck": "Neck", "Head": "Head"}[n]
+
+
+def _ue_name(b: str) -> str:
+    n = b.split(":")[1]
+    for side, c in (("Left", "l"), ("Right", "r")):
+        if n.startswith(side):
+            part = {"Shoulder": "clavicle", "Arm": "upperarm", "ForeArm": "lowerarm", "Hand": "hand",
+                    "UpLeg": "thigh", "Leg": "calf", "Foot": "foot", "ToeBase": "ball"}[n[len(side):]]
+            return f"{part}_{c}"
+    return {"Hips": "pelvis", "Spine": "spine_01", "Spine1": "spine_02", "Spine2": "spine_03", "Neck": "neck_01",
+            "Head": "head"}[n]
+
+
+RIG_NAMING = {"mixamo": lambda b: b, "vroid": _vroid_name, "ue": _ue_name}
+
+
+def build_bpy_named_rig(style: str, name: str = "", y_up_fbx: bool = False):
+    """Like ``build_bpy_mixamo_rig`` with the bone names of ``style`` ("mixamo", "vroid" or
+    "ue": the UE4 mannequin's pelvis/spine_01..03/neck_01/thigh_l...)."""
+    ob = build_bpy_mixamo_rig(name or f"{style}_rig", y_up_fbx=y_up_fbx)
+    rename = RIG_NAMING[style]
+    for b in list(ob.data.bones):
+        b.name = rename(b.name)
+    return ob

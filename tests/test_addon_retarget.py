@@ -28,7 +28,7 @@ def test_retarget_imports_without_blender():
 
     code = (
         "import sys; sys.modules['bpy'] = None; sys.modules['mathutils'] = None; "
-        "import addon.retarget, addon.rig_presets; print('ok')"
+        "import addon.retarget, addon.rig_presets, addon.placement, addon.camera_math; print('ok')"
     )
     from addon_helpers import ROOT
 
@@ -156,3 +156,29 @@ def test_detect_mapping_presets_and_synonyms():
     assert rig_presets.split_side("thigh.R") == ("thigh", "R")
     probs = rig_presets.mapping_problems({"hips": ["X"]}, ["Y"])
     assert any("not in the armature" in p for p in probs) and any("leg" in p for p in probs)
+
+
+def test_rig_families_vroid_ue_mixamo_prefixes_and_coverage():
+    """VRoid (side letter inside the J_Bip_ prefix), UE4/UE5 mannequins, Mixamo with another
+    prefix: detected with every role; a wrong preset covers < 80 % of the roles."""
+    from addon_helpers import MIXAMO_BONES, RIG_NAMING
+
+    assert rig_presets.split_side("J_Bip_L_UpperLeg") == ("upperleg", "L")
+    assert rig_presets.split_side("J_Bip_C_Hips") == ("hips", None)
+    for style, preset in (("vroid", rig_presets.VROID), ("ue", rig_presets.UE4)):
+        names = [RIG_NAMING[style](b[0]) for b in MIXAMO_BONES]
+        m = rig_presets.detect_mapping(names)
+        assert m == preset, style
+        assert rig_presets.coverage(m, names) == (1.0, [])
+        # auto-detect without the exact preset (one bone renamed) still maps the rest
+        partial = [n if n not in ("J_Bip_C_UpperChest", "spine_03") else "extra" for n in names]
+        frac, missing = rig_presets.coverage(rig_presets.detect_mapping(partial), partial)
+        assert frac == 1.0 and not missing, (style, missing)
+        # the wrong preset: refused (< MIN_COVERAGE)
+        assert rig_presets.coverage(rig_presets.MIXAMO, names)[0] < rig_presets.MIN_COVERAGE
+    ue5 = ["root", "pelvis"] + [f"spine_0{i}" for i in range(1, 6)] + ["neck_01", "neck_02", "head"] + [
+        f"{b}_{s}" for s in "lr" for b in ("clavicle", "upperarm", "lowerarm", "hand", "thigh", "calf", "foot", "ball")]
+    assert rig_presets.detect_mapping(ue5) == rig_presets.UE5
+    m1 = [b[0].replace("mixamorig:", "mixamorig1:") for b in MIXAMO_BONES]
+    assert rig_presets.detect_mapping(m1)["thigh.L"] == ["mixamorig1:LeftUpLeg"]
+    assert rig_presets.coverage(rig_presets.detect_mapping(m1), m1)[0] == 1.0

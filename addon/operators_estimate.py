@@ -1,0 +1,152 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Estimate operator (3D poses from photos, one or several consecutive frames) and the person
+picker (which detected person to estimate)."""
+
+from __future__ import annotations
+
+import os
+
+import bpy
+from bpy.props import CollectionProperty, StringProperty
+from bpy_extras.io_utils import ImportHelper
+
+from . import results
+from .blender_rig import RigError
+from .client import BackendError
+from .operators_common import _TaskOperator
+from .preferences import make_client
+
+#: Most people the picker asks the detector for.
+MAX_PEOPLE = 8
+
+
+class POSEDIFF_OT_estimate(_TaskOperator, bpy.types.Operator, ImportHelper):
+    """Estimate 3D poses from photos (several files = consecutive frames) and key the best one.
+    The rig stays on the ground where it stands and a 'Photo camera' is fitted to the photo
+    (or, with 'Use my camera as it is', the rig is placed along the photo's rays)"""
+
+    bl_idname = "posediff.estimate"
+    bl_label = "Estimate from photo(s)"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filter_glob: StringProperty(default="*.jpg;*.jpeg;*.png;*.webp;*.bmp", options={"HIDDEN"})
+    files: CollectionProperty(type=bpy.types.OperatorFileListElement, options={"HIDDEN", "SKIP_SAVE"})
+    directory: StringProperty(subtype="DIR_PATH", options={"HIDDEN", "SKIP_SAVE"})
+
+    def paths(self) -> list[str]:
+        names = [f.name for f in self.files if f.name]
+        if names:
+            return [os.path.join(self.directory, n) for n in names]
+        return [self.filepath] if self.filepath else []
+
+    def execute(self, context):
+        s = context.scene.posediff
+        try:
+            ob = results.target_armature(context)
+            paths = self.paths()
+            if not paths:
+                raise ValueError("choose one or more photos (PNG or JPEG)")
+            frames = []
+            use_cam = s.use_camera
+            if use_cam and (context.scene.camera is None or context.scene.camera.type != "CAMERA"):
+                raise ValueError("'Use my camera as it is' is on but the scene has no camera: add one or turn it off")
+            for p in paths:
+                if not os.path.isfile(p):
+                    raise ValueError(f"photo not found: {p}")
+                w, h = results.image_size(p)
+                fr = {"image": os.path.abspath(p)}
+                if use_cam:
+                    cam = results.camera_request(context.scene, w, h)
+                    if cam is None:
+                        raise ValueError("'Use my camera as it is' needs a perspective scene camera")
+                    fr["camera"] = cam
+                if s.person >= 0:
+                    fr["person"] = s.person
+                frames.append(fr)
+        except (RigError, ValueError) as e:
+            self.report({"ERROR"}, str(e))
+            return {"CANCELLED"}
+        payload = {"frames": frames, "num_hypotheses": s.num_hypotheses, "seed": s.seed, "previews": s.previews}
+        start = context.scene.frame_current
+        first = paths[0]
+        placement = "HOLD" if s.keep_height else "GROUND"
+
+        def apply(ctx, res):
+            st = ctx.scene.posediff
+            results.store_estimate(ctx, ob, res, use_cam, placement)
+            keyed, moved, notes = results.apply_best_per_photo(ctx, ob, start)
+            if use_cam:
+                notes.append(f"rig placed along the photo's rays through '{ctx.scene.camera.name}' (it may leave "
+                             "the ground)")
+                if st.set_background:
+                    w, h = results.image_size(first)
+                    bg = results.set_camera_background(ctx.scene, first, w, h, set_resolution=st.set_resolution)
+                    if bg:
+                        notes.append(bg)
+            else:
+                fr0 = res["frames"][0]
+                try:
+                    _cam, px, note = results.place_photo_camera(ctx, ob, fr0, fr0["hypotheses"][0], first,
+                                                                st.set_resolution, background=st.set_background)
+                    notes.append(f"{note}; the rig lines up with the photo within {px:.0f} px (median)")
+                except ValueError as e:
+                    notes.append(f"no photo camera: {e}")
+            return f"estimated {len(res['frames'])} photo(s) from frame {start}; " + results.counts(keyed, moved, notes)
+
+        return self.run_task(context, "estimate", payload, f"estimate {len(paths)} photo(s)", apply)
+
+
+def find_people(client, photo: str, limit: int = MAX_PEOPLE) -> list[dict]:
+    """People the detector finds in ``photo``: ``[{"index", "box"}]`` ordered left to right
+    (``index`` = the detector's, 0 = largest, to send as ``person``). Asks ``/v1/detect`` for
+    person 0, 1, ... until it answers that there are no more.
+
+    Raises:
+        BackendError: the backend failed for another reason (e.g. no person at all).
+    """
+    out = []
+    for i in range(limit):
+        try:
+            fr = client.request("POST", "/v1/detect", {"frames": [{"image": photo, "person": i}]})["frames"][0]
+        except BackendError as e:
+            if i > 0 and "requested but" in str(e):
+                break
+            raise
+        box = fr.get("box") or [0.0, 0.0, 0.0, 0.0]
+        out.append({"index": i, "box": box})
+    return sorted(out, key=lambda p: p["box"][0] + p["box"][2])
+
+
+class POSEDIFF_OT_find_people(bpy.types.Operator, ImportHelper):
+    """Detect the people in a photo and list them left to right; pick one in the list to
+    estimate that person (sent as 'person')"""
+
+    bl_idname = "posediff.find_people"
+    bl_label = "Find people"
+    filter_glob: StringProperty(default="*.jpg;*.jpeg;*.png;*.webp;*.bmp", options={"HIDDEN"})
+
+    def execute(self, context):
+        s = context.scene.posediff
+        if not self.filepath or not os.path.isfile(self.filepath):
+            self.report({"ERROR"}, f"photo not found: {self.filepath!r}")
+            return {"CANCELLED"}
+        try:
+            people = find_people(make_client(), os.path.abspath(self.filepath))
+        except BackendError as e:
+            self.report({"ERROR"}, str(e))
+            return {"CANCELLED"}
+        s.people.clear()
+        for k, p in enumerate(people):
+            it = s.people.add()
+            it.index, it.box = p["index"], p["box"]
+            x0, _y0, x1, _y1 = p["box"]
+            it.label = f"{k + 1}. {'left' if k == 0 else 'right' if k == len(people) - 1 else 'middle'}" \
+                       f" (x {x0:.0f}-{x1:.0f} px)" if len(people) > 1 else f"1. the only person (x {x0:.0f}-{x1:.0f} px)"
+            it.name = it.label
+        s["people_index"] = next((k for k, p in enumerate(people) if p["index"] == 0), 0)
+        s.person = -1 if len(people) == 1 else 0
+        self.report({"INFO"}, f"{len(people)} people found, listed left to right; the largest is picked")
+        return {"FINISHED"}
+
+
+CLASSES = (POSEDIFF_OT_estimate, POSEDIFF_OT_find_people)

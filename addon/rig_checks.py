@@ -1,0 +1,75 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Will the rig use the keys PoseDiff writes? Rigify IK/FK switches (switched to FK, keyed) and
+constraints or drivers that override keyed bones (named in the operator's message)."""
+
+from __future__ import annotations
+
+import bpy
+
+_RIGIFY_LIMBS = (("upper_arm_parent", ("upper_arm", "forearm", "hand")), ("thigh_parent", ("thigh", "shin", "foot")))
+_OVERRIDING = {"COPY_ROTATION", "COPY_TRANSFORMS", "COPY_LOCATION", "TRACK_TO", "DAMPED_TRACK", "LOCKED_TRACK",
+               "CHILD_OF", "ARMATURE", "STRETCH_TO", "TRANSFORM", "ACTION", "SPLINE_IK"}
+
+
+def rigify_switches(ob, bones) -> list[str]:
+    """Rigify limb switch bones (``upper_arm_parent.L``, ``thigh_parent.R``...; custom property
+    ``IK_FK``, 0 = IK, 1 = FK) that govern the given FK control bones (``*_fk.L/R``)."""
+    out = []
+    for b in bones:
+        if "_fk" not in b or b[-2:] not in (".L", ".R"):
+            continue
+        for switch, parts in _RIGIFY_LIMBS:
+            if any(b.startswith(p + "_fk") for p in parts):
+                name = switch + b[-2:]
+                pb = ob.pose.bones.get(name)
+                if pb is not None and "IK_FK" in pb.keys() and name not in out:
+                    out.append(name)
+    return out
+
+
+def use_fk(ob, bones, keyframe: bool = False, frame: int | None = None) -> list[str]:
+    """Switch the Rigify limbs of ``bones`` to FK (``IK_FK`` = 1.0; keyed when ``keyframe``),
+    so the rig follows the FK keys PoseDiff writes. Returns the switches that were in IK."""
+    changed = []
+    f = bpy.context.scene.frame_current if frame is None else frame
+    for name in rigify_switches(ob, bones):
+        pb = ob.pose.bones[name]
+        if float(pb["IK_FK"]) < 1.0 - 1e-6:
+            changed.append(name)
+        pb["IK_FK"] = 1.0
+        if keyframe:
+            pb.keyframe_insert('["IK_FK"]', frame=f, group=name)
+    if changed:
+        bpy.context.view_layer.update()
+    return changed
+
+
+def ignored_keys(ob, bones) -> list[str]:
+    """Bones among ``bones`` whose keyed rotation would be overridden by the rig: enabled
+    constraints on the bone that replace its transform (Copy Rotation/Transforms, Track To,
+    Child Of, Armature...), an IK constraint whose chain includes it, or a driver on its
+    rotation. Rigify IK/FK switches are handled by ``use_fk``. Returns ``"bone (why)"``."""
+    names = set(bones)
+    out = {}
+    pbs = ob.pose.bones
+    for pb in pbs:
+        for c in pb.constraints:
+            if c.mute or not getattr(c, "enabled", True) or c.influence <= 0.0:
+                continue
+            if c.type in _OVERRIDING and pb.name in names:
+                out.setdefault(pb.name, f"{pb.name} ({c.type.replace('_', ' ').title()} constraint '{c.name}')")
+            elif c.type == "IK":
+                chain, p, n = [], pb if c.use_tail else pb.parent, c.chain_count
+                while p is not None and (n == 0 or len(chain) < n):
+                    chain.append(p.name)
+                    p = p.parent
+                for b in chain:
+                    if b in names:
+                        out.setdefault(b, f"{b} (IK constraint '{c.name}' on {pb.name})")
+    ad = ob.animation_data
+    for d in (ad.drivers if ad else []):
+        if d.data_path.startswith('pose.bones["') and ".rotation" in d.data_path and not d.mute:
+            b = d.data_path.split('"')[1]
+            if b in names:
+                out.setdefault(b, f"{b} (driver on {d.data_path.split('.')[-1]})")
+    return [out[b] for b in sorted(out)]
