@@ -10,9 +10,9 @@ _classes = []
 
 
 def _modules():
-    from . import operators, panels, preferences, properties
+    from . import operators, operators_video, panels, preferences, properties
 
-    return (preferences, properties, operators, panels)
+    return (preferences, properties, operators, panels, operators_video)
 
 
 def register():

@@ -18,7 +18,7 @@ from typing import Callable
 
 DEFAULT_URL = "http://127.0.0.1:8765"
 DEFAULT_TOKEN_FILE = os.path.join("~", ".config", "posediff", "token")
-TASKS = ("estimate", "complete", "generate", "variations", "detect")
+TASKS = ("estimate", "complete", "generate", "variations", "detect", "track")
 #: Tasks whose frames may carry photos; their file paths are sent as the files' bytes.
 PHOTO_TASKS = ("estimate", "detect")
 

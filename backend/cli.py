@@ -80,7 +80,10 @@ def _add_common(p: argparse.ArgumentParser, output: bool = True) -> None:
 
 def cmd_estimate(args) -> int:
     from backend.http import schemas
+    from backend.vision.video import is_sequence_path
 
+    if args.images and not args.input and (args.sequence or (len(args.images) == 1 and is_sequence_path(args.images[0]))):
+        return _estimate_sequence(args)
     if args.input:
         data = _read_json(args.input)
     elif args.images:
@@ -100,6 +103,39 @@ def cmd_estimate(args) -> int:
     res = _service(args).estimate(req)
     if args.overlay:
         _write_overlays(Path(args.overlay), req, res)
+    _write_json(args.output, res.model_dump(exclude_none=True))
+    return 0
+
+
+def _estimate_sequence(args) -> int:
+    """A video file, an image folder/glob, or several images with ``--sequence``: one clip, streamed.
+
+    Frames are decoded one at a time (no request size limit for a local path); a tqdm bar counts
+    the frames; Ctrl-C stops and writes nothing (the output is only written at the end).
+    """
+    from tqdm import tqdm
+
+    from backend.http import schemas
+    from backend.sequence import estimate_sequence
+    from backend.vision.video import open_frames
+
+    path = args.images if len(args.images) > 1 else args.images[0]
+    src = open_frames(path, every=args.every, start=args.start, end=args.end, fps=args.fps, field="video")
+    data = {"video": {"path": args.images[0], "every": args.every}, "seed": args.seed if args.seed is not None else 0}
+    if args.num is not None:
+        data["num_hypotheses"] = args.num
+    if args.steps is not None:
+        data["steps"] = args.steps
+    req = _validate(schemas.EstimateRequest, data)
+    svc = _service(args)
+    bar = tqdm(total=len(src), unit="frame", desc=src.name, file=sys.stderr, disable=args.output == "-" and not sys.stderr.isatty())
+    try:
+        res = estimate_sequence(svc, req, progress=lambda f: bar.update(max(0, round(f * len(src)) - bar.n)), frame_source=src)
+    finally:
+        bar.close()
+    for i, fr in enumerate(res.frames):
+        for w in fr.warnings:
+            print(f"frame {i}: {w}", file=sys.stderr)
     _write_json(args.output, res.model_dump(exclude_none=True))
     return 0
 
@@ -211,14 +247,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="posediff", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
-    e = sub.add_parser("estimate", help="3D pose hypotheses from 2D keypoints or photos")
-    e.add_argument("images", nargs="*", help="image files (instead of --input)")
+    e = sub.add_parser("estimate", help="3D pose hypotheses from 2D keypoints, photos, a video or an image sequence")
+    e.add_argument("images", nargs="*", help="image files, a video file, an image folder or glob (instead of --input)")
     e.add_argument("--input", "-i", default=None, help="request JSON ('-' = stdin)")
     e.add_argument("--num", type=int, default=None, help="hypotheses per frame (default 20)")
     e.add_argument("--seed", type=int, default=None)
     e.add_argument("--steps", type=int, default=None, help="DDIM steps (default 40)")
     e.add_argument("--previews", action="store_true", help="add PNG previews to the response")
     e.add_argument("--overlay", default=None, metavar="DIR", help="write overlay PNGs (keypoints + best hypotheses) here")
+    e.add_argument("--sequence", action="store_true", help="the IMAGE files are consecutive frames of one clip (adds a track)")
+    e.add_argument("--every", type=int, default=1, help="video / image sequence: keep every N-th frame")
+    e.add_argument("--start", default=None, help="video / image sequence: first frame ('12') or time ('0.5s')")
+    e.add_argument("--end", default=None, help="video / image sequence: end frame, exclusive ('120') or time ('4.8s')")
+    e.add_argument("--fps", type=float, default=None, help="frame rate (default: from the video; 25 for images)")
     _add_common(e)
     e.set_defaults(func=cmd_estimate)
 

@@ -10,6 +10,8 @@
 * ``eval prior``: generated poses vs held-out poses (bone-length error, diversity, nearest-neighbour
   distance) after removing yaw.
 * ``eval detect``: 2D limb-joint error of the detector on the sample photos' hand labels.
+* ``eval sequence``: the track through the hypotheses of consecutive frames against per-frame
+  picks (:mod:`backend.eval_sequence`).
 
 ``--prior default,cmu`` (or ``--prior`` repeated) runs each table once per prior on the same
 frames and seeds and prints them side by side (:mod:`backend.eval_compare`).
@@ -263,7 +265,7 @@ def cmd_detect(args, service) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("what", choices=["lift", "complete", "prior", "detect", "all"])
+    p.add_argument("what", choices=["lift", "complete", "prior", "detect", "sequence", "all"])
     p.add_argument("--frames", type=int, default=100, help="poses evaluated (fixed subsample)")
     p.add_argument("--num", type=int, default=20, help="hypotheses per frame")
     p.add_argument("--subjects", default="S9,S11")
@@ -275,6 +277,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the prior(s) to evaluate: default, cmu or a .safetensors path; repeat or comma-separate "
                         "(--prior default,cmu) to print them side by side on the same frames and seeds")
     p.add_argument("--device", default=None)
+    p.add_argument("--clips", type=int, default=4, help="sequence: clips evaluated")
+    p.add_argument("--clip-frames", type=int, default=40, help="sequence: consecutive frames per clip (25 fps)")
+    p.add_argument("--oversample", type=int, default=None, help="sequence: candidates per kept hypothesis (default: the service's)")
+    p.add_argument("--temporal", type=float, default=None, help="sequence: temporal guidance sigma (m; default off)")
+    p.add_argument("--cache", default=None, help="sequence: keep/reuse each clip's response (JSON) in this folder")
+
+
+def cmd_sequence(args, service) -> None:
+    from backend.eval_sequence import run_sequence_eval
+
+    run_sequence_eval(service, args)
 
 
 def prior_choices(values: list[str] | None) -> list[str]:
@@ -297,7 +310,8 @@ def run(args) -> int:
         p = svc.prior
         print(f"prior {p.name}: {p.version or 'unversioned'}, {p.licence_summary}; trained on "
               f"{', '.join(sorted({r['dataset'] for r in p.training_data})) or 'unrecorded data'}")
-    commands = {"lift": cmd_lift, "complete": cmd_complete, "prior": cmd_prior, "detect": cmd_detect}
+    commands = {"lift": cmd_lift, "complete": cmd_complete, "prior": cmd_prior, "detect": cmd_detect,
+                "sequence": cmd_sequence}
     todo = ["prior", "lift", "complete", "detect"] if args.what == "all" else [args.what]
     for w in todo:
         if len(services) == 1 or w == "detect":  # the detector does not depend on the prior

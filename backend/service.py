@@ -128,33 +128,46 @@ class PoseService:
     # ------------------------------------------------------------------------------ tasks
 
     def estimate(self, req: schemas.EstimateRequest, progress: Progress = None, cancel: CancelCheck = None) -> schemas.EstimateResponse:
-        """3D hypotheses from 2D evidence (keypoints or a photo) per frame; see CONTRACT.md."""
+        """3D hypotheses from 2D evidence (keypoints or a photo) per frame; see CONTRACT.md.
+
+        With ``req.sequence`` (or ``req.video``) the frames are one clip: see :mod:`backend.sequence`.
+        """
+        if req.sequence is not None or req.video is not None:
+            from backend.sequence import estimate_sequence
+
+            return estimate_sequence(self, req, progress=progress, cancel=cancel)
         frames = []
         n = len(req.frames)
         for i, fr in enumerate(req.frames):
-            field = f"frames[{i}]"
             sub = _sub_progress(progress, i, n)
-            warnings: list[str] = []
-            kp_out = None
-            photo = None
-            if fr.image is not None:
-                ev, K, kp_out, photo = self._evidence_from_image(fr.image, fr.camera, fr.person, field)
-            else:
-                uv, conf = keypoint_arrays(fr.keypoints, f"{field}.keypoints")
-                K = self._intrinsics(fr.camera, f"{field}.camera", uv)
-                ev = KeypointEvidence(uv, conf, K, device=self.device)
-                kp_out = {k: list(v) for k, v in fr.keypoints.items()}
-            cond = Conditions(evidence=ev, rotation=self._rotation(fr.camera))
-            if fr.known:
-                cond.known, cond.known_w = joint_array(fr.known)
-            if ev.num_visible < 2 and not cond.has_known:
-                warnings.append("no usable 2D evidence (fewer than 2 joints seen): hypotheses are samples of the prior")
-                cond.evidence = None
+            cond, K, kp_out, photo, warnings = self.frame_conditions(fr, f"frames[{i}]")
             res = self.sampler(req.steps, ESTIMATE_STEPS, req.guidance_scale).sample(
                 _oversampled(req.num_hypotheses, cond), cond, seed=req.seed, progress=sub, cancel=cancel)
             frames.append(self._frame_result(res, cond, K, kp_out, warnings, req.previews, photo, task="estimate",
                                              keep=req.num_hypotheses))
         return schemas.EstimateResponse(joint_names=list(JOINT_NAMES), frames=frames)
+
+    def frame_conditions(self, fr: schemas.EstimateFrame, field: str, K: Intrinsics | None = None, photo=None):
+        """Evidence of one estimate frame: (Conditions, Intrinsics, keypoints out, Photo or None, warnings).
+
+        ``K`` overrides the frame's camera (a sequence shares one); ``photo`` is an already decoded
+        image (video frames). Raises InputError / NoPersonError naming ``field``.
+        """
+        warnings: list[str] = []
+        if fr.image is not None or photo is not None:
+            ev, K, kp_out, photo = self._evidence_from_image(fr.image, fr.camera, fr.person, field, K=K, photo=photo)
+        else:
+            uv, conf = keypoint_arrays(fr.keypoints, f"{field}.keypoints")
+            K = K or self._intrinsics(fr.camera, f"{field}.camera", uv)
+            ev = KeypointEvidence(uv, conf, K, device=self.device)
+            kp_out = {k: list(v) for k, v in fr.keypoints.items()}
+        cond = Conditions(evidence=ev, rotation=self._rotation(fr.camera))
+        if fr.known:
+            cond.known, cond.known_w = joint_array(fr.known)
+        if ev.num_visible < 2 and not cond.has_known:
+            warnings.append("no usable 2D evidence (fewer than 2 joints seen): hypotheses are samples of the prior")
+            cond.evidence = None
+        return cond, K, kp_out, photo, warnings
 
     def complete(self, req: schemas.CompleteRequest, progress: Progress = None, cancel: CancelCheck = None) -> schemas.EstimateResponse:
         """Fill in unknown joints; every known joint is reproduced (world frame, metres)."""
@@ -208,6 +221,16 @@ class PoseService:
         return schemas.GenerateResponse(joint_names=list(JOINT_NAMES), poses=_r(poses),
                                         previews=self._previews(poses) if req.previews else None)
 
+    def track(self, req: schemas.TrackRequest, progress: Progress = None, cancel: CancelCheck = None) -> schemas.EstimateResponse:
+        """Re-solve a sequence's track from its response frames with ``req.sequence.fixed`` choices (no sampling)."""
+        from backend.sequence import add_track
+
+        frames = [fr.model_copy(deep=True) for fr in req.frames]
+        rot = self._rotation(req.camera)
+        info = add_track(frames, req.sequence.fps, rot, fixed=dict(req.sequence.fixed or {}))
+        info.source_frames, info.source_fps = req.source_frames, req.source_fps
+        return schemas.EstimateResponse(joint_names=list(JOINT_NAMES), frames=frames, sequence=info)
+
     def detect(self, req: schemas.DetectRequest, progress: Progress = None, cancel: CancelCheck = None) -> schemas.DetectResponse:
         """2D keypoints (and optionally heatmaps) per image, original pixels, model joint names."""
         return run_detect(self.detector, req, progress)
@@ -233,13 +256,13 @@ class PoseService:
         """The request's world->camera rotation ``[3, 3]`` (checked orthonormal by the schema), or None."""
         return None if cam is None or cam.rotation is None else np.asarray(cam.rotation, np.float64)
 
-    def _evidence_from_image(self, image: str, cam, person, field):
+    def _evidence_from_image(self, image: str | None, cam, person, field, K: Intrinsics | None = None, photo=None):
         from backend.prior.evidence import HeatmapEvidence
         from backend.vision.photo import intrinsics_for, load_image
 
-        photo = load_image(image, f"{field}.image")
+        photo = photo if photo is not None else load_image(image, f"{field}.image")
         det = self.detector.detect(photo, person=person, field=f"{field}.image")
-        K = intrinsics_for(photo, cam.model_dump(exclude_none=True, exclude={"rotation"}) if cam else None)
+        K = K or intrinsics_for(photo, cam.model_dump(exclude_none=True, exclude={"rotation"}) if cam else None)
         conf = [det.keypoints[n][2] if n in det.keypoints else 0.0 for n in det.heatmap_joints]
         idx = [JOINT_INDEX[n] for n in det.heatmap_joints]
         ev: Evidence2D = HeatmapEvidence(det.heatmaps, idx, det.image_to_heatmap, conf, K, device=self.device)

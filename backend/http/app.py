@@ -63,6 +63,7 @@ TASKS: dict[str, type[BaseModel]] = {
     "generate": schemas.GenerateRequest,
     "variations": schemas.VariationsRequest,
     "detect": schemas.DetectRequest,
+    "track": schemas.TrackRequest,
 }
 RESPONSES: dict[str, type[BaseModel]] = {
     "estimate": schemas.EstimateResponse,
@@ -70,6 +71,7 @@ RESPONSES: dict[str, type[BaseModel]] = {
     "generate": schemas.GenerateResponse,
     "variations": schemas.GenerateResponse,
     "detect": schemas.DetectResponse,
+    "track": schemas.EstimateResponse,
 }
 SUMMARIES = {
     "estimate": "3D pose hypotheses from 2D keypoints or a photo (camera frame, metres)",
@@ -77,6 +79,7 @@ SUMMARIES = {
     "generate": "random plausible poses (world frame, Z up, metres, pelvis at the origin)",
     "variations": "poses near a given pose (world frame, metres)",
     "detect": "2D keypoints of a person in photos (pixels)",
+    "track": "re-solve the track of a sequence response with some frames' hypotheses fixed (no sampling)",
 }
 
 

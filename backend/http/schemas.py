@@ -113,8 +113,42 @@ class SamplingOptions(Strict):
     previews: bool = Field(False, description="add PNG previews (base64) to the response")
 
 
+class SequenceOptions(Strict):
+    """The frames are consecutive frames of one camera, in order (CONTRACT.md "Sequences")."""
+
+    fps: Finite = Field(gt=0, le=1000, description="frames per second of the sequence")
+    fixed: dict[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0, le=MAX_HYPOTHESES)]] | None = Field(
+        None, description="per-frame override: {frame index: hypothesis index} the track must pass through")
+
+
+FrameTime = Annotated[str, Field(max_length=32, pattern=r"^\s*\d+(\.\d+)?\s*s?\s*$",
+                                  description="a frame index ('12') or a time in seconds ('0.5s')")]
+
+
+class VideoSource(Strict):
+    """A local video file or image folder/glob read on the machine of the backend, frame by frame
+    (streamed: the request size limits do not apply to its frames)."""
+
+    path: str = Field(min_length=1, max_length=4096, description="video file, image folder, or glob of images")
+    every: int = Field(1, ge=1, le=10_000, description="keep every N-th frame")
+    start: FrameTime | None = Field(None, description="first frame (index or seconds)")
+    end: FrameTime | None = Field(None, description="last frame, exclusive (index or seconds)")
+    camera: Camera | None = None
+    person: int | None = Field(None, ge=0, le=64)
+
+
 class EstimateRequest(SamplingOptions):
-    frames: list[EstimateFrame] = Field(min_length=1, max_length=MAX_FRAMES)
+    frames: list[EstimateFrame] | None = Field(None, min_length=1, max_length=MAX_FRAMES)
+    sequence: SequenceOptions | None = Field(None, description="frames are consecutive video frames: adds a 'track'")
+    video: VideoSource | None = Field(None, description="instead of 'frames': a local video or image sequence")
+
+    @model_validator(mode="after")
+    def _frames_or_video(self):
+        if self.frames is None and self.video is None:
+            raise ValueError("give 'frames' (keypoints or images) or 'video' (a local video or image folder)")
+        if self.frames is not None and self.video is not None:
+            raise ValueError("give either 'frames' or 'video', not both")
+        return self
 
 
 class CompleteFrame(Strict):
@@ -228,6 +262,17 @@ class Hypothesis(BaseModel):
     preview_png: str | None = None
 
 
+class TrackPose(BaseModel):
+    """One frame of the temporally coherent track (sequences only)."""
+
+    joints: list[list[float]] = Field(description="[J,3] camera frame, root-relative, metres")
+    root_translation: list[float] = Field(description="pelvis in the camera frame, metres")
+    world_joints: list[list[float]] = Field(description="[J,3] world frame (Z up), pelvis at the origin, one camera tilt for the clip")
+    world_root: list[float] | None = Field(None, description="pelvis in the world frame (camera at the origin, Z up), metres")
+    contacts: dict[str, bool] | None = Field(None, description="feet planted on the floor in this frame")
+    hypothesis: int | None = Field(None, description="index of the hypothesis on the Viterbi path (-1: filled gap)")
+
+
 class FrameResult(BaseModel):
     hypotheses: list[Hypothesis]
     aggregate: list[list[float]]
@@ -237,11 +282,26 @@ class FrameResult(BaseModel):
     diversity_mm: float | None = Field(None, description="mean pairwise per-joint distance of the hypotheses")
     warnings: list[str] = Field(default_factory=list)
     preview_png: str | None = None
+    track: TrackPose | None = None
+
+
+class SequenceInfo(BaseModel):
+    """What a sequence shared: one camera (intrinsics, tilt) for all its frames."""
+
+    fps: float
+    camera_pitch_deg: float
+    camera_roll_deg: float
+    frames: int
+    gaps: list[int] = Field(default_factory=list, description="frames without a person, filled from their neighbours")
+    floor_z: float | None = Field(None, description="world Z of the floor under the track (camera at the origin), metres")
+    source_fps: float | None = Field(None, description="frame rate of the source video (before --every)")
+    source_frames: list[int] | None = Field(None, description="index of each response frame in the source video / sequence")
 
 
 class EstimateResponse(FiniteResponse):
     joint_names: list[str]
     frames: list[FrameResult]
+    sequence: SequenceInfo | None = None
 
 
 class GenerateResponse(FiniteResponse):
@@ -262,4 +322,16 @@ class DetectResponse(FiniteResponse):
     frames: list[DetectFrameResult]
 
 
-TaskName = Literal["estimate", "complete", "generate", "variations", "detect"]
+class TrackRequest(Strict):
+    """Re-solve the track of a previous sequence response (per-frame override), without sampling again."""
+
+    frames: list[FrameResult] = Field(min_length=1, max_length=100_000,
+                                      description="the 'frames' of an estimate response of a sequence (hypotheses, keypoints, camera)")
+    sequence: SequenceOptions = Field(description="fps of the frames and the fixed choices {frame: hypothesis}")
+    camera: Camera | None = Field(None, description="only 'rotation' is used: the world-to-camera rotation when known; "
+                                  "else one tilt is estimated from the hypotheses")
+    source_frames: list[int] | None = Field(None, description="passed through to the response's sequence info")
+    source_fps: Finite | None = Field(None, gt=0, le=1000)
+
+
+TaskName = Literal["estimate", "complete", "generate", "variations", "detect", "track"]

@@ -27,20 +27,22 @@ def solve_root_translation(X: torch.Tensor, uv: torch.Tensor, w: torch.Tensor) -
 
     Args:
         X: ``[B, J, 3]`` root-relative joints, camera frame, metres.
-        uv: ``[J, 2]`` normalised image coordinates of the evidence.
-        w: ``[J]`` weights (0 = unused).
+        uv: ``[J, 2]`` normalised image coordinates of the evidence (or ``[B, J, 2]``, one row each:
+            several frames in one batch, :mod:`backend.prior.batch`).
+        w: ``[J]`` weights (0 = unused) (or ``[B, J]``).
     Returns:
         ``[B, 3]`` root translation, camera frame, metres.
     """
-    u, v = uv[:, 0], uv[:, 1]
+    u, v = uv[..., 0], uv[..., 1]
     B = X.shape[0]
     # rows: [1, 0, -u] T = u X_z - X_x ; [0, 1, -v] T = v X_z - X_y
-    A11 = w.sum()
-    A13 = -(w * u).sum()
-    A23 = -(w * v).sum()
-    A33 = (w * (u * u + v * v)).sum()
-    A = torch.stack([torch.stack([A11, A11 * 0, A13]), torch.stack([A11 * 0, A11, A23]),
-                     torch.stack([A13, A23, A33])]).expand(B, 3, 3)
+    A11 = w.sum(-1)
+    A13 = -(w * u).sum(-1)
+    A23 = -(w * v).sum(-1)
+    A33 = (w * (u * u + v * v)).sum(-1)
+    z = torch.zeros_like(A11)
+    A = torch.stack([torch.stack([A11, z, A13], -1), torch.stack([z, A11, A23], -1),
+                     torch.stack([A13, A23, A33], -1)], -2).expand(B, 3, 3)
     r1 = u * X[..., 2] - X[..., 0]  # [B, J]
     r2 = v * X[..., 2] - X[..., 1]
     rhs = torch.stack([(w * r1).sum(-1), (w * r2).sum(-1), (w * (-u * r1 - v * r2)).sum(-1)], -1)

@@ -86,7 +86,7 @@ class Evidence2DTerm(GuidanceTerm):
         if Kf is not None:
             err = ((uv - ev.anchor_uv) ** 2).sum(-1).sqrt()
             wv = (ev.weight > 0).float()
-            result.reproj_px = ((err * wv).sum(-1) / wv.sum().clamp(min=1) * Kf).cpu().numpy()
+            result.reproj_px = ((err * wv).sum(-1) / wv.sum(-1).clamp(min=1) * Kf).cpu().numpy()
         result.camera_rel = Xc.cpu().numpy()
         result.camera_root = T.cpu().numpy()
         result.rotation = R.cpu().numpy()

@@ -1,0 +1,284 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Estimate from a video or an image sequence: the track keyed on the rig, frame by frame.
+
+The backend reads the file itself (a local path: streamed, no upload limit), estimates every kept
+frame and solves one temporally coherent track (``frames[i].track``); this module keys the track
+at the matching scene frames, sets the clip as the camera background so the rig can be scrubbed
+over the footage, and lets the animator override one frame's hypothesis (the backend's
+``track`` task re-solves the path through that choice, no sampling).
+
+Timing (:func:`scene_frames`): ``CLIP`` keys source frame ``i`` at scene frame
+``start + i - first`` (one scene frame per video frame: the movie-clip background lines up);
+``SCENE_FPS`` resamples to the scene's frame rate (``start + round((i - first) / video_fps *
+scene_fps)``). The response and the settings are kept in the text block ``PoseDiff sequence``.
+
+The video is sent as a path (a clip is too large for one request): the backend must see this
+machine's files (the usual local ``posediff serve``); otherwise it answers ``video.path: file
+not found``, shown to the user.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
+from bpy_extras.io_utils import ImportHelper
+
+from . import blender_rig, camera_math, results
+from . import retarget as rt
+from .blender_rig import RigError
+from .operators_common import _TaskOperator
+
+TEXT_NAME = "PoseDiff sequence"
+VIDEO_EXT = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+IMAGE_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+TIMING = [("CLIP", "One key per video frame", "Source frame i is keyed at scene frame start + i (matches the clip background)"),
+          ("SCENE_FPS", "Resample to scene fps", "Key at the scene frame of each video frame's time (scene fps respected)")]
+
+
+def scene_frames(source_frames: list[int], source_fps: float, scene_fps: float, start: int, timing: str) -> list[int]:
+    """Scene frame of each estimated source frame (see the module docstring). Pure math."""
+    if not source_frames:
+        return []
+    first = source_frames[0]
+    if timing == "SCENE_FPS":
+        return [start + round((i - first) / source_fps * scene_fps) for i in source_frames]
+    return [start + (i - first) for i in source_frames]
+
+
+def _scene_fps(scene) -> float:
+    return scene.render.fps / (scene.render.fps_base or 1.0)
+
+
+def _source_size(path: str, is_video: bool) -> tuple[int, int]:
+    if not is_video:
+        return results.image_size(path)
+    clip = bpy.data.movieclips.load(path, check_existing=True)
+    w, h = clip.size
+    if w <= 0 or h <= 0:
+        raise ValueError(f"Blender cannot read the size of the video {path}")
+    return int(w), int(h)
+
+
+def set_clip_background(scene, path: str, is_video: bool, first_image: str | None, start: int, first: int, count: int) -> None:
+    """The scene camera shows the clip: a movie clip (video) or an image sequence, with source frame
+    ``first`` at scene frame ``start``."""
+    cam = scene.camera
+    if cam is None or cam.type != "CAMERA":
+        return
+    d = cam.data
+    d.show_background_images = True
+    if is_video:
+        clip = bpy.data.movieclips.load(path, check_existing=True)
+        clip.frame_start = start - first
+        bg = next((b for b in d.background_images if b.source == "MOVIE_CLIP" and b.clip == clip), None) or d.background_images.new()
+        bg.source = "MOVIE_CLIP"
+        bg.clip = clip
+        bg.use_camera_clip = False
+        w, h = clip.size
+    else:
+        img = bpy.data.images.load(first_image, check_existing=True)
+        img.source = "SEQUENCE"
+        bg = next((b for b in d.background_images if b.image == img), None) or d.background_images.new()
+        bg.source = "IMAGE"
+        bg.image = img
+        bg.image_user.frame_start = start
+        bg.image_user.frame_duration = count
+        bg.image_user.frame_offset = first
+        bg.image_user.use_auto_refresh = True
+        w, h = img.size
+    bg.alpha = 1.0
+    if w and h:
+        scene.render.resolution_x, scene.render.resolution_y = int(w), int(h)
+        scene.render.resolution_percentage = 100
+
+
+def _stored() -> dict:
+    txt = bpy.data.texts.get(TEXT_NAME)
+    if txt is None:
+        raise ValueError("no video estimate in this file yet: run Estimate from video / image sequence first")
+    return json.loads(txt.as_string())
+
+
+def _store(data: dict) -> None:
+    txt = bpy.data.texts.get(TEXT_NAME) or bpy.data.texts.new(TEXT_NAME)
+    txt.clear()
+    txt.write(json.dumps(data, separators=(",", ":")))
+
+
+def key_track(context, ob, response: dict, meta: dict) -> int:
+    """Key every frame's track pose at its scene frame; returns the number of frames keyed."""
+    names = response["joint_names"]
+    seq = response.get("sequence") or {}
+    frames = scene_frames(seq.get("source_frames") or list(range(len(response["frames"]))),
+                          seq.get("source_fps") or seq.get("fps") or 25.0, meta["scene_fps"], meta["start"], meta["timing"])
+    s_rig = blender_rig.rig_leg_world(ob) / rt.MODEL_LEG_LENGTH
+    cam_mw = meta.get("camera_matrix_world")
+    base = list(ob.matrix_world.translation)
+    fr0 = response["frames"][0]["track"]
+    floor = seq.get("floor_z") or 0.0
+    for fr, f in zip(response["frames"], frames):
+        tr = fr["track"]
+        if cam_mw is not None:
+            world = camera_math.camera_directions_to_world(tr["joints"], cam_mw)
+            anchor = camera_math.camera_points_to_world([rt.scale(tr["root_translation"], s_rig)], cam_mw)[0]
+        else:
+            # no scene camera: the clip's trajectory from the armature's origin, feet on its floor
+            world = tr["world_joints"]
+            d = [tr["world_root"][0] - fr0["world_root"][0], tr["world_root"][1] - fr0["world_root"][1],
+                 tr["world_root"][2] - floor]
+            anchor = [b + s_rig * c for b, c in zip(base, d)]
+        blender_rig.apply_pose(ob, dict(zip(names, world)), placement="ANCHOR", anchor_world=anchor, keyframe=True, frame=f)
+    meta["scene_frames"] = frames
+    context.scene.frame_set(frames[0])
+    return len(frames)
+
+
+class POSEDIFF_OT_estimate_video(_TaskOperator, bpy.types.Operator, ImportHelper):
+    """Estimate a video or an image sequence (pick any image of the folder) and key the track on the rig"""
+
+    bl_idname = "posediff.estimate_video"
+    bl_label = "Estimate from video / image sequence"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filter_glob: StringProperty(default=";".join("*" + e for e in VIDEO_EXT + IMAGE_EXT), options={"HIDDEN"})
+    every: IntProperty(name="Every", default=1, min=1, description="Keep every N-th frame of the clip")
+    start: StringProperty(name="Start", default="", description="First frame ('12') or time ('0.5s'); empty = the beginning")
+    end: StringProperty(name="End", default="", description="End frame, exclusive ('120') or time ('4.8s'); empty = the end")
+    timing: EnumProperty(name="Keys", items=TIMING, default="CLIP")
+    background: BoolProperty(name="Clip as camera background", default=True)
+
+    def execute(self, context):
+        s = context.scene.posediff
+        try:
+            ob = results.target_armature(context)
+            path = os.path.abspath(bpy.path.abspath(self.filepath))
+            if not os.path.isfile(path):
+                raise ValueError(f"file not found: {self.filepath}; choose a video or an image of a sequence")
+            ext = os.path.splitext(path)[1].lower()
+            is_video = ext not in IMAGE_EXT
+            source = path if is_video else os.path.dirname(path)
+            video = {"path": source, "every": int(self.every)}
+            for k in ("start", "end"):
+                v = getattr(self, k).strip()
+                if v:
+                    video[k] = v
+            use_cam = s.use_camera and context.scene.camera is not None
+            cam_mw = None
+            if use_cam:
+                w, h = _source_size(path, is_video)
+                cam = results.camera_request(context.scene, w, h)
+                if cam:
+                    video["camera"] = cam
+                    cam_mw = [list(r) for r in context.scene.camera.matrix_world]
+        except (RigError, ValueError) as e:
+            self.report({"ERROR"}, str(e))
+            return {"CANCELLED"}
+        payload = {"video": video, "num_hypotheses": s.num_hypotheses, "seed": s.seed}
+        meta = {"start": context.scene.frame_current, "timing": self.timing, "scene_fps": _scene_fps(context.scene),
+                "camera_matrix_world": cam_mw, "armature": ob.name, "fixed": {}, "path": path, "is_video": is_video,
+                "rotation": video.get("camera", {}).get("rotation")}
+        background = self.background
+
+        def apply(ctx, res):
+            n = key_track(ctx, ob, res, meta)
+            _store({"response": res, "meta": meta})
+            seq = res.get("sequence") or {}
+            src = seq.get("source_frames") or [0]
+            if background:
+                set_clip_background(ctx.scene, path, is_video, None if is_video else path, meta["scene_frames"][0], src[0],
+                                    src[-1] - src[0] + 1)
+            gaps = seq.get("gaps") or []
+            extra = f"; {len(gaps)} frame(s) without a person filled from neighbours" if gaps else ""
+            return f"keyed the track on {n} frames ({meta['scene_frames'][0]}-{meta['scene_frames'][-1]}){extra}"
+
+        return self.run_task(context, "estimate", payload, f"estimate {os.path.basename(path)}", apply)
+
+
+def _frame_index(meta: dict, scene_frame: int) -> int:
+    frames = meta.get("scene_frames") or []
+    if not frames:
+        raise ValueError("the stored video estimate has no keyed frames")
+    return min(range(len(frames)), key=lambda i: abs(frames[i] - scene_frame))
+
+
+class POSEDIFF_OT_track_hypotheses(bpy.types.Operator):
+    """List the hypotheses of the video frame at the current scene frame (click one to preview it)"""
+
+    bl_idname = "posediff.track_hypotheses"
+    bl_label = "Frame hypotheses"
+
+    def execute(self, context):
+        try:
+            data = _stored()
+            t = _frame_index(data["meta"], context.scene.frame_current)
+            res = data["response"]
+            sub = {"joint_names": res["joint_names"], "frames": [res["frames"][t]]}
+            if not sub["frames"][0]["hypotheses"]:
+                raise ValueError(f"video frame {t} had no person: its pose is filled from the neighbours")
+            ob = results.target_armature(context)
+            results.store_estimate(context, ob, sub, data["meta"].get("camera_matrix_world") is not None)
+        except (RigError, ValueError, KeyError) as e:
+            self.report({"ERROR"}, str(e))
+            return {"CANCELLED"}
+        context.scene.posediff["video_frame"] = t
+        self.report({"INFO"}, f"video frame {t}: {len(sub['frames'][0]['hypotheses'])} hypotheses; pick one, then Use in track")
+        return {"FINISHED"}
+
+
+class POSEDIFF_OT_track_override(_TaskOperator, bpy.types.Operator):
+    """Make the track pass through the selected hypothesis on this frame; the other frames are re-solved around it"""
+
+    bl_idname = "posediff.track_override"
+    bl_label = "Use in track"
+    bl_options = {"REGISTER", "UNDO"}
+    hypothesis: IntProperty(default=-1, options={"SKIP_SAVE"}, description="-1 = the selected one in the list")
+
+    def execute(self, context):
+        s = context.scene.posediff
+        try:
+            data = _stored()
+            meta, res = data["meta"], data["response"]
+            ob = bpy.data.objects.get(meta["armature"]) or results.target_armature(context)
+            t = _frame_index(meta, context.scene.frame_current)
+            k = s.hypothesis_index if self.hypothesis < 0 else self.hypothesis
+            if not 0 <= k < len(res["frames"][t]["hypotheses"]):
+                raise ValueError(f"video frame {t} has no hypothesis {k + 1}")
+            meta["fixed"][str(t)] = int(k)
+        except (RigError, ValueError, KeyError) as e:
+            self.report({"ERROR"}, str(e))
+            return {"CANCELLED"}
+        seq = res.get("sequence") or {}
+        payload = {"frames": res["frames"], "sequence": {"fps": seq.get("fps", 25.0), "fixed": meta["fixed"]},
+                   "source_frames": seq.get("source_frames"), "source_fps": seq.get("source_fps")}
+        if meta.get("rotation"):
+            payload["camera"] = {"rotation": meta["rotation"]}
+
+        def apply(ctx, new):
+            n = key_track(ctx, ob, new, meta)
+            _store({"response": new, "meta": meta})
+            ctx.scene.frame_set(meta["scene_frames"][t])
+            return f"track re-solved through hypothesis {k + 1} on video frame {t}; re-keyed {n} frames"
+
+        return self.run_task(context, "track", payload, "re-solve track", apply)
+
+
+class POSEDIFF_PT_video(bpy.types.Panel):
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "PoseDiff"
+    bl_label = "Video"
+    bl_parent_id = "POSEDIFF_PT_main"
+
+    def draw(self, context):
+        col = self.layout.column(align=True)
+        col.operator("posediff.estimate_video", icon="FILE_MOVIE")
+        if bpy.data.texts.get(TEXT_NAME) is not None:
+            row = col.row(align=True)
+            row.operator("posediff.track_hypotheses", icon="PRESET")
+            row.operator("posediff.track_override", icon="CON_FOLLOWTRACK")
+
+
+CLASSES = (POSEDIFF_OT_estimate_video, POSEDIFF_OT_track_hypotheses, POSEDIFF_OT_track_override, POSEDIFF_PT_video)

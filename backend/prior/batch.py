@@ -1,0 +1,110 @@
+"""Several frames' hypotheses in one batch through the denoiser (sequences).
+
+The sampler draws a batch of hypotheses for one frame's evidence; most of the cost of a small
+batch is per-step overhead, not arithmetic. For a clip, the frames' evidences are stacked along
+the batch (:class:`StackedEvidence`: frame f owns rows ``[o_f, o_f + n_f)``) so that one sampling
+run serves ``frames x hypotheses`` rows, and the result is split back per frame
+(:func:`split_result`). Every per-row quantity of a 2D evidence (anchors ``[B, J, 2]``, weights
+and sigmas ``[B, J]``) broadcasts where a single frame's ``[J, ...]`` did.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+
+from backend.prior.evidence import Evidence2D, KeypointEvidence
+
+
+class StackedEvidence(Evidence2D):
+    """The 2D evidence of several frames, one block of batch rows per frame.
+
+    Args:
+        evidences: one :class:`Evidence2D` per frame (keypoints or heatmaps).
+        counts: rows (hypotheses) of each frame, in order.
+    """
+
+    def __init__(self, evidences: list[Evidence2D], counts: list[int]):
+        self.parts = list(evidences)
+        self.counts = [int(c) for c in counts]
+        rep = lambda name: torch.cat([getattr(e, name)[None].expand(c, *getattr(e, name).shape)  # noqa: E731
+                                      for e, c in zip(self.parts, self.counts)])
+        self.anchor_uv = rep("anchor_uv")  # [B, J, 2]
+        self.weight = rep("weight")  # [B, J]
+        self.sigma = rep("sigma")  # [B, J]
+        dev = self.anchor_uv.device
+        self.focal_px = torch.cat([torch.full((c,), float(e.focal_px), device=dev) for e, c in zip(self.parts, self.counts)])
+        self._keypoints_only = all(type(e) is KeypointEvidence for e in self.parts)
+
+    @property
+    def num_visible(self) -> int:
+        return max(e.num_visible for e in self.parts)
+
+    def _split(self, uv: torch.Tensor) -> list[torch.Tensor]:
+        return list(torch.split(uv, self.counts, 0))
+
+    def value_and_grad(self, uv):
+        if self._keypoints_only:  # vectorised: KeypointEvidence's Gaussian with per-row anchors
+            d = uv - self.anchor_uv
+            inv = self.weight / self.sigma**2
+            return -0.5 * (d**2).sum(-1) * inv, -d * inv[..., None]
+        out = [e.value_and_grad(u) for e, u in zip(self.parts, self._split(uv))]
+        return torch.cat([o[0] for o in out]), torch.cat([o[1] for o in out])
+
+    def target(self, uv):
+        if self._keypoints_only:
+            _, g = self.value_and_grad(uv)
+            return uv + g * (self.sigma**2 / self.weight.clamp(min=1e-6))[..., None]
+        return torch.cat([e.target(u) for e, u in zip(self.parts, self._split(uv))])
+
+
+def stackable(conds: list) -> bool:
+    """Frames whose conditions are 2D evidence only (no known joints/directions), one shared rotation."""
+    if len(conds) < 2:
+        return False
+    rot0 = conds[0].rotation
+    for c in conds:
+        if not c.has_2d or c.has_known or c.has_directions or c.fix_yaw:
+            return False
+        if (c.rotation is None) != (rot0 is None) or (rot0 is not None and not np.allclose(c.rotation, rot0)):
+            return False
+    return True
+
+
+def split_result(res, counts: list[int]) -> list:
+    """Split a batched result dataclass into one per frame: every array field with a leading
+    dimension of the batch size is sliced; everything else (timings) is shared."""
+    B = sum(counts)
+    out, o = [], 0
+    for c in counts:
+        kw = {}
+        for f in dataclasses.fields(res):
+            v = getattr(res, f.name)
+            kw[f.name] = v[o : o + c] if isinstance(v, np.ndarray) and v.ndim >= 1 and v.shape[0] == B else v
+        out.append(dataclasses.replace(res, **kw))
+        o += c
+    return out
+
+
+def sample_stacked(sampler, conds: list, nums: list[int], seed=0, progress=None, cancel=None,
+                   temporal_sigma: float | None = None) -> list:
+    """One sampling run for several frames (``conds``, ``nums`` hypotheses each); per-frame results.
+
+    ``temporal_sigma`` (metres, None = off): couple hypothesis ``k`` of consecutive frames with
+    :class:`backend.prior.temporal.TemporalSmoothnessTerm` (needs the same count for every frame).
+
+    Raises:
+        ValueError: if the conditions cannot share a batch (see :func:`stackable`).
+    """
+    if not stackable(conds):
+        raise ValueError("these frames cannot share a batch (known joints, or different camera rotations)")
+    terms = list(conds[0].terms)
+    if temporal_sigma and len(set(nums)) == 1:
+        from backend.prior.temporal import TemporalSmoothnessTerm
+
+        terms.append(TemporalSmoothnessTerm(len(nums), nums[0], temporal_sigma))
+    cond = dataclasses.replace(conds[0], evidence=StackedEvidence([c.evidence for c in conds], nums), terms=terms)
+    res = sampler.sample(sum(nums), cond, seed=seed, progress=progress, cancel=cancel)
+    return split_result(res, nums)

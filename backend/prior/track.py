@@ -1,0 +1,457 @@
+"""A temporally coherent track through the per-frame hypotheses of a sequence.
+
+The sampler gives each frame of a video several hypotheses (where the photo is ambiguous: a
+limb's depth, front/back). Picking each frame's best on its own makes the rig jump between
+hypotheses; this module chooses a consistent path and smooths it, working only on the service's
+per-frame arrays (camera-frame root-relative joints, scores, root translations), never on
+sampler internals:
+
+1. **Path** (:func:`hypothesis_posterior`): a hidden Markov model whose states are the frame's
+   hypotheses, unary ``score / tau`` (the service's standardised rank score) and a Gaussian motion
+   model ``-|X_t^k - X_{t-1}^l|^2 / (2 J sigma_m^2 dt)`` between consecutive frames' root-relative
+   poses. Viterbi (max-product, Viterbi 1967; Rabiner 1989 eq. 105) gives the single best path;
+   forward-backward (sum-product, Rabiner 1989 eqs. 19-27) gives each frame's posterior over its
+   hypotheses, whose mean is the minimum-mean-square-error pose. The same multi-hypothesis
+   tracking idea as MHT (Reid 1979) and as temporal selection in multi-hypothesis lifting
+   (e.g. Li & Lee 2019), here on the diffusion prior's samples.
+2. **Gaps** (frames without hypotheses: no person found): linear interpolation of the pose and
+   the root between the nearest frames with hypotheses (held at the ends), with a warning.
+3. **Filter**: a Savitzky-Golay filter (Savitzky & Golay 1964; local quadratic least squares) on
+   the root-relative joints, then the canonical bone lengths are restored (same skeleton every
+   frame).
+4. **Root trajectory**: re-solved per frame from the 2D anchors for the smoothed pose (closed form,
+   ZeDO eq. 6, :func:`backend.prior.geometry.solve_root_translation`), then smoothed, depth more
+   strongly than the image-plane position (depth is what the rays constrain least).
+5. **Foot contact** (:func:`plant_feet`): in the world frame (Z up, one camera tilt for the clip),
+   a foot whose lowest point is near the floor and whose ankle moves slower than a threshold is
+   in contact; over each contact the ankle is held at one point on the floor and the leg is
+   re-solved by analytic two-bone IK (hip fixed, knee kept in its bend plane), blended in and
+   out over a few frames (as in the foot-skate cleanup of Kovar et al. 2002, simplified).
+
+Frames and units: camera frame (OpenCV, metres) for ``joints`` and ``root``; world frame (Z up,
+metres) from the shared world->camera rotation ``R``: ``x_world = R^T x_cam``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from backend.skeleton import BONE_LENGTHS, JOINT_INDEX, NUM_JOINTS
+
+
+@dataclass
+class TrackOptions:
+    """Settings of :func:`solve_track`, chosen on 4 clips x 40 frames of the training subject S8
+    (``posediff eval sequence --subjects S8``; grid over path, motion sigma 0.03-1 m, score
+    temperature 0.15-3, window 9-27, order 2-3): Viterbi 37.0 mm / 4.0 mm/frame^2 against the
+    posterior mean's 44.0 / 7.2 and the 5-frame moving average of best-of-1's 44.6 / 24.0.
+
+    Attributes:
+        path: ``"posterior"`` (forward-backward mean) or ``"viterbi"`` (one hypothesis per frame).
+        score_temperature: ``tau`` of the unary term (rank scores are standardised, ~N(0, 1)).
+        motion_sigma: per-joint motion standard deviation per frame at 25 fps (metres).
+        filter_window: Savitzky-Golay window (frames at 25 fps, odd; 0 or 1 = no filter).
+        filter_order: Savitzky-Golay polynomial order.
+        root_sigma_xy, root_sigma_z: Gaussian smoothing of the root's image-plane position and
+            depth (seconds).
+        feet: detect foot contacts and keep the foot planted.
+        contact_speed: ankle speed below which a foot may be in contact (m/s).
+        contact_height: lowest foot point at most this far above the floor (m).
+    """
+
+    path: str = "viterbi"
+    score_temperature: float = 0.3
+    motion_sigma: float = 0.15
+    filter_window: int = 27
+    filter_order: int = 2
+    root_sigma_xy: float = 0.04
+    root_sigma_z: float = 0.2
+    feet: bool = True
+    contact_speed: float = 0.35
+    contact_height: float = 0.06
+
+
+@dataclass
+class Track:
+    """The solved track of ``T`` frames.
+
+    Attributes:
+        joints: ``[T, J, 3]`` camera frame, root-relative, metres.
+        root: ``[T, 3]`` pelvis in the camera frame, metres.
+        world: ``[T, J, 3]`` world frame (Z up), pelvis at the origin, metres.
+        world_root: ``[T, 3]`` pelvis in the world frame (camera at the origin), metres.
+        choice: ``[T]`` Viterbi hypothesis index per frame (-1 for a filled gap).
+        contacts: ``[T, 2]`` bool, (left foot, right foot) planted.
+        warnings: ``{frame: [message]}``.
+        floor: world Z of the floor (metres; camera at the origin).
+    """
+
+    joints: np.ndarray
+    root: np.ndarray
+    world: np.ndarray
+    world_root: np.ndarray
+    choice: np.ndarray
+    contacts: np.ndarray
+    warnings: dict = field(default_factory=dict)
+    floor: float = 0.0
+
+
+# ------------------------------------------------------------------------------ the path
+
+
+def _pair_cost(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Mean squared per-joint distance between every pose of ``a`` ``[K, J, 3]`` and ``b`` ``[L, J, 3]``: ``[K, L]`` m^2."""
+    fa, fb = a.reshape(len(a), -1), b.reshape(len(b), -1)
+    d = (fa**2).sum(1)[:, None] + (fb**2).sum(1)[None] - 2 * fa @ fb.T
+    return np.maximum(d, 0.0) / a.shape[1]
+
+
+def _logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
+    m = np.max(a, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    return (m + np.log(np.exp(a - m).sum(axis=axis, keepdims=True))).squeeze(axis)
+
+
+def hypothesis_posterior(poses: list[np.ndarray], scores: list[np.ndarray], gaps: np.ndarray, opts: TrackOptions,
+                         fps: float, fixed: dict[int, int] | None = None) -> tuple[list[int], list[np.ndarray]]:
+    """Viterbi path and forward-backward posteriors over the hypotheses of the frames with any.
+
+    Args:
+        poses: per frame with hypotheses, ``[K_t, J, 3]`` root-relative (metres).
+        scores: per such frame, ``[K_t]`` rank scores (higher better).
+        gaps: ``[N]`` frames elapsed since the previous such frame (1 = consecutive).
+        opts: motion and score settings; fps: frame rate (scales the motion model).
+        fixed: ``{i: k}`` frame i (index into ``poses``) must take hypothesis k.
+    Returns:
+        (path ``[N]`` hypothesis indices, posteriors: per frame ``[K_t]`` summing to 1).
+    """
+    fixed = fixed or {}
+    N = len(poses)
+    sig2 = (opts.motion_sigma * 25.0 / max(fps, 1e-6)) ** 2
+    unary = []
+    for i, s in enumerate(scores):
+        u = np.asarray(s, np.float64) / max(opts.score_temperature, 1e-6)
+        if i in fixed:
+            u = np.full(len(s), -np.inf)
+            u[fixed[i]] = 0.0
+        unary.append(u)
+    trans = [None] + [-_pair_cost(poses[i], poses[i - 1]) / (2 * sig2 * gaps[i]) for i in range(1, N)]  # [K_i, K_{i-1}]
+    # Viterbi (max-product)
+    delta, back = unary[0].copy(), [None]
+    for i in range(1, N):
+        m = trans[i] + delta[None]
+        back.append(np.argmax(m, 1))
+        delta = unary[i] + m.max(1)
+    path = [int(np.argmax(delta))]
+    for i in range(N - 1, 0, -1):
+        path.append(int(back[i][path[-1]]))
+    path = path[::-1]
+    # forward-backward (sum-product, log domain)
+    fwd = [unary[0] - _logsumexp(unary[0], 0)]
+    for i in range(1, N):
+        a = unary[i] + _logsumexp(trans[i] + fwd[-1][None], 1)
+        fwd.append(a - _logsumexp(a, 0))
+    bwd = [np.zeros(len(unary[-1]))]
+    for i in range(N - 1, 0, -1):
+        b = _logsumexp(trans[i] + (unary[i] + bwd[0])[:, None], 0)
+        bwd.insert(0, b - _logsumexp(b, 0))
+    post = []
+    for f, b in zip(fwd, bwd):
+        g = f + b
+        g = np.exp(g - _logsumexp(g, 0))
+        post.append(g / g.sum())
+    return path, post
+
+
+# ------------------------------------------------------------------------------ filters
+
+
+def savgol(x: np.ndarray, window: int, order: int = 2) -> np.ndarray:
+    """Savitzky-Golay smoothing along axis 0 (Savitzky & Golay 1964).
+
+    Each sample becomes the value at its centre of the least-squares polynomial of ``order`` over
+    ``window`` samples; near the ends the polynomial of the first/last full window is evaluated
+    (no padding artefacts). ``x``: ``[T, ...]``; returns the same shape. Windows longer than the
+    sequence shrink to it (odd).
+    """
+    x = np.asarray(x, np.float64)
+    T = len(x)
+    w = min(int(window), T if T % 2 else T - 1)
+    if w <= order or w < 3:
+        return x.copy()
+    h = w // 2
+    t = np.arange(-h, h + 1, dtype=np.float64)
+    V = np.vander(t, order + 1, increasing=True)  # [w, order+1]
+    P = np.linalg.pinv(V)  # coefficients = P @ y
+    flat = x.reshape(T, -1)
+    out = np.empty_like(flat)
+    c0 = P[0]
+    for i in range(h, T - h):
+        out[i] = c0 @ flat[i - h : i + h + 1]
+    head = P @ flat[:w]
+    tail = P @ flat[T - w :]
+    for i in range(h):
+        out[i] = np.vander(np.array([i - h], float), order + 1, increasing=True)[0] @ head
+        out[T - 1 - i] = np.vander(np.array([h - i], float), order + 1, increasing=True)[0] @ tail
+    return out.reshape(x.shape)
+
+
+def gaussian_smooth(x: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian smoothing along axis 0 with ``sigma`` in samples, normalised at the ends (no shrinkage)."""
+    x = np.asarray(x, np.float64)
+    if sigma <= 1e-3 or len(x) < 2:
+        return x.copy()
+    h = min(int(np.ceil(3 * sigma)), len(x) - 1)
+    k = np.exp(-0.5 * (np.arange(-h, h + 1) / sigma) ** 2)
+    flat = x.reshape(len(x), -1)
+    T = len(x)
+    out = np.zeros_like(flat)
+    norm = np.zeros(T)
+    for o, kw in zip(range(-h, h + 1), k):
+        lo, hi = max(0, -o), min(T, T - o)
+        out[lo:hi] += kw * flat[lo + o : hi + o]
+        norm[lo:hi] += kw
+    return (out / norm[:, None]).reshape(x.shape)
+
+
+def canonical_bones(poses: np.ndarray) -> np.ndarray:
+    """Restore the canonical bone lengths (directions kept): ``[..., J, 3]`` root-relative, metres."""
+    from backend.mocap.datasets import normalise_bone_lengths
+
+    p = np.asarray(poses, np.float64)
+    shp = p.shape
+    return normalise_bone_lengths(p.reshape(-1, shp[-2], 3)).astype(np.float64).reshape(shp)
+
+
+# ------------------------------------------------------------------------------ feet
+
+FEET = (("left", JOINT_INDEX["left_hip"], JOINT_INDEX["left_knee"], JOINT_INDEX["left_ankle"], JOINT_INDEX["left_toe"]),
+        ("right", JOINT_INDEX["right_hip"], JOINT_INDEX["right_knee"], JOINT_INDEX["right_ankle"], JOINT_INDEX["right_toe"]))
+
+
+def floor_height(world_abs: np.ndarray) -> float:
+    """Floor height (world Z, metres): the 5th percentile of each frame's lowest foot point."""
+    feet = [JOINT_INDEX[n] for n in ("left_ankle", "right_ankle", "left_toe", "right_toe")]
+    return float(np.percentile(world_abs[:, feet, 2].min(1), 5))
+
+
+def detect_contacts(world_abs: np.ndarray, fps: float, opts: TrackOptions, floor: float | None = None) -> np.ndarray:
+    """Foot contacts: ``[T, J, 3]`` world-frame absolute joints -> ``[T, 2]`` bool (left, right).
+
+    A foot touches when its lowest point (ankle or toe) is within ``contact_height`` of the floor
+    and its ankle moves slower than ``contact_speed`` (central differences); contacts shorter than
+    3 frames are dropped and one-frame breaks closed.
+    """
+    T = len(world_abs)
+    floor = floor_height(world_abs) if floor is None else floor
+    out = np.zeros((T, 2), bool)
+    if T < 3:
+        return out
+    for f, (_, _, _, ank, toe) in enumerate(FEET):
+        low = np.minimum(world_abs[:, ank, 2], world_abs[:, toe, 2]) - floor
+        v = np.gradient(world_abs[:, ank], axis=0) * fps
+        speed = np.linalg.norm(v, axis=-1)
+        c = (low < opts.contact_height) & (speed < opts.contact_speed)
+        c[1:-1] |= c[:-2] & c[2:]
+        out[:, f] = _drop_short(c, 3)
+    return out
+
+
+def _drop_short(c: np.ndarray, n: int) -> np.ndarray:
+    c = c.copy()
+    for a, b in _segments(c):
+        if b - a < n:
+            c[a:b] = False
+    return c
+
+
+def _segments(c: np.ndarray) -> list[tuple[int, int]]:
+    """``[a, b)`` runs of True."""
+    d = np.diff(np.concatenate([[0], c.astype(int), [0]]))
+    return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)))
+
+
+def two_bone_ik(hip: np.ndarray, knee: np.ndarray, target: np.ndarray, l1: float, l2: float) -> tuple[np.ndarray, np.ndarray]:
+    """Analytic two-bone IK: knee and ankle ``[3]`` reaching ``target`` from ``hip`` with bone lengths
+    ``l1`` (thigh) and ``l2`` (shin), the knee kept in the plane of hip, target and the old knee.
+    Targets out of reach are pulled in to 1 mm inside reach."""
+    d = target - hip
+    n = np.linalg.norm(d)
+    n_c = float(np.clip(n, abs(l1 - l2) + 1e-3, l1 + l2 - 1e-3))
+    u = d / max(n, 1e-9)
+    ank = hip + u * n_c
+    a = (l1 * l1 - l2 * l2 + n_c * n_c) / (2 * n_c)
+    r = np.sqrt(max(l1 * l1 - a * a, 0.0))
+    pole = knee - hip
+    pole = pole - u * (pole @ u)
+    pn = np.linalg.norm(pole)
+    if pn < 1e-6:
+        pole = np.cross(u, [1.0, 0.0, 0.0])
+        pn = np.linalg.norm(pole)
+    return hip + u * a + pole / pn * r, ank
+
+
+def plant_feet(world_abs: np.ndarray, contacts: np.ndarray, floor: float, blend: int = 3) -> np.ndarray:
+    """Keep each foot still and on the floor during its contacts (see the module docstring).
+
+    Args:
+        world_abs: ``[T, J, 3]`` world frame, absolute joints (metres).
+        contacts: ``[T, 2]`` from :func:`detect_contacts`; floor: world Z of the floor.
+        blend: frames over which the correction fades in and out at each contact's ends.
+    Returns:
+        ``[T, J, 3]`` corrected copy (hips and upper body unchanged).
+    """
+    out = np.array(world_abs, np.float64)
+    T = len(out)
+    for f, (_, hip, knee, ank, toe) in enumerate(FEET):
+        target = out[:, ank].copy()
+        weight = np.zeros(T)
+        for a, b in _segments(contacts[:, f]):
+            seg = out[a:b]
+            p = seg[:, ank].mean(0)
+            low = np.minimum(seg[:, ank, 2], seg[:, toe, 2]).mean()
+            p[2] -= low - floor  # lowest foot point onto the floor
+            target[a:b] = p
+            weight[a:b] = 1.0
+            for k in range(1, blend + 1):  # fade in / out toward the held point
+                wk = 1.0 - k / (blend + 1)
+                for i in (a - k, b - 1 + k):
+                    if 0 <= i < T and wk > weight[i]:
+                        target[i] = p
+                        weight[i] = wk
+        l1, l2 = float(BONE_LENGTHS[knee]), float(BONE_LENGTHS[ank])
+        for i in np.flatnonzero(weight > 0):
+            goal = (1 - weight[i]) * out[i, ank] + weight[i] * target[i]
+            k_new, a_new = two_bone_ik(out[i, hip], out[i, knee], goal, l1, l2)
+            out[i, toe] = a_new + (out[i, toe] - out[i, ank])
+            out[i, knee], out[i, ank] = k_new, a_new
+    return out
+
+
+# ------------------------------------------------------------------------------ the track
+
+
+def solve_track(joints: list[np.ndarray | None], scores: list[np.ndarray | None], roots: list[np.ndarray | None],
+                fps: float, rotation: np.ndarray | None = None, anchors: list | None = None,
+                fixed: dict[int, int] | None = None, opts: TrackOptions | None = None) -> Track:
+    """Solve the track of a sequence from its per-frame hypotheses.
+
+    Args:
+        joints: per frame ``[K_t, J, 3]`` hypotheses (camera frame, root-relative, metres), or None
+            / an empty array for a frame without any (no person): that frame is filled.
+        scores: per frame ``[K_t]`` rank scores (higher better).
+        roots: per frame ``[K_t, 3]`` root translations (camera frame, metres).
+        fps: frames per second (> 0).
+        rotation: ``[3, 3]`` world->camera rotation shared by the clip (default: a level camera).
+        anchors: optional per frame ``(uv [J, 2] normalised image coordinates, weight [J])`` of the
+            2D evidence, to re-solve the root for the smoothed pose (None entries allowed).
+        fixed: ``{frame: hypothesis index}`` choices the path must take (per-frame override).
+        opts: :class:`TrackOptions`.
+    Returns:
+        :class:`Track`.
+    Raises:
+        ValueError: no frame has a hypothesis, fps not positive, or a fixed choice out of range.
+    """
+    from backend.camera import LEVEL_WORLD_TO_CAMERA
+
+    opts = opts or TrackOptions()
+    if not fps > 0:
+        raise ValueError(f"fps must be positive (got {fps})")
+    R = np.asarray(rotation if rotation is not None else LEVEL_WORLD_TO_CAMERA, np.float64)
+    T = len(joints)
+    have = [i for i in range(T) if joints[i] is not None and len(joints[i]) > 0]
+    if not have:
+        raise ValueError("no frame of the sequence has a pose hypothesis")
+    fixed = dict(fixed or {})
+    for t, k in fixed.items():
+        if t not in have or not 0 <= k < len(joints[t]):
+            raise ValueError(f"fixed choice frame {t} hypothesis {k} does not exist")
+    pos = {t: i for i, t in enumerate(have)}
+    P = [np.asarray(joints[t], np.float64) for t in have]
+    S = [np.asarray(scores[t], np.float64) for t in have]
+    gaps = np.diff(np.asarray([have[0]] + have))
+    gaps[0] = 1
+    path, post = hypothesis_posterior(P, S, gaps, opts, fps, {pos[t]: k for t, k in fixed.items()})
+
+    pose = np.zeros((T, NUM_JOINTS, 3))
+    root = np.zeros((T, 3))
+    choice = np.full(T, -1)
+    for i, t in enumerate(have):
+        k = path[i]
+        choice[t] = k
+        rt = np.asarray(roots[t], np.float64)
+        if opts.path == "viterbi" or t in fixed:
+            pose[t], root[t] = P[i][k], rt[k]
+        else:
+            pose[t], root[t] = np.einsum("k,kjc->jc", post[i], P[i]), post[i] @ rt
+    warnings: dict[int, list[str]] = {}
+    _fill_gaps(pose, root, have, warnings)
+
+    win = int(round(opts.filter_window * fps / 25.0)) | 1
+    if win >= 3:
+        pose = savgol(pose, win, opts.filter_order)
+    pose = canonical_bones(pose)
+    for t in fixed:
+        pose[t] = P[pos[t]][fixed[t]]
+    root = _solve_roots(pose, root, anchors, have)
+    root = np.concatenate([gaussian_smooth(root[:, :2], opts.root_sigma_xy * fps),
+                           gaussian_smooth(root[:, 2:], opts.root_sigma_z * fps)], 1)
+
+    world_abs = (pose + root[:, None]) @ R  # x_world = R^T x_cam (row vectors)
+    contacts = np.zeros((T, 2), bool)
+    floor = floor_height(world_abs)
+    if opts.feet and T >= 3:
+        contacts = detect_contacts(world_abs, fps, opts, floor)
+        world_abs = plant_feet(world_abs, contacts, floor)
+        cam = world_abs @ R.T
+        pose = cam - root[:, None]
+    world_root = world_abs[:, 0].copy()
+    world = world_abs - world_root[:, None]
+    return Track(joints=pose, root=root, world=world, world_root=world_root, choice=choice, contacts=contacts,
+                 warnings=warnings, floor=floor)
+
+
+def _fill_gaps(pose: np.ndarray, root: np.ndarray, have: list[int], warnings: dict) -> None:
+    """Linear interpolation of frames without hypotheses between their nearest neighbours (in place)."""
+    T = len(pose)
+    hv = np.asarray(have)
+    for t in range(T):
+        if t in set(have):
+            continue
+        after = hv[hv > t]
+        before = hv[hv < t]
+        if len(before) and len(after):
+            a, b = int(before[-1]), int(after[0])
+            w = (t - a) / (b - a)
+            pose[t] = (1 - w) * pose[a] + w * pose[b]
+            root[t] = (1 - w) * root[a] + w * root[b]
+            msg = f"no person in this frame: pose interpolated between frames {a} and {b}"
+        else:
+            n = int(before[-1]) if len(before) else int(after[0])
+            pose[t], root[t] = pose[n], root[n]
+            msg = f"no person in this frame: pose held from frame {n}"
+        warnings.setdefault(t, []).append(msg)
+
+
+def _solve_roots(pose: np.ndarray, root: np.ndarray, anchors: list | None, have: list[int]) -> np.ndarray:
+    """Per-frame closed-form root translation for the smoothed pose from the frame's 2D anchors (ZeDO eq. 6)."""
+    if anchors is None:
+        return root
+    import torch
+
+    from backend.prior.geometry import solve_root_translation
+
+    out = root.copy()
+    for t in have:
+        a = anchors[t] if t < len(anchors) else None
+        if a is None:
+            continue
+        uv, w = (torch.as_tensor(np.asarray(x, np.float64)) for x in a)
+        if float(w.sum()) <= 0 or int((w > 0).sum()) < 2:
+            continue
+        X = torch.as_tensor(pose[t : t + 1])
+        out[t] = solve_root_translation(X, uv, w)[0].numpy()
+    return out
+

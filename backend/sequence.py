@@ -1,0 +1,233 @@
+"""Estimation of a sequence (video frames, an image sequence, consecutive keypoint frames).
+
+A sequence is one camera and one person: the frames share one set of intrinsics and one camera
+tilt (pitch and roll relative to gravity: the median of the frames' best hypotheses), and the
+track (:mod:`backend.prior.track`) chooses a temporally coherent path through each frame's
+hypotheses, fills frames without a person from their neighbours (with a warning), solves the root
+trajectory over the clip and keeps feet planted during contacts. Frames are read one at a time
+(:mod:`backend.vision.video`), so a long local video is never decoded at once; only each frame's
+hypotheses are kept.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+
+from backend.camera import Intrinsics, tilt_rotation
+from backend.errors import InputError, NoPersonError
+from backend.http import schemas
+from backend.prior.track import Track, TrackOptions, solve_track
+from backend.skeleton import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS
+
+#: Frames sampled together (one batch of frames x candidates through the denoiser).
+CHUNK = 16
+#: Candidates drawn per kept hypothesis in a sequence (as for single photos, ``service.OVERSAMPLE``).
+#: Measured on 4 training-subject S8 clips (``posediff eval sequence --subjects S8 --oversample N``):
+#: track 37.0 mm with 3 (60 drawn for 20 kept), 47.1 mm with 1 at 2.4x the speed; 20 DDIM steps
+#: instead of 40 with 3: 44.5 mm. Fewer hypotheses (``num_hypotheses``) is the speed knob.
+SEQUENCE_OVERSAMPLE = 3
+#: Temporal guidance between consecutive frames' hypotheses (metres at bone length; None = off),
+#: :class:`backend.prior.temporal.TemporalSmoothnessTerm`; see ``posediff eval sequence --temporal``.
+TEMPORAL_SIGMA: float | None = None
+
+
+def _r(a, nd: int = 5) -> list:
+    return np.round(np.asarray(a, np.float64), nd).tolist()
+
+
+def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable | None = None,
+                      cancel: Callable | None = None, frame_source=None) -> schemas.EstimateResponse:
+    """Estimate every frame of a sequence and add the track (CONTRACT.md "Sequences").
+
+    Args:
+        service: the :class:`backend.service.PoseService`.
+        req: ``frames`` (keypoints or images, consecutive) or ``video`` (a local video / folder).
+        progress: callable(fraction 0..1); cancel: callable() -> bool (raises Cancelled).
+        frame_source: an already opened :class:`backend.vision.video.FrameSource` (the CLI's,
+            with its own progress bar); default: opened from ``req.video``.
+    Returns:
+        :class:`schemas.EstimateResponse` with ``frames[i].track`` and ``sequence``.
+    Raises:
+        InputError: unreadable video, zero frames, fps not positive, no person in any frame.
+    """
+    fps, items, total, src_fps = _frames_of(req, frame_source)
+    cam_req = req.video.camera if req.video is not None else (req.frames[0].camera if req.frames else None)
+    rotation = service._rotation(cam_req)
+    K_shared = _shared_keypoint_intrinsics(service, req)
+    results: list[schemas.FrameResult] = []
+    pending: list = []
+
+    def flush():
+        from backend.service import ESTIMATE_STEPS
+
+        conds = [p[1] for p in pending if p[1] is not None]
+        num = [req.num_hypotheses * SEQUENCE_OVERSAMPLE for _ in conds]
+        smp = service.sampler(req.steps, ESTIMATE_STEPS, req.guidance_scale)
+        done = len(results)
+        sub = None if progress is None else (lambda f: progress(min(1.0, (done + f * len(pending)) / max(total or done + len(pending), 1))))
+        res = sample_frames(smp, conds, num, seed=req.seed, progress=sub, cancel=cancel)
+        it = iter(res)
+        for _i, cond, K, kp_out, photo, warnings in pending:
+            if cond is None:
+                results.append(schemas.FrameResult(hypotheses=[], aggregate=[[0.0, 0.0, 0.0]] * NUM_JOINTS,
+                                                   camera=K.as_dict() if K else None, warnings=warnings))
+                continue
+            results.append(service._frame_result(next(it), cond, K, kp_out, warnings, req.previews, photo,
+                                                 task="estimate", keep=req.num_hypotheses))
+        pending.clear()
+
+    K_video = None
+    source_frames: list[int] = []
+    for i, fr, photo in items:
+        source_frames.append(int(i))
+        field = f"frames[{i}]" if req.video is None else f"video.frame {i}"
+        try:
+            K_in = K_shared
+            if K_in is None and K_video is not None and photo is not None and tuple(photo.original_size) == (K_video.width, K_video.height):
+                K_in = K_video  # one camera for the clip (same image size)
+            cond, K, kp_out, ph, warnings = service.frame_conditions(fr, field, K=K_in, photo=photo)
+            K_video = K_video or (K if photo is not None else None)
+            if cond.evidence is None and not cond.has_known:
+                cond = None
+                warnings = ["no usable 2D evidence in this frame"]
+        except NoPersonError:
+            cond, K, kp_out, ph = None, K_shared or K_video, None, None
+            warnings = []
+        if cancel is not None and cancel():
+            from backend.errors import Cancelled
+
+            raise Cancelled("cancelled")
+        pending.append((i, cond, K, kp_out, ph, warnings))
+        if len(pending) >= CHUNK:
+            flush()
+    if pending:
+        flush()
+    if not results:
+        raise InputError("video.path" if req.video is not None else "frames", "the sequence has no frames")
+    fixed = dict(req.sequence.fixed or {}) if req.sequence is not None else {}
+    info = add_track(results, fps, rotation, fixed=fixed)
+    info.source_frames, info.source_fps = source_frames, src_fps
+    if progress is not None:
+        progress(1.0)
+    return schemas.EstimateResponse(joint_names=list(JOINT_NAMES), frames=results, sequence=info)
+
+
+def sample_frames(sampler, conds: list, num: list[int], seed=0, progress=None, cancel=None) -> list:
+    """Sample hypotheses for several frames; returns one SampleResult per frame (same order).
+
+    Frames with 2D evidence only share one batch (:func:`backend.prior.batch.sample_stacked`);
+    others are sampled one by one.
+    """
+    from backend.prior.batch import sample_stacked, stackable
+
+    if stackable(conds):
+        return sample_stacked(sampler, conds, num, seed=seed, progress=progress, cancel=cancel, temporal_sigma=TEMPORAL_SIGMA)
+    out = []
+    for n, (c, k) in enumerate(zip(conds, num)):
+        sub = None if progress is None else (lambda f, n=n: progress((n + f) / len(conds)))
+        out.append(sampler.sample(k, c, seed=seed, progress=sub, cancel=cancel))
+    return out
+
+
+def _frames_of(req: schemas.EstimateRequest, frame_source):
+    """(fps of the kept frames, iterator of (source index, EstimateFrame, Photo or None), frame count, source fps)."""
+    fps_req = req.sequence.fps if req.sequence is not None else None
+    if req.video is None:
+        if fps_req is None:
+            raise InputError("sequence.fps", "give the frame rate of the sequence (frames per second > 0)")
+        return fps_req, ((i, fr, None) for i, fr in enumerate(req.frames)), len(req.frames), fps_req
+    from backend.vision.video import open_frames
+
+    src = frame_source or open_frames(req.video.path, every=req.video.every, start=req.video.start, end=req.video.end,
+                                      fps=fps_req, field="video")
+    frame = schemas.EstimateFrame(image="<video frame>", camera=req.video.camera, person=req.video.person)
+
+    def gen():
+        for fr in src:
+            yield fr.index, frame, fr.photo()
+
+    return src.fps / src.every, gen(), src.count, src.fps
+
+
+def _shared_keypoint_intrinsics(service, req: schemas.EstimateRequest) -> Intrinsics | None:
+    """One camera for keypoint sequences: the first frame's camera, image size from all frames' keypoints."""
+    if req.frames is None or any(fr.keypoints is None for fr in req.frames):
+        return None
+    from backend.service import keypoint_arrays
+
+    uv = np.concatenate([keypoint_arrays(fr.keypoints, f"frames[{i}].keypoints")[0] for i, fr in enumerate(req.frames)])
+    return service._intrinsics(req.frames[0].camera, "frames[0].camera", uv)
+
+
+def anchors_of(fr: schemas.FrameResult) -> tuple[np.ndarray, np.ndarray] | None:
+    """Normalised 2D anchors ``[J, 2]`` and weights ``[J]`` of a frame result's keypoints and camera."""
+    if not fr.keypoints or not fr.camera:
+        return None
+    K = Intrinsics(**fr.camera)
+    uv = np.zeros((NUM_JOINTS, 2))
+    w = np.zeros(NUM_JOINTS)
+    for name, kp in fr.keypoints.items():
+        if name in JOINT_INDEX:
+            j = JOINT_INDEX[name]
+            uv[j] = ((kp[0] - K.cx) / K.fx, (kp[1] - K.cy) / K.fy)
+            w[j] = kp[2] if len(kp) > 2 else 1.0
+    return uv, w
+
+
+def shared_tilt(frames: list[schemas.FrameResult]) -> tuple[float, float]:
+    """One camera pitch and roll (radians) for the clip: the median over frames of the best hypothesis'."""
+    p = [fr.hypotheses[0].camera_pitch_deg for fr in frames if fr.hypotheses and fr.hypotheses[0].camera_pitch_deg is not None]
+    r = [fr.hypotheses[0].camera_roll_deg for fr in frames if fr.hypotheses and fr.hypotheses[0].camera_roll_deg is not None]
+    return (math.radians(float(np.median(p))) if p else 0.0, math.radians(float(np.median(r))) if r else 0.0)
+
+
+def add_track(frames: list[schemas.FrameResult], fps: float, rotation: np.ndarray | None = None,
+              fixed: dict[int, int] | None = None, opts: TrackOptions | None = None) -> schemas.SequenceInfo:
+    """Solve the track over frame results (in place: sets ``frames[i].track``, adds gap warnings).
+
+    Works only on the response's per-frame hypotheses (joints, score, root_translation) and
+    keypoints, so it also re-solves a track from a previous response (per-frame override).
+
+    Raises:
+        InputError: no frame has a person (field ``frames``), or a fixed choice that does not exist
+            (field ``sequence.fixed``).
+    """
+    from backend.prior.geometry import pitch_roll_of
+
+    joints, scores, roots, anchors = [], [], [], []
+    for fr in frames:
+        if fr.hypotheses:
+            joints.append(np.array([h.joints for h in fr.hypotheses]))
+            scores.append(np.array([h.score for h in fr.hypotheses]))
+            roots.append(np.array([h.root_translation for h in fr.hypotheses]))
+        else:
+            joints.append(None)
+            scores.append(None)
+            roots.append(None)
+        anchors.append(anchors_of(fr))
+    if rotation is None:
+        pitch, roll = shared_tilt(frames)
+        rotation = tilt_rotation(pitch, roll)
+    else:
+        pitch, roll = pitch_roll_of(rotation)
+    for t, k in (fixed or {}).items():
+        if not 0 <= t < len(frames) or not frames[t].hypotheses or not 0 <= k < len(frames[t].hypotheses):
+            raise InputError(f"sequence.fixed.{t}", f"frame {t} has no hypothesis {k}")
+    if all(j is None for j in joints):
+        raise InputError("frames", "no person found in any frame of the sequence")
+    tr: Track = solve_track(joints, scores, roots, fps, rotation=rotation, anchors=anchors, fixed=fixed, opts=opts)
+    for t, fr in enumerate(frames):
+        fr.track = schemas.TrackPose(joints=_r(tr.joints[t]), root_translation=_r(tr.root[t]), world_joints=_r(tr.world[t]),
+                                     world_root=_r(tr.world_root[t]), hypothesis=int(tr.choice[t]),
+                                     contacts={"left_foot": bool(tr.contacts[t, 0]), "right_foot": bool(tr.contacts[t, 1])})
+        for w in tr.warnings.get(t, []):
+            if w not in fr.warnings:
+                fr.warnings.append(w)
+        if not fr.hypotheses:
+            fr.aggregate = fr.track.joints
+    return schemas.SequenceInfo(fps=float(fps), camera_pitch_deg=round(math.degrees(pitch), 2),
+                                camera_roll_deg=round(math.degrees(roll), 2), frames=len(frames), floor_z=round(tr.floor, 5),
+                                gaps=[t for t in range(len(frames)) if not frames[t].hypotheses])

@@ -1,0 +1,200 @@
+"""Frames of a video file, an image folder, a glob or a list of images, read one at a time.
+
+:func:`open_frames` returns a :class:`FrameSource`: an iterable of :class:`VideoFrame` that
+decodes one frame at a time (OpenCV ``VideoCapture``; ``grab`` skips unwanted frames without
+decoding them), so memory stays bounded however long the clip. The frame rate comes from the
+file (or ``fps`` for image sequences, default 25); ``every`` keeps every N-th frame; ``start`` /
+``end`` select a range in frames (``"12"``) or seconds (``"0.5s"``), ``end`` exclusive.
+
+Bad input raises :class:`backend.errors.InputError` naming the field (``video.path``,
+``video.fps``, ``video.every``, ``video.start``, ``video.end``): an unreadable video, no frames,
+a frame rate of 0, ``every`` < 1, an empty range.
+"""
+
+from __future__ import annotations
+
+import glob
+import math
+import os
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from backend.errors import InputError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+#: Frame rate assumed for image sequences when none is given (frames per second).
+DEFAULT_IMAGE_FPS = 25.0
+_TIME = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s?)\s*$")
+
+
+@dataclass
+class VideoFrame:
+    """One decoded frame: ``index`` in the source (0-based), ``time`` in seconds, ``rgb`` ``[H, W, 3]`` uint8."""
+
+    index: int
+    time: float
+    rgb: np.ndarray | None = None
+    path: str | None = None
+    name: str = ""
+
+    def photo(self):
+        """This frame as a :class:`backend.vision.photo.Photo` (images: loaded now, EXIF applied)."""
+        from backend.vision.photo import Photo, load_image
+
+        if self.rgb is None:
+            return load_image(self.path, f"video.frame {self.index}")
+        h, w = self.rgb.shape[:2]
+        return Photo(rgb=self.rgb, focal_35mm=None, original_size=(w, h), scale=1.0, name=self.name)
+
+
+def is_image_path(path: str) -> bool:
+    return os.path.splitext(path)[1].lower() in IMAGE_EXTENSIONS
+
+
+def is_sequence_path(path: str) -> bool:
+    """A video file, a folder or a glob (not a single image)."""
+    if any(c in path for c in "*?["):
+        return True
+    return os.path.isdir(path) or (os.path.isfile(path) and not is_image_path(path))
+
+
+def parse_frame_time(value, fps: float, field: str) -> int | None:
+    """``"12"`` -> frame 12; ``"0.5s"`` -> ``round(0.5 * fps)``; None stays None.
+
+    Raises:
+        InputError: not a non-negative number of frames or seconds.
+    """
+    if value is None or value == "":
+        return None
+    m = _TIME.match(str(value))
+    if not m:
+        raise InputError(field, f"{value!r} is not a frame index ('12') or a time in seconds ('0.5s')")
+    x = float(m.group(1))
+    if m.group(2):
+        return int(round(x * fps))
+    if x != int(x):
+        raise InputError(field, f"{value!r}: a frame index is a whole number (add 's' for seconds)")
+    return int(x)
+
+
+class FrameSource:
+    """Iterable of :class:`VideoFrame` (see :func:`open_frames`).
+
+    Attributes:
+        fps: frame rate of the source (frames per second); the kept frames are ``fps / every`` apart.
+        every: step between kept frames; start, end: source frame range (end exclusive or None).
+        count: number of frames that will be yielded (an estimate for videos whose header is off).
+        name: display name; size: ``(width, height)`` or None.
+    """
+
+    def __init__(self, name: str, fps: float, every: int, start: int, end: int | None, count: int,
+                 video: str | None = None, images: list[str] | None = None, size=None, field: str = "video"):
+        self.name, self.fps, self.every, self.start, self.end = name, fps, every, start, end
+        self.count, self.size, self.field = count, size, field
+        self._video, self._images = video, images
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self):
+        n = 0
+        if self._images is not None:
+            for i in range(self.start, len(self._images) if self.end is None else min(self.end, len(self._images)), self.every):
+                n += 1
+                yield VideoFrame(i, i / self.fps, path=self._images[i], name=os.path.basename(self._images[i]))
+        else:
+            import cv2
+
+            cap = cv2.VideoCapture(self._video)
+            try:
+                i = 0
+                while self.end is None or i < self.end:
+                    if not cap.grab():
+                        break
+                    if i >= self.start and (i - self.start) % self.every == 0:
+                        ok, bgr = cap.retrieve()
+                        if not ok or bgr is None:
+                            break
+                        n += 1
+                        yield VideoFrame(i, i / self.fps, rgb=np.ascontiguousarray(bgr[..., ::-1]), name=f"{self.name}#{i}")
+                    i += 1
+            finally:
+                cap.release()
+        if n == 0:
+            raise InputError(f"{self.field}.path", f"{self.name}: no frames in the selected range (start {self.start}, "
+                             f"end {self.end}); check the file and --start/--end")
+
+
+def open_frames(path, every: int = 1, start=None, end=None, fps: float | None = None, field: str = "video") -> FrameSource:
+    """Open a video file, an image folder, a glob, or a list of image paths as a :class:`FrameSource`.
+
+    Args:
+        path: video file, folder (images in name order), glob pattern, or a list of image paths.
+        every: keep every N-th frame (>= 1).
+        start, end: first frame and end (exclusive): frame index ``"12"`` / ``12`` or seconds ``"0.5s"``.
+        fps: frame rate override (videos: default from the file; images: default 25).
+        field: request field named in errors.
+    Raises:
+        InputError: missing or unreadable file, no images, fps not positive, ``every`` < 1, empty range.
+    """
+    if not isinstance(every, int) or every < 1:
+        raise InputError(f"{field}.every", f"must be a whole number >= 1 (got {every})")
+    if fps is not None and not (math.isfinite(fps) and fps > 0):
+        raise InputError(f"{field}.fps", f"must be a positive number of frames per second (got {fps})")
+    images = None
+    if isinstance(path, (list, tuple)):
+        images = [str(p) for p in path]
+        name = f"{len(images)} images"
+        missing = [p for p in images if not os.path.isfile(p)]
+        if missing:
+            raise InputError(f"{field}.path", f"file not found: {missing[0]!r}")
+    else:
+        path = os.path.expanduser(str(path))
+        name = os.path.basename(path.rstrip("/")) or path
+        if any(c in path for c in "*?["):
+            images = sorted(p for p in glob.glob(path) if is_image_path(p))
+            if not images:
+                raise InputError(f"{field}.path", f"no images match {path!r} ({', '.join(IMAGE_EXTENSIONS)})")
+        elif os.path.isdir(path):
+            images = sorted(os.path.join(path, f) for f in os.listdir(path) if is_image_path(f))
+            if not images:
+                raise InputError(f"{field}.path", f"folder {path!r} has no images ({', '.join(IMAGE_EXTENSIONS)})")
+        elif not os.path.isfile(path):
+            raise InputError(f"{field}.path", f"file not found: {path!r}")
+        elif is_image_path(path):
+            images = [path]
+    if images is not None:
+        rate = float(fps) if fps is not None else DEFAULT_IMAGE_FPS
+        s = parse_frame_time(start, rate, f"{field}.start") or 0
+        e = parse_frame_time(end, rate, f"{field}.end")
+        stop = len(images) if e is None else min(e, len(images))
+        count = len(range(s, stop, every))
+        if count == 0:
+            raise InputError(f"{field}.start" if e is None else f"{field}.end",
+                             f"no frames between {s} and {stop} (the sequence has {len(images)})")
+        return FrameSource(name, rate, every, s, e, count, images=images, field=field)
+    import cv2
+
+    cap = cv2.VideoCapture(path)
+    try:
+        if not cap.isOpened():
+            raise InputError(f"{field}.path", f"{name}: cannot read this video (not a video file, or a codec OpenCV lacks)")
+        rate = float(fps) if fps is not None else float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    finally:
+        cap.release()
+    if not (math.isfinite(rate) and rate > 0):
+        raise InputError(f"{field}.fps", f"{name}: the video reports a frame rate of {rate:g}; give the frame rate (--fps)")
+    if total <= 0:
+        raise InputError(f"{field}.path", f"{name}: the video has no frames")
+    s = parse_frame_time(start, rate, f"{field}.start") or 0
+    e = parse_frame_time(end, rate, f"{field}.end")
+    stop = total if e is None else min(e, total)
+    count = len(range(s, stop, every))
+    if count == 0:
+        raise InputError(f"{field}.start" if e is None or s >= total else f"{field}.end",
+                         f"no frames between {s} and {stop} (the video has {total} frames at {rate:g} fps)")
+    return FrameSource(name, rate, every, s, e, count, video=path, size=size, field=field)

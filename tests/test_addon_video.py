@@ -1,0 +1,106 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Estimate from video in real Blender against a live ``posediff serve``: the track is keyed at the
+right scene frames (clip timing and scene-fps resampling), the clip becomes the camera
+background, and a per-frame override re-solves the track through the chosen hypothesis."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+
+bpy = pytest.importorskip("bpy")
+
+from addon_helpers import ROOT  # noqa: E402
+from test_addon_live import _keyed_bones, addon, addon_module, rig, server  # noqa: E402, F401
+
+PHOTO = ROOT / "samples" / "image2.jpeg"
+
+
+def _write_video(path, frames: int, fps: float) -> None:
+    from PIL import Image
+
+    im = np.asarray(Image.open(PHOTO).convert("RGB"))
+    s = 320 / im.shape[0]
+    small = cv2.resize(im, (int(im.shape[1] * s), 320))
+    W = small.shape[1] + 6 * frames
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (W, 320))
+    for i in range(frames):
+        f = np.full((320, W, 3), 255, np.uint8)
+        f[:, 6 * i : 6 * i + small.shape[1]] = small
+        vw.write(np.ascontiguousarray(f[..., ::-1]))
+    vw.release()
+
+
+def _camera(scene):
+    cam = bpy.data.objects.new("Cam", bpy.data.cameras.new("Cam"))
+    scene.collection.objects.link(cam)
+    cam.location = (0.0, -6.0, 1.0)
+    cam.rotation_euler = (math.radians(88), 0, 0)
+    scene.camera = cam
+    return cam
+
+
+def test_scene_frames_mapping(addon):  # noqa: F811
+    ov = addon_module("operators_video")
+    assert ov.scene_frames([0, 2, 4], 10.0, 25.0, 1, "SCENE_FPS") == [1, 6, 11]
+    assert ov.scene_frames([3, 5, 7], 10.0, 25.0, 1, "CLIP") == [1, 3, 5]
+
+
+def test_video_keys_the_track_at_the_matching_scene_frames(rig, tmp_path):  # noqa: F811
+    clip = tmp_path / "walk.mp4"
+    _write_video(clip, 6, 10.0)
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = 25, 1.0
+    cam = _camera(scene)
+    bpy.context.view_layer.objects.active = rig
+    scene.frame_set(1)
+    r = bpy.ops.posediff.estimate_video(filepath=str(clip), every=2, timing="SCENE_FPS", blocking=True)
+    assert r == {"FINISHED"}, scene.posediff.last_error
+    # source frames 0, 2, 4 at 10 fps -> 0, 0.2, 0.4 s -> scene frames 1, 6, 11 at 25 fps
+    for f in (1, 6, 11):
+        assert len(_keyed_bones(rig, f)) >= 10, f
+    for f in (2, 3, 5, 12):
+        assert not _keyed_bones(rig, f), f
+    bg = cam.data.background_images[0]
+    assert bg.source == "MOVIE_CLIP" and bg.clip.filepath.endswith("walk.mp4")
+    assert bg.clip.frame_start == 1  # source frame 0 shows at scene frame 1
+    ov = addon_module("operators_video")
+    stored = ov._stored()
+    assert stored["meta"]["scene_frames"] == [1, 6, 11]
+    assert all(fr.get("track") for fr in stored["response"]["frames"])
+
+
+def test_one_key_per_video_frame_and_override_resolves_the_track(rig, tmp_path):  # noqa: F811
+    clip = tmp_path / "walk.mp4"
+    _write_video(clip, 4, 10.0)
+    scene = bpy.context.scene
+    _camera(scene)
+    bpy.context.view_layer.objects.active = rig
+    scene.frame_set(10)
+    assert bpy.ops.posediff.estimate_video(filepath=str(clip), timing="CLIP", blocking=True) == {"FINISHED"}
+    for f in (10, 11, 12, 13):
+        assert len(_keyed_bones(rig, f)) >= 10, f
+    scene.frame_set(12)
+    assert bpy.ops.posediff.track_hypotheses() == {"FINISHED"}
+    assert len(scene.posediff.hypotheses) == scene.posediff.num_hypotheses
+    ov = addon_module("operators_video")
+    before = ov._stored()["response"]["frames"][2]["track"]["joints"]
+    assert bpy.ops.posediff.track_override(hypothesis=3, blocking=True) == {"FINISHED"}, scene.posediff.last_error
+    after = ov._stored()
+    assert after["meta"]["fixed"] == {"2": 3}
+    fr = after["response"]["frames"][2]
+    assert fr["track"]["hypothesis"] == 3
+    np.testing.assert_allclose(fr["track"]["joints"], fr["hypotheses"][3]["joints"], atol=1e-4)
+    assert before != fr["track"]["joints"]
+
+
+def test_missing_video_is_refused_and_the_scene_unchanged(rig, tmp_path):  # noqa: F811
+    scene = bpy.context.scene
+    bpy.context.view_layer.objects.active = rig
+    n_actions = len(bpy.data.actions)
+    with pytest.raises(RuntimeError, match="file not found"):
+        bpy.ops.posediff.estimate_video(filepath=str(tmp_path / "none.mp4"), blocking=True)
+    assert len(bpy.data.actions) == n_actions and scene.posediff.last_error == ""

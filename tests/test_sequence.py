@@ -1,0 +1,321 @@
+"""Sequences: the track through per-frame hypotheses (backend.prior.track), sequence estimation
+(backend.sequence) on held-out motion with the shipped prior, video / image-folder input
+(backend.vision.video) and the CLI's bad-input handling."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from backend.errors import InputError
+from backend.prior import track as TR
+from backend.skeleton import BONE_LENGTHS, JOINT_INDEX, bone_lengths
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "samples" / "image2.jpeg"
+
+
+def _held_out_clip(frames=16, start=200):
+    from backend.mocap import datasets as D
+
+    clips = D.load_h36m(("S11",), allow_eval=True)
+    return D.normalise_bone_lengths(clips["S11/walking_1"][start : start + frames]).astype(np.float64)
+
+
+# ------------------------------------------------------------------------------ the track (pure numpy)
+
+
+def test_path_stays_on_the_consistent_hypothesis_when_a_decoy_scores_higher_on_some_frames():
+    poses = _held_out_clip(20)
+    rng = np.random.default_rng(0)
+    decoy = poses * np.array([1.0, -1.0, 1.0])  # a mirrored-depth pose: far from the true one
+    joints, scores, roots = [], [], []
+    for t, p in enumerate(poses):
+        noisy = p + rng.normal(0, 0.005, p.shape)
+        joints.append(np.stack([noisy, decoy[t]]))
+        scores.append(np.array([0.0, 1.5 if t % 4 == 1 else -1.0]))  # the decoy wins every 4th frame alone
+        roots.append(np.array([[0, 0, 5.0], [0, 0, 5.0]]))
+    opts = TR.TrackOptions(path="viterbi", motion_sigma=0.05, score_temperature=1.0, filter_window=0, feet=False)
+    tr = TR.solve_track(joints, scores, roots, 25.0, opts=opts)
+    assert (tr.choice == 0).all()
+    per_frame = np.array([j[np.argmax(s)] for j, s in zip(joints, scores)])
+    e_track = np.linalg.norm(tr.joints - poses, axis=-1).mean()
+    e_pick = np.linalg.norm(per_frame - poses, axis=-1).mean()
+    assert e_track < 0.5 * e_pick
+    np.testing.assert_allclose(bone_lengths(tr.joints)[:, 1:], np.broadcast_to(BONE_LENGTHS[1:], (20, 20)), atol=1e-4)
+
+
+def test_fixed_choice_is_kept_and_gaps_are_filled_with_a_warning():
+    poses = _held_out_clip(10)
+    joints = [np.stack([p, p * np.array([1.0, -1.0, 1.0])]) for p in poses]
+    scores = [np.array([1.0, 0.0]) for _ in poses]
+    roots = [np.array([[0.1 * t, 0, 5.0]] * 2) for t in range(10)]
+    joints[4] = scores[4] = roots[4] = None  # no person in frame 4
+    tr = TR.solve_track(joints, scores, roots, 25.0, fixed={7: 1}, opts=TR.TrackOptions(feet=False))
+    assert 4 in tr.warnings and "interpolated between frames 3 and 5" in tr.warnings[4][0]
+    assert tr.choice[4] == -1 and tr.choice[7] == 1
+    np.testing.assert_allclose(tr.joints[7], joints[7][1], atol=1e-6)
+    assert abs(tr.root[4, 0] - 0.4) < 0.05
+    with pytest.raises(ValueError, match="fixed choice"):
+        TR.solve_track(joints, scores, roots, 25.0, fixed={4: 0})
+
+
+def test_planted_foot_stays_still_and_on_the_floor():
+    T = 30
+    pose = _held_out_clip(1)[0]
+    world = np.repeat(pose[None], T, 0)
+    rng = np.random.default_rng(1)
+    world = world + rng.normal(0, 0.004, world.shape)  # jitter of a noisy estimate
+    world[:, :, 0] += np.linspace(0, 0.05, T)[:, None]  # a slow drift (sliding)
+    opts = TR.TrackOptions()
+    floor = TR.floor_height(world)
+    c = TR.detect_contacts(world, 25.0, opts, floor)
+    f = int(c.mean(0).argmax())  # the standing foot of this walking frame
+    side = ("left", "right")[f]
+    assert c[:, f].mean() > 0.8
+    out = TR.plant_feet(world, c, floor)
+    ank, toe, knee, hip = (JOINT_INDEX[f"{side}_{n}"] for n in ("ankle", "toe", "knee", "hip"))
+    inside = np.flatnonzero(c[:, f])[3:-3]
+    # held at one point (up to where a straight leg cannot reach it: the hip jitters by 4 mm)
+    assert np.ptp(out[inside, ank, :2], axis=0).max() < 0.01
+    assert np.ptp(world[inside, ank, :2], axis=0).max() > 0.03  # (it drifted by 4-5 cm before)
+    low = np.minimum(out[inside, ank, 2], out[inside, toe, 2])
+    assert np.abs(low - floor).max() < 0.02
+    thigh = np.linalg.norm(out[:, knee] - out[:, hip], axis=-1)
+    np.testing.assert_allclose(thigh, BONE_LENGTHS[knee], atol=1e-4)
+
+
+def test_savitzky_golay_keeps_quadratics_and_smooths_noise():
+    t = np.arange(40.0)
+    q = 0.01 * t**2 - t + 3
+    np.testing.assert_allclose(TR.savgol(q, 9, 2), q, atol=1e-8)
+    n = np.random.default_rng(0).normal(0, 1, 40)
+    assert TR.savgol(n, 9, 2).std() < 0.7 * n.std()
+
+
+# ------------------------------------------------------------------------------ with the shipped prior
+
+
+@pytest.fixture(scope="module")
+def service():
+    from backend.service import PoseService
+
+    return PoseService()
+
+
+def test_synthetic_clip_track_is_smoother_and_closer_than_per_frame_best_of_1(service):
+    """Held-out S11 walking, one fixed camera, 4 px noise: the track beats the per-frame top hypothesis."""
+    from backend.eval_sequence import accel_error, clip_request
+    from backend.http import schemas
+
+    poses = _held_out_clip(16, start=300)
+    req, gt, _ = clip_request(poses, np.random.default_rng(3), num=8, seed=0)
+    req["steps"] = 20
+    res = service.estimate(schemas.EstimateRequest.model_validate(req))
+    assert res.sequence is not None and res.sequence.frames == 16
+    b1 = np.array([fr.hypotheses[0].joints for fr in res.frames])[:, :17] * 1000
+    tr = np.array([fr.track.joints for fr in res.frames])[:, :17] * 1000
+    g = gt[:, :17] * 1000
+    e_b1, e_tr = np.linalg.norm(b1 - g, axis=-1).mean(), np.linalg.norm(tr - g, axis=-1).mean()
+    a_b1, a_tr = accel_error(b1, g), accel_error(tr, g)
+    assert e_tr < e_b1, (e_tr, e_b1)
+    assert a_tr < 0.5 * a_b1, (a_tr, a_b1)
+    # one camera tilt for the clip: the track's world poses are the camera poses under one rotation
+    R = np.array(res.frames[0].track.world_joints)
+    assert np.isfinite(R).all()
+
+
+def _write_video(path: Path, frames: int, fps: float, blank_at: tuple = ()) -> None:
+    from PIL import Image
+
+    im = np.asarray(Image.open(SAMPLE).convert("RGB"))
+    s = 320 / im.shape[0]
+    small = cv2.resize(im, (int(im.shape[1] * s), 320))
+    W = small.shape[1] + 4 * frames
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (W, 320))
+    assert vw.isOpened()
+    for i in range(frames):
+        f = np.full((320, W, 3), 255, np.uint8)
+        if i not in blank_at:
+            f[:, 4 * i : 4 * i + small.shape[1]] = small  # the person moves across the image
+        vw.write(np.ascontiguousarray(f[..., ::-1]))
+    vw.release()
+
+
+def test_video_is_read_with_its_fps_and_frame_count(tmp_path):
+    from backend.vision.video import open_frames
+
+    p = tmp_path / "clip.mp4"
+    _write_video(p, 12, 15.0)
+    src = open_frames(str(p))
+    assert src.fps == pytest.approx(15.0) and len(src) == 12
+    got = list(src)
+    assert [f.index for f in got] == list(range(12)) and got[0].rgb.shape[2] == 3
+    # the person moved right by 4 px a frame: the darkest column band shifts
+    assert got[0].rgb.shape == got[-1].rgb.shape
+    sub = open_frames(str(p), every=3, start="0.2s", end="10")  # 0.2 s = frame 3
+    assert [f.index for f in sub] == [3, 6, 9] and len(sub) == 3
+    assert sub.fps / sub.every == pytest.approx(5.0)
+
+
+def test_image_folder_in_name_order(tmp_path):
+    from backend.vision.video import open_frames
+
+    for name in ("b_002.png", "a_001.png", "c_003.jpg"):
+        cv2.imwrite(str(tmp_path / name), np.full((8, 8, 3), 200, np.uint8))
+    (tmp_path / "notes.txt").write_text("x")
+    src = open_frames(str(tmp_path), fps=10)
+    assert [f.name for f in src] == ["a_001.png", "b_002.png", "c_003.jpg"] and src.fps == 10
+
+
+def test_frame_without_a_person_is_bridged_with_a_warning(service, tmp_path):
+    """An image sequence with a blank frame in the middle: detector finds nobody there; the track
+    fills the frame from its neighbours and says so."""
+    from backend.http import schemas
+    from backend.sequence import estimate_sequence
+    from backend.vision.video import open_frames
+
+    p = tmp_path / "clip.mp4"
+    _write_video(p, 4, 25.0, blank_at=(2,))
+    req = schemas.EstimateRequest.model_validate({"video": {"path": str(p)}, "num_hypotheses": 4, "steps": 8})
+    res = estimate_sequence(service, req, frame_source=open_frames(str(p)))
+    assert res.sequence.gaps == [2]
+    fr = res.frames[2]
+    assert fr.hypotheses == [] and any("no person" in w and "interpolated" in w for w in fr.warnings)
+    a, b = np.array(res.frames[1].track.joints), np.array(res.frames[3].track.joints)
+    assert np.linalg.norm(np.array(fr.track.joints) - (a + b) / 2, axis=-1).mean() < 0.05
+    assert all(f.track is not None for f in res.frames)
+
+
+# ------------------------------------------------------------------------------ bad input: CLI
+
+
+def _cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "backend", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+@pytest.mark.parametrize("case,make,extra,field", [
+    ("unreadable video", lambda d: (d / "bad.mp4").write_text("not a video"), [], "video.path"),
+    ("zero frames", lambda d: (d / "bad.mp4").write_bytes(b""), [], "video.path"),
+    ("fps 0", lambda d: _write_video(d / "bad.mp4", 3, 10.0), ["--fps", "0"], "video.fps"),
+    ("every 0", lambda d: _write_video(d / "bad.mp4", 3, 10.0), ["--every", "0"], "video.every"),
+    ("empty range", lambda d: _write_video(d / "bad.mp4", 3, 10.0), ["--start", "5"], "video.start"),
+])
+def test_bad_video_input_is_a_clear_error_and_no_output(tmp_path, case, make, extra, field):
+    make(tmp_path)
+    out = tmp_path / "res.json"
+    r = _cli("estimate", str(tmp_path / "bad.mp4"), "--output", str(out), *extra)
+    assert r.returncode == 2, (case, r.stderr)
+    lines = [ln for ln in r.stderr.strip().splitlines() if "error" in ln]
+    assert len(lines) == 1 and field in lines[0], (case, r.stderr)
+    assert not out.exists()
+
+
+def test_open_frames_errors_name_the_field(tmp_path):
+    from backend.vision.video import open_frames
+
+    with pytest.raises(InputError, match="video.path"):
+        open_frames(str(tmp_path / "missing.mp4"))
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((8, 8, 3), 200, np.uint8))
+    with pytest.raises(InputError, match="video.start"):
+        open_frames(str(tmp_path), start="abc")
+
+
+# ------------------------------------------------------------------------------ batching frames
+
+
+def test_stacked_evidence_and_root_solve_match_each_frame_alone():
+    import torch
+
+    from backend.camera import Intrinsics
+    from backend.prior.batch import StackedEvidence
+    from backend.prior.evidence import KeypointEvidence
+    from backend.prior.geometry import solve_root_translation
+
+    K = Intrinsics(1000.0, 1000.0, 500.0, 500.0, 1000, 1000)
+    rng = np.random.default_rng(0)
+    evs = []
+    for f in range(3):
+        uv = rng.uniform(300, 700, (21, 2))
+        conf = rng.uniform(0.2, 1.0, 21)
+        conf[f] = 0.0  # a different joint unseen in each frame
+        evs.append(KeypointEvidence(uv, conf, K))
+    st = StackedEvidence(evs, [2, 3, 1])
+    X = torch.as_tensor(rng.normal(0, 0.3, (6, 21, 3)), dtype=torch.float32)
+    uvq = torch.as_tensor(rng.normal(0, 0.1, (6, 21, 2)), dtype=torch.float32)
+    ll, g = st.value_and_grad(uvq)
+    T = solve_root_translation(X, st.anchor_uv, st.weight)
+    tgt = st.target(uvq)
+    o = 0
+    for e, c in zip(evs, [2, 3, 1]):
+        l1, g1 = e.value_and_grad(uvq[o : o + c])
+        torch.testing.assert_close(ll[o : o + c], l1)
+        torch.testing.assert_close(g[o : o + c], g1)
+        torch.testing.assert_close(tgt[o : o + c], e.target(uvq[o : o + c]))
+        torch.testing.assert_close(T[o : o + c], solve_root_translation(X[o : o + c], e.anchor_uv, e.weight), rtol=1e-4, atol=1e-4)
+        o += c
+
+
+def test_temporal_term_pulls_a_bone_toward_its_neighbouring_frames():
+    import torch
+
+    from backend.prior.geometry import tree_levels
+    from backend.prior.guidance import GuidanceWeights, SampleState
+    from backend.prior.temporal import TemporalSmoothnessTerm
+
+    F, K = 3, 2
+    X = torch.as_tensor(np.repeat(_held_out_clip(1), F * K, 0), dtype=torch.float32)
+    X[2:4, JOINT_INDEX["left_wrist"]] += torch.tensor([0.0, 0.2, 0.0])  # frame 1's wrist off
+    term = TemporalSmoothnessTerm(F, K, sigma=0.05)
+    state = SampleState(cond=None, batch=F * K, device=torch.device("cpu"), weights=GuidanceWeights())
+    term.prepare(state)
+    term.update(X, None)
+    lvl = next(lv for lv in tree_levels("cpu") if JOINT_INDEX["left_wrist"] in lv.joints.tolist())
+    d, a = term.bone_targets(lvl, X[:, lvl.parents], None, None)
+    i = lvl.joints.tolist().index(JOINT_INDEX["left_wrist"])
+    e = JOINT_INDEX["left_elbow"]
+    want = X[0, JOINT_INDEX["left_wrist"]] - X[0, e]
+    torch.testing.assert_close(d[2, i], want / want.norm(), atol=1e-5, rtol=0)  # toward frames 0 and 2
+    assert float(a.min()) > 0
+
+
+@pytest.mark.parametrize("data,field", [
+    ({"frames": [{"keypoints": {"pelvis": [1.0, 2.0]}}], "sequence": {"fps": 0}}, "sequence.fps"),
+    ({"frames": [{"keypoints": {"pelvis": [1.0, 2.0]}}], "sequence": {"fps": -25}}, "sequence.fps"),
+    ({"video": {"path": "clip.mp4", "every": 0}}, "video.every"),
+    ({"video": {"path": "clip.mp4", "start": "1.5x"}}, "video.start"),
+    ({}, ""),
+])
+def test_sequence_request_validation_names_the_field(data, field):
+    from pydantic import ValidationError
+
+    from backend.http import schemas
+
+    with pytest.raises(ValidationError) as e:
+        schemas.EstimateRequest.model_validate(data)
+    locs = [".".join(str(p) for p in err["loc"]) for err in e.value.errors()]
+    assert any(loc.startswith(field) for loc in locs), locs
+
+
+def test_ctrl_c_stops_and_writes_nothing(tmp_path):
+    import signal
+    import time
+
+    clip = tmp_path / "long.mp4"
+    _write_video(clip, 40, 25.0)
+    out = tmp_path / "res.json"
+    p = subprocess.Popen([sys.executable, "-m", "backend", "estimate", str(clip), "--output", str(out), "--num", "4"],
+                         stderr=subprocess.PIPE, text=True)
+    seen = ""
+    deadline = time.monotonic() + 120
+    while "frame" not in seen and time.monotonic() < deadline:  # the progress bar is up: frames are being read
+        seen += p.stderr.read(1)
+    p.send_signal(signal.SIGINT)
+    rc = p.wait(120)
+    assert rc == 130 and not out.exists()
+    assert not list(tmp_path.glob(".res.json.*"))
