@@ -89,6 +89,24 @@ def resolve_command(setting: str) -> list[str]:
     raise FileNotFoundError(f"backend command {s!r} not found: give the posediff executable or its venv folder")
 
 
+def prior_arguments(prior: str) -> list[str]:
+    """``--prior`` for the backend: ``[]`` for the default prior, else ``["--prior", "cmu" | PATH]``.
+
+    Raises:
+        FileNotFoundError: ``prior`` is a weights file that does not exist.
+    """
+    p = (prior or "").strip()
+    if not p or p == "default":
+        return []
+    if p != "cmu":
+        path = Path(os.path.expanduser(p))
+        if not path.is_file():
+            raise FileNotFoundError(f"prior file {p!r} not found: choose an existing .safetensors file for "
+                                    "'Prior' in Preferences > Add-ons > PoseDiff")
+        p = str(path)
+    return ["--prior", p]
+
+
 class Server:
     """A started ``posediff serve`` process and what it printed.
 
@@ -220,13 +238,14 @@ def launch(command: list[str], host: str = "127.0.0.1", port: int = 0, args=(), 
 _server: Server | None = None
 
 
-def start(command_setting: str, url: str, token: str = "", log_path: str | None = None) -> Server:
+def start(command_setting: str, url: str, token: str = "", log_path: str | None = None, prior: str = "") -> Server:
     """The add-on's *Start backend*: launch the preference's command on the host and port of
-    the backend URL (the address the add-on talks to); ``token`` (if any) goes in POSEDIFF_TOKEN.
+    the backend URL (the address the add-on talks to); ``token`` (if any) goes in POSEDIFF_TOKEN;
+    ``prior``: ``default`` (or empty), ``cmu`` or the path of a ``.safetensors`` prior (``--prior``).
 
     Returns the started server (also kept here so ``stop()`` and Blender's exit end it); it is
     ready once ``current().url`` is set.
-    Raises FileNotFoundError (see ``resolve_command``), BackendStartError, OSError (log file),
+    Raises FileNotFoundError (see ``resolve_command``, ``prior_arguments``), BackendStartError, OSError (log file),
     or RuntimeError if one already runs.
     """
     global _server
@@ -234,7 +253,7 @@ def start(command_setting: str, url: str, token: str = "", log_path: str | None 
         raise RuntimeError(f"the backend started by PoseDiff is already running (pid {_server.pid})")
     u = urllib.parse.urlparse(url)
     _server = launch(resolve_command(command_setting), u.hostname or "127.0.0.1", u.port or 8765,
-                     token=token, log_path=log_path)
+                     args=prior_arguments(prior), token=token, log_path=log_path)
     return _server
 
 

@@ -10,7 +10,7 @@ import bpy
 from . import backend_process, jobs, status
 from .client import BackendError
 from .operators_common import BLOCKING
-from .preferences import make_client, prefs
+from .preferences import make_client, prefs, prior_setting
 
 
 class POSEDIFF_OT_start_backend(bpy.types.Operator):
@@ -26,7 +26,7 @@ class POSEDIFF_OT_start_backend(bpy.types.Operator):
         token = p.token if p else ""
         log = os.path.join(bpy.app.tempdir or "/tmp", "posediff-backend.log")
         try:
-            proc = backend_process.start(cmd, url, token, log)
+            proc = backend_process.start(cmd, url, token, log, prior=prior_setting(p))
         except (FileNotFoundError, RuntimeError, OSError) as e:
             self.report({"ERROR"}, str(e))
             return {"CANCELLED"}

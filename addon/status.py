@@ -33,7 +33,25 @@ def describe(health: dict, info: dict) -> str:
         ver = ver.get("version") or ver.get("name")
     if ver:
         parts.append(f"model {ver}")
+    prior = info.get("prior")
+    if isinstance(prior, dict) and prior.get("name"):
+        parts.append(f"prior {prior_name(prior)}: {licence_words(prior)}")
     return ", ".join(parts)
+
+
+def prior_name(prior: dict) -> str:
+    """``default`` / ``cmu`` / the weights file's name (not its whole path)."""
+    name = str(prior.get("name", ""))
+    return name if name in ("default", "cmu") else name.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+def licence_words(prior: dict) -> str:
+    """The loaded prior's licence in words: "research only", "commercial use OK" or "licence unknown"."""
+    if prior.get("commercial") is True:
+        return "commercial use OK"
+    if prior.get("commercial") is False:
+        return "research only"
+    return prior.get("licence_summary") or "licence unknown - check your training data"
 
 
 def draw_status(layout) -> None:

@@ -42,7 +42,7 @@ def run(args) -> int:
                     assist_rows(args))
         return 0
     t0 = time.perf_counter()
-    svc = PoseService(args.weights, args.device)
+    svc = PoseService(args.prior, args.device)
     load_s = time.perf_counter() - t0
     rows = [["load prior", "-", f"{load_s * 1000:.0f}", ""]]
     n = args.repeats

@@ -63,13 +63,18 @@ def _validate(model, data):
 def _service(args):
     from backend.service import PoseService
 
-    return PoseService(getattr(args, "weights", None), getattr(args, "device", None))
+    return PoseService(getattr(args, "prior", None), getattr(args, "device", None))
+
+
+PRIOR_HELP = ("the pose prior: default (the shipped research prior: research only, non-commercial), cmu (CMU-only: "
+              "commercial use OK) or the path of a .safetensors file (licence from its training data); "
+              "--weights is the same option")
 
 
 def _add_common(p: argparse.ArgumentParser, output: bool = True) -> None:
     if output:
         p.add_argument("--output", "-o", default="-", help="response JSON file ('-' = stdout)")
-    p.add_argument("--weights", default=None, help="prior weights (.safetensors); default: the shipped prior")
+    p.add_argument("--prior", "--weights", dest="prior", default=None, metavar="default|cmu|PATH", help=PRIOR_HELP)
     p.add_argument("--device", default=None, help="cuda | cpu (default: CUDA when available)")
 
 
@@ -321,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=cmd_eval)
 
     b = sub.add_parser("bench", help="speed tables")
-    b.add_argument("--weights", default=None)
+    b.add_argument("--prior", "--weights", dest="prior", default=None, metavar="default|cmu|PATH", help=PRIOR_HELP)
     b.add_argument("--device", default=None)
     b.add_argument("--repeats", type=int, default=5)
     b.add_argument("--only", default="all", choices=["all", "assist"], help="all rows, or only the pose-assist rows")

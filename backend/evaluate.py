@@ -16,6 +16,9 @@
 * ``eval detect``: 2D limb-joint error of the detector on the sample photos' hand labels.
 * ``eval sequence``: the track through the hypotheses of consecutive frames against per-frame
   picks (:mod:`backend.eval_sequence`).
+
+``--prior default,cmu`` (or ``--prior`` repeated) runs each table once per prior on the same
+frames and seeds and prints them side by side (:mod:`backend.eval_compare`).
 """
 
 from __future__ import annotations
@@ -114,7 +117,13 @@ def frame_errors(fr, gt: np.ndarray) -> dict:
 
 
 def print_table(title: str, header: list[str], rows: list[list]) -> None:
-    """Plain-text table (rich-free so it reads in CI logs)."""
+    """Plain-text table (rich-free so it reads in CI logs); recorded instead while priors are compared."""
+    from backend import eval_compare
+
+    rec = eval_compare.active()
+    if rec is not None:
+        rec.table(title, header, rows)
+        return
     print(f"\n{title}")
     widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(header)]
     print("  ".join(str(h).ljust(w) for h, w in zip(header, widths)))
@@ -366,7 +375,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--guidance-scale", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--weights", default=None)
+    p.add_argument("--prior", "--weights", dest="prior", action="append", default=None, metavar="default|cmu|PATH",
+                   help="the prior(s) to evaluate: default, cmu or a .safetensors path; repeat or comma-separate "
+                        "(--prior default,cmu) to print them side by side on the same frames and seeds")
     p.add_argument("--device", default=None)
     p.add_argument("--clips", type=int, default=4, help="sequence: clips evaluated")
     p.add_argument("--clip-frames", type=int, default=40, help="sequence: consecutive frames per clip (25 fps)")
@@ -381,12 +392,37 @@ def cmd_sequence(args, service) -> None:
     run_sequence_eval(service, args)
 
 
+def prior_choices(values: list[str] | None) -> list[str]:
+    """``--prior`` values (repeated and/or comma-separated) -> prior names/paths, in order, no repeats."""
+    out: list[str] = []
+    for v in values or ["default"]:
+        for part in str(v).split(","):
+            if part.strip() and part.strip() not in out:
+                out.append(part.strip())
+    return out or ["default"]
+
+
 def run(args) -> int:
+    from backend import eval_compare
     from backend.service import PoseService
 
-    service = PoseService(args.weights, args.device)
+    priors = prior_choices(args.prior)
+    services = [PoseService(p, args.device) for p in priors]  # all loaded first: a bad --prior fails at once
+    for svc in services:
+        p = svc.prior
+        print(f"prior {p.name}: {p.version or 'unversioned'}, {p.licence_summary}; trained on "
+              f"{', '.join(sorted({r['dataset'] for r in p.training_data})) or 'unrecorded data'}")
+    commands = {"lift": cmd_lift, "complete": cmd_complete, "prior": cmd_prior, "detect": cmd_detect,
+                "sequence": cmd_sequence}
     todo = ["prior", "lift", "complete", "detect"] if args.what == "all" else [args.what]
     for w in todo:
-        {"lift": cmd_lift, "complete": cmd_complete, "prior": cmd_prior, "detect": cmd_detect,
-         "sequence": cmd_sequence}[w](args, service)
+        if len(services) == 1 or w == "detect":  # the detector does not depend on the prior
+            commands[w](args, services[0])
+            continue
+        recs = []
+        for svc in services:
+            with eval_compare.recording() as rec:
+                commands[w](args, svc)
+            recs.append(rec)
+        eval_compare.print_merged([s.prior.name for s in services], recs, print_table)
     return 0

@@ -68,24 +68,34 @@ class PoseService:
     """The backend's tasks on one loaded model.
 
     Args:
-        weights: path to a ``.safetensors`` prior (default: the shipped weights).
+        weights: the prior: ``"default"`` (the shipped research prior), ``"cmu"`` (the
+            commercially usable CMU-only prior) or the path of a ``.safetensors`` file
+            (:mod:`backend.prior.registry`); None = ``"default"``.
         device: ``"cuda"``, ``"cpu"`` or None (CUDA when available).
     Raises:
-        FileNotFoundError: no weights; ValueError: CUDA asked for but unavailable.
+        FileNotFoundError: no weights (:class:`~backend.prior.registry.PriorChoiceError`: an unknown
+            prior name or a missing file, naming ``--prior``); ValueError: CUDA asked for but unavailable.
     """
 
     def __init__(self, weights=None, device: str | None = None):
+        from backend.prior import registry
+
+        self.prior = registry.describe(weights)
         self.device = pick_device(device)
         torch.set_grad_enabled(False)
-        self.model = load_prior(weights, self.device)
-        self.weights_path = weights
+        self.model = load_prior(self.prior.path, self.device)
+        self.weights_path = self.prior.path
         self._detector = None
         self._detector_lock = threading.Lock()
 
     # ------------------------------------------------------------------------------ info
 
     def info(self) -> dict:
-        """Model version, device, default camera, joint names (``GET /v1/info``)."""
+        """Model version, device, default camera, joint names (``GET /v1/info``).
+
+        ``prior``: the loaded prior's name, file, training data and licence
+        (:class:`~backend.prior.registry.PriorInfo`); ``training``: the file's training info.
+        """
         cfg = self.model.cfg
         return {
             "version": __version__,
@@ -95,6 +105,7 @@ class PoseService:
             "joint_names": list(JOINT_NAMES),
             "parents": list(PARENTS),
             "default_camera": {"focal_35mm": 40.0, "example_1000x1000": default_intrinsics(1000, 1000).as_dict()},
+            "prior": self.prior.as_dict(),
             "training": getattr(self.model, "extra", {}),
             "defaults": {"estimate_steps": ESTIMATE_STEPS, "generate_steps": GENERATE_STEPS},
         }

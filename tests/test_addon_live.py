@@ -91,6 +91,7 @@ def test_check_backend_status_line(addon):
     status = addon_module("status")
     ok, text = status.get_status()
     assert ok and "connected" in text and "device cpu" in text and "model" in text
+    assert "prior default: research only" in text  # the licence of the loaded prior, in words
 
 
 def test_estimate_from_photo_keys_bones_and_lines_up_with_camera(rig):
@@ -279,6 +280,13 @@ def test_start_backend_button_and_stop_on_unregister(addon, server):
     url, token = addon.backend_url, addon.token
     addon.backend_command = str(ROOT / ".venv")
     addon.backend_url = f"http://127.0.0.1:{free_port()}"
+    # a missing prior file is refused before anything starts
+    addon.prior, addon.prior_file = "file", str(ROOT / "out" / "no_such_prior.safetensors")
+    with pytest.raises(RuntimeError, match="prior file .*no_such_prior.safetensors.* not found"):
+        bpy.ops.posediff.start_backend()
+    assert not bp.is_running()
+    # the preference's prior reaches the started backend: its /v1/info names it and its licence
+    addon.prior = "cmu"
     assert bpy.ops.posediff.start_backend() == {"FINISHED"}
     proc = bp.current().proc
     assert proc is not None and proc.poll() is None
@@ -292,7 +300,9 @@ def test_start_backend_button_and_stop_on_unregister(addon, server):
             assert proc.poll() is None, "the backend exited early"
             assert time.monotonic() < deadline, "backend did not come up in 120 s"
             time.sleep(0.5)
-    assert addon_module("status").get_status()[0] is True
+    ok, text = addon_module("status").get_status()
+    assert ok is True and "prior cmu: commercial use OK" in text, text
+    assert "--prior" in proc.args and "cmu" in proc.args
     with pytest.raises(RuntimeError, match="already running"):
         bpy.ops.posediff.start_backend()
     bpy.ops.preferences.addon_disable(module=module)

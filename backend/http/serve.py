@@ -29,7 +29,10 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="TCP port (default 8765; 0 = any free port)")
     parser.add_argument("--device", choices=["cuda", "cpu"], default=None,
                         help="run the model here (default: CUDA when available, else CPU)")
-    parser.add_argument("--weights", default=None, help="prior weights (.safetensors; default: the shipped ones)")
+    parser.add_argument("--prior", "--weights", dest="prior", default=None, metavar="default|cmu|PATH",
+                        help="the pose prior: default (the shipped research prior: research only, non-commercial), "
+                             "cmu (CMU-only: commercial use OK) or the path of a .safetensors file; --weights is "
+                             "the same option")
     parser.add_argument("--token-file", default=None,
                         help="where the token is kept when $POSEDIFF_TOKEN is not set "
                              "(default $POSEDIFF_TOKEN_FILE or ~/.config/posediff/token)")
@@ -105,9 +108,13 @@ def serve_command(args: argparse.Namespace) -> int:
         sock.close()
         return _fail(f"token: {e}")
     try:
+        from backend.prior.registry import PriorChoiceError
         from backend.service import PoseService
 
-        service = PoseService(weights=args.weights, device=args.device)
+        service = PoseService(weights=args.prior, device=args.device)
+    except PriorChoiceError as e:
+        sock.close()
+        return _fail(str(e))
     except (FileNotFoundError, ValueError, OSError, RuntimeError) as e:
         sock.close()
         return _fail(f"cannot load the model: {e}")
@@ -118,7 +125,8 @@ def serve_command(args: argparse.Namespace) -> int:
     hosts = HostPolicy(args.host, port, frozenset(h.lower() for h in args.allow_host))
     asgi, _, _ = create_app(service, tokens.token, hosts, int(args.max_body_mb * 2**20), jobs)
     ready = (f"posediff serving on http://{_url_host(args.host)}:{port} "
-             f"(device {service.device}, {tokens.describe()})")
+             f"(device {service.device}, prior {service.prior.name}: {service.prior.licence_summary}, "
+             f"{tokens.describe()})")
     config = uvicorn.Config(asgi, log_level=args.log_level, access_log=args.log_level in ("debug", "info"),
                             lifespan="on", timeout_graceful_shutdown=10, server_header=False)
     server = _Server(config, jobs, ready)

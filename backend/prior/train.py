@@ -13,7 +13,9 @@ Each source gets a share of every batch (``--h36m-share`` for Human3.6M, the res
 size), poses are normalised to the canonical skeleton, yaw-rotated and mirrored at random.
 Loss: mean squared x0 error over the joints each source actually has (per-joint mask).
 Weights: EMA of the parameters, written with safetensors plus a JSON copy of the config.
-``--init WEIGHTS`` starts from an existing prior (fine-tuning) instead of random weights.
+``--init WEIGHTS`` starts from an existing prior (fine-tuning) instead of random weights; the
+written file records that prior's training sources under ``init`` (its licence carries over:
+:mod:`backend.prior.registry`).
 Multi-GPU: ``torchrun --nproc_per_node=N -m backend train ...`` (DistributedDataParallel).
 """
 
@@ -149,6 +151,7 @@ def _train(args: argparse.Namespace) -> Path:
         (args.workdir / "config.json").write_text(json.dumps(config, indent=1))
 
     model = PoseDenoiser(cfg).to(device)
+    init_info = None
     if args.init is not None:
         from backend.prior.model import load_prior
 
@@ -157,6 +160,9 @@ def _train(args: argparse.Namespace) -> Path:
             raise SystemExit(f"--init {args.init}: width/depth {start.cfg.width}/{start.cfg.depth} "
                              f"differ from --width/--depth {cfg.width}/{cfg.depth}")
         model.load_state_dict(start.state_dict())
+        # the starting prior's own sources travel on: its licence binds the fine-tuned weights too
+        init_info = {"path": str(args.init), "version": start.cfg.version,
+                     **{k: start.extra[k] for k in ("data", "init", "steps") if k in start.extra}}
         if rank == 0:
             print(f"initialised from {args.init} ({start.extra.get('steps', '?')} steps)", flush=True)
     ema = PoseDenoiser(cfg).to(device)
@@ -228,6 +234,8 @@ def _train(args: argparse.Namespace) -> Path:
     if rank == 0:
         info = {"steps": step, "minutes": round((time.time() - t_start) / 60, 1), "final_loss": float(np.mean(losses[-200:])),
                 "data": config["data"], "device": str(device)}
+        if init_info:
+            info["init"] = init_info
         save_prior(ema.cpu(), args.out, extra=info)
         args.out.with_suffix(".json").write_text(json.dumps({**config, "result": info}, indent=1))
         print(f"wrote {args.out} ({info})", flush=True)
