@@ -180,20 +180,6 @@ class PinsTerm(KnownJointsTerm):
         P = self.known - step.world_t[:, None]
         self.tgt = (P @ step.world_R) @ step.R.transpose(1, 2)
 
-    def finish(self, final, result):
-        Xw, kw = final.world, self.w
-        ll = -0.5 * ((((Xw - self.known) ** 2).sum(-1)) * kw).sum(-1) / (self.sigma**2)
-        rows = []
-        for j, p in enumerate(PARENTS):
-            if kw[j] > 0:
-                rows.append(self.known[:, j])
-            elif p < 0:
-                rows.append(Xw[:, j])
-            else:
-                rows.append(rows[p] + Xw[:, j] - Xw[:, p])
-        final.world = torch.stack(rows, 1)
-        return ll, int(kw.sum().item())
-
 
 class PinDirectionsTerm(KnownDirectionsTerm):
     """:class:`~backend.prior.terms.KnownDirectionsTerm` with one set of directions per hypothesis

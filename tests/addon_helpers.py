@@ -220,3 +220,26 @@ def build_bpy_named_rig(style: str, name: str = "", y_up_fbx: bool = False):
     for b in list(ob.data.bones):
         b.name = rename(b.name)
     return ob
+
+
+def serve_for_tests(command: list, cwd: Path, log_path: Path, args=()):
+    """Generator for a pytest fixture: ``posediff serve --port 0`` through the add-on's own launcher
+    (port read from the ready line) with a random token; yields ``(url, token)``, stops the server after.
+
+    Fails the test (``pytest.fail``) with the launcher's message when the server does not come up.
+    """
+    import secrets
+
+    import pytest
+
+    from addon.backend_process import BackendStartError, launch
+
+    token = secrets.token_hex(16)
+    srv = launch(command, port=0, args=list(args), token=token, cwd=cwd, log_path=log_path)
+    try:
+        url = srv.wait_ready(120)
+    except BackendStartError as e:
+        srv.stop()
+        pytest.fail(str(e))
+    yield url, token
+    srv.stop()

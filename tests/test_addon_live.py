@@ -9,14 +9,13 @@ for timers in background mode).
 from __future__ import annotations
 
 import math
-import secrets
 import time
 
 import pytest
 
 bpy = pytest.importorskip("bpy")
 
-from addon_helpers import ROOT, add_rigify_metarig, clear_scene, free_port, install_addon  # noqa: E402
+from addon_helpers import ROOT, add_rigify_metarig, clear_scene, free_port, install_addon, serve_for_tests  # noqa: E402
 
 POSEDIFF = ROOT / ".venv" / "bin" / "posediff"
 PHOTO = ROOT / "samples" / "image2.jpeg"
@@ -33,19 +32,9 @@ def addon_module(name: str):
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """``posediff serve --port 0`` through the add-on's launcher (port read from the ready line)."""
-    from addon.backend_process import BackendStartError, launch
-
     if not POSEDIFF.exists():
         pytest.fail(f"{POSEDIFF} missing: run 'python3 build.py setup' first")
-    token = secrets.token_hex(16)
-    log = tmp_path_factory.mktemp("server") / "serve.log"
-    srv = launch([POSEDIFF], port=0, token=token, cwd=ROOT, log_path=log)
-    try:
-        url = srv.wait_ready(120)
-    except BackendStartError as e:
-        pytest.fail(str(e))
-    yield url, token
-    srv.stop()
+    yield from serve_for_tests([POSEDIFF], ROOT, tmp_path_factory.mktemp("server") / "serve.log")
 
 
 @pytest.fixture(scope="module")

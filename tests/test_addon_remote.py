@@ -11,7 +11,6 @@ photo and the limit, with the scene left as it was.
 
 from __future__ import annotations
 
-import secrets
 import shutil
 import subprocess
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-from addon_helpers import ROOT, add_rigify_metarig, clear_scene, install_addon  # noqa: E402
+from addon_helpers import ROOT, add_rigify_metarig, clear_scene, install_addon, serve_for_tests  # noqa: E402
 
 POSEDIFF = ROOT / ".venv" / "bin" / "posediff"
 PHOTO = ROOT / "samples" / "image2.jpeg"
@@ -50,21 +49,11 @@ def photos(tmp_path_factory):
 @pytest.fixture(scope="module")
 def hidden_server(photos, tmp_path_factory):
     """``posediff serve --max-body-mb 1`` that cannot see ``photos`` (private mount namespace)."""
-    from addon.backend_process import BackendStartError, launch
-
     if not _namespaces_work():
         pytest.skip("needs 'unshare --mount' (root, or user namespaces) to hide the photos from the server")
-    token = secrets.token_hex(16)
     cwd = tmp_path_factory.mktemp("server_cwd")
     cmd = ["unshare", "--mount", "--propagation", "private", "sh", "-c", HIDE_AND_RUN, str(photos), str(POSEDIFF)]
-    srv = launch(cmd, port=0, args=["--max-body-mb", "1", "--device", "cpu"], token=token, cwd=cwd,
-                 log_path=cwd / "serve.log")
-    try:
-        url = srv.wait_ready(120)
-    except BackendStartError as e:
-        pytest.fail(str(e))
-    yield url, token
-    srv.stop()
+    yield from serve_for_tests(cmd, cwd, cwd / "serve.log", args=["--max-body-mb", "1", "--device", "cpu"])
 
 
 @pytest.fixture(scope="module")

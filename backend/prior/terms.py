@@ -256,13 +256,15 @@ class KnownJointsTerm(GuidanceTerm):
         return unit(self.tgt[:, js] - parent), self.a * self.w[js][None, :, None]
 
     def finish(self, final, result):
+        # ``known`` may be ``[J, 3]`` (one set for the batch) or ``[B, J, 3]`` (one per hypothesis)
         Xw, kw = final.world, self.w
-        d2 = ((Xw - self.known[None]) ** 2).sum(-1)
+        known = self.known.expand_as(Xw)
+        d2 = ((Xw - known) ** 2).sum(-1)
         ll = -0.5 * (d2 * kw).sum(-1) / (self.sigma**2)
         rows = []
         for j, p in enumerate(PARENTS):
             if kw[j] > 0:
-                rows.append(self.known[j].expand_as(Xw[:, j]))
+                rows.append(known[:, j])
             elif p < 0:
                 rows.append(Xw[:, j])
             else:
