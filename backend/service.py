@@ -228,6 +228,7 @@ class PoseService:
         from backend.assist import assist
 
         return assist(self, req, progress, cancel)
+
     def track(self, req: schemas.TrackRequest, progress: Progress = None, cancel: CancelCheck = None) -> schemas.EstimateResponse:
         """Re-solve a sequence's track from its response frames with ``req.sequence.fixed`` choices (no sampling)."""
         from backend.sequence import add_track

@@ -243,3 +243,16 @@ def serve_for_tests(command: list, cwd: Path, log_path: Path, args=()):
         pytest.fail(str(e))
     yield url, token
     srv.stop()
+
+
+def addon_against(directory: Path, server: tuple[str, str]):
+    """Generator for a pytest fixture: install and enable the built add-on (:func:`install_addon`),
+    point its preferences at ``server`` = ``(url, token)``; yields ``(module name, preferences)``,
+    disables the add-on after."""
+    import bpy
+
+    module = install_addon(directory)
+    prefs = bpy.context.preferences.addons[module].preferences
+    prefs.backend_url, prefs.token = server
+    yield module, prefs
+    bpy.ops.preferences.addon_disable(module=module)

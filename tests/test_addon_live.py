@@ -15,7 +15,7 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-from addon_helpers import ROOT, add_rigify_metarig, clear_scene, free_port, install_addon, serve_for_tests  # noqa: E402
+from addon_helpers import ROOT, add_rigify_metarig, addon_against, clear_scene, free_port, serve_for_tests  # noqa: E402
 
 POSEDIFF = ROOT / ".venv" / "bin" / "posediff"
 PHOTO = ROOT / "samples" / "image2.jpeg"
@@ -39,12 +39,9 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def addon(tmp_path_factory, server):
-    module = install_addon(tmp_path_factory.mktemp("ext"))
-    prefs = bpy.context.preferences.addons[module].preferences
-    prefs.backend_url, prefs.token = server
-    _installed["module"] = module
-    yield prefs
-    bpy.ops.preferences.addon_disable(module=module)
+    for module, prefs in addon_against(tmp_path_factory.mktemp("ext"), server):
+        _installed["module"] = module
+        yield prefs
 
 
 @pytest.fixture()

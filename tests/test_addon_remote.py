@@ -19,7 +19,7 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-from addon_helpers import ROOT, add_rigify_metarig, clear_scene, install_addon, serve_for_tests  # noqa: E402
+from addon_helpers import ROOT, add_rigify_metarig, addon_against, clear_scene, serve_for_tests  # noqa: E402
 
 POSEDIFF = ROOT / ".venv" / "bin" / "posediff"
 PHOTO = ROOT / "samples" / "image2.jpeg"
@@ -58,12 +58,9 @@ def hidden_server(photos, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def addon(tmp_path_factory, hidden_server):
-    module = install_addon(tmp_path_factory.mktemp("ext"))
-    _module["name"] = module
-    prefs = bpy.context.preferences.addons[module].preferences
-    prefs.backend_url, prefs.token = hidden_server
-    yield module
-    bpy.ops.preferences.addon_disable(module=module)
+    for module, _prefs in addon_against(tmp_path_factory.mktemp("ext"), hidden_server):
+        _module["name"] = module
+        yield module
 
 
 @pytest.fixture()
