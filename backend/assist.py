@@ -16,7 +16,7 @@ things make it usable live:
   a plain SDEdit restart from ``previous`` moved a resting pose by 2-13 cm per update).
 
 Without ``previous`` (the first update of a drag) a short cold completion draws a few candidates
-and keeps the best-ranked one (:func:`backend.service.rank_score`).
+and keeps the best-ranked one (:func:`backend.ranking.rank_score`).
 
 The yaw of a warm-started update is the previous pose's own (the prior is yaw-invariant, so the
 sample is taken in world axes); its placement is solved from the pins. Every known joint is
@@ -112,7 +112,7 @@ def cold_completion(model, known, known_w, dirs, dirs_w, seed: int, steps: int, 
     unit bone directions. Returns ``[J, 3]`` world metres (pelvis at the origin if only directions
     are known), bones rebuilt as in :func:`rebuild_bones`.
     """
-    from backend.service import rank_score
+    from backend.ranking import rank_score
 
     cond = _conditions(known, known_w, dirs, dirs_w, fix_yaw=False)
     res = GuidedSampler(model, steps=steps, eta=0.5).sample(COLD_CANDIDATES, cond, seed=seed, cancel=cancel)

@@ -24,6 +24,7 @@ from backend.prior.evidence import Evidence2D, KeypointEvidence
 from backend.prior.guidance import GuidanceWeights
 from backend.prior.model import load_prior, pick_device
 from backend.prior.sampler import Conditions, GuidedSampler, SampleResult
+from backend.ranking import aggregate, consensus_first, diversity, farthest_point_selection, rank_score
 from backend.skeleton import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS, PARENTS
 
 Progress = Callable[[float], None] | None
@@ -32,8 +33,6 @@ CancelCheck = Callable[[], bool] | None
 #: Default sampling settings (see ``posediff eval`` for how they were chosen).
 ESTIMATE_STEPS = 40
 GENERATE_STEPS = 25
-AGGREGATE_TOP = 10
-AGGREGATE_TEMPERATURE = 0.5
 OVERSAMPLE = 3
 
 
@@ -297,7 +296,6 @@ class PoseService:
             medoid = int(np.argmin(np.linalg.norm(P[:, None] - P[None], axis=-1).mean(-1).mean(1)))
             sel = farthest_point_selection(P, keep, first=[int(order[0]), medoid])
             order = np.asarray(sel)[np.argsort(-score[sel])]
-        hyps = []
         # estimate: camera frame, root-relative + the root in the camera; complete: world, absolute
         if task == "estimate" and res.camera_rel is not None:
             joints_all, roots = res.camera_rel, res.camera_root
@@ -305,6 +303,14 @@ class PoseService:
             joints_all, roots = res.world_rel + res.world_root[:, None], res.world_root
         else:
             joints_all, roots = res.world_rel, np.zeros((B, 3))
+        if cond.has_2d or cond.has_known or cond.has_directions:
+            # the default key: the consensus of the best-scored, not the single best score
+            first = consensus_first(joints_all[order], score[order], task=task)
+            if first:
+                score = score.copy()
+                score[order[first]] = score[order[0]]  # tied at the top, the tie going to the consensus
+                order = np.concatenate([order[first : first + 1], np.delete(order, first)])
+        hyps = []
         for k in order:
             h = schemas.Hypothesis(joints=_r(joints_all[k]), score=round(float(score[k]), 4), root_translation=_r(roots[k]),
                                    world_joints=_r(res.world_rel[k]))
@@ -357,8 +363,6 @@ class PoseService:
         return base64.b64encode(encode_png(img)).decode()
 
 
-#: Weight of the camera prior's log-density in :func:`rank_score` (chosen on S8 frames).
-CAMERA_PRIOR_WEIGHT = 0.3
 #: Detector confidence (visibility x presence) below which a landmark counts as not seen.
 MIN_PRESENCE = 0.1
 #: Keypoints further than this fraction of the image size outside the frame are not seen.
@@ -395,84 +399,6 @@ def unseen_warning(seen: np.ndarray) -> list[str]:
         return []
     return [f"{' and '.join(missing)} not seen (outside the photo or hidden): their joints come from the prior, "
             "so they are plausible but not measured"]
-
-
-def rank_score(loglik: np.ndarray | None, plausibility: np.ndarray | None, n: int,
-               camera_logprior: np.ndarray | None = None) -> np.ndarray:
-    """Score of each candidate of one frame: standardised evidence fit + standardised prior agreement
-    (+ the camera prior).
-
-    ``loglik`` (``[n]``, mean log-likelihood of the evidence per joint) and ``plausibility``
-    (``[n]``, negative denoiser disagreement in metres) are each centred and divided by their spread
-    across the frame's candidates, then summed, so neither term wins by its units: with exact 2D
-    the fit separates the candidates, with noisy or partial 2D (a detector's) every candidate
-    fits within the noise and the prior decides. Measured against a fixed ``loglik + 10
-    plausibility`` on 30 frames of the training subject S8 (60 candidates): best-of-1 from noisy
-    limb joints 114 -> 91 mm, aggregate 93 -> 79 mm; from exact 2D best-of-1 66 -> 74 mm.
-    ``camera_logprior`` (``[n]`` nats: how typical each candidate's camera tilt and subject
-    distance are of photos, :class:`backend.prior.camera_prior.CameraPrior`) is added times
-    :data:`CAMERA_PRIOR_WEIGHT`, unstandardised (it is a log-density already).
-    """
-
-    def z(a):
-        a = np.asarray(a, np.float64)
-        sd = a.std()
-        return (a - a.mean()) / sd if sd > 1e-12 else np.zeros_like(a)
-
-    score = np.zeros(n)
-    for term in (loglik, plausibility):
-        if term is not None:
-            score = score + z(term)
-    if camera_logprior is not None:
-        score = score + CAMERA_PRIOR_WEIGHT * np.asarray(camera_logprior, np.float64)
-    return score
-
-
-def farthest_point_selection(poses: np.ndarray, k: int, first: list[int]) -> list[int]:
-    """``k`` distinct indices of ``poses`` (``[B, J, 3]``) chosen greedily to cover them: ``first``,
-    then each time the pose farthest (mean per-joint distance) from those already chosen.
-
-    Completion's hypotheses are meant to span the ways the unknown joints can go. Measured
-    (60 candidates, 20 kept, best-of-20 on the unknown joints of the 17-joint set; legs / arms /
-    one side, mm): keeping the 20 best-scored: S8 52.3 / 101.0 / 63.9, S9+S11 65.0 / 117.8 / 80.9;
-    this selection from the best-scored candidate and the candidates' medoid: S8 52.2 / 83.6 / 58.0,
-    S9+S11 65.8 / 106.6 / 72.3 (starting from the best-scored alone: S8 50.8 / 82.2 / 56.3 but
-    S9+S11 legs 73.8). Best-of-1 (the best-scored, kept first) is unchanged.
-    """
-    P = np.asarray(poses, np.float64)
-    sel = list(dict.fromkeys(int(i) for i in first))
-    dmin = np.min([np.linalg.norm(P - P[i], axis=-1).mean(-1) for i in sel], axis=0)
-    while len(sel) < min(k, len(P)):
-        i = int(np.argmax(dmin))
-        sel.append(i)
-        dmin = np.minimum(dmin, np.linalg.norm(P - P[i], axis=-1).mean(-1))
-    return sel[:k]
-
-
-def aggregate(hyps: np.ndarray, scores: np.ndarray, top: int = AGGREGATE_TOP, temperature: float = AGGREGATE_TEMPERATURE) -> np.ndarray:
-    """Score-weighted mean of the best hypotheses (after FMPose3D's RPEA, reprojection-weighted).
-
-    Args:
-        hyps: ``[B, J, 3]`` sorted best first; scores: ``[B]`` (log-likelihood-like, higher better).
-        top: how many of the best to average; temperature: softmax temperature on the scores.
-    Returns:
-        ``[J, 3]``.
-    """
-    k = min(top, len(hyps))
-    s = np.asarray(scores[:k], np.float64)
-    w = np.exp((s - s.max()) / max(temperature, 1e-6))
-    w = w / w.sum()
-    return np.einsum("b,bjc->jc", w, np.asarray(hyps[:k], np.float64))
-
-
-def diversity(poses: np.ndarray) -> float:
-    """Mean pairwise per-joint distance between hypotheses (metres); ``[B, J, 3] -> float``."""
-    p = np.asarray(poses, np.float64)
-    p = p - p[:, :1]
-    if len(p) < 2:
-        return 0.0
-    d = np.linalg.norm(p[:, None] - p[None], axis=-1).mean(-1)
-    return float(d.sum() / (len(p) * (len(p) - 1)))
 
 
 def _oversampled(num: int, cond: Conditions) -> int:

@@ -11,7 +11,8 @@ from pydantic import ValidationError
 
 from backend.errors import InputError, field_path, input_error_from
 from backend.http import schemas
-from backend.service import PoseService, aggregate, diversity, keypoint_arrays
+from backend.ranking import aggregate, diversity
+from backend.service import PoseService, keypoint_arrays
 from backend.skeleton import JOINT_NAMES, NUM_JOINTS
 
 CAM = {"fx": 1145.0, "fy": 1145.0, "cx": 512.0, "cy": 515.0, "width": 1000, "height": 1002}
