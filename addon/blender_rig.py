@@ -16,8 +16,10 @@ import bpy
 from bpy_extras import anim_utils
 from mathutils import Matrix, Quaternion, Vector
 
+from . import linalg as la
 from . import placement as pl
 from . import retarget as rt
+from . import skeleton as sk
 from .rig_presets import detect_mapping, mapping_problems
 
 MAPPING_PROP = "posediff_mapping"
@@ -223,8 +225,8 @@ def apply_pose(ob, joints_world: dict, placement: str = "GROUND", anchor_world=N
             if "pelvis" not in goals and root is not None:
                 # the root moves so that the pinned limb ends are within reach
                 d = pl.reach_shift(_posed_arm(ob, rig), want)
-                if rt.norm(d) > 1e-9:
-                    root = rt.add(root, d)
+                if la.norm(d) > 1e-9:
+                    root = la.add(root, d)
                     solved = solve(targets, root)
             targets, root, solved = _reach_pins(ob, rig, want, targets, root, solved, solve)
             if ground_legs and not any(f in want for f in pl.FEET):
@@ -233,7 +235,7 @@ def apply_pose(ob, joints_world: dict, placement: str = "GROUND", anchor_world=N
                 if abs(dz) > 1e-4:
                     up = list(ob.matrix_world.inverted().to_3x3() @ Vector((0.0, 0.0, dz)))
                     posed = _posed_arm(ob, rig)
-                    floor_goals = {f: rt.add(posed[f], up) for f in ("left_ankle", "right_ankle") if f in posed}
+                    floor_goals = {f: la.add(posed[f], up) for f in ("left_ankle", "right_ankle") if f in posed}
                     targets, root, solved = _reach_pins(ob, rig, {**want, **floor_goals}, targets, root, solved, solve)
         elif placement == "GROUND" and root is not None:
             # The rig's proportions differ from the model's: put its own lowest foot joint on
@@ -266,14 +268,14 @@ def _reach_pins(ob, rig, want: dict, targets: dict, root, solved, solve, passes:
     tol = 1e-4 * armature_units_per_metre(ob)
     for it in range(passes):
         posed = _posed_arm(ob, rig)
-        res = {k: rt.sub(want[k], posed[k]) for k in want if k in posed}
-        if not res or max(rt.norm(r) for r in res.values()) < tol:
+        res = {k: la.sub(want[k], posed[k]) for k in want if k in posed}
+        if not res or max(la.norm(r) for r in res.values()) < tol:
             break
         if it:  # feed the residual back (the rig's joints are not exactly on its bone axes)
-            eff = {k: rt.add(eff[k], res[k]) if k in res else eff[k] for k in eff}
+            eff = {k: la.add(eff[k], res[k]) if k in res else eff[k] for k in eff}
         bases = [res[k] for k in _CHAIN_BASES if k in res]
         if bases and root is not None:
-            root = rt.add(root, rt.scale([sum(c) for c in zip(*bases)], 1.0 / len(bases)))
+            root = la.add(root, la.scale([sum(c) for c in zip(*bases)], 1.0 / len(bases)))
             solved = solve(targets, root)
             posed = _posed_arm(ob, rig)
         targets = pl.pin_targets(targets, posed, eff)
@@ -290,15 +292,15 @@ def _pinned_joints(rig: rt.Rig, pins: dict) -> dict:
     """Model joints (armature space) located by pinned bones' matrices: a role's head joint
     (first bone) and tail joint (last bone); the hips role's head gives the pelvis."""
     out = {}
-    for role in rt.ROLES:
+    for role in sk.ROLES:
         bones = rig.mapping.get(role.name) or []
         if not bones:
             continue
         if role.head_joint and bones[0] in pins:
-            out[role.head_joint] = rt.translation(pins[bones[0]])
+            out[role.head_joint] = la.translation(pins[bones[0]])
         if role.tail_joint and bones[-1] in pins:
             m = pins[bones[-1]]
-            out[role.tail_joint] = rt.add(rt.translation(m), rt.scale(rt.column(m, 1), rig.bones[bones[-1]].length))
+            out[role.tail_joint] = la.add(la.translation(m), la.scale(la.column(m, 1), rig.bones[bones[-1]].length))
     return out
 
 
@@ -349,9 +351,9 @@ def posed_joints_world(ob) -> dict:
 
 def to_model_scale(ob, joints_world: dict) -> dict:
     """Rig joints (world) rescaled about the pelvis to the model skeleton's size (thigh+shin)."""
-    s = rt.MODEL_LEG_LENGTH / rig_leg_world(ob)
+    s = sk.MODEL_LEG_LENGTH / rig_leg_world(ob)
     p = joints_world.get("pelvis") or [0.0, 0.0, 0.0]
-    return {k: rt.add(p, rt.scale(rt.sub(v, p), s)) for k, v in joints_world.items()}
+    return {k: la.add(p, la.scale(la.sub(v, p), s)) for k, v in joints_world.items()}
 
 
 _LIMB_ROLES = ("upper_arm", "forearm", "hand", "thigh", "shin", "foot")
@@ -363,7 +365,7 @@ def bones_to_joints(ob, bone_names) -> set[str]:
     names = set(bone_names)
     out = set()
     mapping = get_mapping(ob)
-    for role in rt.ROLES:
+    for role in sk.ROLES:
         bones = mapping.get(role.name) or []
         if any(b in names for b in bones):
             out.add(role.to_joint)

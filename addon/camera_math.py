@@ -8,7 +8,7 @@ World is Blender's (Z up, metres). Matrices are row-major nested lists.
 
 from __future__ import annotations
 
-from . import retarget as rt
+from . import linalg as la
 
 FLIP = [[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]]
 
@@ -40,8 +40,8 @@ def intrinsics(lens_mm: float, sensor_width_mm: float, sensor_height_mm: float, 
 
 def world_to_opencv_rotation(camera_matrix_world) -> list:
     """3x3 world -> OpenCV-camera rotation of a Blender camera (scale removed)."""
-    r = rt.orthonormalize(rt.to3(camera_matrix_world))
-    return rt.matmul(FLIP, rt.transpose(r))
+    r = la.orthonormalize(la.to3(camera_matrix_world))
+    return la.matmul(FLIP, la.transpose(r))
 
 
 def camera_points_to_world(points_cam: list, camera_matrix_world) -> list:
@@ -50,14 +50,14 @@ def camera_points_to_world(points_cam: list, camera_matrix_world) -> list:
     ``world = camera_matrix_world @ diag(1, -1, -1) @ p``.
     """
     m = [list(r) for r in camera_matrix_world]
-    r = rt.orthonormalize(rt.to3(m))
-    t = rt.translation(m)
-    rf = rt.matmul(r, FLIP)
-    return [rt.add(rt.matvec(rf, p), t) for p in points_cam]
+    r = la.orthonormalize(la.to3(m))
+    t = la.translation(m)
+    rf = la.matmul(r, FLIP)
+    return [la.add(la.matvec(rf, p), t) for p in points_cam]
 
 
 def camera_directions_to_world(vectors_cam: list, camera_matrix_world) -> list:
     """Like ``camera_points_to_world`` for vectors (no translation)."""
-    r = rt.orthonormalize(rt.to3([list(x) for x in camera_matrix_world]))
-    rf = rt.matmul(r, FLIP)
-    return [rt.matvec(rf, v) for v in vectors_cam]
+    r = la.orthonormalize(la.to3([list(x) for x in camera_matrix_world]))
+    rf = la.matmul(r, FLIP)
+    return [la.matvec(rf, v) for v in vectors_cam]

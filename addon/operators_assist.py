@@ -21,7 +21,9 @@ import bpy
 from mathutils import Matrix, Vector
 
 from . import blender_rig, results
+from . import linalg as la
 from . import retarget as rt
+from . import skeleton as sk
 from .blender_rig import RigError
 from .client import BackendError
 
@@ -67,11 +69,11 @@ class AssistSession:
         self.ob, self.pinned, self.client, self.seed = ob, set(pinned), client, int(seed)
         self.mapping = blender_rig.get_mapping(ob)
         self.saved = {pb.name: pb.matrix_basis.copy() for pb in ob.pose.bones}
-        self.scale = rt.MODEL_LEG_LENGTH / blender_rig.rig_leg_world(ob)  # rig world -> model scale
+        self.scale = sk.MODEL_LEG_LENGTH / blender_rig.rig_leg_world(ob)  # rig world -> model scale
         # the pose to warm-start from (rig world frame, joint -> xyz): the rig as it is now, so the
         # first answer changes nothing until the pins move; later the last answer
         now = blender_rig.posed_joints_world(ob)
-        self.previous_rig: dict | None = now if all(n in now for n in rt.JOINT_NAMES) else None
+        self.previous_rig: dict | None = now if all(n in now for n in sk.JOINT_NAMES) else None
         self.last_pins: dict | None = None
         self.targets: dict = {}  # pinned joint -> rig world position the animator gave it
         self.error = ""
@@ -87,7 +89,7 @@ class AssistSession:
         world = blender_rig.posed_joints_world(self.ob)
         pins = {j: world[j] for j in self.joints if j in world}
         if self.last_pins is not None and all(
-                rt.norm(rt.sub(pins[j], self.last_pins[j])) < MOVE_EPS for j in pins):
+                la.norm(la.sub(pins[j], self.last_pins[j])) < MOVE_EPS for j in pins):
             return None
         self.last_pins = pins
         self.targets = {j: list(v) for j, v in pins.items()}
@@ -95,9 +97,9 @@ class AssistSession:
         pelvis = world.get("pelvis") or [0.0, 0.0, 0.0]
         body = {"known": known, "known_directions": dirs, "seed": self.seed}
         if self.previous_rig is not None:
-            body["previous"] = [[round(c, 5) for c in rt.add(pelvis, rt.scale(rt.sub(self.previous_rig[n], pelvis),
+            body["previous"] = [[round(c, 5) for c in la.add(pelvis, la.scale(la.sub(self.previous_rig[n], pelvis),
                                                                             self.scale))]
-                                for n in rt.JOINT_NAMES]
+                                for n in sk.JOINT_NAMES]
         return {"body": body, "pelvis": pelvis}
 
     def _send(self, req: dict) -> None:
@@ -158,13 +160,13 @@ class AssistSession:
         """
         p, inv = sent["pelvis"], 1.0 / self.scale
         new = res_model(res)
-        rig_world = {n: rt.add(p, rt.scale(rt.sub(v, p), inv)) for n, v in new.items()}
+        rig_world = {n: la.add(p, la.scale(la.sub(v, p), inv)) for n, v in new.items()}
         prev = sent["body"].get("previous")
         if prev is None:
             blender_rig.apply_pose(self.ob, new, placement="ANCHOR", anchor_world=rig_world["pelvis"],
                                    skip=self.pinned, keyframe=False)
         else:
-            self._turn_bones(dict(zip(rt.JOINT_NAMES, prev)), new, inv)
+            self._turn_bones(dict(zip(sk.JOINT_NAMES, prev)), new, inv)
         self.previous_rig = rig_world
         self.keep_pins()
         # only the animator's moves send the next request, not what is left of the pins' error
@@ -182,7 +184,7 @@ class AssistSession:
         vl.update()
         start = {pb.name: pb.matrix.copy() for pb in ob.pose.bones}
         role_of = {}
-        for role in rt.ROLES:
+        for role in sk.ROLES:
             for b in self.mapping.get(role.name) or []:
                 role_of.setdefault(b, role)
         root = next((pb for pb in ob.pose.bones if pb.name in role_of and pb.parent is None), None)
@@ -199,7 +201,7 @@ class AssistSession:
             Ra = (to_arm @ Matrix(R) @ r_arm).to_4x4()
             head = pb.head.copy()
             if root is not None and pb == root:
-                shift = Vector(rt.scale(rt.sub(new["pelvis"], old["pelvis"]), inv)) / ob.matrix_world.to_scale().x
+                shift = Vector(la.scale(la.sub(new["pelvis"], old["pelvis"]), inv)) / ob.matrix_world.to_scale().x
                 head = start[name].translation + to_arm @ shift
             m = start[name].copy()
             m.translation = (0.0, 0.0, 0.0)
@@ -254,7 +256,7 @@ class AssistSession:
                     vl.update()
                 cur = where(j)
                 if cur is not None:
-                    err = max(err, rt.norm(rt.sub(cur, tgt)))
+                    err = max(err, la.norm(la.sub(cur, tgt)))
             if err < 5e-4:
                 break
         return err
@@ -262,7 +264,7 @@ class AssistSession:
     def _carrier(self, joint: str) -> str | None:
         """The pinned bone whose tail is ``joint`` (the last bone of a role ending there)."""
         carrier = None
-        for role in rt.ROLES:
+        for role in sk.ROLES:
             bones = self.mapping.get(role.name) or []
             if bones and bones[-1] in self.pinned and role.to_joint == joint:
                 carrier = bones[-1]

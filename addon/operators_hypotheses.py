@@ -7,7 +7,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty
 
 from . import blender_rig, results
-from . import retarget as rt
+from . import skeleton as sk
 from .blender_rig import RigError
 from .rig_presets import MIN_COVERAGE, PRESET_LABELS, PRESETS
 
@@ -84,7 +84,7 @@ class POSEDIFF_OT_detect_mapping(bpy.types.Operator):
         frac, missing = coverage(mapping, names)
         label = "auto-detect" if self.preset == "AUTO" else PRESET_LABELS[self.preset]
         if frac < MIN_COVERAGE and not self.force:
-            self.report({"WARNING"}, f"{label} maps only {round(frac * len(rt.ROLES))} of {len(rt.ROLES)} roles on "
+            self.report({"WARNING"}, f"{label} maps only {round(frac * len(sk.ROLES))} of {len(sk.ROLES)} roles on "
                         f"'{ob.name}' (missing: {', '.join(missing[:8])}{'...' if len(missing) > 8 else ''}): "
                         "not saved; choose another preset, or run again with 'Save anyway' and fill the roles in")
             return {"CANCELLED"}
@@ -95,7 +95,7 @@ class POSEDIFF_OT_detect_mapping(bpy.types.Operator):
         if probs:
             self.report({"WARNING"}, "; ".join(probs))
         else:
-            self.report({"INFO"}, f"{label}: mapped {len(rt.ROLES) - len(missing)} of {len(rt.ROLES)} roles "
+            self.report({"INFO"}, f"{label}: mapped {len(sk.ROLES) - len(missing)} of {len(sk.ROLES)} roles "
                         f"({sum(len(v) for v in mapping.values())} bones)")
         return {"FINISHED"}
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import bpy
 
 from . import blender_rig, results
-from . import retarget as rt
+from . import skeleton as sk
 from .blender_rig import RigError
 from .operators_common import _TaskOperator
 
@@ -68,7 +68,7 @@ class POSEDIFF_OT_complete(_TaskOperator, bpy.types.Operator):
             if not known and not dirs:
                 raise ValueError("the keyed/selected bones are not in the bone mapping")
             centre = blender_rig.posed_joints_world(ob)["pelvis"]
-            model_scale = rt.MODEL_LEG_LENGTH / blender_rig.rig_leg_world(ob)
+            model_scale = sk.MODEL_LEG_LENGTH / blender_rig.rig_leg_world(ob)
             pins = blender_rig.pose_matrices(ob, known_bones)
         except (RigError, ValueError, KeyError) as e:
             self.report({"ERROR"}, str(e))
@@ -131,7 +131,7 @@ class POSEDIFF_OT_variations(_TaskOperator, bpy.types.Operator):
             selected = selected_bones(ob)
             fixed = sorted(blender_rig.bones_to_joints(ob, selected) & set(joints))
             centre = world["pelvis"]
-            model_scale = rt.MODEL_LEG_LENGTH / blender_rig.rig_leg_world(ob)
+            model_scale = sk.MODEL_LEG_LENGTH / blender_rig.rig_leg_world(ob)
             pins = blender_rig.pose_matrices(ob, selected)
         except (RigError, ValueError, KeyError) as e:
             self.report({"ERROR"}, str(e))

@@ -27,7 +27,8 @@ from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 
 from . import blender_rig, camera_math, results
-from . import retarget as rt
+from . import linalg as la
+from . import skeleton as sk
 from .blender_rig import RigError
 from .operators_common import _TaskOperator
 
@@ -114,7 +115,7 @@ def key_track(context, ob, response: dict, meta: dict) -> int:
     seq = response.get("sequence") or {}
     frames = scene_frames(seq.get("source_frames") or list(range(len(response["frames"]))),
                           seq.get("source_fps") or seq.get("fps") or 25.0, meta["scene_fps"], meta["start"], meta["timing"])
-    s_rig = blender_rig.rig_leg_world(ob) / rt.MODEL_LEG_LENGTH
+    s_rig = blender_rig.rig_leg_world(ob) / sk.MODEL_LEG_LENGTH
     cam_mw = meta.get("camera_matrix_world")
     base = list(ob.matrix_world.translation)
     fr0 = response["frames"][0]["track"]
@@ -123,7 +124,7 @@ def key_track(context, ob, response: dict, meta: dict) -> int:
         tr = fr["track"]
         if cam_mw is not None:
             world = camera_math.camera_directions_to_world(tr["joints"], cam_mw)
-            anchor = camera_math.camera_points_to_world([rt.scale(tr["root_translation"], s_rig)], cam_mw)[0]
+            anchor = camera_math.camera_points_to_world([la.scale(tr["root_translation"], s_rig)], cam_mw)[0]
         else:
             # no scene camera: the clip's trajectory from the armature's origin, feet on its floor
             world = tr["world_joints"]

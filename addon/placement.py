@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 
-from . import retarget as rt
+from . import linalg as la
 
 FEET = ("left_ankle", "right_ankle", "left_toe", "right_toe")
 
@@ -47,7 +47,7 @@ def ground_shift(posed_feet_z: list[float], floor_z: float) -> float:
 
 def unscale_about(p: list, centre: list, s: float) -> list:
     """Inverse of scaling about ``centre`` by ``s``: ``centre + (p - centre) / s``."""
-    return rt.add(centre, rt.scale(rt.sub(p, centre), 1.0 / s))
+    return la.add(centre, la.scale(la.sub(p, centre), 1.0 / s))
 
 
 # ----------------------------------------------------------------------------- pinned joints
@@ -58,19 +58,19 @@ def two_bone_ik(base: list, goal: list, l1: float, l2: float, pole: list) -> lis
     Unreachable goals (too far or too close) give a straight or folded chain pointing at
     the goal. Units: any (consistent). Returns the middle joint position.
     """
-    d = rt.sub(goal, base)
-    dist = rt.norm(d)
+    d = la.sub(goal, base)
+    dist = la.norm(d)
     if dist < 1e-9:
-        return rt.add(base, rt.scale(rt.normalized(rt.sub(pole, base)) or [0.0, 0.0, 1.0], l1))
-    u = rt.scale(d, 1.0 / dist)
+        return la.add(base, la.scale(la.normalized(la.sub(pole, base)) or [0.0, 0.0, 1.0], l1))
+    u = la.scale(d, 1.0 / dist)
     dist_c = min(max(dist, abs(l1 - l2) + 1e-9), l1 + l2 - 1e-9)
     a = (l1 * l1 + dist_c * dist_c - l2 * l2) / (2 * l1 * dist_c)
     a = max(-1.0, min(1.0, a))
     along, across = l1 * a, l1 * math.sqrt(max(0.0, 1 - a * a))
-    pv = rt.sub(pole, base)
-    perp = rt.sub(pv, rt.scale(u, rt.dot(pv, u)))
-    n = rt.normalized(perp) or rt.perpendicular(u)
-    return rt.add(base, rt.add(rt.scale(u, along), rt.scale(n, across)))
+    pv = la.sub(pole, base)
+    perp = la.sub(pv, la.scale(u, la.dot(pv, u)))
+    n = la.normalized(perp) or la.perpendicular(u)
+    return la.add(base, la.add(la.scale(u, along), la.scale(n, across)))
 
 
 def pin_targets(targets: dict, posed: dict, goals: dict) -> dict:
@@ -96,7 +96,7 @@ def pin_targets(targets: dict, posed: dict, goals: dict) -> dict:
         idx = [i for i, j in enumerate(chain) if j in goals]
         if not idx or any(j not in posed or j not in targets for j in chain[: idx[-1] + 1]):
             continue
-        lengths = [rt.norm(rt.sub(posed[chain[i + 1]], posed[chain[i]])) for i in range(len(chain) - 1)]
+        lengths = [la.norm(la.sub(posed[chain[i + 1]], posed[chain[i]])) for i in range(len(chain) - 1)]
         new = {chain[0]: posed[chain[0]]}
         start = 0
         for end in idx:
@@ -121,11 +121,11 @@ def pin_targets(targets: dict, posed: dict, goals: dict) -> dict:
         # targets' directions := new directions, walking from the chain base
         for i in range(1, last + 1):
             j, p = chain[i], chain[i - 1]
-            out[j] = rt.add(out[p], rt.sub(new[j], new[p]))
-        shift = rt.sub(out[chain[last]], targets[chain[last]])
+            out[j] = la.add(out[p], la.sub(new[j], new[p]))
+        shift = la.sub(out[chain[last]], targets[chain[last]])
         for j in chain[last + 1:]:
             if j in targets:
-                out[j] = rt.add(targets[j], shift)
+                out[j] = la.add(targets[j], shift)
     return out
 
 
@@ -151,7 +151,7 @@ def reach_shift(targets_posed: dict, goals: dict, slack: float = 0.97, iteration
         if not ends or any(j not in targets_posed for j in chain[: ends[0] + 1]):
             continue
         e = ends[0]
-        ls = [rt.norm(rt.sub(targets_posed[chain[i + 1]], targets_posed[chain[i]])) for i in range(e)]
+        ls = [la.norm(la.sub(targets_posed[chain[i + 1]], targets_posed[chain[i]])) for i in range(e)]
         if e == 1:
             lo = hi = ls[0]
         else:
@@ -162,19 +162,19 @@ def reach_shift(targets_posed: dict, goals: dict, slack: float = 0.97, iteration
     for _ in range(iterations):
         step, n = [0.0, 0.0, 0.0], 0
         for base, goal, lo, hi in chains:
-            d = rt.sub(goal, rt.add(base, shift))
-            dist = rt.norm(d)
+            d = la.sub(goal, la.add(base, shift))
+            dist = la.norm(d)
             if dist < 1e-12:
                 continue
             if dist > hi + 1e-9:
-                step = rt.add(step, rt.scale(d, (dist - hi) / dist))
+                step = la.add(step, la.scale(d, (dist - hi) / dist))
                 n += 1
             elif dist < lo - 1e-9:
-                step = rt.add(step, rt.scale(d, (dist - lo) / dist))
+                step = la.add(step, la.scale(d, (dist - lo) / dist))
                 n += 1
         if not n:
             break
-        shift = rt.add(shift, rt.scale(step, 1.0 / len(chains)))
+        shift = la.add(shift, la.scale(step, 1.0 / len(chains)))
     return shift
 
 
@@ -184,12 +184,12 @@ def _fabrik(points: list, lengths: list, goal: list, iterations: int = 20) -> li
     for _ in range(iterations):
         pts[-1] = list(goal)
         for i in range(len(pts) - 2, -1, -1):
-            d = rt.normalized(rt.sub(pts[i], pts[i + 1])) or [0.0, 0.0, 1.0]
-            pts[i] = rt.add(pts[i + 1], rt.scale(d, lengths[i]))
+            d = la.normalized(la.sub(pts[i], pts[i + 1])) or [0.0, 0.0, 1.0]
+            pts[i] = la.add(pts[i + 1], la.scale(d, lengths[i]))
         pts[0] = list(base)
         for i in range(1, len(pts)):
-            d = rt.normalized(rt.sub(pts[i], pts[i - 1])) or [0.0, 0.0, 1.0]
-            pts[i] = rt.add(pts[i - 1], rt.scale(d, lengths[i - 1]))
+            d = la.normalized(la.sub(pts[i], pts[i - 1])) or [0.0, 0.0, 1.0]
+            pts[i] = la.add(pts[i - 1], la.scale(d, lengths[i - 1]))
     return pts
 
 
@@ -205,7 +205,7 @@ def tilt_rotation(pitch: float, roll: float = 0.0) -> list:
     level = [[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]]
     rx = [[1.0, 0.0, 0.0], [0.0, cp, -sp], [0.0, sp, cp]]
     rz = [[cr, -sr, 0.0], [sr, cr, 0.0], [0.0, 0.0, 1.0]]
-    return rt.matmul(rz, rt.matmul(rx, level))
+    return la.matmul(rz, la.matmul(rx, level))
 
 
 def solve_camera_position(world_to_cam: list, points_world: list, pixels: list, K: dict) -> list:
@@ -227,7 +227,7 @@ def solve_camera_position(world_to_cam: list, points_world: list, pixels: list, 
     ata = [[0.0] * 3 for _ in range(3)]
     atb = [0.0] * 3
     for p, (u, v) in zip(points_world, pixels):
-        q = rt.matvec(world_to_cam, p)
+        q = la.matvec(world_to_cam, p)
         a, b = (u - K["cx"]) / K["fx"], (v - K["cy"]) / K["fy"]
         for row, rhs in (([1.0, 0.0, -a], q[0] - a * q[2]), ([0.0, 1.0, -b], q[1] - b * q[2])):
             for i in range(3):
@@ -235,7 +235,7 @@ def solve_camera_position(world_to_cam: list, points_world: list, pixels: list, 
                 for j in range(3):
                     ata[i][j] += row[i] * row[j]
     c = _solve3(ata, atb)
-    return rt.matvec(rt.transpose(world_to_cam), c)
+    return la.matvec(la.transpose(world_to_cam), c)
 
 
 def _solve3(a: list, b: list) -> list:
@@ -253,7 +253,7 @@ def _solve3(a: list, b: list) -> list:
 
 def project(world_to_cam: list, centre: list, K: dict, p: list) -> list:
     """Pixel of world point ``p`` through the camera (OpenCV pinhole)."""
-    x = rt.matvec(world_to_cam, rt.sub(p, centre))
+    x = la.matvec(world_to_cam, la.sub(p, centre))
     if x[2] <= 1e-9:
         raise ValueError("project: point behind the camera")
     return [K["fx"] * x[0] / x[2] + K["cx"], K["fy"] * x[1] / x[2] + K["cy"]]
@@ -270,7 +270,7 @@ def blender_camera(world_to_cam: list, centre: list, K: dict, sensor_mm: float =
     """
     w, h = int(K["width"]), int(K["height"])
     big = max(w, h)
-    r = rt.matmul(rt.transpose(world_to_cam), [[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]])
-    return {"matrix_world": rt.to4(r, list(centre)), "lens": K["fx"] * sensor_mm / big, "sensor_width": sensor_mm,
+    r = la.matmul(la.transpose(world_to_cam), [[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]])
+    return {"matrix_world": la.to4(r, list(centre)), "lens": K["fx"] * sensor_mm / big, "sensor_width": sensor_mm,
             "sensor_fit": "AUTO", "shift_x": (w / 2.0 - K["cx"]) / big, "shift_y": (K["cy"] - h / 2.0) / big,
             "width": w, "height": h}

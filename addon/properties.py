@@ -77,7 +77,7 @@ class POSEDIFF_RoleItem(bpy.types.PropertyGroup):
 
 def fill_role_items(ob) -> None:
     """Copy the armature's mapping (saved or detected) into its editable role list."""
-    from .retarget import ROLES
+    from .skeleton import ROLES
 
     mapping = blender_rig.get_mapping(ob)
     ob.posediff_roles.clear()

@@ -14,8 +14,10 @@ import tempfile
 import bpy
 
 from . import blender_rig, camera_math, rig_checks
+from . import linalg as la
 from . import placement as pl
 from . import retarget as rt
+from . import skeleton as sk
 
 _previews = None  # bpy.utils.previews collection of thumbnails
 #: A Blender camera at the origin looking along +Y (world_joints' convention).
@@ -214,13 +216,13 @@ def store_estimate(context, ob, response: dict, used_camera, placement: str = "G
     s = settings(context)
     names = response["joint_names"]
     cam_mw = [list(r) for r in context.scene.camera.matrix_world] if used_camera else None
-    s_rig = blender_rig.rig_leg_world(ob) / rt.MODEL_LEG_LENGTH
+    s_rig = blender_rig.rig_leg_world(ob) / sk.MODEL_LEG_LENGTH
     clear_hypotheses(s)
     for fi, fr in enumerate(response["frames"]):
         for k, h in enumerate(fr["hypotheses"]):
             if cam_mw is not None:
                 world = camera_math.camera_directions_to_world(h["joints"], cam_mw)
-                anchor = camera_math.camera_points_to_world([rt.scale(h["root_translation"], s_rig)], cam_mw)[0]
+                anchor = camera_math.camera_points_to_world([la.scale(h["root_translation"], s_rig)], cam_mw)[0]
                 where = "ANCHOR"
             else:
                 world = h.get("world_joints") or camera_math.camera_directions_to_world(h["joints"], LOOK_ALONG_Y)

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 
-from .retarget import ROLES
+from .skeleton import ROLES
 
 RIGIFY_METARIG: dict[str, list[str]] = {
     "hips": ["spine"],

@@ -71,6 +71,7 @@ def mixamo_rest_points(height_scale: float = 1.0) -> dict[str, list[float]]:
 
 def synthetic_rig(seed: int = 0):
     """A pure-Python ``retarget.Rig`` of the Mixamo-like skeleton with random bone rolls."""
+    from addon import linalg as la
     from addon import retarget as rt
     from addon.rig_presets import MIXAMO
 
@@ -78,13 +79,13 @@ def synthetic_rig(seed: int = 0):
     pts = mixamo_rest_points()
     bones = {}
     for name, parent, h, t in MIXAMO_BONES:
-        y = rt.normalized(rt.sub(pts[t], pts[h]))
-        x0 = rt.perpendicular(y)
+        y = la.normalized(la.sub(pts[t], pts[h]))
+        x0 = la.perpendicular(y)
         roll = rng.uniform(-math.pi, math.pi)
-        x = rt.matvec(rt.axis_angle_matrix(y, roll), x0)
-        z = rt.cross(x, y)
+        x = la.matvec(la.axis_angle_matrix(y, roll), x0)
+        z = la.cross(x, y)
         m = [[x[i], y[i], z[i]] for i in range(3)]
-        bones[name] = rt.RestBone(name, parent, rt.to4(m, pts[h]), rt.norm(rt.sub(pts[t], pts[h])))
+        bones[name] = rt.RestBone(name, parent, la.to4(m, pts[h]), la.norm(la.sub(pts[t], pts[h])))
     return rt.Rig(bones, {k: list(v) for k, v in MIXAMO.items()})
 
 

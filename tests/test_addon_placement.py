@@ -12,8 +12,8 @@ import pytest
 from addon_helpers import load_poses
 
 from addon import camera_math
+from addon import linalg as la
 from addon import placement as pl
-from addon import retarget as rt
 
 
 def test_two_bone_ik_reaches_and_keeps_lengths():
@@ -21,12 +21,12 @@ def test_two_bone_ik_reaches_and_keeps_lengths():
     for _ in range(200):
         base = [rng.uniform(-1, 1) for _ in range(3)]
         l1, l2 = rng.uniform(0.2, 0.5), rng.uniform(0.2, 0.5)
-        d = rt.normalized([rng.gauss(0, 1) for _ in range(3)])
-        goal = rt.add(base, rt.scale(d, rng.uniform(abs(l1 - l2) + 0.01, l1 + l2 - 0.01)))
+        d = la.normalized([rng.gauss(0, 1) for _ in range(3)])
+        goal = la.add(base, la.scale(d, rng.uniform(abs(l1 - l2) + 0.01, l1 + l2 - 0.01)))
         pole = [rng.uniform(-1, 1) for _ in range(3)]
         mid = pl.two_bone_ik(base, goal, l1, l2, pole)
-        assert rt.norm(rt.sub(mid, base)) == pytest.approx(l1, abs=1e-9)
-        assert rt.norm(rt.sub(goal, mid)) == pytest.approx(l2, abs=1e-9)
+        assert la.norm(la.sub(mid, base)) == pytest.approx(l1, abs=1e-9)
+        assert la.norm(la.sub(goal, mid)) == pytest.approx(l2, abs=1e-9)
     # out of reach: straight toward the goal
     mid = pl.two_bone_ik([0, 0, 0], [0, 0, 2], 0.5, 0.5, [1, 0, 0])
     assert mid == pytest.approx([0, 0, 0.5], abs=1e-4)
@@ -36,8 +36,8 @@ def _chain_positions(targets, posed_base, lengths, chain):
     """Rig joints when the rig's segments (``lengths``) follow the target directions."""
     out = {chain[0]: posed_base}
     for i in range(1, len(chain)):
-        d = rt.normalized(rt.sub(targets[chain[i]], targets[chain[i - 1]]))
-        out[chain[i]] = rt.add(out[chain[i - 1]], rt.scale(d, lengths[i - 1]))
+        d = la.normalized(la.sub(targets[chain[i]], targets[chain[i - 1]]))
+        out[chain[i]] = la.add(out[chain[i - 1]], la.scale(d, lengths[i - 1]))
     return out
 
 
@@ -46,12 +46,12 @@ def test_pin_targets_make_a_rig_with_other_proportions_reach_the_pins():
     goal_pose = list(load_poses().values())[2]
     chain = pl.LIMB_CHAINS[0]  # left leg
     # the rig: 10 % longer thigh, 5 % shorter shin than the pose
-    lengths = [rt.norm(rt.sub(pose[chain[i + 1]], pose[chain[i]])) * f for i, f in zip(range(3), (1.1, 0.95, 1.0))]
+    lengths = [la.norm(la.sub(pose[chain[i + 1]], pose[chain[i]])) * f for i, f in zip(range(3), (1.1, 0.95, 1.0))]
     posed = _chain_positions(pose, pose[chain[0]], lengths, chain)
-    goals = {"left_ankle": rt.add(pose[chain[0]], rt.scale(rt.sub(goal_pose["left_ankle"], goal_pose["left_hip"]), 0.95))}
+    goals = {"left_ankle": la.add(pose[chain[0]], la.scale(la.sub(goal_pose["left_ankle"], goal_pose["left_hip"]), 0.95))}
     new = pl.pin_targets(pose, posed, goals)
     got = _chain_positions(new, pose[chain[0]], lengths, chain)
-    assert rt.norm(rt.sub(got["left_ankle"], goals["left_ankle"])) < 1e-6
+    assert la.norm(la.sub(got["left_ankle"], goals["left_ankle"])) < 1e-6
     # untouched chains keep their targets
     assert new["right_knee"] == pose["right_knee"] and new["left_wrist"] == pose["left_wrist"]
 
@@ -69,7 +69,7 @@ def test_photo_camera_is_recovered_from_keypoints_and_matches_blender_intrinsics
     R = pl.tilt_rotation(math.radians(17), math.radians(-4))
     centre = [0.4, -4.2, 1.6]
     pose = load_poses()["S9/walking_1@100"]
-    pts = [rt.add(p, [0, 0, 1.0]) for p in pose.values()]
+    pts = [la.add(p, [0, 0, 1.0]) for p in pose.values()]
     px = [pl.project(R, centre, K, p) for p in pts]
     got = pl.solve_camera_position(R, pts, px, K)
     assert got == pytest.approx(centre, abs=1e-6)
@@ -91,5 +91,5 @@ def test_ground_shift_and_unscale():
     assert pl.ground_shift([0.3, 0.25, 0.4], 0.02) == pytest.approx(-0.23)
     assert pl.ground_shift([], 0.0) == 0.0
     c = [1.0, 2.0, 0.9]
-    p = rt.add(c, rt.scale([0.1, -0.2, 0.3], 1.3))
-    assert pl.unscale_about(p, c, 1.3) == pytest.approx(rt.add(c, [0.1, -0.2, 0.3]))
+    p = la.add(c, la.scale([0.1, -0.2, 0.3], 1.3))
+    assert pl.unscale_about(p, c, 1.3) == pytest.approx(la.add(c, [0.1, -0.2, 0.3]))

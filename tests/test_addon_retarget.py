@@ -9,16 +9,18 @@ import random
 import pytest
 from addon_helpers import load_poses, synthetic_rig
 
+from addon import linalg as la
 from addon import retarget as rt
 from addon import rig_presets
+from addon import skeleton as sk
 
 
 def test_model_skeleton_mirror_matches_backend():
     from backend import skeleton
 
-    assert rt.JOINT_NAMES == skeleton.JOINT_NAMES
-    assert rt.PARENTS == skeleton.PARENTS
-    assert rt.BONE_LENGTHS == pytest.approx([float(x) for x in skeleton.BONE_LENGTHS], abs=1e-6)
+    assert sk.JOINT_NAMES == skeleton.JOINT_NAMES
+    assert sk.PARENTS == skeleton.PARENTS
+    assert sk.BONE_LENGTHS == pytest.approx([float(x) for x in skeleton.BONE_LENGTHS], abs=1e-6)
 
 
 def test_retarget_imports_without_blender():
@@ -41,31 +43,31 @@ def test_euler_round_trip(order):
     rng = random.Random(1)
     for _ in range(50):
         ang = [rng.uniform(-3, 3), rng.uniform(-1.5, 1.5), rng.uniform(-3, 3)]
-        r = rt.matrix_from_euler(ang, order)
-        back = rt.matrix_from_euler(rt.euler_from_matrix(r, order), order)
+        r = la.matrix_from_euler(ang, order)
+        back = la.matrix_from_euler(la.euler_from_matrix(r, order), order)
         assert max(abs(a - b) for ra, rb in zip(r, back) for a, b in zip(ra, rb)) < 1e-9
 
 
 def test_quaternion_round_trip_and_swing():
     rng = random.Random(2)
     for _ in range(50):
-        axis = rt.normalized([rng.gauss(0, 1) for _ in range(3)])
-        r = rt.axis_angle_matrix(axis, rng.uniform(-3.1, 3.1))
-        back = rt.matrix_from_quaternion(rt.quaternion_from_matrix(r))
+        axis = la.normalized([rng.gauss(0, 1) for _ in range(3)])
+        r = la.axis_angle_matrix(axis, rng.uniform(-3.1, 3.1))
+        back = la.matrix_from_quaternion(la.quaternion_from_matrix(r))
         assert max(abs(a - b) for ra, rb in zip(r, back) for a, b in zip(ra, rb)) < 1e-9
         a, b = [rng.gauss(0, 1) for _ in range(3)], [rng.gauss(0, 1) for _ in range(3)]
-        assert rt.angle_between(rt.matvec(rt.swing(a, b), a), b) < 1e-7
+        assert la.angle_between(la.matvec(la.swing(a, b), a), b) < 1e-7
     # opposite directions
-    assert rt.angle_between(rt.matvec(rt.swing([0, 0, 1], [0, 0, -1]), [0, 0, 1]), [0, 0, -1]) < 1e-7
+    assert la.angle_between(la.matvec(la.swing([0, 0, 1], [0, 0, -1]), [0, 0, 1]), [0, 0, -1]) < 1e-7
 
 
 def _mapped_errors(rig, pose_mats, targets):
     errs = {}
-    for role in rt.ROLES:
+    for role in sk.ROLES:
         for b in rig.mapping.get(role.name, []):
-            y = rt.column(pose_mats[b], 1)
-            d = rt.sub(targets[role.to_joint], targets[role.from_joint])
-            errs[b] = math.degrees(rt.angle_between(y, d))
+            y = la.column(pose_mats[b], 1)
+            d = la.sub(targets[role.to_joint], targets[role.from_joint])
+            errs[b] = math.degrees(la.angle_between(y, d))
     return errs
 
 
@@ -76,21 +78,21 @@ def test_solve_pose_points_every_mapped_bone(seed):
         targets, root = rt.place_on_rig(pose, rig, "GROUND")
         solved = rt.solve_pose(rig, targets, root_position=root)
         assert set(solved) == {b for bs in rig.mapping.values() for b in bs}
-        basis = {n: rt.to4(r.rotation, r.location) for n, r in solved.items()}
+        basis = {n: la.to4(r.rotation, r.location) for n, r in solved.items()}
         mats = rt.pose_matrices(rig, basis)
         errs = _mapped_errors(rig, mats, targets)
         assert max(errs.values()) < 0.01, (name, errs)
         # root placed where asked; hips twist follows the hip line
-        assert rt.norm(rt.sub(rt.translation(mats["mixamorig:Hips"]), root)) < 1e-9
-        hip_line = rt.sub(targets["left_hip"], targets["right_hip"])
+        assert la.norm(la.sub(la.translation(mats["mixamorig:Hips"]), root)) < 1e-9
+        hip_line = la.sub(targets["left_hip"], targets["right_hip"])
         posed_j = rt.posed_joint_positions(rig, mats)
-        got = rt.sub(posed_j["left_hip"], posed_j["right_hip"])
-        y = rt.column(mats["mixamorig:Hips"], 1)
+        got = la.sub(posed_j["left_hip"], posed_j["right_hip"])
+        y = la.column(mats["mixamorig:Hips"], 1)
 
         def perp(v, y=y):  # the hips' own y axis, bound per rig
-            return rt.sub(v, rt.scale(y, rt.dot(v, y)))
+            return la.sub(v, la.scale(y, la.dot(v, y)))
 
-        assert math.degrees(rt.angle_between(perp(got), perp(hip_line))) < 0.5
+        assert math.degrees(la.angle_between(perp(got), perp(hip_line))) < 0.5
         # feet on the rest floor
         rest = rt.rest_joint_positions(rig)
         lowest = min(posed_j[j][2] for j in ("left_toe", "right_toe", "left_ankle", "right_ankle"))
@@ -106,14 +108,14 @@ def test_skip_and_constrain_are_respected():
     def constrain(name, rot, loc):
         seen.append(name)
         if name == "mixamorig:LeftForeArm":
-            return rt.identity(), loc  # a fully locked bone
+            return la.identity(), loc  # a fully locked bone
         return rot, loc
 
     solved = rt.solve_pose(rig, targets, skip={"mixamorig:RightArm"}, constrain=constrain)
     assert "mixamorig:RightArm" not in solved and "mixamorig:RightArm" not in seen
     assert all(r.location is None for r in solved.values())
     # children of the locked forearm still reach their target (walk uses the stored channels)
-    basis = {n: rt.to4(r.rotation) for n, r in solved.items()}
+    basis = {n: la.to4(r.rotation) for n, r in solved.items()}
     mats = rt.pose_matrices(rig, basis)
     errs = _mapped_errors(rig, mats, targets)
     assert errs["mixamorig:LeftHand"] < 0.01
@@ -135,9 +137,9 @@ def test_bone_directions_are_unit_parent_to_joint():
     dirs = rt.bone_directions(pose)
     assert "pelvis" not in dirs and len(dirs) == 20
     for j, d in dirs.items():
-        par = rt.JOINT_NAMES[rt.PARENTS[rt.JOINT_INDEX[j]]]
-        assert rt.norm(d) == pytest.approx(1.0)
-        assert rt.angle_between(d, rt.sub(pose[j], pose[par])) < 1e-6
+        par = sk.JOINT_NAMES[sk.PARENTS[sk.JOINT_INDEX[j]]]
+        assert la.norm(d) == pytest.approx(1.0)
+        assert la.angle_between(d, la.sub(pose[j], pose[par])) < 1e-6
 
 
 def test_detect_mapping_presets_and_synonyms():

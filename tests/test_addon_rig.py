@@ -12,7 +12,9 @@ bpy = pytest.importorskip("bpy")
 from addon_helpers import add_rigify_metarig, build_bpy_mixamo_rig, load_poses  # noqa: E402
 
 from addon import blender_rig  # noqa: E402
+from addon import linalg as la  # noqa: E402
 from addon import retarget as rt  # noqa: E402
+from addon import skeleton as sk  # noqa: E402
 
 
 @pytest.fixture()
@@ -26,19 +28,19 @@ def _direction_errors(ob, pose):
     bpy.context.view_layer.update()
     mw = ob.matrix_world
     errs = {}
-    for role in rt.ROLES:
+    for role in sk.ROLES:
         for b in blender_rig.get_mapping(ob).get(role.name, []):
             pb = ob.pose.bones[b]
             d = (mw @ pb.tail) - (mw @ pb.head)
-            t = rt.sub(pose[role.to_joint], pose[role.from_joint])
-            errs[b] = math.degrees(rt.angle_between(list(d), t))
+            t = la.sub(pose[role.to_joint], pose[role.from_joint])
+            errs[b] = math.degrees(la.angle_between(list(d), t))
     return errs
 
 
 def _joint_direction_errors(ob, pose):
     got = rt.bone_directions(blender_rig.posed_joints_world(ob))
     want = rt.bone_directions(pose)
-    return {j: math.degrees(rt.angle_between(got[j], want[j])) for j in got}
+    return {j: math.degrees(la.angle_between(got[j], want[j])) for j in got}
 
 
 def test_round_trip_rigify_metarig_all_rotation_modes(fresh_scene):
@@ -140,6 +142,6 @@ def test_rigify_generated_rig_fk_controls(fresh_scene):
     for bone, (a, b) in segs.items():
         for s, side in (("L", "left"), ("R", "right")):
             pb = ob.pose.bones[f"DEF-{bone}.{s}"]
-            errs[pb.name] = math.degrees(rt.angle_between(list(pb.tail - pb.head),
-                                                          rt.sub(pose[f"{side}_{b}"], pose[f"{side}_{a}"])))
+            errs[pb.name] = math.degrees(la.angle_between(list(pb.tail - pb.head),
+                                                          la.sub(pose[f"{side}_{b}"], pose[f"{side}_{a}"])))
     assert sum(errs.values()) / len(errs) <= 3.0, errs

@@ -21,8 +21,9 @@ import bpy
 from mathutils import Matrix, Vector
 
 from addon import blender_rig, camera_math
+from addon import linalg as la
 from addon import results as addon_results
-from addon import retarget as rt
+from addon import skeleton as sk
 from addon.rig_presets import RIGIFY_METARIG
 
 #: Sensor width used for the camera (mm); with HORIZONTAL fit it spans the image width.
@@ -122,8 +123,8 @@ def world_to_camera(points_world: dict, cam_ob) -> dict:
     """World points -> OpenCV camera frame of ``cam_ob`` (metres)."""
     m = [list(r) for r in cam_ob.matrix_world]
     rot = camera_math.world_to_opencv_rotation(m)
-    t = rt.translation(m)
-    return {k: rt.matvec(rot, rt.sub(v, t)) for k, v in points_world.items()}
+    t = la.translation(m)
+    return {k: la.matvec(rot, la.sub(v, t)) for k, v in points_world.items()}
 
 
 # ----------------------------------------------------------------------------- keying
@@ -142,7 +143,7 @@ def hypothesis_targets(hyp: dict, names: list[str], cam_ob, rig_scale: float) ->
     """
     mw = [list(r) for r in cam_ob.matrix_world]
     world = camera_math.camera_directions_to_world(hyp["joints"], mw)
-    anchor = camera_math.camera_points_to_world([rt.scale(hyp["root_translation"], rig_scale)], mw)[0]
+    anchor = camera_math.camera_points_to_world([la.scale(hyp["root_translation"], rig_scale)], mw)[0]
     return dict(zip(names, world)), anchor
 
 
@@ -159,17 +160,17 @@ def key_hypothesis(ob, hyp: dict, names: list[str], cam_ob, frame: int, fit_root
     Raises:
         addon.blender_rig.RigError: the rig cannot be posed (mapping).
     """
-    s = blender_rig.rig_leg_world(ob) / rt.MODEL_LEG_LENGTH
+    s = blender_rig.rig_leg_world(ob) / sk.MODEL_LEG_LENGTH
     joints, anchor = hypothesis_targets(hyp, names, cam_ob, s)
     shift = [0.0, 0.0, 0.0]
     if fit_root:
         blender_rig.apply_pose(ob, joints, placement="ANCHOR", anchor_world=anchor)
         posed = blender_rig.posed_joints_world(ob)
-        target = {k: rt.add(anchor, rt.scale(v, s)) for k, v in joints.items()}
+        target = {k: la.add(anchor, la.scale(v, s)) for k, v in joints.items()}
         common = [k for k in posed if k in target]
         if common:
             shift = [sum(target[k][i] - posed[k][i] for k in common) / len(common) for i in range(3)]
-            anchor = rt.add(anchor, shift)
+            anchor = la.add(anchor, shift)
     bones = blender_rig.apply_pose(ob, joints, placement="ANCHOR", anchor_world=anchor, keyframe=True, frame=frame)
     return {"frame": frame, "bones_keyed": len(bones), "anchor": [round(c, 4) for c in anchor],
             "root_shift_m": [round(c, 4) for c in shift]}
