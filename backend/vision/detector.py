@@ -43,6 +43,22 @@ import numpy as np
 
 from backend.errors import InputError, NoPersonError
 from backend.skeleton import JOINT_NAMES
+from backend.vision.blazepose import (
+    DET_NMS_IOU,
+    DET_SCORE_THRESHOLD,
+    DET_SIZE,
+    HM_SIZE,
+    HM_STRIDE,
+    LM_SIZE,
+    ROI_SCALE,
+    crop_matrix,
+    letterbox_matrix,
+    refine_from_heatmaps,
+    sigmoid,
+    ssd_anchors,
+    to_index_affine,
+    weighted_nms,
+)
 
 MODEL_DIR = Path(__file__).resolve().parents[1] / "models"
 
@@ -53,22 +69,6 @@ MODEL_SHA256: dict[str, str] = {
     "pose_landmark_lite.tflite": "f17bfbecadb61c3be1baa8b8d851cc6619c870a87167b32848ad20db306b9d61",
 }
 
-# ---- person detector settings (MediaPipe pose_detection_cpu.pbtxt) ----
-DET_SIZE = 224
-DET_STRIDES = (8, 16, 32, 32, 32)
-DET_SCORE_THRESHOLD = 0.5
-DET_NMS_IOU = 0.3
-#: ROI: side = ROI_SCALE * 2 * |k1 - k0| (MediaPipe: box 2x the alignment distance, then 1.25x).
-ROI_SCALE = 1.25
-
-# ---- landmark model ----
-LM_SIZE = 256
-HM_SIZE = 64
-HM_STRIDE = LM_SIZE // HM_SIZE
-#: Landmark refinement from the heatmaps (MediaPipe ``RefineLandmarksFromHeatmapCalculator``):
-#: window side in cells, and the least sigmoid(logit) peak in the window that allows it.
-REFINE_KERNEL = 7
-REFINE_MIN_CONFIDENCE = 0.5
 #: Person box = landmark bounds padded by this fraction of their larger side (twice at the top).
 BOX_PAD = 0.06
 #: Pose presence flag (``Identity_1``) below which a crop holds no person.
@@ -100,10 +100,6 @@ class ModelFileError(RuntimeError):
     """A shipped model file is missing or does not match its expected sha256."""
 
 
-def _sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -80.0, 80.0)))
-
-
 def check_model_file(path: Path) -> Path:
     """Verify a model file against :data:`MODEL_SHA256`.
 
@@ -121,28 +117,6 @@ def check_model_file(path: Path) -> Path:
         raise ModelFileError(f"model file {path} is corrupt or not the shipped version (sha256 {got[:12]}..., "
                              f"expected {want[:12]}...); restore it from backend/models/ of the PoseDiff release")
     return path
-
-
-def ssd_anchors() -> np.ndarray:
-    """Anchor centres of the pose detector, ``[2254, 2]`` normalised (x, y) in the 224x224 input.
-
-    MediaPipe ``SsdAnchorsCalculator`` with ``fixed_anchor_size``: anchors have size 1, so only
-    centres matter; consecutive layers with the same stride share one grid (2 anchors per
-    location per layer: aspect ratio 1 plus the interpolated scale).
-    """
-    out = []
-    i = 0
-    while i < len(DET_STRIDES):
-        s = DET_STRIDES[i]
-        n_layers = 0
-        while i < len(DET_STRIDES) and DET_STRIDES[i] == s:
-            n_layers += 1
-            i += 1
-        g = math.ceil(DET_SIZE / s)
-        ys, xs = np.meshgrid((np.arange(g) + 0.5) / g, (np.arange(g) + 0.5) / g, indexing="ij")
-        centres = np.stack([xs.ravel(), ys.ravel()], -1)
-        out.append(np.repeat(centres, 2 * n_layers, axis=0))
-    return np.concatenate(out).astype(np.float32)
 
 
 @dataclass
@@ -214,29 +188,6 @@ class Detection2D:
         return out
 
 
-def _letterbox_matrix(w: int, h: int, size: int) -> tuple[np.ndarray, float, float, float]:
-    """Affine image pixels -> letterboxed ``size`` x ``size`` input (keep aspect, centred)."""
-    s = size / max(w, h)
-    ox, oy = (size - w * s) / 2.0, (size - h * s) / 2.0
-    return np.array([[s, 0, ox], [0, s, oy]], np.float64), s, ox, oy
-
-
-def _to_index_affine(A: np.ndarray) -> np.ndarray:
-    """Affine between corner-origin continuous coordinates -> the same between pixel indices."""
-    A = np.asarray(A, np.float64).copy()
-    A[:, 2] += A[:, :2] @ np.array([0.5, 0.5]) - 0.5
-    return A
-
-
-def _crop_matrix(centre, size: float, rotation: float, out: int) -> np.ndarray:
-    """Affine crop pixels (continuous, 0..out) -> image pixels for a rotated square ROI."""
-    c, s = math.cos(rotation), math.sin(rotation)
-    k = size / out
-    R = np.array([[c, -s], [s, c]]) * k
-    t = np.asarray(centre, np.float64) - R @ np.array([out / 2.0, out / 2.0])
-    return np.concatenate([R, t[:, None]], 1)
-
-
 class PoseDetector:
     """BlazePose person + landmark detector on TFLite (CPU, loaded once; calls are serialised by a lock).
 
@@ -294,13 +245,13 @@ class PoseDetector:
             list of :class:`PersonROI` (image pixels), sorted by ROI area, largest first.
         """
         h, w = rgb.shape[:2]
-        M, s, ox, oy = _letterbox_matrix(w, h, DET_SIZE)
+        M, s, ox, oy = letterbox_matrix(w, h, DET_SIZE)
         small = self._resample(rgb, M, DET_SIZE, border=0)
         x = small.astype(np.float32) * (2.0 / 255.0) - 1.0
         self._det.set_tensor(self._det_in, x[None])
         self._det.invoke()
         raw = self._det.get_tensor(self._det_boxes)[0]
-        score = _sigmoid(np.clip(self._det.get_tensor(self._det_scores)[0, :, 0], -100, 100))
+        score = sigmoid(np.clip(self._det.get_tensor(self._det_scores)[0, :, 0], -100, 100))
         keep = score >= DET_SCORE_THRESHOLD
         if not keep.any():
             return []
@@ -315,7 +266,7 @@ class PoseDetector:
         boxes = np.concatenate([to_img(boxes[:, :2]), to_img(boxes[:, 2:])], 1)
         kps = to_img(kps)
         people = []
-        for sc, bx, kp in _weighted_nms(score, boxes, kps, DET_NMS_IOU):
+        for sc, bx, kp in weighted_nms(score, boxes, kps, DET_NMS_IOU):
             v = kp[1] - kp[0]
             size = 2.0 * float(np.hypot(*v)) * ROI_SCALE
             if size < 4:
@@ -342,7 +293,7 @@ class PoseDetector:
             src = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA)
             S = np.diag([w / nw, h / nh])  # shrunk -> original (continuous coordinates)
             M = np.concatenate([M[:, :2] @ S, M[:, 2:]], 1)
-        return cv2.warpAffine(src, _to_index_affine(M), (out, out), flags=cv2.INTER_LINEAR,
+        return cv2.warpAffine(src, to_index_affine(M), (out, out), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=(border, border, border))
 
     # ------------------------------------------------------------------ stage 2: landmarks
@@ -355,7 +306,7 @@ class PoseDetector:
             ``lm`` rows are ``(x, y, z, visibility logit, presence logit)`` with x, y in crop
             pixels (0..256, continuous) and ``crop_to_image`` maps crop pixels to image pixels.
         """
-        C = _crop_matrix(roi.centre, roi.size, roi.rotation, LM_SIZE)
+        C = crop_matrix(roi.centre, roi.size, roi.rotation, LM_SIZE)
         M = cv2.invertAffineTransform(C)
         crop = self._resample(rgb, M, LM_SIZE, border=0)
         self._lm.set_tensor(self._lm_in, (crop.astype(np.float32) * (1.0 / 255.0))[None])
@@ -412,7 +363,7 @@ class PoseDetector:
         S = np.diag([W0 / w, H0 / h, 1.0])  # rgb -> original pixels
         C_orig = (S @ np.vstack([C, [0, 0, 1]]))[:2]
         uv = lm[:, :2] @ C_orig[:, :2].T + C_orig[:, 2]
-        conf = _sigmoid(lm[:, 3]) * _sigmoid(lm[:, 4])
+        conf = sigmoid(lm[:, 3]) * sigmoid(lm[:, 4])
         keypoints = {}
         for name, idx in LANDMARKS_OF.items():
             p = uv[list(idx)].mean(0)
@@ -443,65 +394,6 @@ class PoseDetector:
         return Detection2D(keypoints=keypoints, heatmaps=heatmaps, heatmap_joints=list(self.heatmap_joints),
                            image_to_heatmap=image_to_heatmap.astype(np.float64), box=box, image_size=(int(W0), int(H0)),
                            score=float(roi.score * flag), roi=roi)
-
-
-def refine_from_heatmaps(xy: np.ndarray, logits: np.ndarray, kernel: int = REFINE_KERNEL,
-                         min_confidence: float = REFINE_MIN_CONFIDENCE) -> np.ndarray:
-    """Refine landmarks with their heatmaps (MediaPipe ``RefineLandmarksFromHeatmapCalculator``).
-
-    Args:
-        xy: ``[L, 2]`` landmarks in crop pixels (0..256).
-        logits: ``[L, 64, 64]`` heatmap logits of the same landmarks.
-    Returns:
-        ``[L, 2]`` crop pixels: the sigmoid-weighted mean cell of a ``kernel`` x ``kernel`` window
-        around each landmark (cell centre c <-> crop pixel 4c), where the window's peak
-        probability is at least ``min_confidence``; other landmarks are unchanged.
-    """
-    out = np.asarray(xy, np.float64).copy()
-    n, hh, ww = logits.shape
-    half = (kernel - 1) // 2
-    for j in range(n):
-        if not np.isfinite(out[j]).all():
-            continue
-        c, r = int(out[j, 0] / HM_STRIDE), int(out[j, 1] / HM_STRIDE)
-        r0, r1, c0, c1 = max(0, r - half), min(hh, r + half + 1), max(0, c - half), min(ww, c + half + 1)
-        if r0 >= r1 or c0 >= c1:
-            continue
-        p = _sigmoid(logits[j, r0:r1, c0:c1].astype(np.float64))
-        if p.max() < min_confidence or p.sum() <= 0:
-            continue
-        rr, cc = np.mgrid[r0:r1, c0:c1]
-        out[j] = [(p * cc).sum() / p.sum() * HM_STRIDE, (p * rr).sum() / p.sum() * HM_STRIDE]
-    return out
-
-
-def _weighted_nms(scores: np.ndarray, boxes: np.ndarray, kps: np.ndarray, iou_thr: float):
-    """MediaPipe's weighted non-maximum suppression.
-
-    Candidates overlapping the best remaining one by IoU > ``iou_thr`` are merged into it
-    (score-weighted mean of boxes and keypoints; the best score is kept).
-
-    Yields:
-        ``(score, box [4], keypoints [4, 2])`` per kept detection.
-    """
-    order = np.argsort(-scores)
-    scores, boxes, kps = scores[order], boxes[order], kps[order]
-    alive = np.ones(len(scores), bool)
-    area = np.maximum(boxes[:, 2] - boxes[:, 0], 0) * np.maximum(boxes[:, 3] - boxes[:, 1], 0)
-    for i in range(len(scores)):
-        if not alive[i]:
-            continue
-        lt = np.maximum(boxes[i, :2], boxes[:, :2])
-        rb = np.minimum(boxes[i, 2:], boxes[:, 2:])
-        inter = np.prod(np.clip(rb - lt, 0, None), axis=1)
-        iou = inter / np.maximum(area[i] + area - inter, 1e-9)
-        group = alive & (iou > iou_thr)
-        group[i] = True
-        wts = scores[group][:, None]
-        box = (boxes[group] * wts).sum(0) / wts.sum()
-        kp = (kps[group] * wts[:, :, None]).sum(0) / wts.sum()
-        alive &= ~group
-        yield float(scores[i]), box, kp
 
 
 def limb_error_against_truth(detection: Detection2D, truth_row: dict) -> float:
