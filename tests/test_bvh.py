@@ -14,6 +14,7 @@ import pytest
 
 from backend.errors import InputError
 from backend.mocap import clips as mocap
+from backend.mocap import mapping
 from backend.mocap.bvh import BvhError, parse_bvh, read_bvh
 from backend.skeleton import JOINT_INDEX as J
 from backend.skeleton import NUM_JOINTS
@@ -105,7 +106,7 @@ def test_cmu_fixture_parses_and_rest_pose_is_t_pose():
     assert "Head_End" in m.names and m.names[m.parents[m.index("Head_End")]] == "Head"
     # The rest pose (zero channels) of the CMU rig is a T-pose facing +Z in the file.
     m.motion[:] = 0.0
-    x, mask = mocap.motion_to_model(m, mocap.load_mapping("cmu"), [0])
+    x, mask = mocap.motion_to_model(m, mapping.load_mapping("cmu"), [0])
     x = x[0]
     assert mask.all()
     for side, sign in (("left", 1), ("right", -1)):
@@ -138,7 +139,7 @@ def test_load_mocap_fixture_subsamples_metres_pelvis_origin():
     assert (c.joints[:, J["head"], 2] > 0.5).all() and (c.joints[:, J["left_ankle"], 2] < -0.6).all()
     # Same frames as a direct parse + FK of the same file.
     m = read_bvh(FIXTURE)
-    x, _ = mocap.motion_to_model(m, mocap.load_mapping("cmu"), np.arange(1, 343, 5))
+    x, _ = mocap.motion_to_model(m, mapping.load_mapping("cmu"), np.arange(1, 343, 5))
     np.testing.assert_allclose(c.joints, x, atol=1e-5)
 
 
@@ -225,7 +226,7 @@ def test_unknown_model_joint_in_mapping_names_joint_and_file(tmp_path):
     path = _write_mapping(tmp_path / "bad.toml", "y", extra="")
     path.write_text(path.read_text() + 'left_foot = "LeftFoot"\n')
     with pytest.raises(InputError) as e:
-        mocap.load_mapping(path)
+        mapping.load_mapping(path)
     assert "left_foot" in str(e.value) and "bad.toml" in str(e.value) and "left_ankle" in str(e.value)
 
 
@@ -252,19 +253,19 @@ def test_mapping_to_joint_the_file_lacks_names_joint_mapping_and_file(tmp_path):
 def test_bad_mapping_files_give_clear_errors(tmp_path, toml, fragment):
     (tmp_path / "m.toml").write_text(toml)
     with pytest.raises(InputError, match=fragment):
-        mocap.load_mapping(tmp_path / "m.toml")
+        mapping.load_mapping(tmp_path / "m.toml")
 
 
 def test_unknown_mapping_name_lists_shipped_mappings():
     with pytest.raises(FileNotFoundError, match="bandai"):
-        mocap.load_mapping("no_such_rig")
+        mapping.load_mapping("no_such_rig")
 
 
 def test_shipped_mappings_load():
     for name in ("bandai", "cmu", "cmu_aclstm", "cmu_przestr", "cmu_asf"):
-        m = mocap.load_mapping(name)
-        assert set(mocap.REQUIRED_JOINTS) <= set(m.joints)
-    assert mocap.load_mapping("cmu_przestr").fallback.path.name == "cmu_asf.toml"
+        m = mapping.load_mapping(name)
+        assert set(mapping.REQUIRED_JOINTS) <= set(m.joints)
+    assert mapping.load_mapping("cmu_przestr").fallback.path.name == "cmu_asf.toml"
 
 
 def test_fallback_mapping_used_for_files_with_other_joint_names(tmp_path):
