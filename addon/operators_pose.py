@@ -64,7 +64,7 @@ class POSEDIFF_OT_complete(_TaskOperator, bpy.types.Operator):
             known_bones, how = chosen_bones(ob, context.scene.frame_current)
             if not known_bones:
                 raise ValueError("no known bones: key some bones on this frame or select them in Pose Mode")
-            known, dirs = results.rig_state(ob, known_bones)
+            known, dirs = results.rig_state(ob, known_bones, chain_roots=True)
             if not known and not dirs:
                 raise ValueError("the keyed/selected bones are not in the bone mapping")
             centre = blender_rig.posed_joints_world(ob)["pelvis"]

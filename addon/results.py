@@ -158,12 +158,19 @@ def place_photo_camera(context, ob, frame_result: dict, hypothesis: dict, photo:
     return cam, errs[len(errs) // 2], "; ".join(notes)
 
 
-def rig_state(ob, bones) -> tuple[dict, dict]:
-    """Known joints (model scale, world) and bone directions located by ``bones``."""
+def rig_state(ob, bones, chain_roots: bool = False) -> tuple[dict, dict]:
+    """Known joints (model scale, world) and bone directions located by ``bones``.
+
+    ``chain_roots``: keep the position only of known joints whose parent joint is not known (the
+    roots of the known chains, e.g. the pelvis); the rest of a chain is given by its bone
+    directions alone (:func:`retarget.chain_root_positions`).
+    """
     joints = blender_rig.to_model_scale(ob, blender_rig.posed_joints_world(ob))
     names = blender_rig.bones_to_joints(ob, bones)
     known = {j: [round(c, 5) for c in joints[j]] for j in names if j in joints}
     dirs = {j: [round(c, 6) for c in d] for j, d in rt.bone_directions(joints).items() if j in names}
+    if chain_roots:
+        known = rt.chain_root_positions(known, dirs)
     return known, dirs
 
 

@@ -382,3 +382,19 @@ def place_on_rig(
     shift[2] = (rest_floor - pose_floor) if pose_floor is not None else rest_pelvis[2] - pelvis[2]
     moved = {k: add(v, shift) for k, v in scaled.items()}
     return moved, moved.get("pelvis")
+
+
+def chain_root_positions(known: dict, dirs: dict) -> dict:
+    """The known positions a completion needs from a rig of other proportions: those of joints
+    whose parent joint is not known; a joint below a known parent is given by its direction.
+
+    A rig's proportions differ from the model's (bones 0.8-1.25x after the leg-length rescale), so
+    its joint positions away from the pelvis contradict the model skeleton; pinning them distorts
+    the completed body. Measured with ``posediff eval complete --known directions`` (10 S8 frames,
+    best-of-20 / best-of-1 of the unknown joints, mm; legs / arms / one side unknown): positions
+    and directions 78.9 / 130.1, 122.3 / 298.1, 84.8 / 150.9; chain roots and directions 68.6 /
+    109.2, 124.2 / 266.6, 77.0 / 125.2 (the canonical skeleton's own positions: 65.5 / 103.7,
+    102.6 / 257.6, 75.0 / 130.1). The keyed bones keep their rotations through the add-on's pins.
+    """
+    parents = dict(zip(JOINT_NAMES, (JOINT_NAMES[p] if p >= 0 else None for p in PARENTS)))
+    return {j: v for j, v in known.items() if not (j in dirs and parents.get(j) in known)}

@@ -212,7 +212,8 @@ def cmd_complete(args, service) -> None:
     print_table(f"eval complete, known positions vs known directions from a rig of other proportions ({len(poses)} frames)",
                 ["unknown", "known", "best-of-1 unknown (mm)", f"best-of-{n} unknown (mm)", f"best-of-{n} bone angle (deg)"], drows)
     print("positions: the known joints of the canonical skeleton; directions: the add-on's request for a rig whose bones "
-          "are 0.8-1.25x the model's (known joints rescaled by leg length about the pelvis + known bone directions). "
+          "are 0.8-1.25x the model's (rescaled by leg length about the pelvis; known bone directions + the positions of "
+          "the known chains' roots). "
           "Errors on the unknown joints after rebuilding hypothesis and truth with canonical bone lengths from the pelvis.")
 
 
@@ -221,8 +222,9 @@ def complete_request(world: np.ndarray, kn: list[int], rig_scale: np.ndarray | N
 
     With ``rig_scale`` (``[J]`` factor per bone), the request the add-on sends for a rig of other
     proportions: the pose rebuilt with bone lengths ``BONE_LENGTHS * rig_scale`` from the pelvis,
-    rescaled about the pelvis by model leg / rig leg (``addon.blender_rig.to_model_scale``), the
-    known joints' positions plus the directions of their bones (parent -> joint, unit).
+    rescaled about the pelvis by model leg / rig leg (``addon.blender_rig.to_model_scale``): the
+    directions of the known joints' bones (parent -> joint, unit) and the positions of the known
+    joints whose parent is not known (``addon.retarget.chain_root_positions``).
     """
     from backend.skeleton import BONE_LENGTHS, PARENTS
 
@@ -244,7 +246,8 @@ def complete_request(world: np.ndarray, kn: list[int], rig_scale: np.ndarray | N
         if p >= 0 and p in kn:
             v = rig[j] - rig[p]
             dirs[n] = (v / np.linalg.norm(v)).tolist()
-    return {"known": {n: rig[j].tolist() for n, j in zip(names, kn)}, "known_directions": dirs}
+    roots = {n: rig[j].tolist() for n, j in zip(names, kn) if not (n in dirs and PARENTS[j] in kn)}
+    return {"known": roots, "known_directions": dirs}
 
 
 def canonical_from_directions(P: np.ndarray) -> np.ndarray:

@@ -184,3 +184,12 @@ def test_rig_families_vroid_ue_mixamo_prefixes_and_coverage():
     m1 = [b[0].replace("mixamorig:", "mixamorig1:") for b in MIXAMO_BONES]
     assert rig_presets.detect_mapping(m1)["thigh.L"] == ["mixamorig1:LeftUpLeg"]
     assert rig_presets.coverage(rig_presets.detect_mapping(m1), m1)[0] == 1.0
+
+
+def test_chain_root_positions_keep_the_roots_of_known_chains():
+    known = {n: [0.0, 0.0, float(i)] for i, n in enumerate(("pelvis", "left_hip", "left_knee", "left_wrist", "left_hand"))}
+    dirs = {"left_hip": [1.0, 0, 0], "left_knee": [0, 0, -1.0], "left_hand": [0, 0, -1.0]}
+    # the hip and knee hang off the known pelvis/hip by their directions; the wrist's elbow is not known
+    assert sorted(rt.chain_root_positions(known, dirs)) == ["left_wrist", "pelvis"]
+    # a joint without a direction keeps its position even below a known parent
+    assert "left_knee" in rt.chain_root_positions(known, {"left_hip": [1.0, 0, 0]})

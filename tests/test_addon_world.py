@@ -74,6 +74,17 @@ def _feet_height(ob):
     return addon_module("blender_rig").lowest_foot_above_floor(ob)
 
 
+def _leg_extension(ob):
+    """Largest hip-ankle distance over thigh + shin length of the two legs (1 = a straight leg)."""
+    bpy.context.view_layer.update()
+    mapping, mw, out = addon_module("blender_rig").get_mapping(ob), ob.matrix_world, []
+    for s in ("L", "R"):
+        bones = [ob.pose.bones[b] for role in (f"thigh.{s}", f"shin.{s}") for b in mapping[role]]
+        reach = math.dist(mw @ bones[0].head, mw @ bones[-1].tail)
+        out.append(reach / sum(math.dist(mw @ b.head, mw @ b.tail) for b in bones))
+    return max(out)
+
+
 def _lineup_px(ob, scene, photo=PHOTO, person=None):
     from bpy_extras.object_utils import world_to_camera_view
     from mathutils import Vector
@@ -183,9 +194,12 @@ def test_rig_in_the_factory_scene(addon, kind):  # noqa: F811
     assert bpy.ops.posediff.variations(blocking=True) == {"FINISHED"}, s.last_error
     out["variations_elbow_wrist_max_move_m"] = _max_move(before, _world_points(ob, arm))
     # the unpinned legs reach for the floor by IK; the pinned elbow fixes the shoulder's distance,
-    # so where the floor is farther than a straight leg the pins win (Rigify rig: 7 cm short)
+    # so where the floor is farther than a straight leg the pins win (Rigify rig: 0-16 cm short
+    # over seeds 0-2): the feet are on the floor or a leg is straight
     out["variations_elbow_wrist_feet_above_floor_m"] = _feet_height(ob)
-    assert abs(out["variations_elbow_wrist_feet_above_floor_m"]) <= 0.10
+    out["variations_elbow_wrist_leg_extension"] = _leg_extension(ob)
+    assert out["variations_elbow_wrist_feet_above_floor_m"] >= -0.02
+    assert out["variations_elbow_wrist_feet_above_floor_m"] <= 0.02 or out["variations_elbow_wrist_leg_extension"] >= 0.97, out
     assert out["variations_elbow_wrist_max_move_m"] <= 0.01
     s.strength = 0.5
     # ... and without a selection they stand on the floor
@@ -276,7 +290,7 @@ def test_zz_report():
         pytest.skip("no rig test ran")
     keys = ["estimate_feet_above_floor_m", "estimate_lineup_median_px", "estimate_lineup_max_px",
             "complete_pinned_max_move_m", "variations_fixed_max_move_m", "variations_elbow_wrist_max_move_m",
-            "variations_elbow_wrist_feet_above_floor_m", "variations_feet_above_floor_m",
+            "variations_elbow_wrist_feet_above_floor_m", "variations_elbow_wrist_leg_extension", "variations_feet_above_floor_m",
             "generate_feet_above_floor_m"]
     print("\n" + "\n".join(f"  col {i}: {k}" for i, k in enumerate(keys)))
     print("rig".ljust(27) + " ".join(f"col {i}".rjust(8) for i in range(len(keys))))
