@@ -1,0 +1,33 @@
+"""The prior over how photos are taken (backend/prior/camera_prior.py): no model needed."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from backend.prior.camera_prior import CameraPrior
+
+
+def _cost_deg(cp, pitch=0.0, roll=0.0):
+    """Nats a tilt costs against level (pitch, roll in degrees)."""
+    t = lambda d: torch.tensor([math.radians(d)])  # noqa: E731
+    return float(cp.log_tilt(t(4.0), t(0.0)) - cp.log_tilt(t(pitch), t(roll)))
+
+
+def test_costs_of_steep_and_rolled_cameras_are_as_documented():
+    cp = CameraPrior()
+    assert _cost_deg(cp, pitch=45) == pytest.approx(3.2, abs=0.15)
+    assert _cost_deg(cp, pitch=70) == pytest.approx(4.6, abs=0.15)
+    assert _cost_deg(cp, roll=10) == pytest.approx(2.7, abs=0.15)
+    # a near level camera is cheap; the distance prior peaks at its median
+    assert _cost_deg(cp, pitch=10) < 0.5
+    d = cp.log_distance(np.array([2.0, 4.0, 8.0]))
+    assert d[1] == pytest.approx(0.0) and d[0] < 0 and d[2] < 0
+
+
+def test_draw_takes_the_argmax_or_a_sample_from_the_posterior():
+    lp = torch.tensor([[0.0, 5.0, 0.0], [9.0, 0.0, 0.0]])
+    assert CameraPrior.draw(lp, None, sample=False).tolist() == [1, 0]
+    g = torch.Generator().manual_seed(0)
+    assert CameraPrior.draw(lp * 10, g, sample=True).tolist() == [1, 0]
