@@ -26,6 +26,7 @@ from backend.prior.model import load_prior, pick_device
 from backend.prior.sampler import Conditions, GuidedSampler, SampleResult
 from backend.ranking import aggregate, consensus_first, diversity, farthest_point_selection, rank_score
 from backend.skeleton import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS, PARENTS
+from backend.vision.visibility import MIN_PRESENCE, inside_frame, unseen_warning
 
 Progress = Callable[[float], None] | None
 CancelCheck = Callable[[], bool] | None
@@ -361,44 +362,6 @@ class PoseService:
         side = [res.world_rel[k] for k in order[:3]]  # upright frame: the level camera looks along +Y
         img = draw_overlay(photo.rgb, kp_out or {}, projs, JOINT_NAMES, PARENTS, side_poses=side)
         return base64.b64encode(encode_png(img)).decode()
-
-
-#: Detector confidence (visibility x presence) below which a landmark counts as not seen.
-MIN_PRESENCE = 0.1
-#: Keypoints further than this fraction of the image size outside the frame are not seen.
-FRAME_MARGIN = 0.02
-
-
-def inside_frame(uv: np.ndarray, K: Intrinsics) -> np.ndarray:
-    """``[J, 2]`` pixels -> ``[J]`` bool: finite and inside the image (with :data:`FRAME_MARGIN`)."""
-    uv = np.asarray(uv, np.float64)
-    mx, my = FRAME_MARGIN * K.width, FRAME_MARGIN * K.height
-    with np.errstate(invalid="ignore"):
-        return (np.isfinite(uv).all(-1) & (uv[:, 0] >= -mx) & (uv[:, 0] <= K.width + mx)
-                & (uv[:, 1] >= -my) & (uv[:, 1] <= K.height + my))
-
-
-def unseen_warning(seen: np.ndarray) -> list[str]:
-    """A warning naming the limbs cut off (a truncated photo, an occlusion), else none.
-
-    A limb counts as cut off when the joint it hangs from is seen but none of its joints is:
-    legs (a hip seen, no knee or ankle), feet (a knee seen, no ankle), arms (a shoulder seen, no
-    elbow or wrist). ``seen``: ``[J]`` bool, True where a joint has 2D evidence.
-    """
-    def any_seen(*names):
-        return any(seen[JOINT_INDEX[f"{s}_{n}"]] for n in names for s in ("left", "right"))
-
-    missing = []
-    if any_seen("hip") and not any_seen("knee", "ankle"):
-        missing.append("legs")
-    elif any_seen("knee") and not any_seen("ankle"):
-        missing.append("feet")
-    if any_seen("shoulder") and not any_seen("elbow", "wrist"):
-        missing.append("arms")
-    if not missing:
-        return []
-    return [f"{' and '.join(missing)} not seen (outside the photo or hidden): their joints come from the prior, "
-            "so they are plausible but not measured"]
 
 
 def _oversampled(num: int, cond: Conditions) -> int:
