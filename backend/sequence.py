@@ -33,6 +33,11 @@ CHUNK = 16
 #: Measured on 4 training-subject S8 clips (``posediff eval sequence --subjects S8 --oversample N``):
 #: track 37.0 mm with 3 (60 drawn for 20 kept), 47.1 mm with 1 at 2.4x the speed; 20 DDIM steps
 #: instead of 40 with 3: 44.5 mm. Fewer hypotheses (``num_hypotheses``) is the speed knob.
+#: Re-measured (4 S8 clips x 40 frames, default track MPJPE; s/frame of a 40-frame clip with 2
+#: torch threads on the shared 2-core CPU, load average ~2.6): 3 x 40 steps 45.2 mm, 0.61 s/frame;
+#: 2: 47.7 mm, 0.31 s; 1: 52.0 mm, 0.16 s; 3 x 20 steps: 48.0 mm, 0.36 s; with the 2D filter on
+#: (window 9, order 1): 3 x 40 steps 48.7 mm, 3 x 20 steps 46.8, 1 x 40 steps 52.3. None of the
+#: faster settings keeps the track's accuracy, so the default stays.
 SEQUENCE_OVERSAMPLE = 3
 #: Temporal guidance between consecutive frames' hypotheses (metres at bone length; None = off),
 #: :class:`backend.prior.temporal.TemporalSmoothnessTerm`; see ``posediff eval sequence --temporal``.
