@@ -12,6 +12,11 @@ all rows are computed from that same response:
 * the track variants (:mod:`backend.prior.track`): Viterbi path / forward-backward posterior mean,
   with and without the Savitzky-Golay filter, with foot planting.
 
+The 2D evidence is filtered over time before lifting as in the service
+(``backend.sequence.FILTER_2D_WINDOW``; ``--filter-2d 0`` turns it off, the table title says which):
+the per-frame rows are then the picks on filtered evidence; run once with ``--filter-2d 0`` for
+the baseline on raw 2D.
+
 Columns: MPJPE (mm, 17 joints, root-aligned camera frame), acceleration error (mm/frame^2, the
 mean norm of the difference of second differences against the ground truth), flips (frames whose
 pose is > 150 mm MPJPE from both neighbours), foot sliding (cm/s: mean horizontal ankle speed
@@ -126,6 +131,15 @@ def _variants():
     }
 
 
+def filter_title() -> str:
+    """Which temporal filter of the 2D evidence the run used (for the table title)."""
+    import backend.sequence as SQ
+
+    if not SQ.FILTER_2D_WINDOW or SQ.FILTER_2D_WINDOW <= 1:
+        return "2D evidence unfiltered"
+    return f"2D evidence filtered: weighted Savitzky-Golay, {SQ.FILTER_2D_WINDOW} frames, order {SQ.FILTER_2D_ORDER}"
+
+
 def run_sequence_eval(service, args) -> list:
     """Estimate the clips and print the table; returns the rows."""
     import backend.sequence as SQ
@@ -137,6 +151,10 @@ def run_sequence_eval(service, args) -> list:
         SQ.SEQUENCE_OVERSAMPLE = int(args.oversample)
     if getattr(args, "temporal", None):
         SQ.TEMPORAL_SIGMA = float(args.temporal)
+    if getattr(args, "filter_2d", None) is not None:
+        SQ.FILTER_2D_WINDOW = int(args.filter_2d)
+    if getattr(args, "filter_2d_order", None) is not None:
+        SQ.FILTER_2D_ORDER = int(args.filter_2d_order)
     subjects = tuple(args.subjects.split(","))
     clips = make_clips(subjects, args.clips, args.clip_frames, seed=args.seed)
     rng = np.random.default_rng(args.seed + 7)
@@ -208,7 +226,8 @@ def run_sequence_eval(service, args) -> list:
     print_table(f"eval sequence: H3.6M {'/'.join(subjects)}, {len(clips)} clips x {args.clip_frames} frames at 25 fps, one fixed camera "
                 f"per clip, 4 px noise on 17 joints, {args.num} hypotheses/frame ({args.num * SQ.SEQUENCE_OVERSAMPLE} drawn"
                 f"{f', temporal guidance sigma {SQ.TEMPORAL_SIGMA} m' if SQ.TEMPORAL_SIGMA else ''}"
-                f"{f', {args.steps} DDIM steps' if args.steps else ''}) "
+                f"{f', {args.steps} DDIM steps' if args.steps else ''}; "
+                f"{filter_title()}) "
                 "(MPJPE mm, root-aligned)",
                 ["method", "MPJPE", "accel err mm/frame^2", "flips", "foot sliding cm/s (contacts)", "s/frame"], rows)
     best = float(rows[-2][1])

@@ -386,6 +386,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clip-frames", type=int, default=40, help="sequence: consecutive frames per clip (25 fps)")
     p.add_argument("--oversample", type=int, default=None, help="sequence: candidates per kept hypothesis (default: the service's)")
     p.add_argument("--temporal", type=float, default=None, help="sequence: temporal guidance sigma (m; default off)")
+    p.add_argument("--filter-2d", type=int, default=None, metavar="WINDOW",
+                   help="sequence: temporal filter window of the 2D evidence, frames (odd; 0 = off; default: the service's)")
+    p.add_argument("--filter-2d-order", type=int, default=None, help="sequence: polynomial order of that filter")
     p.add_argument("--cache", default=None, help="sequence: keep/reuse each clip's response (JSON) in this folder")
 
 

@@ -4,9 +4,13 @@ A sequence is one camera and one person: the frames share one set of intrinsics 
 tilt (pitch and roll relative to gravity: the median of the frames' best hypotheses), and the
 track (:mod:`backend.prior.track`) chooses a temporally coherent path through each frame's
 hypotheses, fills frames without a person from their neighbours (with a warning), solves the root
-trajectory over the clip and keeps feet planted during contacts. Frames are read one at a time
-(:mod:`backend.vision.video`), so a long local video is never decoded at once; only each frame's
-hypotheses are kept.
+trajectory over the clip and keeps feet planted during contacts. Before lifting, each frame's 2D
+evidence (keypoints or heatmaps) can be moved to the temporally filtered keypoints
+(:mod:`backend.vision.keypoint_filter`, a confidence-weighted Savitzky-Golay filter over
+``FILTER_2D_WINDOW`` frames, off by default; the response's ``keypoints`` stay the raw ones). Frames are read one at
+a time (:mod:`backend.vision.video`), so a long local video is never decoded at once: a frame is
+sampled, in chunks of ``CHUNK``, once half a filter window of later frames has been read; only each
+frame's hypotheses (and the pending frames' evidence) are kept.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from backend.errors import InputError, NoPersonError
 from backend.http import schemas
 from backend.prior.track import Track, TrackOptions, solve_track
 from backend.skeleton import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS
+from backend.vision.keypoint_filter import KeypointFilterStream
 
 #: Frames sampled together (one batch of frames x candidates through the denoiser).
 CHUNK = 16
@@ -28,10 +33,28 @@ CHUNK = 16
 #: Measured on 4 training-subject S8 clips (``posediff eval sequence --subjects S8 --oversample N``):
 #: track 37.0 mm with 3 (60 drawn for 20 kept), 47.1 mm with 1 at 2.4x the speed; 20 DDIM steps
 #: instead of 40 with 3: 44.5 mm. Fewer hypotheses (``num_hypotheses``) is the speed knob.
+#: Re-measured (4 S8 clips x 40 frames, default track MPJPE; s/frame of a 40-frame clip with 2
+#: torch threads on the shared 2-core CPU, load average ~2.6): 3 x 40 steps 45.2 mm, 0.61 s/frame;
+#: 2: 47.7 mm, 0.31 s; 1: 52.0 mm, 0.16 s; 3 x 20 steps: 48.0 mm, 0.36 s; with the 2D filter on
+#: (window 9, order 1): 3 x 40 steps 48.7 mm, 3 x 20 steps 46.8, 1 x 40 steps 52.3. None of the
+#: faster settings keeps the track's accuracy, so the default stays.
 SEQUENCE_OVERSAMPLE = 3
 #: Temporal guidance between consecutive frames' hypotheses (metres at bone length; None = off),
 #: :class:`backend.prior.temporal.TemporalSmoothnessTerm`; see ``posediff eval sequence --temporal``.
 TEMPORAL_SIGMA: float | None = None
+#: Temporal filter of each frame's 2D evidence before lifting (:mod:`backend.vision.keypoint_filter`,
+#: confidence-weighted Savitzky-Golay): window in frames (odd; 0 or 1 = off) and polynomial order;
+#: frames are then sampled half a window late (the look-ahead). Off by default: measured on 4 S8
+#: clips x 40 frames, 4 px i.i.d. noise (``posediff eval sequence --subjects S8 --clips 4
+#: --filter-2d W --filter-2d-order O``), the filter makes the per-frame hypotheses much better
+#: (window 9, order 1: best-of-1 68.2 -> 55.8 mm, best-of-20 49.1 -> 38.6, aggregate 61.7 -> 52.6)
+#: but not the keyed track, whose 27-frame filter already removes that noise (default track 45.2 ->
+#: 48.7 mm, accel 4.1 -> 3.6 mm/frame^2; window 15 order 2: 48.3 / 3.6; after the 3D smoothing the
+#: error is mostly depth, 56 mm |dz| against 15 mm |dxy|, which 2D filtering cannot reduce).
+#: In a 2D proxy on 30 S8 clips (filtered vs noise-free projections) window 9 order 1 gave 2.1 px
+#: from 5.0, order 2 needs 15-19 frames for the same.
+FILTER_2D_WINDOW = 0
+FILTER_2D_ORDER = 1
 
 
 def _r(a, nd: int = 5) -> list:
@@ -60,24 +83,38 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
     results: list[schemas.FrameResult] = []
     pending: list = []
 
-    def flush():
+    def flush(n: int):
+        """Sample and rank the first ``n`` pending frames (their filtered evidence is in place)."""
         from backend.service import ESTIMATE_STEPS
 
-        conds = [p[1] for p in pending if p[1] is not None]
+        batch = pending[:n]
+        conds = [p[1] for p in batch if p[1] is not None]
         num = [req.num_hypotheses * SEQUENCE_OVERSAMPLE for _ in conds]
         smp = service.sampler(req.steps, ESTIMATE_STEPS, req.guidance_scale)
         done = len(results)
-        sub = None if progress is None else (lambda f: progress(min(1.0, (done + f * len(pending)) / max(total or done + len(pending), 1))))
-        res = sample_frames(smp, conds, num, seed=req.seed, progress=sub, cancel=cancel)
+        sub = None if progress is None else (lambda f: progress(min(1.0, (done + f * n) / max(total or done + n, 1))))
+        res = sample_frames(smp, conds, num, seed=req.seed, progress=sub, cancel=cancel) if conds else []
         it = iter(res)
-        for _i, cond, K, kp_out, photo, warnings in pending:
+        for _i, cond, K, kp_out, photo, warnings in batch:
             if cond is None:
                 results.append(schemas.FrameResult(hypotheses=[], aggregate=[[0.0, 0.0, 0.0]] * NUM_JOINTS,
-                                                   camera=K.as_dict() if K else None, warnings=warnings))
+                                                   camera=K.as_dict() if K is not None else None, warnings=warnings))
                 continue
             results.append(service._frame_result(next(it), cond, K, kp_out, warnings, req.previews, photo,
                                                  task="estimate", keep=req.num_hypotheses))
-        pending.clear()
+        del pending[:n]
+
+    # temporal filter of the 2D evidence: frame t is sampled once its window's later frames are read
+    stream = KeypointFilterStream(FILTER_2D_WINDOW, FILTER_2D_ORDER) if FILTER_2D_WINDOW and FILTER_2D_WINDOW > 1 else None
+    ready = 0  # pending frames whose evidence is final
+
+    def filtered(out):
+        nonlocal ready
+        for t, uv in out:
+            cond = pending[t - len(results)][1]
+            if uv is not None:
+                apply_filtered_anchors(cond.evidence, uv)
+            ready += 1
 
     K_video = None
     source_frames: list[int] = []
@@ -101,10 +138,18 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
 
             raise Cancelled("cancelled")
         pending.append((i, cond, K, kp_out, ph, warnings))
-        if len(pending) >= CHUNK:
-            flush()
+        ev = cond.evidence if cond is not None else None
+        if stream is None:
+            ready += 1
+        else:
+            filtered(stream.push(None if ev is None else ev.anchor_uv.cpu().numpy(), None if ev is None else ev.weight.cpu().numpy()))
+        if ready >= CHUNK:
+            flush(ready)
+            ready = 0
+    if stream is not None:
+        filtered(stream.finish())
     if pending:
-        flush()
+        flush(len(pending))
     if not results:
         raise InputError("video.path" if req.video is not None else "frames", "the sequence has no frames")
     fixed = dict(req.sequence.fixed or {}) if req.sequence is not None else {}
@@ -113,6 +158,15 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
     if progress is not None:
         progress(1.0)
     return schemas.EstimateResponse(joint_names=list(JOINT_NAMES), frames=results, sequence=info)
+
+
+def apply_filtered_anchors(ev, uv: np.ndarray) -> None:
+    """Put a frame's filtered 2D keypoints (``[J, 2]`` normalised) in place of its raw ones, in place:
+    the evidence of each seen joint moves by (filtered - raw) (:meth:`Evidence2D.shift`: keypoint
+    Gaussians re-centred, heatmaps translated); unseen joints (weight 0) stay as they are."""
+    raw = ev.anchor_uv.cpu().numpy().astype(np.float64)
+    seen = ev.weight.cpu().numpy() > 0
+    ev.shift(np.where(seen[:, None], np.asarray(uv, np.float64) - raw, 0.0))
 
 
 def sample_frames(sampler, conds: list, num: list[int], seed=0, progress=None, cancel=None) -> list:

@@ -44,6 +44,12 @@ class Evidence2D:
     def num_visible(self) -> int:
         return int((self.weight > 0).sum())
 
+    def shift(self, offset) -> None:
+        """Move the evidence of each joint by ``offset`` (``[J, 2]`` normalised image coordinates), in
+        place: the likelihood becomes ``log p_j(uv - offset_j)`` and the anchors move with it (used to
+        put temporally filtered keypoints in place of a frame's raw ones, :mod:`backend.sequence`)."""
+        self.anchor_uv = self.anchor_uv + torch.as_tensor(np.asarray(offset), dtype=self.anchor_uv.dtype, device=self.anchor_uv.device)
+
 
 class KeypointEvidence(Evidence2D):
     """Keypoints as heatmap-like Gaussian likelihoods.
@@ -122,6 +128,14 @@ class HeatmapEvidence(Evidence2D):
         self.sigma = torch.full((NUM_JOINTS,), 1.0 * cell, device=device)
         self.focal_px = math.sqrt(K.fx * K.fy)
         self.wide = 8.0
+
+    def shift(self, offset) -> None:
+        """Move joint ``j``'s heatmap by ``offset_j`` (normalised image coordinates, ``[J, 2]``): the
+        image -> heatmap map gets a per-joint translation, ``h = M (uv - offset_j) + b``, so the
+        likelihood, its gradient, the mean-shift target and the peak all move with the anchor."""
+        off = torch.as_tensor(np.asarray(offset), dtype=self.anchor_uv.dtype, device=self.anchor_uv.device)
+        super().shift(off)
+        self.b = self.b - off[self.idx] @ self.M.T  # [K, 2]: one translation per heatmap joint
 
     def target(self, uv: torch.Tensor, bandwidth: float = 3.0) -> torch.Tensor:
         """Mean-shift step on the heatmap: the heatmap-weighted mean position in a Gaussian window
