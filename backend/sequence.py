@@ -7,7 +7,7 @@ hypotheses, fills frames without a person from their neighbours (with a warning)
 trajectory over the clip and keeps feet planted during contacts. Before lifting, each frame's 2D
 evidence (keypoints or heatmaps) can be moved to the temporally filtered keypoints
 (:mod:`backend.vision.keypoint_filter`, a confidence-weighted Savitzky-Golay filter over
-``FILTER_2D_WINDOW`` frames, off by default; the response's ``keypoints`` stay the raw ones). Frames are read one at
+``FILTER_2D_WINDOW`` frames; the response's ``keypoints`` stay the raw ones). Frames are read one at
 a time (:mod:`backend.vision.video`), so a long local video is never decoded at once: a frame is
 sampled, in chunks of ``CHUNK``, once half a filter window of later frames has been read; only each
 frame's hypotheses (and the pending frames' evidence) are kept.
@@ -44,16 +44,18 @@ SEQUENCE_OVERSAMPLE = 3
 TEMPORAL_SIGMA: float | None = None
 #: Temporal filter of each frame's 2D evidence before lifting (:mod:`backend.vision.keypoint_filter`,
 #: confidence-weighted Savitzky-Golay): window in frames (odd; 0 or 1 = off) and polynomial order;
-#: frames are then sampled half a window late (the look-ahead). Off by default: measured on 4 S8
-#: clips x 40 frames, 4 px i.i.d. noise (``posediff eval sequence --subjects S8 --clips 4
-#: --filter-2d W --filter-2d-order O``), the filter makes the per-frame hypotheses much better
-#: (window 9, order 1: best-of-1 68.2 -> 55.8 mm, best-of-20 49.1 -> 38.6, aggregate 61.7 -> 52.6)
-#: but not the keyed track, whose 27-frame filter already removes that noise (default track 45.2 ->
-#: 48.7 mm, accel 4.1 -> 3.6 mm/frame^2; window 15 order 2: 48.3 / 3.6; after the 3D smoothing the
-#: error is mostly depth, 56 mm |dz| against 15 mm |dxy|, which 2D filtering cannot reduce).
+#: frames are then sampled half a window late (the look-ahead). Measured on 4 S8 clips x 40
+#: frames, 4 px i.i.d. noise (``posediff eval sequence --subjects S8 --clips 4 --filter-2d W
+#: --filter-2d-order O``), the filter makes the per-frame hypotheses much better (window 9, order
+#: 1: best-of-1 68.2 -> 55.8 mm, best-of-20 49.1 -> 38.6, aggregate 61.7 -> 52.6) and the track
+#: smoother (accel 4.1 -> 3.6 mm/frame^2) but not closer (default track 45.2 -> 48.7 mm; window 15
+#: order 2: 48.3 / 3.6), since the track's 27-frame filter already removes that noise and after the
+#: 3D smoothing the error is mostly depth (56 mm |dz| against 15 mm |dxy|). On by default (window
+#: 9, order 1) for the smoother keys and the better hypotheses an animator picks from on a frame;
+#: on held-out S9/S11 (5 clips) the track was 50.4 -> 49.5 mm, accel 5.4 -> 4.8.
 #: In a 2D proxy on 30 S8 clips (filtered vs noise-free projections) window 9 order 1 gave 2.1 px
 #: from 5.0, order 2 needs 15-19 frames for the same.
-FILTER_2D_WINDOW = 0
+FILTER_2D_WINDOW = 9
 FILTER_2D_ORDER = 1
 
 
