@@ -124,8 +124,12 @@ class GuidanceWeights:
     camera_prior: CameraPrior | None = field(default_factory=CameraPrior)
     tilt_sample: bool = False  # draw each hypothesis' tilt from the grid posterior (False: its argmax)
     tilt_spread: bool = False  # start the hypotheses at pitches spread over the camera prior (False: 8 degrees)
-    robust_nu: float = 8.0  # Student-t degrees of freedom of the 2D residuals (0 = Gaussian)
-    swap_limbs: bool = True  # per hypothesis, take a limb pair's 2D labels swapped when that fits better
+    #: Student-t degrees of freedom of the 2D residuals (0 = Gaussian); 16 with the two kinds of
+    #: swap hypotheses (S8: photo noisy best-of-20 52.1 -> 48.9 mm vs 8, lab alike; see Evidence2DTerm)
+    robust_nu: float = 16.0
+    #: per hypothesis, take a limb pair's 2D labels swapped when that fits better (half the
+    #: hypotheses from 0.3 of the steps, half from 0.7: ``backend.prior.terms.SWAP_SHARE``)
+    swap_limbs: bool = True
 
 
 @dataclass
