@@ -103,7 +103,7 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
                                                    camera=K.as_dict() if K is not None else None, warnings=warnings))
                 continue
             results.append(service._frame_result(next(it), cond, K, kp_out, warnings, req.previews, photo,
-                                                 task="estimate", keep=req.num_hypotheses))
+                                                 task="estimate", keep=req.num_hypotheses, consensus=False))
         del pending[:n]
 
     # temporal filter of the 2D evidence: frame t is sampled once its window's later frames are read
