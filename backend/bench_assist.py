@@ -26,12 +26,12 @@ PINS = ("left_wrist", "right_wrist", "left_ankle", "right_ankle")
 READY = "posediff serving on "
 
 
-def start_server(weights: str | None, device: str | None) -> tuple[subprocess.Popen, str, str]:
-    """``posediff serve --port 0`` as a subprocess; returns (process, base URL, token)."""
+def start_server(prior: str | None, device: str | None) -> tuple[subprocess.Popen, str, str]:
+    """``posediff serve --port 0 [--prior PRIOR]`` as a subprocess; returns (process, base URL, token)."""
     token = secrets.token_hex(16)
     cmd = [sys.executable, "-m", "backend", "serve", "--port", "0"]
-    if weights:
-        cmd += ["--weights", weights]
+    if prior:
+        cmd += ["--prior", str(prior)]
     if device:
         cmd += ["--device", device]
     proc = subprocess.Popen(cmd, env={**os.environ, "POSEDIFF_TOKEN": token, "PYTHONUNBUFFERED": "1"},
@@ -83,14 +83,16 @@ def rows(args, num_drags: int = 3) -> list[list[str]]:
     from backend.prior.sampler import GuidedSampler
 
     poses = eval_frames(("S9", "S11"), 50, seed=1)
-    proc, url, token = start_server(args.weights, args.device)
+    from backend.prior.registry import resolve
+
+    proc, url, token = start_server(args.prior, args.device)
     try:
         runs = [drag(url, token, poses[i] + np.array([0.5, -0.2, 1.0]), seed=i) for i in range(num_drags)]
     finally:
         proc.terminate()
         proc.wait(30)
     m = {k: np.concatenate([r[k] for r in runs]) for k in runs[0]}
-    smp = GuidedSampler(load_prior(args.weights, "cpu"))
+    smp = GuidedSampler(load_prior(resolve(args.prior)[1], "cpu"))
     real = -smp.plausibility(torch.tensor(poses - poses[:, :1], dtype=torch.float32)).numpy() * 1000
     n = len(m["ms"])
     return [
