@@ -164,7 +164,8 @@ class Client:
 
         Falls back to the direct ``POST /v1/{task}`` if the server has no jobs endpoint. Photos
         given as file paths (``frames[i].image`` of estimate and detect) are sent as the files'
-        bytes, so a backend on another machine can read them (``photos.inline_images``).
+        bytes, so a backend on another machine can read them (``photos.inline_images``); so is a
+        video file that fits under the body limit (``photos.inline_video``; a larger one stays a path).
 
         Args:
             task: one of ``TASKS``.
@@ -183,6 +184,10 @@ class Client:
             from .photos import inline_images
 
             payload = inline_images(payload, self.max_body_bytes(), self.url)
+        if task == "estimate":
+            from .photos import inline_video
+
+            payload = inline_video(payload, self.max_body_bytes())
         try:
             job = self.request("POST", f"/v1/jobs/{task}", payload)
         except BackendError as e:

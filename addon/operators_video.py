@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Estimate from a video or an image sequence: the track keyed on the rig, frame by frame.
 
-The backend reads the file itself (a local path: streamed, no upload limit), estimates every kept
+The backend streams the file (sent as its bytes when it fits in one request, else as a path),
+estimates every kept
 frame and solves one temporally coherent track (``frames[i].track``); this module keys the track
 at the matching scene frames, sets the clip as the camera background so the rig can be scrubbed
 over the footage, and lets the animator override one frame's hypothesis (the backend's
@@ -12,8 +13,10 @@ Timing (:func:`scene_frames`): ``CLIP`` keys source frame ``i`` at scene frame
 ``SCENE_FPS`` resamples to the scene's frame rate (``start + round((i - first) / video_fps *
 scene_fps)``). The response and the settings are kept in the text block ``PoseDiff sequence``.
 
-The video is sent as a path (a clip is too large for one request): the backend must see this
-machine's files (the usual local ``posediff serve``); otherwise it answers ``video.path: file
+A video file that fits under the backend's body limit is sent as its bytes (``video.data``,
+``photos.inline_video``), so a backend on another machine works for short clips. A larger video
+and an image sequence are sent as a path: the backend must then see this machine's files (the
+usual local ``posediff serve``; no size limit, streamed); otherwise it answers ``video.path: file
 not found``, shown to the user.
 """
 

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Photos go to the backend as their bytes (base64), not as paths (pure Python, no bpy).
+"""Photos (and videos that fit) go to the backend as their bytes (base64), not as paths (pure Python, no bpy).
 
 A path names a file on the Blender machine; a backend elsewhere (a GPU box reached over the
 network or an SSH tunnel, a container, another user's sandbox) cannot open it, and a loopback
@@ -86,3 +86,28 @@ def inline_images(payload: dict, max_body_bytes: int | None = None, url: str = "
             raise BackendError(f"cannot read photo {path}: {e.strerror or e}") from None
         out.append({**fr, "image": base64.b64encode(data).decode("ascii")})
     return {**payload, "frames": out}
+
+
+def inline_video(payload: dict, max_body_bytes: int | None = None) -> dict:
+    """A copy of ``payload`` whose ``video.path``, when it names a video file here that fits in one
+    request, is replaced by ``video.data``: the file's bytes, base64 (a backend elsewhere cannot
+    open the path). A video over ``max_body_bytes``, an image folder or a glob stays a path: the
+    backend streams it from its own disk with no size limit, which works when it runs on this
+    machine (the usual local ``posediff serve``); else it answers that the file is not found.
+
+    Raises:
+        BackendError: the video file cannot be read.
+    """
+    video = payload.get("video")
+    if not isinstance(video, dict) or not isinstance(video.get("path"), str) or not os.path.isfile(video["path"]):
+        return payload
+    path = video["path"]
+    if max_body_bytes is not None and base64_size(os.path.getsize(path)) + JSON_OVERHEAD > max_body_bytes:
+        return payload
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as e:
+        raise BackendError(f"cannot read video {path}: {e.strerror or e}") from None
+    rest = {k: v for k, v in video.items() if k != "path"}
+    return {**payload, "video": {**rest, "data": base64.b64encode(data).decode("ascii")}}

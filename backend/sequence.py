@@ -16,6 +16,7 @@ frame's hypotheses (and the pending frames' evidence) are kept.
 from __future__ import annotations
 
 import math
+import os
 from typing import Callable
 
 import numpy as np
@@ -78,6 +79,8 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
     Raises:
         InputError: unreadable video, zero frames, fps not positive, no person in any frame.
     """
+    if req.video is not None and req.video.data is not None and frame_source is None:
+        return _estimate_uploaded(service, req, progress, cancel)
     fps, items, total, src_fps = _frames_of(req, frame_source)
     cam_req = req.video.camera if req.video is not None else (req.frames[0].camera if req.frames else None)
     rotation = service._rotation(cam_req)
@@ -169,6 +172,21 @@ def apply_filtered_anchors(ev, uv: np.ndarray) -> None:
     raw = ev.anchor_uv.cpu().numpy().astype(np.float64)
     seen = ev.weight.cpu().numpy() > 0
     ev.shift(np.where(seen[:, None], np.asarray(uv, np.float64) - raw, 0.0))
+
+
+def _estimate_uploaded(service, req: schemas.EstimateRequest, progress, cancel) -> schemas.EstimateResponse:
+    """:func:`estimate_sequence` of an uploaded video (``video.data``): streamed from a temporary file,
+    which is removed afterwards; errors about the file name ``video.data``."""
+    from backend.vision.video import uploaded_video
+
+    with uploaded_video(req.video.data, "video.data") as path:
+        local = req.model_copy(update={"video": req.video.model_copy(update={"path": path, "data": None})})
+        try:
+            return estimate_sequence(service, local, progress, cancel)
+        except InputError as e:
+            if e.field != "video.path":
+                raise
+            raise InputError("video.data", e.message.replace(os.path.basename(path), "the uploaded video")) from None
 
 
 def sample_frames(sampler, conds: list, num: list[int], seed=0, progress=None, cancel=None) -> list:

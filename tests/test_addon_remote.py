@@ -6,7 +6,8 @@ folder holding the photos is covered by an empty tmpfs, and in another working d
 server cannot open the photo's path, as a backend on another machine could not. The real
 estimate operator in real Blender must still work (the add-on sends the photo's bytes), and a
 photo over the server's body limit (``--max-body-mb 1`` here) must give a message naming the
-photo and the limit, with the scene left as it was.
+photo and the limit, with the scene left as it was. A short video file is sent as its bytes too
+(``video.data``), so Estimate from video works against that server.
 """
 
 from __future__ import annotations
@@ -117,3 +118,28 @@ def test_thumbnails_leave_no_temporary_files(rig, photos):
     keys = [h.preview_key for h in s.hypotheses]
     assert len(keys) == 4 and all(keys)
     assert all(results.previews()[k].image_size[0] > 0 for k in keys)  # the pixels stayed in memory
+
+
+def test_video_operator_uploads_a_short_clip(rig, photos):
+    """The server cannot see the clip's folder: the add-on sends the file's bytes and the track is keyed."""
+    import cv2
+    import numpy as np
+    from PIL import Image
+
+    im = np.asarray(Image.open(photos / "person.jpeg").convert("RGB"))
+    s = 240 / im.shape[0]
+    small = cv2.resize(im, (int(im.shape[1] * s), 240))
+    clip = photos / "walk.mp4"
+    vw = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (small.shape[1] + 12, 240))
+    for i in range(3):
+        f = np.full((240, small.shape[1] + 12, 3), 255, np.uint8)
+        f[:, 4 * i : 4 * i + small.shape[1]] = small
+        vw.write(np.ascontiguousarray(f[..., ::-1]))
+    vw.release()
+    assert clip.stat().st_size < 2**20 // 2
+    scene = bpy.context.scene
+    scene.frame_set(1)
+    r = bpy.ops.posediff.estimate_video(filepath=str(clip), timing="CLIP", background=False, blocking=True)
+    assert r == {"FINISHED"}, scene.posediff.last_error
+    assert scene.posediff.last_error == "" and "keyed the track on 3 frames" in scene.posediff.last_message
+    assert rig.animation_data is not None and rig.animation_data.action is not None

@@ -192,6 +192,34 @@ def test_frame_without_a_person_is_bridged_with_a_warning(service, tmp_path):
     assert all(f.track is not None for f in res.frames)
 
 
+def test_uploaded_video_is_streamed_like_a_local_one_and_removed(service, tmp_path):
+    """``video.data`` (a video file's bytes in base64, what a remote backend gets) gives the frames of
+    the same file sent as a path; the temporary copy is gone afterwards; bad data names ``video.data``."""
+    import base64
+    import glob
+    import tempfile
+
+    from backend.http import schemas
+    from backend.sequence import estimate_sequence
+
+    p = tmp_path / "clip.mp4"
+    _write_video(p, 3, 10.0)
+    opts = {"num_hypotheses": 2, "steps": 4, "seed": 0}
+    data = base64.b64encode(p.read_bytes()).decode()
+    before = set(glob.glob(f"{tempfile.gettempdir()}/posediff-upload-*"))
+    up = estimate_sequence(service, schemas.EstimateRequest.model_validate({"video": {"data": data}, **opts}))
+    local = estimate_sequence(service, schemas.EstimateRequest.model_validate({"video": {"path": str(p)}, **opts}))
+    assert set(glob.glob(f"{tempfile.gettempdir()}/posediff-upload-*")) == before
+    assert up.sequence.fps == pytest.approx(10.0) and len(up.frames) == len(local.frames) == 3
+    assert up.model_dump() == local.model_dump()
+    for bad, what in (("not base64!", "invalid base64"), (base64.b64encode(b"not a video").decode(), "cannot read")):
+        with pytest.raises(InputError, match=what) as e:
+            estimate_sequence(service, schemas.EstimateRequest.model_validate({"video": {"data": bad}, **opts}))
+        assert e.value.field == "video.data" and "posediff-upload" not in str(e.value)
+    with pytest.raises(ValueError, match="either 'path'"):
+        schemas.EstimateRequest.model_validate({"video": {"path": str(p), "data": data}})
+
+
 # ------------------------------------------------------------------------------ bad input: CLI
 
 

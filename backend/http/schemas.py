@@ -126,15 +126,24 @@ FrameTime = Annotated[str, Field(max_length=32, pattern=r"^\s*\d+(\.\d+)?\s*s?\s
 
 
 class VideoSource(Strict):
-    """A local video file or image folder/glob read on the machine of the backend, frame by frame
-    (streamed: the request size limits do not apply to its frames)."""
+    """A video or image sequence read frame by frame (streamed): ``path``, a local video file or image
+    folder/glob on the machine of the backend (the request size limit does not apply to its frames),
+    or ``data``, the bytes of a video file in base64 (an upload: the request size limit applies)."""
 
-    path: str = Field(min_length=1, max_length=4096, description="video file, image folder, or glob of images")
+    path: str | None = Field(None, min_length=1, max_length=4096, description="video file, image folder, or glob of images")
+    data: str | None = Field(None, min_length=1, description="instead of 'path': a video file's bytes, base64")
     every: int = Field(1, ge=1, le=10_000, description="keep every N-th frame")
     start: FrameTime | None = Field(None, description="first frame (index or seconds)")
     end: FrameTime | None = Field(None, description="last frame, exclusive (index or seconds)")
     camera: Camera | None = None
     person: int | None = Field(None, ge=0, le=64)
+
+    @model_validator(mode="after")
+    def _path_or_data(self):
+        if (self.path is None) == (self.data is None):
+            raise ValueError("give either 'path' (a video or image folder on the backend's machine) or 'data' "
+                             "(the video file's bytes, base64)")
+        return self
 
 
 class EstimateRequest(SamplingOptions):

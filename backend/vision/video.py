@@ -6,6 +6,8 @@ decoding them), so memory stays bounded however long the clip. The frame rate co
 file (or ``fps`` for image sequences, default 25); ``every`` keeps every N-th frame; ``start`` /
 ``end`` select a range in frames (``"12"``) or seconds (``"0.5s"``), ``end`` exclusive.
 
+A video can also be uploaded (:func:`uploaded_video`: base64 bytes -> a temporary file).
+
 Bad input raises :class:`backend.errors.InputError` naming the field (``video.path``,
 ``video.fps``, ``video.every``, ``video.start``, ``video.end``): an unreadable video, no frames,
 a frame rate of 0, ``every`` < 1, an empty range.
@@ -13,11 +15,16 @@ a frame rate of 0, ``every`` < 1, an empty range.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
 import glob
 import math
 import os
 import re
+import tempfile
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 
@@ -198,3 +205,28 @@ def open_frames(path, every: int = 1, start=None, end=None, fps: float | None = 
         raise InputError(f"{field}.start" if e is None or s >= total else f"{field}.end",
                          f"no frames between {s} and {stop} (the video has {total} frames at {rate:g} fps)")
     return FrameSource(name, rate, every, s, e, count, video=path, size=size, field=field)
+
+
+@contextlib.contextmanager
+def uploaded_video(data: str, field: str = "video.data") -> Iterator[str]:
+    """A video file's bytes sent in base64 (``video.data``), written to a temporary file for
+    :func:`open_frames` and removed afterwards; yields the file's path.
+
+    Raises:
+        InputError: not base64, or empty once decoded (field ``field``). What the bytes hold is
+            checked by OpenCV when the frames are opened (an unreadable video names ``field``).
+    """
+    try:
+        raw = base64.b64decode(re.sub(r"\s+", "", data), validate=True)
+    except (binascii.Error, ValueError):
+        raise InputError(field, "invalid base64; encode the video file's bytes with base64") from None
+    if not raw:
+        raise InputError(field, "empty video data")
+    fd, path = tempfile.mkstemp(suffix=".video", prefix="posediff-upload-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+        yield path
+    finally:
+        with contextlib.suppress(OSError):
+            os.remove(path)
