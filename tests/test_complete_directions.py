@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backend.evaluate import _bone_angles_deg, complete_request
+from backend.eval_complete import _bone_angles_deg, complete_request
 from backend.http import schemas
 from backend.skeleton import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS
 

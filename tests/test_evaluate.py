@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from backend.evaluate import COMPLETE_CASES, retrieval_completion
+from backend.eval_complete import COMPLETE_CASES, retrieval_completion
 from backend.mocap import datasets as D
 from backend.skeleton import JOINT_INDEX, NUM_JOINTS
 
