@@ -3,8 +3,9 @@
 The sampler returns more candidates than asked for (``service.OVERSAMPLE``); each gets a score
 (:func:`rank_score`: evidence fit + prior agreement + camera prior), the best-scored are kept,
 and the one keyed by default (``hypotheses[0]``) is the consensus of the best few
-(:func:`consensus_first`, a minimum-Bayes-risk choice). Completion keeps a covering set instead
-of the best-scored (:func:`farthest_point_selection`). Pure numpy; no torch, no Blender.
+(:func:`consensus_first`, a minimum-Bayes-risk choice; given the top score, so the order stays
+sorted; sequences keep the plain score order for their track). Completion keeps a covering set
+instead of the best-scored (:func:`farthest_point_selection`). Pure numpy; no torch, no Blender.
 """
 
 from __future__ import annotations
