@@ -42,6 +42,7 @@ CHUNK = 16
 SEQUENCE_OVERSAMPLE = 3
 #: Temporal guidance between consecutive frames' hypotheses (metres at bone length; None = off),
 #: :class:`backend.prior.temporal.TemporalSmoothnessTerm`; see ``posediff eval sequence --temporal``.
+#: Off: on 4 S8 clips (2D filtered) the default track was 48.7 mm, with sigma 0.15 m 49.5, 0.05 m 58.5.
 TEMPORAL_SIGMA: float | None = None
 #: Temporal filter of each frame's 2D evidence before lifting (:mod:`backend.vision.keypoint_filter`,
 #: confidence-weighted Savitzky-Golay): window in frames (odd; 0 or 1 = off) and polynomial order;
