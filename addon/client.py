@@ -216,6 +216,10 @@ class Client:
                     err = err.get("message") or json.dumps(err)
                 if st.get("error_field") and err and not str(err).startswith(str(st["error_field"])):
                     err = f"{st['error_field']}: {err}"
+                if isinstance(payload.get("video"), dict) and "path" in payload["video"] and "not found" in str(err):
+                    from .photos import path_not_seen_hint
+
+                    err = f"{err} ({path_not_seen_hint(payload['video']['path'], self.max_body_bytes(), self.url)})"
                 raise BackendError(f"{task} failed: {err}")
             if state == "cancelled":
                 raise JobCancelled("cancelled on the server")

@@ -111,3 +111,16 @@ def inline_video(payload: dict, max_body_bytes: int | None = None) -> dict:
         raise BackendError(f"cannot read video {path}: {e.strerror or e}") from None
     rest = {k: v for k, v in video.items() if k != "path"}
     return {**payload, "video": {**rest, "data": base64.b64encode(data).decode("ascii")}}
+
+
+def path_not_seen_hint(path: str, max_body_bytes: int | None, url: str = "the backend") -> str:
+    """Why a video sent as a path was not found by the backend, and what to do (for messages)."""
+    if os.path.isfile(path):
+        size = os.path.getsize(path)
+        why = (f"the video ({_mb(size)}, {_mb(base64_size(size))} as base64) is over the backend's upload limit "
+               f"of {_mb(max_body_bytes)}, so it was sent as a path" if max_body_bytes else "the video was sent as a path")
+        fix = "run the backend on this machine, or start it with a larger --max-body-mb"
+    else:
+        why = "an image sequence is sent as its folder's path"
+        fix = "run the backend on this machine, or make the images a video file"
+    return f"{why}, and the backend at {url} cannot see this machine's files: {fix}"

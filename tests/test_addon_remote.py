@@ -143,3 +143,20 @@ def test_video_operator_uploads_a_short_clip(rig, photos):
     assert r == {"FINISHED"}, scene.posediff.last_error
     assert scene.posediff.last_error == "" and "keyed the track on 3 frames" in scene.posediff.last_message
     assert rig.animation_data is not None and rig.animation_data.action is not None
+
+
+def test_video_over_the_upload_limit_says_why_the_backend_cannot_find_it(rig, photos, tmp_path):
+    """A clip over the 1 MB body limit goes as a path, which this server cannot see: the message says so."""
+    import cv2
+    import numpy as np
+
+    clip = photos / "noise.mp4"
+    rng = np.random.default_rng(0)
+    vw = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (640, 480))
+    for _ in range(40):
+        vw.write(rng.integers(0, 255, (480, 640, 3), dtype=np.uint8))  # noise does not compress
+    vw.release()
+    assert clip.stat().st_size > 2**20
+    with pytest.raises(RuntimeError, match=r"not found.*over the backend's upload limit of 1\.0 MB.*--max-body-mb"):
+        bpy.ops.posediff.estimate_video(filepath=str(clip), background=False, blocking=True)
+    assert rig.animation_data is None or rig.animation_data.action is None
