@@ -40,7 +40,7 @@ def _packed(layer: nn.Linear) -> torch.Tensor:
 def linear(layer: nn.Linear, x: torch.Tensor, silu: bool = False) -> torch.Tensor:
     """``layer(x)`` (then SiLU when ``silu``), ``x`` ``[N, in]`` -> ``[N, out]``; oneDNN when it applies."""
     global _ENABLED
-    if (_ENABLED and x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 2
+    if (_ENABLED and x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 2 and x.shape[0] > 0
             and not torch.is_grad_enabled() and layer.weight.dtype == torch.float32):
         try:
             b = layer.bias.detach() if layer.bias is not None else None
