@@ -184,3 +184,26 @@ def test_train_init_with_other_architecture_says_so(tmp_path):
 
     with pytest.raises(SystemExit, match="width/depth"):
         train.train(_train_args(tmp_path, "bad", init=DEFAULT_WEIGHTS, width=256))
+
+
+def test_inference_path_is_the_training_function():
+    """Without autograd the denoiser takes its fast path (one FiLM per batch timestep, oneDNN
+    linears, backend.prior.fast_linear); it computes the same function as the autograd path, for a
+    shared timestep and for one timestep per row, and follows in-place weight changes (the packed
+    weights are re-made)."""
+    m = _small_model()
+    x = torch.randn(7, NUM_JOINTS, 3)
+    for t in (torch.full((7,), 321), torch.tensor([0, 5, 100, 321, 500, 900, 999])):
+        with torch.enable_grad():
+            ref = m(x, t).detach()
+        with torch.no_grad():
+            got = m(x, t)
+        assert float((got - ref).abs().max()) <= 1e-5 * max(1.0, float(ref.abs().max()))
+    with torch.no_grad():
+        m(x, t)  # packs the weights
+        for p in m.parameters():
+            p.mul_(1.1)
+        got = m(x, t)
+    with torch.enable_grad():
+        ref = m(x, t).detach()
+    assert float((got - ref).abs().max()) <= 1e-5 * max(1.0, float(ref.abs().max()))

@@ -45,18 +45,26 @@ class StackedEvidence(Evidence2D):
     def _split(self, uv: torch.Tensor) -> list[torch.Tensor]:
         return list(torch.split(uv, self.counts, 0))
 
+    def _gauss(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-row constants of the keypoint Gaussians (computed once; the attributes are fixed
+        after construction): ``w / sigma^2`` ``[B, J]`` and ``[B, J, 1]``, ``sigma^2 / w`` ``[B, J, 1]``."""
+        if getattr(self, "_gauss_cache", None) is None:
+            inv = self.weight / self.sigma**2
+            self._gauss_cache = (inv, inv[..., None], (self.sigma**2 / self.weight.clamp(min=1e-6))[..., None])
+        return self._gauss_cache
+
     def value_and_grad(self, uv):
         if self._keypoints_only:  # vectorised: KeypointEvidence's Gaussian with per-row anchors
             d = uv - self.anchor_uv
-            inv = self.weight / self.sigma**2
-            return -0.5 * (d**2).sum(-1) * inv, -d * inv[..., None]
+            inv, inv_col, _ = self._gauss()
+            return -0.5 * (d**2).sum(-1) * inv, -d * inv_col
         out = [e.value_and_grad(u) for e, u in zip(self.parts, self._split(uv))]
         return torch.cat([o[0] for o in out]), torch.cat([o[1] for o in out])
 
     def target(self, uv):
-        if self._keypoints_only:
-            _, g = self.value_and_grad(uv)
-            return uv + g * (self.sigma**2 / self.weight.clamp(min=1e-6))[..., None]
+        if self._keypoints_only:  # uv + g sigma^2 / w with g = -(uv - anchor) w / sigma^2
+            _, inv_col, step = self._gauss()
+            return uv + (-(uv - self.anchor_uv) * inv_col) * step
         return torch.cat([e.target(u) for e, u in zip(self.parts, self._split(uv))])
 
 

@@ -226,14 +226,18 @@ class Evidence2DTerm(GuidanceTerm):
         self.uv_t = self._target(uv, perm)
         sig = ev.sigma if perm is None else ev.sigma[perm]
         self.a2d = self.state.weights.scale * wt / (sig**2 * z**2)  # [B, J] 1/m^2
+        # per joint, once per inner step (the tree walk reads them level by level)
+        self.ray = torch.cat([self.uv_t, torch.ones_like(self.uv_t[..., :1])], -1)  # [B, J, 3] camera frame
+        self.ray_sq = (self.ray * self.ray).sum(-1, keepdim=True)  # [B, J, 1]
+        self.a2d_col = self.a2d[..., None]  # [B, J, 1]
 
     def bone_targets(self, level, parent, d_prior, step):
         js, L = level.joints, level.lengths
-        r = torch.cat([self.uv_t[:, js], torch.ones_like(self.uv_t[:, js, :1])], -1)  # ray, camera frame
+        r = self.ray.index_select(1, js)  # the target's camera ray
         pa = parent + self.T[:, None]
         c_prior = pa + L * d_prior
-        q = (r * c_prior).sum(-1, keepdim=True) / (r * r).sum(-1, keepdim=True) * r
-        return unit(q - pa), self.a2d[:, js, None]
+        q = (r * c_prior).sum(-1, keepdim=True) / self.ray_sq.index_select(1, js) * r
+        return unit(q - pa), self.a2d_col.index_select(1, js)
 
     def finish(self, final, result):
         ev = self.ev
