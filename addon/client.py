@@ -180,14 +180,26 @@ class Client:
         """
         if task not in TASKS:
             raise BackendError(f"unknown task {task!r}; tasks: {', '.join(TASKS)}")
+        kept = None
+        if task == "estimate":
+            from .photos import inline_image_sequence, inline_video
+
+            payload = inline_video(payload, self.max_body_bytes())
+            payload, kept = inline_image_sequence(payload, self.max_body_bytes())
         if task in PHOTO_TASKS:
             from .photos import inline_images
 
             payload = inline_images(payload, self.max_body_bytes(), self.url)
-        if task == "estimate":
-            from .photos import inline_video
+        result = self._run_job(task, payload, progress, cancelled, poll_interval)
+        if kept is not None and isinstance(result.get("sequence"), dict):
+            # the frames were the folder's images ``kept``: report them as the source frames
+            from .photos import SEQUENCE_FPS
 
-            payload = inline_video(payload, self.max_body_bytes())
+            result["sequence"]["source_frames"], result["sequence"]["source_fps"] = kept, SEQUENCE_FPS
+        return result
+
+    def _run_job(self, task: str, payload: dict, progress, cancelled, poll_interval: float) -> dict:
+        """POST the job, poll it until done (see :meth:`run`)."""
         try:
             job = self.request("POST", f"/v1/jobs/{task}", payload)
         except BackendError as e:

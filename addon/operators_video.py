@@ -14,10 +14,11 @@ Timing (:func:`scene_frames`): ``CLIP`` keys source frame ``i`` at scene frame
 scene_fps)``). The response and the settings are kept in the text block ``PoseDiff sequence``.
 
 A video file that fits under the backend's body limit is sent as its bytes (``video.data``,
-``photos.inline_video``), so a backend on another machine works for short clips. A larger video
-and an image sequence are sent as a path: the backend must then see this machine's files (the
-usual local ``posediff serve``; no size limit, streamed); otherwise it answers ``video.path: file
-not found``, shown to the user.
+``photos.inline_video``), and an image sequence of up to 64 kept frames that fits as frames of
+image bytes (``photos.inline_image_sequence``), so a backend on another machine works for short
+clips. Larger ones are sent as a path: the backend must then see this machine's files (the usual
+local ``posediff serve``; no size limit, streamed); otherwise it answers ``video.path: file not
+found``, shown to the user with the reason.
 """
 
 from __future__ import annotations

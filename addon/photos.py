@@ -124,3 +124,60 @@ def path_not_seen_hint(path: str, max_body_bytes: int | None, url: str = "the ba
         why = "an image sequence is sent as its folder's path"
         fix = "run the backend on this machine, or make the images a video file"
     return f"{why}, and the backend at {url} cannot see this machine's files: {fix}"
+
+
+#: Image files an image sequence is made of (the backend's ``backend.vision.video.IMAGE_EXTENSIONS``).
+SEQUENCE_IMAGE_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+#: Frames of one request (the backend's ``schemas.MAX_FRAMES``) and the rate of an image sequence.
+MAX_FRAMES = 64
+SEQUENCE_FPS = 25.0
+
+
+def _frame_index(value, fps: float) -> int | None:
+    """``"12"`` -> 12, ``"0.5s"`` -> ``round(0.5 * fps)``, empty -> None; ValueError otherwise."""
+    if value is None or str(value).strip() == "":
+        return None
+    v = str(value).strip()
+    if v.endswith("s"):
+        x = float(v[:-1])
+        if x < 0:
+            raise ValueError(v)
+        return int(round(x * fps))
+    n = int(v)
+    if n < 0:
+        raise ValueError(v)
+    return n
+
+
+def inline_image_sequence(payload: dict, max_body_bytes: int | None = None) -> tuple[dict, list[int] | None]:
+    """An image sequence sent as a folder (``video.path``) turned into ``frames`` of images plus
+    ``sequence.fps``, when its kept frames (``every``, ``start``, ``end`` applied here as the backend
+    would, in name order at 25 fps) fit in one request; :func:`inline_images` then sends their bytes.
+
+    Returns:
+        (payload, the kept images' indices in the folder, or None when the payload is unchanged: a
+        video, too many frames, over ``max_body_bytes``, or settings the backend should judge).
+    """
+    video = payload.get("video")
+    if not isinstance(video, dict) or not isinstance(video.get("path"), str) or not os.path.isdir(video["path"]):
+        return payload, None
+    folder = video["path"]
+    images = sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.lower().endswith(SEQUENCE_IMAGE_EXT))
+    try:
+        every = int(video.get("every", 1))
+        start = _frame_index(video.get("start"), SEQUENCE_FPS) or 0
+        end = _frame_index(video.get("end"), SEQUENCE_FPS)
+    except (TypeError, ValueError):
+        return payload, None
+    if every < 1:
+        return payload, None
+    keep = list(range(start, len(images) if end is None else min(end, len(images)), every))
+    if not keep or len(keep) > MAX_FRAMES:
+        return payload, None
+    total = JSON_OVERHEAD + sum(base64_size(os.path.getsize(images[i])) for i in keep)
+    if max_body_bytes is not None and total > max_body_bytes:
+        return payload, None
+    frame = {k: video[k] for k in ("camera", "person") if video.get(k) is not None}
+    rest = {k: v for k, v in payload.items() if k != "video"}
+    seq = {**(payload.get("sequence") or {}), "fps": SEQUENCE_FPS / every}
+    return {**rest, "frames": [{"image": images[i], **frame} for i in keep], "sequence": seq}, keep

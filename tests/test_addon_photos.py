@@ -61,3 +61,26 @@ def test_launcher_reports_a_server_that_exits_before_it_is_ready(tmp_path):
 def test_launcher_names_a_command_that_cannot_run(tmp_path):
     with pytest.raises(BackendStartError, match="cannot run .*no-such-posediff"):
         launch([tmp_path / "no-such-posediff"])
+
+
+def test_short_videos_and_image_sequences_become_uploads_long_ones_stay_paths(tmp_path):
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"\x00" * 1000)  # the bytes are the backend's to judge
+    out = photos.inline_video({"video": {"path": str(clip), "every": 2}, "seed": 1}, max_body_bytes=2**20)
+    assert base64.b64decode(out["video"]["data"]) == clip.read_bytes() and out["video"]["every"] == 2
+    assert "path" not in out["video"] and out["seed"] == 1
+    assert photos.inline_video({"video": {"path": str(clip)}}, max_body_bytes=1000)["video"] == {"path": str(clip)}
+    seq = tmp_path / "seq"
+    seq.mkdir()
+    for i in range(7):
+        (seq / f"f_{i:02d}.png").write_bytes(b"\x89PNG" + bytes(10))
+    (seq / "notes.txt").write_text("x")
+    payload = {"video": {"path": str(seq), "every": 2, "start": "1", "end": "0.24s", "person": 1}, "num_hypotheses": 4}
+    out, kept = photos.inline_image_sequence(payload, max_body_bytes=2**20)
+    assert kept == [1, 3, 5]  # 0.24 s at 25 fps = frame 6, exclusive
+    assert [Path(f["image"]).name for f in out["frames"]] == ["f_01.png", "f_03.png", "f_05.png"]
+    assert all(f["person"] == 1 for f in out["frames"]) and out["sequence"] == {"fps": 12.5}
+    assert "video" not in out and out["num_hypotheses"] == 4
+    # over the body limit, a bad setting or a video: unchanged, for the backend to stream or judge
+    for p, limit in ((payload, 100), ({"video": {"path": str(seq), "start": "x"}}, None), ({"video": {"path": str(clip)}}, None)):
+        assert photos.inline_image_sequence(p, max_body_bytes=limit) == (p, None)

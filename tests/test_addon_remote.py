@@ -160,3 +160,33 @@ def test_video_over_the_upload_limit_says_why_the_backend_cannot_find_it(rig, ph
     with pytest.raises(RuntimeError, match=r"not found.*over the backend's upload limit of 1\.0 MB.*--max-body-mb"):
         bpy.ops.posediff.estimate_video(filepath=str(clip), background=False, blocking=True)
     assert rig.animation_data is None or rig.animation_data.action is None
+
+
+def test_image_sequence_is_sent_as_images_and_keyed_at_its_frames(rig, photos):
+    """A short image sequence the server cannot see goes as frames of image bytes; the keys land at the
+    scene frames of the kept images (every 2nd of 5: images 0, 2, 4 -> scene frames 1, 3, 5)."""
+    import cv2
+    import numpy as np
+    from PIL import Image
+
+    im = np.asarray(Image.open(photos / "person.jpeg").convert("RGB"))
+    s = 240 / im.shape[0]
+    small = cv2.resize(im, (int(im.shape[1] * s), 240))
+    seq = photos / "seq"
+    seq.mkdir(exist_ok=True)
+    for i in range(5):
+        f = np.full((240, small.shape[1] + 20, 3), 255, np.uint8)
+        f[:, 4 * i : 4 * i + small.shape[1]] = small
+        cv2.imwrite(str(seq / f"frame_{i:03d}.png"), np.ascontiguousarray(f[..., ::-1]))
+    scene = bpy.context.scene
+    scene.frame_set(1)
+    r = bpy.ops.posediff.estimate_video(filepath=str(seq / "frame_000.png"), every=2, timing="CLIP",
+                                        background=False, blocking=True)
+    assert r == {"FINISHED"}, scene.posediff.last_error
+    assert "keyed the track on 3 frames (1-5)" in scene.posediff.last_message, scene.posediff.last_message
+    from bpy_extras import anim_utils
+
+    ad = rig.animation_data
+    bag = anim_utils.action_get_channelbag_for_slot(ad.action, ad.action_slot)
+    keyed = {round(k.co[0]) for fc in bag.fcurves for k in fc.keyframe_points}
+    assert keyed == {1, 3, 5}, keyed
