@@ -85,7 +85,7 @@ def flips(pred: np.ndarray, thr_mm: float = 150.0) -> int:
 
 def foot_sliding(world_abs: np.ndarray, contacts: np.ndarray, fps: float) -> tuple[float, int]:
     """Mean horizontal ankle speed (cm/s) over consecutive contact frames; (speed, frames counted)."""
-    from backend.prior.track import FEET
+    from backend.prior.contacts import FEET
 
     sp, n = 0.0, 0
     for f, (_, _, _, ank, _) in enumerate(FEET):
@@ -144,7 +144,8 @@ def run_sequence_eval(service, args) -> list:
     """Estimate the clips and print the table; returns the rows."""
     import backend.sequence as SQ
     from backend.http import schemas
-    from backend.prior.track import TrackOptions, detect_contacts
+    from backend.prior.contacts import detect_contacts
+    from backend.prior.track import TrackOptions
     from backend.sequence import add_track
 
     if getattr(args, "oversample", None):

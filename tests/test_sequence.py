@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from backend.errors import InputError
+from backend.prior import contacts as CT
 from backend.prior import track as TR
 from backend.skeleton import BONE_LENGTHS, JOINT_INDEX, bone_lengths
 
@@ -73,12 +74,12 @@ def test_planted_foot_stays_still_and_on_the_floor():
     world = world + rng.normal(0, 0.004, world.shape)  # jitter of a noisy estimate
     world[:, :, 0] += np.linspace(0, 0.05, T)[:, None]  # a slow drift (sliding)
     opts = TR.TrackOptions()
-    floor = TR.floor_height(world)
-    c = TR.detect_contacts(world, 25.0, opts, floor)
+    floor = CT.floor_height(world)
+    c = CT.detect_contacts(world, 25.0, opts, floor)
     f = int(c.mean(0).argmax())  # the standing foot of this walking frame
     side = ("left", "right")[f]
     assert c[:, f].mean() > 0.8
-    out = TR.plant_feet(world, c, floor)
+    out = CT.plant_feet(world, c, floor)
     ank, toe, knee, hip = (JOINT_INDEX[f"{side}_{n}"] for n in ("ankle", "toe", "knee", "hip"))
     inside = np.flatnonzero(c[:, f])[3:-3]
     # held at one point (up to where a straight leg cannot reach it: the hip jitters by 4 mm)
