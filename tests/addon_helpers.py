@@ -134,6 +134,18 @@ def add_rigify_metarig():
 REPO_MODULE = "posediff_test"
 
 
+def metarig_scene(**settings):
+    """An empty scene with a Rigify metarig, made active; ``settings`` set on ``scene.posediff``."""
+    import bpy
+
+    clear_scene()
+    ob = add_rigify_metarig()
+    bpy.context.view_layer.objects.active = ob
+    for k, v in settings.items():
+        setattr(bpy.context.scene.posediff, k, v)
+    return ob
+
+
 def build_zip() -> Path:
     """Build dist/posediff-<version>.zip with build.py's own function."""
     import importlib.util

@@ -15,7 +15,7 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-from addon_helpers import ROOT, add_rigify_metarig, addon_against, clear_scene, free_port, serve_for_tests  # noqa: E402
+from addon_helpers import ROOT, addon_against, free_port, metarig_scene, serve_for_tests  # noqa: E402
 
 POSEDIFF = ROOT / ".venv" / "bin" / "posediff"
 PHOTO = ROOT / "samples" / "image2.jpeg"
@@ -46,12 +46,7 @@ def addon(tmp_path_factory, server):
 
 @pytest.fixture()
 def rig(addon):
-    clear_scene()
-    ob = add_rigify_metarig()
-    bpy.context.view_layer.objects.active = ob
-    s = bpy.context.scene.posediff
-    s.num_hypotheses, s.num_generate, s.seed, s.previews, s.use_camera = 4, 3, 0, True, False
-    return ob
+    return metarig_scene(num_hypotheses=4, num_generate=3, seed=0, previews=True, use_camera=False)
 
 
 def _keys(ob):

@@ -20,7 +20,7 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-from addon_helpers import ROOT, add_rigify_metarig, addon_against, clear_scene, serve_for_tests  # noqa: E402
+from addon_helpers import ROOT, addon_against, metarig_scene, serve_for_tests  # noqa: E402
 
 POSEDIFF = ROOT / ".venv" / "bin" / "posediff"
 PHOTO = ROOT / "samples" / "image2.jpeg"
@@ -66,12 +66,7 @@ def addon(tmp_path_factory, hidden_server):
 
 @pytest.fixture()
 def rig(addon):
-    clear_scene()
-    ob = add_rigify_metarig()
-    bpy.context.view_layer.objects.active = ob
-    s = bpy.context.scene.posediff
-    s.num_hypotheses, s.seed, s.previews = 4, 0, False
-    return ob
+    return metarig_scene(num_hypotheses=4, seed=0, previews=False)
 
 
 def test_the_server_really_cannot_open_the_photo_path(hidden_server, photos):
@@ -122,20 +117,10 @@ def test_thumbnails_leave_no_temporary_files(rig, photos):
 
 def test_video_operator_uploads_a_short_clip(rig, photos):
     """The server cannot see the clip's folder: the add-on sends the file's bytes and the track is keyed."""
-    import cv2
-    import numpy as np
-    from PIL import Image
+    from synthetic_clips import moving_person_frames, write_video
 
-    im = np.asarray(Image.open(photos / "person.jpeg").convert("RGB"))
-    s = 240 / im.shape[0]
-    small = cv2.resize(im, (int(im.shape[1] * s), 240))
     clip = photos / "walk.mp4"
-    vw = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (small.shape[1] + 12, 240))
-    for i in range(3):
-        f = np.full((240, small.shape[1] + 12, 3), 255, np.uint8)
-        f[:, 4 * i : 4 * i + small.shape[1]] = small
-        vw.write(np.ascontiguousarray(f[..., ::-1]))
-    vw.release()
+    write_video(clip, moving_person_frames(3, 240, 4), 10.0)
     assert clip.stat().st_size < 2**20 // 2
     scene = bpy.context.scene
     scene.frame_set(1)
@@ -166,18 +151,12 @@ def test_image_sequence_is_sent_as_images_and_keyed_at_its_frames(rig, photos):
     """A short image sequence the server cannot see goes as frames of image bytes; the keys land at the
     scene frames of the kept images (every 2nd of 5: images 0, 2, 4 -> scene frames 1, 3, 5)."""
     import cv2
-    import numpy as np
-    from PIL import Image
+    from synthetic_clips import moving_person_frames
 
-    im = np.asarray(Image.open(photos / "person.jpeg").convert("RGB"))
-    s = 240 / im.shape[0]
-    small = cv2.resize(im, (int(im.shape[1] * s), 240))
     seq = photos / "seq"
     seq.mkdir(exist_ok=True)
-    for i in range(5):
-        f = np.full((240, small.shape[1] + 20, 3), 255, np.uint8)
-        f[:, 4 * i : 4 * i + small.shape[1]] = small
-        cv2.imwrite(str(seq / f"frame_{i:03d}.png"), np.ascontiguousarray(f[..., ::-1]))
+    for i, f in enumerate(moving_person_frames(5, 240, 4)):
+        cv2.imwrite(str(seq / f"frame_{i:03d}.png"), f[..., ::-1])
     scene = bpy.context.scene
     scene.frame_set(1)
     r = bpy.ops.posediff.estimate_video(filepath=str(seq / "frame_000.png"), every=2, timing="CLIP",

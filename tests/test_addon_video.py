@@ -7,31 +7,17 @@ from __future__ import annotations
 
 import math
 
-import cv2
 import numpy as np
 import pytest
 
 bpy = pytest.importorskip("bpy")
 
-from addon_helpers import ROOT  # noqa: E402
+from synthetic_clips import moving_person_frames, write_video  # noqa: E402
 from test_addon_live import _keyed_bones, addon, addon_module, rig, server  # noqa: E402, F401
-
-PHOTO = ROOT / "samples" / "image2.jpeg"
 
 
 def _write_video(path, frames: int, fps: float) -> None:
-    from PIL import Image
-
-    im = np.asarray(Image.open(PHOTO).convert("RGB"))
-    s = 320 / im.shape[0]
-    small = cv2.resize(im, (int(im.shape[1] * s), 320))
-    W = small.shape[1] + 6 * frames
-    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (W, 320))
-    for i in range(frames):
-        f = np.full((320, W, 3), 255, np.uint8)
-        f[:, 6 * i : 6 * i + small.shape[1]] = small
-        vw.write(np.ascontiguousarray(f[..., ::-1]))
-    vw.release()
+    write_video(path, moving_person_frames(frames, 320, 6), fps)
 
 
 def _camera(scene):

@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from synthetic_clips import moving_person_frames, write_video
 
 from backend.errors import InputError
 from backend.prior import contacts as CT
@@ -18,7 +19,6 @@ from backend.prior import track as TR
 from backend.skeleton import BONE_LENGTHS, JOINT_INDEX, bone_lengths
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "samples" / "image2.jpeg"
 
 
 def _held_out_clip(frames=16, start=200):
@@ -132,20 +132,7 @@ def test_synthetic_clip_track_is_smoother_and_closer_than_per_frame_best_of_1(se
 
 
 def _write_video(path: Path, frames: int, fps: float, blank_at: tuple = ()) -> None:
-    from PIL import Image
-
-    im = np.asarray(Image.open(SAMPLE).convert("RGB"))
-    s = 320 / im.shape[0]
-    small = cv2.resize(im, (int(im.shape[1] * s), 320))
-    W = small.shape[1] + 4 * frames
-    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (W, 320))
-    assert vw.isOpened()
-    for i in range(frames):
-        f = np.full((320, W, 3), 255, np.uint8)
-        if i not in blank_at:
-            f[:, 4 * i : 4 * i + small.shape[1]] = small  # the person moves across the image
-        vw.write(np.ascontiguousarray(f[..., ::-1]))
-    vw.release()
+    write_video(path, moving_person_frames(frames, 320, 4, blank_at), fps)
 
 
 def test_video_is_read_with_its_fps_and_frame_count(tmp_path):
