@@ -30,7 +30,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 
-from . import blender_rig, camera_math, results
+from . import blender_rig, camera_math, photos, results
 from . import linalg as la
 from . import skeleton as sk
 from .blender_rig import RigError
@@ -38,7 +38,7 @@ from .operators_common import _TaskOperator
 
 TEXT_NAME = "PoseDiff sequence"
 VIDEO_EXT = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
-IMAGE_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+IMAGE_EXT = photos.SEQUENCE_IMAGE_EXT
 TIMING = [("CLIP", "One key per video frame", "Source frame i is keyed at scene frame start + i (matches the clip background)"),
           ("SCENE_FPS", "Resample to scene fps", "Key at the scene frame of each video frame's time (scene fps respected)")]
 

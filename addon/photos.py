@@ -33,6 +33,15 @@ def base64_size(n_bytes: int) -> int:
     return 4 * ((n_bytes + 2) // 3)
 
 
+def _file_base64(path: str, what: str) -> str:
+    """A file's bytes as base64 text; BackendError naming the ``what`` (photo, video) when unreadable."""
+    try:
+        with open(path, "rb") as fh:
+            return base64.b64encode(fh.read()).decode("ascii")
+    except OSError as e:
+        raise BackendError(f"cannot read {what} {path}: {e.strerror or e}") from None
+
+
 def is_local_file(value) -> bool:
     """Whether a frame's ``image`` value names a file here (not base64 data or a data: URL)."""
     return isinstance(value, str) and len(value) < 4096 and "\n" not in value and os.path.isfile(
@@ -79,12 +88,7 @@ def inline_images(payload: dict, max_body_bytes: int | None = None, url: str = "
                 f"need {_mb(total)} as base64, and the backend at {url} accepts requests up to "
                 f"{_mb(max_body_bytes)}; choose fewer or smaller photos, or start the backend with a larger "
                 f"--max-body-mb")
-        try:
-            with open(path, "rb") as fh:
-                data = fh.read()
-        except OSError as e:
-            raise BackendError(f"cannot read photo {path}: {e.strerror or e}") from None
-        out.append({**fr, "image": base64.b64encode(data).decode("ascii")})
+        out.append({**fr, "image": _file_base64(path, "photo")})
     return {**payload, "frames": out}
 
 
@@ -104,13 +108,8 @@ def inline_video(payload: dict, max_body_bytes: int | None = None) -> dict:
     path = video["path"]
     if max_body_bytes is not None and base64_size(os.path.getsize(path)) + JSON_OVERHEAD > max_body_bytes:
         return payload
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except OSError as e:
-        raise BackendError(f"cannot read video {path}: {e.strerror or e}") from None
     rest = {k: v for k, v in video.items() if k != "path"}
-    return {**payload, "video": {**rest, "data": base64.b64encode(data).decode("ascii")}}
+    return {**payload, "video": {**rest, "data": _file_base64(path, "video")}}
 
 
 def path_not_seen_hint(path: str, max_body_bytes: int | None, url: str = "the backend") -> str:
@@ -126,7 +125,8 @@ def path_not_seen_hint(path: str, max_body_bytes: int | None, url: str = "the ba
     return f"{why}, and the backend at {url} cannot see this machine's files: {fix}"
 
 
-#: Image files an image sequence is made of (the backend's ``backend.vision.video.IMAGE_EXTENSIONS``).
+#: Image files an image sequence is made of (the backend's ``backend.vision.video.IMAGE_EXTENSIONS``;
+#: the video operator's file filter uses it too).
 SEQUENCE_IMAGE_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 #: Frames of one request (the backend's ``schemas.MAX_FRAMES``) and the rate of an image sequence.
 MAX_FRAMES = 64
