@@ -84,7 +84,7 @@ def _read_source(source: str, field: str) -> tuple[bytes, str]:
     s = source.strip()
     m = _DATA_URL.match(s)
     if m:
-        return _b64decode(s[m.end():], field), "<base64>"
+        return decode_base64(s[m.end():], field), "<base64>"
     if len(s) < 4096 and "\n" not in s:
         path = os.path.expanduser(s)
         if os.path.isfile(path):
@@ -104,7 +104,7 @@ def _read_source(source: str, field: str) -> tuple[bytes, str]:
         raise InputError(field, f"file not found: {s!r}; give an existing image path or base64 PNG/JPEG data")
     if not _B64_CHARS.match(s):
         raise InputError(field, "neither an existing file nor base64 data; give a PNG/JPEG path or base64 string")
-    return _b64decode(s, field), "<base64>"
+    return decode_base64(s, field), "<base64>"
 
 
 #: Leading bytes of image files Pillow reads (PNG, JPEG, GIF, BMP, WebP/RIFF, TIFF).
@@ -115,19 +115,26 @@ def _try_b64(s: str) -> bytes | None:
     if not _B64_CHARS.match(s):
         return None
     try:
-        return _b64decode(s, "")
+        return decode_base64(s, "")
     except InputError:
         return None
 
 
-def _b64decode(data: str, field: str) -> bytes:
+def decode_base64(data: str, field: str,
+                  hint: str = "invalid base64 image data; encode the PNG/JPEG file bytes with base64") -> bytes:
+    """Bytes of a base64 string sent in a request (standard or URL-safe alphabet, whitespace and
+    missing padding tolerated): the one decoder of photos and uploaded videos.
+
+    Raises:
+        InputError: not base64 (field ``field``, message ``hint``).
+    """
     data = re.sub(r"\s+", "", data)
     try:
         if "-" in data or "_" in data:
-            return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+            return base64.urlsafedecode_base64(data + "=" * (-len(data) % 4))
         return base64.b64decode(data + "=" * (-len(data) % 4), validate=True)
     except (binascii.Error, ValueError):
-        raise InputError(field, "invalid base64 image data; encode the PNG/JPEG file bytes with base64") from None
+        raise InputError(field, hint) from None
 
 
 def _rational(v) -> float | None:

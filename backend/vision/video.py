@@ -15,8 +15,6 @@ a frame rate of 0, ``every`` < 1, an empty range.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import glob
 import math
@@ -29,6 +27,7 @@ from typing import Iterator
 import numpy as np
 
 from backend.errors import InputError
+from backend.vision.photo import decode_base64
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 #: Frame rate assumed for image sequences when none is given (frames per second).
@@ -216,10 +215,7 @@ def uploaded_video(data: str, field: str = "video.data") -> Iterator[str]:
         InputError: not base64, or empty once decoded (field ``field``). What the bytes hold is
             checked by OpenCV when the frames are opened (an unreadable video names ``field``).
     """
-    try:
-        raw = base64.b64decode(re.sub(r"\s+", "", data), validate=True)
-    except (binascii.Error, ValueError):
-        raise InputError(field, "invalid base64; encode the video file's bytes with base64") from None
+    raw = decode_base64(data, field, "invalid base64; encode the video file's bytes with base64")
     if not raw:
         raise InputError(field, "empty video data")
     fd, path = tempfile.mkstemp(suffix=".video", prefix="posediff-upload-")
