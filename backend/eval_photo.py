@@ -20,8 +20,11 @@ standing). This protocol draws the camera the way a hand-held or tripod photo is
   detector-like errors: ``swap`` (the left/right labels of one limb pair below the hip or
   shoulder exchanged: knee+ankle or elbow+wrist, as BlazePose does on back views), ``outliers``
   (one or two joints displaced by 15-40 % of the person's height), ``truncated`` (the image cropped
-  so that the feet - ankles and toes - fall outside it: they are absent from the request and the
-  request's camera is the cropped one), ``truncated legs`` (the knees too), ``missing`` (one to three random joints
+  so that the feet - ankles and toes - fall outside it; the request's camera is the cropped one;
+  the hidden joints are reported as a detector that extrapolates past the border does, BlazePose
+  among them: confidence 0 at their noisy position beyond the border, so only the side of the
+  border they lie on is evidence; ``truncated dropped``: absent from the request, a detector that
+  reports nothing), ``truncated legs`` (the knees too), ``missing`` (one to three random joints
   absent), ``noexif`` (the lens is drawn from 24/35/50 mm and the request gives only the image
   size: the backend's own default focal length is used).
 
@@ -79,6 +82,8 @@ SETTINGS: dict[str, Setting] = {
     "truncated legs": Setting(50, 4.0, ("truncate_legs",)),
     "missing": Setting(50, 4.0, ("missing",)),
     "swap+truncated": Setting(50, 4.0, ("swap", "truncate")),
+    "truncated dropped": Setting(50, 4.0, ("truncate", "drop_hidden")),
+    "swap+truncated dropped": Setting(50, 4.0, ("swap", "truncate", "drop_hidden")),
     "no EXIF": Setting(0, 4.0, (), known_focal=False),
 }
 DEFAULT_SETTINGS = "exact,noisy,noisy 24mm,swap+truncated"
@@ -196,13 +201,15 @@ def add_outliers(kps: dict, uv: np.ndarray, rng: np.random.Generator) -> None:
         kps[n] = [kps[n][0] + r * math.cos(a), kps[n][1] + r * math.sin(a), kps[n][2]]
 
 
-def truncate(kps: dict, uv: np.ndarray, K: Intrinsics, legs: bool = False) -> tuple[Intrinsics, list[str]]:
+def truncate(kps: dict, uv: np.ndarray, K: Intrinsics, legs: bool = False,
+             report: bool = True) -> tuple[Intrinsics, list[str]]:
     """Crop the image so that the feet (with ``legs`` the knees too) fall outside it.
 
     The crop edge is the image side the hidden joints are nearest to, placed between them and the
-    kept joints; the hidden joints are removed from ``kps`` (in place) and the cropped camera is
-    returned (principal point shifted when the top or left is cut). When no straight crop
-    separates them the joints are still removed and the camera kept.
+    kept joints; the cropped camera is returned (principal point shifted when the top or left is
+    cut). The hidden joints (in ``kps``, in place) keep their position beyond the border with
+    confidence 0 when ``report`` (what an extrapolating detector gives), else they are removed.
+    When no straight crop separates them they are removed and the camera kept.
 
     Returns:
         (intrinsics of the cropped image, names of the hidden joints).
@@ -222,10 +229,13 @@ def truncate(kps: dict, uv: np.ndarray, K: Intrinsics, legs: bool = False) -> tu
         cands.append(("right", hu[:, 0].min() - ku[:, 0].max()))
     if hu[:, 0].max() < ku[:, 0].min():
         cands.append(("left", ku[:, 0].min() - hu[:, 0].max()))
+    reported = {n: [kps[n][0], kps[n][1], 0.0] for n in hidden if n in kps}
     for n in hidden:
         kps.pop(n, None)
     if not cands:
         return K, hidden
+    if report:
+        kps.update(reported)
     side, _ = max(cands, key=lambda c: c[1])
     cx, cy, w, h = K.cx, K.cy, K.width, K.height
     if side == "bottom":
@@ -288,7 +298,8 @@ def photo_case(pose: np.ndarray, setting: Setting, frame_seed: int, setting_seed
     if "outliers" in setting.errors:
         add_outliers(kps, uv, rng)
     if "truncate" in setting.errors or "truncate_legs" in setting.errors:
-        K, hidden = truncate(kps, uv, K, legs="truncate_legs" in setting.errors)
+        K, hidden = truncate(kps, uv, K, legs="truncate_legs" in setting.errors,
+                             report="drop_hidden" not in setting.errors)
     if "missing" in setting.errors:
         drop_missing(kps, rng)
     camera = K.as_dict() if setting.known_focal else {"width": K.width, "height": K.height}

@@ -161,6 +161,7 @@ class PoseService:
             K = K or self._intrinsics(fr.camera, f"{field}.camera", uv)
             conf = np.where(inside_frame(uv, K), conf, 0.0)  # outside the photo: not seen
             ev = KeypointEvidence(uv, conf, K, device=self.device)
+            ev.set_outside(uv, conf <= 0, K)  # ... but known to project outside it
             kp_out = {k: list(v) for k, v in fr.keypoints.items()}
         warnings += unseen_warning(ev.weight.cpu().numpy() > 0)
         cond = Conditions(evidence=ev, rotation=self._rotation(fr.camera))
@@ -277,6 +278,12 @@ class PoseService:
         conf = [seen[n][2] if n in seen else 0.0 for n in det.heatmap_joints]
         idx = [JOINT_INDEX[n] for n in det.heatmap_joints]
         ev: Evidence2D = HeatmapEvidence(det.heatmaps, idx, det.image_to_heatmap, conf, K, device=self.device)
+        # landmarks the detector places beyond the photo's border: the projection stays beyond it
+        reported = np.full((len(JOINT_NAMES), 2), np.nan)
+        for n, kp in det.keypoints.items():
+            if n in JOINT_INDEX and n not in seen:
+                reported[JOINT_INDEX[n]] = kp[:2]
+        ev.set_outside(reported, np.isfinite(reported).all(-1), K)
         # anchor the root solve on the detector's sub-cell keypoints rather than the heatmap argmax
         for n, j in zip(det.heatmap_joints, idx):
             if n in seen:

@@ -149,3 +149,77 @@ def test_wide_lens_and_off_centre_subject_as_good_as_centred(pose_service, h36m_
 
 
 LYING_BEST_MM = 90.0
+
+
+def test_outside_bounds_keep_the_reported_side_only():
+    """Evidence2D.set_outside: a joint reported past a border must project past that border; the
+    position reported is not evidence (only the side), joints inside the photo get no bound."""
+    import torch
+
+    from backend.prior.evidence import KeypointEvidence
+
+    K = Intrinsics(1000.0, 1000.0, 500.0, 400.0, 1000, 800)
+    uv = np.full((len(JOINT_NAMES), 2), np.nan)
+    uv[JOINT_INDEX["left_ankle"]] = (450.0, 900.0)  # below the bottom
+    uv[JOINT_INDEX["right_wrist"]] = (-30.0, -10.0)  # left of and above the top-left corner
+    uv[JOINT_INDEX["head"]] = (500.0, 300.0)  # inside: no bound
+    ev = KeypointEvidence(uv, np.zeros(len(JOINT_NAMES)), K)
+    ev.set_outside(uv, np.ones(len(JOINT_NAMES), bool), K)
+    probe = torch.zeros(1, len(JOINT_NAMES), 2)  # every joint projected at the principal point
+    tgt, dist = ev.outside_target(probe)
+    la, rw = JOINT_INDEX["left_ankle"], JOINT_INDEX["right_wrist"]
+    assert torch.allclose(tgt[0, la], torch.tensor([0.0, 0.4])) and abs(float(dist[0, la]) - 0.4) < 1e-6
+    assert torch.allclose(tgt[0, rw], torch.tensor([-0.5, -0.4]))
+    others = [j for j in range(len(JOINT_NAMES)) if j not in (la, rw)]
+    assert float(dist[0, others].abs().max()) == 0.0
+
+
+def test_truncated_legs_reported_past_the_border_stay_past_it(pose_service, h36m_train_poses):
+    """Legs cut off by the bottom of the photo, reported there with confidence 0 (as BlazePose
+    extrapolates): every hypothesis' hidden knees and ankles project below the photo's bottom, or
+    within a few pixels of it (the hinge's sigma is 8 px). Measured: at most 11 px inside with the
+    bound, 130 px inside without it (one of 20 hypotheses bends a leg up into the photo)."""
+    pose = h36m_train_poses[21]
+    K = P.lens_intrinsics(35, P.PORTRAIT)
+    kps, _, _, _, uv = _photo(pose, K, height=1.5, dist=3.2, azimuth=1.0)
+    hidden = ["left_knee", "right_knee", "left_ankle", "right_ankle"]
+    cut = int(min(uv[JOINT_INDEX[n], 1] for n in hidden)) - 5
+    for n in hidden:
+        kps[n] = [kps[n][0], kps[n][1], 0.0]
+    Kc = Intrinsics(K.fx, K.fy, K.cx, K.cy, K.width, cut)
+    fr = _estimate(pose_service, kps, Kc)
+    assert any("legs" in w and "not seen" in w for w in fr.warnings), fr.warnings
+    for h in fr.hypotheses:
+        p = project(np.array(h.joints) + np.array(h.root_translation), Kc)
+        assert (p[[JOINT_INDEX[n] for n in hidden], 1] > cut - 25).all(), p[[JOINT_INDEX[n] for n in hidden], 1] - cut
+
+
+def test_photo_cut_above_the_knees_keeps_the_detectors_outside_legs_outside(pose_service):
+    """A real photo cropped between the hips and the knees: BlazePose places the knees and ankles
+    beyond the bottom border (measured 417-520 px for a 379 px high crop of samples/image1.png);
+    the evidence bounds them below the border and every hypothesis keeps them there (within the
+    hinge's few pixels)."""
+    import base64
+    import io
+    from pathlib import Path
+
+    from PIL import Image
+
+    im = Image.open(Path(__file__).resolve().parents[1] / "samples" / "image1.png").convert("RGB")
+    cut = 379
+    buf = io.BytesIO()
+    im.crop((0, 0, im.width, cut)).save(buf, "PNG")
+    req = schemas.EstimateRequest(frames=[{"image": base64.b64encode(buf.getvalue()).decode()}], num_hypotheses=20, seed=0)
+    fr = pose_service.estimate(req).frames[0]
+    K = Intrinsics(**{k: fr.camera[k] for k in ("fx", "fy", "cx", "cy", "width", "height")})
+    from backend.vision.photo import load_image
+
+    det = pose_service.detector.detect(load_image(req.frames[0].image, "image"), field="image")
+    outside = [n for n in ("left_knee", "right_knee", "left_ankle", "right_ankle") if det.keypoints[n][1] > cut]
+    assert len(outside) >= 2, det.keypoints
+    cond = pose_service.frame_conditions(req.frames[0], "frames[0]")[0]  # the wiring: bounds for them
+    lo = cond.evidence.out_lo.numpy()
+    assert all(np.isfinite(lo[JOINT_INDEX[n], 1]) for n in outside), lo
+    for h in fr.hypotheses:
+        p = project(np.array(h.joints) + np.array(h.root_translation), K)
+        assert (p[[JOINT_INDEX[n] for n in outside], 1] > cut - 25).all(), p[[JOINT_INDEX[n] for n in outside], 1] - cut

@@ -29,6 +29,11 @@ class Evidence2D:
     weight: torch.Tensor
     sigma: torch.Tensor
     focal_px: float
+    #: Joints known to lie *outside* the photo (a truncated person): per joint the box their
+    #: projection must keep to, ``out_lo <= uv <= out_hi`` (``[J, 2]`` normalised; +-inf where
+    #: no side is crossed), or None when no joint is outside (see :meth:`set_outside`).
+    out_lo: torch.Tensor | None = None
+    out_hi: torch.Tensor | None = None
 
     def value_and_grad(self, uv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``uv`` ``[B, J, 2]`` normalised -> (log-likelihood ``[B, J]``, its gradient ``[B, J, 2]``)."""
@@ -43,6 +48,46 @@ class Evidence2D:
     @property
     def num_visible(self) -> int:
         return int((self.weight > 0).sum())
+
+    def set_outside(self, uv_px: np.ndarray, outside: np.ndarray, K: Intrinsics) -> None:
+        """Mark joints as outside the photo: a joint reported beyond an image border (a truncated
+        person: the detector extrapolates past the border) must project beyond that border too.
+
+        The evidence is the *side* only, not the reported position (extrapolated landmarks are
+        rough): for ``u < 0`` the projection must satisfy ``u <= 0``, for ``u > width`` ``u >= width``,
+        the same for ``v``. Used by :class:`backend.prior.terms.Evidence2DTerm` as a one-sided
+        (hinge) Gaussian on the distance into the photo.
+
+        Args:
+            uv_px: ``[J, 2]`` reported pixel positions (NaN rows ignored).
+            outside: ``[J]`` bool, joints to constrain (those without 2D evidence of their own).
+            K: the photo's intrinsics (its width and height are the borders).
+        """
+        uv_px = np.asarray(uv_px, np.float64)
+        out = np.asarray(outside, bool) & np.isfinite(uv_px).all(-1)
+        lo = np.full((len(uv_px), 2), -np.inf)
+        hi = np.full((len(uv_px), 2), np.inf)
+        with np.errstate(invalid="ignore"):
+            for c, (size, centre, f) in enumerate(((K.width, K.cx, K.fx), (K.height, K.cy, K.fy))):
+                before = out & (uv_px[:, c] < 0)
+                after = out & (uv_px[:, c] > size)
+                hi[before, c] = (0.0 - centre) / f
+                lo[after, c] = (size - centre) / f
+        if not (np.isfinite(lo).any() or np.isfinite(hi).any()):
+            self.out_lo = self.out_hi = None
+            return
+        dev = self.anchor_uv.device
+        self.out_lo = torch.tensor(lo, dtype=torch.float32, device=dev)
+        self.out_hi = torch.tensor(hi, dtype=torch.float32, device=dev)
+
+    def outside_target(self, uv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """For joints outside the photo: the nearest point of their allowed region and the distance
+        to it (``[B, J, 2]``, ``[B, J]`` normalised; 0 where the projection already complies or the
+        joint has no such constraint), or None when no joint is outside (:meth:`set_outside`)."""
+        if self.out_lo is None:
+            return None
+        tgt = torch.maximum(torch.minimum(uv, self.out_hi), self.out_lo)
+        return tgt, (tgt - uv).norm(dim=-1)
 
     def shift(self, offset) -> None:
         """Move the evidence of each joint by ``offset`` (``[J, 2]`` normalised image coordinates), in

@@ -2,7 +2,8 @@
 
 A landmark outside the photo (a truncated person) or of low detector presence is *absent* from
 the evidence (weight 0), not pinned to the image border; :func:`unseen_warning` names the limbs
-that are then left to the prior.
+that are then left to the prior. One thing about such a landmark is kept: the side of the photo it
+lies beyond, when it is reported there (:meth:`backend.prior.evidence.Evidence2D.set_outside`).
 """
 
 from __future__ import annotations
