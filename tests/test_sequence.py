@@ -335,3 +335,22 @@ def test_ctrl_c_stops_and_writes_nothing(tmp_path):
     rc = p.wait(120)
     assert rc == 130 and not out.exists()
     assert not list(tmp_path.glob(".res.json.*"))
+
+
+def test_contact_plane_follows_a_tilted_floor_and_feet_land_on_it():
+    """Footprints on a floor rising 0.1 m per metre in X and 0.05 in Y: the plane through them is
+    found (up to the ridge's shrinkage) and planted feet are put on it, not on the level floor."""
+    T, J = 30, len(BONE_LENGTHS)
+    world = np.zeros((T, J, 3))
+    c = np.zeros((T, 2), bool)
+    spots = [(0, 0, 10, (0.0, 0.0)), (1, 10, 20, (1.0, 0.0)), (0, 20, 30, (0.0, 1.0))]
+    for f, a, b, (x, y) in spots:
+        ank, toe = (JOINT_INDEX[f"{('left', 'right')[f]}_{n}"] for n in ("ankle", "toe"))
+        z = 0.1 * x + 0.05 * y
+        world[a:b, ank] = (x, y, z + 0.08)
+        world[a:b, toe] = (x + 0.15, y, z)
+        c[a:b, f] = True
+    plane = CT.contact_plane(world, c, 0.0)
+    np.testing.assert_allclose(plane, [0.0, 0.1, 0.05], atol=0.01)
+    np.testing.assert_allclose(CT.contact_plane(world, c & (np.arange(T) < 10)[:, None], -0.3), [-0.3, 0, 0])
+    assert np.abs(CT.contact_plane(world * [1, 1, 10], c, 0.0)[1:]).max() <= 0.18 + 1e-9  # clipped
