@@ -51,6 +51,23 @@ def test_path_stays_on_the_consistent_hypothesis_when_a_decoy_scores_higher_on_s
     np.testing.assert_allclose(bone_lengths(tr.joints)[:, 1:], np.broadcast_to(BONE_LENGTHS[1:], (20, 20)), atol=1e-4)
 
 
+def test_reprojection_error_breaks_a_score_tie_in_the_path():
+    """Two hypotheses scored alike every frame: the path takes the one that fits the 2D better
+    (lower mean reprojection error) when ``reprojection_weight`` > 0, the first one when it is 0."""
+    poses = _held_out_clip(12)
+    joints = [np.stack([p, p * np.array([1.0, -1.0, 1.0])]) for p in poses]
+    scores = [np.array([0.5, 0.5]) for _ in poses]
+    roots = [np.array([[0, 0, 5.0]] * 2) for _ in poses]
+    reproj = [np.array([4.0, 1.0]) for _ in poses]
+    opts = TR.TrackOptions(filter_window=0, feet=False, reprojection_weight=0.5)
+    assert (TR.solve_track(joints, scores, roots, 25.0, opts=opts, reprojection=reproj).choice == 1).all()
+    opts.reprojection_weight = 0.0
+    assert (TR.solve_track(joints, scores, roots, 25.0, opts=opts, reprojection=reproj).choice == 0).all()
+    reproj[3] = np.array([np.nan, np.nan])  # not known on a frame: that frame's unary is the score alone
+    opts.reprojection_weight = 0.5
+    assert (TR.solve_track(joints, scores, roots, 25.0, opts=opts, reprojection=reproj).choice == 1).all()
+
+
 def test_fixed_choice_is_kept_and_gaps_are_filled_with_a_warning():
     poses = _held_out_clip(10)
     joints = [np.stack([p, p * np.array([1.0, -1.0, 1.0])]) for p in poses]

@@ -61,6 +61,11 @@ class TrackOptions:
     feet at all: 42.6 but 13.6 cm/s sliding). Savitzky-Golay window / order then (8 clips, full
     track): 27 / 2 43.2 / 4.1, 31 / 3 43.2 / 4.0 (kept), 35 / 3 43.6 / 3.7, 41 / 3 44.2 / 3.5,
     21 / 2 42.2 / 5.1, 31 / 2 44.2 / 3.8; root depth smoothing 0.1-0.4 s: within 0.2 mm.
+    Then the hypotheses' reprojection error in the unary (``reprojection_weight``; the rank score
+    standardises its evidence fit per frame, so a path gains little from frames where one
+    hypothesis fits the 2D clearly better), 12 S8 clips (``--clips 12``): weight 0 40.5 / 3.8,
+    0.25 40.2, 0.5 39.6 / 3.8 (kept), 0.75 39.4, 1.0 39.8 (reprojection error alone 45.6 on 8
+    clips); with it, motion sigma 0.2-0.5 and windows 25-35 move MPJPE by 0.3 mm at most.
     Measured and not kept (6-7 S8 clips, against the same run's Viterbi): posterior mean +11 mm, the mean of the hypotheses within 3-12 cm of the Viterbi
     choice +0-6, the per-frame aggregate as an extra state +0-6, the per-frame consensus (top 3-10)
     + Savitzky-Golay +1-6, a longer window for depth only (41-61 frames) +1.2, windows 9-61 /
@@ -83,6 +88,8 @@ class TrackOptions:
         contact_height: lowest foot point at most this far above the floor (m).
         floor_plane: put planted feet on the plane through the contacts' footprints
             (:func:`backend.prior.contacts.contact_plane`) instead of the level floor.
+        reprojection_weight: ``w`` of the hypotheses' mean reprojection error ``e`` (pixels) in
+            the unary: ``(score - w e^2 / 2) / tau`` (0 = the rank score alone).
     """
 
     path: str = "viterbi"
@@ -96,6 +103,7 @@ class TrackOptions:
     contact_speed: float = 0.35
     contact_height: float = 0.06
     floor_plane: bool = True
+    reprojection_weight: float = 0.5
 
 
 @dataclass
@@ -255,7 +263,8 @@ def canonical_bones(poses: np.ndarray) -> np.ndarray:
 
 def solve_track(joints: list[np.ndarray | None], scores: list[np.ndarray | None], roots: list[np.ndarray | None],
                 fps: float, rotation: np.ndarray | None = None, anchors: list | None = None,
-                fixed: dict[int, int] | None = None, opts: TrackOptions | None = None) -> Track:
+                fixed: dict[int, int] | None = None, opts: TrackOptions | None = None,
+                reprojection: list[np.ndarray | None] | None = None) -> Track:
     """Solve the track of a sequence from its per-frame hypotheses.
 
     Args:
@@ -269,6 +278,9 @@ def solve_track(joints: list[np.ndarray | None], scores: list[np.ndarray | None]
             2D evidence, to re-solve the root for the smoothed pose (None entries allowed).
         fixed: ``{frame: hypothesis index}`` choices the path must take (per-frame override).
         opts: :class:`TrackOptions`.
+        reprojection: optional per frame ``[K_t]`` mean reprojection error of each hypothesis
+            against the frame's 2D evidence (pixels; None entries or NaN = not known), weighted
+            by ``opts.reprojection_weight`` in the path's unary.
     Returns:
         :class:`Track`.
     Raises:
@@ -291,6 +303,12 @@ def solve_track(joints: list[np.ndarray | None], scores: list[np.ndarray | None]
     pos = {t: i for i, t in enumerate(have)}
     P = [np.asarray(joints[t], np.float64) for t in have]
     S = [np.asarray(scores[t], np.float64) for t in have]
+    if opts.reprojection_weight and reprojection is not None:
+        for i, t in enumerate(have):
+            e = reprojection[t] if t < len(reprojection) else None
+            if e is not None and len(e) == len(S[i]):
+                e = np.nan_to_num(np.asarray(e, np.float64), nan=0.0)
+                S[i] = S[i] - opts.reprojection_weight * e**2 / 2
     gaps = np.diff(np.asarray([have[0]] + have))
     gaps[0] = 1
     path, post = hypothesis_posterior(P, S, gaps, opts, fps, {pos[t]: k for t, k in fixed.items()})
