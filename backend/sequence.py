@@ -272,16 +272,19 @@ def add_track(frames: list[schemas.FrameResult], fps: float, rotation: np.ndarra
     """
     from backend.prior.geometry import pitch_roll_of
 
-    joints, scores, roots, anchors = [], [], [], []
+    joints, scores, roots, anchors, reproj = [], [], [], [], []
     for fr in frames:
         if fr.hypotheses:
             joints.append(np.array([h.joints for h in fr.hypotheses]))
             scores.append(np.array([h.score for h in fr.hypotheses]))
             roots.append(np.array([h.root_translation for h in fr.hypotheses]))
+            reproj.append(np.array([np.nan if h.reprojection_error_px is None else h.reprojection_error_px
+                                    for h in fr.hypotheses]))
         else:
             joints.append(None)
             scores.append(None)
             roots.append(None)
+            reproj.append(None)
         anchors.append(anchors_of(fr))
     if rotation is None:
         pitch, roll = shared_tilt(frames)
@@ -293,7 +296,8 @@ def add_track(frames: list[schemas.FrameResult], fps: float, rotation: np.ndarra
             raise InputError(f"sequence.fixed.{t}", f"frame {t} has no hypothesis {k}")
     if all(j is None for j in joints):
         raise InputError("frames", "no person found in any frame of the sequence")
-    tr: Track = solve_track(joints, scores, roots, fps, rotation=rotation, anchors=anchors, fixed=fixed, opts=opts)
+    tr: Track = solve_track(joints, scores, roots, fps, rotation=rotation, anchors=anchors, fixed=fixed, opts=opts,
+                            reprojection=reproj)
     for t, fr in enumerate(frames):
         fr.track = schemas.TrackPose(joints=_r(tr.joints[t]), root_translation=_r(tr.root[t]), world_joints=_r(tr.world[t]),
                                      world_root=_r(tr.world_root[t]), hypothesis=int(tr.choice[t]),

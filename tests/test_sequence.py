@@ -51,6 +51,23 @@ def test_path_stays_on_the_consistent_hypothesis_when_a_decoy_scores_higher_on_s
     np.testing.assert_allclose(bone_lengths(tr.joints)[:, 1:], np.broadcast_to(BONE_LENGTHS[1:], (20, 20)), atol=1e-4)
 
 
+def test_reprojection_error_breaks_a_score_tie_in_the_path():
+    """Two hypotheses scored alike every frame: the path takes the one that fits the 2D better
+    (lower mean reprojection error) when ``reprojection_weight`` > 0, the first one when it is 0."""
+    poses = _held_out_clip(12)
+    joints = [np.stack([p, p * np.array([1.0, -1.0, 1.0])]) for p in poses]
+    scores = [np.array([0.5, 0.5]) for _ in poses]
+    roots = [np.array([[0, 0, 5.0]] * 2) for _ in poses]
+    reproj = [np.array([4.0, 1.0]) for _ in poses]
+    opts = TR.TrackOptions(filter_window=0, feet=False, reprojection_weight=0.5)
+    assert (TR.solve_track(joints, scores, roots, 25.0, opts=opts, reprojection=reproj).choice == 1).all()
+    opts.reprojection_weight = 0.0
+    assert (TR.solve_track(joints, scores, roots, 25.0, opts=opts, reprojection=reproj).choice == 0).all()
+    reproj[3] = np.array([np.nan, np.nan])  # not known on a frame: that frame's unary is the score alone
+    opts.reprojection_weight = 0.5
+    assert (TR.solve_track(joints, scores, roots, 25.0, opts=opts, reprojection=reproj).choice == 1).all()
+
+
 def test_fixed_choice_is_kept_and_gaps_are_filled_with_a_warning():
     poses = _held_out_clip(10)
     joints = [np.stack([p, p * np.array([1.0, -1.0, 1.0])]) for p in poses]
@@ -335,3 +352,22 @@ def test_ctrl_c_stops_and_writes_nothing(tmp_path):
     rc = p.wait(120)
     assert rc == 130 and not out.exists()
     assert not list(tmp_path.glob(".res.json.*"))
+
+
+def test_contact_plane_follows_a_tilted_floor_and_feet_land_on_it():
+    """Footprints on a floor rising 0.1 m per metre in X and 0.05 in Y: the plane through them is
+    found (up to the ridge's shrinkage) and planted feet are put on it, not on the level floor."""
+    T, J = 30, len(BONE_LENGTHS)
+    world = np.zeros((T, J, 3))
+    c = np.zeros((T, 2), bool)
+    spots = [(0, 0, 10, (0.0, 0.0)), (1, 10, 20, (1.0, 0.0)), (0, 20, 30, (0.0, 1.0))]
+    for f, a, b, (x, y) in spots:
+        ank, toe = (JOINT_INDEX[f"{('left', 'right')[f]}_{n}"] for n in ("ankle", "toe"))
+        z = 0.1 * x + 0.05 * y
+        world[a:b, ank] = (x, y, z + 0.08)
+        world[a:b, toe] = (x + 0.15, y, z)
+        c[a:b, f] = True
+    plane = CT.contact_plane(world, c, 0.0)
+    np.testing.assert_allclose(plane, [0.0, 0.1, 0.05], atol=0.01)
+    np.testing.assert_allclose(CT.contact_plane(world, c & (np.arange(T) < 10)[:, None], -0.3), [-0.3, 0, 0])
+    assert np.abs(CT.contact_plane(world * [1, 1, 10], c, 0.0)[1:]).max() <= 0.18 + 1e-9  # clipped

@@ -4,7 +4,11 @@ In the world frame (Z up, metres), a foot whose lowest point is near the floor a
 moves slower than a threshold is in contact (:func:`detect_contacts`); over each contact the ankle
 is held at one point on the floor and the leg re-solved by analytic two-bone IK (hip fixed, knee
 kept in its bend plane), blended in and out over a few frames (:func:`plant_feet`; as in the
-foot-skate cleanup of Kovar et al. 2002, simplified).
+foot-skate cleanup of Kovar et al. 2002, simplified). The floor the feet are put on is either level
+(one height) or the plane through the contacts' footprints (:func:`contact_plane`): the clip's
+camera tilt is the median of the hypotheses' tilts, drawn from a 10-degree grid, so the level floor
+of that world frame can be a few degrees off the real one, and snapping every contact to it bends
+the legs (measured in :class:`backend.prior.track.TrackOptions`).
 """
 
 from __future__ import annotations
@@ -84,18 +88,54 @@ def two_bone_ik(hip: np.ndarray, knee: np.ndarray, target: np.ndarray, l1: float
     return hip + u * a + pole / pn * r, ank
 
 
-def plant_feet(world_abs: np.ndarray, contacts: np.ndarray, floor: float, blend: int = 3) -> np.ndarray:
+def _footprints(world_abs: np.ndarray, contacts: np.ndarray) -> list[tuple[int, int, int, np.ndarray, float]]:
+    """Each contact as (foot, first frame, end frame, mean ankle ``[3]``, mean lowest foot point Z)."""
+    out = []
+    for f, (_, _, _, ank, toe) in enumerate(FEET):
+        for a, b in _segments(contacts[:, f]):
+            seg = world_abs[a:b]
+            out.append((f, a, b, seg[:, ank].mean(0), float(np.minimum(seg[:, ank, 2], seg[:, toe, 2]).mean())))
+    return out
+
+
+def contact_plane(world_abs: np.ndarray, contacts: np.ndarray, floor: float, max_slope: float = 0.18,
+                  ridge: float = 0.02) -> np.ndarray:
+    """The floor as the contacts see it: ``(a, b, c)`` of ``z = a + b x + c y`` (world frame, metres).
+
+    Least squares through each contact's footprint (mean ankle X, Y; mean lowest foot point Z),
+    the slopes pulled toward level by a ridge of ``ridge`` m^2 (a short clip's footprints are often
+    nearly on one line) and clipped to ``max_slope`` (0.18 = about 10 degrees, the tilt grid's
+    step); with fewer than two footprints the level ``floor``.
+    """
+    fp = _footprints(np.asarray(world_abs, np.float64), contacts)
+    if len(fp) < 2:
+        return np.array([floor, 0.0, 0.0])
+    xy = np.array([p[3][:2] for p in fp])
+    z = np.array([p[4] for p in fp])
+    c = xy.mean(0)
+    d = xy - c
+    slope = np.linalg.solve(d.T @ d + ridge * np.eye(2), d.T @ (z - z.mean()))
+    slope = np.clip(slope, -max_slope, max_slope)
+    a = z.mean() - slope @ c
+    return np.array([a, slope[0], slope[1]])
+
+
+def plant_feet(world_abs: np.ndarray, contacts: np.ndarray, floor: float, blend: int = 3,
+               plane: np.ndarray | None = None) -> np.ndarray:
     """Keep each foot still and on the floor during its contacts (see the module docstring).
 
     Args:
         world_abs: ``[T, J, 3]`` world frame, absolute joints (metres).
-        contacts: ``[T, 2]`` from :func:`detect_contacts`; floor: world Z of the floor.
+        contacts: ``[T, 2]`` from :func:`detect_contacts`; floor: world Z of the level floor.
         blend: frames over which the correction fades in and out at each contact's ends.
+        plane: ``(a, b, c)`` of a floor plane ``z = a + b x + c y`` (:func:`contact_plane`) to put
+            the feet on instead of the level floor.
     Returns:
         ``[T, J, 3]`` corrected copy (hips and upper body unchanged).
     """
     out = np.array(world_abs, np.float64)
     T = len(out)
+    plane = np.array([floor, 0.0, 0.0]) if plane is None else np.asarray(plane, np.float64)
     for f, (_, hip, knee, ank, toe) in enumerate(FEET):
         target = out[:, ank].copy()
         weight = np.zeros(T)
@@ -103,7 +143,7 @@ def plant_feet(world_abs: np.ndarray, contacts: np.ndarray, floor: float, blend:
             seg = out[a:b]
             p = seg[:, ank].mean(0)
             low = np.minimum(seg[:, ank, 2], seg[:, toe, 2]).mean()
-            p[2] -= low - floor  # lowest foot point onto the floor
+            p[2] -= low - (plane[0] + plane[1] * p[0] + plane[2] * p[1])  # lowest foot point onto the floor
             target[a:b] = p
             weight[a:b] = 1.0
             for k in range(1, blend + 1):  # fade in / out toward the held point
