@@ -24,7 +24,7 @@ from backend.prior.evidence import Evidence2D, KeypointEvidence
 from backend.prior.guidance import GuidanceWeights
 from backend.prior.model import load_prior, pick_device
 from backend.prior.sampler import Conditions, GuidedSampler, SampleResult
-from backend.ranking import aggregate, consensus_first, diversity, farthest_point_selection, rank_score
+from backend.ranking import aggregate, completion_selection, consensus_first, diversity, rank_score
 from backend.skeleton import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS, PARENTS
 from backend.vision.visibility import MIN_PRESENCE, inside_frame, unseen_warning
 
@@ -304,12 +304,6 @@ class PoseService:
         B = res.world_rel.shape[0]
         score = rank_score(res.loglik, res.plausibility, B, camera_logprior=self._camera_logprior(res, cond))
         order = np.argsort(-score)[:keep]
-        if task == "complete" and not cond.has_2d and keep is not None and keep < B:
-            # completion: the best-scored candidate and the medoid, then the most different ones (coverage)
-            P = res.world_rel
-            medoid = int(np.argmin(np.linalg.norm(P[:, None] - P[None], axis=-1).mean(-1).mean(1)))
-            sel = farthest_point_selection(P, keep, first=[int(order[0]), medoid])
-            order = np.asarray(sel)[np.argsort(-score[sel])]
         # estimate: camera frame, root-relative + the root in the camera; complete: world, absolute
         if task == "estimate" and res.camera_rel is not None:
             joints_all, roots = res.camera_rel, res.camera_root
@@ -317,7 +311,12 @@ class PoseService:
             joints_all, roots = res.world_rel + res.world_root[:, None], res.world_root
         else:
             joints_all, roots = res.world_rel, np.zeros((B, 3))
-        if consensus and (cond.has_2d or cond.has_known or cond.has_directions):
+        if task == "complete" and not cond.has_2d and keep is not None and keep < B:
+            # completion: the consensus of all candidates, then a covering set (ranking.completion_selection)
+            order = completion_selection(res.world_rel, joints_all, score, res.plausibility, keep)
+            score = score.copy()
+            score[order[0]] = score[order[1:]].max(initial=score[order[0]])  # tied at the top: the order stays sorted
+        elif consensus and (cond.has_2d or cond.has_known or cond.has_directions):
             # the default key: the consensus of the best-scored, not the single best score
             first = consensus_first(joints_all[order], score[order], task=task)
             if first:

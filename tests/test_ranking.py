@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from backend.ranking import consensus_first, farthest_point_selection, rank_score
+from backend.ranking import completion_selection, consensus_first, farthest_point_selection, rank_score
 from backend.skeleton import NUM_JOINTS
 
 
@@ -39,3 +39,15 @@ def test_rank_score_standardises_terms_and_selection_covers():
     P = _poses([0.0, 0.001, 1.0, 2.0])
     sel = farthest_point_selection(P, 3, first=[0])
     assert sel[0] == 0 and sel[1] == 3 and sel[2] == 2  # the far ones before the near duplicate
+
+
+def test_completion_selection_keys_the_pool_consensus_and_covers_the_plausible():
+    # a cluster of four near x = 0, two near x = 1, one implausible outlier at x = -5
+    P = _poses([0.0, 0.01, 0.02, 0.03, 1.0, 1.01, -5.0])
+    score = np.array([0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0])  # the best-scored is in the small cluster
+    pl = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0])  # the outlier is the least plausible
+    sel = completion_selection(P, P, score, pl, 3)
+    assert len(sel) == 3 and len(set(sel.tolist())) == 3
+    assert sel[0] in (0, 1, 2, 3)  # the consensus of the whole pool, not the best score
+    assert 4 in sel and 6 not in sel  # the best-scored is kept; the outlier is not (not among the plausible)
+    assert list(score[sel[1:]]) == sorted(score[sel[1:]], reverse=True)
