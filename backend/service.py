@@ -349,12 +349,14 @@ class PoseService:
         return fr
 
     def _camera_logprior(self, res: SampleResult, cond: Conditions) -> np.ndarray | None:
-        """``[B]`` log prior (nats) of each hypothesis' camera tilt and subject distance, when the
-        tilt was estimated (:class:`backend.prior.camera_prior.CameraPrior`), else None."""
+        """``[B]`` log prior (nats) of each hypothesis' camera tilt (the pitch at which its pelvis
+        is seen, and the roll) and subject distance, when the tilt was estimated
+        (:class:`backend.prior.camera_prior.CameraPrior`), else None."""
         cp = GuidanceWeights().camera_prior
         if cp is None or res.pitch is None or cond.rotation is not None or res.camera_root is None:
             return None
-        lt = cp.log_tilt(torch.as_tensor(res.pitch), torch.as_tensor(res.roll)).numpy()
+        lt = cp.log_tilt(torch.as_tensor(res.pitch), torch.as_tensor(res.roll),
+                         torch.as_tensor(res.camera_root, dtype=torch.float32)).numpy()
         return lt + cp.log_distance(res.camera_root[:, 2])
 
     def _previews(self, poses: np.ndarray) -> list[str]:

@@ -31,3 +31,25 @@ def test_draw_takes_the_argmax_or_a_sample_from_the_posterior():
     assert CameraPrior.draw(lp, None, sample=False).tolist() == [1, 0]
     g = torch.Generator().manual_seed(0)
     assert CameraPrior.draw(lp * 10, g, sample=True).tolist() == [1, 0]
+
+
+def test_view_pitch_is_the_angle_of_the_subject_ray_below_the_horizon():
+    from backend.prior.camera_prior import pitch_for_view, view_pitch
+    from backend.prior.geometry import tilt_batch
+
+    pitch = torch.tensor([0.3, -0.2, 0.1, 0.0])
+    roll = torch.tensor([0.05, -0.1, 0.2, 0.0])
+    ray = torch.tensor([[0.3, -0.4, 1.0], [0.1, 0.5, 1.0], [-0.6, 0.1, 1.0], [0.0, 0.0, 2.0]])
+    up = tilt_batch(pitch, roll) @ torch.tensor([0.0, 0.0, 1.0])  # world up in the camera frame
+    d = ray / ray.norm(dim=-1, keepdim=True)
+    v = view_pitch(pitch, roll, ray)
+    assert torch.allclose(v, -torch.asin((up * d).sum(-1)), atol=1e-6)
+    assert torch.allclose(pitch_for_view(v, roll, ray), pitch, atol=1e-5)
+    assert float(v[3]) == pytest.approx(0.0)  # the optical axis: view pitch = camera pitch
+    # a subject at the top of a level camera's image is seen from below (negative view pitch),
+    # and the prior weighs that angle, not the camera's
+    top = torch.tensor([0.0, -0.5, 1.0])
+    assert float(view_pitch(torch.tensor(0.0), torch.tensor(0.0), top)) == pytest.approx(-math.atan(0.5), abs=1e-6)
+    cp = CameraPrior()
+    p = pitch_for_view(torch.tensor(math.radians(4.0)), torch.tensor(0.0), top)
+    assert float(cp.log_tilt(p, torch.tensor(0.0), top)) == pytest.approx(float(cp.log_tilt(torch.tensor(math.radians(4.0)), torch.tensor(0.0))), abs=1e-5)

@@ -177,6 +177,9 @@ class SampleState:
         cond: the evidence; batch: ``B``; device; weights; terms: the active terms, in order.
         pitch, roll: ``[B]`` camera tilt (radians) per hypothesis, or None without a camera.
         fixed_tilt: the tilt is given (a known camera rotation) and not re-estimated.
+        subject_ray: ``[B, 3]`` camera-frame direction towards the subject (the hypotheses' pelvis,
+            at first the centroid of the 2D evidence), or None; the camera prior weighs the pitch
+            at which the subject is seen along it (:func:`backend.prior.camera_prior.view_pitch`).
         world_points: (``[J, 3]`` world targets, ``[J]`` weights) for the yaw + placement fit.
         world_vectors: (``[J, 3]`` unit world directions parent->joint, ``[J]`` weights), yaw only.
         dps_mask: ``[J]`` union of the terms' :attr:`~GuidanceTerm.dps_joints` (None: no DPS step).
@@ -192,6 +195,7 @@ class SampleState:
     pitch: torch.Tensor | None = None
     roll: torch.Tensor | None = None
     fixed_tilt: bool = False
+    subject_ray: torch.Tensor | None = None
     world_points: tuple[torch.Tensor, torch.Tensor] | None = None
     world_vectors: tuple[torch.Tensor, torch.Tensor] | None = None
     dps_mask: torch.Tensor | None = None

@@ -30,6 +30,7 @@ import torch
 
 from backend.errors import Cancelled
 from backend.prior import guidance as G
+from backend.prior.camera_prior import pitch_for_view
 from backend.prior.geometry import prior_precision, tilt_batch
 from backend.prior.guidance import Conditions, SampleState
 from backend.prior.model import PoseDenoiser
@@ -234,8 +235,11 @@ class GuidedSampler:
         pose stands in the world. Each grid tilt is scored by how typical the upright pose is of
         the pose prior (:meth:`plausibility`, the denoiser's agreement) and, with
         ``weights.camera_prior`` (:class:`~backend.prior.camera_prior.CameraPrior`), by how
-        photos are taken: the pitch over its grid (-30..+70 degrees) at the current roll, then the
-        roll (+-20 degrees) at that pitch. The pitch is *drawn* from the grid posterior
+        photos are taken: the pitch over its grid (-30..+70 degrees of *view* pitch, the angle at
+        which the camera ray to the hypothesis' pelvis, ``state.subject_ray``, leaves the horizon:
+        :func:`~backend.prior.camera_prior.view_pitch`; each grid value is turned into the camera
+        pitch that sees the subject at that angle) at the current roll, then the roll (+-20
+        degrees) at that pitch. The pitch is *drawn* from the grid posterior
         (``tilt_sample``), so hypotheses keep different tilt/depth modes (a person lying on the
         floor seen from eye height vs a near-standing one seen steeply) instead of all taking the
         most "standing" one; the roll takes its posterior maximum. Without a camera prior: the
@@ -254,13 +258,16 @@ class GuidedSampler:
             st.pitch, st.roll = pg[k], rg[k]
         else:
             rows = torch.arange(B, device=x0.device)
-            pv = cp.pitch_grid(x0.device)
+            ray = st.subject_ray[:, None] if st.subject_ray is not None else None  # [B, 1, 3]
+            pv = cp.pitch_grid(x0.device)  # view pitches of the subject
             pg, rg = pv[None].expand(B, -1), st.roll[:, None].expand(B, pv.numel())
-            post = cp.tilt_posterior(self._grid_plausibility(Xc, pg, rg), pg, rg)
+            if ray is not None:
+                pg = pitch_for_view(pg, rg, ray)
+            post = cp.tilt_posterior(self._grid_plausibility(Xc, pg, rg), pg, rg, ray)
             pitch = pg[rows, cp.draw(post, st.generator, sample=self.w.tilt_sample)]
             rv = cp.roll_values(x0.device)
             rg, pg = rv[None].expand(B, -1), pitch[:, None].expand(B, rv.numel())
-            post = cp.tilt_posterior(self._grid_plausibility(Xc, pg, rg), pg, rg)
+            post = cp.tilt_posterior(self._grid_plausibility(Xc, pg, rg), pg, rg, ray)
             st.pitch, st.roll = pitch, rg[rows, post.argmax(1)]
         R_new = st.camera_rotation()
         M = R_old.transpose(1, 2) @ R_new  # old world -> camera -> new world

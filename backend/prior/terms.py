@@ -18,6 +18,7 @@ import time
 import numpy as np
 import torch
 
+from backend.prior.camera_prior import pitch_for_view
 from backend.prior.evidence import Evidence2D, KeypointEvidence
 from backend.prior.geometry import pitch_roll_of, solve_root_translation, unit
 from backend.prior.guidance import Conditions, GuidanceTerm
@@ -115,7 +116,10 @@ class Evidence2DTerm(GuidanceTerm):
     Args:
         evidence: the 2D likelihood; rotation: ``[3, 3]`` world->camera when the camera
             orientation is known (its pitch and roll are then fixed, else estimated: starting
-            pitches from ``weights.camera_prior`` when there is one, else 8 degrees).
+            pitches from ``weights.camera_prior`` when there is one, else 8 degrees; with a
+            camera prior the starting pitch is the one that sees the centroid of the 2D evidence
+            at that view pitch, and every update sets ``state.subject_ray`` to the solved
+            pelvis ray, :func:`backend.prior.camera_prior.view_pitch`).
     """
 
     def __init__(self, evidence: Evidence2D, rotation: np.ndarray | None = None):
@@ -136,6 +140,11 @@ class Evidence2DTerm(GuidanceTerm):
                 state.pitch = torch.full((B,), math.radians(8.0), device=dev)
             state.roll = torch.zeros(B, device=dev)
             state.fixed_tilt = False
+            if w.camera_prior is not None:
+                # the starting pitches are the subject's view pitch: an off-centre subject (a wide
+                # lens) starts under the camera pitch that sees it at that angle
+                state.subject_ray = self._evidence_ray(B)
+                state.pitch = pitch_for_view(state.pitch, state.roll, state.subject_ray)
         # robust weights and label swaps work on one frame's evidence (weights [J]); stacked
         # frames of a sequence (weights [B, J], backend.prior.batch) keep the Gaussian evidence
         single = self.ev.weight.dim() == 1
@@ -154,6 +163,16 @@ class Evidence2DTerm(GuidanceTerm):
         late = math.inf if SWAP_LATE_FROM is None else SWAP_LATE_FROM
         self.swap_start = torch.where(early, torch.tensor(SWAP_FROM, device=dev), torch.tensor(late, device=dev))
         self.swap_now = torch.zeros(B, dtype=torch.bool, device=dev)
+
+    def _evidence_ray(self, B: int) -> torch.Tensor:
+        """``[B, 3]`` camera-frame ray through the pelvis' 2D anchor (the ray the retilt weighs),
+        or through the confidence-weighted centroid of the anchors where the pelvis is not seen."""
+        ev = self.ev
+        w = ev.weight
+        c = (ev.anchor_uv * w[..., None]).sum(-2) / w.sum(-1, keepdim=True).clamp(min=1e-6)
+        c = torch.where((w[..., :1] > 0), ev.anchor_uv[..., 0, :], c)
+        ray = torch.cat([c, torch.ones_like(c[..., :1])], -1)
+        return ray.expand(B, 3) if ray.dim() == 1 else ray
 
     # ---------------------------------------------------------------- per-hypothesis evidence
 
@@ -236,6 +255,8 @@ class Evidence2DTerm(GuidanceTerm):
         self.swap_now = self.swap_start <= (1.0 if step.abar is None else step.frac)
         self.swap_on = bool(self.limbs) and bool(self.swap_now.any())
         self.T, uv, z, perm, wt = self._solve(X)
+        if self.state.subject_ray is not None:
+            self.state.subject_ray = self.T  # the pelvis ray of each hypothesis
         self.uv_t = self._target(uv, perm)
         sig = ev.sigma if perm is None else ev.sigma[perm]
         self.a2d = self.state.weights.scale * wt / (sig**2 * z**2)  # [B, J] 1/m^2
