@@ -23,8 +23,9 @@ standing). This protocol draws the camera the way a hand-held or tripod photo is
   so that the feet - ankles and toes - fall outside it; the request's camera is the cropped one;
   the hidden joints are reported as a detector that extrapolates past the border does, BlazePose
   among them: confidence 0 at their noisy position beyond the border, so only the side of the
-  border they lie on is evidence; ``truncated dropped``: absent from the request, a detector that
-  reports nothing), ``truncated legs`` (the knees too), ``missing`` (one to three random joints
+  border they lie on is evidence; ``truncated dropped``, ``truncated legs dropped``,
+  ``swap+truncated dropped``: the same draws with the hidden joints absent from the request, a
+  detector that reports nothing), ``truncated legs`` (the knees too), ``missing`` (one to three random joints
   absent), ``noexif`` (the lens is drawn from 24/35/50 mm and the request gives only the image
   size: the backend's own default focal length is used).
 
@@ -83,6 +84,7 @@ SETTINGS: dict[str, Setting] = {
     "missing": Setting(50, 4.0, ("missing",)),
     "swap+truncated": Setting(50, 4.0, ("swap", "truncate")),
     "truncated dropped": Setting(50, 4.0, ("truncate", "drop_hidden")),
+    "truncated legs dropped": Setting(50, 4.0, ("truncate_legs", "drop_hidden")),
     "swap+truncated dropped": Setting(50, 4.0, ("swap", "truncate", "drop_hidden")),
     "no EXIF": Setting(0, 4.0, (), known_focal=False),
 }
@@ -90,6 +92,12 @@ DEFAULT_SETTINGS = "exact,noisy,noisy 24mm,swap+truncated"
 SUBSETS = ("all", "away", "floor")
 SUBSET_TITLES = {"all": "all poses", "away": "away from standing (torso tilt > 35 deg or a knee bent > 80 deg)",
                  "floor": "floor (torso tilt > 55 deg)"}
+
+
+def paired_seed(name: str) -> int:
+    """The random stream of a setting's noise and errors: its place in :data:`SETTINGS`; a
+    ``... dropped`` row shares its base row's (same noise, swap and crop: the rows are paired)."""
+    return list(SETTINGS).index(name.removesuffix(" dropped"))
 
 
 # ------------------------------------------------------------------------------------ poses
@@ -363,7 +371,7 @@ def cmd_lift_photo(args, service) -> None:
         poses = frames[sub]
         rows = []
         for name in names:
-            m = run_photo(service, poses, SETTINGS[name], list(SETTINGS).index(name), args.num, seed=args.seed,
+            m = run_photo(service, poses, SETTINGS[name], paired_seed(name), args.num, seed=args.seed,
                           steps=args.steps, scale=args.guidance_scale)
             rows.append([name, f"{m['b1'].mean():.1f}", f"{m['b5'].mean():.1f}", f"{m['bN'].mean():.1f}",
                          f"{m['agg'].mean():.1f}", f"{m['pa_b1'].mean():.1f}", f"{m['pa_bN'].mean():.1f}",
