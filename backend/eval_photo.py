@@ -83,10 +83,11 @@ SETTINGS: dict[str, Setting] = {
     "truncated legs": Setting(50, 4.0, ("truncate_legs",)),
     "missing": Setting(50, 4.0, ("missing",)),
     "swap+truncated": Setting(50, 4.0, ("swap", "truncate")),
+    "no EXIF": Setting(0, 4.0, (), known_focal=False),
+    # paired with their base rows (paired_seed); listed last so the rows above keep their seeds
     "truncated dropped": Setting(50, 4.0, ("truncate", "drop_hidden")),
     "truncated legs dropped": Setting(50, 4.0, ("truncate_legs", "drop_hidden")),
     "swap+truncated dropped": Setting(50, 4.0, ("swap", "truncate", "drop_hidden")),
-    "no EXIF": Setting(0, 4.0, (), known_focal=False),
 }
 DEFAULT_SETTINGS = "exact,noisy,noisy 24mm,swap+truncated"
 SUBSETS = ("all", "away", "floor")
