@@ -161,3 +161,17 @@ def test_bad_files_raise_input_error(tmp_path, content, message):
 def test_bad_inline_data_raises_input_error(source, message):
     with pytest.raises(InputError, match=message):
         load_image(source)
+
+
+def test_url_safe_base64_photo_loads_like_the_file():
+    """base64 with the URL-safe alphabet ('-', '_', no padding) decodes to the same photo."""
+    import base64
+    from pathlib import Path
+
+    from backend.vision.photo import load_image
+
+    path = Path(__file__).resolve().parents[1] / "samples" / "image1.png"
+    data = base64.urlsafe_b64encode(path.read_bytes()).decode().rstrip("=")
+    assert "-" in data or "_" in data
+    a, b = load_image(str(path), "image"), load_image(data, "image")
+    assert a.rgb.shape == b.rgb.shape and (a.rgb == b.rgb).all()

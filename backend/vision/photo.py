@@ -131,7 +131,7 @@ def decode_base64(data: str, field: str,
     data = re.sub(r"\s+", "", data)
     try:
         if "-" in data or "_" in data:
-            return base64.urlsafedecode_base64(data + "=" * (-len(data) % 4))
+            return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
         return base64.b64decode(data + "=" * (-len(data) % 4), validate=True)
     except (binascii.Error, ValueError):
         raise InputError(field, hint) from None
