@@ -11,6 +11,7 @@ and sigmas ``[B, J]``) broadcasts where a single frame's ``[J, ...]`` did.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import torch
@@ -35,11 +36,11 @@ class StackedEvidence(Evidence2D):
         self.weight = rep("weight")  # [B, J]
         self.sigma = rep("sigma")  # [B, J]
         if any(e.out_lo is not None for e in self.parts):  # joints outside the photo, per row
-            J, inf = self.anchor_uv.shape[1], torch.tensor(float("inf"), device=self.anchor_uv.device)
-            bound = lambda name, v: torch.cat([(getattr(e, name) if getattr(e, name) is not None  # noqa: E731
-                                                else torch.full((J, 2), float(v), device=inf.device))[None].expand(c, J, 2)
-                                               for e, c in zip(self.parts, self.counts)])
-            self.out_lo, self.out_hi = bound("out_lo", -inf), bound("out_hi", inf)
+            none = torch.full_like(self.parts[0].anchor_uv, math.inf)  # [J, 2]: no bound
+            self.out_lo = torch.cat([(-none if e.out_lo is None else e.out_lo).expand(c, -1, -1)
+                                     for e, c in zip(self.parts, self.counts)])  # [B, J, 2]
+            self.out_hi = torch.cat([(none if e.out_hi is None else e.out_hi).expand(c, -1, -1)
+                                     for e, c in zip(self.parts, self.counts)])
         dev = self.anchor_uv.device
         self.focal_px = torch.cat([torch.full((c,), float(e.focal_px), device=dev) for e, c in zip(self.parts, self.counts)])
         self._keypoints_only = all(type(e) is KeypointEvidence for e in self.parts)

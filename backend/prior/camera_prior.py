@@ -69,6 +69,12 @@ def _log_mixture(x_deg: torch.Tensor, comps: tuple) -> torch.Tensor:
     return torch.logsumexp(torch.stack(terms, 0), 0)
 
 
+def _view_terms(roll: torch.Tensor, ray: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(a, b)`` with ``sin(view) = a cos p + b sin p`` for the unit ``ray``: ``a = cos r y - sin r x``, ``b = z``."""
+    d = ray / ray.norm(dim=-1, keepdim=True).clamp(min=1e-9)
+    return roll.cos() * d[..., 1] - roll.sin() * d[..., 0], d[..., 2]
+
+
 def view_pitch(pitch: torch.Tensor, roll: torch.Tensor, ray: torch.Tensor) -> torch.Tensor:
     """Angle (radians, + = below the horizon) of the camera-frame direction ``ray`` (``[..., 3]``,
     any length, broadcast against ``pitch``/``roll``) for a camera tilted by ``pitch`` and ``roll``.
@@ -77,10 +83,8 @@ def view_pitch(pitch: torch.Tensor, roll: torch.Tensor, ray: torch.Tensor) -> to
     (:func:`backend.prior.geometry.tilt_batch`), so ``sin(view) = cos p (cos r y - sin r x) + sin p z``
     for the unit ray ``(x, y, z)``; the optical axis ``(0, 0, 1)`` gives ``view = pitch``.
     """
-    d = ray / ray.norm(dim=-1, keepdim=True).clamp(min=1e-9)
-    x, y, z = d[..., 0], d[..., 1], d[..., 2]
-    s = pitch.cos() * (roll.cos() * y - roll.sin() * x) + pitch.sin() * z
-    return torch.asin(s.clamp(-1.0, 1.0))
+    a, b = _view_terms(roll, ray)
+    return torch.asin((pitch.cos() * a + pitch.sin() * b).clamp(-1.0, 1.0))
 
 
 def pitch_for_view(view: torch.Tensor, roll: torch.Tensor, ray: torch.Tensor) -> torch.Tensor:
@@ -90,9 +94,7 @@ def pitch_for_view(view: torch.Tensor, roll: torch.Tensor, ray: torch.Tensor) ->
     ``sin(view) = a cos p + b sin p = rho sin(p + phi)`` with ``a = cos r y - sin r x``, ``b = z``,
     ``rho = hypot(a, b)``, ``phi = atan2(a, b)``; views beyond ``asin(rho)`` are clamped to it.
     """
-    d = ray / ray.norm(dim=-1, keepdim=True).clamp(min=1e-9)
-    a = roll.cos() * d[..., 1] - roll.sin() * d[..., 0]
-    b = d[..., 2]
+    a, b = _view_terms(roll, ray)
     rho = torch.sqrt(a * a + b * b).clamp(min=1e-6)
     return torch.asin((view.sin() / rho).clamp(-1.0, 1.0)) - torch.atan2(a, b)
 

@@ -136,13 +136,11 @@ def plant_feet(world_abs: np.ndarray, contacts: np.ndarray, floor: float, blend:
     out = np.array(world_abs, np.float64)
     T = len(out)
     plane = np.array([floor, 0.0, 0.0]) if plane is None else np.asarray(plane, np.float64)
+    prints = _footprints(out, contacts)  # one leg's IK does not move the other foot
     for f, (_, hip, knee, ank, toe) in enumerate(FEET):
         target = out[:, ank].copy()
         weight = np.zeros(T)
-        for a, b in _segments(contacts[:, f]):
-            seg = out[a:b]
-            p = seg[:, ank].mean(0)
-            low = np.minimum(seg[:, ank, 2], seg[:, toe, 2]).mean()
+        for _, a, b, p, low in (fp for fp in prints if fp[0] == f):
             p[2] -= low - (plane[0] + plane[1] * p[0] + plane[2] * p[1])  # lowest foot point onto the floor
             target[a:b] = p
             weight[a:b] = 1.0

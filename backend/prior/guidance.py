@@ -178,7 +178,7 @@ class SampleState:
         pitch, roll: ``[B]`` camera tilt (radians) per hypothesis, or None without a camera.
         fixed_tilt: the tilt is given (a known camera rotation) and not re-estimated.
         subject_ray: ``[B, 3]`` camera-frame direction towards the subject (the hypotheses' pelvis,
-            at first the centroid of the 2D evidence), or None; the camera prior weighs the pitch
+            at first the pelvis' 2D anchor, or the 2D centroid where it is not seen), or None; the camera prior weighs the pitch
             at which the subject is seen along it (:func:`backend.prior.camera_prior.view_pitch`).
         world_points: (``[J, 3]`` world targets, ``[J]`` weights) for the yaw + placement fit.
         world_vectors: (``[J, 3]`` unit world directions parent->joint, ``[J]`` weights), yaw only.

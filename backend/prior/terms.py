@@ -117,8 +117,8 @@ class Evidence2DTerm(GuidanceTerm):
         evidence: the 2D likelihood; rotation: ``[3, 3]`` world->camera when the camera
             orientation is known (its pitch and roll are then fixed, else estimated: starting
             pitches from ``weights.camera_prior`` when there is one, else 8 degrees; with a
-            camera prior the starting pitch is the one that sees the centroid of the 2D evidence
-            at that view pitch, and every update sets ``state.subject_ray`` to the solved
+            camera prior the starting pitch is the one that sees the pelvis' 2D anchor (the
+            centroid of the 2D evidence where the pelvis is not seen) at that view pitch, and every update sets ``state.subject_ray`` to the solved
             pelvis ray, :func:`backend.prior.camera_prior.view_pitch`).
     """
 
@@ -157,6 +157,8 @@ class Evidence2DTerm(GuidanceTerm):
                 if idx:
                     self.limbs.append(torch.tensor(idx, device=dev))
         self.wt_prev = self.anchors_prev = None
+        f = torch.as_tensor(self.ev.focal_px, dtype=torch.float32, device=dev)
+        self.outside_sigma = OUTSIDE_SIGMA_PX / (f[:, None] if f.dim() else f)  # normalised, [] or [B, 1]
         self.swap_on = False
         b = torch.arange(B, device=dev, dtype=torch.float32)
         early = torch.floor((b + 1) * SWAP_SHARE) > torch.floor(b * SWAP_SHARE)  # [B], spread over the batch
@@ -264,16 +266,15 @@ class Evidence2DTerm(GuidanceTerm):
         if out is not None:  # a joint outside the photo that projects inside: pulled to the border
             act = out[1] > 0
             self.uv_t = torch.where(act[..., None], out[0], self.uv_t)
-            self.a2d = torch.where(act, self.state.weights.scale / (self._outside_sigma() ** 2 * z**2), self.a2d)
+            self.a2d = torch.where(act, self.state.weights.scale / (self.outside_sigma**2 * z**2), self.a2d)
         # per joint, once per inner step (the tree walk reads them level by level)
         self.ray = torch.cat([self.uv_t, torch.ones_like(self.uv_t[..., :1])], -1)  # [B, J, 3] camera frame
         self.ray_sq = (self.ray * self.ray).sum(-1, keepdim=True)  # [B, J, 1]
         self.a2d_col = self.a2d[..., None]  # [B, J, 1]
 
-    def _outside_sigma(self) -> torch.Tensor:
-        """:data:`OUTSIDE_SIGMA_PX` in normalised units, ``[]`` or ``[B, 1]`` (stacked frames)."""
-        f = torch.as_tensor(self.ev.focal_px, dtype=torch.float32, device=self.ev.anchor_uv.device)
-        return OUTSIDE_SIGMA_PX / (f[:, None] if f.dim() else f)
+    def _loglik(self, r: torch.Tensor) -> torch.Tensor:
+        """Log-likelihood of residuals ``r`` (sigmas): Student-t ``-(nu + 2)/2 log(1 + r^2 / nu)``, Gaussian when ``nu`` is 0."""
+        return -0.5 * (self.nu + 2) * torch.log1p(r**2 / self.nu) if self.nu > 0 else -0.5 * r**2
 
     def bone_targets(self, level, parent, d_prior, step):
         js, L = level.joints, level.lengths
@@ -298,11 +299,10 @@ class Evidence2DTerm(GuidanceTerm):
         if self.nu > 0 and isinstance(ev, KeypointEvidence):
             r = self._residual(uv, perm)
             wv = ev.weight if perm is None else ev.weight[perm]
-            l2d = -0.5 * (self.nu + 2) * torch.log1p(r**2 / self.nu) * wv
+            l2d = self._loglik(r) * wv
         out = ev.outside_target(uv)
         if out is not None:  # the hinge on joints outside the photo (robust like the keypoints)
-            r = out[1] / self._outside_sigma()
-            l2d = l2d + (-0.5 * (self.nu + 2) * torch.log1p(r**2 / self.nu) if self.nu > 0 else -0.5 * r**2)
+            l2d = l2d + self._loglik(out[1] / self.outside_sigma)
         Kf = getattr(ev, "focal_px", None)
         if Kf is not None:
             anchors = ev.anchor_uv if perm is None else ev.anchor_uv[perm]
