@@ -57,6 +57,11 @@ DIST_RANGE = (3.0, 7.0)  # horizontal distance camera -> pelvis, metres
 AIM_SPREAD = 0.8  # pelvis anywhere within this fraction of the half field of view
 ROLL_SD, ROLL_MAX = 5.0, 15.0  # degrees
 BORDER_PX = 2.0
+#: Every lens is drawn from this lens' random stream and must fit the person at it too: the 24 / 35
+#: / 50 mm rows of a frame share the camera's place, height, aim (as a fraction of the field of
+#: view) and roll, so they differ by the lens alone (unpaired draws made 35 mm look worse than both
+#: 24 and 50 mm on 8 frames, see :func:`photo_case`); the 50 mm rows draw as they always did.
+PAIRED_LENS = 50.0
 AWAY_TILT, AWAY_KNEE, FLOOR_TILT = 35.0, 80.0, 55.0  # degrees
 
 _J = JOINT_INDEX
@@ -153,8 +158,21 @@ def lens_intrinsics(lens_mm: float, size: tuple[int, int]) -> Intrinsics:
     return Intrinsics(f, f, w / 2.0, h / 2.0, int(w), int(h))
 
 
-def photo_camera(pose: np.ndarray, lens_mm: float, rng: np.random.Generator, tries: int = 200):
+def _fits(cam: np.ndarray, K: Intrinsics) -> bool:
+    """Every joint of ``cam`` (``[J, 3]`` camera frame) at least 0.3 m in front and ``BORDER_PX`` inside the image."""
+    if cam[:, 2].min() < 0.3:
+        return False
+    uv = project(cam, K)
+    return bool((uv >= BORDER_PX).all() and (uv[:, 0] <= K.width - BORDER_PX).all() and (uv[:, 1] <= K.height - BORDER_PX).all())
+
+
+def photo_camera(pose: np.ndarray, lens_mm: float, rng: np.random.Generator, tries: int = 200,
+                 fit_lens_mm: float | None = None):
     """Draw a photo camera that sees every joint of ``pose`` (``[J, 3]`` world, pelvis at the origin).
+
+    With ``fit_lens_mm`` a draw is kept only if every joint is also inside the image of that lens
+    (same position, aim fraction of the field of view and roll): the lenses' rows are then paired,
+    the same photographer in the same place with another lens (:data:`PAIRED_LENS`).
 
     Returns:
         (R ``[3, 3]`` world->camera, T ``[3]`` pelvis in the camera frame (metres), K, height above the floor (m)).
@@ -173,12 +191,16 @@ def photo_camera(pose: np.ndarray, lens_mm: float, rng: np.random.Generator, tri
         elev = math.asin(to[2]) + rng.uniform(-1, 1) * AIM_SPREAD * math.atan(K.height / 2 / K.fy)
         fwd = np.array([math.cos(elev) * math.cos(yaw), math.cos(elev) * math.sin(yaw), math.sin(elev)])
         roll = math.radians(float(np.clip(rng.normal(0, ROLL_SD), -ROLL_MAX, ROLL_MAX)))
+        if fit_lens_mm is not None and fit_lens_mm != lens_mm:
+            Kf = lens_intrinsics(fit_lens_mm, (K.width, K.height))
+            yf = math.atan2(to[1], to[0]) + (yaw - math.atan2(to[1], to[0])) * math.atan(K.width / 2 / Kf.fx) / math.atan(K.width / 2 / K.fx)
+            ef = math.asin(to[2]) + (elev - math.asin(to[2])) * math.atan(K.height / 2 / Kf.fy) / math.atan(K.height / 2 / K.fy)
+            Rf = look_rotation(np.array([math.cos(ef) * math.cos(yf), math.cos(ef) * math.sin(yf), math.sin(ef)]), roll)
+            if not _fits((pose - C) @ Rf.T, Kf):
+                continue
         R = look_rotation(fwd, roll)
         cam = (pose - C) @ R.T
-        if cam[:, 2].min() < 0.3:
-            continue
-        uv = project(cam, K)
-        if (uv >= BORDER_PX).all() and (uv[:, 0] <= K.width - BORDER_PX).all() and (uv[:, 1] <= K.height - BORDER_PX).all():
+        if _fits(cam, K):
             return R, cam[0], K, h
     raise RuntimeError("photo_camera: no camera draw fits the person into the image")
 
@@ -286,15 +308,16 @@ class PhotoCase:
 def photo_case(pose: np.ndarray, setting: Setting, frame_seed: int, setting_seed: int) -> PhotoCase:
     """Build the request of one frame under one setting.
 
-    The camera depends on ``frame_seed`` and the lens only (paired across settings with the same
-    lens); the noise and the detector-like errors on ``setting_seed``.
+    The camera depends on ``frame_seed`` and the lens only: paired across settings, and across
+    lenses (:data:`PAIRED_LENS`: the same place, aim and roll, the lens alone differs); the noise
+    and the detector-like errors on ``setting_seed``.
     """
     from backend.prior.geometry import pitch_roll_of
 
     lens = setting.lens
     if lens <= 0:
         lens = float(np.random.default_rng([frame_seed, 99]).choice([24.0, 35.0, 50.0]))
-    R, T, K, _ = photo_camera(pose, lens, np.random.default_rng([frame_seed, int(lens)]))
+    R, T, K, _ = photo_camera(pose, lens, np.random.default_rng([frame_seed, int(PAIRED_LENS)]), fit_lens_mm=PAIRED_LENS)
     cam = pose @ R.T
     uv = project(cam + T, K)
     rng = np.random.default_rng([frame_seed, setting_seed])

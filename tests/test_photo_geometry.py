@@ -223,3 +223,22 @@ def test_photo_cut_above_the_knees_keeps_the_detectors_outside_legs_outside(pose
     for h in fr.hypotheses:
         p = project(np.array(h.joints) + np.array(h.root_translation), K)
         assert (p[[JOINT_INDEX[n] for n in outside], 1] > cut - 25).all(), p[[JOINT_INDEX[n] for n in outside], 1] - cut
+
+
+def test_photo_eval_lenses_share_the_camera_place(h36m_train_poses):
+    """The photo eval's 24 / 35 / 50 mm rows of a frame are the same photo taken with another lens:
+    the same camera height and place, the pelvis at the same place in the frame (as a fraction of the
+    half image), every joint inside; the 50 mm draw is the one drawn without pairing."""
+    pose = h36m_train_poses[0] - h36m_train_poses[0][:1]
+    draws = {lens: P.photo_camera(pose, lens, np.random.default_rng([3, 50]), fit_lens_mm=P.PAIRED_LENS)
+             for lens in (50.0, 35.0, 24.0)}
+    R50, T50, K50, h50 = P.photo_camera(pose, 50.0, np.random.default_rng([3, 50]))
+    assert np.allclose(R50, draws[50.0][0]) and np.allclose(T50, draws[50.0][1]) and h50 == draws[50.0][3]
+    for lens, (R, T, K, h) in draws.items():
+        assert h == h50 and (K.width, K.height) == (K50.width, K50.height)
+        assert np.allclose(-R.T @ T, -R50.T @ T50, atol=1e-9)  # camera centre (pelvis at the origin)
+        uv = project(pose @ R.T + T, K)
+        assert (uv >= P.BORDER_PX).all() and (uv <= np.array([K.width, K.height]) - P.BORDER_PX).all()
+        frac = np.arctan2(T[:2], T[2]) / np.arctan(np.array([K.width, K.height]) / 2 / K.fx)
+        frac50 = np.arctan2(T50[:2], T50[2]) / np.arctan(np.array([K50.width, K50.height]) / 2 / K50.fx)
+        assert np.allclose(frac, frac50, atol=0.15), (lens, frac, frac50)
