@@ -12,7 +12,9 @@ standing). This protocol draws the camera the way a hand-held or tripod photo is
   are photographed from further away, as a photographer steps back.
 * **Lens**: 24 / 35 / 50 mm equivalent, ``f = long image side * focal / 36`` pixels; the image is a
   4:3 phone frame, 1440x1080 landscape or (30 %) 1080x1440 portrait; square pixels, principal
-  point at the centre (until a crop moves it, see truncation).
+  point at the centre (until a crop moves it, see truncation). The lenses are paired: a frame's
+  24 / 35 / 50 mm photos are taken from the same place with the same aim and roll
+  (:data:`PAIRED_LENS`), so two lens rows differ by the lens alone.
 * **Pose subsets** of the evaluated subjects (counts printed): ``all``; ``away`` from standing
   (torso pelvis->thorax tilted more than 35 deg from vertical, or a knee bent more than 80 deg:
   sitting, crouching, bending, lying); ``floor`` (torso tilt more than 55 deg: lying, on all fours).
