@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from backend import __version__
+from backend import __version__, ranking
 from backend.camera import Intrinsics, default_intrinsics, resolve_intrinsics
 from backend.errors import InputError
 from backend.http import schemas
@@ -141,10 +141,11 @@ class PoseService:
         for i, fr in enumerate(req.frames):
             sub = _sub_progress(progress, i, n)
             cond, K, kp_out, photo, warnings = self.frame_conditions(fr, f"frames[{i}]")
-            res = self.sampler(req.steps, ESTIMATE_STEPS, req.guidance_scale).sample(
-                _oversampled(req.num_hypotheses, cond), cond, seed=req.seed, progress=sub, cancel=cancel)
+            smp = self.sampler(req.steps, ESTIMATE_STEPS, req.guidance_scale)
+            res = smp.sample(_oversampled(req.num_hypotheses, cond), cond, seed=req.seed, progress=sub, cancel=cancel)
+            wp = _remeasure_plausibility(smp, res, cond)
             frames.append(self._frame_result(res, cond, K, kp_out, warnings, req.previews, photo, task="estimate",
-                                             keep=req.num_hypotheses))
+                                             keep=req.num_hypotheses, plausibility_weight=wp))
         return schemas.EstimateResponse(joint_names=list(JOINT_NAMES), frames=frames)
 
     def frame_conditions(self, fr: schemas.EstimateFrame, field: str, K: Intrinsics | None = None, photo=None):
@@ -294,15 +295,17 @@ class PoseService:
         return ev, K, kp_out, photo
 
     def _frame_result(self, res: SampleResult, cond: Conditions, K, kp_out, warnings, previews, photo, task,
-                      keep: int | None = None, consensus: bool = True) -> schemas.FrameResult:
-        """One frame of a response from a sample: ranked, kept, first the consensus (``consensus``).
+                      keep: int | None = None, consensus: bool = True, plausibility_weight: float = 1.0) -> schemas.FrameResult:
+        """One frame of a response from a sample: ranked (:func:`rank_score` with ``plausibility_weight``),
+        kept, first the consensus (``consensus``).
 
         A sequence passes ``consensus=False``: its track chooses among the hypotheses by score and
         motion (:mod:`backend.prior.track`), and the consensus, whose errors are alike from frame
         to frame, does not average out there (4 S8 clips, 2D filtered: track 48.7 -> 50.8 mm with it).
         """
         B = res.world_rel.shape[0]
-        score = rank_score(res.loglik, res.plausibility, B, camera_logprior=self._camera_logprior(res, cond))
+        score = rank_score(res.loglik, res.plausibility, B, camera_logprior=self._camera_logprior(res, cond),
+                           plausibility_weight=plausibility_weight)
         order = np.argsort(-score)[:keep]
         # estimate: camera frame, root-relative + the root in the camera; complete: world, absolute
         if task == "estimate" and res.camera_rel is not None:
@@ -388,6 +391,18 @@ def _oversampled(num: int, cond: Conditions) -> int:
     if cond.evidence is None and not cond.has_known and not cond.has_directions and not cond.terms:
         return num
     return min(num * OVERSAMPLE, schemas.MAX_HYPOTHESES * OVERSAMPLE)
+
+
+def _remeasure_plausibility(smp: GuidedSampler, res: SampleResult, cond: Conditions) -> float:
+    """A single frame's candidates from 2D evidence alone: their plausibility measured again with
+    :data:`~backend.ranking.PLAUSIBILITY_DRAWS` noise draws common to all (in place, ``res.plausibility``);
+    returns the plausibility's weight in :func:`rank_score` (:data:`~backend.ranking.PLAUSIBILITY_WEIGHT`,
+    1 when nothing was re-measured: known joints, no 2D, one candidate)."""
+    if not cond.has_2d or cond.has_known or cond.has_directions or len(res.world_rel) < 2:
+        return 1.0
+    X = torch.as_tensor(res.world_rel, dtype=torch.float32, device=smp.device)
+    res.plausibility = smp.plausibility(X, draws=ranking.PLAUSIBILITY_DRAWS, common=True).cpu().numpy()
+    return ranking.PLAUSIBILITY_WEIGHT
 
 
 def _sub_progress(progress: Progress, i: int, n: int) -> Progress:

@@ -35,6 +35,8 @@ def test_rank_score_standardises_terms_and_selection_covers():
     pl = np.array([-0.30, -0.20, -0.10])  # the opposite order, other units
     s = rank_score(ll, pl, 3)
     np.testing.assert_allclose(s, 0.0, atol=1e-12)  # equal and opposite after standardising
+    # a single frame's estimate weighs the (re-measured) plausibility more: its order wins
+    assert int(np.argmax(rank_score(ll, pl, 3, plausibility_weight=2.0))) == 2
     assert rank_score(None, None, 4).shape == (4,)
     P = _poses([0.0, 0.001, 1.0, 2.0])
     sel = farthest_point_selection(P, 3, first=[0])

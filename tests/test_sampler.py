@@ -199,6 +199,18 @@ def test_guided_samples_reproject_better_than_unguided_prior_samples(sampler, h3
     np.testing.assert_allclose(bone_lengths(guided.camera_rel), np.broadcast_to(BONE_LENGTHS, (8, NUM_JOINTS)), atol=2e-3)
 
 
+def test_common_plausibility_draws_do_not_depend_on_the_batch(sampler, h36m_train_poses):
+    # common draws: a pose's plausibility is the same whichever poses share its batch, so two
+    # copies of a pose tie and a candidate's value is its own, not its noise draw's
+    X = torch.tensor(h36m_train_poses[[40, 3, 40]] - h36m_train_poses[[40, 3, 40], :1], dtype=torch.float32)
+    common = sampler.plausibility(X, draws=4, common=True)
+    assert common[0] == common[2]
+    torch.testing.assert_close(sampler.plausibility(X[1:2], draws=4, common=True), common[1:2])
+    own = sampler.plausibility(X, draws=4)
+    assert own[0] != own[2]
+    assert (common < 0).all() and (common > -0.2).all()  # metres of disagreement, typical training poses
+
+
 @pytest.mark.parametrize("pose_i,yaw", [(40, 2.5), (3, 0.5)])
 def test_projected_pose_is_recovered_best_of_n(pose_service, h36m_train_poses, pose_i, yaw):
     """Exact 2D of the 17 H3.6M joints, known intrinsics: best-of-16 MPJPE (shipped prior-v2: 60 and 50 mm, PA 37 and 25 mm)."""

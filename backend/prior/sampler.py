@@ -317,18 +317,21 @@ class GuidedSampler:
         return res
 
     @torch.no_grad()
-    def plausibility(self, Xm: torch.Tensor, t: int = 100, draws: int = 2) -> torch.Tensor:
+    def plausibility(self, Xm: torch.Tensor, t: int = 100, draws: int = 2, common: bool = False) -> torch.Tensor:
         """Denoiser agreement: ``-|D(sqrt(abar) x + sqrt(1-abar) eps, t) - x|`` averaged over joints (metres).
 
         Poses typical of the prior are reproduced by the denoiser after a little noise; fixed noise
-        (seeded) keeps it deterministic. ``Xm``: ``[B, J, 3]`` metres, upright frame.
+        (seeded) keeps it deterministic. ``Xm``: ``[B, J, 3]`` metres, upright frame; the mean over
+        ``draws`` noise draws. ``common``: every pose gets the same draws (common random numbers),
+        so the differences between poses, what a ranking compares, are not differences of their
+        noise draws (:data:`backend.ranking.PLAUSIBILITY_DRAWS`).
         """
         g = torch.Generator().manual_seed(1234)
         x = Xm / self.scale
         a = float(self.sched.alphas_cumprod[t])
         out = 0
         for _ in range(draws):
-            n = torch.randn(x.shape, generator=g).to(x.device)
+            n = torch.randn((1,) + tuple(x.shape[1:]) if common else x.shape, generator=g).to(x.device).expand(x.shape)
             xt = math.sqrt(a) * x + math.sqrt(1 - a) * n
             x0 = self.model(xt, torch.full((x.shape[0],), t, device=x.device, dtype=torch.long))
             out = out + ((x0 - x) * self.scale).norm(dim=-1).mean(-1)
