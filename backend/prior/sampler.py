@@ -263,28 +263,51 @@ class GuidedSampler:
             pg, rg = pv[None].expand(B, -1), st.roll[:, None].expand(B, pv.numel())
             if ray is not None:
                 pg = pitch_for_view(pg, rg, ray)
-            post = cp.tilt_posterior(self._grid_plausibility(Xc, pg, rg), pg, rg, ray)
-            pitch = pg[rows, cp.draw(post, st.generator, sample=self.w.tilt_sample)]
+            noise = self._tilt_noise(Xc)
+            if self.w.tilt_sample:  # a draw from the whole grid's posterior
+                post = cp.tilt_posterior(self._grid_plausibility(Xc, pg, rg, noise), pg, rg, ray)
+                k, known = cp.draw(post, st.generator, sample=True), None
+            else:  # its argmax, by branch and bound
+                k, plaus = cp.best_tilt(self._plausibility_at(Xc, pg, rg, noise), pg, rg, ray)
+                known = plaus[rows, k]  # the roll grid's point at the current roll is this one
+            pitch = pg[rows, k]
             rv = cp.roll_values(x0.device)
+            r_now = rg[:, :1] == rv[None]  # [B, R]
             rg, pg = rv[None].expand(B, -1), pitch[:, None].expand(B, rv.numel())
-            post = cp.tilt_posterior(self._grid_plausibility(Xc, pg, rg), pg, rg, ray)
-            st.pitch, st.roll = pitch, rg[rows, post.argmax(1)]
+            if self.w.tilt_sample:
+                k = cp.tilt_posterior(self._grid_plausibility(Xc, pg, rg, noise), pg, rg, ray).argmax(1)
+            else:
+                known = torch.where(r_now, known[:, None], torch.full_like(r_now, math.nan, dtype=pg.dtype))
+                k, _ = cp.best_tilt(self._plausibility_at(Xc, pg, rg, noise), pg, rg, ray, known=known)
+            st.pitch, st.roll = pitch, rg[rows, k]
         R_new = st.camera_rotation()
         M = R_old.transpose(1, 2) @ R_new  # old world -> camera -> new world
         return (Xc @ R_new) / self.scale, x_t @ M
 
-    def _grid_plausibility(self, Xc: torch.Tensor, pitch: torch.Tensor, roll: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def _tilt_noise(Xc: torch.Tensor) -> torch.Tensor:
+        """``[B, 1, J, 3]`` the grid's noise: one draw per hypothesis (seeded), the same for all its tilts."""
+        g = torch.Generator().manual_seed(1234)
+        return torch.randn((Xc.shape[0], 1) + tuple(Xc.shape[1:]), generator=g).to(Xc.device)
+
+    def _plausibility_at(self, Xc: torch.Tensor, pitch: torch.Tensor, roll: torch.Tensor, noise: torch.Tensor):
+        """callable(rows ``[n]``, cols ``[n]``) -> ``[n]``: :meth:`_grid_plausibility` of hypothesis
+        ``rows[i]`` under grid tilt ``cols[i]`` of ``pitch``, ``roll`` (``[B, G]``), for
+        :meth:`~backend.prior.camera_prior.CameraPrior.best_tilt`."""
+        return lambda r, c: self._grid_plausibility(Xc[r], pitch[r, c][:, None], roll[r, c][:, None], noise[r])[:, 0]
+
+    def _grid_plausibility(self, Xc: torch.Tensor, pitch: torch.Tensor, roll: torch.Tensor,
+                           noise: torch.Tensor | None = None) -> torch.Tensor:
         """:meth:`plausibility` of camera-frame poses ``Xc`` (``[B, J, 3]``, m) seen upright under
         tilts ``pitch``, ``roll`` (``[B, G]`` radians): ``[B, G]``.
 
-        One noise draw per hypothesis, the same for all its tilts (seeded), so the grid compares
-        the tilts rather than the noise draws.
+        One noise draw per hypothesis, the same for all its tilts (``noise``, default
+        :meth:`_tilt_noise`), so the grid compares the tilts rather than the noise draws.
         """
         B, G_ = pitch.shape
         Rg = tilt_batch(pitch.reshape(-1), roll.reshape(-1)).view(B, G_, 3, 3)
         cand = torch.einsum("bjc,bgcd->bgjd", Xc, Rg) / self.scale  # camera -> upright: v @ R
-        g = torch.Generator().manual_seed(1234)
-        n = torch.randn((B, 1) + tuple(Xc.shape[1:]), generator=g).to(Xc.device)
+        n = self._tilt_noise(Xc) if noise is None else noise
         t = 100
         a = float(self.sched.alphas_cumprod[t])
         xt = (math.sqrt(a) * cand + math.sqrt(1 - a) * n).reshape(B * G_, -1, 3)
