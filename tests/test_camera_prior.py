@@ -81,3 +81,9 @@ def test_best_tilt_is_the_whole_grids_argmax_with_fewer_evaluations():
     asked.clear()
     k2, _ = cp.best_tilt(plausibility_of, pitch, roll, ray, known=got)
     assert torch.equal(k2, full) and sum(asked) == 0
+    # a restricted search (the sampler's local retilt) takes the best allowed tilt
+    allowed = torch.zeros_like(got, dtype=torch.bool)
+    allowed[:, 2:5] = True
+    k3, got3 = cp.best_tilt(plausibility_of, pitch, roll, ray, allowed=allowed)
+    post = cp.tilt_posterior(plaus, pitch, roll, ray)
+    assert torch.equal(k3, 2 + post[:, 2:5].argmax(1)) and bool(torch.isnan(got3[~allowed]).all())

@@ -171,7 +171,7 @@ class CameraPrior:
         return plausibility / self.temperature + self.log_tilt(pitch, roll, ray)
 
     def best_tilt(self, plausibility_of, pitch: torch.Tensor, roll: torch.Tensor, ray: torch.Tensor | None = None,
-                  known: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                  known: torch.Tensor | None = None, allowed: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Index ``[B]`` of each hypothesis' grid tilt of highest :meth:`tilt_posterior`, the same
         argmax as over the whole grid, evaluating the plausibility only where it can win.
 
@@ -187,6 +187,7 @@ class CameraPrior:
                 <= 0) of hypothesis ``rows[i]`` under grid tilt ``cols[i]``.
             pitch, roll: ``[B, G]`` grid tilts (radians); ray: as in :meth:`tilt_posterior`.
             known: ``[B, G]`` plausibilities already computed (NaN where not), reused as they are.
+            allowed: ``[B, G]`` bool, the tilts searched (default all; at least one per row).
         Returns:
             (index ``[B]``, plausibility ``[B, G]``, NaN where it was not evaluated).
         """
@@ -195,6 +196,9 @@ class CameraPrior:
         plaus = torch.full_like(lp, math.nan) if known is None else known.clone()
         seen = ~torch.isnan(plaus)
         post = torch.where(seen, plaus / self.temperature + lp, torch.full_like(lp, -math.inf))
+        if allowed is not None:
+            post = torch.where(allowed, post, torch.full_like(lp, -math.inf))
+            seen = seen | ~allowed
         order = torch.argsort(lp, dim=1, descending=True, stable=True)
         rows = torch.arange(B, device=lp.device)
         for k in range(G):

@@ -30,7 +30,7 @@ import torch
 
 from backend.errors import Cancelled
 from backend.prior import guidance as G
-from backend.prior.camera_prior import pitch_for_view
+from backend.prior.camera_prior import pitch_for_view, view_pitch
 from backend.prior.geometry import prior_precision, tilt_batch
 from backend.prior.guidance import Conditions, SampleState
 from backend.prior.model import PoseDenoiser
@@ -79,6 +79,12 @@ class SampleResult:
     plausibility: np.ndarray | None = None
     swapped: np.ndarray | None = None
     timings: dict = field(default_factory=dict)
+
+
+def _near_index(grid: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """``[B, G]`` bool: the points of ``grid`` (``[G]``) within one step of each ``value``'s nearest (``[B]``)."""
+    j = (grid[None] - value[:, None]).abs().argmin(1)
+    return (torch.arange(grid.numel(), device=grid.device)[None] - j[:, None]).abs() <= 1
 
 
 class GuidedSampler:
@@ -165,7 +171,7 @@ class GuidedSampler:
             abar = float(self.sched.alphas_cumprod[t])
             x0 = self._refine(x0_hat, abar, st, frac=i / max(len(ts) - 1, 1))  # guidance
             if st.has_camera and not st.fixed_tilt and i in retilt_at:
-                x0, x = self._retilt(x0, x, st)
+                x0, x = self._retilt(x0, x, st, local=self.w.retilt_local and i > min(retilt_at))
             grad = None
             if dps:
                 # DPS (Chung et al. 2023, eq. 16) with the refined x0 as the measurement: pull x_t so
@@ -228,7 +234,7 @@ class GuidedSampler:
         b = min(prior_precision(abar, self.scale), w.prior_cap) if abar is not None else w.polish_prior
         return G.refine(x0_hat * self.scale, st, abar, frac, b) / self.scale
 
-    def _retilt(self, x0: torch.Tensor, x_t: torch.Tensor, st: SampleState):
+    def _retilt(self, x0: torch.Tensor, x_t: torch.Tensor, st: SampleState, local: bool = False):
         """Re-estimate each hypothesis' camera pitch and roll (gravity) from the prior and the photo prior.
 
         The camera-frame pose fits the 2D evidence whatever the tilt; the tilt decides how that
@@ -239,10 +245,12 @@ class GuidedSampler:
         which the camera ray to the hypothesis' pelvis, ``state.subject_ray``, leaves the horizon:
         :func:`~backend.prior.camera_prior.view_pitch`; each grid value is turned into the camera
         pitch that sees the subject at that angle) at the current roll, then the roll (+-20
-        degrees) at that pitch. The pitch is *drawn* from the grid posterior
-        (``tilt_sample``), so hypotheses keep different tilt/depth modes (a person lying on the
-        floor seen from eye height vs a near-standing one seen steeply) instead of all taking the
-        most "standing" one; the roll takes its posterior maximum. Without a camera prior: the
+        degrees) at that pitch, each the grid posterior's maximum (found by branch and bound,
+        :meth:`~backend.prior.camera_prior.CameraPrior.best_tilt`). With ``tilt_sample`` the pitch
+        is *drawn* from the grid posterior instead, so hypotheses keep different tilt/depth modes (a
+        person lying on the floor seen from eye height vs a near-standing one seen steeply). With
+        ``local`` only the grid neighbours of each hypothesis' tilt are searched (one step of view
+        pitch, one of roll; ``weights.retilt_local``). Without a camera prior: the
         argmax over ``PITCH_GRID`` x ``ROLL_GRID`` of the plausibility alone. Then ``x0`` and the
         noisy sample ``x_t`` are re-expressed in the new upright frame (a rotation, so the noise
         stays isotropic). Returns (x0, x_t) in model units.
@@ -264,21 +272,27 @@ class GuidedSampler:
             if ray is not None:
                 pg = pitch_for_view(pg, rg, ray)
             noise = self._tilt_noise(Xc)
+            local = local and not self.w.tilt_sample
+            near = None
+            if local:  # grid view pitches within one step of the current one
+                v = view_pitch(st.pitch, st.roll, st.subject_ray) if ray is not None else st.pitch
+                near = _near_index(pv, v)
             if self.w.tilt_sample:  # a draw from the whole grid's posterior
                 post = cp.tilt_posterior(self._grid_plausibility(Xc, pg, rg, noise), pg, rg, ray)
                 k, known = cp.draw(post, st.generator, sample=True), None
             else:  # its argmax, by branch and bound
-                k, plaus = cp.best_tilt(self._plausibility_at(Xc, pg, rg, noise), pg, rg, ray)
+                k, plaus = cp.best_tilt(self._plausibility_at(Xc, pg, rg, noise), pg, rg, ray, allowed=near)
                 known = plaus[rows, k]  # the roll grid's point at the current roll is this one
             pitch = pg[rows, k]
             rv = cp.roll_values(x0.device)
             r_now = rg[:, :1] == rv[None]  # [B, R]
+            near = _near_index(rv, st.roll) if local else None
             rg, pg = rv[None].expand(B, -1), pitch[:, None].expand(B, rv.numel())
             if self.w.tilt_sample:
                 k = cp.tilt_posterior(self._grid_plausibility(Xc, pg, rg, noise), pg, rg, ray).argmax(1)
             else:
                 known = torch.where(r_now, known[:, None], torch.full_like(r_now, math.nan, dtype=pg.dtype))
-                k, _ = cp.best_tilt(self._plausibility_at(Xc, pg, rg, noise), pg, rg, ray, known=known)
+                k, _ = cp.best_tilt(self._plausibility_at(Xc, pg, rg, noise), pg, rg, ray, known=known, allowed=near)
             st.pitch, st.roll = pitch, rg[rows, k]
         R_new = st.camera_rotation()
         M = R_old.transpose(1, 2) @ R_new  # old world -> camera -> new world
