@@ -87,3 +87,7 @@ def test_best_tilt_is_the_whole_grids_argmax_with_fewer_evaluations():
     k3, got3 = cp.best_tilt(plausibility_of, pitch, roll, ray, allowed=allowed)
     post = cp.tilt_posterior(plaus, pitch, roll, ray)
     assert torch.equal(k3, 2 + post[:, 2:5].argmax(1)) and bool(torch.isnan(got3[~allowed]).all())
+    # a small batch: the whole grid in one call, the same argmax
+    asked.clear()
+    k4, got4 = cp.best_tilt(plausibility_of, pitch, roll, ray, whole_below=B * pv.numel())
+    assert torch.equal(k4, full) and asked == [B * pv.numel()] and not bool(torch.isnan(got4).any())

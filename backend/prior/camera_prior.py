@@ -171,7 +171,8 @@ class CameraPrior:
         return plausibility / self.temperature + self.log_tilt(pitch, roll, ray)
 
     def best_tilt(self, plausibility_of, pitch: torch.Tensor, roll: torch.Tensor, ray: torch.Tensor | None = None,
-                  known: torch.Tensor | None = None, allowed: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                  known: torch.Tensor | None = None, allowed: torch.Tensor | None = None,
+                  whole_below: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """Index ``[B]`` of each hypothesis' grid tilt of highest :meth:`tilt_posterior`, the same
         argmax as over the whole grid, evaluating the plausibility only where it can win.
 
@@ -188,6 +189,8 @@ class CameraPrior:
             pitch, roll: ``[B, G]`` grid tilts (radians); ray: as in :meth:`tilt_posterior`.
             known: ``[B, G]`` plausibilities already computed (NaN where not), reused as they are.
             allowed: ``[B, G]`` bool, the tilts searched (default all; at least one per row).
+            whole_below: evaluate every (allowed) tilt in one call when ``B * G`` is at most this:
+                for a small batch one call costs less than the rounds (a photo's 60 candidates).
         Returns:
             (index ``[B]``, plausibility ``[B, G]``, NaN where it was not evaluated).
         """
@@ -199,8 +202,15 @@ class CameraPrior:
         if allowed is not None:
             post = torch.where(allowed, post, torch.full_like(lp, -math.inf))
             seen = seen | ~allowed
-        order = torch.argsort(lp, dim=1, descending=True, stable=True)
         rows = torch.arange(B, device=lp.device)
+        if B * G <= whole_below:
+            r, cr = (~seen).nonzero(as_tuple=True)
+            if r.numel():
+                v = plausibility_of(r, cr)
+                plaus[r, cr] = v
+                post[r, cr] = v / self.temperature + lp[r, cr]
+            return post.argmax(1), plaus
+        order = torch.argsort(lp, dim=1, descending=True, stable=True)
         for k in range(G):
             c = order[:, k]
             can = lp[rows, c] >= post.amax(1)  # may still beat the best found
