@@ -82,6 +82,10 @@ class PoseService:
 
         self.prior = registry.describe(weights)
         self.device = pick_device(device)
+        if self.device.type == "cpu":  # sampling's temporaries reuse freed memory (no page faults)
+            from backend.prior.cpu_heap import keep_freed_memory
+
+            keep_freed_memory()
         torch.set_grad_enabled(False)
         self.model = load_prior(self.prior.path, self.device)
         self.weights_path = self.prior.path

@@ -53,3 +53,41 @@ def test_view_pitch_is_the_angle_of_the_subject_ray_below_the_horizon():
     cp = CameraPrior()
     p = pitch_for_view(torch.tensor(math.radians(4.0)), torch.tensor(0.0), top)
     assert float(cp.log_tilt(p, torch.tensor(0.0), top)) == pytest.approx(float(cp.log_tilt(torch.tensor(math.radians(4.0)), torch.tensor(0.0))), abs=1e-5)
+
+
+def test_best_tilt_is_the_whole_grids_argmax_with_fewer_evaluations():
+    # a plausibility (<= 0 metres) per hypothesis and tilt; the bound may skip, never change the argmax
+    cp = CameraPrior()
+    g = torch.Generator().manual_seed(0)
+    B = 200
+    pv = cp.pitch_grid()
+    pitch = pv[None].expand(B, -1) + 0.05 * torch.randn(B, 1, generator=g)
+    roll = 0.1 * torch.randn(B, 1, generator=g).expand(B, pv.numel())
+    ray = torch.cat([0.3 * torch.randn(B, 1, 2, generator=g), torch.ones(B, 1, 1)], -1)
+    plaus = -(0.01 + 0.1 * torch.rand(B, pv.numel(), generator=g))
+    full = cp.tilt_posterior(plaus, pitch, roll, ray).argmax(1)
+    asked = []
+
+    def plausibility_of(r, c):
+        asked.append(len(r))
+        return plaus[r, c]
+
+    k, got = cp.best_tilt(plausibility_of, pitch, roll, ray)
+    assert torch.equal(k, full)
+    assert 0 < sum(asked) < B * pv.numel()  # some skipped
+    seen = ~torch.isnan(got)
+    assert torch.equal(got[seen], plaus[seen]) and bool(seen[torch.arange(B), k].all())
+    # known values are reused, not asked for again
+    asked.clear()
+    k2, _ = cp.best_tilt(plausibility_of, pitch, roll, ray, known=got)
+    assert torch.equal(k2, full) and sum(asked) == 0
+    # a restricted search (the sampler's local retilt) takes the best allowed tilt
+    allowed = torch.zeros_like(got, dtype=torch.bool)
+    allowed[:, 2:5] = True
+    k3, got3 = cp.best_tilt(plausibility_of, pitch, roll, ray, allowed=allowed)
+    post = cp.tilt_posterior(plaus, pitch, roll, ray)
+    assert torch.equal(k3, 2 + post[:, 2:5].argmax(1)) and bool(torch.isnan(got3[~allowed]).all())
+    # a small batch: the whole grid in one call, the same argmax
+    asked.clear()
+    k4, got4 = cp.best_tilt(plausibility_of, pitch, roll, ray, whole_below=B * pv.numel())
+    assert torch.equal(k4, full) and asked == [B * pv.numel()] and not bool(torch.isnan(got4).any())

@@ -454,3 +454,26 @@ def test_progress_is_monotone_and_reaches_one(sampler, pose_service, h36m_train_
     pose_service.estimate(schemas.EstimateRequest(frames=[fr, fr], num_hypotheses=2, steps=5, seed=0), progress=seen.append)
     assert seen[-1] == pytest.approx(1.0) and all(a <= b + 1e-12 for a, b in zip(seen, seen[1:]))
     assert any(0.4 < s < 0.6 for s in seen)  # halfway after the first frame
+
+
+def test_tilt_search_by_branch_and_bound_gives_the_whole_grids_samples(sampler, h36m_train_poses, monkeypatch):
+    # the reference: every grid tilt's plausibility evaluated, then the posterior's argmax
+    from backend.prior import sampler as S
+    from backend.prior.camera_prior import CameraPrior
+
+    _, uv, _ = scene(h36m_train_poses[5], yaw=2.0, pitch=0.3)
+    ev = G.KeypointEvidence(uv, np.ones(NUM_JOINTS), K)
+    monkeypatch.setattr(S, "WHOLE_GRID_ROWS", 0)  # branch and bound even for this small batch
+    got = sampler.sample(12, Conditions(evidence=ev), seed=3)
+
+    def whole_grid(self, plausibility_of, pitch, roll, ray=None, known=None, allowed=None, whole_below=0):
+        B, n = pitch.shape
+        r = torch.arange(B).repeat_interleave(n)
+        c = torch.arange(n).repeat(B)
+        plaus = plausibility_of(r, c).view(B, n)
+        return self.tilt_posterior(plaus, pitch, roll, ray).argmax(1), plaus
+
+    monkeypatch.setattr(CameraPrior, "best_tilt", whole_grid)
+    ref = sampler.sample(12, Conditions(evidence=ev), seed=3)
+    assert np.array_equal(got.pitch, ref.pitch) and np.array_equal(got.roll, ref.roll)
+    assert np.allclose(got.camera_rel, ref.camera_rel, atol=1e-5)

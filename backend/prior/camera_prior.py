@@ -187,6 +187,61 @@ class CameraPrior:
         """
         return plausibility / self.temperature + self.log_tilt(pitch, roll, ray)
 
+    def best_tilt(self, plausibility_of, pitch: torch.Tensor, roll: torch.Tensor, ray: torch.Tensor | None = None,
+                  known: torch.Tensor | None = None, allowed: torch.Tensor | None = None,
+                  whole_below: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Index ``[B]`` of each hypothesis' grid tilt of highest :meth:`tilt_posterior`, the same
+        argmax as over the whole grid, evaluating the plausibility only where it can win.
+
+        Branch and bound (Land & Doig 1960): the plausibility is a negative distance, so a grid
+        tilt's posterior ``plausibility / temperature + log_tilt`` is at most its log prior. The
+        tilts are visited in descending log prior (one batch of hypotheses per rank) and a tilt whose
+        log prior is below the best posterior already found for that hypothesis cannot be its
+        maximum and is skipped. With this prior and the denoiser's ~5 cm disagreement (2.5 nats)
+        about 6.5 of the 11 pitches and 2 of the 5 rolls are evaluated (a 40-frame sequence).
+
+        Args:
+            plausibility_of: callable(rows ``[n]``, cols ``[n]``) -> ``[n]`` plausibility (metres,
+                <= 0) of hypothesis ``rows[i]`` under grid tilt ``cols[i]``.
+            pitch, roll: ``[B, G]`` grid tilts (radians); ray: as in :meth:`tilt_posterior`.
+            known: ``[B, G]`` plausibilities already computed (NaN where not), reused as they are.
+            allowed: ``[B, G]`` bool, the tilts searched (default all; at least one per row).
+            whole_below: evaluate every (allowed) tilt in one call when ``B * G`` is at most this:
+                for a small batch one call costs less than the rounds (a photo's 60 candidates).
+        Returns:
+            (index ``[B]``, plausibility ``[B, G]``, NaN where it was not evaluated).
+        """
+        lp = self.log_tilt(pitch, roll, ray)  # [B, G]: upper bound of the posterior
+        B, G = lp.shape
+        plaus = torch.full_like(lp, math.nan) if known is None else known.clone()
+        seen = ~torch.isnan(plaus)
+        post = torch.where(seen, plaus / self.temperature + lp, torch.full_like(lp, -math.inf))
+        if allowed is not None:
+            post = torch.where(allowed, post, torch.full_like(lp, -math.inf))
+            seen = seen | ~allowed
+        rows = torch.arange(B, device=lp.device)
+        if B * G <= whole_below:
+            r, cr = (~seen).nonzero(as_tuple=True)
+            if r.numel():
+                v = plausibility_of(r, cr)
+                plaus[r, cr] = v
+                post[r, cr] = v / self.temperature + lp[r, cr]
+            return post.argmax(1), plaus
+        order = torch.argsort(lp, dim=1, descending=True, stable=True)
+        for k in range(G):
+            c = order[:, k]
+            can = lp[rows, c] >= post.amax(1)  # may still beat the best found
+            if not bool(can.any()):
+                break  # log priors only decrease along ``order`` and the best only grows
+            r = (can & ~seen[rows, c]).nonzero()[:, 0]
+            if r.numel():
+                cr = c[r]
+                v = plausibility_of(r, cr)
+                plaus[r, cr] = v
+                seen[r, cr] = True
+                post[r, cr] = v / self.temperature + lp[r, cr]
+        return post.argmax(1), plaus
+
     @staticmethod
     def draw(logpost: torch.Tensor, generator: torch.Generator | None, sample: bool = True) -> torch.Tensor:
         """Index ``[B]`` of one grid tilt per hypothesis: a draw from ``softmax(logpost)`` (or its argmax)."""

@@ -119,6 +119,9 @@ class GuidanceWeights:
     polish_prior: float = 400.0  # 1/m^2 (r = 5 cm)
     dps_scale: float = 1.0  # DPS step on x_t toward the refined x0 of known joints/directions (0 = off)
     retilt_at: tuple = (0.5, 1.0)  # fractions of the DDIM steps where camera pitch/roll are re-estimated
+    #: the re-estimates after the first search only the grid neighbours (one step of view pitch and
+    #: of roll) of each hypothesis' tilt (sequences, ``backend.sequence.RETILT_LOCAL``)
+    retilt_local: bool = False
     #: prior over camera tilt and subject distance for photos of unknown orientation (None = the
     #: older plausibility-only argmax over -15..45 degrees pitch, level roll)
     camera_prior: CameraPrior | None = field(default_factory=CameraPrior)
