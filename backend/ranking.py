@@ -18,8 +18,9 @@ CAMERA_PRIOR_WEIGHT = 0.3
 #: A single frame's estimate (``PoseService.estimate`` without a sequence): its candidates'
 #: plausibility is measured again with this many noise draws shared by all of them
 #: (``GuidedSampler.plausibility(common=True)``) and weighs this much against the evidence fit in
-#: :func:`rank_score` (chosen on S8 frames, see there). Sequences and completion keep the
-#: sampler's own plausibility (2 draws, each candidate its own) and weight 1.
+#: :func:`rank_score` (chosen on S8 frames, see there). Sequences use the sampler's 2 final draws,
+#: common to all candidates, at ``backend.sequence.SEQUENCE_PLAUSIBILITY_WEIGHT``; completion keeps
+#: the sampler's own plausibility (2 draws, each candidate its own) and weight 1.
 PLAUSIBILITY_DRAWS = 8
 PLAUSIBILITY_WEIGHT = 2.0
 #: The aggregate: softmax(score / temperature)-weighted mean of the best ``AGGREGATE_TOP``.

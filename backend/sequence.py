@@ -40,6 +40,22 @@ CHUNK = 16
 #: (window 9, order 1): 3 x 40 steps 48.7 mm, 3 x 20 steps 46.8, 1 x 40 steps 52.3. None of the
 #: faster settings keeps the track's accuracy, so the default stays.
 SEQUENCE_OVERSAMPLE = 3
+#: The candidates' plausibility (the denoiser's agreement, ``GuidedSampler.plausibility``) in a
+#: sequence: the sampler's final 2 noise draws, common to all candidates (``common_plausibility``,
+#: no extra denoiser calls), weighted this much against the evidence fit in the rank score that
+#: orders the hypotheses and is the track's unary (:func:`backend.ranking.rank_score`). As for
+#: single photos (see there), each candidate's own 2 draws put ~4 mm of noise on its value, as
+#: much as the spread of a frame's best candidates. ``posediff eval sequence`` rows on the same
+#: candidates (40-frame clips, 20 kept of 60; per-frame best-of-1 / 5-frame moving average of it /
+#: default track, MPJPE mm), own 2 draws weight 1 -> common 2 draws weight 2: S8 3 clips
+#: 65.5 / 55.2 / 58.5 -> 55.8 / 46.9 / 53.8 (weight 1: 58.3 / 49.1 / 57.1; 8 common draws, +87 ms
+#: CPU per frame of 60 candidates: weight 1 58.1 / 50.1 / 57.2, weight 2 56.8 / 49.4 / 52.8;
+#: 8 own draws weight 2 60.7 / 51.7 / 56.0); S8 6 clips (own draws redrawn) 60.7 / 49.0 / 47.6
+#: -> 50.6 / 40.7 / 45.4 (weight 1 / 1.5 / 3: track 47.5 / 45.9 / 45.3; the track's
+#: reprojection weight 0.25 / 1 instead of 0.5: 45.3 / 47.3). Held-out S9/S11 5 clips:
+#: 64.6 / 51.1 / 49.1 -> 56.2 / 46.6 / 46.8 (weight 1: 56.3 / 44.7 / 44.8; 8 common draws weight 2:
+#: 55.3 / 45.0 / 43.4). The baseline (moving average) gains as much as the track.
+SEQUENCE_PLAUSIBILITY_WEIGHT = 2.0
 #: Temporal guidance between consecutive frames' hypotheses (metres at bone length; None = off),
 #: :class:`backend.prior.temporal.TemporalSmoothnessTerm`; see ``posediff eval sequence --temporal``.
 #: Off: on 4 S8 clips (2D filtered) the default track was 48.7 mm, with sigma 0.15 m 49.5, 0.05 m 58.5.
@@ -105,6 +121,7 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
         num = [req.num_hypotheses * SEQUENCE_OVERSAMPLE for _ in conds]
         smp = service.sampler(req.steps, ESTIMATE_STEPS, req.guidance_scale)
         smp.w.retilt_local = RETILT_LOCAL
+        smp.common_plausibility = True
         done = len(results)
         sub = None if progress is None else (lambda f: progress(min(1.0, (done + f * n) / max(total or done + n, 1))))
         res = sample_frames(smp, conds, num, seed=req.seed, progress=sub, cancel=cancel) if conds else []
@@ -115,7 +132,8 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
                                                    camera=K.as_dict() if K is not None else None, warnings=warnings))
                 continue
             results.append(service._frame_result(next(it), cond, K, kp_out, warnings, req.previews, photo,
-                                                 task="estimate", keep=req.num_hypotheses, consensus=False))
+                                                 task="estimate", keep=req.num_hypotheses, consensus=False,
+                                                 plausibility_weight=SEQUENCE_PLAUSIBILITY_WEIGHT))
         del pending[:n]
 
     # temporal filter of the 2D evidence: frame t is sampled once its window's later frames are read

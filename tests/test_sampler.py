@@ -211,6 +211,18 @@ def test_common_plausibility_draws_do_not_depend_on_the_batch(sampler, h36m_trai
     assert (common < 0).all() and (common > -0.2).all()  # metres of disagreement, typical training poses
 
 
+def test_common_plausibility_of_the_final_poses(pose_service, h36m_train_poses):
+    # a sequence's sampler (common_plausibility) reports the common-draw plausibility of its final
+    # poses, so a frame's candidates are compared on the same noise draws
+    smp = GuidedSampler(pose_service.model, steps=10, eta=0.5)
+    smp.common_plausibility = True
+    _, uv, _ = scene(h36m_train_poses[40], yaw=2.5)
+    ev = G.KeypointEvidence(np.where(np.arange(NUM_JOINTS)[:, None] < 17, uv, np.nan), np.ones(NUM_JOINTS), K)
+    res = smp.sample(6, Conditions(evidence=ev), seed=0)
+    X = torch.tensor(res.world_rel, dtype=torch.float32)
+    np.testing.assert_allclose(res.plausibility, smp.plausibility(X, common=True).numpy(), atol=1e-5)
+
+
 @pytest.mark.parametrize("pose_i,yaw", [(40, 2.5), (3, 0.5)])
 def test_projected_pose_is_recovered_best_of_n(pose_service, h36m_train_poses, pose_i, yaw):
     """Exact 2D of the 17 H3.6M joints, known intrinsics: best-of-16 MPJPE (shipped prior-v2: 60 and 50 mm, PA 37 and 25 mm)."""

@@ -99,6 +99,9 @@ class GuidedSampler:
         steps: DDIM steps (default 40).
         eta: DDIM stochasticity (0 deterministic, 1 DDPM-like); > 0 keeps hypotheses diverse.
         weights: guidance precisions and inner-step controls.
+
+    ``common_plausibility``: the final :meth:`plausibility` (``SampleResult.plausibility``) uses
+    noise draws common to all hypotheses (a sequence sets it; default each hypothesis its own).
     """
 
     def __init__(self, model: PoseDenoiser, steps: int = 40, eta: float = 0.5, weights: G.GuidanceWeights | None = None):
@@ -109,6 +112,7 @@ class GuidedSampler:
         self.steps = int(steps)
         self.eta = float(eta)
         self.w = weights or G.GuidanceWeights()
+        self.common_plausibility = False
 
     # ------------------------------------------------------------------------------ public
 
@@ -356,7 +360,7 @@ class GuidedSampler:
             res.world_rel = (final.world - final.world[:, :1]).cpu().numpy()
             res.world_root = final.world[:, 0].cpu().numpy()
         res.loglik = (ll / max(count, 1)).cpu().numpy()
-        res.plausibility = self.plausibility(Xm).cpu().numpy()
+        res.plausibility = self.plausibility(Xm, common=self.common_plausibility).cpu().numpy()
         return res
 
     @torch.no_grad()
