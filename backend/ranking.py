@@ -16,7 +16,7 @@ import numpy as np
 #: Weight of the camera prior's log-density in :func:`rank_score` (chosen on S8 frames).
 CAMERA_PRIOR_WEIGHT = 0.3
 #: A single frame's estimate (``PoseService.estimate`` without a sequence): its candidates'
-#: plausibility is measured again with this many noise draws shared by all of them
+#: plausibility is measured with this many noise draws shared by all of them
 #: (``GuidedSampler.plausibility(common=True)``) and weighs this much against the evidence fit in
 #: :func:`rank_score` (chosen on S8 frames, see there). Sequences use the sampler's 2 final draws,
 #: common to all candidates, at ``backend.sequence.SEQUENCE_PLAUSIBILITY_WEIGHT``; completion keeps

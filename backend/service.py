@@ -146,8 +146,9 @@ class PoseService:
             sub = _sub_progress(progress, i, n)
             cond, K, kp_out, photo, warnings = self.frame_conditions(fr, f"frames[{i}]")
             smp = self.sampler(req.steps, ESTIMATE_STEPS, req.guidance_scale)
-            res = smp.sample(_oversampled(req.num_hypotheses, cond), cond, seed=req.seed, progress=sub, cancel=cancel)
-            wp = _remeasure_plausibility(smp, res, cond)
+            num = _oversampled(req.num_hypotheses, cond)
+            wp = _ranking_plausibility(smp, cond, num)
+            res = smp.sample(num, cond, seed=req.seed, progress=sub, cancel=cancel)
             frames.append(self._frame_result(res, cond, K, kp_out, warnings, req.previews, photo, task="estimate",
                                              keep=req.num_hypotheses, plausibility_weight=wp))
         return schemas.EstimateResponse(joint_names=list(JOINT_NAMES), frames=frames)
@@ -397,15 +398,15 @@ def _oversampled(num: int, cond: Conditions) -> int:
     return min(num * OVERSAMPLE, schemas.MAX_HYPOTHESES * OVERSAMPLE)
 
 
-def _remeasure_plausibility(smp: GuidedSampler, res: SampleResult, cond: Conditions) -> float:
-    """A single frame's candidates from 2D evidence alone: their plausibility measured again with
-    :data:`~backend.ranking.PLAUSIBILITY_DRAWS` noise draws common to all (in place, ``res.plausibility``);
-    returns the plausibility's weight in :func:`rank_score` (:data:`~backend.ranking.PLAUSIBILITY_WEIGHT`,
-    1 when nothing was re-measured: known joints, no 2D, one candidate)."""
-    if not cond.has_2d or cond.has_known or cond.has_directions or len(res.world_rel) < 2:
+def _ranking_plausibility(smp: GuidedSampler, cond: Conditions, num: int) -> float:
+    """A single frame's ``num`` candidates from 2D evidence alone: the sampler measures their final
+    plausibility with :data:`~backend.ranking.PLAUSIBILITY_DRAWS` noise draws common to all (set on
+    ``smp`` before sampling); returns the plausibility's weight in :func:`rank_score`
+    (:data:`~backend.ranking.PLAUSIBILITY_WEIGHT`, 1 where the sampler's default is kept: known
+    joints, no 2D, one candidate)."""
+    if not cond.has_2d or cond.has_known or cond.has_directions or num < 2:
         return 1.0
-    X = torch.as_tensor(res.world_rel, dtype=torch.float32, device=smp.device)
-    res.plausibility = smp.plausibility(X, draws=ranking.PLAUSIBILITY_DRAWS, common=True).cpu().numpy()
+    smp.common_plausibility, smp.plausibility_draws = True, ranking.PLAUSIBILITY_DRAWS
     return ranking.PLAUSIBILITY_WEIGHT
 
 

@@ -100,8 +100,9 @@ class GuidedSampler:
         eta: DDIM stochasticity (0 deterministic, 1 DDPM-like); > 0 keeps hypotheses diverse.
         weights: guidance precisions and inner-step controls.
 
-    ``common_plausibility``: the final :meth:`plausibility` (``SampleResult.plausibility``) uses
-    noise draws common to all hypotheses (a sequence sets it; default each hypothesis its own).
+    ``common_plausibility``, ``plausibility_draws``: the final :meth:`plausibility`
+    (``SampleResult.plausibility``) uses that many noise draws (default 2), common to all
+    hypotheses (a sequence and a single photo's estimate set it; default each hypothesis its own).
     """
 
     def __init__(self, model: PoseDenoiser, steps: int = 40, eta: float = 0.5, weights: G.GuidanceWeights | None = None):
@@ -113,6 +114,7 @@ class GuidedSampler:
         self.eta = float(eta)
         self.w = weights or G.GuidanceWeights()
         self.common_plausibility = False
+        self.plausibility_draws = 2
 
     # ------------------------------------------------------------------------------ public
 
@@ -360,7 +362,7 @@ class GuidedSampler:
             res.world_rel = (final.world - final.world[:, :1]).cpu().numpy()
             res.world_root = final.world[:, 0].cpu().numpy()
         res.loglik = (ll / max(count, 1)).cpu().numpy()
-        res.plausibility = self.plausibility(Xm, common=self.common_plausibility).cpu().numpy()
+        res.plausibility = self.plausibility(Xm, draws=self.plausibility_draws, common=self.common_plausibility).cpu().numpy()
         return res
 
     @torch.no_grad()
