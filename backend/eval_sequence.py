@@ -2,7 +2,10 @@
 
 Clips: ``--clips`` runs of ``--frames`` consecutive 25 fps frames from random Human3.6M clips of
 ``--subjects`` (default the held-out S9/S11), each seen by one fixed random H3.6M-like camera
-(:func:`backend.evaluate.random_camera`), 4 px Gaussian noise on the 17 joints' 2D positions.
+(:func:`backend.evaluate.random_camera`), or with ``--protocol photo`` by a phone on a tripod as
+the photo protocol places one (:mod:`backend.eval_photo`: any height, subject anywhere in the
+frame, ``--lens`` mm equivalent, 50 by default; every joint of the clip inside the image), 4 px
+Gaussian noise on the 17 joints' 2D positions.
 Every clip is estimated once as a sequence (frames x candidates batched through the denoiser);
 all rows are computed from that same response:
 
@@ -51,18 +54,40 @@ def make_clips(subjects, n_clips: int, frames: int, seed: int = 0):
     return out
 
 
-def clip_request(poses: np.ndarray, rng: np.random.Generator, noise_px: float = 4.0, num: int = 20, seed: int = 0):
-    """(request dict with ``sequence``, ground truth camera-frame root-relative ``[F, J, 3]``, world->camera R)."""
+def clip_request(poses: np.ndarray, rng: np.random.Generator, noise_px: float = 4.0, num: int = 20, seed: int = 0,
+                 lens_mm: float | None = None):
+    """The estimate request of one clip seen by one fixed camera.
+
+    Args:
+        poses: ``[F, J, 3]`` world poses (Z up, metres, pelvis at the origin).
+        rng: the camera's (lab) and the 2D noise's random stream.
+        noise_px: Gaussian noise on the projected 17 joints (pixels).
+        lens_mm: None: an H3.6M-like camera (:func:`backend.evaluate.random_camera`, f = 1145 px);
+            a 35 mm-equivalent focal length: a camera drawn as the photo protocol draws one
+            (:func:`backend.eval_photo.photo_camera`: 0.3-2.5 m above the floor, 3-7 m away, aimed
+            near the person, 4:3 phone frame, that lens; placed from ``seed`` alone and paired across
+            lenses) so that every joint of every frame is inside the image: a phone on a tripod.
+    Returns:
+        (request dict with ``sequence``, ground truth camera-frame root-relative ``[F, J, 3]``,
+        world->camera R ``[3, 3]``).
+    """
     from backend.camera import project
     from backend.evaluate import H36M_K, random_camera
 
-    R, T = random_camera(rng)
+    if lens_mm is None:
+        R, T = random_camera(rng)
+        K = H36M_K
+    else:
+        from backend.eval_photo import PAIRED_LENS, photo_camera
+
+        R, T, K, _ = photo_camera(poses.reshape(-1, 3), float(lens_mm), np.random.default_rng([seed, int(PAIRED_LENS)]),
+                                  fit_lens_mm=PAIRED_LENS)
     frames, gt = [], []
     for p in poses:
         cam = p @ R.T
-        uv = project(cam + T, H36M_K) + rng.normal(0, noise_px, (len(p), 2))
+        uv = project(cam + T, K) + rng.normal(0, noise_px, (len(p), 2))
         frames.append({"keypoints": {JOINT_NAMES[j]: [float(uv[j, 0]), float(uv[j, 1]), 1.0] for j in IDX},
-                       "camera": H36M_K.as_dict()})
+                       "camera": K.as_dict()})
         gt.append(cam - cam[:1])
     req = {"frames": frames, "num_hypotheses": num, "seed": seed, "sequence": {"fps": 25.0}}
     return req, np.array(gt), R
@@ -158,6 +183,7 @@ def run_sequence_eval(service, args) -> list:
         SQ.FILTER_2D_ORDER = int(args.filter_2d_order)
     subjects = tuple(args.subjects.split(","))
     clips = make_clips(subjects, args.clips, args.clip_frames, seed=args.seed)
+    lens = float(getattr(args, "lens", None) or 50.0) if getattr(args, "protocol", "lab") == "photo" else None
     rng = np.random.default_rng(args.seed + 7)
     acc: dict[str, dict[str, list]] = {}
 
@@ -167,7 +193,7 @@ def run_sequence_eval(service, args) -> list:
     t_sample = 0.0
     n_frames = 0
     for ci, (name, poses) in enumerate(clips):
-        req_d, gt, R = clip_request(poses, rng, num=args.num, seed=args.seed + ci)
+        req_d, gt, R = clip_request(poses, rng, num=args.num, seed=args.seed + ci, lens_mm=lens)
         if args.steps:
             req_d["steps"] = args.steps
         req = schemas.EstimateRequest.model_validate(req_d)
@@ -224,8 +250,9 @@ def run_sequence_eval(service, args) -> list:
     from backend.evaluate import print_table
 
     base = float(rows[1][1])
-    print_table(f"eval sequence: H3.6M {'/'.join(subjects)}, {len(clips)} clips x {args.clip_frames} frames at 25 fps, one fixed camera "
-                f"per clip, 4 px noise on 17 joints, {args.num} hypotheses/frame ({args.num * SQ.SEQUENCE_OVERSAMPLE} drawn"
+    camera = "H3.6M-like" if lens is None else f"photo-protocol ({lens:g} mm lens)"
+    print_table(f"eval sequence: H3.6M {'/'.join(subjects)}, {len(clips)} clips x {args.clip_frames} frames at 25 fps, one fixed "
+                f"{camera} camera per clip, 4 px noise on 17 joints, {args.num} hypotheses/frame ({args.num * SQ.SEQUENCE_OVERSAMPLE} drawn"
                 f"{f', temporal guidance sigma {SQ.TEMPORAL_SIGMA} m' if SQ.TEMPORAL_SIGMA else ''}"
                 f"{f', {args.steps} DDIM steps' if args.steps else ''}; "
                 f"{filter_title()}) "

@@ -152,6 +152,35 @@ def test_synthetic_clip_track_is_smoother_and_closer_than_per_frame_best_of_1(se
     assert np.isfinite(R).all()
 
 
+def test_photo_protocol_clip_is_seen_whole_by_one_phone_camera_paired_across_lenses():
+    """``eval sequence --protocol photo``: one tripod phone camera per clip that sees every joint of
+    every frame, the lens as asked, and the same place for every lens (paired rows: the aim is the
+    same fraction of each lens' field of view)."""
+    from backend.camera import Intrinsics
+    from backend.eval_sequence import clip_request
+
+    poses = _held_out_clip(12, start=300)
+    reqs = {lens: clip_request(poses, np.random.default_rng(0), noise_px=0.0, num=2, seed=5, lens_mm=lens) for lens in (24, 50)}
+    for lens, (req, gt, R) in reqs.items():
+        cams = [fr["camera"] for fr in req["frames"]]
+        assert all(c == cams[0] for c in cams)  # one fixed camera
+        K = Intrinsics(**{k: cams[0][k] for k in ("fx", "fy", "cx", "cy", "width", "height")})
+        assert K.fx == pytest.approx(max(K.width, K.height) * lens / 36.0)
+        uv = np.array([[kp[:2] for kp in fr["keypoints"].values()] for fr in req["frames"]])
+        assert uv.shape == (12, 17, 2)
+        assert (uv >= 0).all() and (uv[..., 0] <= K.width).all() and (uv[..., 1] <= K.height).all()
+        np.testing.assert_allclose(gt, (poses @ R.T) - (poses @ R.T)[:, :1], atol=1e-9)
+    # the same place: the ray to the pelvis (the world origin) from the 2D, in world axes, is the same
+    to_pelvis = {}
+    for lens, (req, _, R) in reqs.items():
+        K, (u, v) = req["frames"][0]["camera"], req["frames"][0]["keypoints"]["pelvis"][:2]
+        ray = R.T @ np.array([(u - K["cx"]) / K["fx"], (v - K["cy"]) / K["fy"], 1.0])
+        to_pelvis[lens] = ray / np.linalg.norm(ray)
+    np.testing.assert_allclose(to_pelvis[24], to_pelvis[50], atol=1e-9)
+    lab_R = clip_request(poses, np.random.default_rng(0), num=2, seed=5)[2]
+    assert not np.allclose(lab_R, reqs[50][2])  # the lab camera is another draw
+
+
 def _write_video(path: Path, frames: int, fps: float, blank_at: tuple = ()) -> None:
     write_video(path, moving_person_frames(frames, 320, 4, blank_at), fps)
 
