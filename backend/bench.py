@@ -33,7 +33,7 @@ def run(args) -> int:
     from backend.http import schemas
     from backend.prior.evidence import KeypointEvidence
     from backend.prior.sampler import Conditions
-    from backend.service import ESTIMATE_STEPS, OVERSAMPLE, PoseService, keypoint_arrays
+    from backend.service import ESTIMATE_STEPS, PHOTO_OVERSAMPLE, PoseService, keypoint_arrays
 
     if getattr(args, "only", "all") == "assist":
         from backend.bench_assist import rows as assist_rows
@@ -60,7 +60,7 @@ def run(args) -> int:
     rows.append(["estimate from keypoints (sampler)", "20 drawn", f"{t * 1000:.0f}", f"target <= 1000 ms; {split}"])
     req = schemas.EstimateRequest(frames=[{"keypoints": kps, "camera": H36M_K.as_dict()}], num_hypotheses=20)
     t, _ = _timed(lambda: svc.estimate(req), n)
-    rows.append(["  through the service", f"{20 * OVERSAMPLE} drawn, 20 kept", f"{t * 1000:.0f}",
+    rows.append(["  through the service", f"{20 * PHOTO_OVERSAMPLE} drawn, 20 kept", f"{t * 1000:.0f}",
                  "target <= 1000 ms; best-scored 20 kept, response building included"])
 
     from backend.eval_sequence import clip_request, make_clips

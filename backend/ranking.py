@@ -1,6 +1,7 @@
 """Ranking a frame's candidates: which hypotheses are kept, in which order, and the aggregate.
 
-The sampler returns more candidates than asked for (``service.OVERSAMPLE``); each gets a score
+The sampler returns more candidates than asked for (``service.PHOTO_OVERSAMPLE`` for a single
+photo, ``service.OVERSAMPLE`` otherwise); each gets a score
 (:func:`rank_score`: evidence fit + prior agreement + camera prior), the best-scored are kept,
 and the one keyed by default (``hypotheses[0]``) is the consensus of the best few
 (:func:`consensus_first`, a minimum-Bayes-risk choice; given the top score, so the order stays

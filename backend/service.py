@@ -35,6 +35,10 @@ CancelCheck = Callable[[], bool] | None
 ESTIMATE_STEPS = 40
 GENERATE_STEPS = 25
 OVERSAMPLE = 3
+#: A single frame's estimate from 2D evidence alone (a photo or its keypoints, no sequence) draws
+#: this many candidates per kept hypothesis instead (:func:`_oversampled`; S9+S11 photos away from
+#: standing, best-of-20 -3.5 mm, best-of-1 unchanged, +35 % time: see there).
+PHOTO_OVERSAMPLE = 5
 
 
 def _r(a: np.ndarray, nd: int = 5) -> list:
@@ -146,7 +150,7 @@ class PoseService:
             sub = _sub_progress(progress, i, n)
             cond, K, kp_out, photo, warnings = self.frame_conditions(fr, f"frames[{i}]")
             smp = self.sampler(req.steps, ESTIMATE_STEPS, req.guidance_scale)
-            num = _oversampled(req.num_hypotheses, cond)
+            num = _oversampled(req.num_hypotheses, cond, photo=True)
             wp = _ranking_plausibility(smp, cond, num)
             res = smp.sample(num, cond, seed=req.seed, progress=sub, cancel=cancel)
             frames.append(self._frame_result(res, cond, K, kp_out, warnings, req.previews, photo, task="estimate",
@@ -386,16 +390,50 @@ class PoseService:
         return base64.b64encode(encode_png(img)).decode()
 
 
-def _oversampled(num: int, cond: Conditions) -> int:
-    """Candidates drawn for ``num`` guided hypotheses: ``OVERSAMPLE`` times as many, the best kept.
+def _oversampled(num: int, cond: Conditions, photo: bool = False) -> int:
+    """Candidates drawn for ``num`` guided hypotheses: ``OVERSAMPLE`` times as many, the best kept;
+    :data:`PHOTO_OVERSAMPLE` times for a single frame's estimate (``photo``) from 2D evidence alone.
 
     Guided samples that the evidence and the prior disagree on are easy to spot by their score
     (evidence log-likelihood + denoiser agreement); drawing more and keeping the best ``num`` is a
     cheap selection step (the cost is mostly per-step overhead, not batch size).
+
+    A single photo draws 5 x (:data:`PHOTO_OVERSAMPLE`, 100 for 20 kept) instead of 3 x: the 20
+    best-scored already hold the best of all the candidates (287 of 288 S8 frames at 60 or 100
+    drawn; so no choice of which 20 to keep, a covering set or MMR, can lower best-of-20: measured
+    0.2 mm at most), and best-of-20 falls with the pool. ``eval lift --protocol photo --subsets
+    away`` (settings noisy, exact, noisy 24mm; best-of-1 / best-of-20 mm; 3 x -> 5 x):
+
+    ==========================================  ===========  ===========  ===========
+    subjects, frames, candidates                noisy        exact        noisy 24mm
+    ==========================================  ===========  ===========  ===========
+    S8, 48 frames x 4 sampler seeds, 3 x        56.4 / 47.2  53.1 / 42.3  76.5 / 60.7
+    S8, 48 frames x 4 sampler seeds, 5 x        58.1 / 44.9  51.9 / 39.4  75.1 / 57.9
+    S9+S11, 48 frames, 3 x                      71.4 / 54.1  64.1 / 48.7  87.2 / 66.2
+    S9+S11, 48 frames, 5 x                      67.4 / 50.6  63.8 / 45.7  88.4 / 62.2
+    S9+S11, the first 16 of them, 3 x           73.7 / 56.0  65.0 / 47.5  85.2 / 66.9
+    S9+S11, the first 16 of them, 5 x           62.4 / 49.6  63.9 / 45.7  83.5 / 62.2
+    ==========================================  ===========  ===========  ===========
+
+    Over the three rows, per frame (bootstrap 95 % over frames): S8 best-of-20 -2.7 mm [-4.1, -1.3],
+    best-of-1 -0.3 [-2.8, +2.5]; S9+S11 (48) -3.5 [-6.2, -0.8] and -1.0 [-6.8, +4.6]. One run's
+    row is noisy: per frame, two sampler seeds differ by 35 mm (sd) in best-of-1 and 22 mm in
+    best-of-20, so a 48-frame row moves by about 5 / 3 mm from seed to seed (S8 3 x rows across 4
+    seeds: noisy best-of-20 44.7-51.4). 4 x (80 drawn, S8, 4 seeds) was worse than 3 x, for no
+    reason found: best-of-1 +3.8 [+1.2, +6.5], best-of-20 +1.5 [-0.3, +3.4].
+
+    Cost, about +35 % (2026-12-02, the 2-core CPU nearly idle; 3 x and 5 x interleaved, median of
+    6, ``posediff bench``'s requests): photo -> 20 hypotheses (samples/image2.jpeg, detection
+    included, 2 torch threads) 721 -> 975 ms, keypoints through the service 590 -> 778 ms; one
+    thread 1013 -> 1379 and 898 -> 1218 ms. ``posediff bench --repeats 3``, one run each: photo
+    926 -> 1012 ms (target 1500), keypoints through the service 803 -> 987 ms (target 1000).
     """
     if cond.evidence is None and not cond.has_known and not cond.has_directions and not cond.terms:
         return num
-    return min(num * OVERSAMPLE, schemas.MAX_HYPOTHESES * OVERSAMPLE)
+    factor = OVERSAMPLE
+    if photo and cond.has_2d and not cond.has_known and not cond.has_directions:
+        factor = PHOTO_OVERSAMPLE
+    return min(num * factor, schemas.MAX_HYPOTHESES * factor)
 
 
 def _ranking_plausibility(smp: GuidedSampler, cond: Conditions, num: int) -> float:

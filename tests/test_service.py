@@ -179,3 +179,20 @@ def test_aggregate_and_diversity():
     two = np.stack([np.zeros((NUM_JOINTS, 3)), np.zeros((NUM_JOINTS, 3))])
     two[1, 1:, 0] = 0.1
     assert diversity(two) == pytest.approx(0.1 * (NUM_JOINTS - 1) / NUM_JOINTS)
+
+
+def test_single_photos_draw_more_candidates_than_completion():
+    """A single frame from 2D alone draws ``PHOTO_OVERSAMPLE`` times the kept hypotheses; with known
+    joints (completion, or an estimate that pins some) ``OVERSAMPLE``; without guidance, no more."""
+    from backend.camera import Intrinsics
+    from backend.prior.evidence import KeypointEvidence
+    from backend.prior.sampler import Conditions
+    from backend.service import OVERSAMPLE, PHOTO_OVERSAMPLE, _oversampled
+
+    ev = KeypointEvidence(np.full((NUM_JOINTS, 2), 500.0), np.ones(NUM_JOINTS), Intrinsics(1000, 1000, 500, 500, 1000, 1000))
+    photo = Conditions(evidence=ev)
+    assert _oversampled(20, photo, photo=True) == 20 * PHOTO_OVERSAMPLE
+    assert _oversampled(20, photo) == 20 * OVERSAMPLE  # completion from keypoints
+    known = Conditions(evidence=ev, known=np.zeros((NUM_JOINTS, 3)), known_w=np.ones(NUM_JOINTS))
+    assert _oversampled(20, known, photo=True) == 20 * OVERSAMPLE
+    assert _oversampled(20, Conditions(), photo=True) == 20
