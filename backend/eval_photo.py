@@ -207,6 +207,14 @@ def photo_camera(pose: np.ndarray, lens_mm: float, rng: np.random.Generator, tri
     raise RuntimeError("photo_camera: no camera draw fits the person into the image")
 
 
+def paired_photo_camera(pose: np.ndarray, lens_mm: float, seed: int):
+    """:func:`photo_camera` drawn from ``seed`` alone and paired across lenses (:data:`PAIRED_LENS`):
+    every lens' photo of ``pose`` (``[J, 3]`` world, pelvis at the origin; any number of joints, e.g.
+    a whole clip's) is taken from the same place with the same aim fraction and roll. Returns and
+    raises as :func:`photo_camera`."""
+    return photo_camera(pose, lens_mm, np.random.default_rng([seed, int(PAIRED_LENS)]), fit_lens_mm=PAIRED_LENS)
+
+
 # ------------------------------------------------------------------------------------ 2D errors
 
 _SWAP_PAIRS = {"legs": [("left_knee", "right_knee"), ("left_ankle", "right_ankle")],
@@ -319,7 +327,7 @@ def photo_case(pose: np.ndarray, setting: Setting, frame_seed: int, setting_seed
     lens = setting.lens
     if lens <= 0:
         lens = float(np.random.default_rng([frame_seed, 99]).choice([24.0, 35.0, 50.0]))
-    R, T, K, _ = photo_camera(pose, lens, np.random.default_rng([frame_seed, int(PAIRED_LENS)]), fit_lens_mm=PAIRED_LENS)
+    R, T, K, _ = paired_photo_camera(pose, lens, frame_seed)
     cam = pose @ R.T
     uv = project(cam + T, K)
     rng = np.random.default_rng([frame_seed, setting_seed])

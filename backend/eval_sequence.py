@@ -78,10 +78,9 @@ def clip_request(poses: np.ndarray, rng: np.random.Generator, noise_px: float = 
         R, T = random_camera(rng)
         K = H36M_K
     else:
-        from backend.eval_photo import PAIRED_LENS, photo_camera
+        from backend.eval_photo import paired_photo_camera
 
-        R, T, K, _ = photo_camera(poses.reshape(-1, 3), float(lens_mm), np.random.default_rng([seed, int(PAIRED_LENS)]),
-                                  fit_lens_mm=PAIRED_LENS)
+        R, T, K, _ = paired_photo_camera(poses.reshape(-1, 3), float(lens_mm), seed)
     frames, gt = [], []
     for p in poses:
         cam = p @ R.T

@@ -430,10 +430,14 @@ def _oversampled(num: int, cond: Conditions, photo: bool = False) -> int:
     """
     if cond.evidence is None and not cond.has_known and not cond.has_directions and not cond.terms:
         return num
-    factor = OVERSAMPLE
-    if photo and cond.has_2d and not cond.has_known and not cond.has_directions:
-        factor = PHOTO_OVERSAMPLE
+    factor = PHOTO_OVERSAMPLE if photo and _from_2d_alone(cond) else OVERSAMPLE
     return min(num * factor, schemas.MAX_HYPOTHESES * factor)
+
+
+def _from_2d_alone(cond: Conditions) -> bool:
+    """Whether ``cond`` guides by 2D evidence only (no known joints or directions): a photo's or its
+    keypoints' estimate, which draws :data:`PHOTO_OVERSAMPLE` and ranks on common-draw plausibility."""
+    return cond.has_2d and not cond.has_known and not cond.has_directions
 
 
 def _ranking_plausibility(smp: GuidedSampler, cond: Conditions, num: int) -> float:
@@ -442,7 +446,7 @@ def _ranking_plausibility(smp: GuidedSampler, cond: Conditions, num: int) -> flo
     ``smp`` before sampling); returns the plausibility's weight in :func:`rank_score`
     (:data:`~backend.ranking.PLAUSIBILITY_WEIGHT`, 1 where the sampler's default is kept: known
     joints, no 2D, one candidate)."""
-    if not cond.has_2d or cond.has_known or cond.has_directions or num < 2:
+    if not _from_2d_alone(cond) or num < 2:
         return 1.0
     smp.common_plausibility, smp.plausibility_draws = True, ranking.PLAUSIBILITY_DRAWS
     return ranking.PLAUSIBILITY_WEIGHT
