@@ -35,9 +35,14 @@ CONSENSUS_TEMPERATURE = {"estimate": 0.5, "complete": 1.0}
 
 
 def rank_score(loglik: np.ndarray | None, plausibility: np.ndarray | None, n: int,
-               camera_logprior: np.ndarray | None = None, plausibility_weight: float = 1.0) -> np.ndarray:
+               camera_logprior: np.ndarray | None = None, plausibility_weight: float = 1.0,
+               reference: int | None = None) -> np.ndarray:
     """Score of each candidate of one frame: standardised evidence fit + standardised prior agreement
     times ``plausibility_weight`` (+ the camera prior).
+
+    ``reference``: standardise with the mean and spread of the first ``reference`` candidates
+    only (the sampler's own, when kinematic flips are appended: their order is then the one they
+    have without the flips).
 
     ``loglik`` (``[n]``, mean log-likelihood of the evidence per joint) and ``plausibility``
     (``[n]``, negative denoiser disagreement in metres) are each centred and divided by their spread
@@ -91,8 +96,9 @@ def rank_score(loglik: np.ndarray | None, plausibility: np.ndarray | None, n: in
 
     def z(a):
         a = np.asarray(a, np.float64)
-        sd = a.std()
-        return (a - a.mean()) / sd if sd > 1e-12 else np.zeros_like(a)
+        ref = a[:reference] if reference else a
+        sd = ref.std()
+        return (a - ref.mean()) / sd if sd > 1e-12 else np.zeros_like(a)
 
     score = np.zeros(n)
     if loglik is not None:

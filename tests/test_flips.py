@@ -1,0 +1,79 @@
+"""Kinematic flips (backend/prior/flips.py) and how a photo's estimate uses them."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from backend.prior.flips import FLIP_JOINTS, MAX_MISS, kinematic_flips, resolve_along_rays
+from backend.skeleton import PARENTS
+
+
+def _descendants(j: int) -> set[int]:
+    out = {j}
+    for k, p in enumerate(PARENTS):
+        if p in out:
+            out.add(k)
+    return out
+
+
+def _bones(X: np.ndarray) -> np.ndarray:
+    return np.array([np.linalg.norm(X[..., j, :] - X[..., p, :], axis=-1) for j, p in enumerate(PARENTS) if p >= 0])
+
+
+def test_a_flipped_bone_projects_where_it_did_keeps_its_length_and_flips_back(h36m_train_poses):
+    from backend.evaluate import random_camera
+
+    rng = np.random.default_rng(0)
+    poses = h36m_train_poses[::7][:6]
+    X = []
+    for p in poses:
+        R, T = random_camera(rng)
+        X.append(p @ R.T + T)  # camera frame, absolute
+    X = np.array(X)
+    Y, src = kinematic_flips(X)
+    assert len(Y) > len(X) * len(FLIP_JOINTS) // 2 and set(src) == set(range(len(X)))
+    Xs = X[src]
+    np.testing.assert_allclose(Y[..., :2] / Y[..., 2:], Xs[..., :2] / Xs[..., 2:], atol=1e-9)  # same pixels
+    np.testing.assert_allclose(_bones(Y), _bones(Xs), atol=MAX_MISS)  # the same bone lengths
+    for i in range(len(Y)):
+        moved = set(np.flatnonzero(np.abs(Y[i] - Xs[i]).max(-1) > 1e-9))
+        assert moved, "every variant moves a joint"
+        j = min(moved)
+        assert j in FLIP_JOINTS and moved <= _descendants(j)  # the flipped joint and what hangs from it
+        flip = np.zeros(Y.shape[1:2], bool)
+        flip[j] = True
+        fwd, fmiss = resolve_along_rays(Xs[i : i + 1], flip[None])
+        np.testing.assert_allclose(fwd[0], Y[i], atol=1e-12)
+        back, miss = resolve_along_rays(Y[i : i + 1], flip[None])
+        if fmiss[0] == 0 and miss[0] == 0:  # every bone of the variant reaches its ray: flipping again gives the source
+            np.testing.assert_allclose(back[0], Xs[i], atol=1e-6)
+    # nothing flipped: nothing moves
+    same, miss = resolve_along_rays(X, np.zeros(X.shape[:2], bool))
+    np.testing.assert_allclose(same, X, atol=1e-12)
+    assert np.all(miss == 0)
+
+
+def test_flips_widen_a_photos_hypotheses_but_leave_the_first_as_the_sampler_ranks_them(pose_service, h36m_train_poses, monkeypatch):
+    """The first ``FLIP_BELOW`` hypotheses (best-of-1, the default key) and the aggregate are those
+    without flips; the later ones include flipped candidates, which keep the skeleton's bone lengths."""
+    import backend.service as S
+    from backend.evaluate import H36M_K, lift_case
+    from backend.http import schemas
+
+    kps, _, _ = lift_case(h36m_train_poses[40], np.random.default_rng(3), noise_px=2.0)
+    req = schemas.EstimateRequest.model_validate({"frames": [{"keypoints": kps, "camera": H36M_K.as_dict()}], "num_hypotheses": 20, "steps": 12, "seed": 1})
+    fr_flips = pose_service.estimate(req).frames[0]
+    monkeypatch.setattr(S, "FLIP_SOURCES", 0)
+    fr_without = pose_service.estimate(req).frames[0]
+    with_flips, without = fr_flips.hypotheses, fr_without.hypotheses
+    assert fr_flips.aggregate == fr_without.aggregate and fr_flips.aggregate_world == fr_without.aggregate_world
+    assert len(with_flips) == len(without) == 20
+    for a, b in zip(with_flips[: S.FLIP_BELOW], without[: S.FLIP_BELOW]):
+        assert a.joints == b.joints and a.score == b.score
+    scores = [h.score for h in with_flips]
+    assert scores == sorted(scores, reverse=True)
+    new = [h for h in with_flips if all(h.joints != b.joints for b in without)]
+    assert new, "no flipped candidate was kept"
+    ref = _bones(np.array(without[0].joints))
+    for h in new:
+        np.testing.assert_allclose(_bones(np.array(h.joints)), ref, atol=MAX_MISS + 2e-4)
