@@ -412,8 +412,15 @@ class PoseService:
         Held-out S9+S11, 16 frames per row: without 77.3 / 58.3; this 77.3 / 55.4 (exact 45.7 ->
         43.3, noisy 49.6 -> 46.2, 24 mm 62.2 -> 59.5, swap+truncated 75.7 -> 72.6); ranked freely
         79.1 / 55.3 (noisy best-of-1 62.2 -> 70.3), capped at the 3rd 77.3 / 55.3 (noisy 68.2):
-        why the 5th. The best of the flipped pools (an oracle) is far lower: S9+S11 exact, every
-        single flip of the kept 20 38.0 mm, every combination of the 8 bones 34.2.
+        why the 5th. Through the service (flips whose rays miss by more than
+        :data:`~backend.prior.flips.MAX_MISS` left out), S9+S11 best-of-20: 16 frames exact 43.3,
+        noisy 46.8, 24 mm 59.5, swap+truncated 72.6, no EXIF 53.7 -> 53.2, floor subset noisy 49.0
+        -> 46.6, swap+truncated 75.1 -> 72.1, no EXIF 60.0 -> 56.1; 48 frames noisy 50.6 -> 47.5,
+        exact 45.7 -> 43.3, 24 mm 62.2 -> 59.8; lab protocol (``eval lift --frames 30``) exact
+        39.5 -> 36.8, noisy 53.4 -> 54.3, limbs 68.8 -> 65.3; best-of-1 and aggregate unchanged.
+        ``posediff bench``: keypoints through the service 777 ms, photo 1244 ms (from 816 / 1151).
+        The best of the flipped pools (an oracle) is far lower: S9+S11 exact, every single flip of
+        the kept 20 38.0 mm, every combination of the 8 bones 34.2.
         """
         if (own := len(res.world_rel)) < 2 or not FLIP_SOURCES or not smp.common_plausibility or res.camera_rel is None \
                 or res.rotation is None or res.loglik is None or not _from_2d_alone(cond):
