@@ -315,8 +315,10 @@ class PhotoCase:
     hidden: list
 
 
-def photo_case(pose: np.ndarray, setting: Setting, frame_seed: int, setting_seed: int) -> PhotoCase:
-    """Build the request of one frame under one setting.
+def photo_case(pose: np.ndarray, setting: Setting, frame_seed: int, setting_seed: int,
+               known_rotation: bool = False) -> PhotoCase:
+    """Build the request of one frame under one setting (with ``known_rotation`` its camera gives
+    the true world->camera rotation, as the add-on's "Use my camera as it is" does).
 
     The camera depends on ``frame_seed`` and the lens only: paired across settings, and across
     lenses (:data:`PAIRED_LENS`: the same place, aim and roll, the lens alone differs); the noise
@@ -345,6 +347,8 @@ def photo_case(pose: np.ndarray, setting: Setting, frame_seed: int, setting_seed
     if "missing" in setting.errors:
         drop_missing(kps, rng)
     camera = K.as_dict() if setting.known_focal else {"width": K.width, "height": K.height}
+    if known_rotation:
+        camera["rotation"] = np.asarray(R).tolist()
     pitch, _ = pitch_roll_of(R)
     return PhotoCase(kps, camera, cam - cam[:1], math.degrees(pitch), float(T[2]), hidden)
 
@@ -367,14 +371,15 @@ def select_frames(subjects, n: int, seed: int, pool: int = 4000) -> tuple[dict[s
 
 
 def run_photo(service, poses: np.ndarray, setting: Setting, setting_seed: int, num: int, seed: int = 0,
-              steps=None, scale=None) -> dict:
+              steps=None, scale=None, known_rotation: bool = False) -> dict:
     """Lift every pose under one photo setting; returns ``{metric: [n]}`` (mm, degrees, %, s)."""
     from backend.evaluate import frame_errors
     from backend.http import schemas
 
     rows: dict[str, list] = {}
     for i, pose in enumerate(poses):
-        case = photo_case(pose, setting, frame_seed=seed * 100003 + i, setting_seed=setting_seed)
+        case = photo_case(pose, setting, frame_seed=seed * 100003 + i, setting_seed=setting_seed,
+                          known_rotation=known_rotation)
         req = schemas.EstimateRequest(frames=[{"keypoints": case.keypoints, "camera": case.camera}],
                                       num_hypotheses=num, seed=seed + i, steps=steps, guidance_scale=scale)
         t0 = time.perf_counter()
@@ -392,7 +397,7 @@ def run_photo(service, poses: np.ndarray, setting: Setting, setting_seed: int, n
 
 def cmd_lift_photo(args, service) -> None:
     """Print one table per pose subset (rows: settings)."""
-    from backend.evaluate import print_table
+    from backend.evaluate import print_table, rotation_title
 
     subjects = tuple(args.subjects.split(","))
     names = [s.strip() for s in (args.settings or DEFAULT_SETTINGS).split(",") if s.strip()]
@@ -406,14 +411,15 @@ def cmd_lift_photo(args, service) -> None:
         rows = []
         for name in names:
             m = run_photo(service, poses, SETTINGS[name], paired_seed(name), args.num, seed=args.seed,
-                          steps=args.steps, scale=args.guidance_scale)
+                          steps=args.steps, scale=args.guidance_scale, known_rotation=getattr(args, "known_rotation", False))
             rows.append([name, f"{m['b1'].mean():.1f}", f"{m['b5'].mean():.1f}", f"{m['bN'].mean():.1f}",
                          f"{m['agg'].mean():.1f}", f"{m['pa_b1'].mean():.1f}", f"{m['pa_bN'].mean():.1f}",
                          f"{m['pa_agg'].mean():.1f}", f"{np.nanmean(m['pitch']):.1f}", f"{m['depth'].mean():.0f}",
                          f"{m['time'].mean():.2f}"])
         c, p = counts[sub]
         print_table(f"eval lift --protocol photo: H3.6M {'/'.join(subjects)}, {SUBSET_TITLES[sub]}: {len(poses)} frames "
-                    f"({c} of {p} pool frames, {100 * c / p:.0f}%), {args.num} hypotheses (MPJPE mm, 17 joints, root-aligned)",
+                    f"({c} of {p} pool frames, {100 * c / p:.0f}%), {args.num} hypotheses{rotation_title(args)} (MPJPE mm, 17 joints, "
+                    "root-aligned)",
                     ["setting", "best-of-1", "best-of-5", f"best-of-{args.num}", "aggregate", "PA b1", f"PA b{args.num}",
                      "PA agg", "pitch err deg", "depth err %", "s/frame"], rows)
 

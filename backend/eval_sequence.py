@@ -55,7 +55,7 @@ def make_clips(subjects, n_clips: int, frames: int, seed: int = 0):
 
 
 def clip_request(poses: np.ndarray, rng: np.random.Generator, noise_px: float = 4.0, num: int = 20, seed: int = 0,
-                 lens_mm: float | None = None):
+                 lens_mm: float | None = None, known_rotation: bool = False):
     """The estimate request of one clip seen by one fixed camera.
 
     Args:
@@ -67,6 +67,8 @@ def clip_request(poses: np.ndarray, rng: np.random.Generator, noise_px: float = 
             (:func:`backend.eval_photo.photo_camera`: 0.3-2.5 m above the floor, 3-7 m away, aimed
             near the person, 4:3 phone frame, that lens; placed from ``seed`` alone and paired across
             lenses) so that every joint of every frame is inside the image: a phone on a tripod.
+        known_rotation: each frame's camera gives the true world->camera rotation (the add-on's
+            "Use my camera as it is").
     Returns:
         (request dict with ``sequence``, ground truth camera-frame root-relative ``[F, J, 3]``,
         world->camera R ``[3, 3]``).
@@ -86,7 +88,7 @@ def clip_request(poses: np.ndarray, rng: np.random.Generator, noise_px: float = 
         cam = p @ R.T
         uv = project(cam + T, K) + rng.normal(0, noise_px, (len(p), 2))
         frames.append({"keypoints": {JOINT_NAMES[j]: [float(uv[j, 0]), float(uv[j, 1]), 1.0] for j in IDX},
-                       "camera": K.as_dict()})
+                       "camera": {**K.as_dict(), **({"rotation": np.asarray(R).tolist()} if known_rotation else {})}})
         gt.append(cam - cam[:1])
     req = {"frames": frames, "num_hypotheses": num, "seed": seed, "sequence": {"fps": 25.0}}
     return req, np.array(gt), R
@@ -192,7 +194,8 @@ def run_sequence_eval(service, args) -> list:
     t_sample = 0.0
     n_frames = 0
     for ci, (name, poses) in enumerate(clips):
-        req_d, gt, R = clip_request(poses, rng, num=args.num, seed=args.seed + ci, lens_mm=lens)
+        req_d, gt, R = clip_request(poses, rng, num=args.num, seed=args.seed + ci, lens_mm=lens,
+                                    known_rotation=getattr(args, "known_rotation", False))
         if args.steps:
             req_d["steps"] = args.steps
         req = schemas.EstimateRequest.model_validate(req_d)
@@ -246,7 +249,7 @@ def run_sequence_eval(service, args) -> list:
     gsl = acc["ground truth"]["slide"]
     tot = sum(n for _, n in gsl)
     rows.append(["ground truth clips", "0", "0", "0", f"{sum(s * n for s, n in gsl) / tot:.1f}" if tot else "no contacts", "-"])
-    from backend.evaluate import print_table
+    from backend.evaluate import print_table, rotation_title
 
     base = float(rows[1][1])
     camera = "H3.6M-like" if lens is None else f"photo-protocol ({lens:g} mm lens)"
@@ -254,7 +257,7 @@ def run_sequence_eval(service, args) -> list:
                 f"{camera} camera per clip, 4 px noise on 17 joints, {args.num} hypotheses/frame ({args.num * SQ.SEQUENCE_OVERSAMPLE} drawn"
                 f"{f', temporal guidance sigma {SQ.TEMPORAL_SIGMA} m' if SQ.TEMPORAL_SIGMA else ''}"
                 f"{f', {args.steps} DDIM steps' if args.steps else ''}; "
-                f"{filter_title()}) "
+                f"{filter_title()}){rotation_title(args)} "
                 "(MPJPE mm, root-aligned)",
                 ["method", "MPJPE", "accel err mm/frame^2", "flips", "foot sliding cm/s (contacts)", "s/frame"], rows)
     best = float(rows[-2][1])

@@ -79,8 +79,13 @@ def lift_case(pose_world: np.ndarray, rng: np.random.Generator, noise_px: float 
     return kps, cam - cam[:1], R
 
 
-def run_lift(service, poses: np.ndarray, setting: str, num: int, seed: int = 0, steps=None, scale=None) -> dict:
-    """Lift every pose under one setting (``exact``, ``noisy``, ``limbs``); returns metric arrays (mm)."""
+def run_lift(service, poses: np.ndarray, setting: str, num: int, seed: int = 0, steps=None, scale=None,
+             known_rotation: bool = False) -> dict:
+    """Lift every pose under one setting (``exact``, ``noisy``, ``limbs``); returns metric arrays (mm).
+
+    ``known_rotation``: each request gives the true world->camera rotation (as the add-on's "Use
+    my camera as it is" does), so the camera tilt is not estimated.
+    """
     from backend.http import schemas
 
     rng = np.random.default_rng(seed + {"exact": 0, "noisy": 1, "limbs": 2}[setting])
@@ -88,8 +93,9 @@ def run_lift(service, poses: np.ndarray, setting: str, num: int, seed: int = 0, 
     joints = LIMB_JOINTS + (JOINT_INDEX["neck"],) if setting == "limbs" else H36M17
     rows = {k: [] for k in ("b1", "b5", "bN", "agg", "pa_b1", "pa_bN", "pa_agg", "div", "reproj", "time")}
     for i, pose in enumerate(poses):
-        kps, gt, _ = lift_case(pose, rng, noise, joints)
-        req = schemas.EstimateRequest(frames=[{"keypoints": kps, "camera": H36M_K.as_dict()}],
+        kps, gt, R = lift_case(pose, rng, noise, joints)
+        camera = {**H36M_K.as_dict(), **({"rotation": R.tolist()} if known_rotation else {})}
+        req = schemas.EstimateRequest(frames=[{"keypoints": kps, "camera": camera}],
                                       num_hypotheses=num, seed=seed + i, steps=steps, guidance_scale=scale)
         t0 = time.perf_counter()
         fr = service.estimate(req).frames[0]
@@ -141,13 +147,20 @@ def cmd_lift(args, service) -> None:
     poses = eval_frames(subjects, args.frames, seed=args.seed)
     rows = []
     for setting in (args.settings or "exact,noisy,limbs").split(","):
-        m = run_lift(service, poses, setting, args.num, seed=args.seed, steps=args.steps, scale=args.guidance_scale)
+        m = run_lift(service, poses, setting, args.num, seed=args.seed, steps=args.steps, scale=args.guidance_scale,
+                     known_rotation=getattr(args, "known_rotation", False))
         rows.append([setting, f"{m['b1'].mean():.1f}", f"{m['b5'].mean():.1f}", f"{m['bN'].mean():.1f}", f"{m['agg'].mean():.1f}",
                      f"{m['pa_b1'].mean():.1f}", f"{m['pa_bN'].mean():.1f}", f"{m['pa_agg'].mean():.1f}",
                      f"{m['div'].mean():.0f}", f"{m['reproj'].mean():.1f}", f"{m['time'].mean():.2f}"])
-    print_table(f"eval lift: H3.6M {'/'.join(subjects)}, {len(poses)} frames, {args.num} hypotheses (MPJPE mm, 17 joints, root-aligned)",
+    print_table(f"eval lift: H3.6M {'/'.join(subjects)}, {len(poses)} frames, {args.num} hypotheses{rotation_title(args)} "
+                "(MPJPE mm, 17 joints, root-aligned)",
                 ["setting", "best-of-1", "best-of-5", f"best-of-{args.num}", "aggregate", "PA b1", f"PA b{args.num}", "PA agg",
                  "diversity mm", "reproj px", "s/frame"], rows)
+
+
+def rotation_title(args) -> str:
+    """The table title's note when ``--known-rotation`` gave the true camera rotation."""
+    return ", true camera rotation given (--known-rotation)" if getattr(args, "known_rotation", False) else ""
 
 
 def cmd_prior(args, service) -> None:
@@ -227,6 +240,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "sequence: photo = each clip seen by a phone on a tripod placed as the photo protocol places one (--lens)")
     p.add_argument("--lens", type=float, default=None, help="sequence --protocol photo: 35 mm-equivalent focal length (mm; default 50)")
     p.add_argument("--subsets", default="all,away,floor", help="photo protocol: pose subsets (all, away, floor)")
+    p.add_argument("--known-rotation", action="store_true",
+                   help="lift, sequence: give the true world->camera rotation in every request (the add-on's 'Use my camera "
+                        "as it is'): the rows then show the error left when the camera tilt is known")
     p.add_argument("--known", default="positions,directions",
                    help="eval complete: known positions (canonical skeleton) and/or directions from a rig of other proportions")
     p.add_argument("--steps", type=int, default=None)

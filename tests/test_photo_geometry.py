@@ -246,3 +246,26 @@ def test_photo_eval_lenses_share_the_camera_place(h36m_train_poses):
         frac = np.arctan2(T[:2], T[2]) / np.arctan(np.array([K.width, K.height]) / 2 / K.fx)
         frac50 = np.arctan2(T50[:2], T50[2]) / np.arctan(np.array([K50.width, K50.height]) / 2 / K50.fx)
         assert np.allclose(frac, frac50, atol=0.15), (lens, frac, frac50)
+
+
+def test_known_rotation_eval_requests_give_the_true_camera_rotation(h36m_train_poses):
+    """``posediff eval ... --known-rotation``: a photo case's and a clip's cameras carry the world->camera
+    rotation that maps the true pose onto the ground truth (what the add-on's "Use my camera as it is"
+    sends), and only then; the request validates."""
+    from backend.eval_sequence import clip_request
+    from backend.http import schemas
+
+    pose = h36m_train_poses[5] - h36m_train_poses[5][:1]
+    plain = P.photo_case(pose, P.SETTINGS["noisy 24mm"], frame_seed=4, setting_seed=1)
+    known = P.photo_case(pose, P.SETTINGS["noisy 24mm"], frame_seed=4, setting_seed=1, known_rotation=True)
+    assert "rotation" not in plain.camera and known.keypoints == plain.keypoints
+    R = np.array(known.camera["rotation"])
+    cam = pose @ R.T
+    np.testing.assert_allclose(cam - cam[:1], known.gt, atol=1e-9)
+    schemas.EstimateRequest.model_validate({"frames": [{"keypoints": known.keypoints, "camera": known.camera}]})
+    clip = h36m_train_poses[:6] - h36m_train_poses[:6, :1]
+    req, gt, Rc = clip_request(clip, np.random.default_rng(0), num=2, seed=1, lens_mm=35.0, known_rotation=True)
+    assert all(np.allclose(f["camera"]["rotation"], Rc) for f in req["frames"])
+    np.testing.assert_allclose(clip @ Rc.T - (clip @ Rc.T)[:, :1], gt, atol=1e-9)
+    assert "rotation" not in clip_request(clip, np.random.default_rng(0), num=2, seed=1)[0]["frames"][0]["camera"]
+    schemas.EstimateRequest.model_validate(req)
