@@ -77,3 +77,21 @@ def test_flips_widen_a_photos_hypotheses_but_leave_the_first_as_the_sampler_rank
     ref = _bones(np.array(without[0].joints))
     for h in new:
         np.testing.assert_allclose(_bones(np.array(h.joints)), ref, atol=MAX_MISS + 2e-4)
+
+
+def test_flips_that_would_put_a_joint_behind_the_camera_or_are_not_finite_are_left_out():
+    """A pose so near the camera that the other depth of a bone is behind it gives no such variant;
+    a pose with a NaN joint gives no variant at all."""
+    rng = np.random.default_rng(1)
+    from backend.skeleton import canonical_rest_pose
+
+    rest = canonical_rest_pose().astype(np.float64)
+    X = rest @ np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0]]).T  # upright, facing the camera
+    near = X + np.array([0.0, 0.0, 0.3])  # pelvis 30 cm in front: some joints' rays graze the camera
+    Y, _ = kinematic_flips(near[None] + rng.normal(0, 0.02, (1,) + X.shape))
+    assert 0 < len(Y) < len(FLIP_JOINTS)  # the legs' other depths are behind the camera: left out
+    assert np.all(Y[..., 2] > 0.05)
+    bad = X + np.array([0.0, 0.0, 4.0])
+    bad[5] = np.nan
+    Y, src = kinematic_flips(bad[None])
+    assert len(Y) == 0 and len(src) == 0

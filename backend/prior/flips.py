@@ -36,6 +36,9 @@ FLIP_JOINTS: tuple[int, ...] = tuple(JOINT_INDEX[n] for n in (
 #: A variant is kept only where every re-solved joint's ray comes this close to its bone's sphere
 #: (metres): the bone lengths then change by at most this.
 MAX_MISS = 0.005
+#: Variants with a joint nearer the camera than this (metres; on the ray's far side of the
+#: camera centre a point projects to the same pixel) are left out.
+MIN_DEPTH = 0.05
 
 
 def resolve_along_rays(X: np.ndarray, flip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -80,7 +83,8 @@ def kinematic_flips(camera_abs: np.ndarray, joints: tuple[int, ...] = FLIP_JOINT
         joints: the joints whose bone is flipped, one variant each.
         min_move: variants that move no joint farther than this (metres; a bone across its ray,
             whose two intersections coincide) are left out, and those whose re-solved joints miss
-            their bones' spheres by more than :data:`MAX_MISS`.
+            their bones' spheres by more than :data:`MAX_MISS`, or put a joint within
+            :data:`MIN_DEPTH` of the camera plane or behind it (or not finite).
     Returns:
         (``[N, J, 3]`` variants, camera-frame absolute; ``[N]`` int, the index of each one's source
         pose in ``camera_abs``); ``N <= B * len(joints)``.
@@ -91,5 +95,7 @@ def kinematic_flips(camera_abs: np.ndarray, joints: tuple[int, ...] = FLIP_JOINT
     flip = np.zeros((len(src), J), bool)
     flip[np.arange(len(src)), np.tile(np.asarray(joints), B)] = True
     Y, miss = resolve_along_rays(X[src], flip)
-    keep = (np.abs(Y - X[src]).max(axis=(1, 2)) > min_move) & (miss <= MAX_MISS)
+    with np.errstate(invalid="ignore"):
+        keep = (np.abs(Y - X[src]).max(axis=(1, 2)) > min_move) & (miss <= MAX_MISS) \
+            & np.isfinite(Y).all(axis=(1, 2)) & (Y[..., 2] > MIN_DEPTH).all(-1)
     return Y[keep], src[keep]
