@@ -45,8 +45,8 @@ PHOTO_OVERSAMPLE = 5
 #: are scored by the same common-draw plausibility. A variant is ranked at most level with the
 #: sampler's own ``FLIP_BELOW``-th best candidate, so the first hypotheses stay the sampler's
 #: (:meth:`PoseService._frame_result`). See :meth:`PoseService._with_flips` for the measurements.
-#: Sequences do without: on 8 S8 clips (flips of the best 20, ranked freely) the per-frame
-#: best-of-20 fell 39.7 -> 36.5 mm but the track stayed 42.1 -> 42.2 and the moving average 38.8 -> 38.9.
+#: Sequences use them too (``backend.sequence.SEQUENCE_FLIPS``): per-frame best-of-20 falls, the
+#: track stays (flips of the best 20 ranked freely: 8 S8 clips track 42.1 -> 42.2).
 FLIP_SOURCES = 10
 FLIP_BELOW = 5
 
