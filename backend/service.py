@@ -420,7 +420,12 @@ class PoseService:
         39.5 -> 36.8, noisy 53.4 -> 54.3, limbs 68.8 -> 65.3; best-of-1 and aggregate unchanged.
         ``posediff bench``: keypoints through the service 777 ms, photo 1244 ms (from 816 / 1151).
         The best of the flipped pools (an oracle) is far lower: S9+S11 exact, every single flip of
-        the kept 20 38.0 mm, every combination of the 8 bones 34.2.
+        the kept 20 38.0 mm, every combination of the 8 bones 34.2. Not kept, better on S8 only
+        (S8 16 frames / S9+S11 16 frames, best-of-20 of the four rows): also both thighs and both
+        upper arms at once (12 variants a source) S8 49.7 -> 48.0, S9+S11 55.6 -> 55.7; a second
+        round, the flips of the 10 best-scored flips, S8 -1.3, S9+S11 +1.6 (the prior has seen S8:
+        its plausibility ranks S8 variants better than it does unseen people's). A kept set with
+        each source's best flip (instead of the best-scored overall): +0.1 / -0.0.
         """
         if (own := len(res.world_rel)) < 2 or not FLIP_SOURCES or not smp.common_plausibility or res.camera_rel is None \
                 or res.rotation is None or res.loglik is None or not _from_2d_alone(cond):
