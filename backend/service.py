@@ -390,7 +390,7 @@ class PoseService:
         return fr
 
     def _with_flips(self, smp: GuidedSampler, res: SampleResult, cond: Conditions, wp: float) -> tuple[SampleResult, int | None]:
-        """A single photo's candidates and their kinematic flips (:mod:`backend.prior.flips`):
+        """A frame's candidates (a photo's, or a sequence frame's) and their kinematic flips (:mod:`backend.prior.flips`):
         (the sample with the flips appended, the number of the sampler's own candidates), or
         (``res``, None) where flips do not apply (known joints or directions, no 2D, one candidate,
         or a plausibility not measured with common draws, which the flips' must share).
@@ -423,7 +423,7 @@ class PoseService:
         the kept 20 38.0 mm, every combination of the 8 bones 34.2. Not kept, better on S8 only
         (S8 16 frames / S9+S11 16 frames, best-of-20 of the four rows): also both thighs and both
         upper arms at once (12 variants a source) S8 49.7 -> 48.0, S9+S11 55.6 -> 55.7; a second
-        round, the flips of the 10 best-scored flips, S8 -1.3, S9+S11 +1.6 (the prior has seen S8:
+        round, the flips of the 10 best-scored flips, S8 -1.3, S9+S11 +1.5 (the prior has seen S8:
         its plausibility ranks S8 variants better than it does unseen people's). A kept set with
         each source's best flip (instead of the best-scored overall): +0.1 / -0.0.
         """
