@@ -346,9 +346,9 @@ def photo_case(pose: np.ndarray, setting: Setting, frame_seed: int, setting_seed
                              report="drop_hidden" not in setting.errors)
     if "missing" in setting.errors:
         drop_missing(kps, rng)
-    camera = K.as_dict() if setting.known_focal else {"width": K.width, "height": K.height}
-    if known_rotation:
-        camera["rotation"] = np.asarray(R).tolist()
+    from backend.evaluate import with_rotation
+
+    camera = with_rotation(K.as_dict() if setting.known_focal else {"width": K.width, "height": K.height}, R, known_rotation)
     pitch, _ = pitch_roll_of(R)
     return PhotoCase(kps, camera, cam - cam[:1], math.degrees(pitch), float(T[2]), hidden)
 

@@ -74,7 +74,7 @@ def clip_request(poses: np.ndarray, rng: np.random.Generator, noise_px: float = 
         world->camera R ``[3, 3]``).
     """
     from backend.camera import project
-    from backend.evaluate import H36M_K, random_camera
+    from backend.evaluate import H36M_K, random_camera, with_rotation
 
     if lens_mm is None:
         R, T = random_camera(rng)
@@ -88,7 +88,7 @@ def clip_request(poses: np.ndarray, rng: np.random.Generator, noise_px: float = 
         cam = p @ R.T
         uv = project(cam + T, K) + rng.normal(0, noise_px, (len(p), 2))
         frames.append({"keypoints": {JOINT_NAMES[j]: [float(uv[j, 0]), float(uv[j, 1]), 1.0] for j in IDX},
-                       "camera": {**K.as_dict(), **({"rotation": np.asarray(R).tolist()} if known_rotation else {})}})
+                       "camera": with_rotation(K.as_dict(), R, known_rotation)})
         gt.append(cam - cam[:1])
     req = {"frames": frames, "num_hypotheses": num, "seed": seed, "sequence": {"fps": 25.0}}
     return req, np.array(gt), R

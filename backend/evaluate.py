@@ -79,6 +79,13 @@ def lift_case(pose_world: np.ndarray, rng: np.random.Generator, noise_px: float 
     return kps, cam - cam[:1], R
 
 
+def with_rotation(camera: dict, R: np.ndarray, known_rotation: bool) -> dict:
+    """A request camera (``Intrinsics.as_dict()`` or width/height only) with the true world->camera
+    rotation ``R`` (``[3, 3]``) added when ``known_rotation`` (``--known-rotation``; the add-on's
+    "Use my camera as it is"), else ``camera`` as it is."""
+    return {**camera, "rotation": np.asarray(R).tolist()} if known_rotation else camera
+
+
 def run_lift(service, poses: np.ndarray, setting: str, num: int, seed: int = 0, steps=None, scale=None,
              known_rotation: bool = False) -> dict:
     """Lift every pose under one setting (``exact``, ``noisy``, ``limbs``); returns metric arrays (mm).
@@ -94,8 +101,7 @@ def run_lift(service, poses: np.ndarray, setting: str, num: int, seed: int = 0, 
     rows = {k: [] for k in ("b1", "b5", "bN", "agg", "pa_b1", "pa_bN", "pa_agg", "div", "reproj", "time")}
     for i, pose in enumerate(poses):
         kps, gt, R = lift_case(pose, rng, noise, joints)
-        camera = {**H36M_K.as_dict(), **({"rotation": R.tolist()} if known_rotation else {})}
-        req = schemas.EstimateRequest(frames=[{"keypoints": kps, "camera": camera}],
+        req = schemas.EstimateRequest(frames=[{"keypoints": kps, "camera": with_rotation(H36M_K.as_dict(), R, known_rotation)}],
                                       num_hypotheses=num, seed=seed + i, steps=steps, guidance_scale=scale)
         t0 = time.perf_counter()
         fr = service.estimate(req).frames[0]

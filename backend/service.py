@@ -334,7 +334,6 @@ class PoseService:
         B = res.world_rel.shape[0]
         score = rank_score(res.loglik, res.plausibility, B, camera_logprior=self._camera_logprior(res, cond),
                            plausibility_weight=plausibility_weight, reference=own)
-        order = np.argsort(-score)[:keep]
         if own is not None and own < B:
             cap = np.sort(score[:own])[::-1][min(FLIP_BELOW, own) - 1]
             capped = score.copy()
@@ -342,6 +341,8 @@ class PoseService:
             flip = np.arange(B) >= own
             order = np.lexsort((-score, flip, -capped))[:keep]  # at the cap: the sampler's first
             score = capped
+        else:
+            order = np.argsort(-score)[:keep]
         # estimate: camera frame, root-relative + the root in the camera; complete: world, absolute
         if task == "estimate" and res.camera_rel is not None:
             joints_all, roots = res.camera_rel, res.camera_root
