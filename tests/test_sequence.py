@@ -16,7 +16,7 @@ from synthetic_clips import moving_person_frames, write_video
 from backend.errors import InputError
 from backend.prior import contacts as CT
 from backend.prior import track as TR
-from backend.skeleton import BONE_LENGTHS, JOINT_INDEX, bone_lengths
+from backend.skeleton import BONE_LENGTHS, JOINT_INDEX, NUM_JOINTS, bone_lengths
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,7 +41,7 @@ def test_path_stays_on_the_consistent_hypothesis_when_a_decoy_scores_higher_on_s
         joints.append(np.stack([noisy, decoy[t]]))
         scores.append(np.array([0.0, 1.5 if t % 4 == 1 else -1.0]))  # the decoy wins every 4th frame alone
         roots.append(np.array([[0, 0, 5.0], [0, 0, 5.0]]))
-    opts = TR.TrackOptions(path="viterbi", motion_sigma=0.05, score_temperature=1.0, filter_window=0, feet=False)
+    opts = TR.TrackOptions(path="viterbi", motion_sigma=0.05, score_temperature=1.0, smoother="none", feet=False)
     tr = TR.solve_track(joints, scores, roots, 25.0, opts=opts)
     assert (tr.choice == 0).all()
     per_frame = np.array([j[np.argmax(s)] for j, s in zip(joints, scores)])
@@ -59,7 +59,7 @@ def test_reprojection_error_breaks_a_score_tie_in_the_path():
     scores = [np.array([0.5, 0.5]) for _ in poses]
     roots = [np.array([[0, 0, 5.0]] * 2) for _ in poses]
     reproj = [np.array([4.0, 1.0]) for _ in poses]
-    opts = TR.TrackOptions(filter_window=0, feet=False, reprojection_weight=0.5)
+    opts = TR.TrackOptions(smoother="none", feet=False, reprojection_weight=0.5)
     assert (TR.solve_track(joints, scores, roots, 25.0, opts=opts, reprojection=reproj).choice == 1).all()
     opts.reprojection_weight = 0.0
     assert (TR.solve_track(joints, scores, roots, 25.0, opts=opts, reprojection=reproj).choice == 0).all()
@@ -114,6 +114,24 @@ def test_savitzky_golay_keeps_quadratics_and_smooths_noise():
     np.testing.assert_allclose(TR.savgol(q, 9, 2), q, atol=1e-8)
     n = np.random.default_rng(0).normal(0, 1, 40)
     assert TR.savgol(n, 9, 2).std() < 0.7 * n.std()
+
+
+def test_whittaker_smoother_solves_its_normal_equations_keeps_lines_and_smooths_noise():
+    rng = np.random.default_rng(1)
+    x = rng.normal(0, 1, (50, 4, 3))
+    lam = 30.0
+    D = np.diff(np.eye(50), 2, axis=0)
+    dense = np.linalg.solve(np.eye(50) + lam * D.T @ D, x.reshape(50, -1)).reshape(x.shape)
+    np.testing.assert_allclose(TR.whittaker_smooth(x, lam), dense, atol=1e-9)  # the banded Cholesky solve
+    line = 0.02 * np.arange(50.0)[:, None] + np.array([1.0, -2.0])
+    np.testing.assert_allclose(TR.whittaker_smooth(line, 1e4), line, atol=1e-8)  # constant velocity passes
+    noise = rng.normal(0, 1, 400)
+    sm = TR.whittaker_smooth(noise, lam)
+    assert np.abs(np.diff(sm, 2)).mean() < 0.05 * np.abs(np.diff(noise, 2)).mean()
+    np.testing.assert_array_equal(TR.whittaker_smooth(x[:2], lam), x[:2])
+    with pytest.raises(ValueError, match="unknown smoother"):
+        TR.solve_track([np.zeros((2, NUM_JOINTS, 3))], [np.zeros(2)], [np.ones((2, 3))], 25.0,
+                       opts=TR.TrackOptions(smoother="kalman"))
 
 
 # ------------------------------------------------------------------------------ with the shipped prior
