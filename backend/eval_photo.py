@@ -27,7 +27,10 @@ standing). This protocol draws the camera the way a hand-held or tripod photo is
   among them: confidence 0 at their noisy position beyond the border, so only the side of the
   border they lie on is evidence; ``truncated dropped``, ``truncated legs dropped``,
   ``swap+truncated dropped``: the same draws with the hidden joints absent from the request, a
-  detector that reports nothing), ``truncated legs`` (the knees too), ``missing`` (one to three random joints
+  detector that reports nothing; ``truncated at edge``, ``swap+truncated at edge``: the same draws
+  with the hidden joints reported as the shipped BlazePose reports cut-off landmarks, measured on
+  cropped sample photos: at the crop's edge, -5.5..+4.6 % of the image side outwards, so some
+  inside the photo, at confidence 0.02-0.75), ``truncated legs`` (the knees too), ``missing`` (one to three random joints
   absent), ``noexif`` (the lens is drawn from 24/35/50 mm and the request gives only the image
   size: the backend's own default focal length is used).
 
@@ -95,6 +98,8 @@ SETTINGS: dict[str, Setting] = {
     "truncated dropped": Setting(50, 4.0, ("truncate", "drop_hidden")),
     "truncated legs dropped": Setting(50, 4.0, ("truncate_legs", "drop_hidden")),
     "swap+truncated dropped": Setting(50, 4.0, ("swap", "truncate", "drop_hidden")),
+    "truncated at edge": Setting(50, 4.0, ("truncate", "report_at_edge")),
+    "swap+truncated at edge": Setting(50, 4.0, ("swap", "truncate", "report_at_edge")),
 }
 DEFAULT_SETTINGS = "exact,noisy,noisy 24mm,swap+truncated"
 SUBSETS = ("all", "away", "floor")
@@ -104,8 +109,9 @@ SUBSET_TITLES = {"all": "all poses", "away": "away from standing (torso tilt > 3
 
 def paired_seed(name: str) -> int:
     """The random stream of a setting's noise and errors: its place in :data:`SETTINGS`; a
-    ``... dropped`` row shares its base row's (same noise, swap and crop: the rows are paired)."""
-    return list(SETTINGS).index(name.removesuffix(" dropped"))
+    ``... dropped`` or ``... at edge`` row shares its base row's (same noise, swap and crop: the
+    rows are paired)."""
+    return list(SETTINGS).index(name.removesuffix(" dropped").removesuffix(" at edge"))
 
 
 # ------------------------------------------------------------------------------------ poses
@@ -242,15 +248,26 @@ def add_outliers(kps: dict, uv: np.ndarray, rng: np.random.Generator) -> None:
         kps[n] = [kps[n][0] + r * math.cos(a), kps[n][1] + r * math.sin(a), kps[n][2]]
 
 
+#: Where BlazePose reports a cut-off landmark (``truncated at edge``): at the crop's edge, offset
+#: outwards by a fraction of the image side drawn from this range (negative: inside the photo), at
+#: a confidence drawn from ``EDGE_CONFIDENCE``; measured on the sample photos cropped between the
+#: knees and the ankles (see :func:`backend.vision.visibility.at_border`).
+EDGE_OFFSET = (-0.055, 0.046)
+EDGE_CONFIDENCE = (0.02, 0.75)
+
+
 def truncate(kps: dict, uv: np.ndarray, K: Intrinsics, legs: bool = False,
-             report: bool = True) -> tuple[Intrinsics, list[str]]:
+             report: bool = True, edge_rng: np.random.Generator | None = None) -> tuple[Intrinsics, list[str]]:
     """Crop the image so that the feet (with ``legs`` the knees too) fall outside it.
 
     The crop edge is the image side the hidden joints are nearest to, placed between them and the
     kept joints; the cropped camera is returned (principal point shifted when the top or left is
     cut). The hidden joints (in ``kps``, in place) keep their position beyond the border with
-    confidence 0 when ``report`` (what an extrapolating detector gives), else they are removed.
-    When no straight crop separates them they are removed and the camera kept.
+    confidence 0 when ``report`` (what an extrapolating detector gives), else they are removed;
+    with ``edge_rng`` they are reported as the shipped BlazePose reports cut-off landmarks: at the
+    crop's edge (:data:`EDGE_OFFSET`, so some inside the photo) at a low confidence
+    (:data:`EDGE_CONFIDENCE`). When no straight crop separates them they are removed and the
+    camera kept.
 
     Returns:
         (intrinsics of the cropped image, names of the hidden joints).
@@ -293,6 +310,12 @@ def truncate(kps: dict, uv: np.ndarray, K: Intrinsics, legs: bool = False,
         cx, w = cx - cut, w - cut
         for n in kps:
             kps[n] = [kps[n][0] - cut, kps[n][1], kps[n][2]]
+    if edge_rng is not None:
+        for n in reported:
+            u, v, _ = kps[n]
+            o = edge_rng.uniform(*EDGE_OFFSET) * (h if side in ("bottom", "top") else w)
+            u, v = {"bottom": (u, h + o), "top": (u, -o), "right": (w + o, v), "left": (-o, v)}[side]
+            kps[n] = [float(u), float(v), float(edge_rng.uniform(*EDGE_CONFIDENCE))]
     return Intrinsics(K.fx, K.fy, cx, cy, max(int(w), 16), max(int(h), 16)), hidden
 
 
@@ -343,7 +366,8 @@ def photo_case(pose: np.ndarray, setting: Setting, frame_seed: int, setting_seed
         add_outliers(kps, uv, rng)
     if "truncate" in setting.errors or "truncate_legs" in setting.errors:
         K, hidden = truncate(kps, uv, K, legs="truncate_legs" in setting.errors,
-                             report="drop_hidden" not in setting.errors)
+                             report="drop_hidden" not in setting.errors,
+                             edge_rng=rng if "report_at_edge" in setting.errors else None)
     if "missing" in setting.errors:
         drop_missing(kps, rng)
     from backend.evaluate import with_rotation

@@ -26,7 +26,7 @@ from backend.prior.model import load_prior, pick_device
 from backend.prior.sampler import Conditions, GuidedSampler, SampleResult
 from backend.ranking import aggregate, completion_selection, consensus_first, diversity, rank_score
 from backend.skeleton import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS, PARENTS
-from backend.vision.visibility import MIN_PRESENCE, inside_frame, unseen_warning
+from backend.vision.visibility import MIN_PRESENCE, at_border, border_band, inside_frame, unseen_warning
 
 Progress = Callable[[float], None] | None
 CancelCheck = Callable[[], bool] | None
@@ -180,9 +180,9 @@ class PoseService:
         else:
             uv, conf = keypoint_arrays(fr.keypoints, f"{field}.keypoints")
             K = K or self._intrinsics(fr.camera, f"{field}.camera", uv)
-            conf = np.where(inside_frame(uv, K), conf, 0.0)  # outside the photo: not seen
+            conf = np.where(inside_frame(uv, K) & ~at_border(uv, conf, K), conf, 0.0)  # outside the photo: not seen
             ev = KeypointEvidence(uv, conf, K, device=self.device)
-            ev.set_outside(uv, conf <= 0, K)  # ... but known to project outside it
+            ev.set_outside(uv, conf <= 0, K, band_px=border_band(K))  # ... but known to project outside it
             kp_out = {k: list(v) for k, v in fr.keypoints.items()}
         warnings += unseen_warning(ev.weight.cpu().numpy() > 0)
         cond = Conditions(evidence=ev, rotation=self._rotation(fr.camera))
@@ -293,9 +293,11 @@ class PoseService:
         photo = photo if photo is not None else load_image(image, f"{field}.image")
         det = self.detector.detect(photo, person=person, field=f"{field}.image")
         K = K or intrinsics_for(photo, cam.model_dump(exclude_none=True, exclude={"rotation"}) if cam else None)
-        # a landmark outside the photo or of low presence is absent (weight 0), not pinned to the border
+        # a landmark outside the photo, at its edge with a low confidence (a cut-off limb), or of low
+        # presence is absent (weight 0), not pinned to the border
         seen = {n: kp for n, kp in det.keypoints.items()
-                if kp[2] >= MIN_PRESENCE and inside_frame(np.array([kp[:2]], np.float64), K)[0]}
+                if kp[2] >= MIN_PRESENCE and inside_frame(np.array([kp[:2]], np.float64), K)[0]
+                and not at_border(np.array([kp[:2]], np.float64), np.array([kp[2]]), K)[0]}
         conf = [seen[n][2] if n in seen else 0.0 for n in det.heatmap_joints]
         idx = [JOINT_INDEX[n] for n in det.heatmap_joints]
         ev: Evidence2D = HeatmapEvidence(det.heatmaps, idx, det.image_to_heatmap, conf, K, device=self.device)
@@ -304,7 +306,7 @@ class PoseService:
         for n, kp in det.keypoints.items():
             if n in JOINT_INDEX and n not in seen:
                 reported[JOINT_INDEX[n]] = kp[:2]
-        ev.set_outside(reported, np.isfinite(reported).all(-1), K)
+        ev.set_outside(reported, np.isfinite(reported).all(-1), K, band_px=border_band(K))
         # anchor the root solve on the detector's sub-cell keypoints rather than the heatmap argmax
         for n, j in zip(det.heatmap_joints, idx):
             if n in seen:

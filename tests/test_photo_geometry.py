@@ -269,3 +269,50 @@ def test_known_rotation_eval_requests_give_the_true_camera_rotation(h36m_train_p
     np.testing.assert_allclose(clip @ Rc.T - (clip @ Rc.T)[:, :1], gt, atol=1e-9)
     assert "rotation" not in clip_request(clip, np.random.default_rng(0), num=2, seed=1)[0]["frames"][0]["camera"]
     schemas.EstimateRequest.model_validate(req)
+
+
+def test_photo_cut_between_knees_and_ankles_does_not_pin_the_feet_to_the_edge(pose_service):
+    """samples/image2.jpeg cropped to 508 px high, between the knees and the ankles (labelled at
+    538 and 564 px in samples/pose_landmark_truth.csv): BlazePose reports the cut-off ankles
+    *inside* the crop at its edge (measured 480 / 482 px, confidence 0.63 / 0.73), which the
+    evidence used to take at face value (the shins shortened to the edge). They are taken for
+    cut-off landmarks (``visibility.at_border``): not seen, named in the warning, and bounded to
+    project at the border band or beyond; some hypothesis then puts them nearer their labels than
+    the detector did."""
+    import base64
+    import csv
+    import io
+    from pathlib import Path
+
+    from PIL import Image
+
+    from backend.vision.photo import load_image
+    from backend.vision.visibility import border_band
+
+    root = Path(__file__).resolve().parents[1] / "samples"
+    truth = list(csv.DictReader(open(root / "pose_landmark_truth.csv")))[1]
+    im = Image.open(root / "image2.jpeg").convert("RGB")
+    cut = 508
+    buf = io.BytesIO()
+    im.crop((0, 0, im.width, cut)).save(buf, "PNG")
+    req = schemas.EstimateRequest(frames=[{"image": base64.b64encode(buf.getvalue()).decode()}], num_hypotheses=20, seed=0)
+    det = pose_service.detector.detect(load_image(req.frames[0].image, "image"), field="image")
+    ankles = ["left_ankle", "right_ankle"]
+    assert all(det.keypoints[n][1] < cut and det.keypoints[n][2] >= 0.1 for n in ankles), det.keypoints  # inside, "present"
+    cond, K, _, _, warnings = pose_service.frame_conditions(req.frames[0], "frames[0]")
+    assert any("feet" in w and "not seen" in w for w in warnings), warnings
+    w = cond.evidence.weight.numpy()
+    lo = cond.evidence.out_lo.numpy()
+    band = border_band(K)[1]
+    for n in ankles:
+        assert w[JOINT_INDEX[n]] == 0.0 and abs(lo[JOINT_INDEX[n], 1] * K.fy + K.cy - (cut - band)) < 1e-3
+    fr = pose_service.estimate(req).frames[0]
+    label = np.array([[float(truth[f"{n}_x"]), float(truth[f"{n}_y"])] for n in ankles])
+    reported = np.array([det.keypoints[n][:2] for n in ankles])
+    err = []
+    for h in fr.hypotheses:
+        p = project(np.array(h.joints) + np.array(h.root_translation), K)[[JOINT_INDEX[n] for n in ankles]]
+        assert (p[:, 1] > cut - band - 25).all(), p[:, 1] - cut
+        err.append(np.linalg.norm(p - label, axis=-1).mean())
+    print("ankle 2D error vs labels: reported", np.linalg.norm(reported - label, axis=-1).mean(), "hypotheses", np.round(err))
+    assert min(err) < np.linalg.norm(reported - label, axis=-1).mean()

@@ -49,19 +49,25 @@ class Evidence2D:
     def num_visible(self) -> int:
         return int((self.weight > 0).sum())
 
-    def set_outside(self, uv_px: np.ndarray, outside: np.ndarray, K: Intrinsics) -> None:
+    def set_outside(self, uv_px: np.ndarray, outside: np.ndarray, K: Intrinsics,
+                    band_px: tuple[float, float] = (0.0, 0.0)) -> None:
         """Mark joints as outside the photo: a joint reported beyond an image border (a truncated
         person: the detector extrapolates past the border) must project beyond that border too.
 
         The evidence is the *side* only, not the reported position (extrapolated landmarks are
         rough): for ``u < 0`` the projection must satisfy ``u <= 0``, for ``u > width`` ``u >= width``,
-        the same for ``v``. Used by :class:`backend.prior.terms.Evidence2DTerm` as a one-sided
-        (hinge) Gaussian on the distance into the photo.
+        the same for ``v``. A joint reported inside the photo but within ``band_px`` of a border
+        (a cut-off landmark the detector puts at the edge,
+        :func:`backend.vision.visibility.at_border`) must project at least that far out: for
+        ``width - band <= u <= width``, ``u >= width - band``. Used by
+        :class:`backend.prior.terms.Evidence2DTerm` as a one-sided (hinge) Gaussian on the distance
+        into the photo.
 
         Args:
             uv_px: ``[J, 2]`` reported pixel positions (NaN rows ignored).
             outside: ``[J]`` bool, joints to constrain (those without 2D evidence of their own).
             K: the photo's intrinsics (its width and height are the borders).
+            band_px: ``(u, v)`` width of the border band (pixels).
         """
         uv_px = np.asarray(uv_px, np.float64)
         out = np.asarray(outside, bool) & np.isfinite(uv_px).all(-1)
@@ -69,10 +75,11 @@ class Evidence2D:
         hi = np.full((len(uv_px), 2), np.inf)
         with np.errstate(invalid="ignore"):
             for c, (size, centre, f) in enumerate(((K.width, K.cx, K.fx), (K.height, K.cy, K.fy))):
-                before = out & (uv_px[:, c] < 0)
-                after = out & (uv_px[:, c] > size)
-                hi[before, c] = (0.0 - centre) / f
-                lo[after, c] = (size - centre) / f
+                band = float(band_px[c])
+                before = out & (uv_px[:, c] < band)
+                after = out & (uv_px[:, c] > size - band)
+                hi[before, c] = (np.where(uv_px[before, c] < 0, 0.0, band) - centre) / f
+                lo[after, c] = (np.where(uv_px[after, c] > size, size, size - band) - centre) / f
         if not (np.isfinite(lo).any() or np.isfinite(hi).any()):
             self.out_lo = self.out_hi = None
             return
