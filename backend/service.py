@@ -428,7 +428,12 @@ class PoseService:
         upper arms at once (12 variants a source) S8 49.7 -> 48.0, S9+S11 55.6 -> 55.7; a second
         round, the flips of the 10 best-scored flips, S8 -1.3, S9+S11 +1.5 (the prior has seen S8:
         its plausibility ranks S8 variants better than it does unseen people's). A kept set with
-        each source's best flip (instead of the best-scored overall): +0.1 / -0.0.
+        each source's best flip (instead of the best-scored overall): +0.1 / -0.0. Also not kept:
+        variants of a *hidden* forearm or shin (wrist or ankle without 2D, its parent seen; the
+        subtree turned about the elbow or knee to 15 / 50 / 90 / 130 degrees of flexion in the
+        bone's plane and in the plane turned 90 degrees about the upper bone, kept where the
+        border bounds hold; ~86 per photo): feet cut off, best-of-20 S8 57.7 -> 53.0 but S9+S11
+        69.9 -> 70.8 (swapped and cut off 72.6 -> 72.4).
         """
         if (own := len(res.world_rel)) < 2 or not FLIP_SOURCES or not smp.common_plausibility or res.camera_rel is None \
                 or res.rotation is None or res.loglik is None or not _from_2d_alone(cond):
