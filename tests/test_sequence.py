@@ -83,6 +83,30 @@ def test_fixed_choice_is_kept_and_gaps_are_filled_with_a_warning():
         TR.solve_track(joints, scores, roots, 25.0, fixed={4: 0})
 
 
+def test_fixed_choice_is_followed_by_its_neighbours_not_a_one_frame_jump():
+    """A per-frame override to a hypothesis far from the path: the smoother is pinned there, so
+    the frames around it move toward it over several frames instead of the track jumping to it on
+    that frame alone and back."""
+    poses = _held_out_clip(41)
+    other = [p * np.array([1.0, -1.0, 1.0]) for p in poses]  # a far-off alternative every frame
+    joints = [np.stack([p, o]) for p, o in zip(poses, other)]
+    scores = [np.array([2.0, 0.0]) for _ in poses]
+    roots = [np.array([[0.0, 0, 5.0]] * 2) for _ in poses]
+    tr = TR.solve_track(joints, scores, roots, 25.0, fixed={20: 1}, opts=TR.TrackOptions(feet=False))
+    assert (np.delete(tr.choice, 20) == 0).all() and tr.choice[20] == 1
+    np.testing.assert_allclose(tr.joints[20], joints[20][1], atol=1e-6)
+    gap = np.linalg.norm(poses[20] - other[20], axis=-1).mean()  # how far the override moves frame 20
+    step = lambda a, b: np.linalg.norm(tr.joints[a] - tr.joints[b], axis=-1).mean()  # noqa: E731
+    assert step(19, 20) < 0.5 * gap and step(20, 21) < 0.5 * gap  # no one-frame jump
+    toward = lambda t: np.linalg.norm(tr.joints[t] - poses[t], axis=-1).mean()  # noqa: E731
+    assert toward(18) > 0.1 * gap and toward(22) > 0.1 * gap  # the neighbours follow
+    free = TR.solve_track(joints, scores, roots, 25.0, opts=TR.TrackOptions(feet=False)).joints
+    for t in (0, 40):  # 0.8 s away the track is the one without the override
+        assert np.linalg.norm(tr.joints[t] - free[t], axis=-1).mean() < 0.05 * gap
+    with pytest.raises(ValueError, match="weights"):
+        TR.whittaker_smooth(np.zeros((5, 3)), 30.0, np.array([1.0, 0, 0, 0, 0]))
+
+
 def test_planted_foot_stays_still_and_on_the_floor():
     T = 30
     pose = _held_out_clip(1)[0]
