@@ -8,6 +8,7 @@ See ``shared/design/CONTRACT.md`` for the request and response shapes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -107,6 +108,34 @@ def cmd_estimate(args) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _ctrl_c_cancels():
+    """While inside: Ctrl-C (SIGINT) sets a flag that the returned ``cancel()`` reports, so a long
+    clip stops at the next frame or denoising step with :class:`backend.errors.Cancelled` (exit 130,
+    nothing written). A handler of its own, so Ctrl-C works even where the process was started
+    with SIGINT ignored (a background job of a non-interactive shell: Python then installs no
+    ``KeyboardInterrupt`` handler), and a flag, not ``KeyboardInterrupt``, which can be raised
+    inside a finaliser, where Python prints it and goes on. A second Ctrl-C interrupts at once."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    hit = threading.Event()
+
+    def on_sigint(signum, frame):
+        if hit.is_set():
+            raise KeyboardInterrupt
+        hit.set()
+
+    old = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield hit.is_set
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
 def _estimate_sequence(args) -> int:
     """A video file, an image folder/glob, or several images with ``--sequence``: one clip, streamed.
 
@@ -128,11 +157,13 @@ def _estimate_sequence(args) -> int:
         data["steps"] = args.steps
     req = _validate(schemas.EstimateRequest, data)
     svc = _service(args)
-    bar = tqdm(total=len(src), unit="frame", desc=src.name, file=sys.stderr, disable=args.output == "-" and not sys.stderr.isatty())
-    try:
-        res = estimate_sequence(svc, req, progress=lambda f: bar.update(max(0, round(f * len(src)) - bar.n)), frame_source=src)
-    finally:
-        bar.close()
+    with _ctrl_c_cancels() as cancelled:  # before the bar: a Ctrl-C once it shows is always seen
+        bar = tqdm(total=len(src), unit="frame", desc=src.name, file=sys.stderr, disable=args.output == "-" and not sys.stderr.isatty())
+        try:
+            res = estimate_sequence(svc, req, progress=lambda f: bar.update(max(0, round(f * len(src)) - bar.n)),
+                                    cancel=cancelled, frame_source=src)
+        finally:
+            bar.close()
     for i, fr in enumerate(res.frames):
         for w in fr.warnings:
             print(f"frame {i}: {w}", file=sys.stderr)

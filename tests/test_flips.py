@@ -95,3 +95,53 @@ def test_flips_that_would_put_a_joint_behind_the_camera_or_are_not_finite_are_le
     bad[5] = np.nan
     Y, src = kinematic_flips(bad[None])
     assert len(Y) == 0 and len(src) == 0
+
+
+def test_resampled_flips_still_fit_the_2d_and_leave_the_first_hypotheses_alone(pose_service, h36m_train_poses, monkeypatch):
+    """A photo's flips are re-sampled part-way through the schedule (``FLIP_RESAMPLE``): the first
+    ``FLIP_BELOW`` hypotheses and the aggregate are the same as with plain flips, and the re-sampled
+    ones kept among the 20 still fit the 2D about as well as the sampler's own candidates."""
+    import backend.service as S
+    from backend.evaluate import H36M_K, lift_case
+    from backend.http import schemas
+
+    assert S.FLIP_RESAMPLE > 0
+    kps, _, _ = lift_case(h36m_train_poses[40], np.random.default_rng(3), noise_px=2.0)
+    req = schemas.EstimateRequest.model_validate({"frames": [{"keypoints": kps, "camera": H36M_K.as_dict()}], "num_hypotheses": 20, "steps": 12, "seed": 1})
+    fr = pose_service.estimate(req).frames[0]
+    monkeypatch.setattr(S, "FLIP_RESAMPLE", 0.0)
+    plain = pose_service.estimate(req).frames[0]
+    monkeypatch.setattr(S, "FLIP_SOURCES", 0)
+    own = pose_service.estimate(req).frames[0]
+    assert fr.aggregate == plain.aggregate == own.aggregate
+    for a, b in zip(fr.hypotheses[: S.FLIP_BELOW], plain.hypotheses[: S.FLIP_BELOW]):
+        assert a.joints == b.joints
+    new = [h for h in fr.hypotheses if all(h.joints != b.joints for b in own.hypotheses)]
+    assert new and all(all(h.joints != p.joints for p in plain.hypotheses) for h in new), "the kept flips are re-sampled ones"
+    worst_own = max(h.reprojection_error_px for h in own.hypotheses)
+    assert all(h.reprojection_error_px <= worst_own + 1.0 for h in new)
+
+
+def test_resample_checks_its_arguments_and_a_light_resample_stays_near_the_pose(pose_service, h36m_train_poses):
+    """``GuidedSampler.resample``: wrong shapes or a strength outside (0, 1] raise ValueError;
+    re-running the last 5 % of the schedule without evidence moves a training pose much less than
+    the distance between poses and than re-running all of it."""
+    import pytest
+
+    from backend.prior.guidance import Conditions
+    from backend.prior.sampler import GuidedSampler
+
+    sampler = GuidedSampler(pose_service.model, steps=15, eta=0.5)
+    X = h36m_train_poses[100:104].astype(np.float64)
+    X = X - X[:, :1]
+    z = np.zeros(4)
+    for bad in [(X[0], z, z, 0.2), (X, z[:3], z, 0.2), (X, z, z, 0.0), (X, z, z, 1.5)]:
+        with pytest.raises(ValueError):
+            sampler.resample(*bad[:3], Conditions(), bad[3])
+    moved = {}
+    for s in (0.05, 1.0):
+        out = sampler.resample(X, z, z, Conditions(), s, seed=0)
+        assert out.world_rel.shape == X.shape and np.isfinite(out.world_rel).all()
+        moved[s] = np.linalg.norm(out.world_rel - X, axis=-1).mean(-1)  # [4] metres
+    far = np.linalg.norm(X[:, None] - X[None], axis=-1).mean(-1)[~np.eye(4, dtype=bool)]  # between the poses
+    assert moved[0.05].max() < far.min() / 2 and moved[0.05].mean() < moved[1.0].mean() / 3

@@ -425,7 +425,8 @@ def test_ctrl_c_stops_and_writes_nothing(tmp_path):
         seen += p.stderr.read(1)
     p.send_signal(signal.SIGINT)
     rc = p.wait(120)
-    assert rc == 130 and not out.exists()
+    rest = p.stderr.read()
+    assert rc == 130 and not out.exists(), (seen, rest[-2000:])
     assert not list(tmp_path.glob(".res.json.*"))
 
 

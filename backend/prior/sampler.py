@@ -211,6 +211,58 @@ class GuidedSampler:
             progress(1.0)
         return res
 
+    @torch.no_grad()
+    def resample(self, world: np.ndarray, pitch: np.ndarray, roll: np.ndarray, cond: Conditions,
+                 strength: float, seed: int | None = 0, steps: int | None = None) -> SampleResult:
+        """Re-sample given poses under the guidance of ``cond``: each is noised to step
+        ``strength * T`` and denoised from there with the guidance terms (SDEdit, Meng et al.
+        2022, one start per pose), its camera tilt held at the given one. The local optimisation
+        after a kinematic jump of Sminchisescu & Triggs (2003): a flipped limb
+        (:mod:`backend.prior.flips`) is carried to a pose the prior finds typical near it, fitting
+        the 2D as before, and scored as the sampler's own candidates are (:meth:`_finish`).
+
+        Args:
+            world: ``[N, J, 3]`` upright-frame poses (metres, pelvis at the origin; ``x_cam = R x``).
+            pitch, roll: ``[N]`` radians, each pose's camera tilt (kept fixed).
+            cond: the evidence (2D, as for the candidates the poses came from).
+            strength: ``0 < strength <= 1``, the share of the schedule re-run (its last steps, with
+                the guidance as it is there: ``frac`` from ``1 - strength`` to 1).
+            seed: RNG seed of the noise.
+            steps: denoising steps (default: the sampler's ``steps`` times ``strength``, at least 2).
+        Returns:
+            :class:`SampleResult` of the ``N`` re-sampled poses.
+        Raises:
+            ValueError: ``world`` not ``[N, J, 3]``, mismatched tilts, or ``strength`` outside (0, 1].
+        """
+        N = len(world)
+        if np.shape(world)[1:] != (NUM_JOINTS, 3) or np.shape(pitch) != (N,) or np.shape(roll) != (N,) or not 0 < strength <= 1:
+            raise ValueError(f"resample: world [N, {NUM_JOINTS}, 3], pitch and roll [N], 0 < strength <= 1 "
+                             f"(got {np.shape(world)}, {np.shape(pitch)}, {np.shape(roll)}, {strength})")
+        dev = self.device
+        gen = torch.Generator().manual_seed(int(seed) if seed is not None else 0)
+        st = self._state(cond, N, gen)
+        if st.has_camera:
+            st.pitch = torch.as_tensor(np.asarray(pitch), dtype=torch.float32, device=dev)
+            st.roll = torch.as_tensor(np.asarray(roll), dtype=torch.float32, device=dev)
+            st.fixed_tilt = True
+        T = self.sched.num_steps
+        t_first = max(1, int(round(strength * (T - 1))))
+        ts = self.sched.timesteps(max(2, steps or round(self.steps * t_first / (T - 1))), start=t_first)
+        x0i = torch.as_tensor(np.asarray(world, np.float32), device=dev) / self.scale
+        x0i = x0i - x0i[:, :1]
+        a = float(self.sched.abar(torch.tensor([t_first]))[0])
+        x = math.sqrt(a) * x0i + math.sqrt(1 - a) * torch.randn(x0i.shape, generator=gen).to(dev)
+        x0 = x0i
+        for i, t in enumerate(ts):
+            t_prev = ts[i + 1] if i + 1 < len(ts) else -1
+            x0_hat = self.model(x, torch.full((N,), t, device=dev, dtype=torch.long))
+            x0 = self._refine(x0_hat, float(self.sched.alphas_cumprod[t]), st,
+                              frac=1.0 - strength + strength * i / max(len(ts) - 1, 1))
+            x = self.sched.ddim_step(x, x0, t, t_prev, eta=self.eta, generator=gen)
+        if self.w.polish_steps > 0:
+            x0 = self._refine(x0, None, st, frac=1.0)
+        return self._finish(x0, st)
+
     # ------------------------------------------------------------------------------ internals
 
     def _state(self, cond: Conditions, B: int, generator: torch.Generator | None = None) -> SampleState:
