@@ -44,11 +44,23 @@ PHOTO_OVERSAMPLE = 5
 #: forearm) turned to its other depth along the camera rays; they fit the 2D as their source does and
 #: are scored by the same common-draw plausibility. A variant is ranked at most level with the
 #: sampler's own ``FLIP_BELOW``-th best candidate, so the first hypotheses stay the sampler's
-#: (:meth:`PoseService._frame_result`). See :meth:`PoseService._with_flips` for the measurements.
+#: (:meth:`PoseService._frame_result`; plain flips: sequences; a photo's re-sampled flips use
+#: ``RESAMPLED_FLIP_BELOW``). See :meth:`PoseService._with_flips` for the measurements.
 #: Sequences use them too (``backend.sequence.SEQUENCE_FLIPS``): per-frame best-of-20 falls, the
 #: track stays (flips of the best 20 ranked freely: 8 S8 clips track 42.1 -> 42.2).
 FLIP_SOURCES = 10
 FLIP_BELOW = 5
+#: Re-sampled flips (below) are capped at the sampler's best instead: level with it, they take part
+#: in the consensus that picks the default key (:func:`backend.ranking.consensus_first`, the best 5
+#: by score), which plain flips made worse (held-out noisy best-of-1 62.2 -> 70.3 ranked freely).
+#: S8 16 frames away from standing, best-of-1 of exact / noisy / 24 mm / swapped+cut off at the edge
+#: (cap at the 5th -> 3rd -> 2nd -> 1st): 53.2 / 61.2 / 72.5 / 78.9 -> 49.7 / 54.4 / 66.3 / 70.1 ->
+#: 46.7 / 53.4 / 67.1 / 72.7 -> 46.3 / 47.0 / 60.4 / 69.6, best-of-20 unchanged. Held-out S9/S11 16
+#: frames, best-of-1 (5th -> 1st): away exact 63.9 -> 54.3, noisy 62.4 -> 64.8, 24 mm 83.5 -> 86.6,
+#: swapped+cut off 102.4 -> 95.6, no EXIF 86.0 -> 74.5; floor 59.0 -> 46.8, 69.5 -> 58.0, 79.2 ->
+#: 80.2, 104.1 -> 91.0, 79.8 -> 63.5; lab (``eval lift --frames 30``) exact 52.6 -> 44.6, noisy 70.0
+#: -> 66.9, limbs 87.2 -> 80.2, aggregate 44.0 / 64.6 / 80.0 -> 41.6 / 63.5 / 77.7.
+RESAMPLED_FLIP_BELOW = 1
 #: A single photo's flips are then re-sampled from this share of the schedule
 #: (:meth:`backend.prior.sampler.GuidedSampler.resample`: noised part-way, denoised under the same
 #: guidance, so each flip becomes a pose the prior finds typical near it, still fitting the 2D);
@@ -176,7 +188,8 @@ class PoseService:
             res = smp.sample(num, cond, seed=req.seed, progress=sub, cancel=cancel)
             res, own = self._with_flips(smp, res, cond, wp, resample=FLIP_RESAMPLE, seed=req.seed)
             frames.append(self._frame_result(res, cond, K, kp_out, warnings, req.previews, photo, task="estimate",
-                                             keep=req.num_hypotheses, plausibility_weight=wp, own=own))
+                                             keep=req.num_hypotheses, plausibility_weight=wp, own=own,
+                                             flip_below=RESAMPLED_FLIP_BELOW if FLIP_RESAMPLE > 0 else FLIP_BELOW))
         return schemas.EstimateResponse(joint_names=list(JOINT_NAMES), frames=frames)
 
     def frame_conditions(self, fr: schemas.EstimateFrame, field: str, K: Intrinsics | None = None, photo=None):
@@ -329,16 +342,18 @@ class PoseService:
 
     def _frame_result(self, res: SampleResult, cond: Conditions, K, kp_out, warnings, previews, photo, task,
                       keep: int | None = None, consensus: bool = True, plausibility_weight: float = 1.0,
-                      own: int | None = None) -> schemas.FrameResult:
+                      own: int | None = None, flip_below: int = FLIP_BELOW) -> schemas.FrameResult:
         """One frame of a response from a sample: ranked (:func:`rank_score` with ``plausibility_weight``),
         kept, first the consensus (``consensus``).
 
         ``own``: the first ``own`` candidates are the sampler's, the rest kinematic flips
         (:meth:`_with_flips`): scores are standardised on the sampler's candidates (whose order is
-        then what it is without flips) and a flip's is capped at the :data:`FLIP_BELOW`-th best of
+        then what it is without flips) and a flip's is capped at the ``flip_below``-th best of
         the sampler's (at the cap the sampler's candidate first, then the flips by their own score;
-        the reported scores stay sorted), so the first :data:`FLIP_BELOW` hypotheses, best-of-1,
-        the default key and the aggregate (of the sampler's candidates) are as without flips.
+        the reported scores stay sorted), so with :data:`FLIP_BELOW` (plain flips) the first 5
+        hypotheses, best-of-1, the default key and the aggregate (of the sampler's candidates) are
+        as without flips; with :data:`RESAMPLED_FLIP_BELOW` the flips may be level with the best
+        and the consensus may choose one as the default key.
 
         A sequence passes ``consensus=False``: its track chooses among the hypotheses by score and
         motion (:mod:`backend.prior.track`), and the consensus, whose errors are alike from frame
@@ -348,7 +363,7 @@ class PoseService:
         score = rank_score(res.loglik, res.plausibility, B, camera_logprior=self._camera_logprior(res, cond),
                            plausibility_weight=plausibility_weight, reference=own)
         if own is not None and own < B:
-            cap = np.sort(score[:own])[::-1][min(FLIP_BELOW, own) - 1]
+            cap = np.sort(score[:own])[::-1][min(max(flip_below, 1), own) - 1]
             capped = score.copy()
             capped[own:] = np.minimum(score[own:], cap)
             flip = np.arange(B) >= own
@@ -457,7 +472,8 @@ class PoseService:
         65.1 (65.3), no EXIF 53.2 -> 48.0; floor subset noisy 46.6 -> 39.9, swapped and cut off
         72.1 -> 68.3, no EXIF 56.1 -> 50.9; lab
         protocol (``eval lift --frames 30``) exact 36.8 -> 28.8 (28.1), noisy 54.3 -> 46.0 (45.9),
-        limbs 65.3 -> 56.3 (56.4); best-of-1 and aggregate unchanged by construction. Cost: 145 ms a photo
+        limbs 65.3 -> 56.3 (56.4); best-of-1 and aggregate unchanged by construction while the
+        flips were capped at the sampler's 5th best (now its best: :data:`RESAMPLED_FLIP_BELOW`). Cost: 145 ms a photo
         (208 with 8 steps; ``posediff bench`` photo 1.15-1.27 s).
         """
         if (own := len(res.world_rel)) < 2 or not FLIP_SOURCES or not smp.common_plausibility or res.camera_rel is None \

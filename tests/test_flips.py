@@ -54,11 +54,14 @@ def test_a_flipped_bone_projects_where_it_did_keeps_its_length_and_flips_back(h3
 
 
 def test_flips_widen_a_photos_hypotheses_but_leave_the_first_as_the_sampler_ranks_them(pose_service, h36m_train_poses, monkeypatch):
-    """The first ``FLIP_BELOW`` hypotheses (best-of-1, the default key) and the aggregate are those
-    without flips; the later ones include flipped candidates, which keep the skeleton's bone lengths."""
+    """Plain flips (not re-sampled): the first ``FLIP_BELOW`` hypotheses (best-of-1, the default key)
+    and the aggregate are those without flips; the later ones include flipped candidates, which keep
+    the skeleton's bone lengths."""
     import backend.service as S
     from backend.evaluate import H36M_K, lift_case
     from backend.http import schemas
+
+    monkeypatch.setattr(S, "FLIP_RESAMPLE", 0.0)
 
     kps, _, _ = lift_case(h36m_train_poses[40], np.random.default_rng(3), noise_px=2.0)
     req = schemas.EstimateRequest.model_validate({"frames": [{"keypoints": kps, "camera": H36M_K.as_dict()}], "num_hypotheses": 20, "steps": 12, "seed": 1})
@@ -97,15 +100,16 @@ def test_flips_that_would_put_a_joint_behind_the_camera_or_are_not_finite_are_le
     assert len(Y) == 0 and len(src) == 0
 
 
-def test_resampled_flips_still_fit_the_2d_and_leave_the_first_hypotheses_alone(pose_service, h36m_train_poses, monkeypatch):
-    """A photo's flips are re-sampled part-way through the schedule (``FLIP_RESAMPLE``): the first
-    ``FLIP_BELOW`` hypotheses and the aggregate are the same as with plain flips, and the re-sampled
-    ones kept among the 20 still fit the 2D about as well as the sampler's own candidates."""
+def test_resampled_flips_still_fit_the_2d_and_rank_at_most_level_with_the_samplers_best(pose_service, h36m_train_poses, monkeypatch):
+    """A photo's flips are re-sampled part-way through the schedule (``FLIP_RESAMPLE``): they differ
+    from the plain flips, still fit the 2D about as well as the sampler's own candidates, and none
+    is scored above the sampler's best (``RESAMPLED_FLIP_BELOW``: level with it at most, so they
+    take part in the consensus that picks the default key); the scores stay sorted."""
     import backend.service as S
     from backend.evaluate import H36M_K, lift_case
     from backend.http import schemas
 
-    assert S.FLIP_RESAMPLE > 0
+    assert S.FLIP_RESAMPLE > 0 and S.RESAMPLED_FLIP_BELOW == 1
     kps, _, _ = lift_case(h36m_train_poses[40], np.random.default_rng(3), noise_px=2.0)
     req = schemas.EstimateRequest.model_validate({"frames": [{"keypoints": kps, "camera": H36M_K.as_dict()}], "num_hypotheses": 20, "steps": 12, "seed": 1})
     fr = pose_service.estimate(req).frames[0]
@@ -113,13 +117,14 @@ def test_resampled_flips_still_fit_the_2d_and_leave_the_first_hypotheses_alone(p
     plain = pose_service.estimate(req).frames[0]
     monkeypatch.setattr(S, "FLIP_SOURCES", 0)
     own = pose_service.estimate(req).frames[0]
-    assert fr.aggregate == plain.aggregate == own.aggregate
-    for a, b in zip(fr.hypotheses[: S.FLIP_BELOW], plain.hypotheses[: S.FLIP_BELOW]):
-        assert a.joints == b.joints
+    scores = [h.score for h in fr.hypotheses]
+    assert len(scores) == 20 and scores == sorted(scores, reverse=True)
+    assert max(scores) <= max(h.score for h in own.hypotheses) + 1e-4  # scores standardised on the sampler's candidates
     new = [h for h in fr.hypotheses if all(h.joints != b.joints for b in own.hypotheses)]
     assert new and all(all(h.joints != p.joints for p in plain.hypotheses) for h in new), "the kept flips are re-sampled ones"
     worst_own = max(h.reprojection_error_px for h in own.hypotheses)
     assert all(h.reprojection_error_px <= worst_own + 1.0 for h in new)
+    assert np.isfinite(np.array(fr.aggregate)).all()
 
 
 def test_resample_checks_its_arguments_and_a_light_resample_stays_near_the_pose(pose_service, h36m_train_poses):
