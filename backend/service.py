@@ -69,7 +69,11 @@ RESAMPLED_FLIP_BELOW = 1
 #: S8 (``eval lift --protocol photo --subsets away --frames 16``, best-of-20 mean of exact, noisy,
 #: 24 mm, swapped+cut off at the edge): plain flips 49.7 (36.8 / 43.0 / 52.5 / 66.6), strength
 #: 0.2 with 8 steps 39.8, 6 steps 40.2, 4 steps 40.0 (24.6 / 33.1 / 45.3 / 57.0), 0.3 about as 0.2;
-#: also re-sampling the sampler's own 10 best 39.8 (not kept). Held-out S9/S11 and the lab rows: see :meth:`PoseService._with_flips`.
+#: also re-sampling the sampler's own 10 best 39.8 (not kept). Not kept either: where joints are
+#: hidden (feet cut off), the 5 best re-sampled 4 times each from 0.5 of the schedule, to vary the
+#: hidden limbs: S8 best-of-20 truncated / swapped+truncated at the edge 51.1 / 57.0 -> 48.8 / 54.2
+#: (strength 0.35 / 0.7 with the 10 best twice: 50.3 / 55.0, 50.9 / 53.8), held-out S9/S11 61.6 /
+#: 63.5 -> 62.1 / 63.3 and best-of-1 1-2 mm worse. Held-out S9/S11 and the lab rows: see :meth:`PoseService._with_flips`.
 FLIP_RESAMPLE = 0.2
 FLIP_RESAMPLE_STEPS = 4
 
