@@ -68,13 +68,19 @@ RESAMPLED_FLIP_BELOW = 1
 #: flips did not move the track either). ``FLIP_RESAMPLE_STEPS`` denoising steps do it. Chosen on
 #: S8 (``eval lift --protocol photo --subsets away --frames 16``, best-of-20 mean of exact, noisy,
 #: 24 mm, swapped+cut off at the edge): plain flips 49.7 (36.8 / 43.0 / 52.5 / 66.6), strength
-#: 0.2 with 8 steps 39.8, 6 steps 40.2, 4 steps 40.0 (24.6 / 33.1 / 45.3 / 57.0), 0.3 about as 0.2;
-#: also re-sampling the sampler's own 10 best 39.8 (not kept). Not kept either: where joints are
+#: 0.2 with 8 steps 39.8, 6 steps 40.2, 4 steps 40.0 (24.6 / 33.1 / 45.3 / 57.0). Then, with the
+#: flips level with the sampler's best (``RESAMPLED_FLIP_BELOW``), 4 steps, best-of-1 / best-of-20
+#: means: strength 0.15 55.2 / 41.1, 0.2 55.8 / 40.0, 0.3 53.9 / 38.8 (this), 0.4 55.2 / 39.7, 0.5
+#: 56.8 / 41.8. Held-out S9/S11 16 frames, 0.2 -> 0.3, best-of-1 / best-of-20 means of exact,
+#: noisy, 24 mm, swapped+cut off, no EXIF: away 75.2 / 49.0 -> 72.2 / 49.3, floor 67.9 / 50.0 ->
+#: 66.6 / 49.2; lab 30 frames best-of-1 44.6 / 66.9 / 80.2 -> 42.5 / 67.5 / 84.5, best-of-20 27.9 /
+#: 45.6 / 56.8 -> 28.9 / 45.9 / 55.8, aggregate 41.6 / 63.5 / 77.7 -> 42.1 / 62.9 / 77.9. Also
+#: re-sampling the sampler's own 10 best 39.8 (not kept). Not kept either: where joints are
 #: hidden (feet cut off), the 5 best re-sampled 4 times each from 0.5 of the schedule, to vary the
 #: hidden limbs: S8 best-of-20 truncated / swapped+truncated at the edge 51.1 / 57.0 -> 48.8 / 54.2
 #: (strength 0.35 / 0.7 with the 10 best twice: 50.3 / 55.0, 50.9 / 53.8), held-out S9/S11 61.6 /
 #: 63.5 -> 62.1 / 63.3 and best-of-1 1-2 mm worse. Held-out S9/S11 and the lab rows: see :meth:`PoseService._with_flips`.
-FLIP_RESAMPLE = 0.2
+FLIP_RESAMPLE = 0.3
 FLIP_RESAMPLE_STEPS = 4
 
 
@@ -471,7 +477,8 @@ class PoseService:
         the same guidance): a flipped limb is carried to a pose the prior finds typical near it
         that still fits the 2D (the local optimisation after a kinematic jump of Sminchisescu &
         Triggs 2003), and scored on its own. Held-out S9/S11, 16 frames away from standing,
-        best-of-20 (plain flips -> re-sampled, 4 steps; 8 steps in brackets): exact 43.3 -> 35.6
+        best-of-20 (plain flips -> re-sampled at strength 0.2, 4 steps; 8 steps in brackets; 0.3,
+        the default since: see :data:`FLIP_RESAMPLE`): exact 43.3 -> 35.6
         (34.8), noisy 46.8 -> 39.8 (39.9), 24 mm 59.5 -> 57.1 (57.4), swapped and cut off 72.6 ->
         65.1 (65.3), no EXIF 53.2 -> 48.0; floor subset noisy 46.6 -> 39.9, swapped and cut off
         72.1 -> 68.3, no EXIF 56.1 -> 50.9; lab
