@@ -71,7 +71,8 @@ RESAMPLED_FLIP_BELOW = 1
 #: 0.2 with 8 steps 39.8, 6 steps 40.2, 4 steps 40.0 (24.6 / 33.1 / 45.3 / 57.0). Then, with the
 #: flips level with the sampler's best (``RESAMPLED_FLIP_BELOW``), 4 steps, best-of-1 / best-of-20
 #: means: strength 0.15 55.2 / 41.1, 0.2 55.8 / 40.0, 0.3 53.9 / 38.8 (this), 0.4 55.2 / 39.7, 0.5
-#: 56.8 / 41.8. Held-out S9/S11 16 frames, 0.2 -> 0.3, best-of-1 / best-of-20 means of exact,
+#: 56.8 / 41.8; 0.3 with 6 steps 54.5 / 38.8, with the consensus temperature 1.0 (not 0.5) 53.9 /
+#: 38.8, over the best 3 or 8 (not 5, at 0.2) 55.2 / 40.0, 55.7 / 40.0: none kept. Held-out S9/S11 16 frames, 0.2 -> 0.3, best-of-1 / best-of-20 means of exact,
 #: noisy, 24 mm, swapped+cut off, no EXIF: away 75.2 / 49.0 -> 72.2 / 49.3, floor 67.9 / 50.0 ->
 #: 66.6 / 49.2; lab 30 frames best-of-1 44.6 / 66.9 / 80.2 -> 42.5 / 67.5 / 84.5, best-of-20 27.9 /
 #: 45.6 / 56.8 -> 28.9 / 45.9 / 55.8, aggregate 41.6 / 63.5 / 77.7 -> 42.1 / 62.9 / 77.9. Also
