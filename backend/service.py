@@ -10,6 +10,7 @@ cancelled request raises :class:`backend.errors.Cancelled` between denoising ste
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from typing import Callable
 
@@ -503,28 +504,13 @@ class PoseService:
         cam = Y - Y[:, :1]
         world = np.einsum("bjc,bcd->bjd", cam, res.rotation[src])  # x_cam = R x_upright
 
-        def cat(a, b=None):
-            return None if a is None else np.concatenate([a, a[src] if b is None else np.asarray(b, a.dtype)])
-
         if resample > 0:  # the flips re-sampled from part-way through the schedule (SDEdit)
-            p = smp.resample(world, res.pitch[src], res.roll[src], cond, resample, seed=seed, steps=FLIP_RESAMPLE_STEPS)
-            swapped = p.swapped if p.swapped is not None else (None if res.swapped is None else np.zeros(len(src), bool))
-            out = SampleResult(world_rel=cat(res.world_rel, p.world_rel),
-                               world_root=None if res.world_root is None or p.world_root is None else cat(res.world_root, p.world_root),
-                               camera_rel=cat(res.camera_rel, p.camera_rel), camera_root=cat(res.camera_root, p.camera_root),
-                               rotation=cat(res.rotation, p.rotation), pitch=cat(res.pitch, p.pitch), roll=cat(res.roll, p.roll),
-                               loglik=cat(res.loglik, p.loglik), reproj_px=cat(res.reproj_px, p.reproj_px),
-                               plausibility=cat(res.plausibility, p.plausibility), swapped=cat(res.swapped, swapped),
-                               timings=res.timings)
-            return out, own
-        pl = smp.plausibility(torch.as_tensor(world, dtype=torch.float32, device=smp.device),
-                              draws=smp.plausibility_draws, common=True).cpu().numpy()
-        out = SampleResult(world_rel=cat(res.world_rel, world), world_root=cat(res.world_root),
-                           camera_rel=cat(res.camera_rel, cam), camera_root=cat(res.camera_root),
-                           rotation=cat(res.rotation), pitch=cat(res.pitch), roll=cat(res.roll), loglik=cat(res.loglik),
-                           reproj_px=cat(res.reproj_px), plausibility=cat(res.plausibility, pl), swapped=cat(res.swapped),
-                           timings=res.timings)
-        return out, own
+            flips = smp.resample(world, res.pitch[src], res.roll[src], cond, resample, seed=seed, steps=FLIP_RESAMPLE_STEPS)
+        else:  # as they are: the source's fit, tilt and root, their own plausibility
+            pl = smp.plausibility(torch.as_tensor(world, dtype=torch.float32, device=smp.device),
+                                  draws=smp.plausibility_draws, common=True).cpu().numpy()
+            flips = dataclasses.replace(res.take(src), world_rel=world, camera_rel=cam, plausibility=pl)
+        return res.concat(flips), own
 
     def _camera_logprior(self, res: SampleResult, cond: Conditions) -> np.ndarray | None:
         """``[B]`` log prior (nats) of each hypothesis' camera tilt (the pitch at which its pelvis

@@ -23,7 +23,7 @@ step); see :mod:`backend.prior.guidance` for the term interface and how to add a
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import torch
@@ -84,6 +84,25 @@ class SampleResult:
     swapped: np.ndarray | None = None
     timings: dict = field(default_factory=dict)
 
+    def _arrays(self) -> list[str]:
+        return [f.name for f in fields(self) if f.name != "timings"]
+
+    def take(self, index: np.ndarray) -> SampleResult:
+        """The hypotheses at ``index`` (``[K]`` ints), every per-hypothesis field sliced; same timings."""
+        return SampleResult(**{k: None if (v := getattr(self, k)) is None else v[index] for k in self._arrays()},
+                            timings=self.timings)
+
+    def concat(self, other: SampleResult) -> SampleResult:
+        """These hypotheses, then ``other``'s (``B + B'``, each field in this one's dtype); this
+        one's timings. Raises ValueError where a field is given in one of them only."""
+        out = {}
+        for k in self._arrays():
+            a, b = getattr(self, k), getattr(other, k)
+            if (a is None) != (b is None):
+                raise ValueError(f"SampleResult.concat: {k} is given in one result only")
+            out[k] = None if a is None else np.concatenate([a, np.asarray(b, a.dtype)])
+        return SampleResult(**out, timings=self.timings)
+
 
 def _near_index(grid: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
     """``[B, G]`` bool: the points of ``grid`` (``[G]``) within one step of each ``value``'s nearest (``[B]``)."""
@@ -121,19 +140,27 @@ class GuidedSampler:
     @torch.no_grad()
     def sample(self, num: int, cond: Conditions | None = None, seed: int | None = 0,
                init: np.ndarray | None = None, strength: float = 1.0,
-               progress=None, cancel=None, shared_noise: bool = False) -> SampleResult:
+               progress=None, cancel=None, shared_noise: bool = False,
+               tilt: tuple[np.ndarray, np.ndarray] | None = None, steps: int | None = None,
+               guidance_from: float = 0.0) -> SampleResult:
         """Draw ``num`` hypotheses.
 
         Args:
             num: batch size B.
             cond: evidence (None = unconditional generation).
             seed: RNG seed (same seed, same result on the same device).
-            init: ``[J, 3]`` starting pose (world, metres) for variations (SDEdit, Meng et al. 2022):
-                noised to step ``strength * T`` and denoised from there.
+            init: ``[J, 3]`` starting pose (world, metres) for variations, or ``[B, J, 3]`` one per
+                hypothesis (SDEdit, Meng et al. 2022): noised to step ``strength * T`` and denoised
+                from there.
             strength: 0..1, only with ``init``.
             progress: callable(fraction 0..1); cancel: callable() -> bool (raises Cancelled).
             shared_noise: every hypothesis starts from the same noise (with ``eta = 0`` they then
                 differ only by their guidance terms: pose assist compares two pin sets this way).
+            tilt: ``([B], [B])`` camera pitch and roll (radians) to hold fixed instead of searching
+                them (2D evidence without a known rotation only).
+            steps: denoising steps (default: the sampler's ``steps``, times ``strength`` with ``init``).
+            guidance_from: where in the guidance schedule (``frac``, 0..1) the first step is; the
+                last is at 1.
         Returns:
             :class:`SampleResult`.
         """
@@ -146,19 +173,23 @@ class GuidedSampler:
         t_first = self.sched.num_steps - 1
         if init is not None:
             t_first = int(round(float(np.clip(strength, 0.0, 1.0)) * (self.sched.num_steps - 1)))
-        ts = self.sched.timesteps(max(2, round(self.steps * max(t_first, 1) / (self.sched.num_steps - 1))), start=t_first)
+        ts = self.sched.timesteps(max(2, steps or round(self.steps * max(t_first, 1) / (self.sched.num_steps - 1))), start=t_first)
         noise = torch.randn(1 if shared_noise else B, J, 3, generator=gen).to(dev).expand(B, J, 3)
         if init is not None:
-            x0i = torch.tensor(np.asarray(init, np.float32) - np.asarray(init, np.float32)[:1], device=dev) / self.scale
+            x0i = torch.tensor(np.asarray(init, np.float32), device=dev) / self.scale
+            x0i = (x0i - x0i[..., :1, :]).expand(B, J, 3)
             a = self.sched.abar(torch.tensor([t_first]))[0].item()
-            x = math.sqrt(a) * x0i[None] + math.sqrt(1 - a) * noise
+            x = math.sqrt(a) * x0i + math.sqrt(1 - a) * noise
             if t_first == 0:
                 ts = []
-                x = x0i[None].expand(B, J, 3).clone()
+                x = x0i.clone()
         else:
             x = noise
 
         st = self._state(cond, B, gen)
+        if tilt is not None and st.has_camera:
+            st.pitch, st.roll = (torch.as_tensor(np.asarray(v), dtype=torch.float32, device=dev) for v in tilt)
+            st.fixed_tilt = True
         timings = st.timings
         x0 = x
         retilt_at = {int(f * (len(ts) - 1)) for f in self.w.retilt_at} if ts else set()
@@ -179,7 +210,7 @@ class GuidedSampler:
             timings["denoiser"] += time.perf_counter() - t0
             t0 = time.perf_counter()
             abar = float(self.sched.alphas_cumprod[t])
-            x0 = self._refine(x0_hat, abar, st, frac=i / max(len(ts) - 1, 1))  # guidance
+            x0 = self._refine(x0_hat, abar, st, frac=guidance_from + (1 - guidance_from) * i / max(len(ts) - 1, 1))  # guidance
             if st.has_camera and not st.fixed_tilt and i in retilt_at:
                 x0, x = self._retilt(x0, x, st, local=self.w.retilt_local and i > min(retilt_at))
             grad = None
@@ -211,7 +242,6 @@ class GuidedSampler:
             progress(1.0)
         return res
 
-    @torch.no_grad()
     def resample(self, world: np.ndarray, pitch: np.ndarray, roll: np.ndarray, cond: Conditions,
                  strength: float, seed: int | None = 0, steps: int | None = None) -> SampleResult:
         """Re-sample given poses under the guidance of ``cond``: each is noised to step
@@ -238,30 +268,9 @@ class GuidedSampler:
         if np.shape(world)[1:] != (NUM_JOINTS, 3) or np.shape(pitch) != (N,) or np.shape(roll) != (N,) or not 0 < strength <= 1:
             raise ValueError(f"resample: world [N, {NUM_JOINTS}, 3], pitch and roll [N], 0 < strength <= 1 "
                              f"(got {np.shape(world)}, {np.shape(pitch)}, {np.shape(roll)}, {strength})")
-        dev = self.device
-        gen = torch.Generator().manual_seed(int(seed) if seed is not None else 0)
-        st = self._state(cond, N, gen)
-        if st.has_camera:
-            st.pitch = torch.as_tensor(np.asarray(pitch), dtype=torch.float32, device=dev)
-            st.roll = torch.as_tensor(np.asarray(roll), dtype=torch.float32, device=dev)
-            st.fixed_tilt = True
-        T = self.sched.num_steps
-        t_first = max(1, int(round(strength * (T - 1))))
-        ts = self.sched.timesteps(max(2, steps or round(self.steps * t_first / (T - 1))), start=t_first)
-        x0i = torch.as_tensor(np.asarray(world, np.float32), device=dev) / self.scale
-        x0i = x0i - x0i[:, :1]
-        a = float(self.sched.abar(torch.tensor([t_first]))[0])
-        x = math.sqrt(a) * x0i + math.sqrt(1 - a) * torch.randn(x0i.shape, generator=gen).to(dev)
-        x0 = x0i
-        for i, t in enumerate(ts):
-            t_prev = ts[i + 1] if i + 1 < len(ts) else -1
-            x0_hat = self.model(x, torch.full((N,), t, device=dev, dtype=torch.long))
-            x0 = self._refine(x0_hat, float(self.sched.alphas_cumprod[t]), st,
-                              frac=1.0 - strength + strength * i / max(len(ts) - 1, 1))
-            x = self.sched.ddim_step(x, x0, t, t_prev, eta=self.eta, generator=gen)
-        if self.w.polish_steps > 0:
-            x0 = self._refine(x0, None, st, frac=1.0)
-        return self._finish(x0, st)
+        return self.sample(N, cond, seed=0 if seed is None else seed, init=world, tilt=(pitch, roll), steps=steps,
+                           strength=max(strength, 1 / (self.sched.num_steps - 1)),  # at least one step of the schedule
+                           guidance_from=1.0 - strength)
 
     # ------------------------------------------------------------------------------ internals
 
