@@ -489,28 +489,51 @@ class PoseService:
         flips were capped at the sampler's 5th best (now its best: :data:`RESAMPLED_FLIP_BELOW`). Cost: 145 ms a photo
         (208 with 8 steps; ``posediff bench`` photo 1.15-1.27 s).
         """
-        if (own := len(res.world_rel)) < 2 or not FLIP_SOURCES or not smp.common_plausibility or res.camera_rel is None \
-                or res.rotation is None or res.loglik is None or not _from_2d_alone(cond):
+        fc = self._flip_candidates(smp, res, cond, wp)
+        if fc is None:
             return res, None
-        from backend.prior.flips import kinematic_flips
-
-        score = rank_score(res.loglik, res.plausibility, own, camera_logprior=self._camera_logprior(res, cond),
-                           plausibility_weight=wp)
-        best = np.argsort(-score)[:FLIP_SOURCES]
-        Y, src = kinematic_flips(res.camera_rel[best] + res.camera_root[best, None])
-        if not len(src):
-            return res, None
-        src = best[src]
-        cam = Y - Y[:, :1]
-        world = np.einsum("bjc,bcd->bjd", cam, res.rotation[src])  # x_cam = R x_upright
-
+        world, src = fc
         if resample > 0:  # the flips re-sampled from part-way through the schedule (SDEdit)
             flips = smp.resample(world, res.pitch[src], res.roll[src], cond, resample, seed=seed, steps=FLIP_RESAMPLE_STEPS)
-        else:  # as they are: the source's fit, tilt and root, their own plausibility
+        else:
+            flips = None
+        return self._append_flips(smp, res, world, src, flips)
+
+    def _flip_candidates(self, smp: GuidedSampler, res: SampleResult, cond: Conditions, wp: float,
+                         sources: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+        """The kinematic flips of a frame's ``sources`` (default :data:`FLIP_SOURCES`) best candidates (see
+        :meth:`_with_flips`): (``[N, J, 3]`` upright-frame poses, pelvis at the origin; ``[N]`` the
+        index of each one's source in ``res``), or None where flips do not apply."""
+        sources = FLIP_SOURCES if sources is None else sources
+        if len(res.world_rel) < 2 or not sources or not smp.common_plausibility or res.camera_rel is None \
+                or res.rotation is None or res.loglik is None or not _from_2d_alone(cond):
+            return None
+        from backend.prior.flips import kinematic_flips
+
+        score = rank_score(res.loglik, res.plausibility, len(res.world_rel), camera_logprior=self._camera_logprior(res, cond),
+                           plausibility_weight=wp)
+        best = np.argsort(-score)[:sources]
+        Y, src = kinematic_flips(res.camera_rel[best] + res.camera_root[best, None])
+        if not len(src):
+            return None
+        src = best[src]
+        cam = Y - Y[:, :1]
+        return np.einsum("bjc,bcd->bjd", cam, res.rotation[src]), src  # x_cam = R x_upright
+
+    @staticmethod
+    def _append_flips(smp: GuidedSampler, res: SampleResult, world: np.ndarray, src: np.ndarray,
+                      flips: SampleResult | None) -> tuple[SampleResult, int]:
+        """``res`` with its flips appended (:meth:`_with_flips`' result): ``flips`` as re-sampled,
+        or with None the flips as they are (their source's fit, tilt and root, their own
+        plausibility from the sampler's common draws)."""
+        if flips is None:
             pl = smp.plausibility(torch.as_tensor(world, dtype=torch.float32, device=smp.device),
                                   draws=smp.plausibility_draws, common=True).cpu().numpy()
+            cam = np.einsum("bjd,bcd->bjc", world, res.rotation[src])
             flips = dataclasses.replace(res.take(src), world_rel=world, camera_rel=cam, plausibility=pl)
-        return res.concat(flips), own
+        elif res.swapped is None:  # a sequence's stacked batch does not report label swaps
+            flips = dataclasses.replace(flips, swapped=None)
+        return res.concat(flips), len(res.world_rel)
 
     def _camera_logprior(self, res: SampleResult, cond: Conditions) -> np.ndarray | None:
         """``[B]`` log prior (nats) of each hypothesis' camera tilt (the pitch at which its pelvis

@@ -150,3 +150,46 @@ def test_resample_checks_its_arguments_and_a_light_resample_stays_near_the_pose(
         moved[s] = np.linalg.norm(out.world_rel - X, axis=-1).mean(-1)  # [4] metres
     far = np.linalg.norm(X[:, None] - X[None], axis=-1).mean(-1)[~np.eye(4, dtype=bool)]  # between the poses
     assert moved[0.05].max() < far.min() / 2 and moved[0.05].mean() < moved[1.0].mean() / 3
+
+
+def test_a_sequences_flips_are_re_sampled_in_one_batch_each_under_its_own_frames_2d(pose_service, h36m_train_poses):
+    """``backend.prior.batch.resample_stacked`` (a sequence chunk's flips, one batch): each frame's
+    re-sampled poses fit that frame's 2D, not the other frame's, and come back in their frame's order
+    and count; ``backend.sequence.with_flips`` appends them after the sampler's own candidates."""
+    import backend.sequence as SQ
+    from backend.evaluate import H36M_K, lift_case
+    from backend.prior.batch import resample_stacked, sample_stacked
+    from backend.prior.evidence import KeypointEvidence
+    from backend.prior.guidance import Conditions
+    from backend.prior.sampler import GuidedSampler
+    from backend.service import keypoint_arrays
+
+    assert SQ.SEQUENCE_FLIP_RESAMPLE > 0
+    conds = []
+    for k, seed in ((40, 3), (90, 4)):  # two different poses
+        kps, _, _ = lift_case(h36m_train_poses[k], np.random.default_rng(seed), noise_px=2.0)
+        uv, conf = keypoint_arrays(kps, "keypoints")
+        conds.append(Conditions(evidence=KeypointEvidence(uv, conf, H36M_K)))
+    smp = GuidedSampler(pose_service.model, steps=12, eta=0.5)
+    smp.common_plausibility = True
+    res = sample_stacked(smp, conds, [12, 12], seed=0)
+    cands = [pose_service._flip_candidates(smp, r, c, SQ.SEQUENCE_PLAUSIBILITY_WEIGHT) for r, c in zip(res, conds)]
+    assert all(fc is not None for fc in cands)
+    worlds = [fc[0] for fc in cands]
+    out = resample_stacked(smp, conds, worlds, [r.pitch[fc[1]] for r, fc in zip(res, cands)],
+                           [r.roll[fc[1]] for r, fc in zip(res, cands)], 0.3, seed=0, steps=4)
+    assert [len(o.world_rel) for o in out] == [len(w) for w in worlds]
+
+    def fit_px(cam_abs, cond):  # mean distance to the frame's 2D anchors (the seen joints), pixels
+        seen = cond.evidence.weight.numpy() > 0
+        uv = cam_abs[:, seen, :2] / cam_abs[:, seen, 2:]
+        return np.linalg.norm(uv - cond.evidence.anchor_uv.numpy()[None, seen], axis=-1).mean(-1) * H36M_K.fx
+
+    for f, o in enumerate(out):
+        cam = o.camera_rel + o.camera_root[:, None]
+        own, other = fit_px(cam, conds[f]), fit_px(cam, conds[1 - f])
+        assert np.median(own) < 15 and np.median(other) > 2 * np.median(own)
+    both = SQ.with_flips(pose_service, smp, conds, res, seed=0)
+    for (r, n_own), r0 in zip(both, res):
+        assert n_own == len(r0.world_rel) and len(r.world_rel) > n_own
+        np.testing.assert_array_equal(r.world_rel[:n_own], r0.world_rel)

@@ -123,3 +123,21 @@ def sample_stacked(sampler, conds: list, nums: list[int], seed=0, progress=None,
     cond = dataclasses.replace(conds[0], evidence=StackedEvidence([c.evidence for c in conds], nums), terms=terms)
     res = sampler.sample(sum(nums), cond, seed=seed, progress=progress, cancel=cancel)
     return split_result(res, nums)
+
+
+def resample_stacked(sampler, conds: list, worlds: list[np.ndarray], pitches: list[np.ndarray], rolls: list[np.ndarray],
+                     strength: float, seed=0, steps: int | None = None) -> list:
+    """:meth:`GuidedSampler.resample` of several frames' poses in one batch: frame ``f``'s
+    ``worlds[f]`` (``[N_f, J, 3]`` upright frame, metres) under its own 2D evidence, each with its
+    tilt (``pitches[f]``, ``rolls[f]``: ``[N_f]`` radians); one result per frame, in order.
+
+    Raises:
+        ValueError: if the conditions cannot share a batch (see :func:`stackable`).
+    """
+    if not stackable(conds):
+        raise ValueError("these frames cannot share a batch (known joints, or different camera rotations)")
+    counts = [len(w) for w in worlds]
+    cond = dataclasses.replace(conds[0], evidence=StackedEvidence([c.evidence for c in conds], counts))
+    res = sampler.resample(np.concatenate(worlds), np.concatenate(pitches), np.concatenate(rolls), cond, strength,
+                           seed=seed, steps=steps)
+    return split_result(res, counts)
