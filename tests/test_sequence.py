@@ -194,6 +194,51 @@ def test_synthetic_clip_track_is_smoother_and_closer_than_per_frame_best_of_1(se
     assert np.isfinite(R).all()
 
 
+def test_clip_tilt_recovers_the_cameras_pitch_and_roll_from_the_clips_poses(service):
+    """``backend.prior.clip_tilt.clip_tilt``: the true poses of a held-out clip seen by a camera
+    pitched 15 degrees down and rolled 6 degrees are most typical together under (about) that tilt;
+    bad shapes and NaNs raise ValueError."""
+    import math
+
+    from backend.camera import tilt_rotation
+    from backend.prior.clip_tilt import clip_tilt
+    from backend.prior.sampler import GuidedSampler
+
+    poses = _held_out_clip(16, start=120)
+    R = tilt_rotation(math.radians(15.0), math.radians(6.0))
+    cam = (poses - poses[:, :1]) @ R.T  # camera frame, root-relative
+    smp = GuidedSampler(service.model, steps=10)
+    pitch, roll = clip_tilt(smp, cam[:, None], ray=np.array([0.0, 0.0, 1.0]))
+    assert abs(math.degrees(pitch) - 15.0) < 4 and abs(math.degrees(roll) - 6.0) < 4, (math.degrees(pitch), math.degrees(roll))
+    for bad in (cam, cam[:, None, :, :2], np.full((2, 1) + cam.shape[1:], np.nan)):
+        with pytest.raises(ValueError):
+            clip_tilt(smp, bad)
+
+
+def test_a_sequences_hypotheses_share_the_clips_camera_tilt(service):
+    """One tilt for the clip (``backend.sequence.CLIP_TILT``): every hypothesis of every frame is
+    seen under the sequence's pitch and roll, near the clip camera's (lab camera pitched 5-18
+    degrees); a request that gives the camera rotation keeps it."""
+    import backend.sequence as SQ
+    from backend.eval_sequence import clip_request
+    from backend.http import schemas
+    from backend.prior.geometry import pitch_roll_of
+
+    assert SQ.CLIP_TILT
+    poses = _held_out_clip(12, start=300)
+    req, _, R = clip_request(poses, np.random.default_rng(5), num=6, seed=0)
+    req["steps"] = 12
+    res = service.estimate(schemas.EstimateRequest.model_validate(req))
+    pitches = {h.camera_pitch_deg for fr in res.frames for h in fr.hypotheses}
+    rolls = {h.camera_roll_deg for fr in res.frames for h in fr.hypotheses}
+    assert pitches == {res.sequence.camera_pitch_deg} and rolls == {res.sequence.camera_roll_deg}, (pitches, rolls)
+    assert abs(res.sequence.camera_pitch_deg - np.degrees(pitch_roll_of(R)[0])) < 8
+    known, _, R2 = clip_request(poses, np.random.default_rng(5), num=6, seed=0, known_rotation=True)
+    known["steps"] = 12
+    res2 = service.estimate(schemas.EstimateRequest.model_validate(known))
+    assert abs(res2.sequence.camera_pitch_deg - np.degrees(pitch_roll_of(R2)[0])) < 0.01
+
+
 def test_photo_protocol_clip_is_seen_whole_by_one_phone_camera_paired_across_lenses():
     """``eval sequence --protocol photo``: one tripod phone camera per clip that sees every joint of
     every frame, the lens as asked, and the same place for every lens (paired rows: the aim is the

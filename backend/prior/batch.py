@@ -104,11 +104,13 @@ def split_result(res, counts: list[int]) -> list:
 
 
 def sample_stacked(sampler, conds: list, nums: list[int], seed=0, progress=None, cancel=None,
-                   temporal_sigma: float | None = None) -> list:
+                   temporal_sigma: float | None = None, tilt: tuple[float, float] | None = None) -> list:
     """One sampling run for several frames (``conds``, ``nums`` hypotheses each); per-frame results.
 
     ``temporal_sigma`` (metres, None = off): couple hypothesis ``k`` of consecutive frames with
     :class:`backend.prior.temporal.TemporalSmoothnessTerm` (needs the same count for every frame).
+    ``tilt``: one camera (pitch, roll) in radians held fixed for every hypothesis (a clip's,
+    :mod:`backend.prior.clip_tilt`) instead of searched per hypothesis.
 
     Raises:
         ValueError: if the conditions cannot share a batch (see :func:`stackable`).
@@ -121,7 +123,9 @@ def sample_stacked(sampler, conds: list, nums: list[int], seed=0, progress=None,
 
         terms.append(TemporalSmoothnessTerm(len(nums), nums[0], temporal_sigma))
     cond = dataclasses.replace(conds[0], evidence=StackedEvidence([c.evidence for c in conds], nums), terms=terms)
-    res = sampler.sample(sum(nums), cond, seed=seed, progress=progress, cancel=cancel)
+    B = sum(nums)
+    fixed = None if tilt is None else (np.full(B, tilt[0]), np.full(B, tilt[1]))
+    res = sampler.sample(B, cond, seed=seed, progress=progress, cancel=cancel, tilt=fixed)
     return split_result(res, nums)
 
 
