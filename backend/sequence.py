@@ -257,15 +257,15 @@ def with_flips(service, smp, conds: list, res: list, seed=0) -> list:
     flips: dict[int, object] = {}
     if SEQUENCE_FLIP_RESAMPLE > 0 and have:
         sub = [conds[i] for i in have]
-        args = ([cands[i][0] for i in have], [res[i].pitch[cands[i][1]] for i in have],
-                [res[i].roll[cands[i][1]] for i in have])
+        args = ([cands[i][0] for i in have], [res[i].pitch[cands[i][2]] for i in have],
+                [res[i].roll[cands[i][2]] for i in have])
         if len(have) > 1 and stackable(sub):
             flips = dict(zip(have, resample_stacked(smp, sub, *args, SEQUENCE_FLIP_RESAMPLE, seed=seed,
                                                     steps=FLIP_RESAMPLE_STEPS)))
         else:
             flips = {i: smp.resample(w, p, r, conds[i], SEQUENCE_FLIP_RESAMPLE, seed=seed, steps=FLIP_RESAMPLE_STEPS)
                      for i, w, p, r in zip(have, *args)}
-    return [(r, None) if fc is None else service._append_flips(smp, r, fc[0], fc[1], flips.get(i))
+    return [(r, None) if fc is None else service._append_flips(smp, r, *fc, flips.get(i))
             for i, (r, fc) in enumerate(zip(res, cands))]
 
 
@@ -309,7 +309,7 @@ def sample_frames(sampler, conds: list, num: list[int], seed=0, progress=None, c
     out = []
     for n, (c, k) in enumerate(zip(conds, num)):
         sub = None if progress is None else (lambda f, n=n: progress((n + f) / len(conds)))
-        fixed = None if tilt is None or c.evidence is None else (np.full(k, tilt[0]), np.full(k, tilt[1]))
+        fixed = None if tilt is None else (np.full(k, tilt[0]), np.full(k, tilt[1]))  # ignored without 2D
         out.append(sampler.sample(k, c, seed=seed, progress=sub, cancel=cancel, tilt=fixed))
     return out
 

@@ -492,18 +492,19 @@ class PoseService:
         fc = self._flip_candidates(smp, res, cond, wp)
         if fc is None:
             return res, None
-        world, src = fc
+        world, _, src = fc
         if resample > 0:  # the flips re-sampled from part-way through the schedule (SDEdit)
             flips = smp.resample(world, res.pitch[src], res.roll[src], cond, resample, seed=seed, steps=FLIP_RESAMPLE_STEPS)
         else:
             flips = None
-        return self._append_flips(smp, res, world, src, flips)
+        return self._append_flips(smp, res, *fc, flips)
 
     def _flip_candidates(self, smp: GuidedSampler, res: SampleResult, cond: Conditions, wp: float,
-                         sources: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+                         sources: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """The kinematic flips of a frame's ``sources`` (default :data:`FLIP_SOURCES`) best candidates (see
-        :meth:`_with_flips`): (``[N, J, 3]`` upright-frame poses, pelvis at the origin; ``[N]`` the
-        index of each one's source in ``res``), or None where flips do not apply."""
+        :meth:`_with_flips`): (``[N, J, 3]`` upright-frame poses and ``[N, J, 3]`` the same in the
+        camera frame, pelvis at the origin; ``[N]`` the index of each one's source in ``res``), or
+        None where flips do not apply."""
         sources = FLIP_SOURCES if sources is None else sources
         if len(res.world_rel) < 2 or not sources or not smp.common_plausibility or res.camera_rel is None \
                 or res.rotation is None or res.loglik is None or not _from_2d_alone(cond):
@@ -518,10 +519,10 @@ class PoseService:
             return None
         src = best[src]
         cam = Y - Y[:, :1]
-        return np.einsum("bjc,bcd->bjd", cam, res.rotation[src]), src  # x_cam = R x_upright
+        return np.einsum("bjc,bcd->bjd", cam, res.rotation[src]), cam, src  # x_cam = R x_upright
 
     @staticmethod
-    def _append_flips(smp: GuidedSampler, res: SampleResult, world: np.ndarray, src: np.ndarray,
+    def _append_flips(smp: GuidedSampler, res: SampleResult, world: np.ndarray, cam: np.ndarray, src: np.ndarray,
                       flips: SampleResult | None) -> tuple[SampleResult, int]:
         """``res`` with its flips appended (:meth:`_with_flips`' result): ``flips`` as re-sampled,
         or with None the flips as they are (their source's fit, tilt and root, their own
@@ -529,7 +530,6 @@ class PoseService:
         if flips is None:
             pl = smp.plausibility(torch.as_tensor(world, dtype=torch.float32, device=smp.device),
                                   draws=smp.plausibility_draws, common=True).cpu().numpy()
-            cam = np.einsum("bjd,bcd->bjc", world, res.rotation[src])
             flips = dataclasses.replace(res.take(src), world_rel=world, camera_rel=cam, plausibility=pl)
         elif res.swapped is None:  # a sequence's stacked batch does not report label swaps
             flips = dataclasses.replace(flips, swapped=None)

@@ -176,8 +176,8 @@ def test_a_sequences_flips_are_re_sampled_in_one_batch_each_under_its_own_frames
     cands = [pose_service._flip_candidates(smp, r, c, SQ.SEQUENCE_PLAUSIBILITY_WEIGHT) for r, c in zip(res, conds)]
     assert all(fc is not None for fc in cands)
     worlds = [fc[0] for fc in cands]
-    out = resample_stacked(smp, conds, worlds, [r.pitch[fc[1]] for r, fc in zip(res, cands)],
-                           [r.roll[fc[1]] for r, fc in zip(res, cands)], 0.3, seed=0, steps=4)
+    out = resample_stacked(smp, conds, worlds, [r.pitch[fc[2]] for r, fc in zip(res, cands)],
+                           [r.roll[fc[2]] for r, fc in zip(res, cands)], 0.3, seed=0, steps=4)
     assert [len(o.world_rel) for o in out] == [len(w) for w in worlds]
 
     def fit_px(cam_abs, cond):  # mean distance to the frame's 2D anchors (the seen joints), pixels

@@ -88,6 +88,19 @@ def stackable(conds: list) -> bool:
     return True
 
 
+def _stacked_conditions(conds: list, counts: list[int], terms: list | None = None):
+    """One :class:`~backend.prior.guidance.Conditions` for the frames' rows (``counts`` each): the
+    first frame's, with the frames' evidence stacked (and ``terms`` in place of its terms when given).
+
+    Raises:
+        ValueError: if the conditions cannot share a batch (see :func:`stackable`).
+    """
+    if not stackable(conds):
+        raise ValueError("these frames cannot share a batch (known joints, or different camera rotations)")
+    extra = {} if terms is None else {"terms": terms}
+    return dataclasses.replace(conds[0], evidence=StackedEvidence([c.evidence for c in conds], counts), **extra)
+
+
 def split_result(res, counts: list[int]) -> list:
     """Split a batched result dataclass into one per frame: every array field with a leading
     dimension of the batch size is sliced; everything else (timings) is shared."""
@@ -115,14 +128,12 @@ def sample_stacked(sampler, conds: list, nums: list[int], seed=0, progress=None,
     Raises:
         ValueError: if the conditions cannot share a batch (see :func:`stackable`).
     """
-    if not stackable(conds):
-        raise ValueError("these frames cannot share a batch (known joints, or different camera rotations)")
     terms = list(conds[0].terms)
     if temporal_sigma and len(set(nums)) == 1:
         from backend.prior.temporal import TemporalSmoothnessTerm
 
         terms.append(TemporalSmoothnessTerm(len(nums), nums[0], temporal_sigma))
-    cond = dataclasses.replace(conds[0], evidence=StackedEvidence([c.evidence for c in conds], nums), terms=terms)
+    cond = _stacked_conditions(conds, nums, terms)
     B = sum(nums)
     fixed = None if tilt is None else (np.full(B, tilt[0]), np.full(B, tilt[1]))
     res = sampler.sample(B, cond, seed=seed, progress=progress, cancel=cancel, tilt=fixed)
@@ -138,10 +149,8 @@ def resample_stacked(sampler, conds: list, worlds: list[np.ndarray], pitches: li
     Raises:
         ValueError: if the conditions cannot share a batch (see :func:`stackable`).
     """
-    if not stackable(conds):
-        raise ValueError("these frames cannot share a batch (known joints, or different camera rotations)")
     counts = [len(w) for w in worlds]
-    cond = dataclasses.replace(conds[0], evidence=StackedEvidence([c.evidence for c in conds], counts))
+    cond = _stacked_conditions(conds, counts)
     res = sampler.resample(np.concatenate(worlds), np.concatenate(pitches), np.concatenate(rolls), cond, strength,
                            seed=seed, steps=steps)
     return split_result(res, counts)
