@@ -23,8 +23,10 @@ the baseline on raw 2D.
 Columns: MPJPE (mm, 17 joints, root-aligned camera frame), acceleration error (mm/frame^2, the
 mean norm of the difference of second differences against the ground truth), flips (frames whose
 pose is > 150 mm MPJPE from both neighbours), foot sliding (cm/s: mean horizontal ankle speed
-over frames where a contact is detected, world frame; the ground-truth clips' own beside it) and
-seconds per frame (sampling + track).
+over frames where a contact is detected, world frame; the ground-truth clips' own beside it), root
+jitter (mm/frame^2: the mean norm of the second differences of the root translation, camera frame;
+the clips' pelvis stays at one place, so this is the root's acceleration error: its jitter and
+depth wander) and seconds per frame (sampling + track).
 """
 
 from __future__ import annotations
@@ -122,6 +124,11 @@ def foot_sliding(world_abs: np.ndarray, contacts: np.ndarray, fps: float) -> tup
     return (sp / n if n else 0.0), n
 
 
+def root_jitter(root: np.ndarray) -> float:
+    """Mean norm of the second differences of a root trajectory ``[F, 3]`` (mm -> mm/frame^2)."""
+    return float(np.linalg.norm(np.diff(root, 2, axis=0), axis=-1).mean()) if len(root) >= 3 else 0.0
+
+
 def moving_average(x: np.ndarray, k: int = 5) -> np.ndarray:
     """Centred moving average along axis 0 (window shrinks at the ends)."""
     h = k // 2
@@ -154,6 +161,7 @@ def _variants():
         "track: Viterbi + Whittaker": TrackOptions(feet=False),
         "track: posterior mean": TrackOptions(path="posterior", smoother="none", feet=False),
         "track: posterior mean + Whittaker": TrackOptions(path="posterior", feet=False),
+        "track: + feet planted by IK alone": TrackOptions(steady_root=None),
         "track (default): + feet planted": TrackOptions(),
     }
 
@@ -207,6 +215,9 @@ def run_sequence_eval(service, args) -> list:
         g = gt[:, IDX] * 1000
         H = np.array([[h.joints for h in fr.hypotheses] for fr in res.frames])[:, :, IDX] * 1000  # [F, K, 17, 3]
         b1 = H[:, 0]
+        root_b1 = np.array([fr.hypotheses[0].root_translation for fr in res.frames]) * 1000
+        add("per-frame best-of-1", "root", root_jitter(root_b1))
+        add("5-frame moving average of best-of-1 (baseline)", "root", root_jitter(moving_average(root_b1)))
         per = {"per-frame best-of-1": b1, "5-frame moving average of best-of-1 (baseline)": moving_average(b1),
                f"per-frame best-of-{args.num} (oracle)": H[np.arange(len(H)), np.linalg.norm(H - g[:, None], axis=-1).mean(-1).argmin(1)],
                "per-frame aggregate": np.array([fr.aggregate for fr in res.frames])[:, IDX] * 1000}
@@ -229,6 +240,7 @@ def run_sequence_eval(service, args) -> list:
             add(row, "mpjpe", float(mpjpe(P, g).mean()))
             add(row, "acc", accel_error(P, g))
             add(row, "flips", flips(P))
+            add(row, "root", root_jitter(np.array([fr.track.root_translation for fr in frames]) * 1000))
             W = np.array([fr.track.world_joints for fr in frames]) + np.array([fr.track.world_root for fr in frames])[:, None]
             c = np.array([[fr.track.contacts["left_foot"], fr.track.contacts["right_foot"]] for fr in frames]) if opts.feet \
                 else detect_contacts(W, 25.0, opts0)
@@ -247,10 +259,12 @@ def run_sequence_eval(service, args) -> list:
             tot = sum(n for _, n in sl)
             slide = f"{sum(s * n for s, n in sl) / tot:.1f}" if tot else "no contacts"
         t = sf + (np.mean(m["t_track"]) if "t_track" in m else 0.0)
-        rows.append([row, f"{np.mean(m['mpjpe']):.1f}", f"{np.mean(m['acc']):.1f}", f"{int(np.sum(m['flips']))}", slide, f"{t:.2f}"])
+        root = f"{np.mean(m['root']):.1f}" if "root" in m else "-"
+        rows.append([row, f"{np.mean(m['mpjpe']):.1f}", f"{np.mean(m['acc']):.2f}", f"{int(np.sum(m['flips']))}", slide, root,
+                     f"{t:.2f}"])
     gsl = acc["ground truth"]["slide"]
     tot = sum(n for _, n in gsl)
-    rows.append(["ground truth clips", "0", "0", "0", f"{sum(s * n for s, n in gsl) / tot:.1f}" if tot else "no contacts", "-"])
+    rows.append(["ground truth clips", "0", "0", "0", f"{sum(s * n for s, n in gsl) / tot:.1f}" if tot else "no contacts", "0", "-"])
     from backend.evaluate import print_table, rotation_title
 
     base = float(rows[1][1])
@@ -261,7 +275,8 @@ def run_sequence_eval(service, args) -> list:
                 f"{f', {args.steps} DDIM steps' if args.steps else ''}; "
                 f"{filter_title()}){rotation_title(args)} "
                 "(MPJPE mm, root-aligned)",
-                ["method", "MPJPE", "accel err mm/frame^2", "flips", "foot sliding cm/s (contacts)", "s/frame"], rows)
+                ["method", "MPJPE", "accel err mm/frame^2", "flips", "foot sliding cm/s (contacts)", "root jitter mm/frame^2",
+                 "s/frame"], rows)
     best = float(rows[-2][1])
     own = float(np.mean(acc["ground truth"]["own_acc"]))
     print(f"track / moving-average baseline MPJPE: {best / base:.2f} (target <= 0.85); the clips' own mean acceleration "

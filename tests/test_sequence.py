@@ -492,3 +492,44 @@ def test_contact_plane_follows_a_tilted_floor_and_feet_land_on_it():
     np.testing.assert_allclose(plane, [0.0, 0.1, 0.05], atol=0.01)
     np.testing.assert_allclose(CT.contact_plane(world, c & (np.arange(T) < 10)[:, None], -0.3), [-0.3, 0, 0])
     assert np.abs(CT.contact_plane(world * [1, 1, 10], c, 0.0)[1:]).max() <= 0.18 + 1e-9  # clipped
+
+
+def test_steady_root_takes_the_depth_jitter_off_the_planted_feet():
+    """A still person whose estimated root wanders 4 cm in depth along its camera ray (slowly: the
+    track's root is smoothed before): moving the root along the ray (contacts.steady_root) holds the
+    planted ankles still without touching the root-relative pose, keeps the pelvis on its ray, and
+    leaves a root without contacts alone."""
+    from backend.camera import LEVEL_WORLD_TO_CAMERA as R
+
+    T = 40
+    pose_w = _held_out_clip(1)[0]
+    pose = np.repeat((pose_w @ R.T)[None], T, 0)  # camera frame, root-relative
+    rng = np.random.default_rng(3)
+    true_root = np.array([0.4, 0.2, 5.0])
+    ray = true_root / np.linalg.norm(true_root)
+    t = np.arange(T) / 25.0
+    wander = 0.04 * np.sin(2 * np.pi * 0.6 * t + 0.3) + 0.02 * np.sin(2 * np.pi * 1.1 * t)
+    root = true_root + wander[:, None] * ray + rng.normal(0, 0.001, (T, 3))
+    c = np.ones((T, 2), bool)
+    out = CT.steady_root(pose, root, R, c, 300.0)
+    ank = [JOINT_INDEX["left_ankle"], JOINT_INDEX["right_ankle"]]
+    before = ((pose[:, ank] + root[:, None]) @ R).std(0).max()
+    after = ((pose[:, ank] + out[:, None]) @ R).std(0).max()
+    assert before > 0.015 and after < 0.3 * before
+    off = (out - root) - ((out - root) @ ray)[:, None] * ray  # what moved across the ray: nothing
+    np.testing.assert_allclose(np.cross(out, root / np.linalg.norm(root, axis=-1, keepdims=True)), 0, atol=1e-9)
+    assert np.abs(off).max() < 2e-3
+    np.testing.assert_array_equal(CT.steady_root(pose, root, R, np.zeros((T, 2), bool), 300.0), root)
+
+
+def test_track_root_at_constant_velocity_passes_the_root_smoothing_unchanged():
+    """A person walking toward the camera at 1.5 m/s: the root's smoothing (Whittaker) leaves a
+    constant-velocity root as it is, the clip's ends included (a Gaussian drags them inward)."""
+    T = 30
+    pose = _held_out_clip(1)[0]
+    t = np.arange(T) / 25.0
+    roots = np.stack([0.3 + 0.0 * t, 0.1 + 0.0 * t, 7.0 - 1.5 * t], 1)
+    joints = [pose[None] for _ in range(T)]
+    tr = TR.solve_track(joints, [np.zeros(1)] * T, [r[None] for r in roots], 25.0,
+                        opts=TR.TrackOptions(feet=False, smoother="none"))
+    np.testing.assert_allclose(tr.root, roots, atol=1e-6)

@@ -120,6 +120,57 @@ def contact_plane(world_abs: np.ndarray, contacts: np.ndarray, floor: float, max
     return np.array([a, slope[0], slope[1]])
 
 
+def steady_root(pose: np.ndarray, root: np.ndarray, rotation: np.ndarray, contacts: np.ndarray, lam: float,
+                iters: int = 8, rest_weight: float = 0.01) -> np.ndarray:
+    """Move the root along its camera ray so that the planted feet stand still: ``[T, 3]`` new root.
+
+    The root's depth is what the 2D rays constrain least (ZeDO's closed form per frame, then a
+    Gaussian smoothing), so during a contact the planted ankle's world position jitters with it;
+    holding the ankle still by IK alone (:func:`plant_feet`) then bends the leg by that jitter.
+    Here the whole body moves instead: each frame's root ``r_t`` becomes ``r_t + d_t u_t`` with
+    ``u_t = r_t / |r_t|`` (the pelvis stays on its ray, so its projection is unchanged and the
+    other joints' move by ``d_t`` times their angle off it), minimising
+
+    ``sum_c sum_{t in c} |a_t + d_t R^T u_t - p_c|^2 + lam |D2 d|^2 + rest_weight sum_t d_t^2``
+
+    over the offsets ``d`` and each contact's footprint ``p_c`` (world frame; ``a_t`` the planted
+    ankle of the contact): a least-squares problem solved by block coordinate descent, footprints
+    as the contacts' mean ankles given ``d``, then ``d`` by a weighted Whittaker smoother
+    (:func:`backend.prior.track.whittaker_smooth`; weight = the feet planted in the frame,
+    ``rest_weight`` elsewhere, so frames between contacts follow the curve and the ends return to
+    no offset). The residual motion is left to :func:`plant_feet`. The root-relative pose is not
+    changed. As the root trajectory smoothing in foot-skate cleanup (Kovar et al. 2002, sec. 4:
+    the root is adjusted before the legs' IK).
+
+    Args:
+        pose: ``[T, J, 3]`` root-relative joints, camera frame (metres); root: ``[T, 3]`` camera frame.
+        rotation: ``[3, 3]`` world->camera; contacts: ``[T, 2]`` from :func:`detect_contacts`.
+        lam: smoothness of the offsets (Whittaker ``lam``, frames); iters: descent sweeps.
+    Returns:
+        ``[T, 3]`` root translations (camera frame, metres); ``root`` unchanged where no foot is planted.
+    """
+    from backend.prior.track import whittaker_smooth
+
+    root = np.asarray(root, np.float64)
+    T = len(root)
+    segs = [(f, a, b) for f in range(len(FEET)) for a, b in _segments(contacts[:, f])]
+    if not segs or T < 3:
+        return root.copy()
+    R = np.asarray(rotation, np.float64)
+    u = root / np.maximum(np.linalg.norm(root, axis=-1, keepdims=True), 1e-9)
+    w = u @ R  # the ray direction in the world frame (x_world = R^T x_cam)
+    ank = [(np.asarray(pose, np.float64)[:, FEET[f][3]] + root) @ R for f in range(len(FEET))]
+    d = np.zeros(T)
+    for _ in range(iters):
+        num, cnt = np.zeros(T), np.zeros(T)
+        for f, a, b in segs:
+            p = (ank[f][a:b] + d[a:b, None] * w[a:b]).mean(0)
+            num[a:b] += ((p - ank[f][a:b]) * w[a:b]).sum(-1)
+            cnt[a:b] += 1
+        d = whittaker_smooth(np.where(cnt > 0, num / np.maximum(cnt, 1), 0.0), lam, np.where(cnt > 0, cnt, rest_weight))
+    return root + d[:, None] * u
+
+
 def plant_feet(world_abs: np.ndarray, contacts: np.ndarray, floor: float, blend: int = 3,
                plane: np.ndarray | None = None) -> np.ndarray:
     """Keep each foot still and on the floor during its contacts (see the module docstring).
