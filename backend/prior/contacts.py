@@ -124,12 +124,12 @@ def steady_root(pose: np.ndarray, root: np.ndarray, rotation: np.ndarray, contac
                 iters: int = 8, rest_weight: float = 0.01) -> np.ndarray:
     """Move the root along its camera ray so that the planted feet stand still: ``[T, 3]`` new root.
 
-    The root's depth is what the 2D rays constrain least (ZeDO's closed form per frame, then a
-    Gaussian smoothing), so during a contact the planted ankle's world position jitters with it;
+    The root's depth is what the 2D rays constrain least (ZeDO's closed form per frame, then
+    smoothed), so during a contact the planted ankle's world position jitters with it;
     holding the ankle still by IK alone (:func:`plant_feet`) then bends the leg by that jitter.
     Here the whole body moves instead: each frame's root ``r_t`` becomes ``r_t + d_t u_t`` with
     ``u_t = r_t / |r_t|`` (the pelvis stays on its ray, so its projection is unchanged and the
-    other joints' move by ``d_t`` times their angle off it), minimising
+    other joints move by ``d_t`` times their angle off it), minimising
 
     ``sum_c sum_{t in c} |a_t + d_t R^T u_t - p_c|^2 + lam |D2 d|^2 + rest_weight sum_t d_t^2``
 
@@ -147,7 +147,8 @@ def steady_root(pose: np.ndarray, root: np.ndarray, rotation: np.ndarray, contac
         rotation: ``[3, 3]`` world->camera; contacts: ``[T, 2]`` from :func:`detect_contacts`.
         lam: smoothness of the offsets (Whittaker ``lam``, frames); iters: descent sweeps.
     Returns:
-        ``[T, 3]`` root translations (camera frame, metres); ``root`` unchanged where no foot is planted.
+        ``[T, 3]`` root translations (camera frame, metres); a copy of ``root`` when no foot is planted
+        in the clip (or ``T < 3``).
     """
     from backend.prior.track import whittaker_smooth
 
