@@ -41,17 +41,41 @@ from backend.skeleton import H36M17, JOINT_NAMES
 IDX = list(H36M17)
 
 
-def make_clips(subjects, n_clips: int, frames: int, seed: int = 0):
-    """``n_clips`` (name, ``[F, J, 3]`` world poses) runs of consecutive frames from random clips."""
+#: :func:`make_clips`: a clip of a pose subset other than "all" has at least this share of its
+#: frames in the subset.
+SUBSET_SHARE = 0.5
+
+
+def make_clips(subjects, n_clips: int, frames: int, seed: int = 0, subset: str = "all"):
+    """``n_clips`` (name, ``[F, J, 3]`` world poses) runs of consecutive frames from random clips.
+
+    Args:
+        subset: ``"all"`` (any run), or a pose subset of the photo protocol
+            (:func:`backend.eval_photo.subset_masks`: ``"away"`` from standing, on the ``"floor"``):
+            runs are drawn until at least :data:`SUBSET_SHARE` of their frames are in it (sitting
+            down, crouching, lying down, on all fours: the clips people film and the lab clips
+            rarely are). ``"all"`` draws exactly as before the option existed.
+    Raises:
+        ValueError: an unknown subset, or no run of the subset found in 20000 draws.
+    """
+    from backend.eval_photo import SUBSETS, subset_masks
     from backend.mocap import datasets as D
 
+    if subset not in SUBSETS:
+        raise ValueError(f"unknown pose subset {subset!r} ({', '.join(SUBSETS)})")
     clips = D.load_h36m(subjects, stride=1, allow_eval=True)
     keys = sorted(k for k in clips if len(clips[k]) > frames)
     rng = np.random.default_rng(seed)
+    masks = {} if subset == "all" else {k: subset_masks(clips[k])[subset] for k in keys}
     out = []
     for _ in range(n_clips):
-        k = keys[rng.integers(len(keys))]
-        s = int(rng.integers(len(clips[k]) - frames))
+        for _ in range(20000):
+            k = keys[rng.integers(len(keys))]
+            s = int(rng.integers(len(clips[k]) - frames))
+            if subset == "all" or masks[k][s : s + frames].mean() >= SUBSET_SHARE:
+                break
+        else:
+            raise ValueError(f"no {frames}-frame run of the pose subset {subset!r} in {subjects}")
         out.append((f"{k}@{s}", clips[k][s : s + frames].astype(np.float64)))
     return out
 
@@ -192,7 +216,8 @@ def run_sequence_eval(service, args) -> list:
     if getattr(args, "filter_2d_order", None) is not None:
         SQ.FILTER_2D_ORDER = int(args.filter_2d_order)
     subjects = tuple(args.subjects.split(","))
-    clips = make_clips(subjects, args.clips, args.clip_frames, seed=args.seed)
+    subset = getattr(args, "clip_subset", None) or "all"
+    clips = make_clips(subjects, args.clips, args.clip_frames, seed=args.seed, subset=subset)
     lens = float(getattr(args, "lens", None) or 50.0) if getattr(args, "protocol", "lab") == "photo" else None
     rng = np.random.default_rng(args.seed + 7)
     acc: dict[str, dict[str, list]] = {}
@@ -265,11 +290,13 @@ def run_sequence_eval(service, args) -> list:
     gsl = acc["ground truth"]["slide"]
     tot = sum(n for _, n in gsl)
     rows.append(["ground truth clips", "0", "0", "0", f"{sum(s * n for s, n in gsl) / tot:.1f}" if tot else "no contacts", "0", "-"])
+    from backend.eval_photo import SUBSET_TITLES
     from backend.evaluate import print_table, rotation_title
 
     base = float(rows[1][1])
     camera = "H3.6M-like" if lens is None else f"photo-protocol ({lens:g} mm lens)"
-    print_table(f"eval sequence: H3.6M {'/'.join(subjects)}, {len(clips)} clips x {args.clip_frames} frames at 25 fps, one fixed "
+    print_table(f"eval sequence: H3.6M {'/'.join(subjects)}, {len(clips)} clips x {args.clip_frames} frames at 25 fps"
+                f"{'' if subset == 'all' else f' (at least half of each clip {SUBSET_TITLES[subset]})'}, one fixed "
                 f"{camera} camera per clip, 4 px noise on 17 joints, {args.num} hypotheses/frame ({args.num * SQ.SEQUENCE_OVERSAMPLE} drawn"
                 f"{f', temporal guidance sigma {SQ.TEMPORAL_SIGMA} m' if SQ.TEMPORAL_SIGMA else ''}"
                 f"{f', {args.steps} DDIM steps' if args.steps else ''}; "

@@ -260,6 +260,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None)
     p.add_argument("--clips", type=int, default=4, help="sequence: clips evaluated")
     p.add_argument("--clip-frames", type=int, default=40, help="sequence: consecutive frames per clip (25 fps)")
+    p.add_argument("--clip-subset", choices=("all", "away", "floor"), default="all",
+                   help="sequence: draw clips with at least half their frames in this pose subset of the photo "
+                        "protocol (away from standing, on the floor)")
     p.add_argument("--oversample", type=int, default=None, help="sequence: candidates per kept hypothesis (default: the service's)")
     p.add_argument("--temporal", type=float, default=None, help="sequence: temporal guidance sigma (m; default off)")
     p.add_argument("--filter-2d", type=int, default=None, metavar="WINDOW",

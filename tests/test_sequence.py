@@ -533,3 +533,17 @@ def test_track_root_at_constant_velocity_passes_the_root_smoothing_unchanged():
     tr = TR.solve_track(joints, [np.zeros(1)] * T, [r[None] for r in roots], 25.0,
                         opts=TR.TrackOptions(feet=False, smoother="none"))
     np.testing.assert_allclose(tr.root, roots, atol=1e-6)
+
+
+def test_eval_clips_of_a_pose_subset_are_mostly_in_it():
+    """`eval sequence --clip-subset away` draws held-out runs at least half away from standing
+    (sitting, crouching, lying); "all" draws as without the option; an unknown subset is refused."""
+    from backend.eval_photo import subset_masks
+    from backend.eval_sequence import SUBSET_SHARE, make_clips
+
+    away = make_clips(("S11",), 3, 40, seed=1, subset="away")
+    assert len(away) == 3 and all(p.shape == (40, NUM_JOINTS, 3) for _, p in away)
+    assert all(subset_masks(p)["away"].mean() >= SUBSET_SHARE for _, p in away)
+    assert [n for n, _ in make_clips(("S11",), 3, 40, seed=1)] == [n for n, _ in make_clips(("S11",), 3, 40, seed=1, subset="all")]
+    with pytest.raises(ValueError, match="unknown pose subset"):
+        make_clips(("S11",), 1, 40, subset="sitting")
