@@ -30,6 +30,7 @@ import time
 import numpy as np
 
 from backend.camera import Intrinsics
+from backend.eval_photo import SUBSETS
 from backend.metrics import mpjpe, pa_mpjpe
 from backend.mocap import datasets as D
 from backend.skeleton import H36M17, JOINT_INDEX, JOINT_NAMES, LIMB_JOINTS
@@ -260,7 +261,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None)
     p.add_argument("--clips", type=int, default=4, help="sequence: clips evaluated")
     p.add_argument("--clip-frames", type=int, default=40, help="sequence: consecutive frames per clip (25 fps)")
-    p.add_argument("--clip-subset", choices=("all", "away", "floor"), default="all",
+    p.add_argument("--clip-subset", choices=SUBSETS, default="all",
                    help="sequence: draw clips with at least half their frames in this pose subset of the photo "
                         "protocol (away from standing, on the floor)")
     p.add_argument("--oversample", type=int, default=None, help="sequence: candidates per kept hypothesis (default: the service's)")

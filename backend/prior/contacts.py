@@ -160,7 +160,8 @@ def steady_root(pose: np.ndarray, root: np.ndarray, rotation: np.ndarray, contac
     R = np.asarray(rotation, np.float64)
     u = root / np.maximum(np.linalg.norm(root, axis=-1, keepdims=True), 1e-9)
     w = u @ R  # the ray direction in the world frame (x_world = R^T x_cam)
-    ank = [(np.asarray(pose, np.float64)[:, FEET[f][3]] + root) @ R for f in range(len(FEET))]
+    pose = np.asarray(pose, np.float64)
+    ank = [(pose[:, FEET[f][3]] + root) @ R for f in range(len(FEET))]
     d = np.zeros(T)
     for _ in range(iters):
         num, cnt = np.zeros(T), np.zeros(T)

@@ -425,6 +425,7 @@ def solve_track(joints: list[np.ndarray | None], scores: list[np.ndarray | None]
     warnings: dict[int, list[str]] = {}
     _fill_gaps(pose, root, have, warnings)
 
+    rate = (fps / 25.0) ** 4  # Whittaker lam scaling: the same cut-off in Hz at any frame rate
     if opts.smoother == "whittaker":
         # frames without a person are filled by the curve; a fixed choice (per-frame override)
         # pins it, so the neighbouring frames follow it instead of jumping on that frame
@@ -433,14 +434,13 @@ def solve_track(joints: list[np.ndarray | None], scores: list[np.ndarray | None]
             wt[have[0] : have[-1] + 1] = 0.0
             wt[have] = 1.0
         wt[list(fixed)] = FIXED_WEIGHT
-        pose = whittaker_smooth(pose, opts.smooth_lambda * (fps / 25.0) ** 4, wt)
+        pose = whittaker_smooth(pose, opts.smooth_lambda * rate, wt)
     elif opts.smoother == "savgol" and (win := int(round(opts.filter_window * fps / 25.0)) | 1) >= 3:
         pose = savgol(pose, win, opts.filter_order)
     pose = canonical_bones(pose)
     for t in fixed:
         pose[t] = P[pos[t]][fixed[t]]
     root = _solve_roots(pose, root, anchors, have)
-    rate = (fps / 25.0) ** 4
     root = np.concatenate([whittaker_smooth(root[:, :2], opts.root_lambda_xy * rate),
                            whittaker_smooth(root[:, 2:], opts.root_lambda_z * rate)], 1)
 
