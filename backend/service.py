@@ -81,7 +81,16 @@ RESAMPLED_FLIP_BELOW = 1
 #: hidden (feet cut off), the 5 best re-sampled 4 times each from 0.5 of the schedule, to vary the
 #: hidden limbs: S8 best-of-20 truncated / swapped+truncated at the edge 51.1 / 57.0 -> 48.8 / 54.2
 #: (strength 0.35 / 0.7 with the 10 best twice: 50.3 / 55.0, 50.9 / 53.8), held-out S9/S11 61.6 /
-#: 63.5 -> 62.1 / 63.3 and best-of-1 1-2 mm worse. Held-out S9/S11 and the lab rows: see :meth:`PoseService._with_flips`.
+#: 63.5 -> 62.1 / 63.3 and best-of-1 1-2 mm worse. Nor (2026-12-04) a completion of the hidden limbs
+#: of the 40 best: each candidate's seen joints pinned in its upright frame (per-hypothesis known
+#: joints as in pose assist, yaw kept), the hidden knees/ankles/elbows/wrists drawn from noise in 20
+#: steps, kept where the border bounds hold: S8 16 frames best-of-1 / best-of-20 truncated 70.4 /
+#: 51.3 -> 61.3 / 47.0, swapped+truncated 70.9 / 55.2 -> 65.5 / 45.7, but held-out S9/S11 48 frames
+#: (paired, bootstrap 95 %) truncated 79.9 / 56.0 -> 84.4 / 57.4 (+4.5 [-1.4, +11.0] / +1.4 [-1.5,
+#: +4.1]), swapped+truncated 82.1 / 58.7 -> 82.6 / 57.5 (+0.5 / -1.3 [-4.6, +2.1]); noisy unchanged.
+#: The prior's own guess is the limit: given the *true* seen joints (held-out, 24 frames) its
+#: completion puts the cut-off ankles 220 mm off (best-of-1) and 133 mm (best-of-20), against 250 /
+#: 181 for the sampler's. Held-out S9/S11 and the lab rows: see :meth:`PoseService._with_flips`.
 FLIP_RESAMPLE = 0.3
 FLIP_RESAMPLE_STEPS = 4
 
