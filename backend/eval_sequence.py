@@ -12,8 +12,9 @@ all rows are computed from that same response:
 * per-frame best-of-1 (the top-scored hypothesis), its 5-frame centred moving average (the
   baseline), per-frame best-of-N (oracle: the hypothesis nearest the ground truth), the
   per-frame aggregate;
-* the track variants (:mod:`backend.prior.track`): Viterbi path / forward-backward posterior mean,
-  with and without the Savitzky-Golay filter, with foot planting.
+* the track variants (:mod:`backend.prior.track`): Viterbi path / the mean under the
+  forward-backward posterior (power 1) or the squared posterior (the default), with and without
+  the Savitzky-Golay or Whittaker smoother, with foot planting.
 
 The 2D evidence is filtered over time before lifting as in the service
 (``backend.sequence.FILTER_2D_WINDOW``; ``--filter-2d 0`` turns it off, the table title says which):
@@ -180,11 +181,13 @@ def _variants():
     from backend.prior.track import TrackOptions
 
     return {
-        "track: Viterbi path": TrackOptions(smoother="none", feet=False),
-        "track: Viterbi + Savitzky-Golay": TrackOptions(smoother="savgol", feet=False),
-        "track: Viterbi + Whittaker": TrackOptions(feet=False),
-        "track: posterior mean": TrackOptions(path="posterior", smoother="none", feet=False),
-        "track: posterior mean + Whittaker": TrackOptions(path="posterior", feet=False),
+        "track: Viterbi path": TrackOptions(path="viterbi", smoother="none", feet=False),
+        "track: Viterbi + Savitzky-Golay": TrackOptions(path="viterbi", smoother="savgol", feet=False),
+        "track: Viterbi + Whittaker": TrackOptions(path="viterbi", feet=False),
+        "track: Viterbi + Whittaker + feet planted": TrackOptions(path="viterbi"),
+        "track: posterior mean (power 1) + Whittaker": TrackOptions(posterior_power=1.0, feet=False),
+        "track: posterior^2 mean": TrackOptions(smoother="none", feet=False),
+        "track: posterior^2 mean + Whittaker": TrackOptions(feet=False),
         "track: + feet planted by IK alone": TrackOptions(steady_root=None),
         "track (default): + feet planted": TrackOptions(),
     }

@@ -51,6 +51,28 @@ def test_path_stays_on_the_consistent_hypothesis_when_a_decoy_scores_higher_on_s
     np.testing.assert_allclose(bone_lengths(tr.joints)[:, 1:], np.broadcast_to(BONE_LENGTHS[1:], (20, 20)), atol=1e-4)
 
 
+def test_default_track_pose_is_the_squared_posterior_mean_of_each_frames_hypotheses():
+    """The default path: each frame's pose is the mean of its hypotheses under the posterior
+    squared and renormalised (between the posterior mean and its mode), the Viterbi choice reported."""
+    p = np.array([0.6, 0.3, 0.1])
+    np.testing.assert_allclose(TR.sharpened(p, 1.0), p)
+    np.testing.assert_allclose(TR.sharpened(p, 2.0), p**2 / (p**2).sum())
+    assert TR.sharpened(p, 200.0)[0] > 0.999
+    poses = _held_out_clip(12)
+    alt = [q + np.array([0.0, 0.0, 0.08]) * (np.arange(NUM_JOINTS)[:, None] > 0) for q in poses]  # limbs 8 cm deeper
+    joints = [np.stack([q, a]) for q, a in zip(poses, alt)]
+    scores = [np.array([0.3, 0.0]) for _ in poses]
+    roots = [np.array([[0, 0, 5.0]] * 2) for _ in poses]
+    opts = TR.TrackOptions(smoother="none", feet=False, reprojection_weight=0.0)
+    tr = TR.solve_track(joints, scores, roots, 25.0, opts=opts)
+    _, post = TR.hypothesis_posterior(joints, scores, np.ones(12, int), opts, 25.0)
+    assert (tr.choice == 0).all() and 0.5 < post[6][0] < 0.99  # both hypotheses keep some posterior
+    w = TR.sharpened(post[6], 2.0)
+    np.testing.assert_allclose(tr.joints[6], TR.canonical_bones(w[0] * joints[6][0] + w[1] * joints[6][1]), atol=1e-6)
+    viterbi = TR.solve_track(joints, scores, roots, 25.0, opts=TR.TrackOptions(path="viterbi", smoother="none", feet=False))
+    np.testing.assert_allclose(viterbi.joints, TR.canonical_bones(np.stack(poses)), atol=1e-6)
+
+
 def test_reprojection_error_breaks_a_score_tie_in_the_path():
     """Two hypotheses scored alike every frame: the path takes the one that fits the 2D better
     (lower mean reprojection error) when ``reprojection_weight`` > 0, the first one when it is 0."""
