@@ -111,8 +111,10 @@ class TrackOptions:
     0.45 and motion sigma 0.2 / 0.35 within 0.4 mm of it on S8. Held-out S9/S11 (Viterbi -> power
     2): 5 clips lab 34.4 / 3.91 -> 34.8 / 3.67, phone 42.9 / 4.58 -> 41.4 / 4.27; S9 8 clips 42.8 /
     4.73 -> 43.3 / 4.53, phone 44.4 / 4.46 -> 43.9 / 4.38; S11 8 clips 34.1 / 3.54 -> 33.0 / 3.32,
-    phone 35.4 / 3.52 -> 35.3 / 3.42: the acceleration error lower on every set, MPJPE 0.4 mm lower
-    on average (two sets 0.4-0.5 higher). The posterior mean was measured worse earlier (+11 mm,
+    phone 35.4 / 3.52 -> 35.3 / 3.42; 5 clips from a 24 mm phone 43.0 / 4.40 -> 43.8 / 4.29; 5
+    clips away from standing, phone 46.6 / 2.77 -> 46.1 / 2.60, lab 43.9 / 2.96 -> 44.3 / 2.72; on
+    the floor, phone 48.7 / 6.95 -> 49.2 / 6.80: the acceleration error lower on all ten sets,
+    MPJPE level on average (-1.5 to +0.8 mm). The posterior mean was measured worse earlier (+11 mm,
     before the 2D filter, the re-sampled flips and the clip tilt): the hypotheses then disagreed
     more.
 
