@@ -14,7 +14,8 @@ all rows are computed from that same response:
   per-frame aggregate;
 * the track variants (:mod:`backend.prior.track`): Viterbi path / the mean under the
   forward-backward posterior (power 1) or the squared posterior (the default), with and without
-  the Savitzky-Golay or Whittaker smoother, with foot planting.
+  the Savitzky-Golay or Whittaker smoother (the default weighs each frame by the posterior
+  spread of its pose), with foot planting.
 
 The 2D evidence is filtered over time before lifting as in the service
 (``backend.sequence.FILTER_2D_WINDOW``; ``--filter-2d 0`` turns it off, the table title says which):
@@ -188,6 +189,7 @@ def _variants():
         "track: posterior mean (power 1) + Whittaker": TrackOptions(posterior_power=1.0, feet=False),
         "track: posterior^2 mean": TrackOptions(smoother="none", feet=False),
         "track: posterior^2 mean + Whittaker": TrackOptions(feet=False),
+        "track: + feet planted, every frame weighted alike": TrackOptions(spread_floor=None),
         "track: + feet planted by IK alone": TrackOptions(steady_root=None),
         "track (default): + feet planted": TrackOptions(),
     }

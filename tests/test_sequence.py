@@ -73,6 +73,30 @@ def test_default_track_pose_is_the_squared_posterior_mean_of_each_frames_hypothe
     np.testing.assert_allclose(viterbi.joints, TR.canonical_bones(np.stack(poses)), atol=1e-6)
 
 
+def test_an_ambiguous_frame_leans_on_its_confident_neighbours():
+    """Frames whose hypotheses disagree (a large posterior spread) weigh less in the smoother
+    (``TrackOptions.spread_floor``): the track there follows the confident frames around it."""
+    poses = _held_out_clip(15)
+    arm = [JOINT_INDEX[n] for n in ("left_elbow", "left_wrist", "left_hand")]
+    alt = [q.copy() for q in poses]
+    for a in alt:
+        a[arm, 2] += 0.25  # the other depth of one arm
+    joints = [np.stack([q, a]) for q, a in zip(poses, alt)]
+    scores = [np.array([3.0, 0.0]) for _ in poses]
+    roots = [np.array([[0, 0, 5.0]] * 2) for _ in poses]
+    base = dict(motion_sigma=5.0, feet=False, reprojection_weight=0.0)
+    ref = TR.solve_track(joints, scores, roots, 25.0, opts=TR.TrackOptions(**base)).joints[7]
+    for t in range(5, 10):
+        scores[t] = np.array([0.0, 0.0])  # a few frames where the two are alike
+    w = TR.spread_weights(np.array([0.0, 1.0, 0.0, 4.0]), [0, 1, 2, 3], 1.0)
+    assert np.isclose(w.mean(), 1.0) and w[3] < w[1] < w[0] == w[2]
+    off = {}
+    for floor in (None, 1.0):
+        tr = TR.solve_track(joints, scores, roots, 25.0, opts=TR.TrackOptions(spread_floor=floor, **base))
+        off[floor] = np.linalg.norm(tr.joints[7][arm] - ref[arm], axis=-1).mean()
+    assert off[None] > 0.03 and off[1.0] < 0.3 * off[None]
+
+
 def test_reprojection_error_breaks_a_score_tie_in_the_path():
     """Two hypotheses scored alike every frame: the path takes the one that fits the 2D better
     (lower mean reprojection error) when ``reprojection_weight`` > 0, the first one when it is 0."""
