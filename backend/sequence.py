@@ -74,6 +74,16 @@ TEMPORAL_SIGMA: float | None = None
 #: on held-out S9/S11 (5 clips) the track was 50.4 -> 49.5 mm, accel 5.4 -> 4.8.
 #: In a 2D proxy on 30 S8 clips (filtered vs noise-free projections) window 9 order 1 gave 2.1 px
 #: from 5.0, order 2 needs 15-19 frames for the same.
+#: Re-measured (2026-12-04) once the track weighs its frames by their posterior spread
+#: (``backend.prior.track.TrackOptions.spread_floor``), each window sampled anew (track MPJPE mm /
+#: accel mm/frame^2, 8 S8 clips, track ``lam`` 30): window 3 / 5 / 7 / 9 / 13: 31.6 / 3.32, 31.5 /
+#: 3.20, 32.6 / 3.13, 32.3 / 3.13, 34.5 / 3.22 (run-to-run sampling noise is about 0.5-1 mm); window 5
+#: with ``lam`` 45 (the accel of window 9 back) 31.6 / 3.11, phone camera 30.8 / 3.07 -> 30.4 / 3.09.
+#: Held-out with it (window 9 / ``lam`` 30 -> 5 / 45): 5 clips lab 34.6 -> 33.4, phone 38.0 -> 36.3,
+#: 24 mm 41.8 -> 39.9, S9 8 clips 43.1 -> 43.8, S11 32.9 -> 31.9, S9 phone 43.9 -> 43.5, S11 phone 35.1
+#: -> 34.6, away from standing phone 45.3 -> 45.1, lab 44.4 -> 45.4, on the floor 48.5 / 6.8 -> 51.7 /
+#: 7.8: seven better, three worse, the floor clips (sitting down to the floor, bending) clearly so, and
+#: the per-frame hypotheses noisier (S8 best-of-20 26.2 -> 26.6): not kept.
 FILTER_2D_WINDOW = 9
 FILTER_2D_ORDER = 1
 #: The sampler's last camera-tilt re-estimate searches only the grid neighbours of each
