@@ -114,7 +114,8 @@ class TrackOptions:
     phone 35.4 / 3.52 -> 35.3 / 3.42; 5 clips from a 24 mm phone 43.0 / 4.40 -> 43.8 / 4.29; 5
     clips away from standing, phone 46.6 / 2.77 -> 46.1 / 2.60, lab 43.9 / 2.96 -> 44.3 / 2.72; on
     the floor, phone 48.7 / 6.95 -> 49.2 / 6.80: the acceleration error lower on all ten sets,
-    MPJPE level on average (-1.5 to +0.8 mm).
+    MPJPE level on average (-1.5 to +0.8 mm). The posterior mean was measured worse in an early
+    session (+11 mm, before the 2D filter, the re-sampled flips and the clip tilt).
 
     Then the smoother's per-frame weights from the posterior spread (``spread_floor``, the
     frames weighted ``1 / (v_t + v_0)``: :func:`spread_weights`), same caches, frames alike ->
@@ -126,9 +127,7 @@ class TrackOptions:
     3.32 -> 32.9 / 3.32, phone 35.3 / 3.42 -> 35.1 / 3.44; away from standing, phone 46.1 / 2.60
     -> 45.3 / 2.71, lab 44.3 / 2.72 -> 44.4 / 2.83; on the floor 49.2 / 6.80 -> 48.5 / 6.82: MPJPE
     lower on eight of ten sets (at most 0.1 mm higher on the others), the acceleration error
-    within +-0.2 mm/frame^2. The posterior mean was measured worse earlier (+11 mm,
-    before the 2D filter, the re-sampled flips and the clip tilt): the hypotheses then disagreed
-    more.
+    within +-0.2 mm/frame^2.
 
     Attributes:
         path: ``"posterior"`` (each frame's pose the mean of its hypotheses weighted by the
