@@ -246,10 +246,8 @@ def sharpened(post: np.ndarray, power: float) -> np.ndarray:
     probable hypothesis (the marginal's mode as ``power`` grows), the annealed or "tempered"
     posterior of deterministic annealing (Rose 1998), here applied after forward-backward.
     """
-    p = np.asarray(post, np.float64)
-    logp = np.log(np.clip(p, 1e-300, None)) * float(power)
-    w = np.exp(logp - logp.max())
-    return w / w.sum()
+    logp = np.log(np.clip(np.asarray(post, np.float64), 1e-300, None)) * float(power)
+    return np.exp(logp - _logsumexp(logp, 0))
 
 
 def spread_weights(spread: np.ndarray, have: list[int], floor: float) -> np.ndarray:
@@ -499,7 +497,7 @@ def solve_track(joints: list[np.ndarray | None], scores: list[np.ndarray | None]
         else:
             w = sharpened(post[i], opts.posterior_power)
             pose[t], root[t] = np.einsum("k,kjc->jc", w, P[i]), w @ rt
-            spread[t] = np.einsum("k,k->", w, ((P[i] - pose[t]) ** 2).sum(-1).mean(-1))
+            spread[t] = w @ ((P[i] - pose[t]) ** 2).sum(-1).mean(-1)
     warnings: dict[int, list[str]] = {}
     _fill_gaps(pose, root, have, warnings)
 
@@ -511,9 +509,9 @@ def solve_track(joints: list[np.ndarray | None], scores: list[np.ndarray | None]
         if len(have) >= 2:  # interior gaps only: the ends stay held (no extrapolation)
             wt[have[0] : have[-1] + 1] = 0.0
             wt[have] = 1.0
-        wt[list(fixed)] = FIXED_WEIGHT
         if opts.spread_floor is not None:
-            wt = np.where(wt >= FIXED_WEIGHT, wt, wt * spread_weights(spread, have, opts.spread_floor))
+            wt = wt * spread_weights(spread, have, opts.spread_floor)
+        wt[list(fixed)] = FIXED_WEIGHT
         pose = whittaker_smooth(pose, opts.smooth_lambda * rate, wt)
     elif opts.smoother == "savgol" and (win := int(round(opts.filter_window * fps / 25.0)) | 1) >= 3:
         pose = savgol(pose, win, opts.filter_order)
