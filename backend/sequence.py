@@ -56,6 +56,15 @@ SEQUENCE_OVERSAMPLE = 3
 #: reprojection weight 0.25 / 1 instead of 0.5: 45.3 / 47.3). Held-out S9/S11 5 clips:
 #: 64.6 / 51.1 / 49.1 -> 56.2 / 46.6 / 46.8 (weight 1: 56.3 / 44.7 / 44.8; 8 common draws weight 2:
 #: 55.3 / 45.0 / 43.4). The baseline (moving average) gains as much as the track.
+#: Measured and not kept (2026-12-04, the cached hypotheses of ``posediff eval sequence``): the kept
+#: 20 of each frame re-scored with 8 more common draws (``score + b z(plausibility)``, ``z``
+#: standardised over the frame's kept), as the track's unary. S8 8 clips, default track MPJPE mm, b
+#: 0 / 0.5 / 1 / 2: lab 32.3 / 30.7 / 30.8 / 30.5, phone 30.8 / 28.6 / 29.7 / 31.7 (16 draws, or t =
+#: 50 / 200 instead of 100: no better); re-sorting the hypotheses by that score as well: per-frame
+#: best-of-1 42.9 -> 35.9, its moving average 34.4 -> 30.8, track 30.7. Held-out with b = 0.5 (the
+#: track only): 5 clips lab 34.6 -> 34.4, phone 38.0 -> 34.8, away from standing phone 45.3 -> 41.2,
+#: lab 44.4 -> 40.8, S11 phone 35.1 -> 33.5, but S9 8 clips 43.1 -> 47.7, S11 32.9 -> 35.7, S9 phone
+#: 43.9 -> 45.5, on the floor 48.5 -> 52.3, 24 mm 41.8 -> 42.3: five sets better, five worse.
 SEQUENCE_PLAUSIBILITY_WEIGHT = 2.0
 #: Temporal guidance between consecutive frames' hypotheses (metres at bone length; None = off),
 #: :class:`backend.prior.temporal.TemporalSmoothnessTerm`; see ``posediff eval sequence --temporal``.
