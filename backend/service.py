@@ -40,6 +40,15 @@ OVERSAMPLE = 3
 #: this many candidates per kept hypothesis instead (:func:`_oversampled`; S9+S11 photos away from
 #: standing, best-of-20 -3.5 mm, best-of-1 unchanged, +35 % time: see there).
 PHOTO_OVERSAMPLE = 5
+#: Measured and not kept (2026-12-04): particle guidance (Corso et al. 2024, "Particle Guidance:
+#: non-i.i.d. diverse sampling with diffusion models"), each DDIM step moving every candidate's x0
+#: away from the kernel-weighted mean of the others (RBF, median bandwidth) by a share ``g (1 -
+#: frac)``, in the camera frame for photos and on the free joints in the world frame for completion.
+#: S8 photos away from standing, 16 frames, best-of-1 / best-of-20 mm, noisy and 24 mm: none 42.6 /
+#: 31.9 and 59.2 / 43.4; g 0.2 43.5 / 32.5 and 56.7 / 44.1; depth only, g 0.5: 48.1 / 31.7 and 66.3 /
+#: 45.5. Completion (S8 24 frames, 17-joint best-of-20 legs / arms / one side): none 47.5 / 87.1 /
+#: 51.5, g 0.1 47.3 / 85.5 / 53.0, g 0.3 49.6 / 86.0 / 52.2. The covering-set selection and the
+#: re-sampled flips already spread the kept hypotheses; pushing the samples apart makes them less typical.
 #: Kinematic flips (:mod:`backend.prior.flips`) widen a single photo's pool: each of the
 #: ``FLIP_SOURCES`` best-scored candidates gives one variant per limb bone (thigh, shin, upper arm,
 #: forearm) turned to its other depth along the camera rays; they fit the 2D as their source does and
