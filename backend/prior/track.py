@@ -129,6 +129,18 @@ class TrackOptions:
     lower on eight of ten sets (at most 0.1 mm higher on the others), the acceleration error
     within +-0.2 mm/frame^2.
 
+    Where the track's error is (held-out S9 8 lab clips): mostly a per-clip constant of single
+    limbs' depth, the worst joints wrists and ankles 90-155 mm off while 35-55 % of the frame's
+    hypotheses hold that joint within 100 mm (the best of them 20-48 mm off) and the per-frame
+    oracle is ranked 3rd-10th of 20: the right mode is there, no signal found picks it. Measured and
+    not kept (2026-12-04, cached hypotheses): a path per limb (each arm and leg its own
+    forward-backward and mean, motion on its joints; motion sigma 0.1-0.27, tau 0.3-1): S8 within
+    0.3 mm; with a per-limb plausibility (the denoiser's agreement on the limb's joints, 8 common
+    draws) in its unary, weight 0.5 / 1 / 2: S8 lab 32.3 -> 33.6 / 35.0 / 36.0; a floor term in the
+    unary (the lowest foot point's height above the clip's floor, Gaussian 5 cm, weight 0.3 / 1):
+    S8 lab 32.3 -> 32.0 / 31.9, phone 30.8 -> 30.7 / 30.5, but held-out 5 lab clips 34.6 -> 34.9 /
+    36.0, on the floor 48.5 -> 51.9 / 53.1, the other sets within +-0.7 mm.
+
     Attributes:
         path: ``"posterior"`` (each frame's pose the mean of its hypotheses weighted by the
             forward-backward posterior raised to ``posterior_power``: :func:`sharpened`) or
