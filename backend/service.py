@@ -26,7 +26,7 @@ from backend.prior.guidance import GuidanceWeights
 from backend.prior.model import load_prior, pick_device
 from backend.prior.sampler import Conditions, GuidedSampler, SampleResult
 from backend.ranking import aggregate, completion_selection, consensus_first, diversity, rank_score
-from backend.skeleton import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS, PARENTS
+from backend.skeleton import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS, PARENTS, anchor_directions
 from backend.vision.visibility import MIN_PRESENCE, at_border, border_band, inside_frame, unseen_warning
 
 Progress = Callable[[float], None] | None
@@ -268,6 +268,7 @@ class PoseService:
                 cond.known, cond.known_w = joint_array(fr.known)
             if fr.known_directions:
                 cond.directions, cond.directions_w = joint_array(fr.known_directions)
+                _anchor_directions(cond)
             if fr.keypoints:
                 uv, conf = keypoint_arrays(fr.keypoints, f"{field}.keypoints")
                 K = self._intrinsics(fr.camera, f"{field}.camera", uv)
@@ -633,6 +634,30 @@ def _oversampled(num: int, cond: Conditions, photo: bool = False) -> int:
         return num
     factor = PHOTO_OVERSAMPLE if photo and _from_2d_alone(cond) else OVERSAMPLE
     return min(num * factor, schemas.MAX_HYPOTHESES * factor)
+
+
+def _anchor_directions(cond: Conditions) -> None:
+    """A completion's known directions that hang from a known position become known positions of
+    the canonical skeleton (:func:`backend.skeleton.anchor_directions`), in place; the others stay
+    directions.
+
+    Why: the direction term (``GuidanceWeights.direction_sigma``, yaw only in the world fit) is a
+    weaker anchor than positions of the same bones. ``posediff eval complete --known
+    positions,directions`` (known directions from a rig of 0.8-1.25x proportions, errors of the
+    unknown joints after rebuilding with canonical bones; best-of-1 / best-of-20 mm, legs | arms |
+    one side), S8 24 frames: directions 97.6 / 59.9 | 226.3 / 125.3 | 110.7 / 64.4 -> anchored
+    96.4 / 57.9 | 225.0 / 111.9 | 112.3 / 62.3, positions 95.0 / 58.0 | 226.8 / 111.9 | 113.8 / 62.6;
+    held-out S9/S11 48 frames: directions 151.8 / 94.3 | 258.2 / 151.4 | 141.5 / 96.0 -> anchored
+    153.3 / 86.7 | 255.2 / 141.6 | 142.0 / 89.2, positions 156.4 / 86.0 | 252.1 / 142.6 | 139.0 / 89.6.
+    Pose assist (:mod:`backend.assist`) keeps its own direction pins (not measured with this).
+    """
+    if not cond.has_directions:
+        return
+    kn, kw = (cond.known, cond.known_w) if cond.has_known else joint_array(None)
+    kn, kw, dirs, dw = anchor_directions(kn, kw, cond.directions, cond.directions_w)
+    if kw.any():
+        cond.known, cond.known_w = kn, kw
+    cond.directions, cond.directions_w = (dirs, dw) if dw.any() else (None, None)
 
 
 def _from_2d_alone(cond: Conditions) -> bool:

@@ -118,6 +118,40 @@ def bone_lengths(pose: np.ndarray) -> np.ndarray:
     return np.linalg.norm(pose - pose[..., par, :], axis=-1)
 
 
+def anchor_directions(known: np.ndarray, known_w: np.ndarray, dirs: np.ndarray,
+                      dirs_w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Known bone directions turned into known joint positions of the canonical skeleton wherever
+    they hang from a known position.
+
+    A rig of other proportions sends the directions of its known bones (parent -> joint) and the
+    positions of the known chains' roots (``CONTRACT.md``, completion). On the model's skeleton a
+    direction whose parent joint is placed fixes the joint itself: ``X_j = X_parent + L_j d_j``
+    (``L_j`` = :data:`BONE_LENGTHS`), walked root-outward so a chain of known bones becomes a chain
+    of known positions. The completion then has the same evidence as from positions (each known
+    bone keeps its direction exactly); directions whose chain has no placed joint stay directions.
+
+    Args:
+        known: ``[J, 3]`` positions (metres; rows with ``known_w`` 0 ignored); known_w: ``[J]`` 0/1.
+        dirs: ``[J, 3]`` directions (any length > 0; rows with ``dirs_w`` 0 ignored); dirs_w: ``[J]`` 0/1.
+    Returns:
+        (known ``[J, 3]``, known_w ``[J]``, dirs ``[J, 3]``, dirs_w ``[J]``): the given positions and
+        the derived ones, and the directions that could not be placed.
+    """
+    known, known_w = np.array(known, np.float64), np.array(known_w, np.float64)
+    dirs, dirs_w = np.array(dirs, np.float64), np.array(dirs_w, np.float64)
+    for j, p in enumerate(PARENTS):  # parents come before their children
+        if p < 0 or dirs_w[j] <= 0 or known_w[j] > 0 or known_w[p] <= 0:
+            continue
+        n = np.linalg.norm(dirs[j])
+        if not n > 1e-9:
+            continue
+        known[j] = known[p] + BONE_LENGTHS[j] * dirs[j] / n
+        known_w[j] = 1.0
+        dirs_w[j] = 0.0
+        dirs[j] = 0.0
+    return known, known_w, dirs, dirs_w
+
+
 def canonical_rest_pose() -> np.ndarray:
     """A T-pose of the canonical skeleton in the world frame (Z up, facing -Y), pelvis at origin.
 

@@ -31,3 +31,20 @@ def test_directions_from_a_rig_of_other_proportions_are_kept(pose_service, h36m_
     # the unknown right leg stays a leg: within 45 degrees of the truth on average per bone
     unk = [JOINT_INDEX[n] for n in ("right_hip", "right_knee", "right_ankle")]
     assert _bone_angles_deg(H, world, unk).min() < 45, JOINT_NAMES
+
+
+def test_directions_hanging_from_a_known_position_complete_as_positions_do(pose_service, h36m_train_poses):
+    """The rig's directions + its chain root's position give the completion the canonical skeleton's
+    known positions give (the directions are placed on the model's bones from the pelvis)."""
+    world = h36m_train_poses[5] + np.array([0.3, 1.2, 1.0])
+    kn = [JOINT_INDEX[n] for n in KNOWN]
+    rig_scale = np.random.default_rng(8).uniform(0.8, 1.25, NUM_JOINTS)
+    rig = complete_request(world, kn, rig_scale)
+    assert list(rig["known"]) == ["pelvis"] and len(rig["known_directions"]) == len(KNOWN) - 1
+    canonical = complete_request(world, kn)
+    out = []
+    for frame in (rig, canonical):
+        req = schemas.CompleteRequest(frames=[frame], num_hypotheses=3, seed=4, steps=12)
+        out.append(np.array([h.joints for h in pose_service.complete(req).frames[0].hypotheses]))
+    assert np.abs(out[0] - out[1]).max() < 1e-3  # metres
+    assert np.abs(out[0][:, kn] - world[kn]).max() < 1e-4

@@ -96,3 +96,27 @@ def test_describe_rows():
     assert rows[0]["parent"] is None and rows[JOINT_INDEX["left_knee"]]["parent"] == "left_hip"
     assert rows[JOINT_INDEX["left_knee"]]["mirror"] == "right_knee"
     assert rows[JOINT_INDEX["left_knee"]]["bone_length_m"] == pytest.approx(float(BONE_LENGTHS[JOINT_INDEX["left_knee"]]))
+
+
+def test_anchor_directions_places_chains_that_hang_from_a_known_joint():
+    from backend.skeleton import BONE_LENGTHS, JOINT_INDEX, PARENTS, anchor_directions, canonical_rest_pose
+
+    rest = canonical_rest_pose().astype(np.float64) + np.array([0.5, -1.0, 1.0])
+    known, kw = np.zeros((NUM_JOINTS, 3)), np.zeros(NUM_JOINTS)
+    known[0], kw[0] = rest[0], 1.0  # the pelvis placed
+    dirs, dw = np.zeros((NUM_JOINTS, 3)), np.zeros(NUM_JOINTS)
+    chain = ["spine", "thorax", "neck", "head"]
+    loose = "left_wrist"  # its parent (the elbow) is neither known nor given a direction
+    for n in chain + [loose]:
+        j = JOINT_INDEX[n]
+        dirs[j], dw[j] = (rest[j] - rest[PARENTS[j]]) * 3.0, 1.0  # any length
+    k2, kw2, d2, dw2 = anchor_directions(known, kw, dirs, dw)
+    for n in chain:
+        j = JOINT_INDEX[n]
+        assert kw2[j] == 1 and dw2[j] == 0
+        np.testing.assert_allclose(k2[j], rest[j], atol=1e-9)
+        assert abs(np.linalg.norm(k2[j] - k2[PARENTS[j]]) - BONE_LENGTHS[j]) < 1e-9
+    j = JOINT_INDEX[loose]
+    assert kw2[j] == 0 and dw2[j] == 1
+    np.testing.assert_allclose(d2[j], dirs[j])
+    assert kw.sum() == 1 and dw.sum() == 5  # the inputs are not changed
