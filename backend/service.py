@@ -649,7 +649,7 @@ def _anchor_directions(cond: Conditions) -> None:
     96.4 / 57.9 | 225.0 / 111.9 | 112.3 / 62.3, positions 95.0 / 58.0 | 226.8 / 111.9 | 113.8 / 62.6;
     held-out S9/S11 48 frames: directions 151.8 / 94.3 | 258.2 / 151.4 | 141.5 / 96.0 -> anchored
     153.3 / 86.7 | 255.2 / 141.6 | 142.0 / 89.2, positions 156.4 / 86.0 | 252.1 / 142.6 | 139.0 / 89.6.
-    Pose assist (:mod:`backend.assist`) keeps its own direction pins (not measured with this).
+    Pose assist (:mod:`backend.assist`) is unchanged: the add-on sends it the position of every pin.
     """
     if not cond.has_directions:
         return
