@@ -124,7 +124,8 @@ def anchor_directions(known: np.ndarray, known_w: np.ndarray, dirs: np.ndarray,
     they hang from a known position.
 
     A rig of other proportions sends the directions of its known bones (parent -> joint) and the
-    positions of the known chains' roots (``CONTRACT.md``, completion). On the model's skeleton a
+    positions of the known chains' roots (``addon/retarget.py`` ``chain_root_positions``;
+    ``backend.eval_complete.complete_request`` builds the same request). On the model's skeleton a
     direction whose parent joint is placed fixes the joint itself: ``X_j = X_parent + L_j d_j``
     (``L_j`` = :data:`BONE_LENGTHS`), walked root-outward so a chain of known bones becomes a chain
     of known positions. The completion then has the same evidence as from positions (each known
