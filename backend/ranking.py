@@ -22,6 +22,16 @@ CAMERA_PRIOR_WEIGHT = 0.3
 #: :func:`rank_score` (chosen on S8 frames, see there). Sequences use the sampler's 2 final draws,
 #: common to all candidates, at ``backend.sequence.SEQUENCE_PLAUSIBILITY_WEIGHT``; completion keeps
 #: the sampler's own plausibility (2 draws, each candidate its own) and weight 1.
+#: Measured and not kept (2026-12-04): the common draws taken at yaw-rotated copies of each pose
+#: (draw k at 360 k / draws degrees about Z: test-time augmentation over the prior's yaw symmetry,
+#: as VideoPose3D's flip augmentation at test time). Photo protocol, away from standing, best-of-1
+#: / best-of-20 mm, exact / noisy / 24 mm / swap+truncated: S8 32 frames 42.8 / 28.8, 46.5 / 33.6,
+#: 65.3 / 49.8, 82.5 / 58.2 -> 39.7 / 28.6, 55.8 / 36.0, 70.2 / 49.9, 80.4 / 54.9; held-out S9/S11
+#: 48 frames 44.8 / 31.3, 56.6 / 38.3, 75.0 / 52.3, 77.1 / 57.2 -> 45.7 / 30.9, 53.5 / 36.3, 74.9 /
+#: 51.7, 77.9 / 55.9 (floor subset within 1.2 mm, a little better); lab (``eval lift --frames 30``)
+#: best-of-1 42.5 / 67.5 / 84.5 -> 48.6 / 63.2 / 83.3; sequences (their 2 common draws at 0 and
+#: 180 degrees) held-out 5 lab clips track 34.6 / 3.66 -> 35.5 / 3.77, S9 8 clips 43.1 / 4.43 ->
+#: 43.0 / 4.71. Better on held-out noisy photos, worse on S8 and the lab's exact 2D and the tracks.
 PLAUSIBILITY_DRAWS = 8
 PLAUSIBILITY_WEIGHT = 2.0
 #: The aggregate: softmax(score / temperature)-weighted mean of the best ``AGGREGATE_TOP``.
