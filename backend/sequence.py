@@ -39,7 +39,11 @@ CHUNK = 16
 #: torch threads on the shared 2-core CPU, load average ~2.6): 3 x 40 steps 45.2 mm, 0.61 s/frame;
 #: 2: 47.7 mm, 0.31 s; 1: 52.0 mm, 0.16 s; 3 x 20 steps: 48.0 mm, 0.36 s; with the 2D filter on
 #: (window 9, order 1): 3 x 40 steps 48.7 mm, 3 x 20 steps 46.8, 1 x 40 steps 52.3. None of the
-#: faster settings keeps the track's accuracy, so the default stays.
+#: faster settings keeps the track's accuracy, so the default stays. Nor did 4 (80 drawn for 20
+#: kept, 2026-12-04; ``--oversample 4``, sampled anew; default track MPJPE / accel, 3 -> 4): S8 8
+#: clips 32.3 / 3.13 -> 32.0 / 3.09; held-out S9/S11 5 clips 34.6 / 3.66 -> 33.4 / 3.69 (0.85x its
+#: baseline), the seed-1 5 clips 41.8 / 5.45 -> 41.9 / 5.40, S9 8 clips 43.1 / 4.43 -> 44.5 / 4.60:
+#: within the run-to-run noise of a fresh draw, at a third more denoiser time per frame.
 SEQUENCE_OVERSAMPLE = 3
 #: The candidates' plausibility (the denoiser's agreement, ``GuidedSampler.plausibility``) in a
 #: sequence: the sampler's final 2 noise draws, common to all candidates (``common_plausibility``,
