@@ -148,6 +148,16 @@ def farthest_point_selection(poses: np.ndarray, k: int, first: list[int]) -> lis
 
 #: :func:`completion_selection`: the covering set is drawn from this share of the candidates, the
 #: most plausible ones (the prior's agreement), besides its seeds (chosen on S8, see there).
+#: Measured and not kept (2026-12-04): a completion's plausibility from 8 noise draws common to all
+#: candidates (as a single photo's) instead of each candidate's own 2. 17-joint best-of-1 /
+#: best-of-20 mm, legs | arms | one side; own 2 draws: S8 24 frames 78.4 / 47.5 | 168.3 / 87.1 |
+#: 90.3 / 51.5, held-out S9/S11 48 frames 126.0 / 70.1 | 188.3 / 110.4 | 107.3 / 70.0. Common 8 for
+#: score and share: S8 76.0 / 49.4 | 159.9 / 85.4 | 83.9 / 52.8, held-out 120.5 / 71.4 | 188.8 /
+#: 110.6 | 107.2 / 71.8 (share 1.0: held-out best-of-20 74.8 / 111.0 / 72.0); common 8 for the
+#: score (consensus and order) only, the share from the own draws: S8 76.2 / 47.7 | 148.5 / 86.8 |
+#: 85.9 / 53.1, held-out 122.6 / 73.0 | 190.3 / 111.0 | 108.1 / 69.4. S8's large best-of-1 gains
+#: do not carry to the held-out subjects (S8 is a training subject: see
+#: ``backend.sequence.SEQUENCE_PLAUSIBILITY_WEIGHT``).
 COMPLETE_PLAUSIBLE_SHARE = 0.75
 
 
