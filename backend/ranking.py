@@ -156,8 +156,9 @@ def farthest_point_selection(poses: np.ndarray, k: int, first: list[int]) -> lis
 #: 110.6 | 107.2 / 71.8 (share 1.0: held-out best-of-20 74.8 / 111.0 / 72.0); common 8 for the
 #: score (consensus and order) only, the share from the own draws: S8 76.2 / 47.7 | 148.5 / 86.8 |
 #: 85.9 / 53.1, held-out 122.6 / 73.0 | 190.3 / 111.0 | 108.1 / 69.4. S8's large best-of-1 gains
-#: do not carry to the held-out subjects (S8 is a training subject: see
-#: ``backend.sequence.SEQUENCE_PLAUSIBILITY_WEIGHT``).
+#: do not carry to the held-out subjects: S8 is one of the prior's training subjects, so its
+#: plausibility judges S8 poses better than new ones (the same pattern as the sequences' re-scoring
+#: beside ``backend.sequence.SEQUENCE_PLAUSIBILITY_WEIGHT``).
 COMPLETE_PLAUSIBLE_SHARE = 0.75
 
 
