@@ -66,6 +66,37 @@ def test_save_load_round_trip(tmp_path):
         assert float((loaded(x, t) - m(x, t)).abs().max()) < 0.05
 
 
+def test_v_parameterization_returns_x0_with_the_skip_from_x_t(tmp_path):
+    """A v-predicting prior's forward is ``sqrt(abar) x_t - sqrt(1 - abar) v`` (pelvis-centred), the
+    same in training mode and in the no-grad inference path, and survives the weights file."""
+    torch.manual_seed(1)
+    cfg = PriorConfig(width=64, depth=2, time_dim=32, cond_dim=48, version="test-v", parameterization="v")
+    m = PoseDenoiser(cfg).eval()
+    x = torch.randn(4, NUM_JOINTS, 3)
+    t = torch.tensor([0, 10, 500, 999])
+    with torch.enable_grad():
+        y_grad = m(x, t)
+    with torch.no_grad():
+        y = m(x, t)
+        m.cfg.parameterization = "x0"
+        v = m(x, t)  # the same network read as a plain x0 output: here it is v (pelvis-centred)
+        m.cfg.parameterization = "v"
+    ab = NoiseSchedule(cfg.diffusion_steps).abar(t).view(-1, 1, 1)
+    want = ab.sqrt() * x - (1 - ab).sqrt() * v
+    torch.testing.assert_close(y, want - want[:, :1], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(y_grad.detach(), y, atol=1e-5, rtol=1e-5)
+    # nearly clean input comes back nearly as it is: the skip, whatever the network outputs
+    assert float((y[0] - (x[0] - x[0, :1])).norm(dim=-1).max()) < 0.05 * float(v[0].norm(dim=-1).max() + 1)
+    path = tmp_path / "v.safetensors"
+    save_prior(m, path)
+    loaded = load_prior(path, device="cpu")
+    assert loaded.cfg.parameterization == "v"
+    with torch.no_grad():
+        assert float((loaded(x, t) - y).abs().max()) < 0.05
+    with pytest.raises(ValueError, match="parameterization"):
+        PoseDenoiser(PriorConfig(width=8, depth=1, parameterization="eps"))
+
+
 def test_load_prior_missing_file_says_how_to_fix(tmp_path):
     with pytest.raises(FileNotFoundError, match="posediff train"):
         load_prior(tmp_path / "nope.safetensors")
@@ -184,6 +215,19 @@ def test_train_init_with_other_architecture_says_so(tmp_path):
 
     with pytest.raises(SystemExit, match="width/depth"):
         train.train(_train_args(tmp_path, "bad", init=DEFAULT_WEIGHTS, width=256))
+    with pytest.raises(SystemExit, match="parameterization"):
+        train.train(_train_args(tmp_path, "bad_v", init=DEFAULT_WEIGHTS, parameterization="v"))
+
+
+def test_train_v_parameterization_writes_a_v_prior(tmp_path):
+    """``posediff train --parameterization v --snr-weight 5`` runs and writes a prior that loads as
+    v-predicting; its loss is finite."""
+    from backend.prior import train
+
+    out = train.train(_train_args(tmp_path, "v", parameterization="v", snr_weight=5))
+    res = json.loads(out.with_suffix(".json").read_text())
+    assert math.isfinite(res["result"]["final_loss"])
+    assert load_prior(out, device="cpu").cfg.parameterization == "v"
 
 
 def test_inference_path_is_the_training_function():

@@ -38,6 +38,10 @@ class PriorConfig:
     dropout: float = 0.0
     diffusion_steps: int = 1000
     data_scale: float = 0.3  # metres per model unit
+    #: what the network's output is: "x0" (prior-v1/v2: the clean pose itself) or "v" (the velocity
+    #: of Salimans & Ho 2022, x0 = sqrt(abar_t) x_t - sqrt(1 - abar_t) v); the forward pass returns x0
+    #: either way, so guidance and samplers do not depend on it.
+    parameterization: str = "x0"
     joint_names: list[str] = field(default_factory=lambda: list(JOINT_NAMES))
     version: str = "untrained"
 
@@ -77,11 +81,31 @@ class ResBlock(nn.Module):
 
 
 class PoseDenoiser(nn.Module):
-    """x0-predicting denoiser: ``forward(x_t [B, J, 3], t [B]) -> x0_hat [B, J, 3]`` (model units)."""
+    """x0-predicting denoiser: ``forward(x_t [B, J, 3], t [B]) -> x0_hat [B, J, 3]`` (model units).
+
+    With ``cfg.parameterization == "v"`` the network predicts v (Salimans & Ho 2022, "Progressive
+    Distillation for Fast Sampling of Diffusion Models", sec. 4) and ``forward`` returns
+    ``x0 = sqrt(abar_t) x_t - sqrt(1 - abar_t) v``: the skip from ``x_t`` that EDM's preconditioning
+    gives a VP model (Karras et al. 2022, table 1, ``c_skip``/``c_out`` with unit data variance). A
+    plain x0-predicting MLP has to rebuild the pose through its layers even when ``x_t`` is nearly
+    clean: prior-v2 returns a held-out pose given at t = 0 (4 mm of noise) 16 mm off per joint.
+
+    Raises:
+        ValueError: an unknown ``cfg.parameterization``.
+    """
 
     def __init__(self, cfg: PriorConfig):
         super().__init__()
         self.cfg = cfg
+        if cfg.parameterization not in ("x0", "v"):
+            raise ValueError(f"prior parameterization {cfg.parameterization!r}: expected 'x0' or 'v'")
+        if cfg.parameterization == "v":
+            from backend.prior.schedule import NoiseSchedule
+
+            ab = NoiseSchedule(cfg.diffusion_steps).alphas_cumprod.float()
+            # not in the state dict: derived from the config
+            self.register_buffer("skip", ab.sqrt(), persistent=False)
+            self.register_buffer("cout", (1 - ab).sqrt(), persistent=False)
         d_in = cfg.num_joints * 3
         self.time_mlp = nn.Sequential(
             nn.Linear(cfg.time_dim, cfg.cond_dim), nn.SiLU(), nn.Linear(cfg.cond_dim, cfg.cond_dim)
@@ -99,8 +123,15 @@ class PoseDenoiser(nn.Module):
         h = self.inp(x_t.reshape(b, -1))
         for blk in self.blocks:
             h = blk(h, c)
-        x0 = self.out(self.out_norm(h)).view(b, self.cfg.num_joints, 3)
+        x0 = self._to_x0(self.out(self.out_norm(h)).view(b, self.cfg.num_joints, 3), x_t, t)
         return x0 - x0[:, :1]  # pelvis at the origin by construction
+
+    def _to_x0(self, out: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The network's output ``[B, J, 3]`` as x0 (see the class docstring)."""
+        if self.cfg.parameterization == "x0":
+            return out
+        t = t.long()
+        return self.skip[t].view(-1, 1, 1) * x_t - self.cout[t].view(-1, 1, 1) * out
 
     def _infer(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """:meth:`forward` without autograd: the same function, faster on the CPU. A batch at one
@@ -110,12 +141,13 @@ class PoseDenoiser(nn.Module):
         b = x_t.shape[0]
         if b > 1 and bool((t == t[:1]).all()):
             t = t[:1]
+        tb = t
         e = timestep_embedding(t, self.cfg.time_dim)
         c = fast_linear.linear(self.time_mlp[2], fast_linear.linear(self.time_mlp[0], e, silu=True))
         h = fast_linear.linear(self.inp, x_t.reshape(b, -1))
         for blk in self.blocks:
             h = blk(h, c)
-        x0 = fast_linear.linear(self.out, self.out_norm(h)).view(b, self.cfg.num_joints, 3)
+        x0 = self._to_x0(fast_linear.linear(self.out, self.out_norm(h)).view(b, self.cfg.num_joints, 3), x_t, tb)
         return x0 - x0[:, :1]  # pelvis at the origin by construction
 
 

@@ -11,7 +11,15 @@ Data specs (``--data``, repeatable):
 
 Each source gets a share of every batch (``--h36m-share`` for Human3.6M, the rest split by
 size), poses are normalised to the canonical skeleton, yaw-rotated and mirrored at random.
-Loss: mean squared x0 error over the joints each source actually has (per-joint mask).
+``--parameterization v`` trains a v-predicting network (:class:`~backend.prior.model.PoseDenoiser`);
+the loss stays on its x0. Loss: mean squared x0 error over the joints each source actually has (per-joint mask), each
+sample weighted by ``clamp(SNR_t, 1, --snr-weight)`` (1 = every timestep alike, as the v1/v2
+legs). Uniform x0 weighting spends the network on the high-noise steps, where the error is
+largest; the low-noise steps that decide the final pose's precision (a real pose given as x_t at
+t = 0 comes back ~16 mm off per joint from prior-v2) weigh little. Clamping the weight at 1 from
+below keeps the high-noise steps as they were (Min-SNR weighting, Hang et al. 2023, "Efficient
+Diffusion Training via Min-SNR Weighting Strategy", eq. 7, caps the SNR from above for the same
+reason; here it is also held at 1 from below).
 Weights: EMA of the parameters, written with safetensors plus a JSON copy of the config.
 ``--init WEIGHTS`` starts from an existing prior (fine-tuning) instead of random weights; the
 written file records that prior's training sources under ``init`` (its licence carries over:
@@ -58,6 +66,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--depth", type=int, default=4)
     p.add_argument("--ema", type=float, default=0.999)
     p.add_argument("--h36m-share", type=float, default=0.5)
+    p.add_argument("--parameterization", choices=("x0", "v"), default="x0",
+                   help="the network's output: x0 (prior-v1/v2) or v (x0 = sqrt(abar) x_t - sqrt(1 - abar) v)")
+    p.add_argument("--snr-weight", type=float, default=1.0,
+                   help="gamma: x0 loss weight clamp(SNR_t, 1, gamma) (1 = uniform over timesteps)")
     p.add_argument("--fps", type=float, default=12.5, help="mocap frames per second kept")
     p.add_argument("--checkpoint-every", type=int, default=1000)
     p.add_argument("--resume", action="store_true", help="continue from WORKDIR/checkpoint.pt")
@@ -139,7 +151,7 @@ def _train(args: argparse.Namespace) -> Path:
     sets = load_sources(specs, args.fps)
     allset = D.PoseSet.concat(sets)
     probs = sampling_weights(sets, args.h36m_share)
-    cfg = PriorConfig(width=args.width, depth=args.depth,
+    cfg = PriorConfig(width=args.width, depth=args.depth, parameterization=args.parameterization,
                       version=args.version or time.strftime("prior-%Y%m%d-%H%M"))
     config = {"prior": asdict(cfg), "train": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                                               if k not in ("func",)},
@@ -156,9 +168,10 @@ def _train(args: argparse.Namespace) -> Path:
         from backend.prior.model import load_prior
 
         start = load_prior(args.init, device="cpu")
-        if (start.cfg.width, start.cfg.depth) != (cfg.width, cfg.depth):
-            raise SystemExit(f"--init {args.init}: width/depth {start.cfg.width}/{start.cfg.depth} "
-                             f"differ from --width/--depth {cfg.width}/{cfg.depth}")
+        if (start.cfg.width, start.cfg.depth, start.cfg.parameterization) != (cfg.width, cfg.depth, cfg.parameterization):
+            raise SystemExit(f"--init {args.init}: width/depth/parameterization {start.cfg.width}/{start.cfg.depth}/"
+                             f"{start.cfg.parameterization} differ from --width/--depth/--parameterization "
+                             f"{cfg.width}/{cfg.depth}/{cfg.parameterization}")
         model.load_state_dict(start.state_dict())
         # the starting prior's own sources travel on: its licence binds the fine-tuned weights too
         init_info = {"path": str(args.init), "version": start.cfg.version,
@@ -209,6 +222,8 @@ def _train(args: argparse.Namespace) -> Path:
         xt = sched.q_sample(x0, t, noise)
         pred = net(xt, t)
         err = ((pred - x0) ** 2).sum(-1)  # [B, J]
+        if args.snr_weight > 1:
+            err = err * sched.snr(t).clamp(1.0, args.snr_weight)[:, None]
         loss = (err * m).sum() / m.sum().clamp(min=1)
         opt.zero_grad(set_to_none=True)
         loss.backward()
