@@ -147,7 +147,7 @@ def warm_update(model, prev: np.ndarray, known, known_w, dirs, dirs_w, seed: int
     old_known = np.where(known_w[:, None] > 0, prev, 0.0)
     strength = float(np.clip(strength, 0.05, 1.0))
     smp = GuidedSampler(model, steps=max(steps, math.ceil(steps / strength)), eta=0.0,
-                        weights=GuidanceWeights(dps_scale=WARM_DPS))
+                        weights=GuidanceWeights.for_prior(model, dps_scale=WARM_DPS))
     # one batch of two: hypothesis 0 guided by the new pins, 1 by prev's own, same noise
     terms = []
     if known_w.any():

@@ -185,7 +185,7 @@ class PoseService:
         }
 
     def sampler(self, steps: int | None, default: int, scale: float | None = None, eta: float = 0.5) -> GuidedSampler:
-        w = GuidanceWeights()
+        w = GuidanceWeights.for_prior(self.model)
         if scale is not None:
             w.scale = float(scale)
         return GuidedSampler(self.model, steps=steps or default, eta=eta, weights=w)

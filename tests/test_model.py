@@ -97,6 +97,26 @@ def test_v_parameterization_returns_x0_with_the_skip_from_x_t(tmp_path):
         PoseDenoiser(PriorConfig(width=8, depth=1, parameterization="eps"))
 
 
+def test_weights_file_carries_the_guidance_settings_its_prior_was_tuned_with(tmp_path):
+    """``save_prior(guidance=...)`` is read back by ``load_prior`` and applied by every sampler
+    built for that prior; the shipped prior stores none (the defaults); a bad entry is refused."""
+    from backend.prior.guidance import GuidanceWeights
+    from backend.prior.sampler import GuidedSampler
+
+    m = PoseDenoiser(PriorConfig(width=32, depth=1, time_dim=16, cond_dim=16, version="test-g")).eval()
+    path = tmp_path / "g.safetensors"
+    save_prior(m, path, guidance={"prior_cap": 900, "polish_prior": 1200.0, "inner_steps": 3})
+    loaded = load_prior(path, device="cpu")
+    w = GuidedSampler(loaded).w
+    assert (w.prior_cap, w.polish_prior, w.inner_steps) == (900.0, 1200.0, 3) and isinstance(w.inner_steps, int)
+    assert w.known_sigma == GuidanceWeights().known_sigma  # the rest: defaults
+    assert GuidanceWeights.for_prior(loaded, dps_scale=0.5).dps_scale == 0.5  # the caller's overrides last
+    assert GuidanceWeights.for_prior(load_prior(DEFAULT_WEIGHTS, device="cpu")) == GuidanceWeights()
+    loaded.guidance = {"camera_prior": 1}
+    with pytest.raises(ValueError, match="camera_prior"):
+        GuidedSampler(loaded)
+
+
 def test_load_prior_missing_file_says_how_to_fix(tmp_path):
     with pytest.raises(FileNotFoundError, match="posediff train"):
         load_prior(tmp_path / "nope.safetensors")

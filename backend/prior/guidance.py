@@ -75,7 +75,7 @@ evidence); a caller with its own evidence just passes the term in ``Conditions.t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import torch
@@ -133,6 +133,32 @@ class GuidanceWeights:
     #: per hypothesis, take a limb pair's 2D labels swapped when that fits better (half the
     #: hypotheses from 0.3 of the steps, half from 0.7: ``backend.prior.terms.SWAP_SHARE``)
     swap_limbs: bool = True
+
+    #: the fields a weights file may set (``guidance`` in its metadata, :func:`backend.prior.model.save_prior`)
+    STORABLE = ("scale", "known_sigma", "direction_sigma", "inner_steps", "prior_cap", "polish_steps",
+                "polish_prior", "dps_scale", "robust_nu")
+
+    @classmethod
+    def for_prior(cls, model, **overrides) -> GuidanceWeights:
+        """The weights a prior was tuned with: these defaults, then the ``guidance`` dict its
+        weights file stores (``model.guidance``, set by :func:`backend.prior.model.load_prior`),
+        then ``overrides``. A prior whose x0 estimate is more precise near the data (a
+        v-predicting one) can so carry a higher ``prior_cap`` / ``polish_prior`` without changing
+        the shipped prior's behaviour.
+
+        Raises:
+            ValueError: the stored dict names a field outside :attr:`STORABLE` or a non-number.
+        """
+        stored = dict(getattr(model, "guidance", None) or {})
+        bad = [k for k, v in stored.items() if k not in cls.STORABLE or not isinstance(v, (int, float))]
+        if bad:
+            raise ValueError(f"the prior's weights file stores unknown or non-numeric guidance settings {bad}; "
+                             f"allowed: {', '.join(cls.STORABLE)}")
+        types = {f.name: f.type for f in fields(cls)}
+        w = cls(**{k: (int(v) if types[k] in (int, "int") else float(v)) for k, v in stored.items()})
+        for k, v in overrides.items():
+            setattr(w, k, v)
+        return w
 
 
 @dataclass

@@ -165,8 +165,12 @@ def pick_device(device: str | None = None) -> torch.device:
     return dev
 
 
-def save_prior(model: PoseDenoiser, path: Path, extra: dict | None = None) -> None:
-    """Write weights (safetensors) with the config (and ``extra``, e.g. training info) as metadata."""
+def save_prior(model: PoseDenoiser, path: Path, extra: dict | None = None, guidance: dict | None = None) -> None:
+    """Write weights (safetensors) with the config (and ``extra``, e.g. training info) as metadata.
+
+    ``guidance``: settings of :class:`backend.prior.guidance.GuidanceWeights` this prior was tuned
+    with (:meth:`~backend.prior.guidance.GuidanceWeights.for_prior`), e.g. ``{"prior_cap": 800}``.
+    """
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -174,6 +178,8 @@ def save_prior(model: PoseDenoiser, path: Path, extra: dict | None = None) -> No
     meta = {"config": json.dumps(asdict(model.cfg))}
     if extra:
         meta["extra"] = json.dumps(extra)
+    if guidance:
+        meta["guidance"] = json.dumps(guidance)
     # float16 on disk halves the file (the shipped prior is ~13 MB); loading casts back to float32
     state = {k: v.detach().cpu().half().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(path), metadata=meta)
@@ -199,4 +205,5 @@ def load_prior(path: Path | str | None = None, device: str | torch.device | None
     model.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
     dev = device if isinstance(device, torch.device) else pick_device(device)
     model.extra = json.loads(meta.get("extra", "{}"))
+    model.guidance = json.loads(meta.get("guidance", "{}"))
     return model.to(dev).eval()

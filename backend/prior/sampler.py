@@ -131,7 +131,7 @@ class GuidedSampler:
         self.sched = NoiseSchedule(model.cfg.diffusion_steps)
         self.steps = int(steps)
         self.eta = float(eta)
-        self.w = weights or G.GuidanceWeights()
+        self.w = weights or G.GuidanceWeights.for_prior(model)
         self.common_plausibility = False
         self.plausibility_draws = 2
 
