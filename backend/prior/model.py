@@ -40,7 +40,11 @@ class PriorConfig:
     data_scale: float = 0.3  # metres per model unit
     #: what the network's output is: "x0" (prior-v1/v2: the clean pose itself) or "v" (the velocity
     #: of Salimans & Ho 2022, x0 = sqrt(abar_t) x_t - sqrt(1 - abar_t) v); the forward pass returns x0
-    #: either way, so guidance and samplers do not depend on it.
+    #: either way, so guidance and samplers do not depend on it. Measured (2026-12-06): a v prior
+    #: trained on prior-v2's data and recipe (25k steps) has a lower held-out x0 error at every t (t = 0:
+    #: 4.0 vs 16.3 mm; t = 100: 41.3 vs 43.4) yet is worse downstream on S9/S11 (lab lift best-of-20 exact
+    #: 29.3 vs 28.9, completion legs 83.5 vs 70.1, photo away 24 mm 56.3 vs 52.3), also with its guidance
+    #: re-tuned on S8; so it is not shipped.
     parameterization: str = "x0"
     joint_names: list[str] = field(default_factory=lambda: list(JOINT_NAMES))
     version: str = "untrained"
