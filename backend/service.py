@@ -258,7 +258,11 @@ class PoseService:
         best-of-1 / best-of-20 (mm, legs | arms | one side): S8 24 frames 78.4/47.5 | 168.3/87.1 |
         90.3/51.5 -> 78.6/47.4 | 157.3/83.1 | 89.9/53.9 (steps 0-0.5: arms best-of-1 149.1 but one
         side best-of-20 61.5); held-out S9/S11 12 frames 112.6/64.6 | 183.7/107.2 | 108.6/66.8 ->
-        112.3/63.0 | 163.5/108.6 | 109.0/78.3: more coherent, less diverse samples.
+        112.3/63.0 | 163.5/108.6 | 109.0/78.3: more coherent, less diverse samples. Also measured and
+        not kept (2026-12-06): hypotheses SDEdit-ed (strength 0.3 / 0.5 / 0.7) from the 20 training poses
+        nearest on the known joints (a pose library; S8 16 frames, the library without S8), 17-joint
+        best-of-20 legs | arms | one side 44.7 | 79.9 | 56.1 -> 48.4 / 43.5 / 44.9 | 112.3 / 99.7 / 90.2
+        | 58.7 / 64.1 / 69.3; the prior's 10 best with 10 of them 40.2-44.6 | 85.8-98.9 | 58.0-60.4.
         """
         frames = []
         n = len(req.frames)
