@@ -46,7 +46,8 @@ class PriorConfig:
     #: 29.3 vs 28.9, completion legs 83.5 vs 70.1, photo away 24 mm 56.3 vs 52.3), also with its guidance
     #: re-tuned on S8; so it is not shipped. Averaging the two priors' x0 (an ensemble, twice the
     #: denoiser time) on S8 lab lift, best-of-1 / best-of-20: exact 38.8 / 24.9 -> 38.0 / 25.9, noisy
-    #: 62.1 / 42.7 -> 55.4 / 42.4, limbs 70.6 / 47.8 -> 68.7 / 53.3: not kept either.
+    #: 62.1 / 42.7 -> 55.4 / 42.4, limbs 70.6 / 47.8 -> 68.7 / 53.3; held-out 5 lab clips' track 34.6 /
+    #: 3.66 -> 34.1 / 3.86 (MPJPE / accel): not kept either.
     parameterization: str = "x0"
     joint_names: list[str] = field(default_factory=lambda: list(JOINT_NAMES))
     version: str = "untrained"
