@@ -75,7 +75,7 @@ evidence); a caller with its own evidence just passes the term in ``Conditions.t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -149,13 +149,13 @@ class GuidanceWeights:
         Raises:
             ValueError: the stored dict names a field outside :attr:`STORABLE` or a non-number.
         """
-        stored = dict(getattr(model, "guidance", None) or {})
+        stored = getattr(model, "guidance", None) or {}
         bad = [k for k, v in stored.items() if k not in cls.STORABLE or not isinstance(v, (int, float))]
         if bad:
             raise ValueError(f"the prior's weights file stores unknown or non-numeric guidance settings {bad}; "
                              f"allowed: {', '.join(cls.STORABLE)}")
-        types = {f.name: f.type for f in fields(cls)}
-        w = cls(**{k: (int(v) if types[k] in (int, "int") else float(v)) for k, v in stored.items()})
+        # each value as its field's type (int or float: the class default's)
+        w = cls(**{k: type(getattr(cls, k))(v) for k, v in stored.items()})
         for k, v in overrides.items():
             setattr(w, k, v)
         return w
