@@ -115,6 +115,15 @@ def test_weights_file_carries_the_guidance_settings_its_prior_was_tuned_with(tmp
     loaded.guidance = {"camera_prior": 1}
     with pytest.raises(ValueError, match="camera_prior"):
         GuidedSampler(loaded)
+    with pytest.raises(ValueError, match="swap_limbs"):  # not storable: refused before anything is written
+        save_prior(m, tmp_path / "bad.safetensors", guidance={"swap_limbs": False})
+    assert not (tmp_path / "bad.safetensors").exists()
+    # a file written by other tools with a bad entry fails when it is loaded (start-up), naming the file
+    from safetensors.torch import save_file
+    save_file({k: v.contiguous() for k, v in m.state_dict().items()}, str(tmp_path / "other.safetensors"),
+              metadata={"config": json.dumps(asdict(m.cfg)), "guidance": json.dumps({"prior_cap": "high"})})
+    with pytest.raises(ValueError, match="other.safetensors.*prior_cap"):
+        load_prior(tmp_path / "other.safetensors", device="cpu")
 
 
 def test_load_prior_missing_file_says_how_to_fix(tmp_path):

@@ -139,6 +139,25 @@ class GuidanceWeights:
                 "polish_prior", "dps_scale", "robust_nu")
 
     @classmethod
+    def check_stored(cls, stored: dict) -> dict:
+        """``stored`` (a weights file's ``guidance`` dict) if every entry names a field of
+        :attr:`STORABLE` with a finite number (not a bool); checked when a prior is saved and
+        loaded (:mod:`backend.prior.model`), so a bad file fails at start-up, not on a request.
+
+        Raises:
+            ValueError: names the bad entries and the allowed fields.
+        """
+        if not isinstance(stored, dict):
+            raise ValueError(f"the prior's guidance settings must be a JSON object, not {type(stored).__name__}")
+        bad = [k for k, v in stored.items()
+               if k not in cls.STORABLE or isinstance(v, bool) or not isinstance(v, (int, float))
+               or not np.isfinite(v)]
+        if bad:
+            raise ValueError(f"the prior's weights file stores unknown or non-numeric guidance settings {bad}; "
+                             f"allowed: {', '.join(cls.STORABLE)}")
+        return stored
+
+    @classmethod
     def for_prior(cls, model, **overrides) -> GuidanceWeights:
         """The weights a prior was tuned with: these defaults, then the ``guidance`` dict its
         weights file stores (``model.guidance``, set by :func:`backend.prior.model.load_prior`),
@@ -149,11 +168,7 @@ class GuidanceWeights:
         Raises:
             ValueError: the stored dict names a field outside :attr:`STORABLE` or a non-number.
         """
-        stored = getattr(model, "guidance", None) or {}
-        bad = [k for k, v in stored.items() if k not in cls.STORABLE or not isinstance(v, (int, float))]
-        if bad:
-            raise ValueError(f"the prior's weights file stores unknown or non-numeric guidance settings {bad}; "
-                             f"allowed: {', '.join(cls.STORABLE)}")
+        stored = cls.check_stored(getattr(model, "guidance", None) or {})
         # each value as its field's type (int or float: the class default's)
         w = cls(**{k: type(getattr(cls, k))(v) for k, v in stored.items()})
         for k, v in overrides.items():

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from backend.prior import fast_linear
+from backend.prior.guidance import GuidanceWeights
 from backend.skeleton import JOINT_NAMES, NUM_JOINTS
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
@@ -186,7 +187,7 @@ def save_prior(model: PoseDenoiser, path: Path, extra: dict | None = None, guida
     if extra:
         meta["extra"] = json.dumps(extra)
     if guidance:
-        meta["guidance"] = json.dumps(guidance)
+        meta["guidance"] = json.dumps(GuidanceWeights.check_stored(guidance))
     # float16 on disk halves the file (the shipped prior is ~13 MB); loading casts back to float32
     state = {k: v.detach().cpu().half().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(path), metadata=meta)
@@ -198,6 +199,7 @@ def load_prior(path: Path | str | None = None, device: str | torch.device | None
 
     Raises:
         FileNotFoundError: if the file is missing (train one with ``posediff train``).
+        ValueError: its stored guidance settings are not valid (:meth:`GuidanceWeights.check_stored`).
     """
     from safetensors import safe_open
     from safetensors.torch import load_file
@@ -212,5 +214,8 @@ def load_prior(path: Path | str | None = None, device: str | torch.device | None
     model.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
     dev = device if isinstance(device, torch.device) else pick_device(device)
     model.extra = json.loads(meta.get("extra", "{}"))
-    model.guidance = json.loads(meta.get("guidance", "{}"))
+    try:
+        model.guidance = GuidanceWeights.check_stored(json.loads(meta.get("guidance", "{}")))
+    except (ValueError, json.JSONDecodeError) as e:  # JSONDecodeError is a ValueError; say which file
+        raise ValueError(f"{path}: {e}") from e
     return model.to(dev).eval()
