@@ -11,6 +11,7 @@ channels; keys go on the bone's own channels, grouped under the bone's name.
 from __future__ import annotations
 
 import json
+import math
 
 import bpy
 from bpy_extras import anim_utils
@@ -54,6 +55,35 @@ def check_armature(ob) -> None:
     probs = mapping_problems(get_mapping(ob), [b.name for b in ob.data.bones])
     if probs:
         raise RigError(f"bone mapping of '{ob.name}': " + "; ".join(probs) + " (PoseDiff panel > Bone mapping)")
+    check_transforms(ob)
+
+
+def _finite(*vectors) -> bool:
+    return all(math.isfinite(x) for v in vectors for x in v)
+
+
+def check_transforms(ob) -> None:
+    """Raise ``RigError`` when the armature cannot be read or keyed as it is: in Edit Mode (its
+    rest pose is not saved yet), a zero or non-finite object transform (its world matrix has no
+    inverse), or pose bones with a NaN/infinite location, rotation or scale (they would be sent
+    as joints or kept in the keys); the message names the object or bones and how to fix them."""
+    if ob.mode == "EDIT":
+        raise RigError(f"'{ob.name}' is in Edit Mode: leave it (Tab) so its rest pose is saved, then try again")
+    mw = ob.matrix_world
+    if not _finite(*mw):
+        raise RigError(f"the transform of '{ob.name}' is not finite (NaN or infinity): set its Location, Rotation "
+                       "and Scale (sidebar N > Item) or of its parent, then try again")
+    if abs(mw.to_3x3().determinant()) < 1e-12:
+        scale = ", ".join(f"{x:g}" for x in mw.to_scale())
+        raise RigError(f"'{ob.name}' is scaled to zero on an axis (world scale {scale}): give it a non-zero Scale "
+                       "(sidebar N > Item), then try again")
+    bad = [pb.name for pb in ob.pose.bones
+           if not _finite(pb.location, pb.rotation_quaternion, pb.rotation_euler, pb.rotation_axis_angle, pb.scale)]
+    if bad:
+        names = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise RigError(f"pose bone(s) {names} of '{ob.name}' have a NaN or infinite location, rotation or scale: "
+                       "in Pose Mode select them and clear the transform (Alt+G, Alt+R, Alt+S) or fix their keys, "
+                       "then try again")
 
 
 def _lists(m) -> list:

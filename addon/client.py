@@ -186,11 +186,22 @@ class Client:
 
             payload = inline_video(payload, self.max_body_bytes())
             payload, kept = inline_image_sequence(payload, self.max_body_bytes())
+        names = {}
         if task in PHOTO_TASKS:
-            from .photos import inline_images
+            from .photos import image_names, inline_images
 
+            names = image_names(payload)
             payload = inline_images(payload, self.max_body_bytes(), self.url)
-        result = self._run_job(task, payload, progress, cancelled, poll_interval)
+        try:
+            result = self._run_job(task, payload, progress, cancelled, poll_interval)
+        except JobCancelled:
+            raise
+        except BackendError as e:
+            if not names or "<base64>" not in str(e):
+                raise
+            from .photos import name_inlined
+
+            raise type(e)(name_inlined(str(e), names), e.status) from None
         if kept is not None and isinstance(result.get("sequence"), dict):
             # the frames were the folder's images ``kept``: report them as the source frames
             from .photos import SEQUENCE_FPS

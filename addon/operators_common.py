@@ -37,6 +37,13 @@ class _TaskOperator:
 
     blocking: BLOCKING
 
+    def refuse(self, context, message: str) -> set:
+        """Report ``message`` as this operator's error, nothing sent or changed; the panel's error
+        line shows it too (not an earlier job's error)."""
+        context.scene.posediff.last_error = message
+        self.report({"ERROR"}, message)
+        return {"CANCELLED"}
+
     def run_task(self, context, task: str, payload: dict, label: str, apply) -> set:
         if jobs.busy():
             self.report({"ERROR"}, f"PoseDiff is busy with '{jobs.current().label}': wait or cancel it")
@@ -71,8 +78,7 @@ class _TaskOperator:
         try:
             job = jobs.Job(make_client(), task, payload, label, on_done)
         except BackendError as e:
-            self.report({"ERROR"}, str(e))
-            return {"CANCELLED"}
+            return self.refuse(context, str(e))
         if blocking:
             jobs.run_blocking(job)
             if "error" in outcome:

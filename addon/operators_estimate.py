@@ -64,8 +64,7 @@ class POSEDIFF_OT_estimate(_TaskOperator, bpy.types.Operator, ImportHelper):
                     fr["person"] = s.person
                 frames.append(fr)
         except (RigError, ValueError) as e:
-            self.report({"ERROR"}, str(e))
-            return {"CANCELLED"}
+            return self.refuse(context, str(e))
         payload = {"frames": frames, "num_hypotheses": s.num_hypotheses, "seed": s.seed, "previews": s.previews}
         start = context.scene.frame_current
         first = paths[0]

@@ -71,8 +71,7 @@ class POSEDIFF_OT_complete(_TaskOperator, bpy.types.Operator):
             model_scale = sk.MODEL_LEG_LENGTH / blender_rig.rig_leg_world(ob)
             pins = blender_rig.pose_matrices(ob, known_bones)
         except (RigError, ValueError, KeyError) as e:
-            self.report({"ERROR"}, str(e))
-            return {"CANCELLED"}
+            return self.refuse(context, str(e))
         payload = {"frames": [{"known": known, "known_directions": dirs}], "num_hypotheses": s.num_hypotheses,
                    "seed": s.seed, "previews": s.previews}
         frame = context.scene.frame_current
@@ -100,8 +99,7 @@ class POSEDIFF_OT_generate(_TaskOperator, bpy.types.Operator):
         try:
             ob = results.target_armature(context)
         except RigError as e:
-            self.report({"ERROR"}, str(e))
-            return {"CANCELLED"}
+            return self.refuse(context, str(e))
         payload = {"num": s.num_generate, "seed": s.seed, "previews": s.previews}
         frame = context.scene.frame_current
         placement = _placement(s)
@@ -134,8 +132,7 @@ class POSEDIFF_OT_variations(_TaskOperator, bpy.types.Operator):
             model_scale = sk.MODEL_LEG_LENGTH / blender_rig.rig_leg_world(ob)
             pins = blender_rig.pose_matrices(ob, selected)
         except (RigError, ValueError, KeyError) as e:
-            self.report({"ERROR"}, str(e))
-            return {"CANCELLED"}
+            return self.refuse(context, str(e))
         payload = {"pose": {k: [round(c, 5) for c in v] for k, v in joints.items()}, "strength": s.strength,
                    "num": s.num_generate, "seed": s.seed, "fixed": fixed, "previews": s.previews}
         frame = context.scene.frame_current

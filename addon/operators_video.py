@@ -168,6 +168,9 @@ class POSEDIFF_OT_estimate_video(_TaskOperator, bpy.types.Operator, ImportHelper
             video = {"path": source, "every": int(self.every)}
             for k in ("start", "end"):
                 v = getattr(self, k).strip()
+                if v and not photos.FRAME_TIME.match(v):
+                    raise ValueError(f"{k.title()} '{v}' is neither a frame nor a time: give a frame number ('120', "
+                                     "counted from 0) or seconds ('4.8s'); no minutes ('1:30' -> '90s')")
                 if v:
                     video[k] = v
             use_cam = s.use_camera and context.scene.camera is not None
@@ -179,8 +182,7 @@ class POSEDIFF_OT_estimate_video(_TaskOperator, bpy.types.Operator, ImportHelper
                     video["camera"] = cam
                     cam_mw = [list(r) for r in context.scene.camera.matrix_world]
         except (RigError, ValueError) as e:
-            self.report({"ERROR"}, str(e))
-            return {"CANCELLED"}
+            return self.refuse(context, str(e))
         payload = {"video": video, "num_hypotheses": s.num_hypotheses, "seed": s.seed}
         meta = {"start": context.scene.frame_current, "timing": self.timing, "scene_fps": _scene_fps(context.scene),
                 "camera_matrix_world": cam_mw, "armature": ob.name, "fixed": {}, "path": path, "is_video": is_video,
@@ -253,8 +255,7 @@ class POSEDIFF_OT_track_override(_TaskOperator, bpy.types.Operator):
                 raise ValueError(f"video frame {t} has no hypothesis {k + 1}")
             meta["fixed"][str(t)] = int(k)
         except (RigError, ValueError, KeyError) as e:
-            self.report({"ERROR"}, str(e))
-            return {"CANCELLED"}
+            return self.refuse(context, str(e))
         seq = res.get("sequence") or {}
         payload = {"frames": res["frames"], "sequence": {"fps": seq.get("fps", 25.0), "fixed": meta["fixed"]},
                    "source_frames": seq.get("source_frames"), "source_fps": seq.get("source_fps")}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 
 from .client import BackendError
 
@@ -92,6 +93,26 @@ def inline_images(payload: dict, max_body_bytes: int | None = None, url: str = "
     return {**payload, "frames": out}
 
 
+def image_names(payload: dict) -> dict[int, str]:
+    """``{i: file name}`` of the ``frames[i].image`` values that name files here (before
+    :func:`inline_images` replaces them by their bytes), for :func:`name_inlined`."""
+    frames = payload.get("frames")
+    if not isinstance(frames, list):
+        return {}
+    return {i: os.path.basename(os.path.expanduser(fr["image"])) for i, fr in enumerate(frames)
+            if isinstance(fr, dict) and is_local_file(fr.get("image"))}
+
+
+def name_inlined(message: str, names: dict[int, str]) -> str:
+    """A backend message about ``frames[i].image`` sent as bytes (``<base64>`` there) with the
+    file's name instead, so the user learns which photo of a sequence is damaged."""
+    def sub(m):
+        i = int(m.group(1))
+        return f"frames[{i}].image: {names[i]}" if i in names else m.group(0)
+
+    return re.sub(r"frames\[(\d+)\]\.image: <base64>", sub, message)
+
+
 def inline_video(payload: dict, max_body_bytes: int | None = None) -> dict:
     """A copy of ``payload`` whose ``video.path``, when it names a video file here that fits in one
     request, is replaced by ``video.data``: the file's bytes, base64 (a backend elsewhere cannot
@@ -131,6 +152,11 @@ SEQUENCE_IMAGE_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 #: Frames of one request (the backend's ``schemas.MAX_FRAMES``) and the rate of an image sequence.
 MAX_FRAMES = 64
 SEQUENCE_FPS = 25.0
+
+
+#: A frame index or a time in seconds, as ``video.start`` / ``video.end`` take them (the backend's
+#: ``schemas.FrameTime``): ``"12"``, ``"0.5s"``.
+FRAME_TIME = re.compile(r"^\s*\d+(\.\d+)?\s*s?\s*$")
 
 
 def _frame_index(value, fps: float) -> int | None:

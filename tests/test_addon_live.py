@@ -203,6 +203,37 @@ def test_backend_down_reports_and_changes_nothing(rig, addon):
         addon.backend_url = url
 
 
+def test_unusable_rig_states_are_refused_before_anything_is_sent(rig, addon):
+    """A NaN pose bone, a zero object scale and Edit Mode are refused with a message naming the
+    problem and the fix, before a request is sent: keys, pose and the hypothesis list stay as
+    they were, and the panel's error line shows this refusal (not an earlier job's error)."""
+    s = bpy.context.scene.posediff
+    assert "FINISHED" in bpy.ops.posediff.generate(blocking=True)
+    keys, n_hyp = _keys(rig), len(s.hypotheses)
+    spine = rig.pose.bones["spine"]
+    spine.location = (math.nan, 0.0, 0.0)
+    pose = _pose(rig)
+    for op in (bpy.ops.posediff.generate, bpy.ops.posediff.complete, bpy.ops.posediff.variations):
+        with pytest.raises(RuntimeError, match="spine .*NaN.*Alt\\+G"):
+            op(blocking=True)
+        assert s.last_error.startswith("pose bone(s) spine")
+    spine.location = (0.0, 0.0, 0.0)
+    rig.scale = (1.0, 0.0, 1.0)
+    with pytest.raises(RuntimeError, match="scaled to zero"):
+        bpy.ops.posediff.generate(blocking=True)
+    rig.scale = (1.0, 1.0, 1.0)
+    mode = rig.mode
+    bpy.ops.object.mode_set(mode="EDIT")
+    try:
+        with pytest.raises(RuntimeError, match="Edit Mode"):
+            bpy.ops.posediff.estimate(filepath=str(PHOTO), blocking=True)
+    finally:
+        bpy.ops.object.mode_set(mode=mode)
+    assert _keys(rig) == keys and len(s.hypotheses) == n_hyp
+    assert {k: v for k, v in _pose(rig).items() if k != "spine"} == {k: v for k, v in pose.items() if k != "spine"}
+    assert "Photo camera" not in bpy.data.objects
+
+
 def test_wrong_token_is_explained(rig, addon):
     tok = addon.token
     addon.token = "wrong"

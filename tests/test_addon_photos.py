@@ -35,6 +35,19 @@ def test_paths_become_the_files_bytes_and_the_rest_is_kept():
     assert len(out["frames"][0]["image"]) == photos.base64_size(PHOTO.stat().st_size)
 
 
+def test_a_backend_message_about_an_inlined_photo_names_the_file(tmp_path):
+    """Photos travel as bytes, so the backend calls a damaged one ``<base64>``; the add-on puts
+    the file's name back (frames not sent from files keep the backend's words)."""
+    a, b = tmp_path / "f000.png", tmp_path / "f001.png"
+    a.write_bytes(b"\x89PNG\r\n\x1a\n" + b"0" * 16)
+    b.write_bytes(b"\x89PNG\r\n\x1a\n" + b"1" * 16)
+    names = photos.image_names({"frames": [{"image": str(a)}, {"image": str(b)}, {"image": "iVBORw0KGgo="}]})
+    assert names == {0: "f000.png", 1: "f001.png"}
+    msg = "estimate failed: frames[1].image: <base64> is not a recognised image; give a PNG or JPEG file"
+    assert photos.name_inlined(msg, names) == msg.replace("<base64>", "f001.png")
+    assert photos.name_inlined(msg.replace("[1]", "[2]"), names) == msg.replace("[1]", "[2]")
+
+
 def test_photos_over_the_limit_name_the_photo_and_the_limit(tmp_path):
     one = tmp_path / "one.jpeg"
     one.write_bytes(PHOTO.read_bytes())

@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 import pytest
+from PIL import Image
 
 bpy = pytest.importorskip("bpy")
 
@@ -89,4 +90,15 @@ def test_missing_video_is_refused_and_the_scene_unchanged(rig, tmp_path):  # noq
     n_actions = len(bpy.data.actions)
     with pytest.raises(RuntimeError, match="file not found"):
         bpy.ops.posediff.estimate_video(filepath=str(tmp_path / "none.mp4"), blocking=True)
-    assert len(bpy.data.actions) == n_actions and scene.posediff.last_error == ""
+    assert len(bpy.data.actions) == n_actions and scene.posediff.last_error.startswith("file not found")
+    clip = tmp_path / "clip.mp4"
+    write_video(clip, moving_person_frames(3), 25.0)
+    with pytest.raises(RuntimeError, match="Start '1:00' is neither a frame nor a time.*'90s'"):
+        bpy.ops.posediff.estimate_video(filepath=str(clip), start="1:00", blocking=True)
+    seq = tmp_path / "seq"
+    seq.mkdir()
+    (seq / "f000.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(300))  # a damaged first frame
+    Image.fromarray(moving_person_frames(1)[0]).save(seq / "f001.png")
+    with pytest.raises(RuntimeError, match=r"frames\[0\]\.image: f000\.png is "):  # the file, not '<base64>'
+        bpy.ops.posediff.estimate_video(filepath=str(seq / "f001.png"), blocking=True)
+    assert len(bpy.data.actions) == n_actions

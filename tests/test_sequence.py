@@ -501,6 +501,17 @@ def test_sequence_request_validation_names_the_field(data, field):
     assert any(loc.startswith(field) for loc in locs), locs
 
 
+def test_a_bad_frame_time_says_what_to_write():
+    from pydantic import ValidationError
+
+    from backend.http import schemas
+
+    for bad in ("1:30", "-5", "abc"):
+        with pytest.raises(ValidationError, match=f"'{bad}' is neither a frame index nor a time: give a frame number"):
+            schemas.VideoSource(path="clip.mp4", start=bad)
+    assert schemas.VideoSource(path="clip.mp4", start=" 12 ", end="4.5 s").end == "4.5 s"
+
+
 def test_ctrl_c_stops_and_writes_nothing(tmp_path):
     import signal
     import time

@@ -14,9 +14,10 @@ and the add-on report it the same way. Frames and units:
 from __future__ import annotations
 
 import math
+import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from backend.errors import field_path
@@ -121,8 +122,20 @@ class SequenceOptions(Strict):
         None, description="per-frame override: {frame index: hypothesis index} the track must pass through")
 
 
-FrameTime = Annotated[str, Field(max_length=32, pattern=r"^\s*\d+(\.\d+)?\s*s?\s*$",
-                                  description="a frame index ('12') or a time in seconds ('0.5s')")]
+_FRAME_TIME = re.compile(r"^\s*\d+(\.\d+)?\s*s?\s*$")
+
+
+def _check_frame_time(value: str) -> str:
+    if not _FRAME_TIME.match(value):
+        raise PydanticCustomError(
+            "frame_time", "'{value}' is neither a frame index nor a time: give a frame number ('120', counted from 0) "
+            "or seconds ('4.8s'); no minutes ('1:30' -> '90s'), no negative values", {"value": value})
+    return value
+
+
+FrameTime = Annotated[str, Field(max_length=32, description="a frame index ('12') or a time in seconds ('0.5s')",
+                                 json_schema_extra={"pattern": _FRAME_TIME.pattern}),
+                      AfterValidator(_check_frame_time)]
 
 
 class VideoSource(Strict):
