@@ -24,13 +24,39 @@ class CliError(Exception):
 
 def _read_json(path: str):
     try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text()
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise CliError(f"--input: {path} is not JSON text (not UTF-8: a binary file?); give a request .json file") from None
     except OSError as e:
         raise CliError(f"--input: cannot read {path}: {e.strerror}") from None
     try:
         return json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(CliError(f"--input: {c} is not allowed (JSON numbers must be finite)")))
     except json.JSONDecodeError as e:
         raise CliError(f"--input: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+    except RecursionError:
+        raise CliError(f"--input: {path} nests arrays or objects too deeply to be a request (see CONTRACT.md)") from None
+
+
+def check_output(path: str) -> None:
+    """Refuse an ``--output`` that cannot be written *before* the work is done (a long video
+    would otherwise fail at its end): a folder, a path under a file, a folder not writable.
+    Missing folders are fine (they are created when the result is written).
+
+    Raises:
+        CliError: names the path and what to give instead.
+    """
+    if path == "-":
+        return
+    out = Path(path)
+    if out.is_dir():
+        raise CliError(f"--output: {path} is a folder; give a file name such as {out / 'result.json'}")
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise CliError(f"--output: {parent} is a file, not a folder; give an output path in a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise CliError(f"--output: cannot write in {parent} (permission denied); give a path in a folder you can write")
 
 
 def _write_json(path: str, obj) -> None:
@@ -39,12 +65,19 @@ def _write_json(path: str, obj) -> None:
         sys.stdout.write(text)
         return
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    check_output(path)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    except OSError as e:
+        raise CliError(f"--output: cannot write {path}: {e.strerror or e}") from None
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
         os.replace(tmp, out)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise CliError(f"--output: cannot write {path}: {e.strerror or e}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -83,8 +116,12 @@ def cmd_estimate(args) -> int:
     from backend.http import schemas
     from backend.vision.video import is_sequence_path
 
+    if args.images and args.input:
+        raise CliError("estimate: give either --input REQ.json or IMAGE files, not both")
     if args.images and not args.input and (args.sequence or (len(args.images) == 1 and is_sequence_path(args.images[0]))):
         return _estimate_sequence(args)
+    if args.every < 1:
+        raise CliError(f"--every: {args.every} is not a frame step; give 1 (every frame) or more")
     if args.input:
         data = _read_json(args.input)
     elif args.images:
@@ -235,6 +272,8 @@ def cmd_assist(args) -> int:
 def cmd_detect(args) -> int:
     from backend.http import schemas
 
+    if args.images and args.input:
+        raise CliError("detect: give either --input REQ.json or IMAGE files, not both")
     if args.input:
         data = _read_json(args.input)
     elif args.images:
@@ -372,6 +411,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
+        if isinstance(getattr(args, "output", None), str):
+            check_output(args.output)
         return int(args.func(args) or 0)
     except (CliError, InputError) as e:
         print(f"posediff {args.command}: error: {e}", file=sys.stderr)

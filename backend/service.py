@@ -38,6 +38,9 @@ CancelCheck = Callable[[], bool] | None
 #: 57.1 / 44.3.
 ESTIMATE_STEPS = 40
 GENERATE_STEPS = 25
+#: Keypoints of one person spanning fewer pixels than this get a warning (all on one spot: the
+#: depth is unconstrained; a person that small is no detector's output).
+MIN_PERSON_PX = 8.0
 OVERSAMPLE = 3
 #: A single frame's estimate from 2D evidence alone (a photo or its keypoints, no sequence) draws
 #: this many candidates per kept hypothesis instead (:func:`_oversampled`; S9+S11 photos away from
@@ -248,6 +251,12 @@ class PoseService:
         if ev.num_visible < 2 and not cond.has_known:
             warnings.append("no usable 2D evidence (fewer than 2 joints seen): hypotheses are samples of the prior")
             cond.evidence = None
+        elif fr.keypoints and ev.num_visible >= 2:
+            seen = uv[conf > 0]
+            extent = float(np.linalg.norm(seen.max(0) - seen.min(0)))
+            if extent < MIN_PERSON_PX:
+                warnings.append(f"the seen keypoints span only {extent:.1f} px: the person's depth and pose are barely "
+                                "determined (are the keypoints in pixels of this camera?)")
         return cond, K, kp_out, photo, warnings
 
     def complete(self, req: schemas.CompleteRequest, progress: Progress = None, cancel: CancelCheck = None) -> schemas.EstimateResponse:

@@ -132,6 +132,10 @@ BAD_CASES = {
     "blank image": (lambda d: ["detect", d / "blank.png"], ["frames[0].image", "no person"]),
     "zero focal length": (lambda d: ["estimate", "--input", d / "focal.json"], ["frames[0].camera.fx"]),
     "mirror rotation": (lambda d: ["estimate", "--input", d / "mirror.json"], ["frames[0].camera.rotation", "mirror"]),
+    "binary request file": (lambda d: ["complete", "--input", d / "corrupt.jpg"], ["--input", "not JSON text"]),
+    "deeply nested JSON": (lambda d: ["assist", "--input", d / "deep.json"], ["--input", "too deeply"]),
+    "tiny image": (lambda d: ["estimate", d / "tiny.png"], ["frames[0].image", "1x1 pixels", "at least 16"]),
+    "request and images": (lambda d: ["estimate", d / "blank.png", "--input", d / "focal.json"], ["not both"]),
 }
 
 
@@ -147,6 +151,8 @@ def bad_runs(tmp_path_factory):
         **K.as_dict(), "rotation": [[1, 0, 0], [0, 1, 0], [0, 0, -1]]}}]}))
     (d / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(range(256)) * 4)
     cv2.imwrite(str(d / "blank.png"), np.full((480, 640, 3), 255, np.uint8))
+    cv2.imwrite(str(d / "tiny.png"), np.zeros((1, 1, 3), np.uint8))
+    (d / "deep.json").write_text("[" * 100_000)
     procs = {}
     for name, (build, _) in BAD_CASES.items():
         out = d / f"out_{name.replace(' ', '_')}.json"
@@ -170,3 +176,13 @@ def test_bad_input_exits_2_with_one_line_naming_the_field(bad_runs, case):
         assert w in lines[0], (w, lines[0])
     assert not out.exists()
     assert not list(d.glob(f".{out.name}.*"))  # no temporary file left behind
+
+
+def test_an_unwritable_output_is_refused_before_the_work(tmp_path):
+    """``--output`` naming a folder or a path under a file: exit 2 at once (not after a long
+    estimate), one line naming the path, nothing written."""
+    (tmp_path / "a_file").write_text("x")
+    for out, words in ((tmp_path, "is a folder"), (tmp_path / "a_file" / "res.json", "is a file, not a folder")):
+        p = run("estimate", str(ROOT / "samples" / "image1.png"), "--output", str(out), timeout=60)
+        assert p.returncode == 2 and words in p.stderr and "Traceback" not in p.stderr, p.stderr
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["a_file"]

@@ -56,11 +56,15 @@ def test_base64_and_data_url_decode_to_same_pixels():
         np.testing.assert_array_equal(p.rgb, ref.rgb)
 
 
-def test_tiny_base64_png():
+def test_small_base64_png_and_a_too_small_one():
     buf = io.BytesIO()
-    Image.new("RGB", (3, 2), (1, 2, 3)).save(buf, "PNG")
+    Image.new("RGB", (24, 16), (1, 2, 3)).save(buf, "PNG")
     p = load_image(base64.b64encode(buf.getvalue()).decode())
-    assert p.rgb.shape == (2, 3, 3) and tuple(p.rgb[0, 0]) == (1, 2, 3)
+    assert p.rgb.shape == (16, 24, 3) and tuple(p.rgb[0, 0]) == (1, 2, 3)
+    buf = io.BytesIO()
+    Image.new("RGB", (3000, 2), (1, 2, 3)).save(buf, "PNG")
+    with pytest.raises(InputError, match="only 3000x2 pixels; give a photo at least 16 pixels"):
+        load_image(base64.b64encode(buf.getvalue()).decode(), "frames[0].image")
 
 
 def test_exif_focal_length_in_35mm_film(tmp_path):

@@ -325,6 +325,42 @@ def test_invalid_json_rejected(client):
     assert 400 <= r.status_code < 500
 
 
+def test_bad_bodies_say_what_is_wrong_with_them(client):
+    r = client.post("/v1/generate", content=b'{"num": 1,,}', headers={"Content-Type": "application/json"})
+    assert r.status_code == 422 and r.json()["message"].startswith("body: not valid JSON at character 10: ")
+    r = client.post("/v1/generate", content=b"num=1", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 422 and "Content-Type: application/json" in r.json()["message"]
+
+
+def test_track_refuses_frames_that_are_not_an_estimate_response(client):
+    """``POST /v1/track`` takes a response's frames back: wrong joint counts, NaN or absurd values
+    and a fixed frame outside the clip are 4xx naming the field (they were 500s)."""
+    req, _ = keypoint_request(num_hypotheses=2, steps=4)
+    req["frames"] = req["frames"] * 3
+    req["sequence"] = {"fps": 25}
+    res = client.post("/v1/estimate", json=req)
+    assert res.status_code == 200, res.text
+    frames = res.json()["frames"]
+    ok = {"frames": frames, "sequence": {"fps": 25}}
+    assert client.post("/v1/track", json=ok).status_code == 200
+
+    def track(edit):
+        body = json.loads(json.dumps(ok))
+        edit(body)
+        return client.post("/v1/track", content=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+
+    r = track(lambda b: b["frames"][1]["hypotheses"][0].update(joints=b["frames"][1]["hypotheses"][0]["joints"][:5]))
+    assert r.status_code == 422 and r.json()["message"].startswith("frames[1].hypotheses[0].joints: List should have at least 21")
+    r = track(lambda b: b["frames"][0].update(aggregate=b["frames"][0]["aggregate"][:5]))
+    assert r.status_code == 422 and "frames[0].aggregate" in r.json()["message"]
+    for bad in (math.nan, 1e300):
+        r = track(lambda b, bad=bad: b["frames"][2]["hypotheses"][1]["joints"][3].__setitem__(0, bad))
+        assert r.status_code == 422 and "frames[2].hypotheses[1].joints[3][0]: not a finite number" in r.json()["message"]
+    r = track(lambda b: b["sequence"].update(fixed={"50": 0}))
+    assert r.status_code == 400 and "frame 50 is not in the sequence (its 3 frames are 0-2)" in r.text
+    assert client.get("/v1/health").status_code == 200
+
+
 def test_limits_rejected(client):
     req, _ = keypoint_request()
     req["num_hypotheses"] = 10**6

@@ -166,6 +166,13 @@ def test_estimate_response_has_the_contract_shapes(pose_service):
     assert pose_service.estimate(req).model_dump() == res.model_dump()
 
 
+def test_keypoints_all_on_one_spot_are_estimated_with_a_warning(pose_service):
+    kp = {n: [500.0, 500.0, 0.9] for n in JOINT_NAMES[:17]}
+    req = schemas.EstimateRequest(frames=[{"keypoints": kp, "camera": CAM}], num_hypotheses=2, steps=4)
+    fr = pose_service.estimate(req).frames[0]
+    assert len(fr.hypotheses) == 2 and any("span only 0.0 px" in w for w in fr.warnings), fr.warnings
+
+
 def test_aggregate_and_diversity():
     rng = np.random.default_rng(0)
     hyps = rng.normal(0, 1, (6, NUM_JOINTS, 3))

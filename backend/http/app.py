@@ -165,7 +165,13 @@ def create_app(service, token: str, hosts: HostPolicy, max_body_bytes: int = int
         items = []
         for e in exc.errors():
             loc = [p if isinstance(p, (str, int)) else str(p) for p in e.get("loc", ())]
-            items.append({"loc": loc, "field": field_path(loc), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))})
+            field, msg = field_path(loc), str(e.get("msg", ""))
+            if e.get("type") == "json_invalid":  # loc = ["body", character offset]
+                at = f" at character {loc[1]}" if len(loc) > 1 else ""
+                field, msg = "body", f"not valid JSON{at}: {(e.get('ctx') or {}).get('error', msg)}"
+            elif loc == ["body"] and isinstance(e.get("input"), (bytes, str)):  # not parsed as JSON: the content type
+                field, msg = "body", "the body must be a JSON object sent with 'Content-Type: application/json'"
+            items.append({"loc": loc, "field": field, "msg": msg, "type": str(e.get("type", ""))})
         first = items[0] if items else {"field": "body", "msg": "invalid request"}
         more = f" (and {len(items) - 1} more)" if len(items) > 1 else ""
         return _json_error(422, {"detail": items, "message": f"{first['field']}: {first['msg']}{more}"})

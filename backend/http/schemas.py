@@ -29,6 +29,8 @@ MAX_HYPOTHESES = 200
 MAX_GENERATE = 1024
 MAX_STEPS = 1000
 MAX_IMAGE_FIELD = 48 * 1024 * 1024  # characters of a base64 image or a path
+#: Largest magnitude of a number in a track request's ``frames`` (metres, pixels, scores; a response's are far below)
+MAX_TRACK_VALUE = 1e6
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 Coord = Annotated[float, Field(allow_inf_nan=False, ge=-1e4, le=1e4, description="metres")]
@@ -273,10 +275,15 @@ class DetectRequest(Strict):
 # ----------------------------------------------------------------------------- responses
 
 
-def _first_non_finite(value, path: tuple = ()) -> tuple | None:
-    """Path (a pydantic-style ``loc``) of the first NaN or infinity in a JSON-like value, or None."""
+def _first_non_finite(value, path: tuple = (), bound: float = math.inf) -> tuple | None:
+    """Path (a pydantic-style ``loc``) of the first NaN or infinity in a JSON-like value (with
+    ``bound``: or a number of magnitude above it), or None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return None if abs(value) <= bound else path
     if isinstance(value, float):
-        return None if math.isfinite(value) else path
+        return None if math.isfinite(value) and abs(value) <= bound else path
     if isinstance(value, dict):
         items = value.items()
     elif isinstance(value, (list, tuple)):
@@ -284,7 +291,7 @@ def _first_non_finite(value, path: tuple = ()) -> tuple | None:
     else:
         return None
     for k, v in items:
-        found = _first_non_finite(v, (*path, k))
+        found = _first_non_finite(v, (*path, k), bound)
         if found is not None:
             return found
     return None
@@ -307,11 +314,17 @@ class FiniteResponse(BaseModel):
         return self
 
 
+#: ``[J, 3]`` joints of a result, ``J`` = ``NUM_JOINTS`` rows in ``joint_names`` order (checked where
+#: a result comes back as input, ``POST /v1/track``); a point ``[x, y, z]``.
+Point = Annotated[list[float], Field(min_length=3, max_length=3)]
+Joints = Annotated[list[Point], Field(min_length=NUM_JOINTS, max_length=NUM_JOINTS)]
+
+
 class Hypothesis(BaseModel):
-    joints: list[list[float]] = Field(description="[J,3]: estimate: camera frame, root-relative; complete: world, absolute")
+    joints: Joints = Field(description="[J,3]: estimate: camera frame, root-relative; complete: world, absolute")
     score: float = Field(description="higher is better (log-likelihood of the 2D/known evidence)")
-    root_translation: list[float] = Field(description="pelvis in the camera frame (estimate) or world (complete), metres")
-    world_joints: list[list[float]] | None = Field(
+    root_translation: Point = Field(description="pelvis in the camera frame (estimate) or world (complete), metres")
+    world_joints: Joints | None = Field(
         None, description="[J,3] world frame (Z up), pelvis at origin; the camera looks along +Y"
     )
     camera_pitch_deg: float | None = None
@@ -323,18 +336,18 @@ class Hypothesis(BaseModel):
 class TrackPose(BaseModel):
     """One frame of the temporally coherent track (sequences only)."""
 
-    joints: list[list[float]] = Field(description="[J,3] camera frame, root-relative, metres")
-    root_translation: list[float] = Field(description="pelvis in the camera frame, metres")
-    world_joints: list[list[float]] = Field(description="[J,3] world frame (Z up), pelvis at the origin, one camera tilt for the clip")
-    world_root: list[float] | None = Field(None, description="pelvis in the world frame (camera at the origin, Z up), metres")
+    joints: Joints = Field(description="[J,3] camera frame, root-relative, metres")
+    root_translation: Point = Field(description="pelvis in the camera frame, metres")
+    world_joints: Joints = Field(description="[J,3] world frame (Z up), pelvis at the origin, one camera tilt for the clip")
+    world_root: Point | None = Field(None, description="pelvis in the world frame (camera at the origin, Z up), metres")
     contacts: dict[str, bool] | None = Field(None, description="feet planted on the floor in this frame")
     hypothesis: int | None = Field(None, description="index of the hypothesis on the Viterbi path (-1: filled gap)")
 
 
 class FrameResult(BaseModel):
     hypotheses: list[Hypothesis]
-    aggregate: list[list[float]]
-    aggregate_world: list[list[float]] | None = None
+    aggregate: Joints
+    aggregate_world: Joints | None = None
     camera: dict | None = None
     keypoints: dict[str, list[float]] | None = None
     diversity_mm: float | None = Field(None, description="mean pairwise per-joint distance of the hypotheses")
@@ -399,6 +412,16 @@ class TrackRequest(Strict):
                                   "else one tilt is estimated from the hypotheses")
     source_frames: list[int] | None = Field(None, description="passed through to the response's sequence info")
     source_fps: Finite | None = Field(None, gt=0, le=1000)
+
+    @model_validator(mode="after")
+    def _finite_frames(self):
+        where = _first_non_finite([fr.model_dump(exclude={"warnings", "preview_png"}) for fr in self.frames],
+                                  ("frames",), MAX_TRACK_VALUE)
+        if where is not None:
+            raise PydanticCustomError(
+                "frames_out_of_range", "{where}: not a finite number of magnitude at most {bound}; send the 'frames' "
+                "of an estimate response unchanged", {"where": field_path(where), "bound": f"{MAX_TRACK_VALUE:g}"})
+        return self
 
 
 TaskName = Literal["estimate", "complete", "generate", "variations", "detect", "track", "assist"]

@@ -31,6 +31,8 @@ from backend.errors import InputError
 
 #: Longest side (pixels) of the decoded image kept in memory; larger images are downscaled.
 MAX_SIDE = 4096
+#: Shortest side (pixels) of a photo worth looking at: nobody is found in a smaller one.
+MIN_SIDE = 16
 #: Images with more pixels than this are refused as decompression bombs (Pillow's own hard
 #: limit, twice ``Image.MAX_IMAGE_PIXELS``: about 179 million pixels, e.g. 16000 x 11000).
 MAX_PIXELS = 2 * Image.MAX_IMAGE_PIXELS
@@ -213,6 +215,9 @@ def load_image(source: str, field: str = "image") -> Photo:
         raise InputError(field, f"{name} is corrupt or truncated ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
     # original size after orientation (a draft decode is smaller than the file's size)
     orig = (h0, w0) if exif_orientation in (5, 6, 7, 8) else (w0, h0)
+    if min(orig) < MIN_SIDE:
+        raise InputError(field, f"{name} is only {orig[0]}x{orig[1]} pixels; give a photo at least {MIN_SIDE} pixels "
+                                "on each side with the whole person in it")
     img = _to_rgb(img)
     scale = img.width / orig[0]
     if max(img.size) > MAX_SIDE:

@@ -129,8 +129,9 @@ class FrameSource:
             finally:
                 cap.release()
         if n == 0:
-            raise InputError(f"{self.field}.path", f"{self.name}: no frames in the selected range (start {self.start}, "
-                             f"end {self.end}); check the file and --start/--end")
+            where = (f"from frame {self.start}" if self.end is None else f"in frames {self.start}-{self.end - 1}")
+            raise InputError(f"{self.field}.path", f"{self.name}: no frame could be decoded {where} (a damaged or "
+                             f"truncated video, or a codec OpenCV cannot read?); check the file, its start and end")
 
 
 def open_frames(path, every: int = 1, start=None, end=None, fps: float | None = None, field: str = "video") -> FrameSource:
