@@ -309,6 +309,9 @@ def key_hypothesis(context, ob, index: int, frame: int) -> tuple[int, int, list[
     if ignored:
         notes.append("warning: the rig overrides the keys of " + ", ".join(ignored[:6])
                      + (f" and {len(ignored) - 6} more" if len(ignored) > 6 else ""))
+    note = rig_checks.non_uniform_scale(ob)
+    if note:
+        notes.append(note)
     return len(keyed), moved, notes
 
 

@@ -73,3 +73,14 @@ def ignored_keys(ob, bones) -> list[str]:
             if b in names:
                 out.setdefault(b, f"{b} (driver on {d.data_path.split('.')[-1]})")
     return [out[b] for b in sorted(out)]
+
+
+def non_uniform_scale(ob, tolerance: float = 0.01) -> str:
+    """A warning (``""`` if none) when the armature's world scale differs between axes: its
+    bones' rotations then shear the pose, so keyed limbs point off the estimated directions."""
+    sc = ob.matrix_world.to_scale()
+    lo, hi = min(abs(x) for x in sc), max(abs(x) for x in sc)
+    if hi <= 0 or (hi - lo) / hi <= tolerance:
+        return ""
+    return (f"warning: '{ob.name}' is scaled unevenly ({', '.join(f'{x:g}' for x in sc)}), which distorts the keyed pose; "
+            "apply the scale (Object > Apply > Scale) for an exact fit")
