@@ -217,6 +217,8 @@ def test_unusable_rig_states_are_refused_before_anything_is_sent(rig, addon):
         with pytest.raises(RuntimeError, match="spine .*NaN.*Alt\\+G"):
             op(blocking=True)
         assert s.last_error.startswith("pose bone(s) spine")
+    assert {k: v for k, v in _pose(rig).items() if k != "spine"} == {k: v for k, v in pose.items() if k != "spine"}
+    assert _keys(rig) == keys and len(s.hypotheses) == n_hyp
     spine.location = (0.0, 0.0, 0.0)
     rig.scale = (1.0, 0.0, 1.0)
     with pytest.raises(RuntimeError, match="scaled to zero"):
