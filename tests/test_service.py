@@ -67,6 +67,8 @@ def test_estimate_request_errors_say_what_is_wrong(data, words):
     (schemas.CompleteRequest, {"frames": [{"known": {"left_elbow": [0, 0]}}]}, "frames[0].known.left_elbow"),
     (schemas.CompleteRequest, {"frames": [{}]}, "frames[0]"),
     (schemas.CompleteRequest, {"frames": [{"known_directions": {"left_elbow": [0, 0, 0]}}]}, "frames[0]"),
+    (schemas.CompleteRequest, {"frames": [{"known_directions": {"pelvis": [0, 0, 1]}}]}, "frames[0]"),
+    (schemas.AssistRequest, {"known_directions": {"pelvis": [0, 0, 1]}}, ""),
     (schemas.GenerateRequest, {"num": 0}, "num"),
     (schemas.GenerateRequest, {"num": schemas.MAX_GENERATE + 1}, "num"),
     (schemas.GenerateRequest, {"seed": -1}, "seed"),

@@ -180,6 +180,9 @@ def _check_something_known(missing: str, known, directions, keypoints=None) -> N
     if not (known or directions or keypoints):
         raise ValueError(missing)
     for name, d in (directions or {}).items():
+        if name == JOINT_NAMES[0]:
+            raise ValueError(f"known_directions.{name}: the {name} is the root, it ends no bone, so it has no direction; "
+                             f"give its position in 'known' instead")
         if sum(c * c for c in d) < 1e-12:
             raise ValueError(f"known_directions.{name}: zero vector")
 
