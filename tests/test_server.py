@@ -522,6 +522,20 @@ def test_sync_requests_while_a_job_runs_are_served_in_turn(client):
     assert len(s["result"]["poses"]) == 64
 
 
+def test_a_sync_request_whose_client_hangs_up_is_cancelled(server, client):
+    """A long synchronous request whose client disconnects stops at its next denoising step: the
+    request after it is served, and the server says why (not run to its end for nobody)."""
+    import socket
+
+    body = json.dumps({"num": 1024, "steps": 1000, "seed": 1}).encode()
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(b"POST /v1/generate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     + f"Authorization: Bearer {TOKEN}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+        time.sleep(1.0)  # it is running (the denoiser's first steps)
+    assert client.post("/v1/generate", json={"num": 1, "steps": 3}).status_code == 200
+    wait_for(lambda: "the client disconnected; its generate was cancelled" in server.output(), "the cancellation log line")
+
+
 # ----------------------------------------------------------------------------- process behaviour
 
 

@@ -2,7 +2,9 @@
 
 FastAPI on uvicorn, bound to 127.0.0.1 by default. One :class:`backend.service.PoseService` is
 loaded at start and every piece of model work runs on ONE worker thread (:mod:`backend.http.jobs`),
-in arrival order; synchronous endpoints wait for their turn.
+in arrival order; synchronous endpoints wait for their turn, and a synchronous request whose
+client disconnects (a timeout, Ctrl-C) is cancelled at its next denoising step, so the next one
+does not wait for work nobody will read.
 
 Routes (request and response bodies are the models of :mod:`backend.http.schemas`; ``GET
 /openapi.json`` documents them):
@@ -56,6 +58,8 @@ from backend.http.responses import ERROR_RESPONSES, Health, JobCreated, JobList,
 log = logging.getLogger("posediff.server")
 
 DEFAULT_MAX_BODY_MB = 32.0
+#: How often a synchronous request checks that its client is still connected (seconds).
+DISCONNECT_POLL_S = 0.25
 
 #: Task name -> request model; each is also the name of the PoseService method that runs it.
 TASKS: dict[str, type[BaseModel]] = {
@@ -192,8 +196,18 @@ def create_app(service, token: str, hosts: HostPolicy, max_body_bytes: int = int
             job = jobs.submit(f"{task} (request {rid})", service_call(service, task, req), keep=False)
         except (QueueFull, ShuttingDown) as e:
             return _json_error(503, {"detail": str(e)}, headers={"retry-after": "5"})
+        fut = asyncio.wrap_future(job.future)
+        while not fut.done():
+            # a client that hangs up (a timeout, Ctrl-C) stops its work: the queue is free for the next request
+            await asyncio.wait({fut}, timeout=DISCONNECT_POLL_S)
+            if not fut.done() and await request.is_disconnected():
+                jobs.cancel(job.id)
+                log.warning("request %s: the client disconnected; its %s was cancelled", rid, task)
+                with contextlib.suppress(Exception):
+                    await fut
+                return _json_error(499, {"detail": "the client disconnected; the request was cancelled"})
         try:
-            result = await asyncio.wrap_future(job.future)
+            result = await fut
         except InputError:
             raise
         except Cancelled:
