@@ -194,8 +194,6 @@ class Client:
             payload = inline_images(payload, self.max_body_bytes(), self.url)
         try:
             result = self._run_job(task, payload, progress, cancelled, poll_interval)
-        except JobCancelled:
-            raise
         except BackendError as e:
             if not names or "<base64>" not in str(e):
                 raise

@@ -65,8 +65,7 @@ def _write_json(path: str, obj) -> None:
         sys.stdout.write(text)
         return
     out = Path(path)
-    check_output(path)
-    try:
+    try:  # checked before the work (main's check_output); what changed since fails here, as clearly
         out.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     except OSError as e:

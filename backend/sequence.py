@@ -448,10 +448,10 @@ def add_track(frames: list[schemas.FrameResult], fps: float, rotation: np.ndarra
         if not 0 <= t < len(frames):
             raise InputError(f"sequence.fixed.{t}", f"frame {t} is not in the sequence (its {len(frames)} frames are "
                                                     f"0-{len(frames) - 1})")
-        if not frames[t].hypotheses or not 0 <= k < len(frames[t].hypotheses):
-            raise InputError(f"sequence.fixed.{t}", f"frame {t} has no hypothesis {k} (it has "
-                                                    f"{len(frames[t].hypotheses)}: 0-{len(frames[t].hypotheses) - 1})"
-                             if frames[t].hypotheses else f"frame {t} has no hypotheses (nobody was found there)")
+        n = len(frames[t].hypotheses)
+        if not 0 <= k < n:
+            raise InputError(f"sequence.fixed.{t}", f"frame {t} has no hypothesis {k} (it has {n}: 0-{n - 1})" if n
+                             else f"frame {t} has no hypotheses (nobody was found there)")
     if all(j is None for j in joints):
         raise InputError("frames", "no person found in any frame of the sequence")
     tr: Track = solve_track(joints, scores, roots, fps, rotation=rotation, anchors=anchors, fixed=fixed, opts=opts,

@@ -244,6 +244,11 @@ class PoseService:
             ev = KeypointEvidence(uv, conf, K, device=self.device)
             ev.set_outside(uv, conf <= 0, K, band_px=border_band(K))  # ... but known to project outside it
             kp_out = {k: list(v) for k, v in fr.keypoints.items()}
+            seen = uv[conf > 0]
+            extent = float(np.linalg.norm(seen.max(0) - seen.min(0))) if len(seen) >= 2 else np.inf
+            if extent < MIN_PERSON_PX:
+                warnings.append(f"the seen keypoints span only {extent:.1f} px: the person's depth and pose are barely "
+                                "determined (are the keypoints in pixels of this camera?)")
         warnings += unseen_warning(ev.weight.cpu().numpy() > 0)
         cond = Conditions(evidence=ev, rotation=self._rotation(fr.camera))
         if fr.known:
@@ -251,12 +256,6 @@ class PoseService:
         if ev.num_visible < 2 and not cond.has_known:
             warnings.append("no usable 2D evidence (fewer than 2 joints seen): hypotheses are samples of the prior")
             cond.evidence = None
-        elif fr.keypoints and ev.num_visible >= 2:
-            seen = uv[conf > 0]
-            extent = float(np.linalg.norm(seen.max(0) - seen.min(0)))
-            if extent < MIN_PERSON_PX:
-                warnings.append(f"the seen keypoints span only {extent:.1f} px: the person's depth and pose are barely "
-                                "determined (are the keypoints in pixels of this camera?)")
         return cond, K, kp_out, photo, warnings
 
     def complete(self, req: schemas.CompleteRequest, progress: Progress = None, cancel: CancelCheck = None) -> schemas.EstimateResponse:
