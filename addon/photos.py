@@ -203,7 +203,10 @@ def inline_image_sequence(payload: dict, max_body_bytes: int | None = None) -> t
     total = JSON_OVERHEAD + sum(base64_size(os.path.getsize(images[i])) for i in keep)
     if max_body_bytes is not None and total > max_body_bytes:
         return payload, None
-    frame = {k: video[k] for k in ("camera", "person") if video.get(k) is not None}
+    frame = {k: video[k] for k in ("camera",) if video.get(k) is not None}
+    frames = [{"image": images[i], **frame} for i in keep]
+    if video.get("person") is not None:
+        frames[0]["person"] = video["person"]  # picked on the first frame, then followed by the backend
     rest = {k: v for k, v in payload.items() if k != "video"}
     seq = {**(payload.get("sequence") or {}), "fps": SEQUENCE_FPS / every}
-    return {**rest, "frames": [{"image": images[i], **frame} for i in keep], "sequence": seq}, keep
+    return {**rest, "frames": frames, "sequence": seq}, keep

@@ -117,6 +117,8 @@ def cmd_estimate(args) -> int:
 
     if args.images and args.input:
         raise CliError("estimate: give either --input REQ.json or IMAGE files, not both")
+    if args.person is not None and not args.images:
+        raise CliError("--person: goes with IMAGE files or a video; in a request JSON, give each frame's \"person\"")
     if args.images and not args.input and (args.sequence or (len(args.images) == 1 and is_sequence_path(args.images[0]))):
         return _estimate_sequence(args)
     if args.every < 1:
@@ -124,7 +126,8 @@ def cmd_estimate(args) -> int:
     if args.input:
         data = _read_json(args.input)
     elif args.images:
-        data = {"frames": [{"image": str(Path(i).resolve()) if Path(i).exists() else i} for i in args.images]}
+        person = {} if args.person is None else {"person": args.person}
+        data = {"frames": [{"image": str(Path(i).resolve()) if Path(i).exists() else i, **person} for i in args.images]}
     else:
         raise CliError("estimate: give --input REQ.json or one or more IMAGE files")
     if isinstance(data, dict):
@@ -187,6 +190,8 @@ def _estimate_sequence(args) -> int:
     path = args.images if len(args.images) > 1 else args.images[0]
     src = open_frames(path, every=args.every, start=args.start, end=args.end, fps=args.fps, field="video")
     data = {"video": {"path": args.images[0], "every": args.every}, "seed": args.seed if args.seed is not None else 0}
+    if args.person is not None:
+        data["video"]["person"] = args.person
     if args.num is not None:
         data["num_hypotheses"] = args.num
     if args.steps is not None:
@@ -333,6 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--steps", type=int, default=None, help="DDIM steps (default 40)")
     e.add_argument("--previews", action="store_true", help="add PNG previews to the response")
     e.add_argument("--overlay", default=None, metavar="DIR", help="write overlay PNGs (keypoints + best hypotheses) here")
+    e.add_argument("--person", type=int, default=None, metavar="N",
+                   help="which detected person, by size (0 = largest, the default); in a video or image sequence: "
+                        "picked on the first frame, then followed")
     e.add_argument("--sequence", action="store_true", help="the IMAGE files are consecutive frames of one clip (adds a track)")
     e.add_argument("--every", type=int, default=1, help="video / image sequence: keep every N-th frame")
     e.add_argument("--start", default=None, help="video / image sequence: first frame ('12') or time ('0.5s')")

@@ -1,6 +1,7 @@
 """Estimation of a sequence (video frames, an image sequence, consecutive keypoint frames).
 
-A sequence is one camera and one person: the frames share one set of intrinsics and one camera
+A sequence is one camera and one person (picked by size on the first frame, ``person``, then followed
+from frame to frame: :mod:`backend.vision.follow`): the frames share one set of intrinsics and one camera
 tilt (pitch and roll relative to gravity: :mod:`backend.prior.clip_tilt`'s estimate from a quick
 first pass over the first chunk, held fixed for every hypothesis, :data:`CLIP_TILT`), and the
 track (:mod:`backend.prior.track`) chooses a temporally coherent path through each frame's
@@ -27,6 +28,7 @@ from backend.errors import InputError, NoPersonError
 from backend.http import schemas
 from backend.prior.track import Track, TrackOptions, solve_track
 from backend.skeleton import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS
+from backend.vision.follow import PersonFollower
 from backend.vision.keypoint_filter import KeypointFilterStream
 
 #: Frames sampled together (one batch of frames x candidates through the denoiser).
@@ -224,6 +226,7 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
 
     K_video = None
     source_frames: list[int] = []
+    follow = PersonFollower(req.video.person if req.video is not None else None)
     for i, fr, photo in items:
         source_frames.append(int(i))
         field = f"frames[{i}]" if req.video is None else f"video.frame {i}"
@@ -231,7 +234,7 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
             K_in = K_shared
             if K_in is None and K_video is not None and photo is not None and tuple(photo.original_size) == (K_video.width, K_video.height):
                 K_in = K_video  # one camera for the clip (same image size)
-            cond, K, kp_out, ph, warnings = service.frame_conditions(fr, field, K=K_in, photo=photo)
+            cond, K, kp_out, ph, warnings = service.frame_conditions(fr, field, K=K_in, photo=photo, follow=follow)
             K_video = K_video or (K if photo is not None else None)
             if cond.evidence is None and not cond.has_known:
                 cond = None
@@ -258,6 +261,10 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
         flush(len(pending))
     if not results:
         raise InputError("video.path" if req.video is not None else "frames", "the sequence has no frames")
+    if all(not fr.hypotheses for fr in results) and 0 < follow.most_found <= follow.person:
+        field = "video.person" if req.video is not None else "frames[0].person"
+        raise InputError(field, f"person {follow.person} requested but no frame has more than {follow.most_found} "
+                                "(0 = largest)")
     fixed = dict(req.sequence.fixed or {}) if req.sequence is not None else {}
     info = add_track(results, fps, rotation, fixed=fixed)
     info.source_frames, info.source_fps = source_frames, src_fps
@@ -371,7 +378,7 @@ def _frames_of(req: schemas.EstimateRequest, frame_source):
 
     src = frame_source or open_frames(req.video.path, every=req.video.every, start=req.video.start, end=req.video.end,
                                       fps=fps_req, field="video")
-    frame = schemas.EstimateFrame(image="<video frame>", camera=req.video.camera, person=req.video.person)
+    frame = schemas.EstimateFrame(image="<video frame>", camera=req.video.camera)  # video.person: the follower's
 
     def gen():
         for fr in src:

@@ -228,15 +228,18 @@ class PoseService:
                                              flip_below=RESAMPLED_FLIP_BELOW if FLIP_RESAMPLE > 0 else FLIP_BELOW))
         return schemas.EstimateResponse(joint_names=list(JOINT_NAMES), frames=frames)
 
-    def frame_conditions(self, fr: schemas.EstimateFrame, field: str, K: Intrinsics | None = None, photo=None):
+    def frame_conditions(self, fr: schemas.EstimateFrame, field: str, K: Intrinsics | None = None, photo=None,
+                         follow=None):
         """Evidence of one estimate frame: (Conditions, Intrinsics, keypoints out, Photo or None, warnings).
 
         ``K`` overrides the frame's camera (a sequence shares one); ``photo`` is an already decoded
-        image (video frames). Raises InputError / NoPersonError naming ``field``.
+        image (video frames); ``follow`` a :class:`backend.vision.follow.PersonFollower` (the frames
+        of one clip: the same person throughout). Raises InputError / NoPersonError naming ``field``.
         """
         warnings: list[str] = []
         if fr.image is not None or photo is not None:
-            ev, K, kp_out, photo = self._evidence_from_image(fr.image, fr.camera, fr.person, field, K=K, photo=photo)
+            ev, K, kp_out, photo, warnings = self._evidence_from_image(fr.image, fr.camera, fr.person, field, K=K,
+                                                                       photo=photo, follow=follow)
         else:
             uv, conf = keypoint_arrays(fr.keypoints, f"{field}.keypoints")
             K = K or self._intrinsics(fr.camera, f"{field}.camera", uv)
@@ -364,12 +367,13 @@ class PoseService:
         """The request's world->camera rotation ``[3, 3]`` (checked orthonormal by the schema), or None."""
         return None if cam is None or cam.rotation is None else np.asarray(cam.rotation, np.float64)
 
-    def _evidence_from_image(self, image: str | None, cam, person, field, K: Intrinsics | None = None, photo=None):
+    def _evidence_from_image(self, image: str | None, cam, person, field, K: Intrinsics | None = None, photo=None,
+                             follow=None):
         from backend.prior.evidence import HeatmapEvidence
         from backend.vision.photo import intrinsics_for, load_image
 
         photo = photo if photo is not None else load_image(image, f"{field}.image")
-        det = self.detector.detect(photo, person=person, field=f"{field}.image")
+        det = self.detector.detect(photo, person=person, field=f"{field}.image", follow=follow)
         K = K or intrinsics_for(photo, cam.model_dump(exclude_none=True, exclude={"rotation"}) if cam else None)
         # a landmark outside the photo, at its edge with a low confidence (a cut-off limb), or of low
         # presence is absent (weight 0), not pinned to the border
@@ -392,7 +396,7 @@ class PoseService:
                 ev.anchor_uv[j, 0] = (u - K.cx) / K.fx
                 ev.anchor_uv[j, 1] = (v - K.cy) / K.fy
         kp_out = {k: [round(float(x), 2) for x in v] for k, v in seen.items()}
-        return ev, K, kp_out, photo
+        return ev, K, kp_out, photo, list(det.warnings)
 
     def _frame_result(self, res: SampleResult, cond: Conditions, K, kp_out, warnings, previews, photo, task,
                       keep: int | None = None, consensus: bool = True, plausibility_weight: float = 1.0,

@@ -96,6 +96,21 @@ def test_estimate_from_a_photo(tmp_path):
     assert fr["camera"]["width"] > 0 and fr["hypotheses"][0]["reprojection_error_px"] < 30
 
 
+def test_estimate_a_video_of_two_people_follows_the_person_asked_for(tmp_path):
+    """``--person 1`` on a clip of two people: the smaller one on the first frame, followed through
+    the frames where it has become the larger (``tests/synthetic_clips.py``)."""
+    from synthetic_clips import two_people_frames, write_video
+
+    clip = tmp_path / "two.mp4"
+    write_video(clip, two_people_frames(6), 10.0)
+    out = tmp_path / "res.json"
+    p = run("estimate", clip, "--person", "1", "--num", "2", "--steps", "4", "--output", out)
+    assert p.returncode == 0, p.stderr
+    res = json.loads(out.read_text())
+    xs = [fr["keypoints"]["left_hip"][0] for fr in res["frames"]]
+    assert len(xs) == 6 and all(x > 320 for x in xs), xs  # the right half of the 640 px frame
+
+
 def test_complete_reproduces_known_joints(tmp_path):
     rest = canonical_rest_pose() + np.array([1.0, -2.0, 0.95])
     known = {n: rest[j].tolist() for j, n in enumerate(JOINT_NAMES) if not n.startswith("left_")}
@@ -136,6 +151,8 @@ BAD_CASES = {
     "deeply nested JSON": (lambda d: ["assist", "--input", d / "deep.json"], ["--input", "too deeply"]),
     "tiny image": (lambda d: ["estimate", d / "tiny.png"], ["frames[0].image", "1x1 pixels", "at least 16"]),
     "request and images": (lambda d: ["estimate", d / "blank.png", "--input", d / "focal.json"], ["not both"]),
+    "person with a request": (lambda d: ["estimate", "--input", d / "focal.json", "--person", "1"],
+                              ["--person", "each frame's \"person\""]),
 }
 
 

@@ -91,7 +91,8 @@ class EstimateFrame(Strict):
     keypoints: dict[str, Keypoint] | None = None
     image: str | None = Field(None, max_length=MAX_IMAGE_FIELD, description="file path or base64 PNG/JPEG")
     camera: Camera | None = None
-    person: int | None = Field(None, ge=0, le=64, description="which detected person (0 = largest)")
+    person: int | None = Field(None, ge=0, le=64, description="which detected person (0 = largest); in a sequence, "
+                               "frames without one follow the person of the frame before")
     known: dict[str, Vec3] | None = Field(None, description="known joints, world frame, metres (combined evidence)")
 
     _names = field_validator("keypoints", "known")(_check_joint_names)
@@ -151,7 +152,8 @@ class VideoSource(Strict):
     start: FrameTime | None = Field(None, description="first frame (index or seconds)")
     end: FrameTime | None = Field(None, description="last frame, exclusive (index or seconds)")
     camera: Camera | None = None
-    person: int | None = Field(None, ge=0, le=64)
+    person: int | None = Field(None, ge=0, le=64, description="which detected person on the first frame where anybody "
+                               "is found (0 = largest), then followed from frame to frame")
 
     @model_validator(mode="after")
     def _path_or_data(self):

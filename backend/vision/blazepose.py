@@ -9,6 +9,7 @@ corner; heatmap cells with centres at integer coordinates.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -109,6 +110,60 @@ def refine_from_heatmaps(xy: np.ndarray, logits: np.ndarray, kernel: int = REFIN
     return out
 
 
+@dataclass
+class PersonROI:
+    """A detected person: detector score, face/body box, and the rotated square crop.
+
+    ``centre`` and ``size`` in image pixels, ``rotation`` in radians (the angle by which the
+    crop is rotated in the image; MediaPipe's convention), ``box`` ``[x0, y0, x1, y1]`` pixels,
+    ``keypoints`` ``[4, 2]`` the detector's keypoints in image pixels (a crop predicted from the
+    landmarks, :mod:`backend.vision.follow`, has its two alignment points there).
+    """
+
+    score: float
+    box: np.ndarray
+    keypoints: np.ndarray
+    centre: np.ndarray
+    size: float
+    rotation: float
+
+    def square(self) -> np.ndarray:
+        """``[x0, y0, x1, y1]`` of the crop's axis-aligned square (pixels, rotation ignored)."""
+        return np.concatenate([self.centre - self.size / 2.0, self.centre + self.size / 2.0])
+
+
+def alignment_roi(k0, k1, scale: float = ROI_SCALE) -> tuple[np.ndarray, float, float]:
+    """The rotated square crop of a person from two alignment points (MediaPipe
+    ``AlignmentPointsRectsCalculator`` + ``RectTransformationCalculator``, as in
+    ``pose_detection_to_roi`` and ``pose_landmarks_to_roi``).
+
+    Args:
+        k0: ``[2]`` the hip centre, image pixels (the detector's keypoint 0, or the landmark
+            model's auxiliary landmark 33).
+        k1: ``[2]`` the point whose distance gives the body size and whose direction its rotation
+            (keypoint 1 / auxiliary landmark 34).
+        scale: side of the square over twice ``|k1 - k0|``.
+    Returns:
+        ``(centre [2] pixels, side in pixels, rotation in radians)``: centred on ``k0``, rotated so
+        that ``k0 -> k1`` points up in the crop (y down in images).
+    """
+    k0, k1 = np.asarray(k0, np.float64), np.asarray(k1, np.float64)
+    v = k1 - k0
+    rot = math.pi / 2 - math.atan2(-v[1], v[0])
+    rot = (rot + math.pi) % (2 * math.pi) - math.pi
+    return k0.copy(), 2.0 * float(np.hypot(*v)) * scale, rot
+
+
+def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Intersection over union of one box ``[4]`` with each of ``boxes`` ``[N, 4]`` (``[x0, y0, x1, y1]``)."""
+    box, boxes = np.asarray(box, np.float64), np.asarray(boxes, np.float64).reshape(-1, 4)
+    lt = np.maximum(box[:2], boxes[:, :2])
+    rb = np.minimum(box[2:], boxes[:, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=1)
+    area = lambda b: np.maximum(b[..., 2] - b[..., 0], 0) * np.maximum(b[..., 3] - b[..., 1], 0)  # noqa: E731
+    return inter / np.maximum(area(box) + area(boxes) - inter, 1e-9)
+
+
 def weighted_nms(scores: np.ndarray, boxes: np.ndarray, kps: np.ndarray, iou_thr: float):
     """MediaPipe's weighted non-maximum suppression.
 
@@ -121,15 +176,10 @@ def weighted_nms(scores: np.ndarray, boxes: np.ndarray, kps: np.ndarray, iou_thr
     order = np.argsort(-scores)
     scores, boxes, kps = scores[order], boxes[order], kps[order]
     alive = np.ones(len(scores), bool)
-    area = np.maximum(boxes[:, 2] - boxes[:, 0], 0) * np.maximum(boxes[:, 3] - boxes[:, 1], 0)
     for i in range(len(scores)):
         if not alive[i]:
             continue
-        lt = np.maximum(boxes[i, :2], boxes[:, :2])
-        rb = np.minimum(boxes[i, 2:], boxes[:, 2:])
-        inter = np.prod(np.clip(rb - lt, 0, None), axis=1)
-        iou = inter / np.maximum(area[i] + area - inter, 1e-9)
-        group = alive & (iou > iou_thr)
+        group = alive & (box_iou(boxes[i], boxes) > iou_thr)
         group[i] = True
         wts = scores[group][:, None]
         box = (boxes[group] * wts).sum(0) / wts.sum()

@@ -51,6 +51,8 @@ from backend.vision.blazepose import (
     HM_STRIDE,
     LM_SIZE,
     ROI_SCALE,
+    PersonROI,
+    alignment_roi,
     crop_matrix,
     letterbox_matrix,
     refine_from_heatmaps,
@@ -120,22 +122,6 @@ def check_model_file(path: Path) -> Path:
 
 
 @dataclass
-class PersonROI:
-    """A detected person: detector score, face/body box, and the rotated square crop.
-
-    ``centre`` and ``size`` in image pixels, ``rotation`` in radians (the angle by which the
-    crop is rotated in the image; MediaPipe's convention), ``box`` ``[x0, y0, x1, y1]`` pixels.
-    """
-
-    score: float
-    box: np.ndarray
-    keypoints: np.ndarray  # [4, 2] detector keypoints, image pixels
-    centre: np.ndarray
-    size: float
-    rotation: float
-
-
-@dataclass
 class Detection2D:
     """2D evidence for one person in one image.
 
@@ -154,6 +140,7 @@ class Detection2D:
         image_size: ``(width, height)`` of the original image, pixels.
         score: detector score 0..1 times the landmark model's pose-presence flag.
         roi: the crop the landmark model saw (centre, size in image pixels, rotation in radians).
+        warnings: notes for the frame (a followed person lost and picked again).
     """
 
     keypoints: dict[str, tuple[float, float, float]]
@@ -164,6 +151,7 @@ class Detection2D:
     image_size: tuple[int, int]
     score: float
     roi: PersonROI | None = dc_field(default=None, repr=False)
+    warnings: list[str] = dc_field(default_factory=list)
 
     def heatmap_to_image(self) -> np.ndarray:
         """``[2, 3]`` affine inverse of :attr:`image_to_heatmap` (heatmap cell -> image pixels)."""
@@ -267,14 +255,10 @@ class PoseDetector:
         kps = to_img(kps)
         people = []
         for sc, bx, kp in weighted_nms(score, boxes, kps, DET_NMS_IOU):
-            v = kp[1] - kp[0]
-            size = 2.0 * float(np.hypot(*v)) * ROI_SCALE
+            centre, size, rot = alignment_roi(kp[0], kp[1], ROI_SCALE)
             if size < 4:
                 continue
-            # rotate so that k0 -> k1 points up (target angle 90 degrees, y down in images)
-            rot = math.pi / 2 - math.atan2(-v[1], v[0])
-            rot = (rot + math.pi) % (2 * math.pi) - math.pi
-            people.append(PersonROI(float(sc), bx, kp, kp[0].copy(), size, rot))
+            people.append(PersonROI(float(sc), bx, kp, centre, size, rot))
         people.sort(key=lambda p: -p.size)
         return people
 
@@ -317,7 +301,8 @@ class PoseDetector:
         lm[:33, :2] = refine_from_heatmaps(lm[:33, :2], hm[:33])
         return lm, flag, hm, C
 
-    def detect(self, rgb, person: int | None = None, field: str = "image", scale: float | None = None) -> Detection2D:
+    def detect(self, rgb, person: int | None = None, field: str = "image", scale: float | None = None,
+               follow=None) -> Detection2D:
         """2D keypoints and heatmaps of one person.
 
         Args:
@@ -327,11 +312,16 @@ class PoseDetector:
             field: request field named in errors.
             scale: ``rgb`` size / original image size, when ``rgb`` is a downscaled array
                 (default 1; overrides a Photo's own size ratio).
+            follow: a :class:`backend.vision.follow.PersonFollower` for consecutive frames of one
+                clip: the person it follows is estimated (``person``, if given, picks anew by size
+                first); None (a photo): ``person`` by size.
         Returns:
-            :class:`Detection2D` in ORIGINAL image pixels.
+            :class:`Detection2D` in ORIGINAL image pixels; ``warnings`` says when ``follow`` lost
+            its person and picked one by size again.
         Raises:
-            NoPersonError: nobody found (or the landmark model rejects the crop).
-            InputError: ``person`` out of range, or ``rgb`` not an ``[H, W, 3]`` image.
+            NoPersonError: nobody found (or the landmark model rejects the crop); with ``follow``,
+                also fewer people than ``person + 1`` in a frame before one is picked.
+            InputError: ``person`` out of range (without ``follow``), or ``rgb`` not an ``[H, W, 3]`` image.
         """
         original_size = None
         if hasattr(rgb, "rgb") and hasattr(rgb, "original_size"):  # a backend.photo.Photo
@@ -345,21 +335,50 @@ class PoseDetector:
             s = 1.0 if scale is None else float(scale)
             original_size = (max(1, round(w / s)), max(1, round(h / s)))
         W0, H0 = int(original_size[0]), int(original_size[1])
+        warnings: list[str] = []
         with self._lock:
             people = self.detect_people(rgb)
-            roi = people[person or 0] if people and (person is None or 0 <= person < len(people)) else None
-            if roi is not None:
-                lm, flag, hm_logits, C = self.landmarks(rgb, roi)
-        if not people:
-            raise NoPersonError(field, "no person found in the image; use a photo where one whole person is "
-                                "clearly visible, or give 2D keypoints instead")
-        if person is not None and not 0 <= person < len(people):
-            pfield = field[: -len("image")] + "person" if field.endswith("image") else f"{field}.person"
-            raise InputError(pfield,
-                             f"person {person} requested but {len(people)} found (0 = largest)")
+            if follow is not None:
+                roi, (lm, flag, hm_logits, C), warnings = self._followed(rgb, people, person, follow, field)
+            else:
+                roi = people[person or 0] if people and (person is None or 0 <= person < len(people)) else None
+                if roi is not None:
+                    lm, flag, hm_logits, C = self.landmarks(rgb, roi)
+        if follow is None:
+            if not people:
+                raise NoPersonError(field, "no person found in the image; use a photo where one whole person is "
+                                    "clearly visible, or give 2D keypoints instead")
+            if person is not None and not 0 <= person < len(people):
+                pfield = field[: -len("image")] + "person" if field.endswith("image") else f"{field}.person"
+                raise InputError(pfield,
+                                 f"person {person} requested but {len(people)} found (0 = largest)")
+            if flag < POSE_FLAG_THRESHOLD:
+                raise NoPersonError(field, f"no person found in the image (pose presence {flag:.2f}); use a photo where "
+                                    "one whole person is clearly visible, or give 2D keypoints instead")
+        return self._detection(lm, flag, hm_logits, C, roi, w, h, W0, H0, warnings)
+
+    def _followed(self, rgb, people, person, follow, field):
+        """The landmarks of the person ``follow`` (a :class:`backend.vision.follow.PersonFollower`)
+        follows: ``(roi, landmarks(...), warnings)``; updates ``follow``. Raises NoPersonError."""
+        if person is not None:
+            follow.repick(person)
+        try:
+            pick = follow.choose(people, rgb.shape[:2])
+        except NoPersonError as e:
+            follow.lost()
+            raise NoPersonError(field, e.message) from None
+        out = self.landmarks(rgb, pick.roi)
+        lm, flag, _, C = out
         if flag < POSE_FLAG_THRESHOLD:
-            raise NoPersonError(field, f"no person found in the image (pose presence {flag:.2f}); use a photo where "
-                                "one whole person is clearly visible, or give 2D keypoints instead")
+            follow.lost()
+            who = "the person followed through the clip is" if pick.predicted else "no person"
+            raise NoPersonError(field, f"{who} not found in this frame (pose presence {flag:.2f})")
+        follow.found(lm[33:35, :2] @ C[:, :2].T + C[:, 2], pick.roi.score)
+        return pick.roi, out, [pick.warning] if pick.warning else []
+
+    def _detection(self, lm, flag, hm_logits, C, roi, w, h, W0, H0, warnings) -> Detection2D:
+        """The :class:`Detection2D` of one landmark pass (``C``: crop -> ``w`` x ``h`` pixels) in the
+        original ``W0`` x ``H0`` image's pixels."""
         S = np.diag([W0 / w, H0 / h, 1.0])  # rgb -> original pixels
         C_orig = (S @ np.vstack([C, [0, 0, 1]]))[:2]
         uv = lm[:, :2] @ C_orig[:, :2].T + C_orig[:, 2]
@@ -393,7 +412,7 @@ class PoseDetector:
         box = np.clip(box, 0, [W0, H0, W0, H0])
         return Detection2D(keypoints=keypoints, heatmaps=heatmaps, heatmap_joints=list(self.heatmap_joints),
                            image_to_heatmap=image_to_heatmap.astype(np.float64), box=box, image_size=(int(W0), int(H0)),
-                           score=float(roi.score * flag), roi=roi)
+                           score=float(roi.score * flag), roi=roi, warnings=list(warnings))
 
 
 def limb_error_against_truth(detection: Detection2D, truth_row: dict) -> float:

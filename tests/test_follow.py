@@ -1,0 +1,133 @@
+"""The same person through a clip (``backend/vision/follow.py``): the follower's choices on given
+detections, and the real detector and the whole sequence estimate on a clip of two people, one of
+whom walks closer until the detector finds them the larger."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from synthetic_clips import two_people_frames, write_video
+
+from backend.errors import InputError, NoPersonError
+from backend.vision.blazepose import PersonROI, alignment_roi
+from backend.vision.follow import MAX_LOST, PersonFollower
+
+SHAPE = (360, 640)
+
+
+def roi(x: float, size: float, y: float = 200.0) -> PersonROI:
+    c = np.array([x, y])
+    return PersonROI(0.9, np.concatenate([c - size / 3, c + size / 3]), np.stack([c, c - [0, size / 2.5]] * 2), c, size, 0.0)
+
+
+def aux_of(r: PersonROI) -> np.ndarray:
+    """The auxiliary landmarks 33/34 that give back the crop ``r`` (upright)."""
+    return np.array([r.centre, r.centre - [0.0, r.size / 2.5]])
+
+
+def test_alignment_roi_is_the_detectors_crop():
+    centre, size, rot = alignment_roi([100.0, 200.0], [100.0, 100.0])
+    np.testing.assert_allclose(centre, [100, 200])
+    assert size == pytest.approx(2 * 100 * 1.25) and rot == pytest.approx(0.0)
+    assert alignment_roi([0, 0], [100, 0])[2] == pytest.approx(np.pi / 2)  # lying, head to the right
+
+
+def test_the_followed_person_stays_when_another_becomes_the_largest():
+    f = PersonFollower()
+    picks = []
+    for t in range(8):
+        a, b = roi(120, 340), roi(520, 300 + 20 * t)  # b larger from t = 3 on
+        people = sorted([a, b], key=lambda p: -p.size)
+        pick = f.choose(people, SHAPE)
+        assert not pick.predicted and pick.warning is None
+        picks.append(pick.roi.centre[0])
+        f.found(aux_of(pick.roi), pick.roi.score)
+    assert picks == [120] * 8
+    # person 1 on the first frame: the smaller one, followed once it is the larger
+    f = PersonFollower(person=1)
+    first = f.choose([roi(120, 340), roi(520, 300)], SHAPE).roi
+    assert first.centre[0] == 520
+    f.found(aux_of(first), 0.9)
+    assert f.choose([roi(520, 400), roi(120, 340)], SHAPE).roi.centre[0] == 520
+
+
+def test_a_missed_detection_uses_the_predicted_crop_then_picks_again_with_a_warning():
+    f = PersonFollower()
+    f.found(aux_of(f.choose([roi(120, 340)], SHAPE).roi), 0.9)
+    for _ in range(MAX_LOST):  # the detector misses the person (or finds only someone elsewhere)
+        pick = f.choose([roi(520, 300)], SHAPE)
+        assert pick.predicted and pick.roi.centre[0] == pytest.approx(120) and pick.roi.size == pytest.approx(340)
+        f.lost()  # ... and the landmark model finds nobody in the predicted crop
+    pick = f.choose([roi(520, 300)], SHAPE)
+    assert not pick.predicted and pick.roi.centre[0] == 520
+    assert "not found for 3 frames" in pick.warning and "same person" in pick.warning
+    # a frame of another size: the prediction is dropped, the person picked by size
+    f.found(aux_of(pick.roi), 0.9)
+    assert f.choose([roi(100, 200), roi(300, 100)], (720, 1280)).roi.centre[0] == 100
+
+
+def test_nobody_or_too_few_people_is_no_person_in_that_frame():
+    f = PersonFollower(person=1)
+    with pytest.raises(NoPersonError, match="no person"):
+        f.choose([], SHAPE)
+    with pytest.raises(NoPersonError, match="person 1 requested but 1 found"):
+        f.choose([roi(120, 340)], SHAPE)
+    assert f.most_found == 1
+
+
+# ------------------------------------------------------------------------------ real detector, real clip
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    p = tmp_path_factory.mktemp("follow") / "two_people.mp4"
+    write_video(p, two_people_frames(8), 10.0)
+    return p
+
+
+def _left_hip_x(res) -> list[float]:
+    return [fr.keypoints["left_hip"][0] if fr.keypoints else np.nan for fr in res.frames]
+
+
+@pytest.fixture(scope="module")
+def service():
+    from backend.service import PoseService
+
+    return PoseService()
+
+
+def test_a_video_of_two_people_follows_the_one_picked_on_its_first_frame(service, clip):
+    """The person on the left is the larger on the first frame; the one on the right walks closer and
+    is the larger from the middle of the clip (the detector's choice frame by frame jumps there);
+    the sequence keeps the left one on every frame, and ``video.person = 1`` the right one."""
+    from backend.http import schemas
+    from backend.vision.video import open_frames
+
+    frames = [f.rgb for f in open_frames(str(clip))]
+    by_size = [service.detector.detect(f).keypoints["left_hip"][0] for f in frames]
+    assert by_size[0] < 320 and by_size[-1] > 320  # picking the largest would switch people
+    opts = {"num_hypotheses": 2, "steps": 4, "seed": 0}
+    res = service.estimate(schemas.EstimateRequest.model_validate({"video": {"path": str(clip)}, **opts}))
+    xs = _left_hip_x(res)
+    assert all(x < 320 for x in xs), xs
+    assert res.sequence.gaps == [] and not any("same person" in w for fr in res.frames for w in fr.warnings)
+    res = service.estimate(schemas.EstimateRequest.model_validate({"video": {"path": str(clip), "person": 1}, **opts}))
+    assert all(x > 320 for x in _left_hip_x(res)), _left_hip_x(res)
+    # the same for frames of images: a frame's own "person" picks by size, the frames after follow
+    import base64
+
+    import cv2
+
+    imgs = [base64.b64encode(cv2.imencode(".png", f[..., ::-1])[1].tobytes()).decode() for f in frames[:4]]
+    req = {"frames": [{"image": imgs[0], "person": 1}] + [{"image": im} for im in imgs[1:]], "sequence": {"fps": 10}, **opts}
+    res = service.estimate(schemas.EstimateRequest.model_validate(req))
+    assert all(x > 320 for x in _left_hip_x(res)), _left_hip_x(res)
+
+
+def test_a_person_no_frame_has_is_refused_naming_the_field(service, clip):
+    from backend.http import schemas
+
+    req = schemas.EstimateRequest.model_validate({"video": {"path": str(clip), "person": 2}, "num_hypotheses": 2, "steps": 4})
+    with pytest.raises(InputError) as e:
+        service.estimate(req)
+    assert e.value.field == "video.person" and "person 2 requested but no frame has more than 2" in e.value.message
