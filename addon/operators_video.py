@@ -152,6 +152,9 @@ class POSEDIFF_OT_estimate_video(_TaskOperator, bpy.types.Operator, ImportHelper
     every: IntProperty(name="Every", default=1, min=1, description="Keep every N-th frame of the clip")
     start: StringProperty(name="Start", default="", description="First frame ('12') or time ('0.5s'); empty = the beginning")
     end: StringProperty(name="End", default="", description="End frame, exclusive ('120') or time ('4.8s'); empty = the end")
+    person: IntProperty(name="Person", default=0, min=0, max=64,
+                        description="Which person, by size on the first frame where anybody is seen (0 = the largest); "
+                                    "the backend follows that person through the clip")
     timing: EnumProperty(name="Keys", items=TIMING, default="CLIP")
     background: BoolProperty(name="Clip as camera background", default=True)
 
@@ -166,6 +169,8 @@ class POSEDIFF_OT_estimate_video(_TaskOperator, bpy.types.Operator, ImportHelper
             is_video = ext not in IMAGE_EXT
             source = path if is_video else os.path.dirname(path)
             video = {"path": source, "every": int(self.every)}
+            if self.person:
+                video["person"] = int(self.person)
             for k in ("start", "end"):
                 v = getattr(self, k).strip()
                 if v and not photos.FRAME_TIME.match(v):

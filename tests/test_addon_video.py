@@ -13,7 +13,7 @@ from PIL import Image
 
 bpy = pytest.importorskip("bpy")
 
-from synthetic_clips import moving_person_frames, write_video  # noqa: E402
+from synthetic_clips import moving_person_frames, two_people_frames, write_video  # noqa: E402
 from test_addon_live import _keyed_bones, addon, addon_module, rig, server  # noqa: E402, F401
 
 
@@ -82,6 +82,23 @@ def test_one_key_per_video_frame_and_override_resolves_the_track(rig, tmp_path):
     assert fr["track"]["hypothesis"] == 3
     np.testing.assert_allclose(fr["track"]["joints"], fr["hypotheses"][3]["joints"], atol=1e-4)
     assert before != fr["track"]["joints"]
+
+
+def test_the_person_picked_for_a_clip_of_two_people_is_keyed_throughout(rig, tmp_path):  # noqa: F811
+    """Person 1 (the smaller on the first frame) of a clip where the other walks closer: every frame's
+    detection is that person's (the right half of the frame), also once they are the larger."""
+    clip = tmp_path / "two.mp4"
+    write_video(clip, two_people_frames(4, right=(200, 320)), 10.0)
+    scene = bpy.context.scene
+    bpy.context.view_layer.objects.active = rig
+    scene.frame_set(1)
+    r = bpy.ops.posediff.estimate_video(filepath=str(clip), person=1, background=False, blocking=True)
+    assert r == {"FINISHED"}, scene.posediff.last_error
+    frames = addon_module("operators_video")._stored()["response"]["frames"]
+    xs = [fr["keypoints"]["left_hip"][0] for fr in frames]
+    assert len(xs) == 4 and all(x > 320 for x in xs), xs
+    for f in (1, 2, 3, 4):
+        assert len(_keyed_bones(rig, f)) >= 10, f
 
 
 def test_missing_video_is_refused_and_the_scene_unchanged(rig, tmp_path):  # noqa: F811
