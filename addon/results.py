@@ -13,7 +13,7 @@ import tempfile
 
 import bpy
 
-from . import blender_rig, camera_math, rig_checks
+from . import blender_rig, camera_math, exif, rig_checks
 from . import linalg as la
 from . import placement as pl
 from . import retarget as rt
@@ -67,7 +67,8 @@ def camera_request(scene, width: int, height: int) -> dict | None:
 
 
 def image_size(path: str) -> tuple[int, int]:
-    """Pixel size of an image file (loaded through Blender, then released)."""
+    """Pixel size of an image file as shown upright (its EXIF orientation applied, as the backend
+    does; loaded through Blender, then released)."""
     img = bpy.data.images.load(path, check_existing=True)
     try:
         w, h = img.size
@@ -76,7 +77,38 @@ def image_size(path: str) -> tuple[int, int]:
             bpy.data.images.remove(img)
     if w <= 0 or h <= 0:
         raise ValueError(f"cannot read the image size of {path}: is it a PNG or JPEG photo?")
-    return int(w), int(h)
+    return exif.upright_size(int(w), int(h), exif.orientation(path))
+
+
+def upright_image(path: str):
+    """The photo as a Blender image, upright: the file itself, or, where its EXIF orientation turns
+    or mirrors it (a phone's portrait shot), a packed copy of its pixels turned upright (named
+    ``"<file> (upright)"``, reused while it is of the same file)."""
+    import numpy as np
+
+    value = exif.orientation(path)
+    if value == 1:
+        return bpy.data.images.load(path, check_existing=True)
+    name = f"{os.path.basename(path)} (upright)"
+    img = bpy.data.images.get(name)
+    if img is not None and img.get("posediff_source") == os.path.abspath(path):
+        return img
+    src = bpy.data.images.load(path, check_existing=True)
+    try:
+        w, h = src.size
+        if w <= 0 or h <= 0:
+            raise ValueError(f"cannot read the image {path}: is it a PNG or JPEG photo?")
+        px = np.empty(w * h * 4, np.float32)
+        src.pixels.foreach_get(px)
+    finally:
+        if src.users == 0:
+            bpy.data.images.remove(src)
+    up = exif.to_upright(px.reshape(h, w, 4)[::-1], value)[::-1]  # Blender's rows start at the bottom
+    img = bpy.data.images.new(name, up.shape[1], up.shape[0], alpha=False)
+    img.pixels.foreach_set(np.ascontiguousarray(up, np.float32).ravel())
+    img.pack()
+    img["posediff_source"] = os.path.abspath(path)
+    return img
 
 
 def set_camera_background(scene, path: str, width: int, height: int, cam=None, set_resolution: bool = True) -> str:
@@ -86,7 +118,7 @@ def set_camera_background(scene, path: str, width: int, height: int, cam=None, s
     cam = cam or scene.camera
     if cam is None:
         return ""
-    img = bpy.data.images.load(path, check_existing=True)
+    img = upright_image(path)
     d = cam.data
     d.show_background_images = True
     bg = next((b for b in d.background_images if b.image == img), None) or d.background_images.new()

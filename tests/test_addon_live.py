@@ -331,3 +331,53 @@ def test_start_backend_button_and_stop_on_unregister(addon, server):
     bpy.ops.preferences.addon_enable(module=module)
     prefs = bpy.context.preferences.addons[module].preferences
     prefs.backend_url, prefs.token = url, token
+
+
+def _phone_photo(path):
+    """The sample photo as a phone stores a portrait shot: landscape pixels and EXIF orientation 6
+    ("rotate 90 degrees clockwise to show"). Returns the upright image (PIL)."""
+    from PIL import Image
+
+    upright = Image.open(PHOTO).convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    upright.transpose(Image.Transpose.ROTATE_90).save(path, quality=95, exif=exif.tobytes())
+    return upright
+
+
+def test_a_phone_photo_with_exif_rotation_is_shown_and_lined_up_upright(rig, tmp_path):
+    """Blender loads a JPEG's pixels as stored, ignoring its EXIF orientation, while the backend (and
+    every photo viewer) shows it upright: the camera background, the render size and the camera sent
+    with 'Use my camera' must be the upright photo's."""
+    import numpy as np
+
+    photo = tmp_path / "portrait.jpg"
+    upright = _phone_photo(photo)
+    assert tuple(bpy.data.images.load(str(photo)).size) == (upright.height, upright.width)  # Blender: as stored
+    scene = bpy.context.scene
+    bpy.context.view_layer.objects.active = rig
+    scene.frame_set(1)
+    assert bpy.ops.posediff.estimate(filepath=str(photo), blocking=True) == {"FINISHED"}, scene.posediff.last_error
+    cam = scene.camera
+    assert cam.name == "Photo camera"
+    img = cam.data.background_images[0].image
+    assert tuple(img.size) == upright.size == (scene.render.resolution_x, scene.render.resolution_y)
+    px = np.empty(img.size[0] * img.size[1] * 4, np.float32)
+    img.pixels.foreach_get(px)
+    shown = px.reshape(img.size[1], img.size[0], 4)[::-1, :, :3]  # Blender's rows start at the bottom
+    want = np.asarray(upright, np.float32) / 255.0
+    assert np.abs(shown - want).mean() < 0.03  # the upright photo (JPEG noise aside)
+    assert "the rig lines up with the photo" in scene.posediff.last_message
+    px_err = float(scene.posediff.last_message.split("within ")[1].split(" px")[0])
+    assert px_err < 0.08 * upright.height, scene.posediff.last_message
+    # 'Use my camera' sends the upright size (the backend refused the stored one's aspect ratio)
+    user_cam = bpy.data.objects.new("Cam", bpy.data.cameras.new("Cam"))
+    scene.collection.objects.link(user_cam)
+    user_cam.location, user_cam.rotation_euler = (0.0, -6.0, 1.0), (math.radians(88), 0, 0)
+    scene.camera = user_cam
+    scene.posediff.use_camera = True
+    try:
+        assert bpy.ops.posediff.estimate(filepath=str(photo), blocking=True) == {"FINISHED"}, scene.posediff.last_error
+        assert tuple(user_cam.data.background_images[0].image.size) == upright.size
+    finally:
+        scene.posediff.use_camera = False

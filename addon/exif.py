@@ -1,0 +1,112 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""EXIF orientation of a photo, and its pixels turned upright (no Blender here; numpy only).
+
+Phones store a portrait photo as landscape pixels plus an EXIF ``Orientation`` tag (6: "rotate 90
+degrees clockwise to show"). The backend, like every photo viewer, shows and estimates the photo
+upright (Pillow's ``ImageOps.exif_transpose``); Blender 5.0 loads the pixels as stored. So the
+add-on reads the tag itself (Blender's Python has no Pillow) and gives the camera background and
+the render size the upright photo's (the backend's side: ``backend/vision/photo.py``).
+
+Orientation values (EXIF 2.3 / TIFF 6.0, tag 0x0112): 1 as stored, 2 mirrored left-right, 3
+turned 180 degrees, 4 mirrored top-bottom, 5 transposed, 6 turned 90 degrees clockwise to show, 7
+transversed, 8 turned 90 degrees counter-clockwise to show. Read from a JPEG's APP1 ``Exif``
+segment or a PNG's ``eXIf`` chunk; anything else (or an unreadable file) is 1.
+"""
+
+from __future__ import annotations
+
+import struct
+
+ORIENTATION_TAG = 0x0112
+#: Orientations whose upright image has width and height swapped.
+SWAPS_SIDES = (5, 6, 7, 8)
+_MAX_HEADER = 1 << 20  # bytes read looking for the EXIF block (it precedes the image data)
+
+
+def orientation(path: str) -> int:
+    """The EXIF orientation (1-8) of a JPEG or PNG file; 1 when it has none or cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(_MAX_HEADER)
+    except OSError:
+        return 1
+    tiff = _jpeg_exif(head) if head[:2] == b"\xff\xd8" else _png_exif(head) if head[:8] == b"\x89PNG\r\n\x1a\n" else None
+    value = _tiff_orientation(tiff) if tiff else None
+    return value if value in range(1, 9) else 1
+
+
+def upright_size(width: int, height: int, value: int) -> tuple[int, int]:
+    """``(width, height)`` of the upright image of stored pixels ``width`` x ``height``."""
+    return (height, width) if value in SWAPS_SIDES else (width, height)
+
+
+def to_upright(pixels, value: int):
+    """Stored pixels ``[H, W, C]`` (row 0 at the top) -> the upright image ``[H', W', C]`` (a view
+    where possible), as Pillow's ``ImageOps.exif_transpose``."""
+    import numpy as np
+
+    a = np.asarray(pixels)
+    if value == 2:
+        return a[:, ::-1]
+    if value == 3:
+        return a[::-1, ::-1]
+    if value == 4:
+        return a[::-1]
+    if value == 5:
+        return a.transpose(1, 0, 2)
+    if value == 6:
+        return np.rot90(a, -1)
+    if value == 7:
+        return np.rot90(a, 2).transpose(1, 0, 2)
+    if value == 8:
+        return np.rot90(a, 1)
+    return a
+
+
+def _jpeg_exif(data: bytes) -> bytes | None:
+    """The TIFF block of a JPEG's APP1 ``Exif`` segment (markers up to the image data)."""
+    i = 2
+    while i + 4 <= len(data) and data[i] == 0xFF:
+        marker = data[i + 1]
+        if marker in (0xD9, 0xDA):  # end of image / start of scan: no EXIF before the pixels
+            return None
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
+            i += 2
+            continue
+        (length,) = struct.unpack(">H", data[i + 2 : i + 4])
+        if marker == 0xE1 and data[i + 4 : i + 10] == b"Exif\x00\x00":
+            return data[i + 10 : i + 2 + length]
+        i += 2 + length
+    return None
+
+
+def _png_exif(data: bytes) -> bytes | None:
+    """The TIFF block of a PNG's ``eXIf`` chunk (chunks before the image data)."""
+    i = 8
+    while i + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[i : i + 8])
+        if kind == b"eXIf":
+            return data[i + 8 : i + 8 + length]
+        if kind in (b"IDAT", b"IEND"):
+            return None
+        i += 12 + length
+    return None
+
+
+def _tiff_orientation(tiff: bytes) -> int | None:
+    """Tag 0x0112 of IFD0 of a TIFF-structured EXIF block, or None."""
+    if len(tiff) < 8 or tiff[:2] not in (b"II", b"MM"):
+        return None
+    e = "<" if tiff[:2] == b"II" else ">"
+    (ifd,) = struct.unpack(e + "I", tiff[4:8])
+    if ifd + 2 > len(tiff):
+        return None
+    (count,) = struct.unpack(e + "H", tiff[ifd : ifd + 2])
+    for k in range(count):
+        entry = tiff[ifd + 2 + 12 * k : ifd + 14 + 12 * k]
+        if len(entry) < 12:
+            return None
+        tag, kind = struct.unpack(e + "HH", entry[:4])
+        if tag == ORIENTATION_TAG:
+            return struct.unpack(e + "H", entry[8:10])[0] if kind == 3 else None  # SHORT
+    return None

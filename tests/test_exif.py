@@ -1,0 +1,53 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The add-on's EXIF orientation reader (``addon/exif.py``, no Blender) against Pillow, which the
+backend uses: the same tag read from JPEG and PNG files, the same upright pixels."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from addon import exif  # noqa: E402
+
+
+def _stored() -> Image.Image:
+    """A small asymmetric image: a colour per quadrant, 6 x 4 px, one white corner."""
+    a = np.zeros((4, 6, 3), np.uint8)
+    a[:2, :3], a[:2, 3:], a[2:, :3], a[2:, 3:] = (250, 0, 0), (0, 250, 0), (0, 0, 250), (250, 250, 0)
+    a[0, 0] = (255, 255, 255)
+    return Image.fromarray(a)
+
+
+@pytest.mark.parametrize("value", range(1, 9))
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_orientation_and_upright_pixels_match_pillow(tmp_path, value, fmt):
+    im = _stored()
+    ex = Image.Exif()
+    ex[exif.ORIENTATION_TAG] = value
+    path = tmp_path / f"o{value}.{fmt.lower()}"
+    im.save(path, format=fmt, exif=ex.tobytes(), **({"quality": 100, "subsampling": 0} if fmt == "JPEG" else {}))
+    assert exif.orientation(str(path)) == value
+    with Image.open(path) as f:
+        stored = np.asarray(f.convert("RGB"))
+        want = np.asarray(ImageOps.exif_transpose(f).convert("RGB"))
+    got = exif.to_upright(stored, value)
+    assert exif.upright_size(stored.shape[1], stored.shape[0], value) == (want.shape[1], want.shape[0])
+    np.testing.assert_array_equal(got, want)
+
+
+def test_no_orientation_or_an_unreadable_file_is_as_stored(tmp_path):
+    plain = tmp_path / "plain.jpg"
+    _stored().save(plain)
+    assert exif.orientation(str(plain)) == 1
+    (tmp_path / "junk.jpg").write_bytes(b"\xff\xd8\xff\xe1\x00\x10Exif\x00\x00MM\x00*\x00\x00\xff\xff")
+    assert exif.orientation(str(tmp_path / "junk.jpg")) == 1  # the IFD offset points past the block
+    assert exif.orientation(str(tmp_path / "missing.jpg")) == 1
+    assert exif.orientation(str(ROOT / "samples" / "image2.jpeg")) == 1
