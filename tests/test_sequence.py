@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from backend.prior import track as TR
 from backend.skeleton import BONE_LENGTHS, JOINT_INDEX, NUM_JOINTS, bone_lengths
 
 ROOT = Path(__file__).resolve().parents[1]
+AV1_CLIP = ROOT / "tests" / "fixtures" / "av1_2frames.mp4"
 
 
 def _held_out_clip(frames=16, start=200):
@@ -404,6 +406,7 @@ def _cli(*args, cwd=None):
     ("fps 0", lambda d: _write_video(d / "bad.mp4", 3, 10.0), ["--fps", "0"], "video.fps"),
     ("every 0", lambda d: _write_video(d / "bad.mp4", 3, 10.0), ["--every", "0"], "video.every"),
     ("empty range", lambda d: _write_video(d / "bad.mp4", 3, 10.0), ["--start", "5"], "video.start"),
+    ("AV1 video", lambda d: shutil.copy(AV1_CLIP, d / "bad.mp4"), [], "video.path"),
 ])
 def test_bad_video_input_is_a_clear_error_and_no_output(tmp_path, case, make, extra, field):
     make(tmp_path)
@@ -413,6 +416,17 @@ def test_bad_video_input_is_a_clear_error_and_no_output(tmp_path, case, make, ex
     lines = [ln for ln in r.stderr.strip().splitlines() if "error" in ln]
     assert len(lines) == 1 and field in lines[0], (case, r.stderr)
     assert not out.exists()
+
+
+def test_a_video_in_a_codec_opencv_cannot_decode_names_it_and_says_what_to_do():
+    """An AV1 clip (YouTube downloads; ``tests/fixtures/av1_2frames.mp4``, 2 frames written with
+    PyAV's libaom): OpenCV opens it and counts its frames but decodes none."""
+    from backend.vision.video import open_frames
+
+    src = open_frames(str(AV1_CLIP))
+    assert src.codec == "AV01" and len(src) == 2
+    with pytest.raises(InputError, match="it is AV1 video, which OpenCV's FFmpeg cannot decode; re-encode it as H.264"):
+        list(src)
 
 
 def test_open_frames_errors_name_the_field(tmp_path):

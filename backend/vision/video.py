@@ -29,6 +29,9 @@ import numpy as np
 from backend.errors import InputError
 from backend.vision.photo import decode_base64
 
+#: FourCCs (lower case) of codecs the FFmpeg inside OpenCV's wheels cannot decode -> their name.
+#: AV1 (YouTube downloads, some Android phones): the wheels carry no software AV1 decoder.
+UNDECODABLE_CODECS = {"av01": "AV1"}
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 #: Frame rate assumed for image sequences when none is given (frames per second).
 DEFAULT_IMAGE_FPS = 25.0
@@ -92,13 +95,15 @@ class FrameSource:
         fps: frame rate of the source (frames per second); the kept frames are ``fps / every`` apart.
         every: step between kept frames; start, end: source frame range (end exclusive or None).
         count: number of frames that will be yielded (an estimate for videos whose header is off).
-        name: display name; size: ``(width, height)`` or None.
+        name: display name; size: ``(width, height)`` or None; codec: the video's FourCC
+            (``"h264"``, ``"AV01"``) or None.
     """
 
     def __init__(self, name: str, fps: float, every: int, start: int, end: int | None, count: int,
-                 video: str | None = None, images: list[str] | None = None, size=None, field: str = "video"):
+                 video: str | None = None, images: list[str] | None = None, size=None, field: str = "video",
+                 codec: str | None = None):
         self.name, self.fps, self.every, self.start, self.end = name, fps, every, start, end
-        self.count, self.size, self.field = count, size, field
+        self.count, self.size, self.field, self.codec = count, size, field, codec
         self._video, self._images = video, images
 
     def __len__(self) -> int:
@@ -130,7 +135,13 @@ class FrameSource:
                 cap.release()
         if n == 0:
             where = (f"from frame {self.start}" if self.end is None else f"in frames {self.start}-{self.end - 1}")
-            raise InputError(f"{self.field}.path", f"{self.name}: no frame could be decoded {where} (a damaged or "
+            if self._video is not None and (self.codec or "").lower() in UNDECODABLE_CODECS:
+                raise InputError(f"{self.field}.path", f"{self.name}: no frame could be decoded: it is "
+                                 f"{UNDECODABLE_CODECS[self.codec.lower()]} video, which OpenCV's FFmpeg cannot "
+                                 f"decode; re-encode it as H.264 (e.g. ffmpeg -i {self.name} -c:v libx264 clip.mp4) "
+                                 "or export it from a video editor")
+            codec = f" (codec {self.codec})" if self.codec else ""
+            raise InputError(f"{self.field}.path", f"{self.name}{codec}: no frame could be decoded {where} (a damaged or "
                              f"truncated video, or a codec OpenCV cannot read?); check the file, its start and end")
 
 
@@ -191,6 +202,8 @@ def open_frames(path, every: int = 1, start=None, end=None, fps: float | None = 
         rate = float(fps) if fps is not None else float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        fourcc = int(cap.get(cv2.CAP_PROP_FOURCC) or 0)
+        codec = fourcc.to_bytes(4, "little").decode("latin-1").strip("\x00 ") if 0 < fourcc < 2**32 else None
     finally:
         cap.release()
     if not (math.isfinite(rate) and rate > 0):
@@ -204,7 +217,7 @@ def open_frames(path, every: int = 1, start=None, end=None, fps: float | None = 
     if count == 0:
         raise InputError(f"{field}.start" if e is None or s >= total else f"{field}.end",
                          f"no frames between {s} and {stop} (the video has {total} frames at {rate:g} fps)")
-    return FrameSource(name, rate, every, s, e, count, video=path, size=size, field=field)
+    return FrameSource(name, rate, every, s, e, count, video=path, size=size, field=field, codec=codec or None)
 
 
 @contextlib.contextmanager
