@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""EXIF orientation of a photo, and its pixels turned upright (no Blender here; numpy only).
+"""EXIF orientation of a photo, and its pixels turned upright (pure Python: no Blender, no numpy).
 
 Phones store a portrait photo as landscape pixels plus an EXIF ``Orientation`` tag (6: "rotate 90
 degrees clockwise to show"). The backend, like every photo viewer, shows and estimates the photo
@@ -16,6 +16,7 @@ segment or a PNG's ``eXIf`` chunk; anything else (or an unreadable file) is 1.
 from __future__ import annotations
 
 import struct
+from array import array
 
 ORIENTATION_TAG = 0x0112
 #: Orientations whose upright image has width and height swapped.
@@ -40,27 +41,50 @@ def upright_size(width: int, height: int, value: int) -> tuple[int, int]:
     return (height, width) if value in SWAPS_SIDES else (width, height)
 
 
-def to_upright(pixels, value: int):
-    """Stored pixels ``[H, W, C]`` (row 0 at the top) -> the upright image ``[H', W', C]`` (a view
-    where possible), as Pillow's ``ImageOps.exif_transpose``."""
-    import numpy as np
+def to_upright(pixels: array, width: int, height: int, value: int, channels: int = 4) -> tuple[array, int, int]:
+    """Stored pixels -> the upright image, as Pillow's ``ImageOps.exif_transpose`` (the add-on has
+    no numpy: rows and columns move by extended slices of an ``array``).
 
-    a = np.asarray(pixels)
-    if value == 2:
-        return a[:, ::-1]
-    if value == 3:
-        return a[::-1, ::-1]
-    if value == 4:
-        return a[::-1]
-    if value == 5:
-        return a.transpose(1, 0, 2)
-    if value == 6:
-        return np.rot90(a, -1)
-    if value == 7:
-        return np.rot90(a, 2).transpose(1, 0, 2)
-    if value == 8:
-        return np.rot90(a, 1)
-    return a
+    Args:
+        pixels: ``array`` of ``height * width * channels`` values, row 0 at the top, pixels left to right.
+        width, height: stored size, pixels.
+        value: EXIF orientation 1-8.
+    Returns:
+        ``(array, upright width, upright height)``, the same layout and typecode.
+    """
+    W, H, C = width, height, channels
+    rw = W * C
+    if len(pixels) != H * rw:
+        raise ValueError(f"{len(pixels)} values for a {W}x{H} image of {C} channels")
+    out = array(pixels.typecode, bytes(len(pixels) * pixels.itemsize))
+    if value not in SWAPS_SIDES:  # each upright row is a stored row, maybe reversed
+        rows_reversed, pixels_reversed = value in (3, 4), value in (2, 3)
+        for r in range(H):
+            src = (H - 1 - r if rows_reversed else r) * rw
+            row = pixels[src : src + rw]
+            if pixels_reversed:
+                for ch in range(C):
+                    out[r * rw + ch : (r + 1) * rw : C] = row[ch::C][::-1]
+            else:
+                out[r * rw : (r + 1) * rw] = row
+        return out, W, H
+    # each upright row is a stored column: 5, 6 column i, 7, 8 column W-1-i; 6, 7 read bottom to top
+    orw = H * C
+    for i in range(W):
+        x = i if value in (5, 6) else W - 1 - i
+        for ch in range(C):
+            col = pixels[x * C + ch :: rw]
+            out[i * orw + ch : (i + 1) * orw : C] = col[::-1] if value in (6, 7) else col
+    return out, H, W
+
+
+def flip_rows(pixels: array, width: int, height: int, channels: int = 4) -> array:
+    """The rows in the other order (Blender's images start at the bottom row, files at the top)."""
+    rw = width * channels
+    out = array(pixels.typecode, bytes(len(pixels) * pixels.itemsize))
+    for r in range(height):
+        out[r * rw : (r + 1) * rw] = pixels[(height - 1 - r) * rw : (height - r) * rw]
+    return out
 
 
 def _jpeg_exif(data: bytes) -> bytes | None:

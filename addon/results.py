@@ -84,7 +84,7 @@ def upright_image(path: str):
     """The photo as a Blender image, upright: the file itself, or, where its EXIF orientation turns
     or mirrors it (a phone's portrait shot), a packed copy of its pixels turned upright (named
     ``"<file> (upright)"``, reused while it is of the same file)."""
-    import numpy as np
+    from array import array
 
     value = exif.orientation(path)
     if value == 1:
@@ -98,14 +98,14 @@ def upright_image(path: str):
         w, h = src.size
         if w <= 0 or h <= 0:
             raise ValueError(f"cannot read the image {path}: is it a PNG or JPEG photo?")
-        px = np.empty(w * h * 4, np.float32)
+        px = array("f", bytes(4 * w * h * 4))
         src.pixels.foreach_get(px)
     finally:
         if src.users == 0:
             bpy.data.images.remove(src)
-    up = exif.to_upright(px.reshape(h, w, 4)[::-1], value)[::-1]  # Blender's rows start at the bottom
-    img = bpy.data.images.new(name, up.shape[1], up.shape[0], alpha=False)
-    img.pixels.foreach_set(np.ascontiguousarray(up, np.float32).ravel())
+    up, uw, uh = exif.to_upright(exif.flip_rows(px, w, h), w, h, value)  # Blender's rows start at the bottom
+    img = bpy.data.images.new(name, uw, uh, alpha=False)
+    img.pixels.foreach_set(exif.flip_rows(up, uw, uh))
     img.pack()
     img["posediff_source"] = os.path.abspath(path)
     return img

@@ -5,6 +5,7 @@ backend uses: the same tag read from JPEG and PNG files, the same upright pixels
 from __future__ import annotations
 
 import sys
+from array import array
 from pathlib import Path
 
 import numpy as np
@@ -38,9 +39,12 @@ def test_orientation_and_upright_pixels_match_pillow(tmp_path, value, fmt):
     with Image.open(path) as f:
         stored = np.asarray(f.convert("RGB"))
         want = np.asarray(ImageOps.exif_transpose(f).convert("RGB"))
-    got = exif.to_upright(stored, value)
-    assert exif.upright_size(stored.shape[1], stored.shape[0], value) == (want.shape[1], want.shape[0])
-    np.testing.assert_array_equal(got, want)
+    h, w = stored.shape[:2]
+    got, uw, uh = exif.to_upright(array("B", stored.tobytes()), w, h, value, channels=3)
+    assert exif.upright_size(w, h, value) == (uw, uh) == (want.shape[1], want.shape[0])
+    np.testing.assert_array_equal(np.frombuffer(got, np.uint8).reshape(uh, uw, 3), want)
+    flipped = exif.flip_rows(array("B", stored.tobytes()), w, h, channels=3)
+    np.testing.assert_array_equal(np.frombuffer(flipped, np.uint8).reshape(h, w, 3), stored[::-1])
 
 
 def test_no_orientation_or_an_unreadable_file_is_as_stored(tmp_path):
