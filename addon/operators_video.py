@@ -124,11 +124,15 @@ def key_track(context, ob, response: dict, meta: dict) -> int:
     base = list(ob.matrix_world.translation)
     fr0 = response["frames"][0]["track"]
     floor = seq.get("floor_z") or 0.0
-    for fr, f in zip(response["frames"], frames):
+    motion = seq.get("camera_motion")  # the camera's turn the backend undid (x_t = M_t x_0), or None
+    for i, (fr, f) in enumerate(zip(response["frames"], frames)):
         tr = fr["track"]
         if cam_mw is not None:
-            world = camera_math.camera_directions_to_world(tr["joints"], cam_mw)
-            anchor = camera_math.camera_points_to_world([la.scale(tr["root_translation"], s_rig)], cam_mw)[0]
+            # the track is in each frame's own camera: back to the first frame's, which the scene camera is
+            back = la.transpose(motion[i]) if motion else la.identity()
+            world = camera_math.camera_directions_to_world([la.matvec(back, j) for j in tr["joints"]], cam_mw)
+            root = la.matvec(back, tr["root_translation"])
+            anchor = camera_math.camera_points_to_world([la.scale(root, s_rig)], cam_mw)[0]
         else:
             # no scene camera: the clip's trajectory from the armature's origin, feet on its floor
             world = tr["world_joints"]
@@ -264,6 +268,8 @@ class POSEDIFF_OT_track_override(_TaskOperator, bpy.types.Operator):
         seq = res.get("sequence") or {}
         payload = {"frames": res["frames"], "sequence": {"fps": seq.get("fps", 25.0), "fixed": meta["fixed"]},
                    "source_frames": seq.get("source_frames"), "source_fps": seq.get("source_fps")}
+        if seq.get("camera_motion"):
+            payload["sequence"]["camera_motion"] = seq["camera_motion"]  # the turn the estimate undid
         if meta.get("rotation"):
             payload["camera"] = {"rotation": meta["rotation"]}
 

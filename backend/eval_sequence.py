@@ -26,9 +26,15 @@ Columns: MPJPE (mm, 17 joints, root-aligned camera frame), acceleration error (m
 mean norm of the difference of second differences against the ground truth), flips (frames whose
 pose is > 150 mm MPJPE from both neighbours), foot sliding (cm/s: mean horizontal ankle speed
 over frames where a contact is detected, world frame; the ground-truth clips' own beside it), root
-jitter (mm/frame^2: the mean norm of the second differences of the root translation, camera frame;
-the clips' pelvis stays at one place, so this is the root's acceleration error: its jitter and
-depth wander) and seconds per frame (sampling + track).
+jitter (mm/frame^2: the mean norm of the second differences of the root translation, world frame
+for the track, the first frame's camera for the per-frame rows; the clips' pelvis stays at one
+place, so this is the root's acceleration error), root wander (cm: the RMS distance of the root
+from its mean position: sway and depth wander) and seconds per frame (sampling + track).
+
+``--shake DEG``: each clip is filmed by a handheld camera that turns about its centre
+(:func:`handheld_motion`: sway and shake up to about DEG degrees); ``--motion given`` sends the
+turn per frame (``sequence.camera_motion``) and adds the row of the default track that does not
+undo it; ``--motion ignored`` is the pipeline that takes the camera as fixed.
 """
 
 from __future__ import annotations
@@ -82,8 +88,31 @@ def make_clips(subjects, n_clips: int, frames: int, seed: int = 0, subset: str =
     return out
 
 
+def handheld_motion(frames: int, shake_deg: float, rng: np.random.Generator, fps: float = 25.0) -> np.ndarray:
+    """``[F, 3, 3]`` the turn of a handheld camera from its first frame (``x_cam_t = M_t x_cam_0``).
+
+    Pitch, yaw and roll each follow a sum of three sinusoids (0.2-0.6 Hz sway, 0.8-2 Hz and 2-5 Hz
+    shake, amplitudes 0.6 / 0.3 / 0.1 of ``shake_deg``, random phases), minus their value at the
+    first frame; the camera turns about its own centre. ``shake_deg`` 0: identities.
+    """
+    t = np.arange(frames) / fps
+    ang = np.zeros((frames, 3))
+    for axis in range(3):
+        for (lo, hi), w in (((0.2, 0.6), 0.6), ((0.8, 2.0), 0.3), ((2.0, 5.0), 0.1)):
+            f, ph = rng.uniform(lo, hi), rng.uniform(0, 2 * np.pi)
+            ang[:, axis] += w * shake_deg * np.sin(2 * np.pi * f * t + ph)
+    ang = np.radians(ang - ang[:1])
+    c, s = np.cos(ang), np.sin(ang)
+    one, zero = np.ones(frames), np.zeros(frames)
+    rx = np.stack([one, zero, zero, zero, c[:, 0], -s[:, 0], zero, s[:, 0], c[:, 0]], 1).reshape(-1, 3, 3)
+    ry = np.stack([c[:, 1], zero, s[:, 1], zero, one, zero, -s[:, 1], zero, c[:, 1]], 1).reshape(-1, 3, 3)
+    rz = np.stack([c[:, 2], -s[:, 2], zero, s[:, 2], c[:, 2], zero, zero, zero, one], 1).reshape(-1, 3, 3)
+    return rz @ ry @ rx  # camera axes: x right (pitch), y down (yaw), z forward (roll)
+
+
 def clip_request(poses: np.ndarray, rng: np.random.Generator, noise_px: float = 4.0, num: int = 20, seed: int = 0,
-                 lens_mm: float | None = None, known_rotation: bool = False):
+                 lens_mm: float | None = None, known_rotation: bool = False, shake_deg: float = 0.0,
+                 motion_given: bool = True):
     """The estimate request of one clip seen by one fixed camera.
 
     Args:
@@ -97,9 +126,12 @@ def clip_request(poses: np.ndarray, rng: np.random.Generator, noise_px: float = 
             lenses) so that every joint of every frame is inside the image: a phone on a tripod.
         known_rotation: each frame's camera gives the true world->camera rotation (the add-on's
             "Use my camera as it is").
+        shake_deg: a handheld camera (:func:`handheld_motion`, drawn from its own stream seeded by
+            ``seed``, so the clips' cameras and noise are those of a fixed-camera run); 0: fixed.
+        motion_given: with ``shake_deg``, the request carries ``sequence.camera_motion``.
     Returns:
-        (request dict with ``sequence``, ground truth camera-frame root-relative ``[F, J, 3]``,
-        world->camera R ``[3, 3]``).
+        (request dict with ``sequence``, ground truth camera-frame root-relative ``[F, J, 3]``
+        (each frame's own camera), world->camera R ``[3, 3]`` of the first frame, motion ``[F, 3, 3]``).
     """
     from backend.camera import project
     from backend.evaluate import H36M_K, random_camera, with_rotation
@@ -111,15 +143,18 @@ def clip_request(poses: np.ndarray, rng: np.random.Generator, noise_px: float = 
         from backend.eval_photo import paired_photo_camera
 
         R, T, K, _ = paired_photo_camera(poses.reshape(-1, 3), float(lens_mm), seed)
+    M = handheld_motion(len(poses), shake_deg, np.random.default_rng(10_000 + seed)) if shake_deg else np.tile(np.eye(3), (len(poses), 1, 1))
     frames, gt = [], []
-    for p in poses:
-        cam = p @ R.T
-        uv = project(cam + T, K) + rng.normal(0, noise_px, (len(p), 2))
+    for p, m in zip(poses, M):
+        cam = (p @ R.T + T) @ m.T  # the camera turned about its centre
+        uv = project(cam, K) + rng.normal(0, noise_px, (len(p), 2))
         frames.append({"keypoints": {JOINT_NAMES[j]: [float(uv[j, 0]), float(uv[j, 1]), 1.0] for j in IDX},
-                       "camera": with_rotation(K.as_dict(), R, known_rotation)})
+                       "camera": with_rotation(K.as_dict(), m @ R, known_rotation)})
         gt.append(cam - cam[:1])
     req = {"frames": frames, "num_hypotheses": num, "seed": seed, "sequence": {"fps": 25.0}}
-    return req, np.array(gt), R
+    if shake_deg and motion_given:
+        req["sequence"]["camera_motion"] = M.tolist()
+    return req, np.array(gt), R, M
 
 
 def accel_error(pred: np.ndarray, gt: np.ndarray) -> float:
@@ -153,6 +188,12 @@ def foot_sliding(world_abs: np.ndarray, contacts: np.ndarray, fps: float) -> tup
 def root_jitter(root: np.ndarray) -> float:
     """Mean norm of the second differences of a root trajectory ``[F, 3]`` (mm -> mm/frame^2)."""
     return float(np.linalg.norm(np.diff(root, 2, axis=0), axis=-1).mean()) if len(root) >= 3 else 0.0
+
+
+def root_wander(root: np.ndarray) -> float:
+    """RMS distance of a root trajectory ``[F, 3]`` (mm) from its mean position (-> cm): the clips' pelvis
+    stays at one place, so this is how far the estimated root sways and wanders (depth above all)."""
+    return float(np.sqrt((np.linalg.norm(root - root.mean(0), axis=-1) ** 2).mean()) / 10.0)
 
 
 def moving_average(x: np.ndarray, k: int = 5) -> np.ndarray:
@@ -233,8 +274,12 @@ def run_sequence_eval(service, args) -> list:
     t_sample = 0.0
     n_frames = 0
     for ci, (name, poses) in enumerate(clips):
-        req_d, gt, R = clip_request(poses, rng, num=args.num, seed=args.seed + ci, lens_mm=lens,
-                                    known_rotation=getattr(args, "known_rotation", False))
+        shake = float(getattr(args, "shake", 0.0) or 0.0)
+        given = getattr(args, "motion", "given") == "given"
+        req_d, gt, R, M = clip_request(poses, rng, num=args.num, seed=args.seed + ci, lens_mm=lens,
+                                       known_rotation=getattr(args, "known_rotation", False), shake_deg=shake,
+                                       motion_given=given)
+        motion = M if shake and given else None
         if args.steps:
             req_d["steps"] = args.steps
         req = schemas.EstimateRequest.model_validate(req_d)
@@ -245,9 +290,11 @@ def run_sequence_eval(service, args) -> list:
         g = gt[:, IDX] * 1000
         H = np.array([[h.joints for h in fr.hypotheses] for fr in res.frames])[:, :, IDX] * 1000  # [F, K, 17, 3]
         b1 = H[:, 0]
-        root_b1 = np.array([fr.hypotheses[0].root_translation for fr in res.frames]) * 1000
+        root_b1 = np.einsum("tc,tcd->td", np.array([fr.hypotheses[0].root_translation for fr in res.frames]) * 1000, M)  # first camera
         add("per-frame best-of-1", "root", root_jitter(root_b1))
         add("5-frame moving average of best-of-1 (baseline)", "root", root_jitter(moving_average(root_b1)))
+        add("per-frame best-of-1", "wander", root_wander(root_b1))
+        add("5-frame moving average of best-of-1 (baseline)", "wander", root_wander(moving_average(root_b1)))
         per = {"per-frame best-of-1": b1, "5-frame moving average of best-of-1 (baseline)": moving_average(b1),
                f"per-frame best-of-{args.num} (oracle)": H[np.arange(len(H)), np.linalg.norm(H - g[:, None], axis=-1).mean(-1).argmin(1)],
                "per-frame aggregate": np.array([fr.aggregate for fr in res.frames])[:, IDX] * 1000}
@@ -261,16 +308,22 @@ def run_sequence_eval(service, args) -> list:
         s, n = foot_sliding(gt_world, c_gt, 25.0)
         add("ground truth", "slide", (s, n))
         add("ground truth", "own_acc", accel_error(np.zeros_like(g), g))  # a track without acceleration scores this
-        for row, opts in _variants().items():
+        variants = _variants()
+        if motion is not None:
+            variants["track (default), the camera's turn not undone"] = (TrackOptions(), False)
+        for row, opts in variants.items():
+            opts, undo = opts if isinstance(opts, tuple) else (opts, True)
             t1 = time.perf_counter()
             frames = [fr.model_copy(deep=True) for fr in res.frames]
-            add_track(frames, 25.0, None, opts=opts)
+            add_track(frames, 25.0, None, opts=opts, motion=motion if undo else None)
             add(row, "t_track", (time.perf_counter() - t1) / len(frames))
             P = np.array([fr.track.joints for fr in frames])[:, IDX] * 1000
             add(row, "mpjpe", float(mpjpe(P, g).mean()))
             add(row, "acc", accel_error(P, g))
             add(row, "flips", flips(P))
-            add(row, "root", root_jitter(np.array([fr.track.root_translation for fr in frames]) * 1000))
+            wr = np.array([fr.track.world_root for fr in frames]) * 1000  # world: free of the camera's turn
+            add(row, "root", root_jitter(wr))
+            add(row, "wander", root_wander(wr))
             W = np.array([fr.track.world_joints for fr in frames]) + np.array([fr.track.world_root for fr in frames])[:, None]
             c = np.array([[fr.track.contacts["left_foot"], fr.track.contacts["right_foot"]] for fr in frames]) if opts.feet \
                 else detect_contacts(W, 25.0, opts0)
@@ -290,25 +343,31 @@ def run_sequence_eval(service, args) -> list:
             slide = f"{sum(s * n for s, n in sl) / tot:.1f}" if tot else "no contacts"
         t = sf + (np.mean(m["t_track"]) if "t_track" in m else 0.0)
         root = f"{np.mean(m['root']):.1f}" if "root" in m else "-"
+        wander = f"{np.mean(m['wander']):.1f}" if "wander" in m else "-"
         rows.append([row, f"{np.mean(m['mpjpe']):.1f}", f"{np.mean(m['acc']):.2f}", f"{int(np.sum(m['flips']))}", slide, root,
-                     f"{t:.2f}"])
+                     wander, f"{t:.2f}"])
     gsl = acc["ground truth"]["slide"]
     tot = sum(n for _, n in gsl)
-    rows.append(["ground truth clips", "0", "0", "0", f"{sum(s * n for s, n in gsl) / tot:.1f}" if tot else "no contacts", "0", "-"])
+    rows.append(["ground truth clips", "0", "0", "0", f"{sum(s * n for s, n in gsl) / tot:.1f}" if tot else "no contacts", "0", "0",
+                 "-"])
     from backend.eval_photo import SUBSET_TITLES
     from backend.evaluate import print_table, rotation_title
 
     base = float(rows[1][1])
     camera = "H3.6M-like" if lens is None else f"photo-protocol ({lens:g} mm lens)"
+    shake = float(getattr(args, "shake", 0.0) or 0.0)
+    if shake:
+        camera += (f" handheld (turning up to ~{shake:g} deg, the turn per frame "
+                   f"{'given' if getattr(args, 'motion', 'given') == 'given' else 'not given'})")
     print_table(f"eval sequence: H3.6M {'/'.join(subjects)}, {len(clips)} clips x {args.clip_frames} frames at 25 fps"
-                f"{'' if subset == 'all' else f' (at least half of each clip {SUBSET_TITLES[subset]})'}, one fixed "
+                f"{'' if subset == 'all' else f' (at least half of each clip {SUBSET_TITLES[subset]})'}, one "
                 f"{camera} camera per clip, 4 px noise on 17 joints, {args.num} hypotheses/frame ({args.num * SQ.SEQUENCE_OVERSAMPLE} drawn"
                 f"{f', temporal guidance sigma {SQ.TEMPORAL_SIGMA} m' if SQ.TEMPORAL_SIGMA else ''}"
                 f"{f', {args.steps} DDIM steps' if args.steps else ''}; "
                 f"{filter_title()}){rotation_title(args)} "
                 "(MPJPE mm, root-aligned)",
                 ["method", "MPJPE", "accel err mm/frame^2", "flips", "foot sliding cm/s (contacts)", "root jitter mm/frame^2",
-                 "s/frame"], rows)
+                 "root wander cm", "s/frame"], rows)
     best = float(rows[-2][1])
     own = float(np.mean(acc["ground truth"]["own_acc"]))
     print(f"track / moving-average baseline MPJPE: {best / base:.2f} (target <= 0.85); the clips' own mean acceleration "

@@ -270,6 +270,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="sequence: temporal filter window of the 2D evidence, frames (odd; 0 = off; default: the service's)")
     p.add_argument("--filter-2d-order", type=int, default=None, help="sequence: polynomial order of that filter")
     p.add_argument("--cache", default=None, help="sequence: keep/reuse each clip's response (JSON) in this folder")
+    p.add_argument("--shake", type=float, default=0.0, metavar="DEG",
+                   help="sequence: a handheld camera turning about its centre during each clip (hand sway and shake, "
+                        "up to about DEG degrees about each axis; 0 = fixed camera)")
+    p.add_argument("--motion", choices=["given", "ignored"], default="given",
+                   help="sequence --shake: send the camera's turn per frame (sequence.camera_motion, as a gyroscope, a "
+                        "camera solve or the video's background give it) or not (the camera taken as fixed)")
 
 
 def cmd_sequence(args, service) -> None:

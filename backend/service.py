@@ -333,12 +333,15 @@ class PoseService:
         return assist(self, req, progress, cancel)
 
     def track(self, req: schemas.TrackRequest, progress: Progress = None, cancel: CancelCheck = None) -> schemas.EstimateResponse:
-        """Re-solve a sequence's track from its response frames with ``req.sequence.fixed`` choices (no sampling)."""
+        """Re-solve a sequence's track from its response frames with ``req.sequence.fixed`` choices (no sampling;
+        ``req.sequence.camera_motion``: the estimate's ``sequence.camera_motion``, sent back)."""
         from backend.sequence import add_track
 
         frames = [fr.model_copy(deep=True) for fr in req.frames]
         rot = self._rotation(req.camera)
-        info = add_track(frames, req.sequence.fps, rot, fixed=dict(req.sequence.fixed or {}))
+        motion = req.sequence.camera_motion
+        info = add_track(frames, req.sequence.fps, rot, fixed=dict(req.sequence.fixed or {}),
+                         motion=None if motion is None else np.asarray(motion, np.float64))
         info.source_frames, info.source_fps = req.source_frames, req.source_fps
         return schemas.EstimateResponse(joint_names=list(JOINT_NAMES), frames=frames, sequence=info)
 

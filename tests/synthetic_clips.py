@@ -1,5 +1,6 @@
-"""Synthetic clips for the video tests: the sample photo's person sliding across a white frame, and two
-sample photos' people side by side, one of them walking closer."""
+"""Synthetic clips for the video tests: the sample photo's person sliding across a white frame, two
+sample photos' people side by side, one of them walking closer, and a cluttered scene filmed by a
+camera turning about its centre (a handheld phone)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from backend.camera import default_intrinsics
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "image2.jpeg"
 OTHER = Path(__file__).resolve().parents[1] / "samples" / "image1.png"
@@ -47,6 +50,41 @@ def two_people_frames(count: int, left: int = 300, right: tuple[int, int] = (200
         f[H - hb :, W - 20 - sb.shape[1] : W - 20] = sb
         out.append(f)
     return out
+
+
+# ---- a handheld camera filming a cluttered scene (tests/test_camera_motion.py, the add-on's video test)
+
+HANDHELD_W, HANDHELD_H = 640, 480
+HANDHELD_K = default_intrinsics(HANDHELD_W, HANDHELD_H)  # the camera the backend assumes for a video without EXIF (handheld clips)
+_KM = np.array([[HANDHELD_K.fx, 0, HANDHELD_K.cx], [0, HANDHELD_K.fy, HANDHELD_K.cy], [0, 0, 1.0]])
+_PAD = 200  # the scene is drawn this much beyond the first frame on every side
+
+
+def scene(person: bool = False) -> np.ndarray:
+    """The scene as the first frame's camera sees it, ``_PAD`` px beyond its frame: 400 overlapping
+    boxes of random colours (a cluttered room's corners and edges) and, optionally, the sample
+    photo's person standing in it."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    canvas = np.full((HANDHELD_H + 2 * _PAD, HANDHELD_W + 2 * _PAD, 3), 128, np.uint8)
+    for _ in range(400):
+        x, y = rng.integers(0, canvas.shape[1]), rng.integers(0, canvas.shape[0])
+        w, h = rng.integers(10, 80, 2)
+        cv2.rectangle(canvas, (int(x), int(y)), (int(x + w), int(y + h)), tuple(int(c) for c in rng.integers(0, 255, 3)), -1)
+    if person:
+        im = np.asarray(Image.open(SAMPLE).convert("RGB"))
+        h = 330
+        im = cv2.resize(im, (int(im.shape[1] * h / im.shape[0]), h))
+        x, y = _PAD + HANDHELD_W // 2 - im.shape[1] // 2, _PAD + 110
+        canvas[y : y + h, x : x + im.shape[1]] = im
+    return canvas
+
+
+def filmed(canvas: np.ndarray, motion: np.ndarray) -> list[np.ndarray]:
+    """The frames of a camera turning by ``motion`` (``[T, 3, 3]``, ``x_t = M_t x_0``) about its centre."""
+    off = np.array([[1, 0, _PAD], [0, 1, _PAD], [0, 0, 1.0]])  # first-frame pixel -> canvas pixel
+    return [cv2.warpPerspective(canvas, _KM @ m @ np.linalg.inv(_KM) @ np.linalg.inv(off), (HANDHELD_W, HANDHELD_H)) for m in motion]
 
 
 def write_video(path: Path, frames: list[np.ndarray], fps: float) -> None:

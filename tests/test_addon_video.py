@@ -101,6 +101,31 @@ def test_the_person_picked_for_a_clip_of_two_people_is_keyed_throughout(rig, tmp
         assert len(_keyed_bones(rig, f)) >= 10, f
 
 
+def test_a_handheld_clip_keeps_its_camera_turn_through_a_per_frame_override(rig, tmp_path):  # noqa: F811
+    """A clip filmed by a turning camera: the backend reports the turn it undid, the add-on keeps it
+    with the response and sends it back when one frame's hypothesis is overridden (a re-solve without
+    it would take the camera as fixed and make the rig sway with it)."""
+    from synthetic_clips import filmed, scene
+
+    from backend.eval_sequence import handheld_motion
+
+    truth = handheld_motion(5, 4.0, np.random.default_rng(5))
+    clip = tmp_path / "handheld.mp4"
+    write_video(clip, filmed(scene(person=True), truth), 10.0)
+    scene_ = bpy.context.scene
+    bpy.context.view_layer.objects.active = rig
+    scene_.frame_set(1)
+    assert bpy.ops.posediff.estimate_video(filepath=str(clip), background=False, blocking=True) == {"FINISHED"}, \
+        scene_.posediff.last_error
+    ov = addon_module("operators_video")
+    motion = ov._stored()["response"]["sequence"]["camera_motion"]
+    assert motion is not None and len(motion) == 5
+    scene_.frame_set(3)
+    assert bpy.ops.posediff.track_override(hypothesis=1, blocking=True) == {"FINISHED"}, scene_.posediff.last_error
+    after = ov._stored()["response"]
+    assert after["frames"][2]["track"]["hypothesis"] == 1 and after["sequence"]["camera_motion"] == motion
+
+
 def test_missing_video_is_refused_and_the_scene_unchanged(rig, tmp_path):  # noqa: F811
     scene = bpy.context.scene
     bpy.context.view_layer.objects.active = rig

@@ -176,7 +176,7 @@ def test_sequence_estimate_samples_from_the_filtered_evidence_across_chunks_and_
     from backend.service import PoseService
 
     poses = D.normalise_bone_lengths(D.load_h36m(("S11",), allow_eval=True)["S11/walking_1"][100:111]).astype(np.float64)
-    req, _, _ = clip_request(poses, np.random.default_rng(0), num=2, seed=0)
+    req, _, _, _ = clip_request(poses, np.random.default_rng(0), num=2, seed=0)
     req["steps"] = 4
     gap = 5
     first = next(iter(req["frames"][gap]["keypoints"]))

@@ -264,7 +264,7 @@ def test_known_rotation_eval_requests_give_the_true_camera_rotation(h36m_train_p
     np.testing.assert_allclose(cam - cam[:1], known.gt, atol=1e-9)
     schemas.EstimateRequest.model_validate({"frames": [{"keypoints": known.keypoints, "camera": known.camera}]})
     clip = h36m_train_poses[:6] - h36m_train_poses[:6, :1]
-    req, gt, Rc = clip_request(clip, np.random.default_rng(0), num=2, seed=1, lens_mm=35.0, known_rotation=True)
+    req, gt, Rc, _ = clip_request(clip, np.random.default_rng(0), num=2, seed=1, lens_mm=35.0, known_rotation=True)
     assert all(np.allclose(f["camera"]["rotation"], Rc) for f in req["frames"])
     np.testing.assert_allclose(clip @ Rc.T - (clip @ Rc.T)[:, :1], gt, atol=1e-9)
     assert "rotation" not in clip_request(clip, np.random.default_rng(0), num=2, seed=1)[0]["frames"][0]["camera"]

@@ -226,7 +226,7 @@ def test_synthetic_clip_track_is_smoother_and_closer_than_per_frame_best_of_1(se
     from backend.http import schemas
 
     poses = _held_out_clip(24, start=300)
-    req, gt, _ = clip_request(poses, np.random.default_rng(3), num=8, seed=0)
+    req, gt, _, _ = clip_request(poses, np.random.default_rng(3), num=8, seed=0)
     req["steps"] = 20
     res = service.estimate(schemas.EstimateRequest.model_validate(req))
     assert res.sequence is not None and res.sequence.frames == 24
@@ -274,14 +274,14 @@ def test_a_sequences_hypotheses_share_the_clips_camera_tilt(service):
 
     assert SQ.CLIP_TILT
     poses = _held_out_clip(12, start=300)
-    req, _, R = clip_request(poses, np.random.default_rng(5), num=6, seed=0)
+    req, _, R, _ = clip_request(poses, np.random.default_rng(5), num=6, seed=0)
     req["steps"] = 12
     res = service.estimate(schemas.EstimateRequest.model_validate(req))
     pitches = {h.camera_pitch_deg for fr in res.frames for h in fr.hypotheses}
     rolls = {h.camera_roll_deg for fr in res.frames for h in fr.hypotheses}
     assert pitches == {res.sequence.camera_pitch_deg} and rolls == {res.sequence.camera_roll_deg}, (pitches, rolls)
     assert abs(res.sequence.camera_pitch_deg - np.degrees(pitch_roll_of(R)[0])) < 8
-    known, _, R2 = clip_request(poses, np.random.default_rng(5), num=6, seed=0, known_rotation=True)
+    known, _, R2, _ = clip_request(poses, np.random.default_rng(5), num=6, seed=0, known_rotation=True)
     known["steps"] = 12
     res2 = service.estimate(schemas.EstimateRequest.model_validate(known))
     assert abs(res2.sequence.camera_pitch_deg - np.degrees(pitch_roll_of(R2)[0])) < 0.01
@@ -296,7 +296,7 @@ def test_photo_protocol_clip_is_seen_whole_by_one_phone_camera_paired_across_len
 
     poses = _held_out_clip(12, start=300)
     reqs = {lens: clip_request(poses, np.random.default_rng(0), noise_px=0.0, num=2, seed=5, lens_mm=lens) for lens in (24, 50)}
-    for lens, (req, gt, R) in reqs.items():
+    for lens, (req, gt, R, _) in reqs.items():
         cams = [fr["camera"] for fr in req["frames"]]
         assert all(c == cams[0] for c in cams)  # one fixed camera
         K = Intrinsics(**{k: cams[0][k] for k in ("fx", "fy", "cx", "cy", "width", "height")})
@@ -307,7 +307,7 @@ def test_photo_protocol_clip_is_seen_whole_by_one_phone_camera_paired_across_len
         np.testing.assert_allclose(gt, (poses @ R.T) - (poses @ R.T)[:, :1], atol=1e-9)
     # the same place: the ray to the pelvis (the world origin) from the 2D, in world axes, is the same
     to_pelvis = {}
-    for lens, (req, _, R) in reqs.items():
+    for lens, (req, _, R, _) in reqs.items():
         K, (u, v) = req["frames"][0]["camera"], req["frames"][0]["keypoints"]["pelvis"][:2]
         ray = R.T @ np.array([(u - K["cx"]) / K["fx"], (v - K["cy"]) / K["fy"], 1.0])
         to_pelvis[lens] = ray / np.linalg.norm(ray)

@@ -52,6 +52,27 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+#: A 3x3 matrix (rows) of entries in [-1, 1]: checked to be a rotation by :func:`check_rotation`.
+Matrix3 = Annotated[list[Annotated[list[Annotated[float, Field(allow_inf_nan=False, ge=-1.001, le=1.001)]],
+                                   Field(min_length=3, max_length=3)]], Field(min_length=3, max_length=3)]
+
+
+def check_rotation(R):
+    """A rotation: ``R R^T = I`` and ``det R = 1`` within 1e-3 (no scale, shear or mirror); None passes."""
+    if R is None:
+        return R
+    for i in range(3):
+        for j in range(3):
+            if abs(sum(R[i][k] * R[j][k] for k in range(3)) - (1.0 if i == j else 0.0)) > 1e-3:
+                raise ValueError("not a rotation matrix (orthonormal, determinant 1): rows must be unit length "
+                                 "and perpendicular")
+    det = (R[0][0] * (R[1][1] * R[2][2] - R[1][2] * R[2][1]) - R[0][1] * (R[1][0] * R[2][2] - R[1][2] * R[2][0])
+           + R[0][2] * (R[1][0] * R[2][1] - R[1][1] * R[2][0]))
+    if abs(det - 1.0) > 1e-3:
+        raise ValueError("not a rotation matrix (orthonormal, determinant 1): this one is a mirror (determinant -1)")
+    return R
+
+
 class Camera(Strict):
     """Pinhole intrinsics in pixels. Missing focal lengths use the default field of view."""
 
@@ -61,28 +82,13 @@ class Camera(Strict):
     cy: Finite | None = Field(None, ge=-1e6, le=1e6, description="principal point y, pixels")
     width: int | None = Field(None, gt=0, le=100_000, description="image width, pixels")
     height: int | None = Field(None, gt=0, le=100_000, description="image height, pixels")
-    rotation: Annotated[list[Annotated[list[Annotated[float, Field(allow_inf_nan=False, ge=-1.001, le=1.001)]], Field(min_length=3, max_length=3)]], Field(min_length=3, max_length=3)] | None = Field(
+    rotation: Matrix3 | None = Field(
         None,
         description="optional world-to-camera rotation (3x3, rows) when the camera orientation "
         "is known (e.g. from a Blender camera); else pitch and roll are estimated",
     )
 
-    @field_validator("rotation")
-    @classmethod
-    def _orthonormal(cls, R):
-        """A rotation: ``R R^T = I`` and ``det R = 1`` within 1e-3 (no scale, shear or mirror)."""
-        if R is None:
-            return R
-        for i in range(3):
-            for j in range(3):
-                if abs(sum(R[i][k] * R[j][k] for k in range(3)) - (1.0 if i == j else 0.0)) > 1e-3:
-                    raise ValueError("not a rotation matrix (orthonormal, determinant 1): rows must be unit length "
-                                     "and perpendicular")
-        det = (R[0][0] * (R[1][1] * R[2][2] - R[1][2] * R[2][1]) - R[0][1] * (R[1][0] * R[2][2] - R[1][2] * R[2][0])
-               + R[0][2] * (R[1][0] * R[2][1] - R[1][1] * R[2][0]))
-        if abs(det - 1.0) > 1e-3:
-            raise ValueError("not a rotation matrix (orthonormal, determinant 1): this one is a mirror (determinant -1)")
-        return R
+    _orthonormal = field_validator("rotation")(check_rotation)
 
 
 class EstimateFrame(Strict):
@@ -123,6 +129,26 @@ class SequenceOptions(Strict):
     fps: Finite = Field(gt=0, le=1000, description="frames per second of the sequence")
     fixed: dict[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0, le=MAX_HYPOTHESES)]] | None = Field(
         None, description="per-frame override: {frame index: hypothesis index} the track must pass through")
+    camera_motion: list[Matrix3] | None = Field(
+        None, max_length=100_000,
+        description="per frame, the rotation of a camera turning about its centre (handheld shake, a pan) from the "
+        "first frame's camera frame to this frame's (3x3 rows: x_t = M_t x_0; the first is the identity), e.g. from a "
+        "gyroscope or a camera solve; one per frame of the sequence")
+
+    estimate_camera_motion: bool = Field(
+        True, description="images and videos without 'camera_motion': estimate the camera's turn from the frames' "
+        "background (a handheld phone's sway, a pan); reported in the response's sequence.camera_motion, null when "
+        "the camera did not turn")
+
+    @field_validator("camera_motion")
+    @classmethod
+    def _rotations(cls, ms):
+        for t, m in enumerate(ms or []):
+            try:
+                check_rotation(m)
+            except ValueError as e:
+                raise ValueError(f"frame {t}: {e}") from None
+        return ms
 
 
 _FRAME_TIME = re.compile(r"^\s*\d+(\.\d+)?\s*s?\s*$")
@@ -372,6 +398,9 @@ class SequenceInfo(BaseModel):
     floor_z: float | None = Field(None, description="world Z of the floor under the track (camera at the origin), metres")
     source_fps: float | None = Field(None, description="frame rate of the source video (before --every)")
     source_frames: list[int] | None = Field(None, description="index of each response frame in the source video / sequence")
+    camera_motion: list[list[list[float]]] | None = Field(
+        None, description="the camera motion the track undid (as sequence.camera_motion: given, or estimated from a "
+        "video's background); send it back with a per-frame override")
 
 
 class EstimateResponse(FiniteResponse):

@@ -39,7 +39,11 @@ sampler internals:
    out over a few frames (as in the foot-skate cleanup of Kovar et al. 2002, simplified).
 
 Frames and units: camera frame (OpenCV, metres) for ``joints`` and ``root``; world frame (Z up,
-metres) from the shared world->camera rotation ``R``: ``x_world = R^T x_cam``.
+metres) from the shared world->camera rotation ``R``: ``x_world = R^T x_cam``. A camera that turns
+during the clip (a handheld phone's shake, a pan; ``motion``: ``x_cam_t = M_t x_cam_0``) is undone
+first: every step above then works in the first frame's camera frame, where a person standing
+still stays still instead of swaying with the camera, and the result is turned back into each
+frame's camera at the end (its world frame is the first frame's).
 """
 
 from __future__ import annotations
@@ -444,7 +448,7 @@ def canonical_bones(poses: np.ndarray) -> np.ndarray:
 def solve_track(joints: list[np.ndarray | None], scores: list[np.ndarray | None], roots: list[np.ndarray | None],
                 fps: float, rotation: np.ndarray | None = None, anchors: list | None = None,
                 fixed: dict[int, int] | None = None, opts: TrackOptions | None = None,
-                reprojection: list[np.ndarray | None] | None = None) -> Track:
+                reprojection: list[np.ndarray | None] | None = None, motion: np.ndarray | None = None) -> Track:
     """Solve the track of a sequence from its per-frame hypotheses.
 
     Args:
@@ -453,7 +457,8 @@ def solve_track(joints: list[np.ndarray | None], scores: list[np.ndarray | None]
         scores: per frame ``[K_t]`` rank scores (higher better).
         roots: per frame ``[K_t, 3]`` root translations (camera frame, metres).
         fps: frames per second (> 0).
-        rotation: ``[3, 3]`` world->camera rotation shared by the clip (default: a level camera).
+        rotation: ``[3, 3]`` world->camera rotation shared by the clip (default: a level camera);
+            with ``motion``, the first frame's.
         anchors: optional per frame ``(uv [J, 2] normalised image coordinates, weight [J])`` of the
             2D evidence, to re-solve the root for the smoothed pose (None entries allowed).
         fixed: ``{frame: hypothesis index}`` choices the path must take (per-frame override).
@@ -461,6 +466,11 @@ def solve_track(joints: list[np.ndarray | None], scores: list[np.ndarray | None]
         reprojection: optional per frame ``[K_t]`` mean reprojection error of each hypothesis
             against the frame's 2D evidence (pixels; None entries or NaN = not known), weighted
             by ``opts.reprojection_weight`` in the path's unary.
+        motion: optional ``[T, 3, 3]`` camera motion of a camera turning about its centre (handheld
+            shake, a pan): ``x_cam_t = motion[t] @ x_cam_0``. The path, the smoother, the root
+            trajectory and the feet then work in the first frame's camera frame, where a still
+            person stays still (:func:`to_first_camera`); ``joints`` and ``root`` of the track are
+            returned in each frame's own camera frame, ``world`` in the clip's (first frame's).
     Returns:
         :class:`Track`.
     Raises:
@@ -484,7 +494,10 @@ def solve_track(joints: list[np.ndarray | None], scores: list[np.ndarray | None]
         if t not in have or not 0 <= k < len(joints[t]):
             raise ValueError(f"fixed choice frame {t} hypothesis {k} does not exist")
     pos = {t: i for i, t in enumerate(have)}
-    P = [np.asarray(joints[t], np.float64) for t in have]
+    M = None if motion is None else np.asarray(motion, np.float64)
+    if M is not None and M.shape != (T, 3, 3):
+        raise ValueError(f"motion must be [T, 3, 3] for the {T} frames (got {M.shape})")
+    P = [to_first_camera(joints[t], M, t) for t in have]
     S = [np.asarray(scores[t], np.float64) for t in have]
     if opts.reprojection_weight and reprojection is not None:
         for i, t in enumerate(have):
@@ -503,7 +516,7 @@ def solve_track(joints: list[np.ndarray | None], scores: list[np.ndarray | None]
     for i, t in enumerate(have):
         k = path[i]
         choice[t] = k
-        rt = np.asarray(roots[t], np.float64)
+        rt = to_first_camera(roots[t], M, t)
         if opts.path == "viterbi" or t in fixed:
             pose[t], root[t] = P[i][k], rt[k]
         else:
@@ -530,7 +543,7 @@ def solve_track(joints: list[np.ndarray | None], scores: list[np.ndarray | None]
     pose = canonical_bones(pose)
     for t in fixed:
         pose[t] = P[pos[t]][fixed[t]]
-    root = _solve_roots(pose, root, anchors, have)
+    root = _solve_roots(pose, root, anchors, have, M)
     root = np.concatenate([whittaker_smooth(root[:, :2], opts.root_lambda_xy * rate),
                            whittaker_smooth(root[:, 2:], opts.root_lambda_z * rate)], 1)
 
@@ -548,6 +561,8 @@ def solve_track(joints: list[np.ndarray | None], scores: list[np.ndarray | None]
         pose = cam - root[:, None]
     world_root = world_abs[:, 0].copy()
     world = world_abs - world_root[:, None]
+    if M is not None:  # back to each frame's own camera (row vectors: x_t = M_t x_0)
+        pose, root = np.einsum("tjc,tdc->tjd", pose, M), np.einsum("tc,tdc->td", root, M)
     return Track(joints=pose, root=root, world=world, world_root=world_root, choice=choice, contacts=contacts,
                  warnings=warnings, floor=floor)
 
@@ -574,8 +589,17 @@ def _fill_gaps(pose: np.ndarray, root: np.ndarray, have: list[int], warnings: di
         warnings.setdefault(t, []).append(msg)
 
 
-def _solve_roots(pose: np.ndarray, root: np.ndarray, anchors: list | None, have: list[int]) -> np.ndarray:
-    """Per-frame closed-form root translation for the smoothed pose from the frame's 2D anchors (ZeDO eq. 6)."""
+def to_first_camera(x, motion: np.ndarray | None, t: int) -> np.ndarray:
+    """Frame ``t``'s camera-frame vectors ``[..., 3]`` in the first frame's camera frame
+    (``x_0 = motion[t]^T x_t``; unchanged without ``motion``)."""
+    x = np.asarray(x, np.float64)
+    return x if motion is None else x @ motion[t]
+
+
+def _solve_roots(pose: np.ndarray, root: np.ndarray, anchors: list | None, have: list[int],
+                 motion: np.ndarray | None = None) -> np.ndarray:
+    """Per-frame closed-form root translation for the smoothed pose from the frame's 2D anchors (ZeDO eq. 6);
+    with ``motion``, solved in each frame's own camera (where its anchors are) and returned in the first's."""
     if anchors is None:
         return root
     import torch
@@ -590,7 +614,7 @@ def _solve_roots(pose: np.ndarray, root: np.ndarray, anchors: list | None, have:
         uv, w = (torch.as_tensor(np.asarray(x, np.float64)) for x in a)
         if float(w.sum()) <= 0 or int((w > 0).sum()) < 2:
             continue
-        X = torch.as_tensor(pose[t : t + 1])
-        out[t] = solve_root_translation(X, uv, w)[0].numpy()
+        X = torch.as_tensor(pose[t : t + 1] if motion is None else pose[t : t + 1] @ motion[t].T)
+        out[t] = to_first_camera(solve_root_translation(X, uv, w)[0].numpy(), motion, t)
     return out
 

@@ -1,0 +1,148 @@
+"""How a handheld camera turns during a clip, from the background of its frames.
+
+A phone held in the hand sways and shakes; a camera that pans follows the person. Both turn the
+camera about (nearly) its own centre, which moves the whole image: a person standing still
+seems to sway, and a track that takes the camera as fixed makes them sway too (and their feet
+slide). For a camera turning about its centre, background points of frame ``t-1`` and ``t`` are
+related by a rotation of their viewing rays, ``r_t = Q_t r_{t-1}`` (the infinite homography
+``H = K Q K^-1``; Hartley & Zisserman 2004, sec. 8.4.2 and 13.4): so
+
+1. corners are found on the previous frame away from the person (Shi & Tomasi 1994,
+   ``cv2.goodFeaturesToTrack``, the person's box masked out) and followed into this frame by
+   pyramidal Lucas-Kanade optical flow (Bouguet 2000, ``cv2.calcOpticalFlowPyrLK``, checked
+   forwards and backwards);
+2. RANSAC on the homography (``cv2.findHomography``) drops what moves on its own (other
+   people, cars) and points too close for the rotation model;
+3. the rotation is the least-squares fit of the inliers' rays (Kabsch 1976 / Umeyama 1991: the
+   SVD of their correlation), and the turns are chained, ``M_t = Q_t M_{t-1}``
+   (``x_cam_t = M_t x_cam_0``, what :func:`backend.prior.track.solve_track` undoes).
+
+A frame whose background gives too few points (a plain wall, a green screen, motion blur) is
+taken as not turning, with a count in :attr:`CameraMotion.unsure`; a clip whose camera never
+turns by more than :data:`MIN_TURN_DEG` is reported as fixed (None), so a camera on a tripod is
+estimated exactly as before.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from backend.camera import Intrinsics
+
+#: Corners looked for per frame (the background's strongest), and the least inliers that give a turn.
+MAX_CORNERS = 400
+MIN_INLIERS = 25
+#: Corners kept down to this fraction of the strongest one's score (low: one strong corner, such as a
+#: picture frame's, must not leave the rest of the background unused).
+CORNER_QUALITY = 0.002
+#: RANSAC reprojection threshold of the homography (pixels of the processed frame).
+RANSAC_PX = 2.0
+#: Forward-backward optical flow disagreement above which a point is dropped (pixels).
+FB_MAX_PX = 1.0
+#: Frames are processed at most this wide (pixels; corners and flow need no more).
+WORK_WIDTH = 640
+#: A clip whose camera never turns more than this from its first frame is a fixed camera (degrees).
+MIN_TURN_DEG = 0.25
+#: Margin around the person's box left out of the background (fraction of the box's larger side).
+PERSON_MARGIN = 0.15
+
+
+def kabsch_rotation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The rotation ``Q`` (``[3, 3]``) minimising ``sum |Q a_i - b_i|^2`` over unit rays ``a``, ``b`` ``[N, 3]``
+    (Kabsch 1976; a reflection is turned into the nearest rotation)."""
+    H = np.asarray(b, np.float64).T @ np.asarray(a, np.float64)
+    U, _, Vt = np.linalg.svd(H)
+    D = np.diag([1.0, 1.0, np.sign(np.linalg.det(U @ Vt)) or 1.0])
+    return U @ D @ Vt
+
+
+def turn_deg(R: np.ndarray) -> float:
+    """The angle of a rotation ``[3, 3]`` (degrees)."""
+    return math.degrees(math.acos(float(np.clip((np.trace(R) - 1.0) / 2.0, -1.0, 1.0))))
+
+
+class CameraMotion:
+    """The turn of the camera through a clip, one frame at a time (see the module docstring).
+
+    :meth:`push` each frame in order; :attr:`motion` is then ``[T, 3, 3]``
+    (``x_cam_t = M_t x_cam_0``, ``M_0 = I``), :meth:`result` the same or None for a fixed camera.
+    """
+
+    def __init__(self):
+        self._prev: np.ndarray | None = None
+        self._scale = 1.0
+        self.motion: list[np.ndarray] = []
+        self.unsure = 0  # frames taken as not turning for want of background points
+        self.inliers: list[int] = []
+
+    def push(self, rgb: np.ndarray, K: Intrinsics, person_box=None) -> np.ndarray:
+        """Add the next frame; returns its ``M_t`` (``[3, 3]``).
+
+        Args:
+            rgb: ``[H, W, 3]`` uint8 frame (the pixels ``K`` is for).
+            K: the frame's intrinsics (pixels).
+            person_box: ``[x0, y0, x1, y1]`` pixels of the person (left out of the background), or None.
+        """
+        h, w = rgb.shape[:2]
+        s = min(1.0, WORK_WIDTH / max(w, 1))
+        gray = cv2.cvtColor(rgb if s == 1.0 else cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))),
+                                                          interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
+        if self._prev is None or self._prev.shape != gray.shape:
+            M = np.eye(3) if not self.motion else self.motion[-1]
+        else:
+            Q = self._turn(self._prev, gray, K, s, self._mask(gray.shape, person_box, s))
+            M = (np.eye(3) if Q is None else Q) @ self.motion[-1]
+            self.unsure += Q is None
+        self._prev = gray
+        self.motion.append(M)
+        return M
+
+    def hold(self) -> np.ndarray:
+        """A frame without an image to look at (it could not be read): taken as not turning since the
+        last one; the next frame is compared with that last one."""
+        M = np.eye(3) if not self.motion else self.motion[-1]
+        self.motion.append(M)
+        self.unsure += 1
+        return M
+
+    def result(self) -> np.ndarray | None:
+        """``[T, 3, 3]``, or None when the camera never turned by :data:`MIN_TURN_DEG` (a fixed camera)."""
+        if not self.motion or max(turn_deg(m) for m in self.motion) < MIN_TURN_DEG:
+            return None
+        return np.stack(self.motion)
+
+    @staticmethod
+    def _mask(shape, box, s: float) -> np.ndarray:
+        mask = np.full(shape, 255, np.uint8)
+        if box is not None and np.isfinite(np.asarray(box, np.float64)).all():
+            x0, y0, x1, y1 = (float(v) * s for v in box)
+            m = PERSON_MARGIN * max(x1 - x0, y1 - y0)
+            mask[max(0, int(y0 - m)) : max(0, int(math.ceil(y1 + m))), max(0, int(x0 - m)) : max(0, int(math.ceil(x1 + m)))] = 0
+        return mask
+
+    def _turn(self, prev: np.ndarray, gray: np.ndarray, K: Intrinsics, s: float, mask: np.ndarray) -> np.ndarray | None:
+        """``Q`` with ``r_t = Q r_{t-1}`` from the background's points, or None (too few)."""
+        p0 = cv2.goodFeaturesToTrack(prev, MAX_CORNERS, CORNER_QUALITY, 8, mask=mask)
+        if p0 is None or len(p0) < MIN_INLIERS:
+            return None
+        lk = {"winSize": (21, 21), "maxLevel": 3, "criteria": (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01)}
+        p1, st, _ = cv2.calcOpticalFlowPyrLK(prev, gray, p0, None, **lk)
+        back, st2, _ = cv2.calcOpticalFlowPyrLK(gray, prev, p1, None, **lk)
+        ok = (st.ravel() == 1) & (st2.ravel() == 1) & (np.linalg.norm((back - p0).reshape(-1, 2), axis=1) < FB_MAX_PX)
+        a, b = p0.reshape(-1, 2)[ok], p1.reshape(-1, 2)[ok]
+        if len(a) < MIN_INLIERS:
+            return None
+        _, inl = cv2.findHomography(a, b, cv2.RANSAC, RANSAC_PX)
+        if inl is None or int(inl.sum()) < MIN_INLIERS:
+            return None
+        inl = inl.ravel().astype(bool)
+        self.inliers.append(int(inl.sum()))
+
+        def rays(p):  # processed pixels -> unit rays of the camera (OpenCV frame)
+            r = np.stack([(p[:, 0] / s - K.cx) / K.fx, (p[:, 1] / s - K.cy) / K.fy, np.ones(len(p))], 1)
+            return r / np.linalg.norm(r, axis=1, keepdims=True)
+
+        return kabsch_rotation(rays(a[inl]), rays(b[inl]))
