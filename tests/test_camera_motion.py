@@ -44,6 +44,11 @@ def test_the_turn_of_a_handheld_camera_is_recovered_from_the_background():
     for _ in range(3):
         plain.push(np.full((H, W, 3), 200, np.uint8), K)
     assert plain.result() is None and plain.unsure == 2
+    # a cut to another scene (an edited clip) is no turn either
+    cut = CameraMotion()
+    cut.push(filmed(scene(), truth[:1])[0], K)
+    cut.push(np.ascontiguousarray(filmed(scene(), truth[:1])[0][::-1, ::-1]), K)
+    assert cut.unsure == 1 and turn_deg(cut.motion[-1]) == 0.0
 
 
 def _still_person_hypotheses(motion: np.ndarray, rng):

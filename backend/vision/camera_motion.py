@@ -17,8 +17,9 @@ related by a rotation of their viewing rays, ``r_t = Q_t r_{t-1}`` (the infinite
    SVD of their correlation), and the turns are chained, ``M_t = Q_t M_{t-1}``
    (``x_cam_t = M_t x_cam_0``, what :func:`backend.prior.track.solve_track` undoes).
 
-A frame whose background gives too few points (a plain wall, a green screen, motion blur) is
-taken as not turning, with a count in :attr:`CameraMotion.unsure`; a clip whose camera never
+A frame whose background gives too few points (a plain wall, a green screen, motion blur), whose
+points mostly move on their own (:data:`MIN_INLIER_SHARE`) or that would turn implausibly far
+(:data:`MAX_TURN_PER_FRAME_DEG`) is taken as not turning, with a count in :attr:`CameraMotion.unsure`; a clip whose camera never
 turns by more than :data:`MIN_TURN_DEG` is reported as fixed (None), so a camera on a tripod is
 estimated exactly as before.
 """
@@ -44,6 +45,11 @@ RANSAC_PX = 2.0
 FB_MAX_PX = 1.0
 #: Frames are processed at most this wide (pixels; corners and flow need no more).
 WORK_WIDTH = 640
+#: Least share of the followed points the turn must explain (a background mostly of other moving
+#: people or cars gives no turn), and the most a camera turns between two frames (degrees; a
+#: whip pan at 25 fps turns about 5): beyond, the frame is taken as not turning.
+MIN_INLIER_SHARE = 0.5
+MAX_TURN_PER_FRAME_DEG = 10.0
 #: A clip whose camera never turns more than this from its first frame is a fixed camera (degrees).
 MIN_TURN_DEG = 0.25
 #: Margin around the person's box left out of the background (fraction of the box's larger side).
@@ -136,13 +142,16 @@ class CameraMotion:
         if len(a) < MIN_INLIERS:
             return None
         _, inl = cv2.findHomography(a, b, cv2.RANSAC, RANSAC_PX)
-        if inl is None or int(inl.sum()) < MIN_INLIERS:
+        if inl is None or int(inl.sum()) < max(MIN_INLIERS, MIN_INLIER_SHARE * len(a)):
             return None
         inl = inl.ravel().astype(bool)
-        self.inliers.append(int(inl.sum()))
 
         def rays(p):  # processed pixels -> unit rays of the camera (OpenCV frame)
             r = np.stack([(p[:, 0] / s - K.cx) / K.fx, (p[:, 1] / s - K.cy) / K.fy, np.ones(len(p))], 1)
             return r / np.linalg.norm(r, axis=1, keepdims=True)
 
-        return kabsch_rotation(rays(a[inl]), rays(b[inl]))
+        Q = kabsch_rotation(rays(a[inl]), rays(b[inl]))
+        if turn_deg(Q) > MAX_TURN_PER_FRAME_DEG:
+            return None
+        self.inliers.append(int(inl.sum()))
+        return Q
