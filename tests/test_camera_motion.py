@@ -113,3 +113,22 @@ def test_a_video_from_a_turning_camera_is_estimated_with_its_turn_and_a_steadier
                                                             "camera_motion": res.sequence.camera_motion}})
     again = service.track(req)
     assert again.sequence.camera_motion == res.sequence.camera_motion and again.frames[3].track.hypothesis == 1
+
+
+def test_a_camera_motion_of_the_wrong_length_or_not_a_rotation_is_refused_naming_the_field(service):
+    from pydantic import ValidationError
+
+    from backend.errors import InputError
+    from backend.eval_sequence import clip_request, make_clips
+    from backend.http import schemas
+
+    poses = make_clips(("S1",), 1, 4, seed=0)[0][1]
+    req, _, _, M = clip_request(poses, np.random.default_rng(0), num=2, shake_deg=2.0)
+    assert len(req["sequence"]["camera_motion"]) == 4
+    req["sequence"]["camera_motion"] = M[:3].tolist()
+    with pytest.raises(InputError) as e:
+        service.estimate(schemas.EstimateRequest.model_validate({**req, "steps": 4}))
+    assert e.value.field == "sequence.camera_motion" and "3 rotations" in e.value.message
+    req["sequence"]["camera_motion"] = [np.diag([1.0, 1.0, -1.0]).tolist()] * 4
+    with pytest.raises(ValidationError, match="frame 0: not a rotation matrix"):
+        schemas.EstimateRequest.model_validate(req)
