@@ -131,3 +131,28 @@ def test_a_person_no_frame_has_is_refused_naming_the_field(service, clip):
     with pytest.raises(InputError) as e:
         service.estimate(req)
     assert e.value.field == "video.person" and "person 2 requested but no frame has more than 2" in e.value.message
+
+
+def test_a_small_person_in_a_1080p_video_is_found_once_and_followed(service, tmp_path):
+    """A full-body shot from afar (the person 250 px tall in 1920x1080, walking right): the first frame's
+    person is found in the tiles (the whole frame's 224x224 view is too coarse), the next frames in
+    the crop predicted from the frame before; no frame is lost."""
+    import cv2
+    from synthetic_clips import SAMPLE
+
+    from backend.http import schemas
+
+    im = cv2.cvtColor(cv2.imread(str(SAMPLE)), cv2.COLOR_BGR2RGB)
+    im = cv2.resize(im, (round(im.shape[1] * 250 / im.shape[0]), 250), interpolation=cv2.INTER_AREA)
+    frames = []
+    for t in range(5):
+        f = np.full((1080, 1920, 3), 235, np.uint8)
+        f[600:850, 700 + 12 * t : 700 + 12 * t + im.shape[1]] = im
+        frames.append(f)
+    clip = tmp_path / "far.mp4"
+    write_video(clip, frames, 10.0)
+    res = service.estimate(schemas.EstimateRequest.model_validate({"video": {"path": str(clip)}, "num_hypotheses": 2,
+                                                                   "steps": 4}))
+    assert res.sequence.gaps == []
+    xs = [fr.keypoints["left_hip"][0] for fr in res.frames]
+    assert all(700 < x < 700 + 12 * t + im.shape[1] for t, x in enumerate(xs)) and xs[-1] > xs[0], xs

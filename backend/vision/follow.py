@@ -60,6 +60,12 @@ class PersonFollower:
         self.lost_frames = 0
         self.most_found = 0  # the most people found in one frame (for "person N requested")
 
+    @property
+    def searching(self) -> bool:
+        """Whether this frame's person must be found by searching the image (nobody followed, or lost
+        for :data:`MAX_LOST` frames), not in the crop predicted from the frame before."""
+        return self.roi is None or self.lost_frames >= MAX_LOST
+
     def repick(self, person: int | None) -> None:
         """Pick by size again on the next frame (a frame that names its own ``person``)."""
         self.person = person or 0
