@@ -316,3 +316,27 @@ def test_photo_cut_between_knees_and_ankles_does_not_pin_the_feet_to_the_edge(po
         err.append(np.linalg.norm(p - label, axis=-1).mean())
     print("ankle 2D error vs labels: reported", np.linalg.norm(reported - label, axis=-1).mean(), "hypotheses", np.round(err))
     assert min(err) < np.linalg.norm(reported - label, axis=-1).mean()
+
+
+def test_a_chest_up_photo_warns_that_hips_and_legs_are_the_priors(pose_service):
+    """A real photo cropped above the hips (samples/image2.jpeg, top 35 %: head, shoulders, elbows):
+    hypotheses come back, and the frame says the hips and legs are not seen (they used to go unmentioned:
+    the warning needed a hip seen)."""
+    import base64
+    import io
+    from pathlib import Path
+
+    from PIL import Image
+
+    from backend.vision.visibility import unseen_warning
+
+    im = Image.open(Path(__file__).resolve().parents[1] / "samples" / "image2.jpeg").convert("RGB")
+    buf = io.BytesIO()
+    im.crop((0, 0, im.width, int(0.35 * im.height))).save(buf, "PNG")
+    req = schemas.EstimateRequest(frames=[{"image": base64.b64encode(buf.getvalue()).decode()}], num_hypotheses=4, seed=0)
+    fr = pose_service.estimate(req).frames[0]
+    assert len(fr.hypotheses) == 4 and not any(n in fr.keypoints for n in ("left_hip", "right_hip", "left_knee"))
+    assert any(w.startswith("hips and legs not seen") for w in fr.warnings), fr.warnings
+    seen = np.zeros(len(JOINT_NAMES), bool)
+    seen[[JOINT_INDEX[n] for n in ("left_hip", "right_hip", "left_shoulder")]] = True
+    assert unseen_warning(seen)[0].startswith("legs and arms not seen")

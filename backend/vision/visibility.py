@@ -66,14 +66,17 @@ def unseen_warning(seen: np.ndarray) -> list[str]:
     """A warning naming the limbs cut off (a truncated photo, an occlusion), else none.
 
     A limb counts as cut off when the joint it hangs from is seen but none of its joints is:
-    legs (a hip seen, no knee or ankle), feet (a knee seen, no ankle), arms (a shoulder seen, no
-    elbow or wrist). ``seen``: ``[J]`` bool, True where a joint has 2D evidence.
+    hips and legs (a shoulder seen, no hip, knee or ankle: a waist-up shot), legs (a hip seen, no
+    knee or ankle), feet (a knee seen, no ankle), arms (a shoulder seen, no elbow or wrist).
+    ``seen``: ``[J]`` bool, True where a joint has 2D evidence.
     """
     def any_seen(*names):
         return any(seen[JOINT_INDEX[f"{s}_{n}"]] for n in names for s in ("left", "right"))
 
     missing = []
-    if any_seen("hip") and not any_seen("knee", "ankle"):
+    if any_seen("shoulder") and not any_seen("hip", "knee", "ankle"):
+        missing.append("hips and legs")
+    elif any_seen("hip") and not any_seen("knee", "ankle"):
         missing.append("legs")
     elif any_seen("knee") and not any_seen("ankle"):
         missing.append("feet")
