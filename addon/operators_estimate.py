@@ -116,22 +116,35 @@ def find_people(client, photo: str, limit: int = MAX_PEOPLE) -> list[dict]:
     return sorted(out, key=lambda p: p["box"][0] + p["box"][2])
 
 
+#: Files *Find people* reads as videos (their first frame).
+VIDEO_EXT = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+
+
 class POSEDIFF_OT_find_people(bpy.types.Operator, ImportHelper):
-    """Detect the people in a photo and list them left to right; pick one in the list to
-    estimate that person (sent as 'person')"""
+    """Detect the people in a photo (or a video's first frame) and list them left to right; pick one
+    in the list to estimate that person (sent as 'person'; for a video, followed through the clip)"""
 
     bl_idname = "posediff.find_people"
     bl_label = "Find people"
-    filter_glob: StringProperty(default="*.jpg;*.jpeg;*.png;*.webp;*.bmp", options={"HIDDEN"})
+    filter_glob: StringProperty(default="*.jpg;*.jpeg;*.png;*.webp;*.bmp;" + ";".join("*" + e for e in VIDEO_EXT),
+                                options={"HIDDEN"})
 
     def execute(self, context):
+        import tempfile
+
         s = context.scene.posediff
         if not self.filepath or not os.path.isfile(self.filepath):
             self.report({"ERROR"}, f"photo not found: {self.filepath!r}")
             return {"CANCELLED"}
+        path = os.path.abspath(self.filepath)
         try:
-            people = find_people(make_client(), os.path.abspath(self.filepath))
-        except BackendError as e:
+            with tempfile.TemporaryDirectory(prefix="posediff-") as tmp:
+                if path.lower().endswith(VIDEO_EXT):  # the people of its first frame, by size as the backend picks
+                    frame = os.path.join(tmp, "first_frame.png")
+                    results.movie_first_frame_png(path, frame)
+                    path = frame
+                people = find_people(make_client(), path)
+        except (BackendError, ValueError) as e:
             self.report({"ERROR"}, str(e))
             return {"CANCELLED"}
         s.people.clear()

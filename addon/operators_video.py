@@ -30,14 +30,14 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 
-from . import blender_rig, camera_math, photos, results
+from . import blender_rig, camera_math, operators_estimate, photos, results
 from . import linalg as la
 from . import skeleton as sk
 from .blender_rig import RigError
 from .operators_common import _TaskOperator
 
 TEXT_NAME = "PoseDiff sequence"
-VIDEO_EXT = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+VIDEO_EXT = operators_estimate.VIDEO_EXT
 IMAGE_EXT = photos.SEQUENCE_IMAGE_EXT
 TIMING = [("CLIP", "One key per video frame", "Source frame i is keyed at scene frame start + i (matches the clip background)"),
           ("SCENE_FPS", "Resample to scene fps", "Key at the scene frame of each video frame's time (scene fps respected)")]
@@ -161,6 +161,10 @@ class POSEDIFF_OT_estimate_video(_TaskOperator, bpy.types.Operator, ImportHelper
                                     "the backend follows that person through the clip")
     timing: EnumProperty(name="Keys", items=TIMING, default="CLIP")
     background: BoolProperty(name="Clip as camera background", default=True)
+
+    def invoke(self, context, event):
+        self.person = max(context.scene.posediff.person, 0)  # the one picked with Find people, if any
+        return ImportHelper.invoke(self, context, event)
 
     def execute(self, context):
         s = context.scene.posediff

@@ -80,6 +80,34 @@ def image_size(path: str) -> tuple[int, int]:
     return exif.upright_size(int(w), int(h), exif.orientation(path))
 
 
+def movie_first_frame_png(path: str, out_png: str) -> tuple[int, int]:
+    """Write a video's first frame to ``out_png`` as it is stored (no view transform), through
+    Blender's own movie reader; returns its ``(width, height)``.
+
+    Raises:
+        ValueError: Blender cannot read the video.
+    """
+    from array import array
+
+    mov = bpy.data.images.load(path, check_existing=False)
+    try:
+        w, h = mov.size
+        if mov.source != "MOVIE" or w <= 0 or h <= 0:
+            raise ValueError(f"Blender cannot read the video {path}")
+        px = array("f", bytes(4 * w * h * 4))
+        mov.pixels.foreach_get(px)
+    finally:
+        bpy.data.images.remove(mov)
+    img = bpy.data.images.new("posediff first frame", w, h, alpha=False)
+    try:
+        img.pixels.foreach_set(px)
+        img.filepath_raw, img.file_format = out_png, "PNG"
+        img.save()
+    finally:
+        bpy.data.images.remove(img)
+    return w, h
+
+
 def upright_image(path: str):
     """The photo as a Blender image, upright: the file itself, or, where its EXIF orientation turns
     or mirrors it (a phone's portrait shot), a packed copy of its pixels turned upright (named

@@ -92,7 +92,13 @@ def test_the_person_picked_for_a_clip_of_two_people_is_keyed_throughout(rig, tmp
     scene = bpy.context.scene
     bpy.context.view_layer.objects.active = rig
     scene.frame_set(1)
-    r = bpy.ops.posediff.estimate_video(filepath=str(clip), person=1, background=False, blocking=True)
+    # Find people on the video: its first frame's two people, left to right; the right one is person 1
+    s = scene.posediff
+    assert bpy.ops.posediff.find_people(filepath=str(clip)) == {"FINISHED"}
+    assert len(s.people) == 2 and s.people[0].box[0] < 320 < s.people[1].box[0]
+    s.people_index = 1
+    assert s.person == 1
+    r = bpy.ops.posediff.estimate_video(filepath=str(clip), person=s.person, background=False, blocking=True)
     assert r == {"FINISHED"}, scene.posediff.last_error
     frames = addon_module("operators_video")._stored()["response"]["frames"]
     xs = [fr["keypoints"]["left_hip"][0] for fr in frames]
