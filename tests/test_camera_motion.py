@@ -132,3 +132,22 @@ def test_a_camera_motion_of_the_wrong_length_or_not_a_rotation_is_refused_naming
     req["sequence"]["camera_motion"] = [np.diag([1.0, 1.0, -1.0]).tolist()] * 4
     with pytest.raises(ValidationError, match="frame 0: not a rotation matrix"):
         schemas.EstimateRequest.model_validate(req)
+
+
+def test_a_known_first_camera_is_turned_with_the_motion_for_every_frame(service):
+    """With the first frame's world->camera rotation known ("Use my camera") and the camera's turn given,
+    each frame is estimated with its own turned camera: the hypotheses' pitch and roll are the truth's."""
+    import math
+
+    from backend.eval_sequence import clip_request, make_clips
+    from backend.http import schemas
+    from backend.prior.geometry import pitch_roll_of
+
+    poses = make_clips(("S1",), 1, 6, seed=1)[0][1]
+    req, _, R, M = clip_request(poses, np.random.default_rng(0), num=2, shake_deg=4.0, known_rotation=True)
+    res = service.estimate(schemas.EstimateRequest.model_validate({**req, "steps": 4}))
+    for fr, m in zip(res.frames, M):
+        want = np.degrees(pitch_roll_of(m @ R))
+        got = [fr.hypotheses[0].camera_pitch_deg, fr.hypotheses[0].camera_roll_deg]
+        assert np.allclose(got, want, atol=0.05), (got, want)
+    assert max(math.degrees(abs(a - b)) for a, b in zip(pitch_roll_of(M[-1] @ R), pitch_roll_of(R))) > 0.5
