@@ -181,14 +181,10 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
     if req.sequence is not None and req.sequence.camera_motion is not None:
         motion = np.asarray(req.sequence.camera_motion, np.float64)
     K_shared = _shared_keypoint_intrinsics(service, req)
-    # a camera turning during the clip, from the frames' background, where they are images
-    # (:mod:`backend.vision.camera_motion`); until the end, each frame's turn so far
+    # a camera turning during the clip, from the frames' background where they are images
+    # (:mod:`backend.vision.camera_motion`), frame by frame as they are read
     images = req.video is not None or all(fr.image is not None for fr in req.frames or [])
     est = CameraMotion() if motion is None and images and (req.sequence is None or req.sequence.estimate_camera_motion) else None
-
-    def motion_now():
-        return motion if est is None else np.stack(est.motion)
-
     results: list[schemas.FrameResult] = []
     pending: list = []
     clip: dict = {}  # "tilt": the clip's camera (pitch, roll), estimated on the first chunk
@@ -199,7 +195,6 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
 
         batch = pending[:n]
         conds = [p[1] for p in batch if p[1] is not None]
-
         num = [req.num_hypotheses * SEQUENCE_OVERSAMPLE for _ in conds]
         smp = service.sampler(req.steps, ESTIMATE_STEPS, req.guidance_scale)
         smp.w.retilt_local = RETILT_LOCAL
@@ -258,8 +253,8 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
                 if motion is not None and t_seq >= len(motion):
                     raise InputError("sequence.camera_motion", f"{len(motion)} rotations for a sequence of more frames: "
                                      "give one per frame")
-                if rotation is not None:
-                    cond.rotation = motion_now()[t_seq] @ rotation  # the first frame's known camera, turned
+                if rotation is not None:  # the first frame's known camera, turned to this frame
+                    cond.rotation = (motion[t_seq] if motion is not None else est.motion[-1]) @ rotation
             if cond.evidence is None and not cond.has_known:
                 cond = None
                 warnings = ["no usable 2D evidence in this frame"]
