@@ -52,6 +52,29 @@ def two_people_frames(count: int, left: int = 300, right: tuple[int, int] = (200
     return out
 
 
+def crossing_frames(count: int = 16, height: int = 300, size=(960, 360)) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Two people crossing: the sample photo's person walks right behind another photo's person who
+    walks left in front, hiding them for a few frames. Returns (frames, x of the first's centre per
+    frame, x of the second's)."""
+    from PIL import Image
+
+    a, b = (np.asarray(Image.open(p).convert("RGB")) for p in (SAMPLE, OTHER))
+    a = cv2.resize(a, (int(a.shape[1] * height / a.shape[0]), height))
+    b = cv2.resize(b, (int(b.shape[1] * height / b.shape[0]), height))
+    W, H = size
+    frames, xa, xb = [], [], []
+    for t in range(count):
+        f = np.full((H, W, 3), 235, np.uint8)
+        x1 = 60 + int(t * (W - 300) / (count - 1))
+        x2 = W - 60 - b.shape[1] - int(t * (W - 300) / (count - 1))
+        f[H - height :, x1 : x1 + a.shape[1]] = a
+        f[H - height :, x2 : x2 + b.shape[1]] = b  # in front
+        frames.append(f)
+        xa.append(x1 + a.shape[1] / 2)
+        xb.append(x2 + b.shape[1] / 2)
+    return frames, np.array(xa), np.array(xb)
+
+
 # ---- a handheld camera filming a cluttered scene (tests/test_camera_motion.py, the add-on's video test)
 
 HANDHELD_W, HANDHELD_H = 640, 480

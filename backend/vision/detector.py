@@ -62,6 +62,7 @@ from backend.vision.blazepose import (
     to_index_affine,
     weighted_nms,
 )
+from backend.vision.follow import torso_histogram
 
 MODEL_DIR = Path(__file__).resolve().parents[1] / "models"
 
@@ -74,10 +75,10 @@ MODEL_SHA256: dict[str, str] = {
 
 #: Person box = landmark bounds padded by this fraction of their larger side (twice at the top).
 BOX_PAD = 0.06
-#: Sides of the tiles searched when the whole image shows nobody, as fractions of its longer side,
-#: the next only when the one before finds nobody (:meth:`PoseDetector.detect_people`). Measured on
-#: the sample photo's person pasted into a 1920x1080 frame: the whole frame finds them from 500 px
-#: tall, tiles of 0.4 from 220 px, of 0.2 from 120 px (8 and 45 detector runs of ~5 ms).
+#: Sides of the tiles searched besides the whole image, as fractions of its longer side, the finer
+#: only where nobody is found (:meth:`PoseDetector.detect_people`). Measured on the sample photo's
+#: person pasted into a 1920x1080 frame: the whole frame finds them from 500 px tall, tiles of 0.4
+#: from 220 px, of 0.2 from 120 px (8 and 45 detector runs of ~5 ms).
 TILE_FRACTIONS = (0.4, 0.2)
 #: Window of the second look at a person found in a tile, in units of its crop's side.
 SECOND_LOOK = 1.6
@@ -237,38 +238,56 @@ class PoseDetector:
 
         The detector sees the whole image letterboxed to 224x224, where a person under about a
         quarter of the image's longer side is too small to be found (a full-body shot from 5 m
-        in a landscape 1080p frame). When it finds nobody, it looks again in overlapping square
-        tiles of :data:`TILE_FRACTIONS` of the longer side (half a tile apart), each zoomed to
-        224x224, and merges what the tiles find (weighted NMS in image pixels).
+        in a landscape 1080p frame, or a second person farther away than the first). So it also
+        looks in overlapping square tiles of ``TILE_FRACTIONS[0]`` of the longer side (half a
+        tile apart), each zoomed to 224x224, and, where still nobody is found, in the finer
+        tiles of ``TILE_FRACTIONS[1]``. A person the whole image shows is taken from there; one
+        found only in the tiles gets a second look in a window around it (a tile may cut them),
+        and is kept if it is not mostly inside someone already found (a part of them) and the
+        landmark model finds a person in its crop.
 
         Args:
             rgb: ``[H, W, 3]`` uint8 RGB image.
-            tiles: look in the tiles when the whole image shows nobody (off: a clip's frame whose
-                person is followed from the frame before, :mod:`backend.vision.follow`).
+            tiles: look in the tiles too (off: a clip's frame whose person is followed from the
+                frame before, :mod:`backend.vision.follow`).
         Returns:
             list of :class:`PersonROI` (image pixels), sorted by ROI area, largest first.
         """
         h, w = rgb.shape[:2]
         found = self._detect_in(rgb, 0, 0, w, h)
-        tiled = False
-        for fraction in TILE_FRACTIONS if tiles else ():
-            if found is not None:
+        people = self._people(*found) if found is not None else []
+        for level, fraction in enumerate(TILE_FRACTIONS if tiles else ()):
+            if level > 0 and people:
                 break
-            tiled = True
             side = max(16, round(max(w, h) * fraction))
             xs = sorted({min(x, max(w - side, 0)) for x in range(0, max(w - side, 0) + side // 2, side // 2)})
             ys = sorted({min(y, max(h - side, 0)) for y in range(0, max(h - side, 0) + side // 2, side // 2)})
-            if len(xs) * len(ys) > 1:
-                parts = [p for p in (self._detect_in(rgb, x, y, side, side) for y in ys for x in xs) if p is not None]
-                if parts:
-                    found = tuple(np.concatenate([p[k] for p in parts]) for k in range(3))
-        if found is None:
-            return []
-        people = self._people(*found)
-        if tiled:  # a second look at each, in a window around it: a tile may have cut the person
-            people = [self._second_look(rgb, p) for p in people]
-            people.sort(key=lambda p: -p.size)
+            if len(xs) * len(ys) <= 1:
+                continue
+            parts = [p for p in (self._detect_in(rgb, x, y, side, side) for y in ys for x in xs) if p is not None]
+            if not parts:
+                continue
+            for p in self._people(*(np.concatenate([q[k] for q in parts]) for k in range(3))):
+                if self._overlaps(p, people):
+                    continue
+                p = self._second_look(rgb, p)
+                # a part of someone already found, or no person for the landmark model: not a person
+                if not self._overlaps(p, people) and self.landmarks(rgb, p)[1] >= POSE_FLAG_THRESHOLD:
+                    people.append(p)
+        people.sort(key=lambda p: -p.size)
         return people
+
+    @staticmethod
+    def _overlaps(person: PersonROI, people: list[PersonROI]) -> bool:
+        """Whether ``person``'s crop is mostly inside one of ``people``'s or holds one mostly (their squares'
+        intersection above half the smaller one): the same person, or a part of them."""
+        a = person.square()
+        for q in people:
+            b = q.square()
+            inter = np.prod(np.clip(np.minimum(a[2:], b[2:]) - np.maximum(a[:2], b[:2]), 0, None))
+            if inter > 0.5 * min(person.size, q.size) ** 2:
+                return True
+        return False
 
     @staticmethod
     def _people(score, boxes, kps) -> list[PersonROI]:
@@ -433,7 +452,13 @@ class PoseDetector:
             follow.lost()
             who = "the person followed through the clip is" if pick.predicted else "no person"
             raise NoPersonError(field, f"{who} not found in this frame (pose presence {flag:.2f})")
-        follow.found(lm[33:35, :2] @ C[:, :2].T + C[:, 2], pick.roi.score)
+        uv = lm[:, :2] @ C[:, :2].T + C[:, 2]
+        torso = torso_histogram(rgb, uv[[11, 12, 24, 23]])  # shoulders, hips (BlazePose landmarks)
+        if not follow.accepts(torso):
+            follow.lost()
+            raise NoPersonError(field, "the person followed through the clip is hidden in this frame (someone else "
+                                "is where they were expected)")
+        follow.found(uv[33:35], pick.roi.score, torso)
         return pick.roi, out, [pick.warning] if pick.warning else []
 
     def _detection(self, lm, flag, hm_logits, C, roi, w, h, W0, H0, warnings) -> Detection2D:

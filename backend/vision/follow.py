@@ -2,22 +2,29 @@
 
 A photo's person is picked by size (``person``: 0 = the largest). In a video that choice is made
 once, on the first frame where somebody is found, and then *followed*: each later frame takes the
-detection that overlaps the crop predicted from the previous frame's landmarks, so a second
+detection whose hip centre is nearest the one predicted from the frames before, so a second
 person who walks closer to the camera, or a bystander, does not take over the track (picking the
 largest person frame by frame jumps from one person to the other as soon as their sizes cross).
 
 The prediction is MediaPipe Pose's tracking ROI (Bazarevsky et al. 2020, "BlazePose: On-device
 Real-time Body Pose tracking", sec. 2; MediaPipe ``pose_landmarks_to_roi``): the landmark model's
 auxiliary landmarks 33 (hip centre) and 34 (body size and rotation) give the next frame's crop the
-way the detector's keypoints 0 and 1 give the first (:func:`backend.vision.blazepose.alignment_roi`).
-Where the detector finds nobody that overlaps it (a missed detection, a person cut by the frame's
-edge), the predicted crop itself is given to the landmark model, and its pose-presence flag says
-whether the person is still there. After :data:`MAX_LOST` frames in a row without the person, the
-next person found is picked again by size, with a warning.
+way the detector's keypoints 0 and 1 give the first (:func:`backend.vision.blazepose.alignment_roi`),
+moved on by the hip centre's velocity over the last two frames (a constant-velocity model, so a
+person walking past another is still looked for where they are going). A detection is the
+followed person when its hip centre is within :data:`MATCH_DISTANCE` of the predicted crop's side
+and its size within :data:`MATCH_SIZE`; where none is, the predicted crop itself goes to the
+landmark model and its pose-presence flag says whether the person is still there. In a clip where
+several people have been seen, the torso's colours (a hue-saturation histogram between the
+shoulders and the hips) are compared with the followed person's (:func:`torso_histogram`): a
+landmark pass that finds someone else there (another person crossing in front) counts as not
+finding the person, whose crop is then predicted on. After :data:`MAX_LOST` frames in a row
+without the person, the next person found is picked again by size, with a warning.
 
-Pure bookkeeping on numpy: :meth:`backend.vision.detector.PoseDetector.detect` calls
-:meth:`PersonFollower.choose` with a frame's detections and :meth:`PersonFollower.found` /
-:meth:`PersonFollower.lost` with the outcome.
+Bookkeeping on numpy (and OpenCV for the histogram): :meth:`backend.vision.detector.PoseDetector.detect`
+calls :meth:`PersonFollower.choose` with a frame's detections, :meth:`PersonFollower.accepts` with
+the torso of what the landmark model found, and :meth:`PersonFollower.found` / :meth:`PersonFollower.lost`
+with the outcome.
 """
 
 from __future__ import annotations
@@ -27,18 +34,52 @@ from dataclasses import dataclass
 import numpy as np
 
 from backend.errors import NoPersonError
-from backend.vision.blazepose import ROI_SCALE, PersonROI, alignment_roi, box_iou
+from backend.vision.blazepose import ROI_SCALE, PersonROI, alignment_roi
 
-#: A detection is the followed person when its crop overlaps the predicted crop by at least this IoU.
-MIN_FOLLOW_IOU = 0.2
+#: A detection is the followed person when its hip centre is within this fraction of the predicted
+#: crop's side from the predicted one (a walking person's hips move ~2.5 % of it a frame at 25 fps) ...
+MATCH_DISTANCE = 0.25
+#: ... and its crop's side within this factor of the predicted one's.
+MATCH_SIZE = 1.5
 #: Frames in a row without the followed person after which the next one is picked again by size.
-MAX_LOST = 3
+MAX_LOST = 5
+#: Hue-saturation histogram of the torso: bins, and the Bhattacharyya distance from the followed
+#: person's above which the torso is someone else's (0 = the same colours, 1 = none in common).
+HIST_BINS = (18, 8)
+MAX_TORSO_DISTANCE = 0.6
+#: Weight of a new frame in the followed person's running torso histogram.
+HIST_UPDATE = 0.1
+
+
+def torso_histogram(rgb: np.ndarray, shoulders_hips: np.ndarray) -> np.ndarray | None:
+    """Normalised hue-saturation histogram ``[18, 8]`` of the quadrilateral between the shoulders and
+    the hips (``[4, 2]`` pixels: left and right shoulder, right and left hip), or None when it
+    covers under 20 pixels."""
+    import cv2
+
+    quad = np.round(np.asarray(shoulders_hips, np.float64)).astype(np.int32)
+    if not np.isfinite(shoulders_hips).all():
+        return None
+    mask = np.zeros(rgb.shape[:2], np.uint8)
+    cv2.fillConvexPoly(mask, quad, 255)
+    if int((mask > 0).sum()) < 20:
+        return None
+    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
+    hist = cv2.calcHist([hsv], [0, 1], mask, list(HIST_BINS), [0, 180, 0, 256]).astype(np.float32)
+    return hist / max(float(hist.sum()), 1e-9)
+
+
+def torso_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Bhattacharyya distance between two torso histograms (0 = the same, 1 = disjoint)."""
+    import cv2
+
+    return float(cv2.compareHist(a, b, cv2.HISTCMP_BHATTACHARYYA))
 
 
 @dataclass
 class Pick:
     """The crop chosen in a frame: ``roi`` (image pixels), whether it is the prediction from the
-    previous frame rather than a detection, and a warning for the frame (or None)."""
+    frames before rather than a detection, and a warning for the frame (or None)."""
 
     roi: PersonROI
     predicted: bool = False
@@ -56,9 +97,11 @@ class PersonFollower:
     def __init__(self, person: int | None = None):
         self.person = person or 0
         self.roi: PersonROI | None = None  # the crop predicted for the next frame
+        self.velocity = np.zeros(2)  # of the hip centre, pixels per frame
         self.shape: tuple[int, int] | None = None  # (height, width) of the images the crops are in
         self.lost_frames = 0
         self.most_found = 0  # the most people found in one frame (for "person N requested")
+        self.torso: np.ndarray | None = None  # the followed person's running torso histogram
 
     @property
     def searching(self) -> bool:
@@ -69,7 +112,8 @@ class PersonFollower:
     def repick(self, person: int | None) -> None:
         """Pick by size again on the next frame (a frame that names its own ``person``)."""
         self.person = person or 0
-        self.roi = None
+        self.roi, self.torso = None, None
+        self.velocity = np.zeros(2)
 
     def choose(self, people: list[PersonROI], shape: tuple[int, int]) -> Pick:
         """The crop for this frame.
@@ -78,25 +122,26 @@ class PersonFollower:
             people: this frame's detections, largest first (image pixels).
             shape: ``(height, width)`` of the image, pixels.
         Returns:
-            :class:`Pick`: the detection overlapping the predicted crop (IoU >= :data:`MIN_FOLLOW_IOU`
-            of their squares), else the predicted crop itself for up to :data:`MAX_LOST` frames,
-            else (and on the first frame) ``people[person]``.
+            :class:`Pick`: the detection nearest the predicted crop (within :data:`MATCH_DISTANCE`
+            and :data:`MATCH_SIZE`), else the predicted crop itself for up to :data:`MAX_LOST`
+            frames, else (and on the first frame) ``people[person]``.
         Raises:
             NoPersonError: nobody to estimate in this frame (nobody found and nothing predicted; or
                 fewer people than ``person + 1`` where a person is picked by size).
         """
         self.most_found = max(self.most_found, len(people))
         if self.shape is not None and tuple(shape) != self.shape:
-            self.roi = None  # another image size: the prediction is in other pixels
+            self.repick(self.person)  # another image size: the prediction is in other pixels
         self.shape = tuple(shape)
         if self.roi is not None:
-            if people:
-                iou = box_iou(self.roi.square(), np.stack([p.square() for p in people]))
-                best = int(np.argmax(iou))
-                if iou[best] >= MIN_FOLLOW_IOU:
-                    return Pick(people[best])
+            pred = self.roi
+            near = [(float(np.linalg.norm(p.centre - pred.centre)), k) for k, p in enumerate(people)
+                    if 1 / MATCH_SIZE <= p.size / pred.size <= MATCH_SIZE]
+            near = [(d, k) for d, k in near if d <= MATCH_DISTANCE * pred.size]
+            if near:
+                return Pick(people[min(near)[1]])
             if self.lost_frames < MAX_LOST:
-                return Pick(self.roi, predicted=True)
+                return Pick(pred, predicted=True)
         if not people:
             raise NoPersonError("image", "no person found in the image")
         if self.person >= len(people):
@@ -107,25 +152,49 @@ class PersonFollower:
             who = "the largest person" if self.person == 0 else f"person #{self.person} by size"
             warning = (f"the person followed so far was not found for {self.lost_frames} frames; {who} is estimated "
                        "from this frame on: check that it is the same person")
+            self.torso, self.velocity = None, np.zeros(2)
         return Pick(people[self.person], warning=warning)
 
-    def found(self, aux_uv: np.ndarray, score: float) -> None:
+    def accepts(self, torso: np.ndarray | None) -> bool:
+        """Whether the landmark model's person in this frame's crop is the followed one, by the torso's
+        colours; checked only where the clip has shown several people (else always True)."""
+        if torso is None or self.torso is None or self.most_found < 2:
+            return True
+        return torso_distance(torso, self.torso) <= MAX_TORSO_DISTANCE
+
+    def found(self, aux_uv: np.ndarray, score: float, torso: np.ndarray | None = None) -> None:
         """The person was found: predict the next frame's crop from this frame's auxiliary landmarks.
 
         Args:
             aux_uv: ``[2, 2]`` auxiliary landmarks 33 and 34, pixels of the image given to :meth:`choose`.
             score: the crop's score (kept on the predicted crop).
+            torso: this frame's torso histogram (:func:`torso_histogram`), or None.
         """
         aux_uv = np.asarray(aux_uv, np.float64)
-        self.lost_frames = 0
+        if torso is not None:
+            self.torso = torso if self.torso is None else (1 - HIST_UPDATE) * self.torso + HIST_UPDATE * torso
         if not np.isfinite(aux_uv).all():
-            self.roi = None
+            self.roi, self.lost_frames = None, 0
             return
         centre, size, rot = alignment_roi(aux_uv[0], aux_uv[1], ROI_SCALE)
-        self.roi = None if size < 4 else PersonROI(float(score), np.concatenate([centre - size / 2, centre + size / 2]),
-                                                  np.concatenate([aux_uv, aux_uv]), centre, size, rot)
+        if size < 4:
+            self.roi, self.lost_frames = None, 0
+            return
+        if self.roi is not None and self.lost_frames == 0:
+            self.velocity = centre - (self.roi.centre - self.velocity)  # from the last frame's found centre
+        else:
+            self.velocity = np.zeros(2)
+        self.lost_frames = 0
+        self.roi = self._crop(centre + self.velocity, size, rot, score)
 
     def lost(self) -> None:
-        """Not found in this frame: the last prediction is kept for up to :data:`MAX_LOST` frames."""
+        """Not found in this frame: the prediction moves on with the velocity for up to :data:`MAX_LOST` frames."""
         if self.roi is not None:
             self.lost_frames += 1
+            self.roi = self._crop(self.roi.centre + self.velocity, self.roi.size, self.roi.rotation, self.roi.score)
+
+    @staticmethod
+    def _crop(centre, size: float, rotation: float, score: float) -> PersonROI:
+        c = np.asarray(centre, np.float64)
+        return PersonROI(float(score), np.concatenate([c - size / 2, c + size / 2]), np.stack([c] * 4), c, float(size),
+                         float(rotation))
