@@ -75,6 +75,19 @@ def test_nobody_or_too_few_people_is_no_person_in_that_frame():
     assert f.most_found == 1
 
 
+def test_torso_colours_tell_two_people_apart():
+    from backend.vision.follow import MAX_TORSO_DISTANCE, torso_distance, torso_histogram
+
+    img = np.zeros((100, 200, 3), np.uint8)
+    img[:, :100] = (200, 30, 30)  # a red shirt on the left, a blue one on the right
+    img[:, 100:] = (30, 30, 200)
+    img[40:45, 20:30] = (250, 250, 250)  # a print
+    quad = np.array([[10, 10], [90, 10], [90, 90], [10, 90]], np.float64)
+    red, red2, blue = torso_histogram(img, quad), torso_histogram(img, quad + [2, 3]), torso_histogram(img, quad + [100, 0])
+    assert torso_distance(red, red2) < 0.2 < MAX_TORSO_DISTANCE < torso_distance(red, blue)
+    assert torso_histogram(img, np.full((4, 2), np.nan)) is None and torso_histogram(img, quad * 0.01) is None
+
+
 # ------------------------------------------------------------------------------ real detector, real clip
 
 

@@ -57,14 +57,19 @@ def torso_histogram(rgb: np.ndarray, shoulders_hips: np.ndarray) -> np.ndarray |
     covers under 20 pixels."""
     import cv2
 
-    quad = np.round(np.asarray(shoulders_hips, np.float64)).astype(np.int32)
     if not np.isfinite(shoulders_hips).all():
         return None
-    mask = np.zeros(rgb.shape[:2], np.uint8)
-    cv2.fillConvexPoly(mask, quad, 255)
+    quad = np.round(np.asarray(shoulders_hips, np.float64)).astype(np.int32)
+    h, w = rgb.shape[:2]
+    x0, y0 = np.clip(quad.min(0), 0, [w, h])
+    x1, y1 = np.clip(quad.max(0) + 1, 0, [w, h])
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return None
+    mask = np.zeros((y1 - y0, x1 - x0), np.uint8)  # the quadrilateral's bounding box only
+    cv2.fillConvexPoly(mask, quad - [x0, y0], 255)
     if int((mask > 0).sum()) < 20:
         return None
-    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
+    hsv = cv2.cvtColor(np.ascontiguousarray(rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2HSV)
     hist = cv2.calcHist([hsv], [0, 1], mask, list(HIST_BINS), [0, 180, 0, 256]).astype(np.float32)
     return hist / max(float(hist.sum()), 1e-9)
 
