@@ -53,6 +53,13 @@ def scene_frames(source_frames: list[int], source_fps: float, scene_fps: float, 
     return [start + (i - first) for i in source_frames]
 
 
+def max_turn_deg(motion: list) -> float:
+    """The largest angle (degrees) of a clip's camera turns (``sequence.camera_motion``: 3x3 rotations). Pure math."""
+    import math
+
+    return max(math.degrees(math.acos(max(-1.0, min(1.0, (m[0][0] + m[1][1] + m[2][2] - 1.0) / 2.0)))) for m in motion)
+
+
 def _scene_fps(scene) -> float:
     return scene.render.fps / (scene.render.fps_base or 1.0)
 
@@ -212,6 +219,8 @@ class POSEDIFF_OT_estimate_video(_TaskOperator, bpy.types.Operator, ImportHelper
                                     src[-1] - src[0] + 1)
             gaps = seq.get("gaps") or []
             extra = f"; {len(gaps)} frame(s) without a person filled from neighbours" if gaps else ""
+            if seq.get("camera_motion"):
+                extra += f"; the camera's turn during the clip (up to {max_turn_deg(seq['camera_motion']):.1f} deg) was undone"
             return f"keyed the track on {n} frames ({meta['scene_frames'][0]}-{meta['scene_frames'][-1]}){extra}"
 
         return self.run_task(context, "estimate", payload, f"estimate {os.path.basename(path)}", apply)

@@ -126,6 +126,8 @@ def test_a_handheld_clip_keeps_its_camera_turn_through_a_per_frame_override(rig,
     ov = addon_module("operators_video")
     motion = ov._stored()["response"]["sequence"]["camera_motion"]
     assert motion is not None and len(motion) == 5
+    assert "the camera's turn during the clip (up to" in scene_.posediff.last_message, scene_.posediff.last_message
+    assert abs(ov.max_turn_deg(motion) - max(np.degrees(np.arccos((np.trace(m) - 1) / 2)) for m in truth)) < 0.3
     scene_.frame_set(3)
     assert bpy.ops.posediff.track_override(hypothesis=1, blocking=True) == {"FINISHED"}, scene_.posediff.last_error
     after = ov._stored()["response"]
