@@ -208,6 +208,14 @@ def _estimate_sequence(args) -> int:
     for i, fr in enumerate(res.frames):
         for w in fr.warnings:
             print(f"frame {i}: {w}", file=sys.stderr)
+    if res.sequence is not None and res.sequence.camera_motion:
+        import numpy as np
+
+        from backend.vision.camera_motion import turn_deg
+
+        turn = max(turn_deg(np.asarray(m)) for m in res.sequence.camera_motion)
+        print(f"the camera turned by up to {turn:.1f} degrees during the clip (handheld): undone in the track "
+              "(sequence.camera_motion)", file=sys.stderr)
     _write_json(args.output, res.model_dump(exclude_none=True))
     return 0
 
