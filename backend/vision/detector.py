@@ -17,6 +17,10 @@ Two stages, as in MediaPipe's pose pipeline (re-implemented here on numpy + Open
    12.5 -> 10.3 px). A second pass on the ROI from the landmarks' own alignment points and a
    mirrored-image (flip) pass were measured too and did not reduce the error; they are not used.
 
+A person too small for the detector's 224x224 view of the whole image is looked for in zoomed
+tiles too (:meth:`PoseDetector.detect_people`); in a clip, the person picked on the first frame is
+followed from frame to frame (:mod:`backend.vision.follow`).
+
 The landmarks are mapped back to the original image and renamed to the model skeleton
 (:mod:`backend.skeleton`); the heatmaps are turned into per-joint log-probabilities with an
 affine map from image pixels to heatmap cells, which the guidance samples bilinearly.
