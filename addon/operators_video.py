@@ -30,7 +30,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 
-from . import blender_rig, camera_math, operators_estimate, photos, results
+from . import blender_rig, camera_math, exif, operators_estimate, photos, results
 from . import linalg as la
 from . import skeleton as sk
 from .blender_rig import RigError
@@ -219,6 +219,9 @@ class POSEDIFF_OT_estimate_video(_TaskOperator, bpy.types.Operator, ImportHelper
                                     src[-1] - src[0] + 1)
             gaps = seq.get("gaps") or []
             extra = f"; {len(gaps)} frame(s) without a person filled from neighbours" if gaps else ""
+            if background and ctx.scene.camera is not None and not is_video and exif.orientation(path) != 1:
+                extra += ("; the images carry an EXIF rotation, which Blender's camera background ignores: they show "
+                          "turned there (the track is estimated on the upright images)")
             if seq.get("camera_motion"):
                 extra += f"; the camera's turn during the clip (up to {max_turn_deg(seq['camera_motion']):.1f} deg) was undone"
             return f"keyed the track on {n} frames ({meta['scene_frames'][0]}-{meta['scene_frames'][-1]}){extra}"

@@ -134,6 +134,25 @@ def test_a_handheld_clip_keeps_its_camera_turn_through_a_per_frame_override(rig,
     assert after["frames"][2]["track"]["hypothesis"] == 1 and after["sequence"]["camera_motion"] == motion
 
 
+def test_an_image_sequence_with_exif_rotation_is_estimated_upright_and_says_the_background_is_not(rig, tmp_path):  # noqa: F811
+    """Phone frames stored sideways with EXIF orientation 6: the backend estimates them upright (a
+    person is found on every frame), and the message says that Blender's background shows them turned."""
+    seq = tmp_path / "seq"
+    seq.mkdir()
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    for i, f in enumerate(moving_person_frames(3, 320, 4)):
+        Image.fromarray(f).transpose(Image.Transpose.ROTATE_90).save(seq / f"f{i:03d}.jpg", quality=95, exif=exif.tobytes())
+    scene = bpy.context.scene
+    _camera(scene)
+    bpy.context.view_layer.objects.active = rig
+    scene.frame_set(1)
+    r = bpy.ops.posediff.estimate_video(filepath=str(seq / "f000.jpg"), blocking=True)
+    assert r == {"FINISHED"}, scene.posediff.last_error
+    msg = scene.posediff.last_message
+    assert "keyed the track on 3 frames" in msg and "without a person" not in msg and "EXIF rotation" in msg, msg
+
+
 def test_missing_video_is_refused_and_the_scene_unchanged(rig, tmp_path):  # noqa: F811
     scene = bpy.context.scene
     bpy.context.view_layer.objects.active = rig
