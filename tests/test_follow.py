@@ -66,6 +66,18 @@ def test_a_missed_detection_uses_the_predicted_crop_then_picks_again_with_a_warn
     assert f.choose([roi(100, 200), roi(300, 100)], (720, 1280)).roi.centre[0] == 100
 
 
+def test_the_only_person_of_a_clip_is_kept_through_a_fast_move():
+    """One person jumps far between two kept frames (beyond the predicted crop's reach): in a clip that has
+    only ever shown one person, that detection is theirs; once a second person has been seen, it is not."""
+    f = PersonFollower()
+    f.found(aux_of(f.choose([roi(120, 340)], SHAPE).roi), 0.9)
+    pick = f.choose([roi(420, 340)], SHAPE)
+    assert not pick.predicted and pick.roi.centre[0] == 420
+    f.found(aux_of(pick.roi), 0.9)
+    f.choose([roi(420, 340), roi(800, 300)], SHAPE)  # a second person appears
+    assert f.choose([roi(100, 300)], SHAPE).predicted
+
+
 def test_nobody_or_too_few_people_is_no_person_in_that_frame():
     f = PersonFollower(person=1)
     with pytest.raises(NoPersonError, match="no person"):

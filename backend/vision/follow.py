@@ -41,6 +41,9 @@ from backend.vision.blazepose import ROI_SCALE, PersonROI, alignment_roi
 MATCH_DISTANCE = 0.25
 #: ... and its crop's side within this factor of the predicted one's.
 MATCH_SIZE = 1.5
+#: In a clip that has only ever shown one person, a detection this many crop sides away is still theirs
+#: (a jump, a fast turn, or frames far apart with ``every``).
+FAST_MOVE_DISTANCE = 1.0
 #: Frames in a row without the followed person after which the next one is picked again by size.
 MAX_LOST = 5
 #: Hue-saturation histogram of the torso: bins, and the Bhattacharyya distance from the followed
@@ -128,7 +131,8 @@ class PersonFollower:
             shape: ``(height, width)`` of the image, pixels.
         Returns:
             :class:`Pick`: the detection nearest the predicted crop (within :data:`MATCH_DISTANCE`
-            and :data:`MATCH_SIZE`), else the predicted crop itself for up to :data:`MAX_LOST`
+            and :data:`MATCH_SIZE`; in a clip that has only ever shown one person, within
+            :data:`FAST_MOVE_DISTANCE`: a fast move), else the predicted crop itself for up to :data:`MAX_LOST`
             frames, else (and on the first frame) ``people[person]``.
         Raises:
             NoPersonError: nobody to estimate in this frame (nobody found and nothing predicted; or
@@ -141,10 +145,11 @@ class PersonFollower:
         if self.roi is not None:
             pred = self.roi
             near = [(float(np.linalg.norm(p.centre - pred.centre)), k) for k, p in enumerate(people)
-                    if 1 / MATCH_SIZE <= p.size / pred.size <= MATCH_SIZE]
-            near = [(d, k) for d, k in near if d <= MATCH_DISTANCE * pred.size]
+                    if self._similar(p, pred, MATCH_DISTANCE)]
             if near:
                 return Pick(people[min(near)[1]])
+            if len(people) == 1 and self.most_found == 1 and self._similar(people[0], pred, FAST_MOVE_DISTANCE):
+                return Pick(people[0])  # the clip has only ever shown one person: a fast move of theirs
             if self.lost_frames < MAX_LOST:
                 return Pick(pred, predicted=True)
         if not people:
@@ -159,6 +164,12 @@ class PersonFollower:
                        "from this frame on: check that it is the same person")
             self.torso, self.velocity = None, np.zeros(2)
         return Pick(people[self.person], warning=warning)
+
+    @staticmethod
+    def _similar(p: PersonROI, pred: PersonROI, distance: float) -> bool:
+        """A detection within ``distance`` crop sides of the predicted crop and of a size within :data:`MATCH_SIZE`."""
+        return (1 / MATCH_SIZE <= p.size / pred.size <= MATCH_SIZE
+                and float(np.linalg.norm(p.centre - pred.centre)) <= distance * pred.size)
 
     def accepts(self, torso: np.ndarray | None) -> bool:
         """Whether the landmark model's person in this frame's crop is the followed one, by the torso's
