@@ -262,6 +262,11 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
             cond, K, kp_out, ph = None, K_shared or K_video, None, None
             warnings = []
             if est is not None:
+                if K is None and photo is not None:  # nobody found yet: the frame's own camera
+                    from backend.vision.photo import intrinsics_for
+
+                    cam = req.video.camera if req.video is not None else None
+                    K = intrinsics_for(photo, cam.model_dump(exclude_none=True, exclude={"rotation"}) if cam else None)
                 _push_motion(est, photo, K, None)
         if cancel is not None and cancel():
             from backend.errors import Cancelled

@@ -86,6 +86,10 @@ BOX_PAD = 0.06
 TILE_FRACTIONS = (0.4, 0.2)
 #: Window of the second look at a person found in a tile, in units of its crop's side.
 SECOND_LOOK = 1.6
+#: A person the whole image shows with a crop under this fraction of its longer side gets a second
+#: look too (the 224x224 view reads their crop coarsely: measured, a 300 px person in a 1080p frame
+#: read as a 678 px crop, in which the landmark model found nobody).
+SMALL_IN_VIEW = 0.5
 #: Pose presence flag (``Identity_1``) below which a crop holds no person.
 POSE_FLAG_THRESHOLD = 0.5
 
@@ -245,8 +249,9 @@ class PoseDetector:
         in a landscape 1080p frame, or a second person farther away than the first). So it also
         looks in overlapping square tiles of ``TILE_FRACTIONS[0]`` of the longer side (half a
         tile apart), each zoomed to 224x224, and, where still nobody is found, in the finer
-        tiles of ``TILE_FRACTIONS[1]``. A person the whole image shows is taken from there; one
-        found only in the tiles gets a second look in a window around it (a tile may cut them),
+        tiles of ``TILE_FRACTIONS[1]``. A person the whole image shows is taken from there (with a
+        second look where they are small in it, :data:`SMALL_IN_VIEW`); one found only in the tiles
+        gets a second look in a window around it (a tile may cut them),
         and is kept if it is not mostly inside someone already found (a part of them) and the
         landmark model finds a person in its crop.
 
@@ -260,6 +265,8 @@ class PoseDetector:
         h, w = rgb.shape[:2]
         found = self._detect_in(rgb, 0, 0, w, h)
         people = self._people(*found) if found is not None else []
+        if tiles:  # a person small in the whole image's coarse view: their crop read again, closer
+            people = [self._second_look(rgb, p) if p.size < SMALL_IN_VIEW * max(w, h) else p for p in people]
         for level, fraction in enumerate(TILE_FRACTIONS if tiles else ()):
             if level > 0 and people:
                 break
@@ -305,19 +312,28 @@ class PoseDetector:
         people.sort(key=lambda p: -p.size)
         return people
 
-    def _second_look(self, rgb: np.ndarray, person: PersonROI) -> PersonROI:
-        """The detection in a square window of :data:`SECOND_LOOK` times ``person``'s crop around it
-        that overlaps it most, or ``person`` itself where that finds nothing."""
+    def _second_look(self, rgb: np.ndarray, person: PersonROI, looks: int = 2) -> PersonROI:
+        """The detection that overlaps ``person`` most in a square window around it of :data:`SECOND_LOOK`
+        times its crop (at most a tile of ``TILE_FRACTIONS[0]``: a crop read too large from a coarse view
+        is looked at closely), repeated ``looks`` times while the crop changes; ``person`` itself where a
+        window finds nothing."""
         h, w = rgb.shape[:2]
-        side = int(min(max(w, h), max(16.0, SECOND_LOOK * person.size)))
-        x0 = int(np.clip(person.centre[0] - side / 2, 0, max(w - side, 0)))
-        y0 = int(np.clip(person.centre[1] - side / 2, 0, max(h - side, 0)))
-        found = self._detect_in(rgb, x0, y0, side, side)
-        near = self._people(*found) if found is not None else []
-        if not near:
-            return person
-        iou = box_iou(person.square(), np.stack([p.square() for p in near]))
-        return near[int(np.argmax(iou))] if iou.max() > 0 else person
+        for _ in range(looks):
+            side = int(min(max(w, h) * TILE_FRACTIONS[0], max(16.0, SECOND_LOOK * person.size)))
+            x0 = int(np.clip(person.centre[0] - side / 2, 0, max(w - side, 0)))
+            y0 = int(np.clip(person.centre[1] - side / 2, 0, max(h - side, 0)))
+            found = self._detect_in(rgb, x0, y0, side, side)
+            near = self._people(*found) if found is not None else []
+            if not near:
+                return person
+            iou = box_iou(person.square(), np.stack([p.square() for p in near]))
+            if iou.max() <= 0:
+                return person
+            best = near[int(np.argmax(iou))]
+            if abs(best.size - person.size) < 0.05 * person.size:
+                return best
+            person = best
+        return person
 
     def _detect_in(self, rgb: np.ndarray, x0: int, y0: int, tw: int, th: int):
         """The detector's raw detections in the ``tw`` x ``th`` window at ``(x0, y0)`` (pixels) of ``rgb``,
