@@ -272,7 +272,7 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
             from backend.errors import Cancelled
 
             raise Cancelled("cancelled")
-        pending.append((i, cond, K, kp_out, ph, warnings))
+        pending.append((i, cond, K, kp_out, ph if req.previews else None, warnings))  # the image only for overlays
         ev = cond.evidence if cond is not None else None
         if stream is None:
             ready += 1
