@@ -231,6 +231,43 @@ def cmd_detect(args, service) -> None:
                 for n in names if n in det.keypoints]
         rows.append([img, f"{np.mean(errs):.1f}", f"{np.max(errs):.1f}", len(errs), f"{dt * 1000:.0f}"])
     print_table("eval detect: 12 limb joints vs hand labels (pixels)", ["image", "mean px", "max px", "joints", "ms"], rows)
+    print_table("eval detect: small people - samples/image2.jpeg's person pasted at a height into a plain 1920x1080 frame; "
+                "found, and the 12 limb joints against the same person detected alone in a tight frame (% of the height)",
+                ["person height px", "whole frame alone", "found", "limb joints vs alone %", "ms"],
+                small_person_rows(service.detector, root / "image2.jpeg", names))
+
+
+def small_person_rows(detector, photo_path, names, heights=(80, 120, 160, 220, 300, 400, 500, 700)) -> list:
+    """Rows of the small-person table of ``eval detect`` (see :meth:`PoseDetector.detect_people`'s tiles)."""
+    import cv2
+
+    from backend.errors import NoPersonError
+    from backend.vision.photo import load_image
+
+    src = load_image(str(photo_path)).rgb
+    rows = []
+    for ph in heights:
+        im = cv2.resize(src, (round(src.shape[1] * ph / src.shape[0]), ph), interpolation=cv2.INTER_AREA)
+        frame = np.full((1080, 1920, 3), 235, np.uint8)
+        x, y = 640, 1080 - ph - 40
+        frame[y : y + ph, x : x + im.shape[1]] = im
+        alone_ok = detector._detect_in(frame, 0, 0, 1920, 1080) is not None
+        t0 = time.perf_counter()
+        try:
+            det = detector.detect(frame)
+        except NoPersonError:
+            rows.append([ph, "yes" if alone_ok else "no", "no", "-", f"{(time.perf_counter() - t0) * 1000:.0f}"])
+            continue
+        dt = time.perf_counter() - t0
+        side = int(ph * 1.6)
+        tight = np.full((side, side, 3), 235, np.uint8)
+        c = int(ph * 0.3)
+        tight[c : c + ph, c : c + im.shape[1]] = im
+        ref = detector.detect(tight)
+        err = [math.hypot(det.keypoints[n][0] - (ref.keypoints[n][0] - c + x), det.keypoints[n][1] - (ref.keypoints[n][1] - c + y))
+               for n in names]
+        rows.append([ph, "yes" if alone_ok else "no", "yes", f"{100 * np.mean(err) / ph:.1f}", f"{dt * 1000:.0f}"])
+    return rows
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

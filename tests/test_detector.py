@@ -226,29 +226,16 @@ def test_skeleton_preview_front_view():
         skeleton_preview(pose[:5], PARENTS)
 
 
-def _pasted(person_px: int, size=(1920, 1080), at=(640, 540)) -> tuple[np.ndarray, tuple[int, int]]:
-    """The sample photo's person, ``person_px`` tall, pasted at ``at`` into a plain ``size`` frame."""
-    im = cv2.cvtColor(cv2.imread(str(SAMPLES / "image2.jpeg")), cv2.COLOR_BGR2RGB)
-    im = cv2.resize(im, (round(im.shape[1] * person_px / im.shape[0]), person_px), interpolation=cv2.INTER_AREA)
-    frame = np.full((size[1], size[0], 3), 235, np.uint8)
-    frame[at[1] : at[1] + person_px, at[0] : at[0] + im.shape[1]] = im
-    return frame, at
+def test_a_small_person_in_a_wide_frame_is_found_by_tiles(detector):
+    """A full-body shot from afar in a landscape 1080p frame (``posediff eval detect``'s small-people rows):
+    the detector's 224x224 view of the whole frame finds nobody under ~400 px; the tiles find the
+    person, and the keypoints agree with the same person detected alone in a tight frame (within 2 %
+    of their height)."""
+    from backend.evaluate import small_person_rows
 
-
-@pytest.mark.parametrize("person_px", [120, 220, 400])
-def test_a_small_person_in_a_wide_frame_is_found_by_tiles(detector, person_px):
-    """A full-body shot from afar in a landscape 1080p frame: the detector's 224x224 view of the whole
-    frame finds nobody under ~500 px; the tiles find the person, and the keypoints agree with the same
-    person detected alone in a tight frame (within 2 % of their height)."""
-    frame, (x, y) = _pasted(person_px)
-    h, w = frame.shape[:2]
-    assert detector._detect_in(frame, 0, 0, w, h) is None  # the whole frame alone: nobody
-    det = detector.detect(frame)
-    alone, (cx, cy) = _pasted(person_px, size=(int(person_px * 1.6),) * 2, at=(int(person_px * 0.3),) * 2)
-    ref = detector.detect(alone)
-    err = [np.hypot(det.keypoints[n][0] - (ref.keypoints[n][0] - cx + x), det.keypoints[n][1] - (ref.keypoints[n][1] - cy + y))
-           for n in LIMB_NAMES]
-    assert np.mean(err) < 0.02 * person_px, err
+    rows = small_person_rows(detector, SAMPLES / "image2.jpeg", LIMB_NAMES, heights=(120, 220, 300))
+    for _height, alone, found, err, _ms in rows:
+        assert alone == "no" and found == "yes" and float(err) < 2.0, rows
 
 
 def test_people_small_in_a_cluttered_1080p_frame_are_read_closely(detector):
