@@ -247,7 +247,7 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
             cond, K, kp_out, ph, warnings = service.frame_conditions(fr, field, K=K_in, photo=photo, follow=follow)
             K_video = K_video or (K if photo is not None else None)
             if est is not None:
-                _push_motion(est, ph, K, kp_out)
+                _push_motion(est, ph, K, kp_out, follow.frame_people)
             if motion is not None or est is not None:
                 t_seq = len(results) + len(pending)
                 if motion is not None and t_seq >= len(motion):
@@ -267,7 +267,7 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
 
                     cam = req.video.camera if req.video is not None else None
                     K = intrinsics_for(photo, cam.model_dump(exclude_none=True, exclude={"rotation"}) if cam else None)
-                _push_motion(est, photo, K, None)
+                _push_motion(est, photo, K, None, follow.frame_people)
         if cancel is not None and cancel():
             from backend.errors import Cancelled
 
@@ -301,22 +301,23 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
     return schemas.EstimateResponse(joint_names=list(JOINT_NAMES), frames=results, sequence=info)
 
 
-def _push_motion(est: CameraMotion, photo, K: Intrinsics | None, keypoints: dict | None) -> None:
-    """The next frame into the camera-motion estimate: its image with the person's keypoints' box left out
-    (``photo``: a :class:`backend.vision.photo.Photo`, ``K`` and ``keypoints`` in its original pixels);
-    a frame without an image or a camera is held."""
+def _push_motion(est: CameraMotion, photo, K: Intrinsics | None, keypoints: dict | None, others=()) -> None:
+    """The next frame into the camera-motion estimate: its image with the person's keypoints' box and every
+    detected person's crop (``others``: squares in the pixels of ``photo.rgb``) left out (``photo``: a
+    :class:`backend.vision.photo.Photo`, ``K`` and ``keypoints`` in its original pixels); a frame without
+    an image or a camera is held."""
     if photo is None or K is None:
         est.hold()
         return
     h, w = photo.rgb.shape[:2]
     s = w / K.width
     Ks = Intrinsics(K.fx * s, K.fy * s, K.cx * s, K.cy * s, w, h)
-    box = None
+    boxes = [np.asarray(b, np.float64) for b in others]
     if keypoints:
         uv = np.array([kp[:2] for kp in keypoints.values()], np.float64) * s
         pad = 0.12 * float(max(np.ptp(uv[:, 0]), np.ptp(uv[:, 1]), 1.0))
-        box = [uv[:, 0].min() - pad, uv[:, 1].min() - 2 * pad, uv[:, 0].max() + pad, uv[:, 1].max() + pad]
-    est.push(photo.rgb, Ks, box)
+        boxes.append(np.array([uv[:, 0].min() - pad, uv[:, 1].min() - 2 * pad, uv[:, 0].max() + pad, uv[:, 1].max() + pad]))
+    est.push(photo.rgb, Ks, boxes or None)
 
 
 def with_flips(service, smp, conds: list, res: list, seed=0) -> list:

@@ -151,3 +151,19 @@ def test_a_known_first_camera_is_turned_with_the_motion_for_every_frame(service)
         got = [fr.hypotheses[0].camera_pitch_deg, fr.hypotheses[0].camera_roll_deg]
         assert np.allclose(got, want, atol=0.05), (got, want)
     assert max(math.degrees(abs(a - b)) for a, b in zip(pitch_roll_of(M[-1] @ R), pitch_roll_of(R))) > 0.5
+
+
+def test_a_still_camera_filming_two_moving_people_has_no_turn(service, tmp_path):
+    """On a plain background the only corners are the people's: every person seen is left out of the
+    background, and points bunched in one place are no turn (a second person walking closer, or two
+    crossing, made a still camera turn by 6.6 / 22 degrees)."""
+    from synthetic_clips import crossing_frames, two_people_frames
+
+    from backend.http import schemas
+
+    for name, frames in (("two", two_people_frames(10)), ("cross", crossing_frames(12)[0])):
+        clip = tmp_path / f"{name}.mp4"
+        write_video(clip, frames, 10.0)
+        res = service.estimate(schemas.EstimateRequest.model_validate({"video": {"path": str(clip)}, "num_hypotheses": 2,
+                                                                       "steps": 4}))
+        assert res.sequence.camera_motion is None, name

@@ -17,8 +17,9 @@ related by a rotation of their viewing rays, ``r_t = Q_t r_{t-1}`` (the infinite
    SVD of their correlation), and the turns are chained, ``M_t = Q_t M_{t-1}``
    (``x_cam_t = M_t x_cam_0``, what :func:`backend.prior.track.solve_track` undoes).
 
-A frame whose background gives too few points (a plain wall, a green screen, motion blur), whose
-points mostly move on their own (:data:`MIN_INLIER_SHARE`) or that would turn implausibly far
+Every person seen is left out. A frame whose background gives too few points (a plain wall, a
+green screen, motion blur), whose points bunch in one place (:data:`MIN_SPREAD`) or mostly move on
+their own (:data:`MIN_INLIER_SHARE`), or that would turn implausibly far
 (:data:`MAX_TURN_PER_FRAME_DEG`) is taken as not turning, with a count in :attr:`CameraMotion.unsure`; a clip whose camera never
 turns by more than :data:`MIN_TURN_DEG` is reported as fixed (None), so a camera on a tripod is
 estimated exactly as before.
@@ -50,6 +51,9 @@ WORK_WIDTH = 640
 #: whip pan at 25 fps turns about 5): beyond, the frame is taken as not turning.
 MIN_INLIER_SHARE = 0.5
 MAX_TURN_PER_FRAME_DEG = 10.0
+#: The turn's points must spread over at least this fraction of the frame's width and of its height
+#: (the corners of one unmasked moving thing, say a second person on a plain wall, do not).
+MIN_SPREAD = 0.3
 #: A clip whose camera never turns more than this from its first frame is a fixed camera (degrees).
 MIN_TURN_DEG = 0.25
 #: Margin around the person's box left out of the background (fraction of the box's larger side).
@@ -90,7 +94,8 @@ class CameraMotion:
         Args:
             rgb: ``[H, W, 3]`` uint8 frame (the pixels ``K`` is for).
             K: the frame's intrinsics (pixels).
-            person_box: ``[x0, y0, x1, y1]`` pixels of the person (left out of the background), or None.
+            person_box: ``[x0, y0, x1, y1]`` pixels of the person, or a list of such boxes (every
+                person seen: all are left out of the background, which must not move on its own), or None.
         """
         h, w = rgb.shape[:2]
         s = min(1.0, WORK_WIDTH / max(w, 1))
@@ -121,9 +126,12 @@ class CameraMotion:
         return np.stack(self.motion)
 
     @staticmethod
-    def _mask(shape, box, s: float) -> np.ndarray:
+    def _mask(shape, boxes, s: float) -> np.ndarray:
         mask = np.full(shape, 255, np.uint8)
-        if box is not None and np.isfinite(np.asarray(box, np.float64)).all():
+        boxes = [] if boxes is None else np.asarray(boxes, np.float64).reshape(-1, 4)
+        for box in boxes:
+            if not np.isfinite(box).all():
+                continue
             x0, y0, x1, y1 = (float(v) * s for v in box)
             m = PERSON_MARGIN * max(x1 - x0, y1 - y0)
             mask[max(0, int(y0 - m)) : max(0, int(math.ceil(y1 + m))), max(0, int(x0 - m)) : max(0, int(math.ceil(x1 + m)))] = 0
@@ -145,6 +153,9 @@ class CameraMotion:
         if inl is None or int(inl.sum()) < max(MIN_INLIERS, MIN_INLIER_SHARE * len(a)):
             return None
         inl = inl.ravel().astype(bool)
+        extent = np.ptp(a[inl], axis=0) / np.array(gray.shape[::-1], np.float64)
+        if (extent < MIN_SPREAD).any():  # points bunched in one place: something moving, not the background
+            return None
 
         def rays(p):  # processed pixels -> unit rays of the camera (OpenCV frame)
             r = np.stack([(p[:, 0] / s - K.cx) / K.fx, (p[:, 1] / s - K.cy) / K.fy, np.ones(len(p))], 1)

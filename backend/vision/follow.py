@@ -110,6 +110,7 @@ class PersonFollower:
         self.lost_frames = 0
         self.most_found = 0  # the most people found in one frame (for "person N requested")
         self.torso: np.ndarray | None = None  # the followed person's running torso histogram
+        self.frame_people: list[np.ndarray] = []  # this frame's detections' squares (pixels): not background
 
     @property
     def searching(self) -> bool:
@@ -139,6 +140,7 @@ class PersonFollower:
                 fewer people than ``person + 1`` where a person is picked by size).
         """
         self.most_found = max(self.most_found, len(people))
+        self.frame_people = [p.square() for p in people]
         if self.shape is not None and tuple(shape) != self.shape:
             self.repick(self.person)  # another image size: the prediction is in other pixels
         self.shape = tuple(shape)
