@@ -287,10 +287,14 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
         flush(len(pending))
     if not results:
         raise InputError("video.path" if req.video is not None else "frames", "the sequence has no frames")
-    if all(not fr.hypotheses for fr in results) and 0 < follow.most_found <= follow.person:
-        field = "video.person" if req.video is not None else "frames[0].person"
-        raise InputError(field, f"person {follow.person} requested but no frame has more than {follow.most_found} "
-                                "(0 = largest)")
+    if all(not fr.hypotheses for fr in results):
+        if 0 < follow.most_found <= follow.person:
+            field = "video.person" if req.video is not None else "frames[0].person"
+            raise InputError(field, f"person {follow.person} requested but no frame has more than {follow.most_found} "
+                                    "(0 = largest)")
+        raise InputError("video.path" if req.video is not None else "frames",
+                         "no person found in any frame of the sequence; use a clip where one whole person is clearly "
+                         "visible")
     fixed = dict(req.sequence.fixed or {}) if req.sequence is not None else {}
     if est is not None:
         motion = est.result()  # None: the camera did not turn

@@ -203,3 +203,26 @@ def test_two_people_crossing_each_other_keep_their_own_tracks(service):
         assert (np.abs(got[seen] - mine[seen]) < np.abs(got[seen] - other[seen])).all(), (person, got)
         assert seen[:5].all() and seen[-5:].all() and (~seen).sum() <= 4, (person, got)
     assert not np.isfinite(got).all()  # the one behind is hidden while the other passes in front
+
+
+def test_a_frame_naming_a_person_it_does_not_have_is_refused_and_nobody_at_all_names_the_video(service, tmp_path):
+    """As for a photo, a frame of a sequence that names a person it does not have is an error on its
+    ``person`` (it used to empty the rest of the clip); a video with nobody names ``video.path``."""
+    import base64
+
+    import cv2
+
+    from backend.http import schemas
+
+    imgs = [base64.b64encode(cv2.imencode(".png", f[..., ::-1])[1].tobytes()).decode() for f in two_people_frames(4)]
+    frames = [{"image": im} for im in imgs]
+    frames[2]["person"] = 5
+    req = schemas.EstimateRequest.model_validate({"frames": frames, "sequence": {"fps": 10}, "num_hypotheses": 2, "steps": 4})
+    with pytest.raises(InputError) as e:
+        service.estimate(req)
+    assert e.value.field == "frames[2].person" and "person 5 requested but 2 found" in e.value.message
+    blank = tmp_path / "blank.mp4"
+    write_video(blank, [np.full((240, 320, 3), 255, np.uint8)] * 3, 10.0)
+    with pytest.raises(InputError) as e:
+        service.estimate(schemas.EstimateRequest.model_validate({"video": {"path": str(blank)}, "num_hypotheses": 2}))
+    assert e.value.field == "video.path" and "no person found in any frame" in e.value.message

@@ -268,8 +268,8 @@ class PoseDetector:
         if tiles:  # a person small in the whole image's coarse view: their crop read again, closer
             people = [self._second_look(rgb, p) if p.size < SMALL_IN_VIEW * max(w, h) else p for p in people]
         for level, fraction in enumerate(TILE_FRACTIONS if tiles else ()):
-            if level > 0 and people:
-                break
+            if level > 0 and people and min(p.size for p in people) >= fraction * max(w, h):
+                break  # the finer tiles only where nobody, or somebody small (a crowd far away), was found
             side = max(16, round(max(w, h) * fraction))
             xs = sorted({min(x, max(w - side, 0)) for x in range(0, max(w - side, 0) + side // 2, side // 2)})
             ys = sorted({min(y, max(h - side, 0)) for y in range(0, max(h - side, 0) + side // 2, side // 2)})
@@ -338,10 +338,9 @@ class PoseDetector:
     def _detect_in(self, rgb: np.ndarray, x0: int, y0: int, tw: int, th: int):
         """The detector's raw detections in the ``tw`` x ``th`` window at ``(x0, y0)`` (pixels) of ``rgb``,
         letterboxed to 224x224: ``(scores [N], boxes [N, 4], keypoints [N, 4, 2])`` in image pixels, or None."""
-        M, s, ox, oy = letterbox_matrix(tw, th, DET_SIZE)
-        M = M.copy()
-        M[:, 2] -= M[:, :2] @ np.array([x0, y0], np.float64)  # image -> window -> letterbox
-        small = self._resample(rgb, M, DET_SIZE, border=0)
+        window = rgb[y0 : y0 + th, x0 : x0 + tw]  # a view: only the window is shrunk, not the whole image
+        M, s, ox, oy = letterbox_matrix(window.shape[1], window.shape[0], DET_SIZE)
+        small = self._resample(window, M, DET_SIZE, border=0)
         x = small.astype(np.float32) * (2.0 / 255.0) - 1.0
         self._det.set_tensor(self._det_in, x[None])
         self._det.invoke()
@@ -465,6 +464,9 @@ class PoseDetector:
             pick = follow.choose(people, rgb.shape[:2])
         except NoPersonError as e:
             follow.lost()
+            if person is not None and people:  # a frame naming its own person: as a photo, the index is wrong
+                pfield = field[: -len("image")] + "person" if field.endswith("image") else f"{field}.person"
+                raise InputError(pfield, f"person {person} requested but {len(people)} found (0 = largest)") from None
             raise NoPersonError(field, e.message) from None
         out = self.landmarks(rgb, pick.roi)
         lm, flag, _, C = out
