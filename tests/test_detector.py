@@ -256,3 +256,19 @@ def test_people_small_in_a_cluttered_1080p_frame_are_read_closely(detector):
     assert len(people) == 2 and people[0].centre[0] < 1000 < people[1].centre[0]
     assert all(detector.landmarks(frame, p)[1] >= 0.5 for p in people)
     assert 300 < people[0].size < 450 and people[1].size < people[0].size
+
+
+def test_a_row_of_six_small_people_is_found_whole(detector):
+    """Six copies of the sample photo's person, 250 px tall, side by side in a 1920x1080 frame: the
+    coarse tiles hold several each and miss some; the finer tiles, searched because the people found
+    are small, find all six."""
+    im = load_image(str(SAMPLES / "image2.jpeg")).rgb
+    im = cv2.resize(im, (round(im.shape[1] * 250 / im.shape[0]), 250), interpolation=cv2.INTER_AREA)
+    frame = np.full((1080, 1920, 3), 230, np.uint8)
+    xs = []
+    for k in range(6):
+        x, w = 20 + k * 1880 // 6, min(im.shape[1], 1880 // 6)
+        frame[810:1060, x : x + w] = im[:, (im.shape[1] - w) // 2 : (im.shape[1] - w) // 2 + w]
+        xs.append(x + w / 2)
+    found = sorted(p.centre[0] for p in detector.detect_people(frame))
+    assert len(found) == 6 and np.abs(np.array(found) - xs).max() < 20, found
