@@ -236,7 +236,8 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
 
     K_video = None
     source_frames: list[int] = []
-    follow = PersonFollower(req.video.person if req.video is not None else None)
+    follow = PersonFollower(req.video.person if req.video is not None else None,
+                            step=req.video.every if req.video is not None else 1)
     for i, fr, photo in items:
         source_frames.append(int(i))
         field = f"frames[{i}]" if req.video is None else f"video.frame {i}"
@@ -258,9 +259,9 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
             if cond.evidence is None and not cond.has_known:
                 cond = None
                 warnings = ["no usable 2D evidence in this frame"]
-        except NoPersonError:
+        except NoPersonError as e:
             cond, K, kp_out, ph = None, K_shared or K_video, None, None
-            warnings = []
+            warnings = [e.message] if e.message.startswith("the person followed") else []  # not an empty frame
             if est is not None:
                 if K is None and photo is not None:  # nobody found yet: the frame's own camera
                     from backend.vision.photo import intrinsics_for

@@ -203,6 +203,11 @@ def test_two_people_crossing_each_other_keep_their_own_tracks(service):
         assert (np.abs(got[seen] - mine[seen]) < np.abs(got[seen] - other[seen])).all(), (person, got)
         assert seen[:5].all() and seen[-5:].all() and (~seen).sum() <= 4, (person, got)
     assert not np.isfinite(got).all()  # the one behind is hidden while the other passes in front
+    # every 5th frame (--every 5): each step is 5 frames' walk; both are followed on every kept frame
+    for person, mine, other in ((0, xb, xa), (1, xa, xb)):
+        follow = PersonFollower(person, step=5)
+        got = np.array([service.detector.detect(f, follow=follow).keypoints["left_hip"][0] for f in frames[::5]])
+        assert (np.abs(got - mine[::5]) < np.abs(got - other[::5])).all(), (person, got)
 
 
 def test_a_frame_naming_a_person_it_does_not_have_is_refused_and_nobody_at_all_names_the_video(service, tmp_path):

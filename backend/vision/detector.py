@@ -435,9 +435,18 @@ class PoseDetector:
         W0, H0 = int(original_size[0]), int(original_size[1])
         warnings: list[str] = []
         with self._lock:
-            people = self.detect_people(rgb, tiles=follow is None or person is not None or follow.searching)
+            tiles = follow is None or person is not None or follow.searching
+            people = self.detect_people(rgb, tiles=tiles)
             if follow is not None:
-                roi, (lm, flag, hm_logits, C), warnings = self._followed(rgb, people, person, follow, field)
+                if person is not None:
+                    follow.repick(person)
+                found = self._followed(rgb, people, person, follow, field)
+                if isinstance(found, str) and not tiles:  # not near the prediction: a closer look at the frame
+                    found = self._followed(rgb, self.detect_people(rgb, tiles=True), person, follow, field)
+                if isinstance(found, str):
+                    follow.lost()
+                    raise NoPersonError(field, found)
+                roi, (lm, flag, hm_logits, C), warnings = found
             else:
                 roi = people[person or 0] if people and (person is None or 0 <= person < len(people)) else None
                 if roi is not None:
@@ -457,31 +466,36 @@ class PoseDetector:
 
     def _followed(self, rgb, people, person, follow, field):
         """The landmarks of the person ``follow`` (a :class:`backend.vision.follow.PersonFollower`)
-        follows: ``(roi, landmarks(...), warnings)``; updates ``follow``. Raises NoPersonError."""
-        if person is not None:
-            follow.repick(person)
+        follows among ``people``: ``(roi, landmarks(...), warnings)`` (``follow`` updated), or a message
+        saying why not (``follow`` not told: the caller may look again, then calls ``follow.lost()``).
+
+        Raises:
+            InputError: a frame naming its own ``person`` that it does not have.
+        """
         try:
-            pick = follow.choose(people, rgb.shape[:2])
+            picks = follow.candidates(people, rgb.shape[:2])
         except NoPersonError as e:
-            follow.lost()
             if person is not None and people:  # a frame naming its own person: as a photo, the index is wrong
                 pfield = field[: -len("image")] + "person" if field.endswith("image") else f"{field}.person"
                 raise InputError(pfield, f"person {person} requested but {len(people)} found (0 = largest)") from None
-            raise NoPersonError(field, e.message) from None
-        out = self.landmarks(rgb, pick.roi)
-        lm, flag, _, C = out
-        if flag < POSE_FLAG_THRESHOLD:
-            follow.lost()
-            who = "the person followed through the clip is" if pick.predicted else "no person"
-            raise NoPersonError(field, f"{who} not found in this frame (pose presence {flag:.2f})")
-        uv = lm[:, :2] @ C[:, :2].T + C[:, 2]
-        torso = torso_histogram(rgb, uv[[11, 12, 24, 23]])  # shoulders, hips (BlazePose landmarks)
-        if not follow.accepts(torso):
-            follow.lost()
-            raise NoPersonError(field, "the person followed through the clip is hidden in this frame (someone else "
-                                "is where they were expected)")
-        follow.found(uv[33:35], pick.roi.score, torso)
-        return pick.roi, out, [pick.warning] if pick.warning else []
+            return e.message
+        why = "not found"
+        for pick in picks:  # the nearest first; the first whose landmarks are the followed person's
+            out = self.landmarks(rgb, pick.roi)
+            lm, flag, _, C = out
+            if flag < POSE_FLAG_THRESHOLD:
+                why = f"not found in this frame (pose presence {flag:.2f})"
+                continue
+            uv = lm[:, :2] @ C[:, :2].T + C[:, 2]
+            torso = torso_histogram(rgb, uv[[11, 12, 24, 23]])  # shoulders, hips (BlazePose landmarks)
+            if not follow.accepts(torso):
+                why = "hidden in this frame (someone else is where they were expected)"
+                continue
+            follow.found(uv[33:35], pick.roi.score, torso)
+            return pick.roi, out, [pick.warning] if pick.warning else []
+        who = "the person followed through the clip is" if picks[0].predicted or len(picks) > 1 or follow.torso is not None \
+            else "no person"
+        return f"{who} {why}"
 
     def _detection(self, lm, flag, hm_logits, C, roi, w, h, W0, H0, warnings) -> Detection2D:
         """The :class:`Detection2D` of one landmark pass (``C``: crop -> ``w`` x ``h`` pixels) in the

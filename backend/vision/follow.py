@@ -100,10 +100,14 @@ class PersonFollower:
     Args:
         person: the person to pick on the first frame where anybody is found, by size (0 = the
             largest; None = 0).
+        step: source frames between two frames given (a video read with ``every``): the match
+            distances grow with it and :data:`MAX_LOST` counts source frames.
     """
 
-    def __init__(self, person: int | None = None):
+    def __init__(self, person: int | None = None, step: int = 1):
         self.person = person or 0
+        self.step = max(1, int(step))
+        self.max_lost = max(1, -(-MAX_LOST // self.step))  # kept frames
         self.roi: PersonROI | None = None  # the crop predicted for the next frame
         self.velocity = np.zeros(2)  # of the hip centre, pixels per frame
         self.shape: tuple[int, int] | None = None  # (height, width) of the images the crops are in
@@ -116,7 +120,7 @@ class PersonFollower:
     def searching(self) -> bool:
         """Whether this frame's person must be found by searching the image (nobody followed, or lost
         for :data:`MAX_LOST` frames), not in the crop predicted from the frame before."""
-        return self.roi is None or self.lost_frames >= MAX_LOST
+        return self.roi is None or self.lost_frames >= self.max_lost
 
     def repick(self, person: int | None) -> None:
         """Pick by size again on the next frame (a frame that names its own ``person``)."""
@@ -125,16 +129,21 @@ class PersonFollower:
         self.velocity = np.zeros(2)
 
     def choose(self, people: list[PersonROI], shape: tuple[int, int]) -> Pick:
-        """The crop for this frame.
+        """The best crop for this frame: ``candidates(people, shape)[0]``."""
+        return self.candidates(people, shape)[0]
+
+    def candidates(self, people: list[PersonROI], shape: tuple[int, int]) -> list[Pick]:
+        """The crops to try for this frame, best first (the detector takes the first whose landmarks it
+        finds and :meth:`accepts`).
 
         Args:
             people: this frame's detections, largest first (image pixels).
             shape: ``(height, width)`` of the image, pixels.
         Returns:
-            :class:`Pick`: the detection nearest the predicted crop (within :data:`MATCH_DISTANCE`
-            and :data:`MATCH_SIZE`; in a clip that has only ever shown one person, within
-            :data:`FAST_MOVE_DISTANCE`: a fast move), else the predicted crop itself for up to :data:`MAX_LOST`
-            frames, else (and on the first frame) ``people[person]``.
+            ``[Pick]``: the detections near the predicted crop, nearest first (within
+            :data:`MATCH_DISTANCE` and :data:`MATCH_SIZE`; in a clip that has only ever shown one
+            person, within :data:`FAST_MOVE_DISTANCE`: a fast move), then the predicted crop itself
+            for up to :data:`MAX_LOST` frames; else (and on the first frame) ``people[person]``.
         Raises:
             NoPersonError: nobody to estimate in this frame (nobody found and nothing predicted; or
                 fewer people than ``person + 1`` where a person is picked by size).
@@ -146,14 +155,14 @@ class PersonFollower:
         self.shape = tuple(shape)
         if self.roi is not None:
             pred = self.roi
-            near = [(float(np.linalg.norm(p.centre - pred.centre)), k) for k, p in enumerate(people)
-                    if self._similar(p, pred, MATCH_DISTANCE)]
-            if near:
-                return Pick(people[min(near)[1]])
-            if len(people) == 1 and self.most_found == 1 and self._similar(people[0], pred, FAST_MOVE_DISTANCE):
-                return Pick(people[0])  # the clip has only ever shown one person: a fast move of theirs
-            if self.lost_frames < MAX_LOST:
-                return Pick(pred, predicted=True)
+            reach = (FAST_MOVE_DISTANCE if self.most_found == 1 else MATCH_DISTANCE) * self.step
+            near = sorted((float(np.linalg.norm(p.centre - pred.centre)), k) for k, p in enumerate(people)
+                          if self._similar(p, pred, reach))
+            picks = [Pick(people[k]) for _, k in near]
+            if self.lost_frames < self.max_lost:
+                picks.append(Pick(pred, predicted=True))
+            if picks:
+                return picks
         if not people:
             raise NoPersonError("image", "no person found in the image")
         if self.person >= len(people):
@@ -165,7 +174,7 @@ class PersonFollower:
             warning = (f"the person followed so far was not found for {self.lost_frames} frames; {who} is estimated "
                        "from this frame on: check that it is the same person")
             self.torso, self.velocity = None, np.zeros(2)
-        return Pick(people[self.person], warning=warning)
+        return [Pick(people[self.person], warning=warning)]
 
     @staticmethod
     def _similar(p: PersonROI, pred: PersonROI, distance: float) -> bool:
