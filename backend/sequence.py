@@ -180,6 +180,10 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
     motion = None
     if req.sequence is not None and req.sequence.camera_motion is not None:
         motion = np.asarray(req.sequence.camera_motion, np.float64)
+        motion = motion @ motion[0].T if len(motion) else motion  # relative to the first frame's camera
+        if req.frames is not None and len(motion) != len(req.frames):
+            raise InputError("sequence.camera_motion", f"{len(motion)} rotations for the sequence's {len(req.frames)} "
+                             "frames: give one per frame")
     K_shared = _shared_keypoint_intrinsics(service, req)
     # a camera turning during the clip, from the frames' background where they are images
     # (:mod:`backend.vision.camera_motion`), frame by frame as they are read
@@ -252,8 +256,8 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
             if motion is not None or est is not None:
                 t_seq = len(results) + len(pending)
                 if motion is not None and t_seq >= len(motion):
-                    raise InputError("sequence.camera_motion", f"{len(motion)} rotations for a sequence of more frames: "
-                                     "give one per frame")
+                    raise InputError("sequence.camera_motion", f"{len(motion)} rotations, but the video has more kept "
+                                     f"frames (about {total}): give one per kept frame")
                 if rotation is not None:  # the first frame's known camera, turned to this frame
                     cond.rotation = (motion[t_seq] if motion is not None else est.motion[-1]) @ rotation
             if cond.evidence is None and not cond.has_known:
@@ -514,6 +518,7 @@ def add_track(frames: list[schemas.FrameResult], fps: float, rotation: np.ndarra
         anchors.append(anchors_of(fr))
     if motion is not None:
         motion = np.asarray(motion, np.float64)
+        motion = motion @ motion[0].T if len(motion) else motion  # relative to the first frame's camera
         if len(motion) != len(frames):
             raise InputError("sequence.camera_motion", f"{len(motion)} rotations for the sequence's {len(frames)} frames: "
                              "give one per frame")

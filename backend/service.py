@@ -337,6 +337,9 @@ class PoseService:
         ``req.sequence.camera_motion``: the estimate's ``sequence.camera_motion``, sent back)."""
         from backend.sequence import add_track
 
+        if req.sequence.fps is None:
+            raise InputError("sequence.fps", "give the frame rate of the sequence (frames per second > 0), as the "
+                             "estimate's sequence.fps")
         frames = [fr.model_copy(deep=True) for fr in req.frames]
         rot = self._rotation(req.camera)
         motion = req.sequence.camera_motion

@@ -126,13 +126,15 @@ class SamplingOptions(Strict):
 class SequenceOptions(Strict):
     """The frames are consecutive frames of one camera, in order (CONTRACT.md "Sequences")."""
 
-    fps: Finite = Field(gt=0, le=1000, description="frames per second of the sequence")
+    fps: Finite | None = Field(None, gt=0, le=1000, description="frames per second of the sequence (required for "
+                               "'frames'; a video's own rate when left out)")
     fixed: dict[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0, le=MAX_HYPOTHESES)]] | None = Field(
         None, description="per-frame override: {frame index: hypothesis index} the track must pass through")
     camera_motion: list[Matrix3] | None = Field(
         None, max_length=100_000,
         description="per frame, the rotation of a camera turning about its centre (handheld shake, a pan) from the "
-        "first frame's camera frame to this frame's (3x3 rows: x_t = M_t x_0; the first is the identity), e.g. from a "
+        "first frame's camera frame to this frame's (3x3 rows: x_t = M_t x_0; orientations given in another reference are "
+        "taken relative to the first), e.g. from a "
         "gyroscope or a camera solve; one per frame of the sequence")
 
     estimate_camera_motion: bool = Field(
