@@ -21,17 +21,16 @@ from array import array
 ORIENTATION_TAG = 0x0112
 #: Orientations whose upright image has width and height swapped.
 SWAPS_SIDES = (5, 6, 7, 8)
-_MAX_HEADER = 1 << 20  # bytes read looking for the EXIF block (it precedes the image data)
 
 
 def orientation(path: str) -> int:
     """The EXIF orientation (1-8) of a JPEG or PNG file; 1 when it has none or cannot be read."""
     try:
         with open(path, "rb") as f:
-            head = f.read(_MAX_HEADER)
+            head = f.read(8)
+            tiff = _jpeg_exif(f) if head[:2] == b"\xff\xd8" else _png_exif(f) if head == b"\x89PNG\r\n\x1a\n" else None
     except OSError:
         return 1
-    tiff = _jpeg_exif(head) if head[:2] == b"\xff\xd8" else _png_exif(head) if head[:8] == b"\x89PNG\r\n\x1a\n" else None
     value = _tiff_orientation(tiff) if tiff else None
     return value if value in range(1, 9) else 1
 
@@ -87,34 +86,46 @@ def flip_rows(pixels: array, width: int, height: int, channels: int = 4) -> arra
     return out
 
 
-def _jpeg_exif(data: bytes) -> bytes | None:
-    """The TIFF block of a JPEG's APP1 ``Exif`` segment (markers up to the image data)."""
-    i = 2
-    while i + 4 <= len(data) and data[i] == 0xFF:
-        marker = data[i + 1]
-        if marker in (0xD9, 0xDA):  # end of image / start of scan: no EXIF before the pixels
+def _jpeg_exif(f) -> bytes | None:
+    """The TIFF block of a JPEG's APP1 ``Exif`` segment: the markers after SOI are walked (seeking
+    past each segment, fill bytes skipped) up to the image data."""
+    f.seek(2)
+    while True:
+        if f.read(1) != b"\xff":  # every marker starts with 0xFF: anything else is not a JPEG header
             return None
+        b = f.read(1)
+        while b == b"\xff":  # fill bytes before the marker
+            b = f.read(1)
+        if not b or b[0] in (0xD9, 0xDA):  # end of file / image / start of scan: no EXIF before the pixels
+            return None
+        marker = b[0]
         if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
-            i += 2
             continue
-        (length,) = struct.unpack(">H", data[i + 2 : i + 4])
-        if marker == 0xE1 and data[i + 4 : i + 10] == b"Exif\x00\x00":
-            return data[i + 10 : i + 2 + length]
-        i += 2 + length
-    return None
+        raw = f.read(2)
+        if len(raw) < 2 or struct.unpack(">H", raw)[0] < 2:
+            return None
+        length = struct.unpack(">H", raw)[0]
+        if marker == 0xE1:
+            seg = f.read(length - 2)
+            if seg[:6] == b"Exif\x00\x00":
+                return seg[6:]
+        else:
+            f.seek(length - 2, 1)
 
 
-def _png_exif(data: bytes) -> bytes | None:
-    """The TIFF block of a PNG's ``eXIf`` chunk (chunks before the image data)."""
-    i = 8
-    while i + 8 <= len(data):
-        length, kind = struct.unpack(">I4s", data[i : i + 8])
+def _png_exif(f) -> bytes | None:
+    """The TIFF block of a PNG's ``eXIf`` chunk (chunks walked up to the image data)."""
+    f.seek(8)
+    while True:
+        raw = f.read(8)
+        if len(raw) < 8:
+            return None
+        length, kind = struct.unpack(">I4s", raw)
         if kind == b"eXIf":
-            return data[i + 8 : i + 8 + length]
+            return f.read(min(length, 1 << 20))
         if kind in (b"IDAT", b"IEND"):
             return None
-        i += 12 + length
-    return None
+        f.seek(length + 4, 1)  # data and CRC
 
 
 def _tiff_orientation(tiff: bytes) -> int | None:
@@ -131,6 +142,7 @@ def _tiff_orientation(tiff: bytes) -> int | None:
         if len(entry) < 12:
             return None
         tag, kind = struct.unpack(e + "HH", entry[:4])
-        if tag == ORIENTATION_TAG:
-            return struct.unpack(e + "H", entry[8:10])[0] if kind == 3 else None  # SHORT
+        if tag == ORIENTATION_TAG:  # a SHORT, as the standard says; a LONG as some writers store it
+            return struct.unpack(e + "H", entry[8:10])[0] if kind == 3 else struct.unpack(e + "I", entry[8:12])[0] \
+                if kind == 4 else None
     return None

@@ -78,8 +78,11 @@ class POSEDIFF_OT_estimate(_TaskOperator, bpy.types.Operator, ImportHelper):
                 notes.append(f"rig placed along the photo's rays through '{ctx.scene.camera.name}' (it may leave "
                              "the ground)")
                 if st.set_background:
-                    w, h = results.image_size(first)
-                    bg = results.set_camera_background(ctx.scene, first, w, h, set_resolution=st.set_resolution)
+                    try:
+                        w, h = results.image_size(first)
+                        bg = results.set_camera_background(ctx.scene, first, w, h, set_resolution=st.set_resolution)
+                    except ValueError as e:
+                        bg = f"no camera background: {e}"
                     if bg:
                         notes.append(bg)
             else:

@@ -89,7 +89,10 @@ def movie_first_frame_png(path: str, out_png: str) -> tuple[int, int]:
     """
     from array import array
 
-    mov = bpy.data.images.load(path, check_existing=False)
+    try:
+        mov = bpy.data.images.load(path, check_existing=False)
+    except RuntimeError as e:
+        raise ValueError(f"Blender cannot read the video {path}: {e}") from None
     try:
         w, h = mov.size
         if mov.source != "MOVIE" or w <= 0 or h <= 0:
@@ -111,12 +114,21 @@ def movie_first_frame_png(path: str, out_png: str) -> tuple[int, int]:
 def upright_image(path: str):
     """The photo as a Blender image, upright: the file itself, or, where its EXIF orientation turns
     or mirrors it (a phone's portrait shot), a packed copy of its pixels turned upright (named
-    ``"<file> (upright)"``, reused while it is of the same file)."""
+    ``"<file> (upright)"``, reused while it is of the same file).
+
+    Raises:
+        ValueError: Blender cannot read the file.
+    """
     from array import array
 
     value = exif.orientation(path)
     if value == 1:
-        return bpy.data.images.load(path, check_existing=True)
+        img = bpy.data.images.load(path, check_existing=True)
+        if img.size[0] <= 0 or img.size[1] <= 0:
+            if img.users == 0:
+                bpy.data.images.remove(img)
+            raise ValueError(f"Blender cannot read the image {path}: is it a PNG or JPEG photo?")
+        return img
     name = f"{os.path.basename(path)} (upright)"
     img = bpy.data.images.get(name)
     if img is not None and img.get("posediff_source") == os.path.abspath(path):

@@ -55,3 +55,32 @@ def test_no_orientation_or_an_unreadable_file_is_as_stored(tmp_path):
     assert exif.orientation(str(tmp_path / "junk.jpg")) == 1  # the IFD offset points past the block
     assert exif.orientation(str(tmp_path / "missing.jpg")) == 1
     assert exif.orientation(str(ROOT / "samples" / "image2.jpeg")) == 1
+
+
+def _jpeg_with_exif(tiff: bytes, before: bytes = b"") -> bytes:
+    import io
+    import struct
+
+    buf = io.BytesIO()
+    _stored().save(buf, "JPEG")
+    jpeg, seg = buf.getvalue(), b"Exif\x00\x00" + tiff
+    return jpeg[:2] + before + b"\xff\xe1" + struct.pack(">H", len(seg) + 2) + seg + jpeg[2:]
+
+
+def test_orientation_as_a_long_after_fill_bytes_or_far_into_the_file_is_read_as_pillow_reads_it(tmp_path):
+    """Writers that store the tag as a LONG, fill bytes before a marker, and an EXIF segment after more
+    than 1 MB of other segments (ICC profiles, previews): the add-on reads 6 where Pillow does."""
+    import struct
+
+    def tiff(kind: int) -> bytes:
+        value = struct.pack("<HH", 6, 0) if kind == 3 else struct.pack("<I", 6)
+        return b"II" + struct.pack("<HI", 42, 8) + struct.pack("<H", 1) + struct.pack("<HHI", 0x0112, kind, 1) + value + bytes(4)
+
+    app2 = b"".join(b"\xff\xe2" + struct.pack(">H", 65535) + bytes(65533) for _ in range(17))
+    for name, data in (("long", _jpeg_with_exif(tiff(4))), ("fill", _jpeg_with_exif(tiff(3), b"\xff")),
+                       ("far", _jpeg_with_exif(tiff(3), app2))):
+        path = tmp_path / f"{name}.jpg"
+        path.write_bytes(data)
+        with Image.open(path) as im:
+            assert im.getexif().get(exif.ORIENTATION_TAG) == 6, name
+        assert exif.orientation(str(path)) == 6, name
