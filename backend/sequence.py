@@ -29,7 +29,7 @@ from backend.http import schemas
 from backend.prior.track import Track, TrackOptions, solve_track
 from backend.skeleton import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS
 from backend.vision.camera_motion import CameraMotion
-from backend.vision.follow import PersonFollower
+from backend.vision.follow import REPICK_WARNING, PersonFollower
 from backend.vision.keypoint_filter import KeypointFilterStream
 
 #: Frames sampled together (one batch of frames x candidates through the denoiser).
@@ -537,8 +537,9 @@ def add_track(frames: list[schemas.FrameResult], fps: float, rotation: np.ndarra
                              else f"frame {t} has no hypotheses (nobody was found there)")
     if all(j is None for j in joints):
         raise InputError("frames", "no person found in any frame of the sequence")
+    breaks = {t for t, fr in enumerate(frames) if any(w.startswith(REPICK_WARNING) for w in fr.warnings)}
     tr: Track = solve_track(joints, scores, roots, fps, rotation=rotation, anchors=anchors, fixed=fixed, opts=opts,
-                            reprojection=reproj, motion=motion)
+                            reprojection=reproj, motion=motion, breaks=breaks)
     for t, fr in enumerate(frames):
         fr.track = schemas.TrackPose(joints=_r(tr.joints[t]), root_translation=_r(tr.root[t]), world_joints=_r(tr.world[t]),
                                      world_root=_r(tr.world_root[t]), hypothesis=int(tr.choice[t]),

@@ -231,3 +231,28 @@ def test_a_frame_naming_a_person_it_does_not_have_is_refused_and_nobody_at_all_n
     with pytest.raises(InputError) as e:
         service.estimate(schemas.EstimateRequest.model_validate({"video": {"path": str(blank)}, "num_hypotheses": 2}))
     assert e.value.field == "video.path" and "no person found in any frame" in e.value.message
+
+
+def test_a_gap_before_someone_else_is_picked_is_held_not_interpolated_toward_them():
+    """The track over a clip where the person followed is lost and someone else is picked (a frame with
+    the follower's re-pick warning): the frames between are held from the last frame of the first
+    person, and the smoother does not blend the two people."""
+    from backend.http import schemas
+    from backend.sequence import add_track
+    from backend.skeleton import NUM_JOINTS, canonical_rest_pose
+    from backend.vision.follow import REPICK_WARNING
+
+    pose = canonical_rest_pose() @ np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0]]).T
+    pose = pose - pose[:1]
+
+    def frame(x):  # one hypothesis, the rest pose 4 m away at x
+        h = {"joints": pose.tolist(), "score": 0.0, "root_translation": [x, 0.0, 4.0], "world_joints": pose.tolist()}
+        return schemas.FrameResult(hypotheses=[h], aggregate=pose.tolist(), keypoints={}, warnings=[])
+
+    frames = [frame(-1.0) for _ in range(6)] + [schemas.FrameResult(hypotheses=[], aggregate=[[0.0] * 3] * NUM_JOINTS)
+                                                for _ in range(3)] + [frame(1.5) for _ in range(6)]
+    frames[9].warnings = [f"{REPICK_WARNING} for 3 frames; the largest person is estimated from this frame on"]
+    add_track(frames, 25.0)
+    xs = [fr.track.root_translation[0] for fr in frames]
+    assert all(abs(x + 1.0) < 0.05 for x in xs[:9]) and all(abs(x - 1.5) < 0.05 for x in xs[9:]), np.round(xs, 2)
+    assert any("pose held from frame 5" in w for w in frames[7].warnings)

@@ -448,7 +448,8 @@ def canonical_bones(poses: np.ndarray) -> np.ndarray:
 def solve_track(joints: list[np.ndarray | None], scores: list[np.ndarray | None], roots: list[np.ndarray | None],
                 fps: float, rotation: np.ndarray | None = None, anchors: list | None = None,
                 fixed: dict[int, int] | None = None, opts: TrackOptions | None = None,
-                reprojection: list[np.ndarray | None] | None = None, motion: np.ndarray | None = None) -> Track:
+                reprojection: list[np.ndarray | None] | None = None, motion: np.ndarray | None = None,
+                breaks: set[int] | None = None) -> Track:
     """Solve the track of a sequence from its per-frame hypotheses.
 
     Args:
@@ -471,6 +472,9 @@ def solve_track(joints: list[np.ndarray | None], scores: list[np.ndarray | None]
             trajectory and the feet then work in the first frame's camera frame, where a still
             person stays still (:func:`to_first_camera`); ``joints`` and ``root`` of the track are
             returned in each frame's own camera frame, ``world`` in the clip's (first frame's).
+        breaks: frames where another person may begin (the person followed was lost and someone was
+            picked again): the smoothers do not cross them, and a gap before one is held from the
+            frame before it instead of interpolated toward the other person.
     Returns:
         :class:`Track`.
     Raises:
@@ -524,7 +528,9 @@ def solve_track(joints: list[np.ndarray | None], scores: list[np.ndarray | None]
             pose[t], root[t] = np.einsum("k,kjc->jc", w, P[i]), w @ rt
             spread[t] = w @ ((P[i] - pose[t]) ** 2).sum(-1).mean(-1)
     warnings: dict[int, list[str]] = {}
-    _fill_gaps(pose, root, have, warnings)
+    breaks = sorted(b for b in (breaks or ()) if 0 < b < T)
+    held = _fill_gaps(pose, root, have, warnings, breaks)
+    segments = [slice(a, b) for a, b in zip([0, *breaks], [*breaks, T])]
 
     rate = (fps / 25.0) ** 4  # Whittaker lam scaling: the same cut-off in Hz at any frame rate
     if opts.smoother == "whittaker":
@@ -534,18 +540,20 @@ def solve_track(joints: list[np.ndarray | None], scores: list[np.ndarray | None]
         if len(have) >= 2:  # interior gaps only: the ends stay held (no extrapolation)
             wt[have[0] : have[-1] + 1] = 0.0
             wt[have] = 1.0
+        wt[held] = 1.0  # held before another person: kept, not filled by the curve
         if opts.spread_floor is not None:
             wt = wt * spread_weights(spread, have, opts.spread_floor)
         wt[list(fixed)] = FIXED_WEIGHT
-        pose = whittaker_smooth(pose, opts.smooth_lambda * rate, wt)
+        pose = np.concatenate([whittaker_smooth(pose[sg], opts.smooth_lambda * rate,
+                                                wt[sg] if (wt[sg] > 0).sum() >= 2 else None) for sg in segments])
     elif opts.smoother == "savgol" and (win := int(round(opts.filter_window * fps / 25.0)) | 1) >= 3:
-        pose = savgol(pose, win, opts.filter_order)
+        pose = np.concatenate([savgol(pose[sg], win, opts.filter_order) for sg in segments])
     pose = canonical_bones(pose)
     for t in fixed:
         pose[t] = P[pos[t]][fixed[t]]
     root = _solve_roots(pose, root, anchors, have, M)
-    root = np.concatenate([whittaker_smooth(root[:, :2], opts.root_lambda_xy * rate),
-                           whittaker_smooth(root[:, 2:], opts.root_lambda_z * rate)], 1)
+    root = np.concatenate([np.concatenate([whittaker_smooth(root[sg, :2], opts.root_lambda_xy * rate),
+                                           whittaker_smooth(root[sg, 2:], opts.root_lambda_z * rate)], 1) for sg in segments])
 
     world_abs = (pose + root[:, None]) @ R  # x_world = R^T x_cam (row vectors)
     contacts = np.zeros((T, 2), bool)
@@ -567,15 +575,25 @@ def solve_track(joints: list[np.ndarray | None], scores: list[np.ndarray | None]
                  warnings=warnings, floor=floor)
 
 
-def _fill_gaps(pose: np.ndarray, root: np.ndarray, have: list[int], warnings: dict) -> None:
-    """Linear interpolation of frames without hypotheses between their nearest neighbours (in place)."""
+def _fill_gaps(pose: np.ndarray, root: np.ndarray, have: list[int], warnings: dict, breaks=()) -> list[int]:
+    """Linear interpolation of frames without hypotheses between their nearest neighbours (in place); a
+    gap that ends at one of ``breaks`` (another person from there) is held from the frame before it.
+    Returns the frames so held."""
     T = len(pose)
     hv = np.asarray(have)
+    held = []
     for t in range(T):
         if t in set(have):
             continue
         after = hv[hv > t]
         before = hv[hv < t]
+        if len(before) and len(after) and any(t < b <= after[0] for b in breaks):
+            n = int(before[-1])
+            pose[t], root[t] = pose[n], root[n]
+            held.append(t)
+            warnings.setdefault(t, []).append(f"the person followed was not found in this frame: pose held from frame "
+                                              f"{n} (someone else may be estimated from frame {int(after[0])})")
+            continue
         if len(before) and len(after):
             a, b = int(before[-1]), int(after[0])
             w = (t - a) / (b - a)
@@ -587,6 +605,7 @@ def _fill_gaps(pose: np.ndarray, root: np.ndarray, have: list[int], warnings: di
             pose[t], root[t] = pose[n], root[n]
             msg = f"no person in this frame: pose held from frame {n}"
         warnings.setdefault(t, []).append(msg)
+    return held
 
 
 def to_first_camera(x, motion: np.ndarray | None, t: int) -> np.ndarray:

@@ -46,6 +46,8 @@ MATCH_SIZE = 1.5
 FAST_MOVE_DISTANCE = 1.0
 #: Frames in a row without the followed person after which the next one is picked again by size.
 MAX_LOST = 5
+#: How the warning on a frame where a person is picked again begins (the track does not smooth across it).
+REPICK_WARNING = "the person followed so far was not found"
 #: Hue-saturation histogram of the torso: bins, and the Bhattacharyya distance from the followed
 #: person's above which the torso is someone else's (0 = the same colours, 1 = none in common).
 HIST_BINS = (18, 8)
@@ -171,8 +173,8 @@ class PersonFollower:
         warning = None
         if self.roi is not None:
             who = "the largest person" if self.person == 0 else f"person #{self.person} by size"
-            warning = (f"the person followed so far was not found for {self.lost_frames} frames; {who} is estimated "
-                       "from this frame on: check that it is the same person")
+            warning = (f"{REPICK_WARNING} for {self.lost_frames} frames; {who} is estimated from this frame on: "
+                       "check that it is the same person")
             self.torso, self.velocity = None, np.zeros(2)
         return [Pick(people[self.person], warning=warning)]
 
