@@ -102,9 +102,9 @@ def _jpeg_exif(f) -> bytes | None:
         if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
             continue
         raw = f.read(2)
-        if len(raw) < 2 or struct.unpack(">H", raw)[0] < 2:
+        length = struct.unpack(">H", raw)[0] if len(raw) == 2 else 0
+        if length < 2:
             return None
-        length = struct.unpack(">H", raw)[0]
         if marker == 0xE1:
             seg = f.read(length - 2)
             if seg[:6] == b"Exif\x00\x00":

@@ -179,11 +179,7 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
     rotation = service._rotation(cam_req)
     motion = None
     if req.sequence is not None and req.sequence.camera_motion is not None:
-        motion = np.asarray(req.sequence.camera_motion, np.float64)
-        motion = motion @ motion[0].T if len(motion) else motion  # relative to the first frame's camera
-        if req.frames is not None and len(motion) != len(req.frames):
-            raise InputError("sequence.camera_motion", f"{len(motion)} rotations for the sequence's {len(req.frames)} "
-                             "frames: give one per frame")
+        motion = relative_motion(req.sequence.camera_motion, None if req.frames is None else len(req.frames))
     K_shared = _shared_keypoint_intrinsics(service, req)
     # a camera turning during the clip, from the frames' background where they are images
     # (:mod:`backend.vision.camera_motion`), frame by frame as they are read
@@ -486,6 +482,19 @@ def shared_tilt(frames: list[schemas.FrameResult], motion: np.ndarray | None = N
     return (float(np.median(p)) if p else 0.0, float(np.median(r)) if r else 0.0)
 
 
+def relative_motion(motion, frames: int | None) -> np.ndarray:
+    """A clip's camera turns ``[T, 3, 3]`` made relative to its first frame's camera (``M_t M_0^T``).
+
+    Raises:
+        InputError: not one per frame (``frames``, when known; field ``sequence.camera_motion``).
+    """
+    motion = np.asarray(motion, np.float64)
+    if frames is not None and len(motion) != frames:
+        raise InputError("sequence.camera_motion", f"{len(motion)} rotations for the sequence's {frames} frames: "
+                         "give one per frame")
+    return motion @ motion[0].T if len(motion) else motion
+
+
 def add_track(frames: list[schemas.FrameResult], fps: float, rotation: np.ndarray | None = None,
               fixed: dict[int, int] | None = None, opts: TrackOptions | None = None,
               motion: np.ndarray | None = None) -> schemas.SequenceInfo:
@@ -517,11 +526,7 @@ def add_track(frames: list[schemas.FrameResult], fps: float, rotation: np.ndarra
             reproj.append(None)
         anchors.append(anchors_of(fr))
     if motion is not None:
-        motion = np.asarray(motion, np.float64)
-        motion = motion @ motion[0].T if len(motion) else motion  # relative to the first frame's camera
-        if len(motion) != len(frames):
-            raise InputError("sequence.camera_motion", f"{len(motion)} rotations for the sequence's {len(frames)} frames: "
-                             "give one per frame")
+        motion = relative_motion(motion, len(frames))
     if rotation is None:
         pitch, roll = shared_tilt(frames, motion)
         rotation = tilt_rotation(pitch, roll)

@@ -38,52 +38,52 @@ def test_the_followed_person_stays_when_another_becomes_the_largest():
     for t in range(8):
         a, b = roi(120, 340), roi(520, 300 + 20 * t)  # b larger from t = 3 on
         people = sorted([a, b], key=lambda p: -p.size)
-        pick = f.choose(people, SHAPE)
+        pick = f.candidates(people, SHAPE)[0]
         assert not pick.predicted and pick.warning is None
         picks.append(pick.roi.centre[0])
         f.found(aux_of(pick.roi), pick.roi.score)
     assert picks == [120] * 8
     # person 1 on the first frame: the smaller one, followed once it is the larger
     f = PersonFollower(person=1)
-    first = f.choose([roi(120, 340), roi(520, 300)], SHAPE).roi
+    first = f.candidates([roi(120, 340), roi(520, 300)], SHAPE)[0].roi
     assert first.centre[0] == 520
     f.found(aux_of(first), 0.9)
-    assert f.choose([roi(520, 400), roi(120, 340)], SHAPE).roi.centre[0] == 520
+    assert f.candidates([roi(520, 400), roi(120, 340)], SHAPE)[0].roi.centre[0] == 520
 
 
 def test_a_missed_detection_uses_the_predicted_crop_then_picks_again_with_a_warning():
     f = PersonFollower()
-    f.found(aux_of(f.choose([roi(120, 340)], SHAPE).roi), 0.9)
+    f.found(aux_of(f.candidates([roi(120, 340)], SHAPE)[0].roi), 0.9)
     for _ in range(MAX_LOST):  # the detector misses the person (or finds only someone elsewhere)
-        pick = f.choose([roi(520, 300)], SHAPE)
+        pick = f.candidates([roi(520, 300)], SHAPE)[0]
         assert pick.predicted and pick.roi.centre[0] == pytest.approx(120) and pick.roi.size == pytest.approx(340)
         f.lost()  # ... and the landmark model finds nobody in the predicted crop
-    pick = f.choose([roi(520, 300)], SHAPE)
+    pick = f.candidates([roi(520, 300)], SHAPE)[0]
     assert not pick.predicted and pick.roi.centre[0] == 520
     assert f"not found for {MAX_LOST} frames" in pick.warning and "same person" in pick.warning
     # a frame of another size: the prediction is dropped, the person picked by size
     f.found(aux_of(pick.roi), 0.9)
-    assert f.choose([roi(100, 200), roi(300, 100)], (720, 1280)).roi.centre[0] == 100
+    assert f.candidates([roi(100, 200), roi(300, 100)], (720, 1280))[0].roi.centre[0] == 100
 
 
 def test_the_only_person_of_a_clip_is_kept_through_a_fast_move():
     """One person jumps far between two kept frames (beyond the predicted crop's reach): in a clip that has
     only ever shown one person, that detection is theirs; once a second person has been seen, it is not."""
     f = PersonFollower()
-    f.found(aux_of(f.choose([roi(120, 340)], SHAPE).roi), 0.9)
-    pick = f.choose([roi(420, 340)], SHAPE)
+    f.found(aux_of(f.candidates([roi(120, 340)], SHAPE)[0].roi), 0.9)
+    pick = f.candidates([roi(420, 340)], SHAPE)[0]
     assert not pick.predicted and pick.roi.centre[0] == 420
     f.found(aux_of(pick.roi), 0.9)
-    f.choose([roi(420, 340), roi(800, 300)], SHAPE)  # a second person appears
-    assert f.choose([roi(100, 300)], SHAPE).predicted
+    f.candidates([roi(420, 340), roi(800, 300)], SHAPE)[0]  # a second person appears
+    assert f.candidates([roi(100, 300)], SHAPE)[0].predicted
 
 
 def test_nobody_or_too_few_people_is_no_person_in_that_frame():
     f = PersonFollower(person=1)
     with pytest.raises(NoPersonError, match="no person"):
-        f.choose([], SHAPE)
+        f.candidates([], SHAPE)[0]
     with pytest.raises(NoPersonError, match="person 1 requested but 1 found"):
-        f.choose([roi(120, 340)], SHAPE)
+        f.candidates([roi(120, 340)], SHAPE)[0]
     assert f.most_found == 1
 
 

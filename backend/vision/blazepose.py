@@ -154,12 +154,16 @@ def alignment_roi(k0, k1, scale: float = ROI_SCALE) -> tuple[np.ndarray, float, 
     return k0.copy(), 2.0 * float(np.hypot(*v)) * scale, rot
 
 
+def box_intersection(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Area shared by one box ``[4]`` and each of ``boxes`` ``[N, 4]`` (``[x0, y0, x1, y1]``)."""
+    box, boxes = np.asarray(box, np.float64), np.asarray(boxes, np.float64).reshape(-1, 4)
+    return np.prod(np.clip(np.minimum(box[2:], boxes[:, 2:]) - np.maximum(box[:2], boxes[:, :2]), 0, None), axis=1)
+
+
 def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """Intersection over union of one box ``[4]`` with each of ``boxes`` ``[N, 4]`` (``[x0, y0, x1, y1]``)."""
     box, boxes = np.asarray(box, np.float64), np.asarray(boxes, np.float64).reshape(-1, 4)
-    lt = np.maximum(box[:2], boxes[:, :2])
-    rb = np.minimum(box[2:], boxes[:, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=1)
+    inter = box_intersection(box, boxes)
     area = lambda b: np.maximum(b[..., 2] - b[..., 0], 0) * np.maximum(b[..., 3] - b[..., 1], 0)  # noqa: E731
     return inter / np.maximum(area(box) + area(boxes) - inter, 1e-9)
 

@@ -22,7 +22,7 @@ finding the person, whose crop is then predicted on. After :data:`MAX_LOST` fram
 without the person, the next person found is picked again by size, with a warning.
 
 Bookkeeping on numpy (and OpenCV for the histogram): :meth:`backend.vision.detector.PoseDetector.detect`
-calls :meth:`PersonFollower.choose` with a frame's detections, :meth:`PersonFollower.accepts` with
+calls :meth:`PersonFollower.candidates` with a frame's detections, :meth:`PersonFollower.accepts` with
 the torso of what the landmark model found, and :meth:`PersonFollower.found` / :meth:`PersonFollower.lost`
 with the outcome.
 """
@@ -130,10 +130,6 @@ class PersonFollower:
         self.roi, self.torso = None, None
         self.velocity = np.zeros(2)
 
-    def choose(self, people: list[PersonROI], shape: tuple[int, int]) -> Pick:
-        """The best crop for this frame: ``candidates(people, shape)[0]``."""
-        return self.candidates(people, shape)[0]
-
     def candidates(self, people: list[PersonROI], shape: tuple[int, int]) -> list[Pick]:
         """The crops to try for this frame, best first (the detector takes the first whose landmarks it
         finds and :meth:`accepts`).
@@ -195,7 +191,7 @@ class PersonFollower:
         """The person was found: predict the next frame's crop from this frame's auxiliary landmarks.
 
         Args:
-            aux_uv: ``[2, 2]`` auxiliary landmarks 33 and 34, pixels of the image given to :meth:`choose`.
+            aux_uv: ``[2, 2]`` auxiliary landmarks 33 and 34, pixels of the image given to :meth:`candidates`.
             score: the crop's score (kept on the predicted crop).
             torso: this frame's torso histogram (:func:`torso_histogram`), or None.
         """
