@@ -61,3 +61,17 @@ def camera_directions_to_world(vectors_cam: list, camera_matrix_world) -> list:
     r = la.orthonormalize(la.to3([list(x) for x in camera_matrix_world]))
     rf = la.matmul(r, FLIP)
     return [la.matvec(rf, v) for v in vectors_cam]
+
+
+def turned_camera_matrix(camera_matrix_world, motion) -> list:
+    """The Blender camera (4x4 ``matrix_world``) of a frame filmed after the camera turned by ``motion``.
+
+    ``motion`` is the backend's ``sequence.camera_motion[t]``: the 3x3 rotation with ``x_t = M_t x_0``
+    for a point's OpenCV camera coordinates in the first frame (``x_0``) and in frame ``t``. The camera
+    keeps its position (a turn about its centre) and its scale; its local axes turn by
+    ``diag(1, -1, -1) M_t^T diag(1, -1, -1)`` (the same turn in Blender's camera axes):
+    ``camera_t = camera_0 @ [[F M_t^T F, 0], [0, 1]]``.
+    """
+    m = [list(r) for r in camera_matrix_world]
+    turn = la.matmul(la.matmul(FLIP, la.transpose(motion)), FLIP)
+    return la.matmul(m, la.to4(turn))

@@ -5,7 +5,8 @@ The backend streams the file (sent as its bytes when it fits in one request, els
 estimates every kept
 frame and solves one temporally coherent track (``frames[i].track``); this module keys the track
 at the matching scene frames, sets the clip as the camera background so the rig can be scrubbed
-over the footage, and lets the animator override one frame's hypothesis (the backend's
+over the footage (with *Use my camera as it is*, the camera's rotation keyed with the clip's turn,
+``sequence.camera_motion``, so that the footage stays lined up), and lets the animator override one frame's hypothesis (the backend's
 ``track`` task re-solves the path through that choice, no sampling).
 
 Timing (:func:`scene_frames`): ``CLIP`` keys source frame ``i`` at scene frame
@@ -29,6 +30,7 @@ import os
 import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
+from mathutils import Matrix
 
 from . import blender_rig, camera_math, exif, operators_estimate, photos, results
 from . import linalg as la
@@ -120,6 +122,29 @@ def _store(data: dict) -> None:
     txt.write(json.dumps(data, separators=(",", ":")))
 
 
+ROTATION_PATH = {"QUATERNION": "rotation_quaternion", "AXIS_ANGLE": "rotation_axis_angle"}
+
+
+def key_camera_turn(cam, camera_matrix_world, motion: list, frames: list[int]) -> bool:
+    """Key the scene camera's rotation on ``frames`` with the clip's turn (``sequence.camera_motion``):
+    at frame ``t`` it looks as the filming camera did (``camera_math.turned_camera_matrix`` of the
+    first frame's ``camera_matrix_world``), so the footage behind it lines up with the rig, which is
+    keyed in the world of the first frame's camera. Its position is not keyed (a turn about its centre).
+
+    Returns False, keying nothing, for a camera with constraints (a Track To would override the keys).
+    """
+    if cam.constraints:
+        return False
+    path = ROTATION_PATH.get(cam.rotation_mode, "rotation_euler")
+    for m, f in zip(motion, frames):
+        prev = cam.rotation_euler.copy()
+        cam.matrix_world = Matrix(camera_math.turned_camera_matrix(camera_matrix_world, m))
+        if path == "rotation_euler":  # the euler nearest the previous one (no 360-degree flips between keys)
+            cam.rotation_euler = cam.rotation_euler.to_matrix().to_euler(cam.rotation_mode, prev)
+        cam.keyframe_insert(data_path=path, frame=f)
+    return True
+
+
 def key_track(context, ob, response: dict, meta: dict) -> int:
     """Key every frame's track pose at its scene frame; returns the number of frames keyed."""
     names = response["joint_names"]
@@ -148,6 +173,9 @@ def key_track(context, ob, response: dict, meta: dict) -> int:
             anchor = [b + s_rig * c for b, c in zip(base, d)]
         blender_rig.apply_pose(ob, dict(zip(names, world)), placement="ANCHOR", anchor_world=anchor, keyframe=True, frame=f)
     meta["scene_frames"] = frames
+    cam = bpy.data.objects.get(meta.get("camera") or "") or context.scene.camera
+    meta["camera_keyed"] = bool(cam_mw is not None and motion and cam is not None and cam.type == "CAMERA"
+                                and key_camera_turn(cam, cam_mw, motion, frames))
     context.scene.frame_set(frames[0])
     return len(frames)
 
@@ -194,18 +222,19 @@ class POSEDIFF_OT_estimate_video(_TaskOperator, bpy.types.Operator, ImportHelper
                 if v:
                     video[k] = v
             use_cam = s.use_camera and context.scene.camera is not None
-            cam_mw = None
+            cam_mw = cam_name = None
             if use_cam:
                 w, h = _source_size(path, is_video)
                 cam = results.camera_request(context.scene, w, h)
                 if cam:
                     video["camera"] = cam
                     cam_mw = [list(r) for r in context.scene.camera.matrix_world]
+                    cam_name = context.scene.camera.name
         except (RigError, ValueError) as e:
             return self.refuse(context, str(e))
         payload = {"video": video, "num_hypotheses": s.num_hypotheses, "seed": s.seed}
         meta = {"start": context.scene.frame_current, "timing": self.timing, "scene_fps": _scene_fps(context.scene),
-                "camera_matrix_world": cam_mw, "armature": ob.name, "fixed": {}, "path": path, "is_video": is_video,
+                "camera_matrix_world": cam_mw, "camera": cam_name, "armature": ob.name, "fixed": {}, "path": path, "is_video": is_video,
                 "rotation": video.get("camera", {}).get("rotation")}
         background = self.background
 
@@ -224,6 +253,10 @@ class POSEDIFF_OT_estimate_video(_TaskOperator, bpy.types.Operator, ImportHelper
                           "turned there (the track is estimated on the upright images)")
             if seq.get("camera_motion"):
                 extra += f"; the camera's turn during the clip (up to {max_turn_deg(seq['camera_motion']):.1f} deg) was undone"
+                if meta.get("camera_keyed"):
+                    extra += f" and keyed on the camera {meta['camera']} (the footage lines up with the rig)"
+                elif meta["camera_matrix_world"] is not None:
+                    extra += f" (not keyed on the camera {meta['camera']}: it has constraints, which would override the keys)"
             return f"keyed the track on {n} frames ({meta['scene_frames'][0]}-{meta['scene_frames'][-1]}){extra}"
 
         return self.run_task(context, "estimate", payload, f"estimate {os.path.basename(path)}", apply)

@@ -110,6 +110,22 @@ def filmed(canvas: np.ndarray, motion: np.ndarray) -> list[np.ndarray]:
     return [cv2.warpPerspective(canvas, _KM @ m @ np.linalg.inv(_KM) @ np.linalg.inv(off), (HANDHELD_W, HANDHELD_H)) for m in motion]
 
 
+def write_phone_video(path: Path, upright: list[np.ndarray], fps: float) -> None:
+    """A portrait phone recording as phones store it: the upright RGB frames turned 90 degrees
+    counter-clockwise into landscape, and a rotation of 90 degrees in the track header's display
+    matrix (``tkhd``, ISO/IEC 14496-12 8.3.2) that players (OpenCV, Blender) apply to show it upright."""
+    import struct
+
+    write_video(path, [np.ascontiguousarray(np.rot90(f, 1)) for f in upright], fps)
+    b = bytearray(path.read_bytes())
+    i = b.find(b"tkhd")
+    end = i - 4 + struct.unpack(">I", b[i - 4 : i])[0]
+    m = end - 8 - 36  # the 3x3 matrix sits before the box's last fields, width and height
+    assert struct.unpack(">9i", b[m : m + 36]) == (0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
+    b[m : m + 36] = struct.pack(">9i", 0, 0x10000, 0, -0x10000, 0, 0, 0, 0, 0x40000000)
+    path.write_bytes(bytes(b))
+
+
 def write_video(path: Path, frames: list[np.ndarray], fps: float) -> None:
     """RGB frames -> an MP4 (mp4v) at ``fps``."""
     h, w = frames[0].shape[:2]

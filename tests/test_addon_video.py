@@ -60,6 +60,30 @@ def test_video_keys_the_track_at_the_matching_scene_frames(rig, tmp_path):  # no
     assert all(fr.get("track") for fr in stored["response"]["frames"])
 
 
+def test_a_portrait_phone_clip_is_keyed_with_an_upright_background_and_camera(rig, tmp_path):  # noqa: F811
+    """A phone's portrait clip (landscape frames + a rotation in the file): Blender shows it upright, as
+    the backend reads it, so the render size set for the background is the portrait one that the camera
+    sent to the backend was made for, and every frame has its person."""
+    from synthetic_clips import write_phone_video
+
+    clip = tmp_path / "phone.mp4"
+    write_phone_video(clip, moving_person_frames(3, 320, 4), 10.0)
+    scene = bpy.context.scene
+    _camera(scene)
+    bpy.context.view_layer.objects.active = rig
+    scene.frame_set(1)
+    scene.posediff.use_camera = True
+    try:
+        r = bpy.ops.posediff.estimate_video(filepath=str(clip), blocking=True)
+    finally:
+        scene.posediff.use_camera = False
+    assert r == {"FINISHED"}, scene.posediff.last_error
+    assert "keyed the track on 3 frames" in scene.posediff.last_message and "without a person" not in scene.posediff.last_message
+    assert (scene.render.resolution_x, scene.render.resolution_y) == (210, 320)  # portrait, as the phone showed it
+    stored = addon_module("operators_video")._stored()
+    assert all(fr["hypotheses"] for fr in stored["response"]["frames"])
+
+
 def test_one_key_per_video_frame_and_override_resolves_the_track(rig, tmp_path):  # noqa: F811
     clip = tmp_path / "walk.mp4"
     _write_video(clip, 4, 10.0)
@@ -138,13 +162,14 @@ def test_use_my_camera_keys_a_handheld_clip_steady_in_the_world(rig, tmp_path): 
     """'Use my camera as it is' with a clip whose camera sways (4 degrees): the track comes in each frame's
     own camera, and the add-on maps it through the first frame's (the scene camera), so the keyed hips stay
     put, as the person stands still; mapped through the still scene camera frame by frame, they would sway
-    with the camera."""
-    from synthetic_clips import filmed, scene
+    with the camera. The scene camera is keyed with the turn, so the footage behind it lines up with the rig."""
+    from synthetic_clips import HANDHELD_H, HANDHELD_W, filmed, scene
 
     from backend.eval_sequence import handheld_motion, root_wander
 
     clip = tmp_path / "handheld.mp4"
-    write_video(clip, filmed(scene(person=True), handheld_motion(8, 4.0, np.random.default_rng(5))), 10.0)
+    truth = handheld_motion(8, 4.0, np.random.default_rng(5))
+    write_video(clip, filmed(scene(person=True), truth), 10.0)
     scene_ = bpy.context.scene
     _camera(scene_)
     bpy.context.view_layer.objects.active = rig
@@ -162,6 +187,44 @@ def test_use_my_camera_keys_a_handheld_clip_steady_in_the_world(rig, tmp_path): 
         bpy.context.view_layer.update()
         hips.append(list(rig.matrix_world @ rig.pose.bones["spine"].head))
     assert root_wander(np.array(hips) * 1000) < 7.0, hips  # cm RMS (measured 4.7; 9.8 through the still camera)
+    # the scene camera is keyed with the turn, so the rig lines up with the footage behind it on every frame:
+    # its hips seen through the camera keep their place against the detected hips (the first frame's offset,
+    # ~20 px here: the lens assumed and the rig's hip joint); through the unkeyed camera they drift with the turn
+    from bpy_extras.object_utils import world_to_camera_view
+    from mathutils import Matrix
+
+    cam = scene_.camera
+    assert cam.animation_data is not None and "keyed on the camera Cam" in scene_.posediff.last_message
+    stored = addon_module("operators_video")._stored()
+    w, h = scene_.render.resolution_x, scene_.render.resolution_y = HANDHELD_W, HANDHELD_H  # as the background sets it
+    still = Matrix(stored["meta"]["camera_matrix_world"])
+    off = {"keyed": [], "still": []}
+    for f, fr in zip(range(1, 9), stored["response"]["frames"]):
+        scene_.frame_set(f)
+        hip = rig.matrix_world @ rig.pose.bones["thigh.L"].head
+        seen = np.array(fr["keypoints"]["left_hip"][:2])
+        for k, mw in (("keyed", cam.matrix_world.copy()), ("still", still)):
+            cam.matrix_world = mw
+            bpy.context.view_layer.update()
+            p = world_to_camera_view(scene_, cam, hip)
+            off[k].append(np.array([p.x * w, (1 - p.y) * h]) - seen)
+    drift = {k: max(np.linalg.norm(np.array(v) - v[0], axis=1)) for k, v in off.items()}
+    assert drift["keyed"] < 0.4 * drift["still"], drift  # px (measured 7.2 / 30.7)
+    # and the keyed camera is the filming camera: its turn from the first frame is the clip's own
+    for f, m in zip(range(1, 9), truth):
+        scene_.frame_set(f)
+        seen_turn = still.to_3x3().transposed() @ cam.matrix_world.to_3x3()  # first camera -> this one, Blender axes
+        flip = Matrix.Diagonal((1.0, -1.0, -1.0))
+        err = (flip @ Matrix(m.T.tolist()) @ flip).transposed() @ seen_turn
+        assert np.degrees(np.arccos(min(1.0, (err[0][0] + err[1][1] + err[2][2] - 1) / 2))) < 0.5, f
+    # a camera aimed by a constraint is left unkeyed (its Track To would override the keys)
+    aimed = bpy.data.objects.new("Aimed", bpy.data.cameras.new("Aimed"))
+    scene_.collection.objects.link(aimed)
+    aimed.constraints.new("TRACK_TO").target = rig
+    ov = addon_module("operators_video")
+    assert not ov.key_camera_turn(aimed, stored["meta"]["camera_matrix_world"], stored["response"]["sequence"]["camera_motion"],
+                                  list(range(1, 9)))
+    assert aimed.animation_data is None
 
 
 def test_an_image_sequence_with_exif_rotation_is_estimated_upright_and_says_the_background_is_not(rig, tmp_path):  # noqa: F811

@@ -336,6 +336,28 @@ def test_video_is_read_with_its_fps_and_frame_count(tmp_path):
     assert sub.fps / sub.every == pytest.approx(5.0)
 
 
+def test_a_portrait_phone_video_is_read_upright_and_its_person_found(service, tmp_path):
+    """Phones store a portrait clip as landscape frames plus a rotation in the file's display matrix:
+    the frames are read upright (OpenCV applies the rotation; Blender's movie clip does too, so the
+    add-on's camera and background agree) and the person is found on every frame."""
+    from synthetic_clips import write_phone_video
+
+    from backend.http import schemas
+    from backend.sequence import estimate_sequence
+    from backend.vision.video import open_frames
+
+    upright = moving_person_frames(3, 320, 4)
+    p = tmp_path / "phone.mp4"
+    write_phone_video(p, upright, 25.0)
+    got = list(open_frames(str(p)))
+    h, w = upright[0].shape[:2]
+    assert len(got) == 3 and got[0].rgb.shape[0] == h and abs(got[0].rgb.shape[1] - w) <= 1  # even width (encoder)
+    assert np.abs(got[0].rgb[:, : w - 1].astype(float) - upright[0][:, : w - 1]).mean() < 8.0  # upright, not turned
+    req = schemas.EstimateRequest.model_validate({"video": {"path": str(p)}, "num_hypotheses": 4, "steps": 8})
+    res = estimate_sequence(service, req, frame_source=open_frames(str(p)))
+    assert res.sequence.gaps == [] and all(f.hypotheses for f in res.frames)
+
+
 def test_image_folder_in_name_order(tmp_path):
     from backend.vision.video import open_frames
 
