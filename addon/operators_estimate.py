@@ -10,7 +10,7 @@ import bpy
 from bpy.props import CollectionProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 
-from . import results
+from . import photos, results
 from .blender_rig import RigError
 from .client import BackendError
 from .operators_common import _TaskOperator
@@ -29,7 +29,7 @@ class POSEDIFF_OT_estimate(_TaskOperator, bpy.types.Operator, ImportHelper):
     bl_label = "Estimate from photo(s)"
     bl_options = {"REGISTER", "UNDO"}
 
-    filter_glob: StringProperty(default="*.jpg;*.jpeg;*.png;*.webp;*.bmp", options={"HIDDEN"})
+    filter_glob: StringProperty(default="*.jpg;*.jpeg;*.png;*.webp;*.bmp;*.heic;*.heif", options={"HIDDEN"})
     files: CollectionProperty(type=bpy.types.OperatorFileListElement, options={"HIDDEN", "SKIP_SAVE"})
     directory: StringProperty(subtype="DIR_PATH", options={"HIDDEN", "SKIP_SAVE"})
 
@@ -50,9 +50,13 @@ class POSEDIFF_OT_estimate(_TaskOperator, bpy.types.Operator, ImportHelper):
             use_cam = s.use_camera
             if use_cam and (context.scene.camera is None or context.scene.camera.type != "CAMERA"):
                 raise ValueError("'Use my camera as it is' is on but the scene has no camera: add one or turn it off")
+            converted = 0
             for p in paths:
                 if not os.path.isfile(p):
                     raise ValueError(f"photo not found: {p}")
+                if photos.is_heif(p):  # Blender reads no HEIC: the backend's upright JPEG of it stands in
+                    p = converted_photo(p)
+                    converted += 1
                 w, h = results.image_size(p)
                 fr = {"image": os.path.abspath(p)}
                 if use_cam:
@@ -67,7 +71,7 @@ class POSEDIFF_OT_estimate(_TaskOperator, bpy.types.Operator, ImportHelper):
             return self.refuse(context, str(e))
         payload = {"frames": frames, "num_hypotheses": s.num_hypotheses, "seed": s.seed, "previews": s.previews}
         start = context.scene.frame_current
-        first = paths[0]
+        first = frames[0]["image"]
         placement = "HOLD" if s.keep_height else "GROUND"
 
         def apply(ctx, res):
@@ -93,9 +97,33 @@ class POSEDIFF_OT_estimate(_TaskOperator, bpy.types.Operator, ImportHelper):
                     notes.append(f"{note}; the rig lines up with the photo within {px:.0f} px (median)")
                 except ValueError as e:
                     notes.append(f"no photo camera: {e}")
+            if converted:
+                notes.append(f"{converted} HEIC photo(s) shown as the backend's upright JPEG (Blender reads no HEIC)")
             return f"estimated {len(res['frames'])} photo(s) from frame {start}; " + results.counts(keyed, moved, notes)
 
         return self.run_task(context, "estimate", payload, f"estimate {len(paths)} photo(s)", apply)
+
+
+def converted_photo(path: str) -> str:
+    """``photos.converted_photo`` into this extension's user folder (``converted/``; the system's
+    temporary folder where Blender gives none).
+
+    Raises:
+        ValueError: the backend could not convert it (why, and what to do).
+    """
+    try:
+        folder = bpy.utils.extension_path_user(__package__, path="converted", create=True)
+    except (ValueError, RuntimeError, OSError):
+        import tempfile
+
+        folder = os.path.join(tempfile.gettempdir(), "posediff-converted")
+    try:
+        return photos.converted_photo(make_client(), path, folder)
+    except BackendError as e:
+        raise ValueError(f"cannot read the HEIC photo {os.path.basename(path)} (Blender cannot, so the backend "
+                         f"converts it): {e}") from None
+    except OSError as e:
+        raise ValueError(f"cannot keep the converted copy of {os.path.basename(path)} in {folder}: {e}") from None
 
 
 def find_people(client, photo: str, limit: int = MAX_PEOPLE) -> list[dict]:
@@ -129,7 +157,7 @@ class POSEDIFF_OT_find_people(bpy.types.Operator, ImportHelper):
 
     bl_idname = "posediff.find_people"
     bl_label = "Find people"
-    filter_glob: StringProperty(default="*.jpg;*.jpeg;*.png;*.webp;*.bmp;" + ";".join("*" + e for e in VIDEO_EXT),
+    filter_glob: StringProperty(default="*.jpg;*.jpeg;*.png;*.webp;*.bmp;*.heic;*.heif;" + ";".join("*" + e for e in VIDEO_EXT),
                                 options={"HIDDEN"})
 
     def execute(self, context):
@@ -146,6 +174,8 @@ class POSEDIFF_OT_find_people(bpy.types.Operator, ImportHelper):
                     frame = os.path.join(tmp, "first_frame.png")
                     results.movie_first_frame_png(path, frame)
                     path = frame
+                elif photos.is_heif(path):
+                    path = converted_photo(path)
                 people = find_people(make_client(), path)
         except (BackendError, ValueError) as e:
             self.report({"ERROR"}, str(e))

@@ -12,6 +12,7 @@ README); the request must stay under the backend's body limit (``max_body_bytes`
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import re
 
@@ -23,6 +24,50 @@ JSON_OVERHEAD = 64 * 1024
 
 class PhotoTooLarge(BackendError):
     """The photos do not fit in one request to the backend (message names the photo and the limit)."""
+
+
+#: Photo formats Blender cannot read that the backend decodes: HEIC / HEIF (iPhones' default).
+HEIF_EXT = (".heic", ".heif")
+#: How a converted copy's name ends (``<name>.<key>`` + this), in the folder given to :func:`converted_photo`.
+CONVERTED_SUFFIX = ".posediff.jpg"
+
+
+def is_heif(path: str) -> bool:
+    """Whether ``path`` is a HEIC / HEIF photo (by its extension), which Blender cannot read."""
+    return os.path.splitext(path)[1].lower() in HEIF_EXT
+
+
+def converted_photo(client, path: str, folder: str) -> str:
+    """A HEIC / HEIF photo as an upright JPEG that Blender can show, decoded by the backend
+    (``POST /v1/image``: orientation applied, the 35 mm-equivalent focal length kept in EXIF, so
+    estimating the JPEG gives the camera the original would have).
+
+    The copy is kept in ``folder`` as ``<name>.<key>.posediff.jpg`` (``key``: of the path, size and
+    modification time, so a changed photo is converted again) and reused while it exists.
+
+    Returns:
+        the JPEG's path.
+    Raises:
+        BackendError: the backend cannot decode it (message says why), is unreachable, or the
+            photo does not fit in a request (``PhotoTooLarge``); OSError: ``folder`` is not writable.
+    """
+    path = os.path.abspath(path)
+    st = os.stat(path)
+    key = hashlib.sha1(f"{path}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:10]
+    out = os.path.join(folder, f"{os.path.splitext(os.path.basename(path))[0]}.{key}{CONVERTED_SUFFIX}")
+    if os.path.isfile(out):
+        return out
+    body = inline_images({"frames": [{"image": path}]}, client.max_body_bytes(), client.url)["frames"][0]
+    try:
+        res = client.request("POST", "/v1/image", body)
+    except BackendError as e:
+        raise type(e)(str(e).replace("<base64>", os.path.basename(path)), e.status) from None
+    os.makedirs(folder, exist_ok=True)
+    tmp = out + ".part"
+    with open(tmp, "wb") as fh:
+        fh.write(base64.b64decode(res["jpeg"]))
+    os.replace(tmp, out)
+    return out
 
 
 def _mb(n: int) -> str:

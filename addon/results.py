@@ -18,6 +18,7 @@ from . import linalg as la
 from . import placement as pl
 from . import retarget as rt
 from . import skeleton as sk
+from .photos import CONVERTED_SUFFIX
 
 _previews = None  # bpy.utils.previews collection of thumbnails
 #: A Blender camera at the origin looking along +Y (world_joints' convention).
@@ -114,7 +115,8 @@ def movie_first_frame_png(path: str, out_png: str) -> tuple[int, int]:
 def upright_image(path: str):
     """The photo as a Blender image, upright: the file itself, or, where its EXIF orientation turns
     or mirrors it (a phone's portrait shot), a packed copy of its pixels turned upright (named
-    ``"<file> (upright)"``, reused while it is of the same file).
+    ``"<file> (upright)"``, reused while it is of the same file). A HEIC photo's converted JPEG
+    (``photos.converted_photo``) is packed too.
 
     Raises:
         ValueError: Blender cannot read the file.
@@ -128,6 +130,8 @@ def upright_image(path: str):
             if img.users == 0:
                 bpy.data.images.remove(img)
             raise ValueError(f"Blender cannot read the image {path}: is it a PNG or JPEG photo?")
+        if path.endswith(CONVERTED_SUFFIX) and not img.packed_file:
+            img.pack()  # a HEIC photo's converted copy: kept in the .blend, as the upright copies are
         return img
     name = f"{os.path.basename(path)} (upright)"
     img = bpy.data.images.get(name)

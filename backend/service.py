@@ -352,6 +352,21 @@ class PoseService:
         """2D keypoints (and optionally heatmaps) per image, original pixels, model joint names."""
         return run_detect(self.detector, req, progress)
 
+    def image(self, req: schemas.ImageRequest, progress: Progress = None, cancel: CancelCheck = None) -> schemas.ImageResponse:
+        """The photo as the detector sees it, upright, as a JPEG (:func:`backend.vision.photo.upright_jpeg`).
+
+        Raises:
+            InputError: unreadable image (field ``image``).
+        """
+        import base64
+
+        from backend.vision.photo import load_image, upright_jpeg
+
+        photo = load_image(req.image, "image")
+        h, w = photo.rgb.shape[:2]
+        return schemas.ImageResponse(jpeg=base64.b64encode(upright_jpeg(photo)).decode(), width=w, height=h,
+                                     original_size=list(photo.original_size), focal_35mm=photo.focal_35mm)
+
     # ------------------------------------------------------------------------------ helpers
 
     def _intrinsics(self, cam: schemas.Camera | None, field: str, uv: np.ndarray) -> Intrinsics:

@@ -345,6 +345,43 @@ def _phone_photo(path):
     return upright
 
 
+def test_an_iphone_heic_photo_is_estimated_and_shown_through_the_backends_jpeg(rig, tmp_path):
+    """iPhones store photos as HEIC, which Blender cannot read: the add-on has the backend decode it
+    (``POST /v1/image``), keeps the upright JPEG (packed in the .blend, EXIF focal length kept) and
+    estimates, places the photo camera and shows the background from it; Find people reads it too."""
+    import numpy as np
+    import pillow_heif
+    from PIL import Image
+
+    pillow_heif.register_heif_opener()
+    upright = Image.open(PHOTO).convert("RGB")
+    photo = tmp_path / "IMG_0042.HEIC"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif.get_ifd(0x8769)[0xA405] = 26  # an iPhone's main camera, 26 mm equivalent
+    upright.transpose(Image.Transpose.ROTATE_90).save(photo, "HEIF", quality=92, exif=exif.tobytes())
+    assert bpy.data.images.load(str(photo)).size[0] == 0  # Blender: no HEIC decoder
+    scene = bpy.context.scene
+    bpy.context.view_layer.objects.active = rig
+    scene.frame_set(1)
+    assert bpy.ops.posediff.estimate(filepath=str(photo), blocking=True) == {"FINISHED"}, scene.posediff.last_error
+    msg = scene.posediff.last_message
+    assert "1 HEIC photo(s) shown as the backend's upright JPEG" in msg and "the rig lines up with the photo" in msg, msg
+    assert len(_keyed_bones(rig, 1)) >= 10
+    img = scene.camera.data.background_images[0].image
+    assert img.packed_file is not None and tuple(img.size) == upright.size == (scene.render.resolution_x,
+                                                                              scene.render.resolution_y)
+    px = np.empty(img.size[0] * img.size[1] * 4, np.float32)
+    img.pixels.foreach_get(px)
+    shown = px.reshape(img.size[1], img.size[0], 4)[::-1, :, :3]
+    assert np.abs(shown - np.asarray(upright, np.float32) / 255.0).mean() < 0.04  # upright (HEIC + JPEG noise aside)
+    d = scene.camera.data  # the photo camera has the lens the backend took from the HEIC's EXIF
+    fx = addon_module("camera_math").intrinsics(d.lens, d.sensor_width, d.sensor_height, d.sensor_fit, *upright.size)["fx"]
+    assert fx == pytest.approx(26 / math.hypot(36, 24) * math.hypot(*upright.size), rel=0.02)
+    assert bpy.ops.posediff.find_people(filepath=str(photo)) == {"FINISHED"}
+    assert len(scene.posediff.people) == 1
+
+
 def test_a_phone_photo_with_exif_rotation_is_shown_and_lined_up_upright(rig, tmp_path):
     """Blender loads a JPEG's pixels as stored, ignoring its EXIF orientation, while the backend (and
     every photo viewer) shows it upright: the camera background, the render size and the camera sent

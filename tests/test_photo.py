@@ -100,6 +100,30 @@ def test_exif_orientation_is_applied(tmp_path):
     assert p.rgb[55, 5, 0] > 150
 
 
+def test_a_heic_photo_is_decoded_upright_with_its_focal_length(tmp_path):
+    """An iPhone's default format: a HEIC stored sideways (orientation 6, as libheif writes it: a
+    rotation in the file) with a 26 mm-equivalent lens is read upright with that focal length, and
+    ``upright_jpeg`` gives it back as a JPEG that loads to the same pixels, size and focal length."""
+    from backend.vision.photo import upright_jpeg
+
+    stored = Image.new("RGB", (60, 40), (200, 30, 30))
+    stored.paste((30, 30, 200), (0, 0, 30, 20))  # blue top-left quadrant marks orientation
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif.get_ifd(0x8769)[0xA405] = 26
+    path = tmp_path / "IMG_0001.HEIC"
+    stored.save(path, "HEIF", quality=95, exif=exif.tobytes())
+    assert path.read_bytes()[4:12] == b"ftypheic"
+    p = load_image(str(path))
+    assert p.rgb.shape == (60, 40, 3) and p.original_size == (40, 60) and p.focal_35mm == 26
+    assert p.rgb[5, 35, 2] > 150 and p.rgb[5, 35, 0] < 100  # turned clockwise: blue top-right
+    assert np.array_equal(load_image(base64.b64encode(path.read_bytes()).decode()).rgb, p.rgb)  # sent as bytes
+    again = load_image(base64.b64encode(upright_jpeg(p)).decode())
+    assert again.rgb.shape == p.rgb.shape and again.focal_35mm == 26
+    assert np.abs(again.rgb.astype(int) - p.rgb).mean() < 6
+    assert Image.open(io.BytesIO(upright_jpeg(p))).getexif()[0x0112] == 1
+
+
 def test_camera_request_overrides_exif(tmp_path):
     p = load_image(str(_jpeg_with_exif(tmp_path / "f50.jpg", tags={0xA405: 50})))
     K = intrinsics_for(p, {"fx": 123.0, "cy": 21.0})

@@ -165,7 +165,7 @@ def test_info(client):
 def test_openapi_documents_the_schemas(client):
     spec = client.get("/openapi.json").json()
     for path in ("/v1/estimate", "/v1/complete", "/v1/generate", "/v1/variations", "/v1/detect", "/v1/assist",
-                 "/v1/jobs/estimate", "/v1/jobs/{job_id}", "/v1/health", "/v1/skeleton"):
+                 "/v1/image", "/v1/jobs/estimate", "/v1/jobs/{job_id}", "/v1/health", "/v1/skeleton"):
         assert path in spec["paths"], path
     schemas = spec["components"]["schemas"]
     for name in ("EstimateRequest", "EstimateResponse", "CompleteRequest", "GenerateRequest", "GenerateResponse",
@@ -279,6 +279,28 @@ def test_detect_photo_by_path_and_base64(client):
     k1, k2 = frame["keypoints"], r2.json()["frames"][0]["keypoints"]
     assert set(k1) == set(k2)
     assert all(np.allclose(k1[n][:2], k2[n][:2], atol=1.0) for n in k1)
+
+
+def test_image_decodes_a_heic_photo_as_an_upright_jpeg(client, tmp_path):
+    """``POST /v1/image``: what a client that cannot read a HEIC (Blender) shows instead; the JPEG it
+    answers has the photo's size and is detected like the photo; a file that is no image is a 400."""
+    import pillow_heif
+    from PIL import Image
+
+    pillow_heif.register_heif_opener()  # to write the HEIC here (the server decodes it in its own process)
+    heic = tmp_path / "IMG_0002.heic"
+    Image.open(SAMPLE_IMAGE).convert("RGB").save(heic, "HEIF", quality=90)
+    r = client.post("/v1/image", json={"image": base64.b64encode(heic.read_bytes()).decode()})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    jpeg = base64.b64decode(body["jpeg"])
+    assert jpeg[:2] == b"\xff\xd8" and [body["width"], body["height"]] == body["original_size"] == list(Image.open(SAMPLE_IMAGE).size)
+    k = [client.post("/v1/detect", json={"frames": [{"image": img}]}).json()["frames"][0]["keypoints"]
+         for img in (str(SAMPLE_IMAGE), body["jpeg"])]
+    assert max(np.hypot(*np.subtract(k[0][n][:2], k[1][n][:2])) for n in ("left_knee", "right_wrist", "left_hip")) < 8.0
+    bad = client.post("/v1/image", json={"image": base64.b64encode(b"not a photo" * 500).decode()})
+    assert bad.status_code == 400 and bad.json()["detail"]["field"] == "image"
+    assert "not a recognised image" in bad.json()["detail"]["message"]
 
 
 # ----------------------------------------------------------------------------- bad input

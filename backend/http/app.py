@@ -14,7 +14,8 @@ Routes (request and response bodies are the models of :mod:`backend.http.schemas
 * ``GET  /v1/info`` -- model version, device, defaults (``PoseService.info()``) and ``max_body_bytes``.
 * ``POST /v1/estimate | /v1/complete | /v1/generate | /v1/variations | /v1/detect | /v1/assist``
   -- run the task and answer with its response (``assist``: one pose per update of a drag, see
-  :mod:`backend.assist`).
+  :mod:`backend.assist`); ``/v1/track`` re-solves a sequence's track; ``/v1/image`` decodes a
+  photo as the backend sees it (upright, HEIC too) and answers it as a JPEG.
 * ``POST /v1/jobs/{task}`` (same bodies) -- ``202 {"id": ..., "state": "queued"}`` at once;
   ``GET /v1/jobs/{id}`` -- state (queued, running, done, failed, cancelled), progress 0..1,
   ``result`` when done, ``error`` (and ``error_field`` for bad input) when failed;
@@ -70,6 +71,7 @@ TASKS: dict[str, type[BaseModel]] = {
     "detect": schemas.DetectRequest,
     "assist": schemas.AssistRequest,
     "track": schemas.TrackRequest,
+    "image": schemas.ImageRequest,
 }
 RESPONSES: dict[str, type[BaseModel]] = {
     "estimate": schemas.EstimateResponse,
@@ -79,6 +81,7 @@ RESPONSES: dict[str, type[BaseModel]] = {
     "detect": schemas.DetectResponse,
     "assist": schemas.AssistResponse,
     "track": schemas.EstimateResponse,
+    "image": schemas.ImageResponse,
 }
 SUMMARIES = {
     "estimate": "3D pose hypotheses from 2D keypoints or a photo (camera frame, metres)",
@@ -89,6 +92,7 @@ SUMMARIES = {
     "assist": "pose assist: one completed pose for the pinned joints, warm-started from the previous one "
               "(world frame, metres; fast, continuous under small moves of the pins)",
     "track": "re-solve the track of a sequence response with some frames' hypotheses fixed (no sampling)",
+    "image": "a photo decoded as the backend sees it (upright; HEIC too) as a JPEG, for clients that cannot read it",
 }
 
 

@@ -438,6 +438,21 @@ class DetectResponse(FiniteResponse):
     frames: list[DetectFrameResult]
 
 
+class ImageRequest(Strict):
+    """A photo to decode as the backend does (for clients that cannot read it, e.g. HEIC in Blender)."""
+
+    image: str = Field(max_length=MAX_IMAGE_FIELD, description="file path or base64 image bytes (PNG, JPEG, HEIC, ...)")
+
+
+class ImageResponse(BaseModel):
+    jpeg: str = Field(description="base64 JPEG of the photo upright (EXIF orientation / HEIF transforms applied), "
+                                  "with its 35 mm-equivalent focal length in EXIF")
+    width: int = Field(description="pixels of the JPEG (the decoded size: longest side at most 4096)")
+    height: int
+    original_size: list[int] = Field(description="[width, height] of the photo as shown upright, pixels")
+    focal_35mm: float | None = Field(description="35 mm-equivalent focal length from the file's EXIF, or null")
+
+
 class TrackRequest(Strict):
     """Re-solve the track of a previous sequence response (per-frame override), without sampling again."""
 

@@ -1,5 +1,9 @@
 """Loading photos for the 2D detector: file path or base64, EXIF orientation and focal length.
 
+Formats: whatever Pillow reads (PNG, JPEG, WebP, BMP, TIFF, ...) and HEIC / HEIF, a phone's
+default (through ``pillow-heif``). :func:`upright_jpeg` gives the photo back as the backend sees
+it, upright, for clients that cannot decode the file themselves (Blender reads no HEIC).
+
 A :class:`Photo` holds the decoded RGB pixels plus what the camera model needs from the file:
 the 35 mm-equivalent focal length from EXIF and the original (oriented) image size. Very large
 images are downscaled on load (longest side at most :data:`MAX_SIDE` pixels); ``Photo.scale``
@@ -28,6 +32,14 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from backend.camera import Intrinsics, default_intrinsics, intrinsics_from_focal_35mm, resolve_intrinsics
 from backend.errors import InputError
+
+try:  # HEIC / HEIF, what iPhones (and many Android phones) store photos as: libheif through pillow-heif
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()  # its transforms (irot / imir) are applied and EXIF orientation set to 1
+    HEIF = True
+except ImportError:  # pragma: no cover - a dependency in pyproject.toml; named in the error where missing
+    HEIF = False
 
 #: Longest side (pixels) of the decoded image kept in memory; larger images are downscaled.
 MAX_SIDE = 4096
@@ -99,7 +111,7 @@ def _read_source(source: str, field: str) -> tuple[bytes, str]:
             raise InputError(field, f"{s!r} is a folder; give the path of a PNG or JPEG file")
         # not a file: accept it as base64 only if it decodes to image bytes
         data = _try_b64(s)
-        if data is not None and data.startswith(_IMAGE_MAGIC):
+        if data is not None and (data.startswith(_IMAGE_MAGIC) or data[4:8] == b"ftyp"):  # ftyp: HEIC / HEIF
             return data, "<base64>"
         if data is not None and len(s) >= 16 and not os.path.splitext(s)[1]:
             raise InputError(field, "not an existing file, and its base64 data is not a PNG/JPEG image")
@@ -210,6 +222,10 @@ def load_image(source: str, field: str = "image") -> Photo:
     except Image.DecompressionBombError:
         raise InputError(field, f"image too large to decode safely (over {MAX_PIXELS:,} pixels)") from None
     except UnidentifiedImageError:
+        heif = data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS
+        if heif and not HEIF:  # pragma: no cover - pillow-heif is a dependency
+            raise InputError(field, f"{name} is a HEIC/HEIF photo and this backend lacks pillow-heif to decode it: "
+                                    "pip install pillow-heif, or export the photo as JPEG") from None
         raise InputError(field, f"{name} is not a recognised image; give a PNG or JPEG file") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise InputError(field, f"{name} is corrupt or truncated ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
@@ -228,6 +244,32 @@ def load_image(source: str, field: str = "image") -> Photo:
     if rgb.ndim != 3 or rgb.shape[2] != 3 or min(rgb.shape[:2]) < 1:
         raise InputError(field, f"{name}: unsupported image layout {rgb.shape}")
     return Photo(rgb=rgb, focal_35mm=focal, original_size=(int(orig[0]), int(orig[1])), scale=float(scale), name=name)
+
+
+_HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif")
+
+
+def upright_jpeg(photo: Photo, quality: int = 92) -> bytes:
+    """The decoded photo as a JPEG, upright (its EXIF orientation or HEIF transforms applied), at
+    the size it was decoded (longest side at most :data:`MAX_SIDE`), for a client that cannot read
+    the file itself (Blender has no HEIC decoder).
+
+    Its EXIF keeps what the camera model uses: orientation 1 and the 35 mm-equivalent focal length
+    (``FocalLengthIn35mmFilm``, rounded to a millimetre as EXIF stores it), so that estimating the
+    JPEG gives the camera that the original would have.
+
+    Args:
+        photo: from :func:`load_image`.
+    Returns:
+        JPEG file bytes, ``photo.rgb``'s size.
+    """
+    exif = Image.Exif()
+    exif[0x0112] = 1
+    if photo.focal_35mm:
+        exif.get_ifd(_EXIF_IFD)[_FOCAL_35MM] = int(round(photo.focal_35mm))
+    buf = io.BytesIO()
+    Image.fromarray(photo.rgb).save(buf, "JPEG", quality=quality, exif=exif.tobytes())
+    return buf.getvalue()
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:

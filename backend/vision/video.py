@@ -32,7 +32,7 @@ from backend.vision.photo import decode_base64
 #: FourCCs (lower case) of codecs the FFmpeg inside OpenCV's wheels cannot decode -> their name.
 #: AV1 (YouTube downloads, some Android phones): the wheels carry no software AV1 decoder.
 UNDECODABLE_CODECS = {"av01": "AV1"}
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".heic", ".heif")
 #: Frame rate assumed for image sequences when none is given (frames per second).
 DEFAULT_IMAGE_FPS = 25.0
 _TIME = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s?)\s*$")
