@@ -58,6 +58,9 @@ def test_video_keys_the_track_at_the_matching_scene_frames(rig, tmp_path):  # no
     stored = ov._stored()
     assert stored["meta"]["scene_frames"] == [1, 6, 11]
     assert all(fr.get("track") for fr in stored["response"]["frames"])
+    # kept one value a line: a text block's time to store one long line grows with its square (a
+    # 10 s clip's response, 8 MB, on one line would hold Blender for minutes)
+    assert max(len(line.body) for line in bpy.data.texts[ov.TEXT_NAME].lines) < 200
 
 
 def test_a_portrait_phone_clip_is_keyed_with_an_upright_background_and_camera(rig, tmp_path):  # noqa: F811
