@@ -689,6 +689,19 @@ def test_job_queue_runs_one_at_a_time_in_order():
     q.close()
 
 
+def test_job_queue_call_runs_on_the_jobs_thread_and_records_nothing():
+    """``call`` (how ``posediff serve`` builds the model) runs on the thread that runs the jobs, so all
+    torch work shares one OpenMP thread team; its value comes back, its exception is raised to the caller."""
+    q = JobQueue()
+    where = q.call(threading.get_ident)
+    job = q.submit("where", lambda p, c: threading.get_ident())
+    assert where == job.future.result(30) != threading.get_ident()
+    with pytest.raises(ZeroDivisionError):
+        q.call(lambda: 1 / 0)
+    assert [j.id for j in q.list()] == [job.id]  # calls are not jobs
+    q.close()
+
+
 def test_job_queue_cancel_running_and_queued_and_failures():
     q = JobQueue()
     started = threading.Event()

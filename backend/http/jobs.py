@@ -103,7 +103,7 @@ class JobQueue:
         self.max_pending = max_pending
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
-        self._queue: queue.Queue[Job | None] = queue.Queue()
+        self._queue: queue.Queue[Job | tuple | None] = queue.Queue()
         self._pending = 0
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="posediff-model-worker", daemon=True)
@@ -173,6 +173,22 @@ class JobQueue:
         self._queue.put(None)
         self._thread.join(wait)
 
+    def call(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn()`` on the worker thread, after the jobs queued before it, and return its value
+        (its exception is raised here, not logged: no job is recorded).
+
+        Build the model here (``posediff serve`` does): torch's CPU kernels parallelise through
+        OpenMP, whose GNU runtime keeps one thread team per thread that has used it; once the
+        main thread has a team and the worker makes a second, there are more OpenMP threads than
+        cores and libgomp throttles their spin-wait, so every parallel region waits on a futex.
+        Measured on 2 cores: a 60-frame video estimate 11.4 s with all torch work on the worker,
+        17-18 s when the model was loaded on the main thread (a 10 s clip over HTTP: 69 s -> see
+        the README's speed table).
+        """
+        box: Future = Future()
+        self._queue.put((fn, box))
+        return box.result()
+
     @property
     def pending(self) -> int:
         """Jobs waiting to run (not counting the running one)."""
@@ -186,6 +202,13 @@ class JobQueue:
             job = self._queue.get()
             if job is None:
                 return
+            if isinstance(job, tuple):  # call(): a function to run here
+                fn, box = job
+                try:
+                    box.set_result(fn())
+                except BaseException as e:  # noqa: BLE001 - raised in the caller's thread
+                    box.set_exception(e)
+                continue
             with self._lock:
                 if job.state != QUEUED:  # cancelled while waiting
                     continue

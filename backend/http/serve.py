@@ -107,21 +107,25 @@ def serve_command(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as e:
         sock.close()
         return _fail(f"token: {e}")
+    jobs = JobQueue(keep_finished=args.keep_jobs)
     try:
         from backend.prior.registry import PriorChoiceError
         from backend.service import PoseService
 
-        service = PoseService(weights=args.prior, device=args.device)
+        # built on the worker thread that runs every request: all torch work stays on one thread
+        # (one OpenMP team; see JobQueue.call)
+        service = jobs.call(lambda: PoseService(weights=args.prior, device=args.device))
     except PriorChoiceError as e:
+        jobs.close()
         sock.close()
         return _fail(str(e))
     except (FileNotFoundError, ValueError, OSError, RuntimeError) as e:
+        jobs.close()
         sock.close()
         return _fail(f"cannot load the model: {e}")
 
     import uvicorn
 
-    jobs = JobQueue(keep_finished=args.keep_jobs)
     hosts = HostPolicy(args.host, port, frozenset(h.lower() for h in args.allow_host))
     asgi, _, _ = create_app(service, tokens.token, hosts, int(args.max_body_mb * 2**20), jobs)
     ready = (f"posediff serving on http://{_url_host(args.host)}:{port} "
