@@ -66,6 +66,40 @@ def _scene_fps(scene) -> float:
     return scene.render.fps / (scene.render.fps_base or 1.0)
 
 
+def fps_base_pair(fps: float) -> tuple[int, float]:
+    """``(render.fps, render.fps_base)`` for a frame rate: NTSC rates (29.97 = 30000/1001, 59.94,
+    23.976) as Blender's own presets write them, others rounded to a whole number. Pure math."""
+    whole = round(fps)
+    if whole and abs(fps - whole / 1.001) < 0.005:
+        return whole, 1.001
+    return max(1, whole), 1.0
+
+
+def set_scene_fps(scene, fps: float) -> str:
+    """Set the scene's frame rate to ``fps`` (see :func:`fps_base_pair`); returns the note for the message."""
+    was = _scene_fps(scene)
+    new = fps_base_pair(fps)
+    if abs(new[0] / new[1] - was) < 1e-3:
+        return ""
+    scene.render.fps, scene.render.fps_base = new
+    return f"; the scene's frame rate set to the clip's {new[0] / new[1]:.4g} fps (was {was:.4g})"
+
+
+def timing_note(clip_fps: float | None, scene_fps: float, timing: str, background: bool) -> str:
+    """What the animator should know when the clip's and the scene's frame rates differ ("" when
+    they agree within 1 %). Pure text."""
+    if not clip_fps or abs(clip_fps / scene_fps - 1.0) < 0.01:
+        return ""
+    if timing == "CLIP":
+        speed = scene_fps / clip_fps
+        how = f"{1 / speed:.2g}x slower" if speed < 1 else f"{speed:.2g}x faster"
+        return (f"; the clip is {clip_fps:.4g} fps and the scene {scene_fps:.4g} fps: one key per video frame plays "
+                f"{how} than filmed (the background keeps in step); for real time, tick \"Scene frame rate = "
+                "clip's\" or key with \"Resample to scene fps\"")
+    return (f"; keys resampled from the clip's {clip_fps:.4g} fps to the scene's {scene_fps:.4g} fps" +
+            ("; the clip background shows one video frame per scene frame, so it runs out of step with them" if background else ""))
+
+
 def _source_size(path: str, is_video: bool) -> tuple[int, int]:
     if not is_video:
         return results.image_size(path)
@@ -199,6 +233,9 @@ class POSEDIFF_OT_estimate_video(_TaskOperator, bpy.types.Operator, ImportHelper
                         description="Which person, by size on the first frame where anybody is seen (0 = the largest); "
                                     "the backend follows that person through the clip")
     timing: EnumProperty(name="Keys", items=TIMING, default="CLIP")
+    match_fps: BoolProperty(name="Scene frame rate = clip's", default=False,
+                            description="Set the scene's frame rate to the video's, so that one key per video frame "
+                                        "plays in real time")
     background: BoolProperty(name="Clip as camera background", default=True)
 
     def invoke(self, context, event):
@@ -241,11 +278,17 @@ class POSEDIFF_OT_estimate_video(_TaskOperator, bpy.types.Operator, ImportHelper
                 "camera_matrix_world": cam_mw, "camera": cam_name, "armature": ob.name, "fixed": {}, "path": path, "is_video": is_video,
                 "rotation": video.get("camera", {}).get("rotation")}
         background = self.background
+        match_fps = self.match_fps
 
         def apply(ctx, res):
+            seq = res.get("sequence") or {}
+            clip_fps = seq.get("source_fps") or seq.get("fps")
+            fps_note = ""
+            if match_fps and clip_fps:
+                fps_note = set_scene_fps(ctx.scene, clip_fps)
+                meta["scene_fps"] = _scene_fps(ctx.scene)
             n = key_track(ctx, ob, res, meta)
             _store({"response": res, "meta": meta})
-            seq = res.get("sequence") or {}
             src = seq.get("source_frames") or [0]
             if background:
                 set_clip_background(ctx.scene, path, is_video, None if is_video else path, meta["scene_frames"][0], src[0],
@@ -261,6 +304,7 @@ class POSEDIFF_OT_estimate_video(_TaskOperator, bpy.types.Operator, ImportHelper
                     extra += f" and keyed on the camera {meta['camera']} (the footage lines up with the rig)"
                 elif meta["camera_matrix_world"] is not None:
                     extra += f" (not keyed on the camera {meta['camera']}: it has constraints, which would override the keys)"
+            extra += fps_note or timing_note(clip_fps, meta["scene_fps"], meta["timing"], background)
             return f"keyed the track on {n} frames ({meta['scene_frames'][0]}-{meta['scene_frames'][-1]}){extra}"
 
         return self.run_task(context, "estimate", payload, f"estimate {os.path.basename(path)}", apply)

@@ -32,6 +32,9 @@ def _camera(scene):
 
 def test_scene_frames_mapping(addon):  # noqa: F811
     ov = addon_module("operators_video")
+    assert [ov.fps_base_pair(f) for f in (29.97, 59.94, 23.976, 25.0, 30.0, 12.5)] == \
+        [(30, 1.001), (60, 1.001), (24, 1.001), (25, 1.0), (30, 1.0), (12, 1.0)]
+    assert ov.timing_note(25.0, 25.0, "CLIP", True) == "" and "2x faster" in ov.timing_note(12.5, 25.0, "CLIP", True)
     assert ov.scene_frames([0, 2, 4], 10.0, 25.0, 1, "SCENE_FPS") == [1, 6, 11]
     assert ov.scene_frames([3, 5, 7], 10.0, 25.0, 1, "CLIP") == [1, 3, 5]
 
@@ -46,6 +49,8 @@ def test_video_keys_the_track_at_the_matching_scene_frames(rig, tmp_path):  # no
     scene.frame_set(1)
     r = bpy.ops.posediff.estimate_video(filepath=str(clip), every=2, timing="SCENE_FPS", blocking=True)
     assert r == {"FINISHED"}, scene.posediff.last_error
+    assert "keys resampled from the clip's 10 fps to the scene's 25 fps; the clip background shows one video frame" \
+        in scene.posediff.last_message
     # source frames 0, 2, 4 at 10 fps -> 0, 0.2, 0.4 s -> scene frames 1, 6, 11 at 25 fps
     for f in (1, 6, 11):
         assert len(_keyed_bones(rig, f)) >= 10, f
@@ -77,12 +82,16 @@ def test_a_portrait_phone_clip_is_keyed_with_an_upright_background_and_camera(ri
     scene.frame_set(1)
     scene.posediff.use_camera = True
     try:
-        r = bpy.ops.posediff.estimate_video(filepath=str(clip), blocking=True)
+        scene.render.fps, scene.render.fps_base = 25, 1.0
+        r = bpy.ops.posediff.estimate_video(filepath=str(clip), match_fps=True, blocking=True)
     finally:
         scene.posediff.use_camera = False
     assert r == {"FINISHED"}, scene.posediff.last_error
-    assert "keyed the track on 3 frames" in scene.posediff.last_message and "without a person" not in scene.posediff.last_message
+    msg = scene.posediff.last_message
+    assert "keyed the track on 3 frames" in msg and "without a person" not in msg, msg
     assert (scene.render.resolution_x, scene.render.resolution_y) == (210, 320)  # portrait, as the phone showed it
+    # "Scene frame rate = clip's": one key per video frame now plays in real time
+    assert (scene.render.fps, scene.render.fps_base) == (10, 1.0) and "frame rate set to the clip's 10 fps (was 25)" in msg
     stored = addon_module("operators_video")._stored()
     assert all(fr["hypotheses"] for fr in stored["response"]["frames"])
 
@@ -94,7 +103,9 @@ def test_one_key_per_video_frame_and_override_resolves_the_track(rig, tmp_path):
     _camera(scene)
     bpy.context.view_layer.objects.active = rig
     scene.frame_set(10)
+    scene.render.fps, scene.render.fps_base = 25, 1.0
     assert bpy.ops.posediff.estimate_video(filepath=str(clip), timing="CLIP", blocking=True) == {"FINISHED"}
+    assert "the clip is 10 fps and the scene 25 fps: one key per video frame plays 2.5x faster" in scene.posediff.last_message
     for f in (10, 11, 12, 13):
         assert len(_keyed_bones(rig, f)) >= 10, f
     scene.frame_set(12)
