@@ -21,7 +21,8 @@ from backend.skeleton import BONE_LENGTHS, JOINT_INDEX, NUM_JOINTS, bone_lengths
 
 ROOT = Path(__file__).resolve().parents[1]
 AV1_CLIP = ROOT / "tests" / "fixtures" / "av1_2frames.mp4"
-#: An iPhone-style clip: HEVC ('hvc1') in a QuickTime .mov, 4 frames 200x320 at 30 fps (written with PyAV's libx265).
+#: An iPhone-style clip: 10-bit HEVC ('hvc1', Main 10, as iPhones record HDR) in a QuickTime .mov, 4 frames
+#: 200x320 at 30 fps (written with PyAV's libx265).
 HEVC_CLIP = ROOT / "tests" / "fixtures" / "hevc_iphone_4frames.mov"
 
 
