@@ -92,7 +92,11 @@ def timing_note(clip_fps: float | None, scene_fps: float, timing: str, backgroun
         return ""
     if timing == "CLIP":
         speed = scene_fps / clip_fps
-        how = f"{1 / speed:.2g}x slower" if speed < 1 else f"{speed:.2g}x faster"
+        big = max(speed, 1 / speed) >= 1.5
+        if speed < 1:
+            how = f"{1 / speed:.2g}x slower" if big else f"{(1 - speed) * 100:.0f} % slower"
+        else:
+            how = f"{speed:.2g}x faster" if big else f"{(speed - 1) * 100:.0f} % faster"
         return (f"; the clip is {clip_fps:.4g} fps and the scene {scene_fps:.4g} fps: one key per video frame plays "
                 f"{how} than filmed (the background keeps in step); for real time, tick \"Scene frame rate = "
                 "clip's\" or key with \"Resample to scene fps\"")

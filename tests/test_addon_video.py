@@ -35,6 +35,8 @@ def test_scene_frames_mapping(addon):  # noqa: F811
     assert [ov.fps_base_pair(f) for f in (29.97, 59.94, 23.976, 25.0, 30.0, 12.5)] == \
         [(30, 1.001), (60, 1.001), (24, 1.001), (25, 1.0), (30, 1.0), (12, 1.0)]
     assert ov.timing_note(25.0, 25.0, "CLIP", True) == "" and "2x faster" in ov.timing_note(12.5, 25.0, "CLIP", True)
+    assert "plays 4 % slower" in ov.timing_note(25.0, 24.0, "CLIP", True)
+    assert "plays 2.5x slower" in ov.timing_note(60.0, 24.0, "CLIP", True)
     assert ov.scene_frames([0, 2, 4], 10.0, 25.0, 1, "SCENE_FPS") == [1, 6, 11]
     assert ov.scene_frames([3, 5, 7], 10.0, 25.0, 1, "CLIP") == [1, 3, 5]
 
