@@ -7,7 +7,8 @@ moved, the newest pins are sent to the backend's ``POST /v1/assist`` from a work
 request in flight; pins that arrive meanwhile replace each other, so only the newest is sent
 next), and the answer poses the unpinned bones on the main thread. Enter or a click keys the
 result (one undo step); Esc or a right-click puts every bone back as it was. The UI never waits
-on the network.
+on the network. A Rigify rig's limbs in IK are snapped to FK and switched for the session
+(``rig_checks.snap_fk_to_pose``), since the session poses the FK controls.
 
 :class:`AssistSession` holds the state and is driven directly by the tests (background Blender
 has no event loop): ``session.update(wait=True)`` sends and applies one request synchronously.
@@ -20,7 +21,7 @@ import threading
 import bpy
 from mathutils import Matrix, Vector
 
-from . import blender_rig, results
+from . import blender_rig, results, rig_checks
 from . import linalg as la
 from . import retarget as rt
 from . import skeleton as sk
@@ -69,6 +70,14 @@ class AssistSession:
         self.ob, self.pinned, self.client, self.seed = ob, set(pinned), client, int(seed)
         self.mapping = blender_rig.get_mapping(ob)
         self.saved = {pb.name: pb.matrix_basis.copy() for pb in ob.pose.bones}
+        # a Rigify rig's limbs in IK do not follow the FK controls this session poses: snap the FK
+        # controls onto the limbs as they are and switch to FK (unkeyed; keyed on apply, undone by restore)
+        mapped = blender_rig.mapped_bones(ob)
+        self.switches = {n: float(ob.pose.bones[n]["IK_FK"]) for n in rig_checks.rigify_switches(ob, mapped)}
+        self.switched: list[str] = []
+        if any(v < 1.0 - 1e-6 for v in self.switches.values()):
+            rig_checks.snap_fk_to_pose(ob, mapped)
+            self.switched = rig_checks.use_fk(ob, mapped, keyframe=False)
         self.scale = sk.MODEL_LEG_LENGTH / blender_rig.rig_leg_world(ob)  # rig world -> model scale
         # the pose to warm-start from (rig world frame, joint -> xyz): the rig as it is now, so the
         # first answer changes nothing until the pins move; later the last answer
@@ -285,8 +294,11 @@ class AssistSession:
 
     # ------------------------------------------------------------------ ending
     def apply(self, frame: int | None = None) -> list[str]:
-        """Key every mapped bone at ``frame`` (default: current); returns the bones keyed."""
+        """Key every mapped bone at ``frame`` (default: current); returns the bones keyed. A Rigify
+        rig's limb switches set to FK for the session are keyed at FK too (``IK_FK`` = 1)."""
         f = bpy.context.scene.frame_current if frame is None else frame
+        if self.switches:
+            rig_checks.use_fk(self.ob, blender_rig.mapped_bones(self.ob), keyframe=True, frame=f)
         keyed = []
         for name in blender_rig.mapped_bones(self.ob):
             pb = self.ob.pose.bones.get(name)
@@ -303,6 +315,8 @@ class AssistSession:
         for pb in self.ob.pose.bones:
             if pb.name in self.saved:
                 pb.matrix_basis = self.saved[pb.name]
+        for name, v in self.switches.items():  # a Rigify rig's IK/FK switches as they were
+            self.ob.pose.bones[name]["IK_FK"] = v
         bpy.context.view_layer.update()
 
 
@@ -356,7 +370,8 @@ class POSEDIFF_OT_pose_assist(bpy.types.Operator):
         if event.value == "PRESS" and event.type in {"RET", "NUMPAD_ENTER", "LEFTMOUSE"}:
             n = len(s.apply())
             self._end(context)
-            self.report({"INFO"}, f"Pose assist: keyed {n} bones")
+            fk = f"; {', '.join(s.switched)} switched from IK to FK (keyed) so the rig follows" if s.switched else ""
+            self.report({"INFO"}, f"Pose assist: keyed {n} bones{fk}")
             return {"FINISHED"}
         if event.value == "PRESS" and event.type in {"ESC", "RIGHTMOUSE"}:
             s.restore()

@@ -44,6 +44,28 @@ def use_fk(ob, bones, keyframe: bool = False, frame: int | None = None) -> list[
     return changed
 
 
+def snap_fk_to_pose(ob, bones) -> list[str]:
+    """Put the Rigify FK controls among ``bones`` (``upper_arm_fk.L``...) onto the limb as it is
+    posed now, IK or FK, by giving each the armature-space matrix of its ``ORG-`` bone (which
+    follows whichever chain drives the limb), parents first: what Rigify's own FK snap does, so
+    that switching a limb from IK to FK (:func:`use_fk`) does not make it jump. Returns the
+    controls moved."""
+    order = [p for _switch, parts in _RIGIFY_LIMBS for p in parts]  # parents before children
+    fk = sorted((b for b in bones if "_fk" in b and b[-2:] in (".L", ".R") and b.split("_fk")[0] in order),
+                key=lambda b: order.index(b.split("_fk")[0]))
+    moved = []
+    for b in fk:
+        pb, org = ob.pose.bones.get(b), ob.pose.bones.get(f"ORG-{b.split('_fk')[0]}{b[-2:]}")
+        if pb is None or org is None:
+            continue
+        bpy.context.view_layer.update()
+        pb.matrix = org.matrix.copy()
+        moved.append(b)
+    if moved:
+        bpy.context.view_layer.update()
+    return moved
+
+
 def ignored_keys(ob, bones) -> list[str]:
     """Bones among ``bones`` whose keyed rotation would be overridden by the rig: enabled
     constraints on the bone that replace its transform (Copy Rotation/Transforms, Track To,
