@@ -42,9 +42,25 @@ CHAIN = 3
 PIN_TOLERANCE = 0.005
 
 
+#: A Rigify rig's IK controls that may be pins: control -> (the model joint at its head, the FK
+#: controls that carry that joint, nearest first). The session poses the FK chain to reach the
+#: control (the limb is in FK during the session, see ``AssistSession``).
+RIGIFY_IK_PINS = {f"{part}_ik.{s}": (f"{side}_{joint}", [f"{a}_fk.{s}", f"{b}_fk.{s}"])
+                  for s, side in (("L", "left"), ("R", "right"))
+                  for part, joint, a, b in (("hand", "wrist", "forearm", "upper_arm"), ("foot", "ankle", "shin", "thigh"))}
+
+
+def ik_pins(ob, bones) -> dict:
+    """The Rigify IK controls among ``bones`` usable as pins (their FK chain present): control ->
+    (joint, FK chain)."""
+    return {b: v for b, v in RIGIFY_IK_PINS.items()
+            if b in bones and b in ob.pose.bones and all(c in ob.pose.bones for c in v[1])}
+
+
 def pinned_bones(ob, frame: int) -> set[str]:
-    """Selected mapped bones; if none is selected, the mapped bones keyed on ``frame``."""
-    mapped = set(blender_rig.mapped_bones(ob))
+    """Selected mapped bones (and a Rigify rig's selected IK hand / foot controls); if none is
+    selected, the mapped bones keyed on ``frame``."""
+    mapped = set(blender_rig.mapped_bones(ob)) | set(ik_pins(ob, set(RIGIFY_IK_PINS)))
     sel = blender_rig.selected_bones(ob) & mapped
     return sel or (blender_rig.keyed_bones(ob, frame) & mapped)
 
@@ -64,7 +80,8 @@ class AssistSession:
         blender_rig.check_armature(ob)
         if not pinned:
             raise ValueError("no pinned bones: select the bones to move in Pose Mode (or key them on this frame)")
-        self.joints = blender_rig.bones_to_joints(ob, pinned)
+        self.ik = {joint: (ctrl, chain) for ctrl, (joint, chain) in ik_pins(ob, pinned).items()}
+        self.joints = blender_rig.bones_to_joints(ob, pinned) | set(self.ik)
         if not self.joints:
             raise ValueError(f"the pinned bones {sorted(pinned)} are not in the bone mapping (PoseDiff > Bone mapping)")
         self.ob, self.pinned, self.client, self.seed = ob, set(pinned), client, int(seed)
@@ -96,7 +113,7 @@ class AssistSession:
     def _request(self) -> dict | None:
         """The assist request for the rig as it is now, or None if the pins did not move."""
         world = blender_rig.posed_joints_world(self.ob)
-        pins = {j: world[j] for j in self.joints if j in world}
+        pins = self._pins(world)
         if self.last_pins is not None and all(
                 la.norm(la.sub(pins[j], self.last_pins[j])) < MOVE_EPS for j in pins):
             return None
@@ -104,6 +121,8 @@ class AssistSession:
         self.targets = {j: list(v) for j, v in pins.items()}
         known, dirs = results.rig_state(self.ob, self.pinned)
         pelvis = world.get("pelvis") or [0.0, 0.0, 0.0]
+        for j in self.ik:  # an IK control's joint: where the control is, at model scale about the pelvis
+            known[j] = [round(c, 5) for c in la.add(pelvis, la.scale(la.sub(pins[j], pelvis), self.scale))]
         body = {"known": known, "known_directions": dirs, "seed": self.seed}
         if self.previous_rig is not None:
             body["previous"] = [[round(c, 5) for c in la.add(pelvis, la.scale(la.sub(self.previous_rig[n], pelvis),
@@ -158,6 +177,15 @@ class AssistSession:
         self._pose(sent, res)
         return True
 
+    def _pins(self, world: dict) -> dict:
+        """Pinned joint -> rig world position the animator gives it: the posed joint, or for a
+        Rigify IK control the control's head (the limb follows its FK chain in the session)."""
+        mw = self.ob.matrix_world
+        pins = {j: world[j] for j in self.joints if j in world and j not in self.ik}
+        for j, (ctrl, _chain) in self.ik.items():
+            pins[j] = list(mw @ self.ob.pose.bones[ctrl].head)
+        return pins
+
     # ------------------------------------------------------------------ posing
     def _pose(self, sent: dict, res: dict) -> None:
         """Pose the unpinned bones after an answer (model scale about the pelvis sent).
@@ -179,8 +207,7 @@ class AssistSession:
         self.previous_rig = rig_world
         self.keep_pins()
         # only the animator's moves send the next request, not what is left of the pins' error
-        now = blender_rig.posed_joints_world(self.ob)
-        self.last_pins = {j: now[j] for j in self.joints if j in now}
+        self.last_pins = self._pins(blender_rig.posed_joints_world(self.ob))
         self.updates += 1
         self.error = ""
 
@@ -281,7 +308,10 @@ class AssistSession:
 
     def _chain(self, joint: str, with_carrier: bool = False) -> list[str]:
         """Unpinned, non-root bones above the bone that carries ``joint`` (up to ``CHAIN``,
-        nearest first), that bone first when ``with_carrier``."""
+        nearest first), that bone first when ``with_carrier``; for a Rigify IK control's joint,
+        its FK chain."""
+        if joint in self.ik:
+            return list(self.ik[joint][1])
         carrier = self._carrier(joint)
         pb = self.ob.pose.bones.get(carrier) if carrier else None
         out = [carrier] if with_carrier and pb is not None and pb.parent is not None else []
