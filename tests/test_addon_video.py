@@ -30,6 +30,20 @@ def _camera(scene):
     return cam
 
 
+def _estimate_with_my_camera(ob, clip, **options) -> set:
+    """*Estimate from video* of ``clip`` on armature ``ob`` from scene frame 1 with 'Use my camera as it
+    is' (a new scene camera)."""
+    scene = bpy.context.scene
+    _camera(scene)
+    bpy.context.view_layer.objects.active = ob
+    scene.frame_set(1)
+    scene.posediff.use_camera = True
+    try:
+        return bpy.ops.posediff.estimate_video(filepath=str(clip), blocking=True, **options)
+    finally:
+        scene.posediff.use_camera = False
+
+
 def test_scene_frames_mapping(addon):  # noqa: F811
     ov = addon_module("operators_video")
     assert [ov.fps_base_pair(f) for f in (29.97, 59.94, 23.976, 25.0, 30.0, 12.5)] == \
@@ -79,15 +93,8 @@ def test_a_portrait_phone_clip_is_keyed_with_an_upright_background_and_camera(ri
     clip = tmp_path / "phone.mp4"
     write_phone_video(clip, moving_person_frames(3, 320, 4), 10.0)
     scene = bpy.context.scene
-    _camera(scene)
-    bpy.context.view_layer.objects.active = rig
-    scene.frame_set(1)
-    scene.posediff.use_camera = True
-    try:
-        scene.render.fps, scene.render.fps_base = 25, 1.0
-        r = bpy.ops.posediff.estimate_video(filepath=str(clip), match_fps=True, blocking=True)
-    finally:
-        scene.posediff.use_camera = False
+    scene.render.fps, scene.render.fps_base = 25, 1.0
+    r = _estimate_with_my_camera(rig, clip, match_fps=True)
     assert r == {"FINISHED"}, scene.posediff.last_error
     msg = scene.posediff.last_message
     assert "keyed the track on 3 frames" in msg and "without a person" not in msg, msg
@@ -187,14 +194,7 @@ def test_use_my_camera_keys_a_handheld_clip_steady_in_the_world(rig, tmp_path): 
     truth = handheld_motion(8, 4.0, np.random.default_rng(5))
     write_video(clip, filmed(scene(person=True), truth), 10.0)
     scene_ = bpy.context.scene
-    _camera(scene_)
-    bpy.context.view_layer.objects.active = rig
-    scene_.frame_set(1)
-    scene_.posediff.use_camera = True
-    try:
-        r = bpy.ops.posediff.estimate_video(filepath=str(clip), background=False, blocking=True)
-    finally:
-        scene_.posediff.use_camera = False
+    r = _estimate_with_my_camera(rig, clip, background=False)
     assert r == {"FINISHED"}, scene_.posediff.last_error
     assert "the camera's turn" in scene_.posediff.last_message
     hips = []
