@@ -7,7 +7,9 @@ frame and solves one temporally coherent track (``frames[i].track``); this modul
 at the matching scene frames, sets the clip as the camera background so the rig can be scrubbed
 over the footage (with *Use my camera as it is*, the camera's rotation keyed with the clip's turn,
 ``sequence.camera_motion``, so that the footage stays lined up), and lets the animator override one frame's hypothesis (the backend's
-``track`` task re-solves the path through that choice, no sampling).
+``track`` task re-solves the path through that choice, no sampling; the request carries only what
+the solver reads, :mod:`.track_data`, and is gzip-compressed when it would pass the body limit, so
+long clips can be overridden too).
 
 Timing (:func:`scene_frames`): ``CLIP`` keys source frame ``i`` at scene frame
 ``start + i - first`` (one scene frame per video frame: the movie-clip background lines up);
@@ -32,7 +34,7 @@ from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 from mathutils import Matrix
 
-from . import blender_rig, camera_math, exif, operators_estimate, photos, results
+from . import blender_rig, camera_math, exif, operators_estimate, photos, results, track_data
 from . import linalg as la
 from . import skeleton as sk
 from .blender_rig import RigError
@@ -147,21 +149,40 @@ def set_clip_background(scene, path: str, is_video: bool, first_image: str | Non
         scene.render.resolution_percentage = 100
 
 
+#: The last stored estimate decoded: ``(content id, data)`` (decoding a long clip's takes seconds).
+_decoded: tuple[str | None, dict | None] = (None, None)
+
+
 def _stored() -> dict:
+    """The video estimate kept in the text block :data:`TEXT_NAME`: ``{"response", "meta"}``; the
+    caller may change ``meta`` (a copy), not ``response`` (shared with the next call).
+
+    Raises:
+        ValueError: there is none, or it is damaged.
+    """
+    global _decoded
     txt = bpy.data.texts.get(TEXT_NAME)
     if txt is None:
         raise ValueError("no video estimate in this file yet: run Estimate from video / image sequence first")
-    return json.loads(txt.as_string())
+    key = track_data.content_id(txt.lines[0].body) if len(txt.lines) else None
+    if key is None or _decoded[0] != key:
+        try:
+            _decoded = (key, track_data.decode(txt.as_string()))
+        except ValueError as e:
+            raise ValueError(f"{TEXT_NAME}: {e}") from None
+    data = _decoded[1]
+    return {"response": data["response"], "meta": json.loads(json.dumps(data["meta"]))}
 
 
 def _store(data: dict) -> None:
-    """Keep the response and the settings in the text block :data:`TEXT_NAME` (saved with the .blend).
-
-    One value a line (``indent=0``): Blender's text block edits a line in time growing with its
-    length, so one long line is quadratic (a 40-frame response, 1.3 MB on one line, took 21 s to
-    store; short lines take milliseconds)."""
+    """Keep the response and the settings in the text block :data:`TEXT_NAME` (saved with the .blend),
+    compressed (:func:`.track_data.encode`: base64 lines of 76 characters; Blender's text block
+    edits a line in time growing with its length, so one long line would be quadratic)."""
+    global _decoded
     txt = bpy.data.texts.get(TEXT_NAME) or bpy.data.texts.new(TEXT_NAME)
-    txt.from_string(json.dumps(data, indent=0, separators=(",", ":")))
+    text = track_data.encode(data)
+    txt.from_string(text)
+    _decoded = (track_data.content_id(text.split("\n", 1)[0]), data)
 
 
 ROTATION_PATH = {"QUATERNION": "rotation_quaternion", "AXIS_ANGLE": "rotation_axis_angle"}
@@ -367,14 +388,15 @@ class POSEDIFF_OT_track_override(_TaskOperator, bpy.types.Operator):
         except (RigError, ValueError, KeyError) as e:
             return self.refuse(context, str(e))
         seq = res.get("sequence") or {}
-        payload = {"frames": res["frames"], "sequence": {"fps": seq.get("fps", 25.0), "fixed": meta["fixed"]},
+        payload = {"frames": track_data.track_request_frames(res["frames"]), "sequence": {"fps": seq.get("fps", 25.0), "fixed": meta["fixed"]},
                    "source_frames": seq.get("source_frames"), "source_fps": seq.get("source_fps")}
         if seq.get("camera_motion"):
             payload["sequence"]["camera_motion"] = seq["camera_motion"]  # the turn the estimate undid
         if meta.get("rotation"):
             payload["camera"] = {"rotation": meta["rotation"]}
 
-        def apply(ctx, new):
+        def apply(ctx, resolved):
+            new = track_data.merge_tracks(res, resolved)
             n = key_track(ctx, ob, new, meta)
             _store({"response": new, "meta": meta})
             ctx.scene.frame_set(meta["scene_frames"][t])

@@ -169,3 +169,47 @@ def test_image_sequence_is_sent_as_images_and_keyed_at_its_frames(rig, photos):
     bag = anim_utils.action_get_channelbag_for_slot(ad.action, ad.action_slot)
     keyed = {round(k.co[0]) for fc in bag.fcurves for k in fc.keyframe_points}
     assert keyed == {1, 3, 5}, keyed
+
+
+def test_use_in_track_on_a_clip_whose_response_is_many_times_the_body_limit(rig, photos):
+    """*Use in track* sends the clip's frames back for the re-solve: for a long clip they pass the body
+    limit (34 KB a frame in the response: a 32 MB limit is ~40 s of video). The add-on sends only what
+    the solver reads and gzip-compresses a request that would still not fit. Here a 150-frame stored
+    response (4 MB as the response, under this server's 1 MB limit only compressed, as 130 s of video
+    is under the default 32 MB) is re-solved through one frame's hypothesis and keyed on every frame."""
+    import json
+    from importlib import import_module
+
+    from synthetic_clips import moving_person_frames, write_video
+
+    ov = import_module(f"{_module['name']}.operators_video")
+    track_data = import_module(f"{_module['name']}.track_data")
+    clip = photos / "walk3.mp4"
+    write_video(clip, moving_person_frames(3, 240, 4), 10.0)
+    scene = bpy.context.scene
+    scene.frame_set(1)
+    scene.posediff.num_hypotheses = 20  # the default, as users estimate
+    assert bpy.ops.posediff.estimate_video(filepath=str(clip), background=False, blocking=True) == {"FINISHED"}
+    data = ov._stored()
+    res, meta, n = data["response"], data["meta"], 150
+    res["frames"] = [json.loads(json.dumps(res["frames"][i % 3])) for i in range(n)]  # a long clip, as stored
+    res["sequence"].update(frames=n, source_frames=list(range(n)))
+    meta["scene_frames"] = list(range(1, n + 1))
+    ov._store({"response": res, "meta": meta})
+    plain = len(json.dumps({"frames": res["frames"]}, separators=(",", ":")))
+    slim = len(json.dumps({"frames": track_data.track_request_frames(res["frames"])}, separators=(",", ":")))
+    assert plain > 4 * 2**20 and slim > 2**20  # neither the stored frames nor the slim ones fit plain
+
+    scene.frame_set(100)
+    r = bpy.ops.posediff.track_override(hypothesis=2, blocking=True)
+    assert r == {"FINISHED"}, scene.posediff.last_error
+    assert "re-keyed 150 frames" in scene.posediff.last_message, scene.posediff.last_message
+    after = ov._stored()["response"]
+    assert len(after["frames"]) == n and after["frames"][99]["track"]["hypothesis"] == 2
+    # the stored frames keep what the request left out (world joints of every hypothesis)
+    assert all(h.get("world_joints") for fr in after["frames"] for h in fr["hypotheses"])
+    from bpy_extras import anim_utils
+
+    ad = rig.animation_data
+    bag = anim_utils.action_get_channelbag_for_slot(ad.action, ad.action_slot)
+    assert {round(k.co[0]) for fc in bag.fcurves for k in fc.keyframe_points} >= set(range(1, n + 1))

@@ -5,6 +5,7 @@ background, and a per-frame override re-solves the track through the chosen hypo
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -79,9 +80,23 @@ def test_video_keys_the_track_at_the_matching_scene_frames(rig, tmp_path):  # no
     stored = ov._stored()
     assert stored["meta"]["scene_frames"] == [1, 6, 11]
     assert all(fr.get("track") for fr in stored["response"]["frames"])
-    # kept one value a line: a text block's time to store one long line grows with its square (a
-    # 10 s clip's response, 8 MB, on one line would hold Blender for minutes)
-    assert max(len(line.body) for line in bpy.data.texts[ov.TEXT_NAME].lines) < 200
+    # kept in short lines: a text block's time to store one long line grows with its square (a
+    # 10 s clip's response, 8 MB, on one line would hold Blender for minutes); compressed (the .blend
+    # and its autosaves carry it)
+    txt = bpy.data.texts[ov.TEXT_NAME]
+    assert max(len(line.body) for line in txt.lines) < 200
+    text = txt.as_string()
+    plain = json.dumps(stored, separators=(",", ":"))
+    assert text.startswith("# PoseDiff sequence estimate") and len(text) < len(plain) / 2
+    # an estimate kept by an older version (plain JSON) is still read; a damaged one says what to do
+    ov._decoded = (None, None)
+    txt.from_string(json.dumps(stored, indent=0))
+    assert ov._stored() == stored
+    txt.from_string(text[: len(text) // 2])
+    with pytest.raises(ValueError, match="damaged.*estimate the video again"):
+        ov._stored()
+    txt.from_string(text)
+    assert ov._stored() == stored
 
 
 def test_a_portrait_phone_clip_is_keyed_with_an_upright_background_and_camera(rig, tmp_path):  # noqa: F811

@@ -160,6 +160,7 @@ def test_info(client):
     assert body["device"] == "cpu"
     assert body["joint_names"] == list(JOINT_NAMES)
     assert body["max_body_bytes"] == 32 * 2**20  # the default --max-body-mb, which the add-on checks against
+    assert body["request_encodings"] == ["gzip"]
 
 
 def test_openapi_documents_the_schemas(client):
@@ -450,6 +451,31 @@ def test_oversized_body_413(client):
 
     r = client.post("/v1/detect", content=stream(), headers={"Content-Type": "application/json"})
     assert r.status_code == 413
+    assert client.get("/v1/health").status_code == 200
+
+
+def test_gzip_bodies_are_read_within_a_bound(client):
+    """``Content-Encoding: gzip``: the body is decompressed (the same answer as plain); one that would
+    decompress past 8x the limit (a compression bomb) is 413 after bounded work, a corrupt one 400,
+    another encoding 415; the server keeps serving."""
+    import gzip
+
+    req, _ = keypoint_request(num_hypotheses=2)
+    plain = client.post("/v1/estimate", json=req)
+    zipped = client.post("/v1/estimate", content=gzip.compress(json.dumps(req).encode()),
+                         headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
+    assert plain.status_code == zipped.status_code == 200, zipped.text
+    assert zipped.json()["frames"][0]["hypotheses"][0]["joints"] == plain.json()["frames"][0]["hypotheses"][0]["joints"]
+
+    bomb = gzip.compress(b'{"frames": [{"image": "' + b"A" * (257 * 2**20) + b'"}]}', compresslevel=9)
+    assert len(bomb) < 2**20  # small on the wire, 257 MB decompressed: over 8 x 32 MB
+    r = client.post("/v1/detect", content=bomb, headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
+    assert r.status_code == 413 and "once decompressed" in r.json()["detail"]
+    r = client.post("/v1/detect", content=gzip.compress(b'{"frames": []}')[:-6],
+                    headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
+    assert r.status_code == 400 and "gzip request body is" in r.json()["detail"]
+    r = client.post("/v1/detect", content=b"{}", headers={"Content-Type": "application/json", "Content-Encoding": "br"})
+    assert r.status_code == 415 and "gzip" in r.json()["detail"]
     assert client.get("/v1/health").status_code == 200
 
 

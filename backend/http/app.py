@@ -11,7 +11,8 @@ Routes (request and response bodies are the models of :mod:`backend.http.schemas
 
 * ``GET  /v1/health`` -- ``{"status": "ok", "version": ...}``; the only route without a token.
 * ``GET  /v1/skeleton`` -- joint names, parents, mirrors, bone lengths.
-* ``GET  /v1/info`` -- model version, device, defaults (``PoseService.info()``) and ``max_body_bytes``.
+* ``GET  /v1/info`` -- model version, device, defaults (``PoseService.info()``), ``max_body_bytes``
+  and ``request_encodings`` (``["gzip"]``).
 * ``POST /v1/estimate | /v1/complete | /v1/generate | /v1/variations | /v1/detect | /v1/assist``
   -- run the task and answer with its response (``assist``: one pose per update of a drag, see
   :mod:`backend.assist`); ``/v1/track`` re-solves a sequence's track; ``/v1/image`` decodes a
@@ -24,7 +25,9 @@ Routes (request and response bodies are the models of :mod:`backend.http.schemas
 
 Every request except ``/v1/health`` needs ``Authorization: Bearer TOKEN`` (see
 :mod:`backend.http.auth` for where the token comes from) and a ``Host`` header naming the bound
-address. Request bodies above ``--max-body-mb`` get 413, announced or streamed.
+address. Request bodies above ``--max-body-mb`` get 413, announced or streamed; a body may be sent
+gzip-compressed (``Content-Encoding: gzip``: the limit counts its compressed bytes, and it may
+decompress to 8x that, :data:`backend.http.guard.GZIP_EXPANSION`).
 
 Errors (fields named by :func:`backend.errors.field_path`, e.g. ``frames[0].camera.fx``): a request
 that violates the schema (:mod:`backend.http.schemas`: ranges, finiteness, joint names, an
@@ -52,7 +55,7 @@ from backend import __version__
 from backend.errors import Cancelled, InputError, NoPersonError, field_path, input_error_from
 from backend.http import schemas
 from backend.http.auth import HostPolicy
-from backend.http.guard import Guard
+from backend.http.guard import REQUEST_ENCODINGS, Guard
 from backend.http.jobs import JobQueue, QueueFull, ShuttingDown
 from backend.http.responses import ERROR_RESPONSES, Health, JobCreated, JobList, JobStatus, SimpleError, SkeletonInfo
 
@@ -275,7 +278,7 @@ def create_app(service, token: str, hosts: HostPolicy, max_body_bytes: int = int
 
     @api.get("/info", summary="model version, device, defaults and the request body limit")
     async def info() -> dict:
-        return {**service.info(), "max_body_bytes": max_body_bytes}
+        return {**service.info(), "max_body_bytes": max_body_bytes, "request_encodings": list(REQUEST_ENCODINGS)}
 
     app.include_router(api)
 

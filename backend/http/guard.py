@@ -1,14 +1,23 @@
-"""Pure-ASGI middleware in front of the app: request id, ``Host`` check, bearer token, bounded body."""
+"""Pure-ASGI middleware in front of the app: request id, ``Host`` check, bearer token, bounded body
+(optionally gzip-compressed, ``Content-Encoding: gzip``, decompressed here within a bound)."""
 
 from __future__ import annotations
 
 import json
 import logging
 import uuid
+import zlib
 
 from backend.http.auth import HostPolicy, bearer_ok
 
 log = logging.getLogger("posediff.server")
+
+#: A gzip request body (``Content-Encoding: gzip``) may decompress to at most this many times the
+#: body limit (413 above): JSON of poses compresses about 3-4x, so a long clip's track request fits
+#: where its plain JSON would not, while a compression bomb is stopped after a bounded amount of work.
+GZIP_EXPANSION = 8
+#: The request encodings accepted (``GET /v1/info`` lists them as ``request_encodings``).
+REQUEST_ENCODINGS = ("gzip",)
 
 
 class Guard:
@@ -20,7 +29,9 @@ class Guard:
         token: the bearer token.
         hosts: the accepted ``Host`` headers.
         max_body: most bytes a request body may have (413 above, whether announced by
-            ``Content-Length`` or streamed).
+            ``Content-Length`` or streamed); a ``Content-Encoding: gzip`` body counts its
+            compressed bytes, and may decompress to at most :data:`GZIP_EXPANSION` times that
+            (413 above; a corrupt stream is 400, another encoding 415).
         open_paths: paths answered without a token.
     """
 
@@ -70,9 +81,22 @@ class Guard:
                 return await self._reject(receive, send_with_id, 400, {"detail": "invalid Content-Length header"})
             if int(declared) > self.max_body:
                 return await self._reject(receive, send_with_id, 413, self._too_large())
+        encoding = headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("identity", *REQUEST_ENCODINGS):
+            return await self._reject(receive, send_with_id, 415, {
+                "detail": f"Content-Encoding {encoding!r} is not accepted; send the body plain or as gzip"})
         body, complete = await self._read_body(receive)
         if not complete:
             return await self._reject(receive, send_with_id, 413, self._too_large())
+        if encoding == "gzip":
+            try:
+                body = gunzip_bounded(body, self.max_body * GZIP_EXPANSION)
+            except ValueError as e:
+                await send_with_id(_start(413 if isinstance(e, BodyTooLarge) else 400))  # body read: nothing to drain
+                return await send_with_id(_body({"detail": str(e)}))
+            scope = dict(scope, headers=[(k, v) for k, v in scope.get("headers", [])
+                                         if k.lower() not in (b"content-encoding", b"content-length")]
+                         + [(b"content-length", str(len(body)).encode())])
         replayed = False
 
         async def replay():
@@ -125,6 +149,30 @@ class Guard:
             size += len(message.get("body", b""))
             if not message.get("more_body", False):
                 return
+
+
+class BodyTooLarge(ValueError):
+    """A request body that decompresses past its bound (413)."""
+
+
+def gunzip_bounded(data: bytes, limit: int) -> bytes:
+    """Decompress a gzip request body of at most ``limit`` bytes once decompressed.
+
+    Raises:
+        BodyTooLarge: the body decompresses to more than ``limit`` bytes.
+        ValueError: it is not one complete gzip stream.
+    """
+    d = zlib.decompressobj(wbits=31)  # gzip header and trailer
+    try:
+        out = d.decompress(data, limit + 1)
+    except zlib.error as e:
+        raise ValueError(f"the gzip request body is corrupt ({e}); send it again, or plain") from None
+    if len(out) > limit:
+        raise BodyTooLarge(f"request body larger than {limit / 2**20:g} MB once decompressed (gzip); send fewer "
+                         "frames, or start the server with a larger --max-body-mb")
+    if not d.eof or d.unused_data:
+        raise ValueError("the gzip request body is incomplete or has data after its end; send it again, or plain")
+    return out
 
 
 def _start(status: int, extra_headers=()) -> dict:
