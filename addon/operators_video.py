@@ -214,7 +214,8 @@ def key_track(context, ob, response: dict, meta: dict) -> int:
     seq = response.get("sequence") or {}
     frames = scene_frames(seq.get("source_frames") or list(range(len(response["frames"]))),
                           seq.get("source_fps") or seq.get("fps") or 25.0, meta["scene_fps"], meta["start"], meta["timing"])
-    s_rig = blender_rig.rig_leg_world(ob) / sk.MODEL_LEG_LENGTH
+    rig = blender_rig.rig_of(ob)
+    s_rig = blender_rig.rig_leg_world(ob, rig) / sk.MODEL_LEG_LENGTH
     cam_mw = meta.get("camera_matrix_world")
     base = list(ob.matrix_world.translation)
     fr0 = response["frames"][0]["track"]
@@ -234,7 +235,8 @@ def key_track(context, ob, response: dict, meta: dict) -> int:
             d = [tr["world_root"][0] - fr0["world_root"][0], tr["world_root"][1] - fr0["world_root"][1],
                  tr["world_root"][2] - floor]
             anchor = [b + s_rig * c for b, c in zip(base, d)]
-        blender_rig.apply_pose(ob, dict(zip(names, world)), placement="ANCHOR", anchor_world=anchor, keyframe=True, frame=f)
+        blender_rig.apply_pose(ob, dict(zip(names, world)), placement="ANCHOR", anchor_world=anchor, keyframe=True, frame=f,
+                               rig=rig)
     meta["scene_frames"] = frames
     cam = bpy.data.objects.get(meta.get("camera") or "") or context.scene.camera
     meta["camera_keyed"] = bool(cam_mw is not None and motion and cam is not None and cam.type == "CAMERA"

@@ -91,6 +91,10 @@ class Rig:
     mapping: dict[str, list[str]]
     order: list[str] = field(default_factory=list)
 
+    #: ``inv(rest[parent]) @ rest[bone]`` per bone with a parent (rest only: computed once, see
+    #: :meth:`rest_offset`).
+    _offsets: dict = field(default_factory=dict, repr=False, compare=False)
+
     def __post_init__(self):
         if not self.order:
             self.order = hierarchy_order(self.bones)
@@ -100,6 +104,26 @@ class Rig:
         unknown = sorted(r for r in self.mapping if r not in ROLE_BY_NAME)
         if unknown:
             raise KeyError(f"unknown role(s) {unknown}; valid roles: {', '.join(ROLE_BY_NAME)}")
+
+
+    def rest_offset(self, name: str) -> Mat:
+        """``inv(rest[parent]) @ rest[name]`` (``[4][4]``) of a bone with a parent (cached)."""
+        off = self._offsets.get(name)
+        if off is None:
+            b = self.bones[name]
+            off = self._offsets[name] = matmul(rigid_inverse(self.bones[b.parent].matrix), b.matrix)
+        return off
+
+    def posed_order(self) -> list[str]:
+        """:attr:`order` restricted to the mapped bones and their ancestors: the bones whose posed
+        matrix the solve needs (a face or finger bone with no mapped bone below it is not)."""
+        need: set[str] = set()
+        for bs in self.mapping.values():
+            for n in bs:
+                while n is not None and n in self.bones and n not in need:
+                    need.add(n)
+                    n = self.bones[n].parent
+        return [n for n in self.order if n in need]
 
 
 def hierarchy_order(bones: dict[str, RestBone]) -> list[str]:
@@ -184,8 +208,7 @@ def _parent_rest_chain(rig: Rig, n: str, posed: dict[str, Mat]) -> Mat:
     b = rig.bones[n]
     if b.parent is None or b.parent not in posed:
         return b.matrix
-    p = rig.bones[b.parent]
-    return matmul(posed[b.parent], matmul(rigid_inverse(p.matrix), b.matrix))
+    return matmul(posed[b.parent], rig.rest_offset(n))
 
 
 def posed_joint_positions(rig: Rig, pose: dict[str, Mat]) -> dict[str, Vec]:
@@ -274,7 +297,7 @@ def solve_pose(
     chain_of = parent_chain or (lambda name, posed_: _parent_rest_chain(rig, name, posed_))
     solved: dict[str, BoneResult] = {}
     posed: dict[str, Mat] = {}
-    for n in rig.order:
+    for n in rig.posed_order():  # the other bones are neither solved nor parents of solved ones
         cur = basis.get(n) or identity(4)
         role = role_of.get(n)
         if role is None or n in skip or role.from_joint not in targets or role.to_joint not in targets:

@@ -145,3 +145,35 @@ def test_rigify_generated_rig_fk_controls(fresh_scene):
             errs[pb.name] = math.degrees(la.angle_between(list(pb.tail - pb.head),
                                                           la.sub(pose[f"{side}_{b}"], pose[f"{side}_{a}"])))
     assert sum(errs.values()) / len(errs) <= 3.0, errs
+
+
+@pytest.mark.parametrize("build", [add_rigify_metarig, build_bpy_mixamo_rig], ids=["metarig", "mixamo_fbx"])
+def test_a_plain_fk_rig_is_posed_as_the_bone_by_bone_solve_poses_it(fresh_scene, build):
+    """A rig without constraints or drivers is solved without a depsgraph update per bone
+    (``blender_rig.plain_fk``): the channels equal those of the bone-by-bone solve on evaluated
+    matrices, which a rig with constraints gets (here forced by a constraint that does nothing)."""
+    from mathutils import Matrix
+
+    ob = build()
+    assert blender_rig.plain_fk(ob)
+    poses = list(load_poses().values())
+    arms = {}
+    for i, pose in enumerate(poses):
+        for pb in ob.pose.bones:
+            pb.matrix_basis = Matrix.Identity(4)
+        blender_rig.apply_pose(ob, pose, placement="GROUND")
+        arms[i] = {pb.name: [list(r) for r in pb.matrix_basis] for pb in ob.pose.bones}
+    idle = ob.pose.bones[blender_rig.mapped_bones(ob)[-1]].constraints.new("LIMIT_ROTATION")  # limits nothing
+    assert not blender_rig.plain_fk(ob)
+    for i, pose in enumerate(poses):
+        for pb in ob.pose.bones:
+            pb.matrix_basis = Matrix.Identity(4)
+        blender_rig.apply_pose(ob, pose, placement="GROUND")
+        for pb in ob.pose.bones:
+            got = [list(r) for r in pb.matrix_basis]
+            assert max(abs(a - b) for ra, rb in zip(got, arms[i][pb.name]) for a, b in zip(ra, rb)) < 1e-5, (i, pb.name)
+    pb = ob.pose.bones[blender_rig.mapped_bones(ob)[-1]]
+    pb.constraints.remove(idle)
+    assert blender_rig.plain_fk(ob)
+    pb.bone.use_inherit_rotation = False  # Blender's rule for such a bone is not the plain one
+    assert not blender_rig.plain_fk(ob)
