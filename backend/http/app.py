@@ -21,7 +21,8 @@ Routes (request and response bodies are the models of :mod:`backend.http.schemas
   ``GET /v1/jobs/{id}`` -- state (queued, running, done, failed, cancelled), progress 0..1,
   ``result`` when done, ``error`` (and ``error_field`` for bad input) when failed;
   ``DELETE /v1/jobs/{id}`` -- cancel (between denoising steps); ``GET /v1/jobs`` -- all
-  remembered jobs (no results). The last 64 finished jobs are kept (``--keep-jobs``).
+  remembered jobs (no results). The last 64 finished jobs are kept (``--keep-jobs``), their results
+  as JSON and 512 MB of them in all (``--keep-results-mb``; the newest is always kept).
 
 Every request except ``/v1/health`` needs ``Authorization: Bearer TOKEN`` (see
 :mod:`backend.http.auth` for where the token comes from) and a ``Host`` header naming the bound
@@ -42,12 +43,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import uuid
 
 from fastapi import APIRouter, FastAPI, Request, Security
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel
 
@@ -135,6 +137,21 @@ def service_call(service, task: str, req: BaseModel):
 
 
 # ----------------------------------------------------------------------------- ASGI guard
+
+
+def _json_bytes(response: BaseModel) -> bytes:
+    """A job's result as kept: its JSON (a tenth of the memory of the same as Python objects)."""
+    return response.__pydantic_serializer__.to_json(response)
+
+
+def status_response(status: dict):
+    """A job's status as the answer: the dict, or, with a result kept as JSON bytes
+    (:func:`_json_bytes`), the status's JSON with the result spliced in unparsed."""
+    raw = status.get("result")
+    if not isinstance(raw, bytes):
+        return status
+    head = json.dumps({k: v for k, v in status.items() if k != "result"}, separators=(",", ":")).encode()
+    return Response(content=head[:-1] + b',"result":' + raw + b"}", media_type="application/json")
 
 
 def create_app(service, token: str, hosts: HostPolicy, max_body_bytes: int = int(DEFAULT_MAX_BODY_MB * 2**20),
@@ -231,7 +248,7 @@ def create_app(service, token: str, hosts: HostPolicy, max_body_bytes: int = int
 
         async def submit_job(request: Request, body: req_model):  # type: ignore[valid-type]
             try:
-                job = jobs.submit(task, service_call(service, task, body), serialize=lambda r: r.model_dump(mode="json"))
+                job = jobs.submit(task, service_call(service, task, body), serialize=_json_bytes)
             except (QueueFull, ShuttingDown) as e:
                 return _json_error(503, {"detail": str(e)}, headers={"retry-after": "5"})
             return JSONResponse(status_code=202, content={"id": job.id, "state": job.state})
@@ -259,8 +276,9 @@ def create_app(service, token: str, hosts: HostPolicy, max_body_bytes: int = int
     def status_or_404(job, job_id: str):
         if job is None:
             return _json_error(404, {"detail": f"no job {job_id!r} (unknown, or forgotten: only the last "
-                                               f"{jobs.keep_finished} finished jobs are kept)"})
-        return job.status()
+                                               f"{jobs.keep_finished} finished jobs are kept, and results of "
+                                               f"{jobs.keep_result_bytes / 2**20:g} MB in all)"})
+        return status_response(job.status())
 
     @api.get("/jobs/{job_id}", response_model=JobStatus, responses={404: {"model": SimpleError}},
              summary="a job's state, progress (0..1) and, when done, its result")

@@ -8,7 +8,10 @@ worker thread runs them one at a time. A job's function is called as
 denoising steps and raises :class:`backend.errors.Cancelled`).
 
 Finished jobs (done, failed, cancelled) are kept for :attr:`JobQueue.keep_finished` jobs, oldest
-forgotten first, so that a client can still read a result after it finished.
+forgotten first, so that a client can still read a result after it finished; results kept as bytes
+(the server keeps its JSON, ``serialize``) also count against :attr:`JobQueue.keep_result_bytes`,
+oldest forgotten first but never the newest (measured: a 60 s clip's track as Python objects held
+470 MB each, so 64 kept overrides of it would have held 30 GB; its JSON is 30 MB).
 """
 
 from __future__ import annotations
@@ -94,12 +97,15 @@ class JobQueue:
 
     Args:
         keep_finished: how many finished jobs to remember (oldest forgotten first).
+        keep_result_bytes: most bytes of ``bytes`` results to remember in all (oldest finished
+            jobs forgotten first; the newest finished job is always kept).
         max_pending: how many jobs may wait (queued, not running) before :meth:`submit` raises
             :class:`QueueFull`.
     """
 
-    def __init__(self, keep_finished: int = 64, max_pending: int = 64):
+    def __init__(self, keep_finished: int = 64, max_pending: int = 64, keep_result_bytes: int = 512 * 2**20):
         self.keep_finished = keep_finished
+        self.keep_result_bytes = keep_result_bytes
         self.max_pending = max_pending
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
@@ -226,6 +232,7 @@ class JobQueue:
             if f == f:  # not NaN
                 job.progress = min(1.0, max(job.progress, f, 0.0))
 
+        value = None
         try:
             value = job.fn(progress, job.cancel_event.is_set)
             result = job.serialize(value) if job.serialize is not None else value
@@ -241,7 +248,13 @@ class JobQueue:
             with self._lock:
                 job.result = result
                 job.progress = 1.0
-                self._finish(job, DONE, value=value)
+                # a kept job's future holds what is kept (its result), not the response objects too
+                self._finish(job, DONE, value=result if job.keep and job.serialize is not None else value)
+        finally:
+            # the request (the job's closure holds it: a long clip's frames are hundreds of MB as
+            # objects) is not needed once the job ran, and a kept job is remembered for long
+            job.fn = None
+            del value
 
     def _finish(self, job: Job, state: str, value: Any = None, exc: BaseException | None = None) -> None:
         """Record the end of a job (call with the lock held)."""
@@ -258,13 +271,19 @@ class JobQueue:
         if not job.keep:
             self._jobs.pop(job.id, None)
         if not job.future.done():
-            if exc is not None:
-                job.future.set_exception(exc)
+            if exc is not None:  # a kept job's without its traceback (whose frames hold the request)
+                job.future.set_exception(exc.with_traceback(None) if job.keep else exc)
             else:
                 job.future.set_result(value)
         self._forget_old()
 
     def _forget_old(self) -> None:
-        finished = [j.id for j in self._jobs.values() if j.state in FINISHED]
-        for jid in finished[: max(0, len(finished) - self.keep_finished)]:
-            del self._jobs[jid]
+        finished = [j for j in self._jobs.values() if j.state in FINISHED]
+        drop = max(0, len(finished) - self.keep_finished)
+        held = sum(len(j.result) for j in finished[drop:] if isinstance(j.result, bytes))
+        while drop < len(finished) - 1 and held > self.keep_result_bytes:
+            if isinstance(finished[drop].result, bytes):
+                held -= len(finished[drop].result)
+            drop += 1
+        for j in finished[:drop]:
+            del self._jobs[j.id]

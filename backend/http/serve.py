@@ -41,6 +41,9 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                         help="also accept this name in the Host header (repeatable)")
     parser.add_argument("--keep-jobs", type=int, default=64, help="finished jobs remembered (default 64)")
+    parser.add_argument("--keep-results-mb", type=float, default=512.0,
+                        help="most MB of finished jobs' results (JSON) remembered in all, oldest forgotten first "
+                             "(default 512; a 60 s clip's estimate is about 55 MB)")
     parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
                         help="server log level (default warning; 'info' logs every request)")
 
@@ -90,6 +93,8 @@ def serve_command(args: argparse.Namespace) -> int:
         return _fail(f"--max-body-mb {args.max_body_mb}: must be a positive number of megabytes")
     if args.keep_jobs < 1:
         return _fail(f"--keep-jobs {args.keep_jobs}: must be at least 1")
+    if not (args.keep_results_mb > 0 and math.isfinite(args.keep_results_mb)):
+        return _fail(f"--keep-results-mb {args.keep_results_mb}: must be a positive number of megabytes")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         sock = bind_socket(args.host, args.port)
@@ -107,7 +112,7 @@ def serve_command(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as e:
         sock.close()
         return _fail(f"token: {e}")
-    jobs = JobQueue(keep_finished=args.keep_jobs)
+    jobs = JobQueue(keep_finished=args.keep_jobs, keep_result_bytes=int(args.keep_results_mb * 2**20))
     try:
         from backend.prior.registry import PriorChoiceError
         from backend.service import PoseService
