@@ -340,7 +340,8 @@ class PoseService:
         if req.sequence.fps is None:
             raise InputError("sequence.fps", "give the frame rate of the sequence (frames per second > 0), as the "
                              "estimate's sequence.fps")
-        frames = [fr.model_copy(deep=True) for fr in req.frames]
+        # add_track sets each frame's track and adds to its warnings: copies of those, the rest shared
+        frames = [fr.model_copy(update={"warnings": list(fr.warnings)}) for fr in req.frames]
         rot = self._rotation(req.camera)
         motion = req.sequence.camera_motion
         info = add_track(frames, req.sequence.fps, rot, fixed=dict(req.sequence.fixed or {}),

@@ -355,6 +355,21 @@ def test_bad_bodies_say_what_is_wrong_with_them(client):
     assert r.status_code == 422 and "Content-Type: application/json" in r.json()["message"]
 
 
+def test_the_finiteness_check_names_the_first_bad_number_in_blocks_and_ragged_lists():
+    """Blocks of numbers are checked at once (numpy), anything else walked; either way the path of
+    the first NaN, infinity or out-of-bound number is named."""
+    from backend.http.schemas import _first_non_finite as first
+
+    nan, inf = float("nan"), float("inf")
+    assert first([[1.0, 2.0], [3.0, 4]]) is None and first([]) is None and first([[]]) is None
+    assert first([[1.0, 2.0], [3.0, nan]]) == (1, 1)
+    assert first({"a": [[1, 2], [3, 4]], "b": [1.0, 1e9]}, bound=1e6) == ("b", 1)
+    assert first([[1.0], [2.0, -inf]]) == (1, 1)  # ragged: walked
+    assert first([None, 1.0, nan]) == (2,) and first(["x", inf]) == (1,) and first([True, 2.0]) is None
+    assert first([10**400], bound=1e6) == (0,) and first([10**400]) is None  # an int too big for a float: walked
+    assert first({"frames": [{"joints": [[0.0, 0.0, 0.0]] * 20 + [[0.0, nan, 0.0]]}]}) == ("frames", 0, "joints", 20, 1)
+
+
 def test_track_refuses_frames_that_are_not_an_estimate_response(client):
     """``POST /v1/track`` takes a response's frames back: wrong joint counts, NaN or absurd values
     and a fixed frame outside the clip are 4xx naming the field (they were 500s)."""

@@ -17,6 +17,7 @@ import math
 import re
 from typing import Annotated, Literal
 
+import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
@@ -320,6 +321,8 @@ def _first_non_finite(value, path: tuple = (), bound: float = math.inf) -> tuple
     if isinstance(value, dict):
         items = value.items()
     elif isinstance(value, (list, tuple)):
+        if value and _finite_array(value, bound):
+            return None  # a block of numbers (joints [J, 3], ...) checked at once
         items = enumerate(value)
     else:
         return None
@@ -328,6 +331,22 @@ def _first_non_finite(value, path: tuple = (), bound: float = math.inf) -> tuple
         if found is not None:
             return found
     return None
+
+
+def _finite_array(value: list | tuple, bound: float) -> bool:
+    """True when ``value`` is a rectangular block of numbers, all finite and within ``bound``
+    (checked with numpy: a 60 s clip's frames are millions of numbers); False when it is not such
+    a block or fails the check (the caller then walks it to name the first bad number)."""
+    first = value[0]
+    while isinstance(first, (list, tuple)) and first:
+        first = first[0]
+    if isinstance(first, bool) or not isinstance(first, (int, float)):
+        return False
+    try:
+        a = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
+        return False
+    return bool(np.isfinite(a).all() and (bound == math.inf or (np.abs(a) <= bound).all()))
 
 
 class FiniteResponse(BaseModel):
