@@ -26,7 +26,6 @@ found``, shown to the user with the reason.
 
 from __future__ import annotations
 
-import json
 import os
 
 import bpy
@@ -149,40 +148,36 @@ def set_clip_background(scene, path: str, is_video: bool, first_image: str | Non
         scene.render.resolution_percentage = 100
 
 
-#: The last stored estimate decoded: ``(content id, data)`` (decoding a long clip's takes seconds).
-_decoded: tuple[str | None, dict | None] = (None, None)
+def _reader() -> track_data.StoredEstimate:
+    txt = bpy.data.texts.get(TEXT_NAME)
+    if txt is None:
+        raise ValueError("no video estimate in this file yet: run Estimate from video / image sequence first")
+    lines = txt.as_string().split("\n")  # one copy (indexing txt.lines walks the list: quadratic)
+    try:
+        return track_data.StoredEstimate(lines)
+    except ValueError as e:
+        raise ValueError(f"{TEXT_NAME}: {e}") from None
 
 
 def _stored() -> dict:
-    """The video estimate kept in the text block :data:`TEXT_NAME`: ``{"response", "meta"}``; the
-    caller may change ``meta`` (a copy), not ``response`` (shared with the next call).
+    """The video estimate kept in the text block :data:`TEXT_NAME`: ``{"response", "meta"}``.
 
     Raises:
         ValueError: there is none, or it is damaged.
     """
-    global _decoded
-    txt = bpy.data.texts.get(TEXT_NAME)
-    if txt is None:
-        raise ValueError("no video estimate in this file yet: run Estimate from video / image sequence first")
-    key = track_data.content_id(txt.lines[0].body) if len(txt.lines) else None
-    if key is None or _decoded[0] != key:
-        try:
-            _decoded = (key, track_data.decode(txt.as_string()))
-        except ValueError as e:
-            raise ValueError(f"{TEXT_NAME}: {e}") from None
-    data = _decoded[1]
-    return {"response": data["response"], "meta": json.loads(json.dumps(data["meta"]))}
+    reader = _reader()
+    try:
+        return reader.data()
+    except ValueError as e:
+        raise ValueError(f"{TEXT_NAME}: {e}") from None
 
 
 def _store(data: dict) -> None:
     """Keep the response and the settings in the text block :data:`TEXT_NAME` (saved with the .blend),
-    compressed (:func:`.track_data.encode`: base64 lines of 76 characters; Blender's text block
-    edits a line in time growing with its length, so one long line would be quadratic)."""
-    global _decoded
+    compressed frame by frame (:func:`.track_data.encode`: base64 lines of 76 characters; Blender's
+    text block edits a line in time growing with its length, so one long line would be quadratic)."""
     txt = bpy.data.texts.get(TEXT_NAME) or bpy.data.texts.new(TEXT_NAME)
-    text = track_data.encode(data)
-    txt.from_string(text)
-    _decoded = (track_data.content_id(text.split("\n", 1)[0]), data)
+    txt.from_string(track_data.encode(data))
 
 
 ROTATION_PATH = {"QUATERNION": "rotation_quaternion", "AXIS_ANGLE": "rotation_axis_angle"}
@@ -352,14 +347,13 @@ class POSEDIFF_OT_track_hypotheses(bpy.types.Operator):
 
     def execute(self, context):
         try:
-            data = _stored()
-            t = _frame_index(data["meta"], context.scene.frame_current)
-            res = data["response"]
-            sub = {"joint_names": res["joint_names"], "frames": [res["frames"][t]]}
+            stored = _reader()  # only this frame is decoded
+            t = _frame_index(stored.meta, context.scene.frame_current)
+            sub = {"joint_names": stored.response["joint_names"], "frames": [stored.frame(t)]}
             if not sub["frames"][0]["hypotheses"]:
                 raise ValueError(f"video frame {t} had no person: its pose is filled from the neighbours")
             ob = results.target_armature(context)
-            results.store_estimate(context, ob, sub, data["meta"].get("camera_matrix_world") is not None)
+            results.store_estimate(context, ob, sub, stored.meta.get("camera_matrix_world") is not None)
         except (RigError, ValueError, KeyError) as e:
             self.report({"ERROR"}, str(e))
             return {"CANCELLED"}

@@ -50,9 +50,13 @@ def start_server(prior: str | None, device: str | None) -> tuple[subprocess.Pope
     raise RuntimeError("posediff serve did not start")
 
 
-def _post(url: str, token: str, body: dict, route: str = "/v1/assist") -> dict:
-    req = urllib.request.Request(url + route, data=json.dumps(body).encode(), method="POST",
-                                 headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+def _post(url: str, token: str, body: dict, route: str = "/v1/assist", gzip_body: bool = False) -> dict:
+    data, headers = json.dumps(body).encode(), {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+    if gzip_body:
+        import gzip
+
+        data, headers["Content-Encoding"] = gzip.compress(data, 6), "gzip"
+    req = urllib.request.Request(url + route, data=data, method="POST", headers=headers)
     with urllib.request.urlopen(req, timeout=600) as r:
         return json.loads(r.read())
 
@@ -74,8 +78,35 @@ def write_clip(path: str, frames: int = VIDEO_FRAMES, fps: float = 25.0) -> None
     vw.release()
 
 
-def video_row(url: str, token: str) -> list[str]:
-    """One ``POST /v1/estimate`` of a :data:`VIDEO_FRAMES`-frame clip by path, 20 hypotheses a frame."""
+#: What the add-on sends back of each frame for *Use in track* (``addon/track_data.py``; the fields
+#: ``backend.sequence.add_track`` reads).
+TRACK_HYPOTHESIS_FIELDS = ("joints", "score", "root_translation", "camera_pitch_deg", "camera_roll_deg", "reprojection_error_px")
+TRACK_FRAME_FIELDS = ("aggregate", "camera", "keypoints", "warnings")
+#: Frames of the long clip of the track row: 60 s at 25 fps.
+LONG_CLIP_FRAMES = 1500
+
+
+def track_row(url: str, token: str, res: dict) -> list[str]:
+    """*Use in track* on a 60 s clip: the video row's response repeated to :data:`LONG_CLIP_FRAMES`
+    frames, sent back as the add-on sends it (its solver's fields, gzip) to ``POST /v1/track``."""
+    frames = [res["frames"][i % len(res["frames"])] for i in range(LONG_CLIP_FRAMES)]
+    whole = len(json.dumps(frames, separators=(",", ":")))
+    slim = [{**{k: fr[k] for k in TRACK_FRAME_FIELDS if fr.get(k) is not None},
+             "hypotheses": [{k: h[k] for k in TRACK_HYPOTHESIS_FIELDS if h.get(k) is not None} for h in fr["hypotheses"]]}
+            for fr in frames]
+    body = {"frames": slim, "sequence": {"fps": 25.0, "fixed": {str(LONG_CLIP_FRAMES // 2): 1}}}
+    t0 = time.perf_counter()
+    out = _post(url, token, body, "/v1/track", gzip_body=True)
+    t = time.perf_counter() - t0
+    assert len(out["frames"]) == LONG_CLIP_FRAMES
+    return ["track re-solve over HTTP (Use in track)", f"{LONG_CLIP_FRAMES} frames x 20", f"{t * 1000:.0f}",
+            f"a 60 s clip at 25 fps; the add-on's request (gzip) and the response's JSON included; the frames "
+            f"whole would be {whole / 2**20:.0f} MB (over the 32 MB body limit)"]
+
+
+def video_row(url: str, token: str) -> tuple[list[str], dict]:
+    """One ``POST /v1/estimate`` of a :data:`VIDEO_FRAMES`-frame clip by path, 20 hypotheses a frame;
+    returns the row and the response."""
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="posediff-bench-") as tmp:
@@ -87,7 +118,7 @@ def video_row(url: str, token: str) -> list[str]:
     n = len(res["frames"])
     return ["video estimate over HTTP", f"{n} frames 640x360", f"{t * 1000 / n:.0f} / frame",
             f"target <= 300 ms/frame; detection, camera turn, track and JSON included; a 10 s clip at 25 fps "
-            f"~{t / n * 250:.0f} s"]
+            f"~{t / n * 250:.0f} s"], res
 
 
 def drag(url: str, token: str, pose: np.ndarray, seed: int = 0) -> dict:
@@ -125,7 +156,10 @@ def rows(args, num_drags: int = 3) -> list[list[str]]:
     proc, url, token = start_server(args.prior, args.device)
     try:
         runs = [drag(url, token, poses[i] + np.array([0.5, -0.2, 1.0]), seed=i) for i in range(num_drags)]
-        video = [video_row(url, token)] if os.path.exists(SAMPLE) and getattr(args, "only", "all") != "assist" else []
+        video = []
+        if os.path.exists(SAMPLE) and getattr(args, "only", "all") != "assist":
+            row, res = video_row(url, token)
+            video = [row, track_row(url, token, res)]
     finally:
         proc.terminate()
         proc.wait(30)

@@ -87,13 +87,18 @@ def test_video_keys_the_track_at_the_matching_scene_frames(rig, tmp_path):  # no
     assert max(len(line.body) for line in txt.lines) < 200
     text = txt.as_string()
     plain = json.dumps(stored, separators=(",", ":"))
-    assert text.startswith("# PoseDiff sequence estimate") and len(text) < len(plain) / 2
+    assert text.startswith("# PoseDiff sequence estimate") and len(text) < 0.6 * len(plain)
+    # one frame is read without decoding the others
+    reader = ov._reader()
+    assert len(reader) == 3 and reader.frame(1) == stored["response"]["frames"][1] and reader.meta == stored["meta"]
     # an estimate kept by an older version (plain JSON) is still read; a damaged one says what to do
-    ov._decoded = (None, None)
     txt.from_string(json.dumps(stored, indent=0))
     assert ov._stored() == stored
     txt.from_string(text[: len(text) // 2])
-    with pytest.raises(ValueError, match="damaged.*estimate the video again"):
+    with pytest.raises(ValueError, match="(damaged|cut short); estimate the video again"):
+        ov._stored()
+    txt.from_string(text.replace(text.splitlines()[-2], "A" * 76))
+    with pytest.raises(ValueError, match="damaged .*; estimate the video again"):
         ov._stored()
     txt.from_string(text)
     assert ov._stored() == stored
