@@ -118,12 +118,16 @@ def run_blocking(job: Job) -> Job:
 
 
 def _finish(job: Job) -> None:
+    """Apply a finished job (``on_done``), then let go of its request, its answer and the apply
+    closure: the panel keeps showing the job's label, state and error, and a 60 s clip's
+    estimate or track is hundreds of MB as Python objects."""
     if job.on_done is not None:
         try:
             job.on_done(job)
         except Exception as e:  # noqa: BLE001 - shown in the panel
             job.state, job.error = "failed", f"applying the result failed: {type(e).__name__}: {e}"
             traceback.print_exc()
+    job.payload = job.result = job.on_done = None
     _redraw()
 
 
