@@ -190,7 +190,7 @@ def plain_fk(ob) -> bool:
 
 def apply_pose(ob, joints_world: dict, placement: str = "GROUND", anchor_world=None,
                skip=(), keyframe: bool = False, frame: int | None = None, pins: dict | None = None,
-               rig: rt.Rig | None = None) -> list[str]:
+               rig: rt.Rig | None = None, batch_updates: bool = False) -> list[str]:
     """Pose the armature after model joints given in the world frame.
 
     One rule (``placement`` module): pinned bones stay where they are in the world; the root
@@ -212,6 +212,9 @@ def apply_pose(ob, joints_world: dict, placement: str = "GROUND", anchor_world=N
             keep (keyed/fixed bones); limb chains are re-solved so the pinned joints are reached
             with the rig's own bone lengths (``placement.pin_targets``).
         rig: ``rig_of(ob)``, when the caller poses the same armature many times (a clip's frames).
+        batch_updates: on a rig with constraints, evaluate the depsgraph once per level of
+            ``retarget.update_levels`` instead of after every bone (check it with
+            :func:`batched_updates_agree` first; ignored with pins or without levels).
     Returns:
         names of the bones whose channels were written.
     Raises:
@@ -264,14 +267,39 @@ def apply_pose(ob, joints_world: dict, placement: str = "GROUND", anchor_world=N
         vl.update()  # children read their parent's evaluated matrix (constraints included)
         return out
 
+    levels = rt.update_levels(rig)
+    # a rig with constraints is walked in the order the bones move each other (a Rigify arm hangs
+    # from mechanism bones its shoulder moves, though the shoulder is not its parent)
+    order = None
+    if levels is not None:
+        pos = {n: i for i, n in enumerate(rig.order)}
+        order = sorted(levels, key=lambda n: (levels[n], pos[n]))
     if not pins and plain_fk(ob):
         def solve(tg, rp):
             out = rt.solve_pose(rig, tg, basis, rp, skip, lambda name, rot, loc: _store(pbs[name], rot, loc))
             vl.update()
             return out
+    elif batch_updates and not pins and levels is not None:
+        written: list[int] = []  # levels of the bones set since the last evaluation
+
+        def chain(name, posed):
+            if written and min(written) < levels[name]:
+                vl.update()
+                written.clear()
+            return parent_chain(name, posed)
+
+        def store(name, rot, loc):
+            written.append(levels[name])
+            return _store(pbs[name], rot, loc)
+
+        def solve(tg, rp):
+            written.clear()
+            out = rt.solve_pose(rig, tg, basis, rp, skip, store, chain, order=order)
+            vl.update()
+            return out
     else:
         def solve(tg, rp):
-            return rt.solve_pose(rig, tg, basis, rp, skip, constrain, parent_chain)
+            return rt.solve_pose(rig, tg, basis, rp, skip, constrain, parent_chain, order=order)
 
     vl.update()
     try:
@@ -315,6 +343,31 @@ def apply_pose(ob, joints_world: dict, placement: str = "GROUND", anchor_world=N
             if res.location is not None or name in pins:
                 pb.keyframe_insert("location", frame=f, group=name)
     return list(solved)
+
+
+def batched_updates_agree(ob, joints_world: dict, anchor_world, rig: rt.Rig, tol: float = 1e-5) -> bool:
+    """Whether :func:`apply_pose` with ``batch_updates`` poses ``ob`` as the bone-by-bone solve
+    does for this pose (``ANCHOR`` placement; every pose bone's channels within ``tol``); the pose
+    bones are left as they were. A clip is keyed with batched updates only when its first frame
+    agrees (a rig whose constraints couple bones across levels then keeps the exact solve)."""
+    if plain_fk(ob) or rt.update_levels(rig) is None:
+        return False
+    pbs = ob.pose.bones
+    before = {pb.name: pb.matrix_basis.copy() for pb in pbs}
+
+    def pose(batch: bool) -> dict:
+        for pb in pbs:
+            pb.matrix_basis = before[pb.name]
+        apply_pose(ob, joints_world, placement="ANCHOR", anchor_world=anchor_world, rig=rig, batch_updates=batch)
+        return {pb.name: pb.matrix_basis.copy() for pb in pbs}
+
+    try:
+        exact, batched = pose(False), pose(True)
+    finally:
+        for pb in pbs:
+            pb.matrix_basis = before[pb.name]
+        bpy.context.view_layer.update()
+    return all(max(abs(a - b) for ra, rb in zip(exact[n], batched[n]) for a, b in zip(ra, rb)) <= tol for n in exact)
 
 
 _CHAIN_BASES = ("left_hip", "right_hip", "left_shoulder", "right_shoulder")

@@ -216,6 +216,7 @@ def key_track(context, ob, response: dict, meta: dict) -> int:
     fr0 = response["frames"][0]["track"]
     floor = seq.get("floor_z") or 0.0
     motion = seq.get("camera_motion")  # the camera's turn the backend undid (x_t = M_t x_0), or None
+    batch = None  # on a rig with constraints: one evaluation per bone level, if the first frame agrees
     for i, (fr, f) in enumerate(zip(response["frames"], frames)):
         tr = fr["track"]
         if cam_mw is not None:
@@ -230,8 +231,11 @@ def key_track(context, ob, response: dict, meta: dict) -> int:
             d = [tr["world_root"][0] - fr0["world_root"][0], tr["world_root"][1] - fr0["world_root"][1],
                  tr["world_root"][2] - floor]
             anchor = [b + s_rig * c for b, c in zip(base, d)]
-        blender_rig.apply_pose(ob, dict(zip(names, world)), placement="ANCHOR", anchor_world=anchor, keyframe=True, frame=f,
-                               rig=rig)
+        pose = dict(zip(names, world))
+        if batch is None:
+            batch = blender_rig.batched_updates_agree(ob, pose, anchor, rig)
+        blender_rig.apply_pose(ob, pose, placement="ANCHOR", anchor_world=anchor, keyframe=True, frame=f, rig=rig,
+                               batch_updates=batch)
     meta["scene_frames"] = frames
     cam = bpy.data.objects.get(meta.get("camera") or "") or context.scene.camera
     meta["camera_keyed"] = bool(cam_mw is not None and motion and cam is not None and cam.type == "CAMERA"

@@ -126,6 +126,56 @@ class Rig:
         return [n for n in self.order if n in need]
 
 
+_ARM_ROLES = ("shoulder", "upper_arm", "forearm", "hand")
+
+
+def update_levels(rig: Rig) -> dict[str, int] | None:
+    """A level per mapped bone such that a bone can move only bones of higher levels: what a live
+    rig must re-evaluate between (:func:`solve_pose` on evaluated matrices may then set every bone
+    of one level before one evaluation). Bone B is above bone A when A's role ends at or above the
+    joint where B's role starts in the model skeleton, when A's role starts at the pelvis (the
+    root segments move everything) or at B's role's start, earlier in ``ROLES``, when
+    A comes before B in the same role's list, when A is an ancestor of B in the rig, or when A is
+    the neck, the head or a shoulder and B an arm of either side (on a generated Rigify rig these
+    move mechanism bones the arms hang from: measured). None when these disagree (a cycle: bones must then be
+    evaluated one by one). Pure math.
+    """
+    def ancestors(j: str) -> set[str]:  # the joint and those above it
+        out, i = set(), JOINT_INDEX[j]
+        while i >= 0:
+            out.add(JOINT_NAMES[i])
+            i = PARENTS[i]
+        return out
+
+    mapped = [(ri, k, b, r) for ri, r in enumerate(ROLES) for k, b in enumerate(rig.mapping.get(r.name) or [])
+              if b in rig.bones]
+    names = {b for _, _, b, _ in mapped}
+    above: dict[str, set[str]] = {b: set() for b in names}  # bone -> bones that can move it
+    for ri, k, b, r in mapped:
+        up = ancestors(r.from_joint)
+        for ra, ka, a, q in mapped:
+            earlier = (ra, ka) < (ri, k)
+            if a != b and (q.to_joint in up or (earlier and q.from_joint in ("pelvis", r.from_joint))
+                           or (q.name in ("neck", "head") and r.name.split(".")[0] in _ARM_ROLES)
+                           or (q.name.startswith("shoulder.") and r.name.split(".")[0] in _ARM_ROLES[1:])):
+                above[b].add(a)
+        n = rig.bones[b].parent
+        while n is not None and n in rig.bones:
+            if n in names:
+                above[b].add(n)
+            n = rig.bones[n].parent
+    level = dict.fromkeys(names, 0)
+    for _ in range(len(names) + 1):  # longest path; more rounds than bones: a cycle
+        changed = False
+        for b, ups in above.items():
+            lv = max((level[a] + 1 for a in ups), default=0)
+            if lv != level[b]:
+                level[b], changed = lv, True
+        if not changed:
+            return level
+    return None
+
+
 def hierarchy_order(bones: dict[str, RestBone]) -> list[str]:
     """Bone names ordered so that every parent comes before its children."""
     out, seen = [], set()
@@ -249,6 +299,7 @@ def solve_pose(
     skip: Iterable[str] = (),
     constrain: Constrain | None = None,
     parent_chain: Callable[[str, dict], Mat] | None = None,
+    order: list[str] | None = None,
 ) -> dict[str, BoneResult]:
     """Local rotations that make the mapped bones follow a target pose.
 
@@ -272,6 +323,8 @@ def solve_pose(
         parent_chain: ``parent_chain(bone, posed)`` -> ``[4][4]`` armature-space matrix the
             bone would have with identity channels; default: Blender's rule from ``posed``
             parents. A live rig (constraints) passes its evaluated parent matrices instead.
+        order: the bones to walk, in this order (default :meth:`Rig.posed_order`; with the
+            default ``parent_chain`` parents must come before their children).
 
     Bones whose rest Y axis is far (> 45 deg) from their role's rest segment (e.g. a
     horizontal root control mapped to the hips) are turned as a rigid frame instead: the
@@ -297,7 +350,7 @@ def solve_pose(
     chain_of = parent_chain or (lambda name, posed_: _parent_rest_chain(rig, name, posed_))
     solved: dict[str, BoneResult] = {}
     posed: dict[str, Mat] = {}
-    for n in rig.posed_order():  # the other bones are neither solved nor parents of solved ones
+    for n in order or rig.posed_order():  # the other bones are neither solved nor parents of solved ones
         cur = basis.get(n) or identity(4)
         role = role_of.get(n)
         if role is None or n in skip or role.from_joint not in targets or role.to_joint not in targets:
