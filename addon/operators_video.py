@@ -33,7 +33,7 @@ from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 from mathutils import Matrix
 
-from . import blender_rig, camera_math, exif, operators_estimate, photos, results, track_data
+from . import blender_rig, camera_math, exif, operators_estimate, photos, results, rig_checks, track_data
 from . import linalg as la
 from . import skeleton as sk
 from .blender_rig import RigError
@@ -203,8 +203,11 @@ def key_camera_turn(cam, camera_matrix_world, motion: list, frames: list[int]) -
     return True
 
 
-def key_track(context, ob, response: dict, meta: dict) -> int:
-    """Key every frame's track pose at its scene frame; returns the number of frames keyed."""
+def key_track(context, ob, response: dict, meta: dict) -> tuple[int, str]:
+    """Key every frame's track pose at its scene frame, as the rig will use it: a Rigify rig's limbs
+    are switched to FK (``IK_FK`` = 1, keyed on the clip's first and last frames; its limbs are in
+    IK by default, which ignores the FK controls keyed here), and bones whose keys the rig would
+    override are named. Returns (frames keyed, notes for the message)."""
     names = response["joint_names"]
     seq = response.get("sequence") or {}
     frames = scene_frames(seq.get("source_frames") or list(range(len(response["frames"]))),
@@ -216,6 +219,10 @@ def key_track(context, ob, response: dict, meta: dict) -> int:
     fr0 = response["frames"][0]["track"]
     floor = seq.get("floor_z") or 0.0
     motion = seq.get("camera_motion")  # the camera's turn the backend undid (x_t = M_t x_0), or None
+    mapped = blender_rig.mapped_bones(ob)
+    switched = rig_checks.use_fk(ob, mapped, keyframe=True, frame=frames[0])
+    rig_checks.use_fk(ob, mapped, keyframe=True, frame=frames[-1])
+    keyed: list[str] = []
     batch = None  # on a rig with constraints: one evaluation per bone level, if the first frame agrees
     for i, (fr, f) in enumerate(zip(response["frames"], frames)):
         tr = fr["track"]
@@ -234,14 +241,21 @@ def key_track(context, ob, response: dict, meta: dict) -> int:
         pose = dict(zip(names, world))
         if batch is None:
             batch = blender_rig.batched_updates_agree(ob, pose, anchor, rig)
-        blender_rig.apply_pose(ob, pose, placement="ANCHOR", anchor_world=anchor, keyframe=True, frame=f, rig=rig,
-                               batch_updates=batch)
+        keyed = blender_rig.apply_pose(ob, pose, placement="ANCHOR", anchor_world=anchor, keyframe=True, frame=f, rig=rig,
+                                       batch_updates=batch)
     meta["scene_frames"] = frames
     cam = bpy.data.objects.get(meta.get("camera") or "") or context.scene.camera
     meta["camera_keyed"] = bool(cam_mw is not None and motion and cam is not None and cam.type == "CAMERA"
                                 and key_camera_turn(cam, cam_mw, motion, frames))
     context.scene.frame_set(frames[0])
-    return len(frames)
+    notes = ""
+    if switched:
+        notes += f"; switched {', '.join(switched)} from IK to FK (IK_FK = 1, keyed) so the rig follows the keys"
+    ignored = rig_checks.ignored_keys(ob, keyed)
+    if ignored:
+        notes += ("; warning: the rig overrides the keys of " + ", ".join(ignored[:6])
+                  + (f" and {len(ignored) - 6} more" if len(ignored) > 6 else ""))
+    return len(frames), notes
 
 
 class POSEDIFF_OT_estimate_video(_TaskOperator, bpy.types.Operator, ImportHelper):
@@ -313,7 +327,7 @@ class POSEDIFF_OT_estimate_video(_TaskOperator, bpy.types.Operator, ImportHelper
             if match_fps and clip_fps:
                 fps_note = set_scene_fps(ctx.scene, clip_fps)
                 meta["scene_fps"] = _scene_fps(ctx.scene)
-            n = key_track(ctx, ob, res, meta)
+            n, rig_notes = key_track(ctx, ob, res, meta)
             _store({"response": res, "meta": meta})
             src = seq.get("source_frames") or [0]
             if background:
@@ -321,6 +335,7 @@ class POSEDIFF_OT_estimate_video(_TaskOperator, bpy.types.Operator, ImportHelper
                                     src[-1] - src[0] + 1)
             gaps = seq.get("gaps") or []
             extra = f"; {len(gaps)} frame(s) without a person filled from neighbours" if gaps else ""
+            extra += rig_notes
             if background and ctx.scene.camera is not None and not is_video and exif.orientation(path) != 1:
                 extra += ("; the images carry an EXIF rotation, which Blender's camera background ignores: they show "
                           "turned there (the track is estimated on the upright images)")
@@ -397,10 +412,10 @@ class POSEDIFF_OT_track_override(_TaskOperator, bpy.types.Operator):
 
         def apply(ctx, resolved):
             new = track_data.merge_tracks(res, resolved)
-            n = key_track(ctx, ob, new, meta)
+            n, rig_notes = key_track(ctx, ob, new, meta)
             _store({"response": new, "meta": meta})
             ctx.scene.frame_set(meta["scene_frames"][t])
-            return f"track re-solved through hypothesis {k + 1} on video frame {t}; re-keyed {n} frames"
+            return f"track re-solved through hypothesis {k + 1} on video frame {t}; re-keyed {n} frames{rig_notes}"
 
         return self.run_task(context, "track", payload, "re-solve track", apply)
 

@@ -303,3 +303,31 @@ def test_missing_video_is_refused_and_the_scene_unchanged(rig, tmp_path):  # noq
     with pytest.raises(RuntimeError, match=r"frames\[0\]\.image: f000\.png is "):  # the file, not '<base64>'
         bpy.ops.posediff.estimate_video(filepath=str(seq / "f001.png"), blocking=True)
     assert len(bpy.data.actions) == n_actions
+
+
+def test_a_clip_on_a_rigify_generated_rig_switches_its_limbs_to_fk_so_the_body_follows(addon, tmp_path):  # noqa: F811
+    """A Rigify rig's limbs are in IK by default and ignore the FK controls a clip's track keys: the
+    limbs are switched to FK (``IK_FK`` = 1, keyed) and the message says so; the limb's ``ORG-``
+    bones, which its deform bones follow, then lie on the keyed FK controls (before: 41 cm apart)."""
+    from addon_helpers import add_rigify_metarig, clear_scene
+
+    clear_scene()
+    add_rigify_metarig()
+    assert bpy.ops.pose.rigify_generate() == {"FINISHED"}
+    ob = bpy.data.objects["rig"]
+    bpy.data.objects["metarig"].hide_set(True)
+    bpy.context.view_layer.objects.active = ob
+    clip = tmp_path / "walk.mp4"
+    _write_video(clip, 3, 10.0)
+    scene = bpy.context.scene
+    scene.frame_set(1)
+    r = bpy.ops.posediff.estimate_video(filepath=str(clip), background=False, blocking=True)
+    assert r == {"FINISHED"}, scene.posediff.last_error
+    assert "switched upper_arm_parent.L" in scene.posediff.last_message and "from IK to FK" in scene.posediff.last_message
+    scene.frame_set(2)
+    mw = ob.matrix_world
+    for side in ("L", "R"):
+        assert ob.pose.bones[f"upper_arm_parent.{side}"]["IK_FK"] == 1.0 and ob.pose.bones[f"thigh_parent.{side}"]["IK_FK"] == 1.0
+        for part in ("upper_arm", "forearm", "thigh", "shin"):
+            fk, org = ob.pose.bones[f"{part}_fk.{side}"], ob.pose.bones[f"ORG-{part}.{side}"]
+            assert ((mw @ fk.tail) - (mw @ org.tail)).length < 1e-3, (part, side)
