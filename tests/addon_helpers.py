@@ -130,6 +130,20 @@ def add_rigify_metarig():
     return bpy.context.object
 
 
+def rigify_generated_rig():
+    """A new scene with the human metarig and the rig Rigify generates from it (``rig``, active;
+    the metarig hidden); returns the generated armature object."""
+    import bpy
+
+    clear_scene()
+    add_rigify_metarig()
+    assert bpy.ops.pose.rigify_generate() == {"FINISHED"}
+    ob = bpy.data.objects["rig"]
+    bpy.data.objects["metarig"].hide_set(True)
+    bpy.context.view_layer.objects.active = ob
+    return ob
+
+
 # ----------------------------------------------------------------------------- the installed add-on
 REPO_MODULE = "posediff_test"
 

@@ -15,6 +15,7 @@ import pytest
 bpy = pytest.importorskip("bpy")
 
 import test_addon_live as live  # noqa: E402
+from addon_helpers import rigify_generated_rig  # noqa: E402
 
 # the live add-on tests' fixtures: one server and one installed add-on per module
 server, addon, rig = live.server, live.addon, live.rig
@@ -133,25 +134,13 @@ def test_background_updates_drop_stale_pins(rig):
     assert s.last_pins is not None and last
 
 
-def _rigify_rig():
-    from addon_helpers import add_rigify_metarig, clear_scene
-
-    clear_scene()
-    add_rigify_metarig()
-    assert bpy.ops.pose.rigify_generate() == {"FINISHED"}
-    ob = bpy.data.objects["rig"]
-    bpy.data.objects["metarig"].hide_set(True)
-    bpy.context.view_layer.objects.active = ob
-    return ob
-
-
 def test_a_rigify_rigs_ik_hand_and_foot_are_pins_the_arm_reaches(addon):  # noqa: F811
     """Rigify animators move the IK controls: a selected ``hand_ik`` / ``foot_ik`` is a pin on the
     wrist / ankle; the session poses the limb's FK chain so that the deform hand reaches the moved
     control (within 1 cm) while the foot stays on its control."""
     from mathutils import Vector
 
-    ob = _rigify_rig()
+    ob = rigify_generated_rig()
     oa, prefs = addon_module("operators_assist"), addon_module("preferences")
     for pb in ob.pose.bones:
         pb.select = pb.name in ("hand_ik.L", "foot_ik.R")
@@ -177,7 +166,7 @@ def test_a_rigify_rig_in_ik_is_assisted_through_its_fk_controls_without_a_jump(a
     puts the switches back to IK, apply keys them at FK."""
     from mathutils import Vector
 
-    ob = _rigify_rig()
+    ob = rigify_generated_rig()
     switch = ob.pose.bones["upper_arm_parent.L"]
     assert switch["IK_FK"] == 0.0  # Rigify's default: IK
     ob.pose.bones["hand_ik.L"].location = (0.15, -0.2, 0.25)  # the animator has posed the arm with IK

@@ -9,7 +9,7 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-from addon_helpers import add_rigify_metarig, build_bpy_mixamo_rig, load_poses  # noqa: E402
+from addon_helpers import add_rigify_metarig, build_bpy_mixamo_rig, load_poses, rigify_generated_rig  # noqa: E402
 
 from addon import blender_rig  # noqa: E402
 from addon import linalg as la  # noqa: E402
@@ -185,11 +185,7 @@ def test_a_rigify_generated_rig_is_posed_in_the_order_its_bones_move_each_other(
     hierarchy order the arms came out 5-7 degrees off; posed in ``retarget.update_levels`` order
     every mapped bone points along its target, and one evaluation per level (what a clip's keys
     use) gives the same channels as one per bone."""
-    add_rigify_metarig()
-    assert bpy.ops.pose.rigify_generate() == {"FINISHED"}
-    ob = bpy.data.objects["rig"]
-    bpy.data.objects["metarig"].hide_set(True)
-    bpy.context.view_layer.objects.active = ob
+    ob = rigify_generated_rig()
     assert not blender_rig.plain_fk(ob)
     rig = blender_rig.rig_of(ob)
     assert rt.update_levels(rig) is not None

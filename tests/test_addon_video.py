@@ -309,14 +309,9 @@ def test_a_clip_on_a_rigify_generated_rig_switches_its_limbs_to_fk_so_the_body_f
     """A Rigify rig's limbs are in IK by default and ignore the FK controls a clip's track keys: the
     limbs are switched to FK (``IK_FK`` = 1, keyed) and the message says so; the limb's ``ORG-``
     bones, which its deform bones follow, then lie on the keyed FK controls (before: 41 cm apart)."""
-    from addon_helpers import add_rigify_metarig, clear_scene
+    from addon_helpers import rigify_generated_rig
 
-    clear_scene()
-    add_rigify_metarig()
-    assert bpy.ops.pose.rigify_generate() == {"FINISHED"}
-    ob = bpy.data.objects["rig"]
-    bpy.data.objects["metarig"].hide_set(True)
-    bpy.context.view_layer.objects.active = ob
+    ob = rigify_generated_rig()
     clip = tmp_path / "walk.mp4"
     _write_video(clip, 3, 10.0)
     scene = bpy.context.scene
