@@ -224,25 +224,32 @@ def key_track(context, ob, response: dict, meta: dict) -> tuple[int, str]:
     rig_checks.use_fk(ob, mapped, keyframe=True, frame=frames[-1])
     keyed: list[str] = []
     batch = None  # on a rig with constraints: one evaluation per bone level, if the first frame agrees
-    for i, (fr, f) in enumerate(zip(response["frames"], frames)):
-        tr = fr["track"]
-        if cam_mw is not None:
-            # the track is in each frame's own camera: back to the first frame's, which the scene camera is
-            back = la.transpose(motion[i]) if motion else la.identity()
-            world = camera_math.camera_directions_to_world([la.matvec(back, j) for j in tr["joints"]], cam_mw)
-            root = la.matvec(back, tr["root_translation"])
-            anchor = camera_math.camera_points_to_world([la.scale(root, s_rig)], cam_mw)[0]
-        else:
-            # no scene camera: the clip's trajectory from the armature's origin, feet on its floor
-            world = tr["world_joints"]
-            d = [tr["world_root"][0] - fr0["world_root"][0], tr["world_root"][1] - fr0["world_root"][1],
-                 tr["world_root"][2] - floor]
-            anchor = [b + s_rig * c for b, c in zip(base, d)]
-        pose = dict(zip(names, world))
-        if batch is None:
-            batch = blender_rig.batched_updates_agree(ob, pose, anchor, rig)
-        keyed = blender_rig.apply_pose(ob, pose, placement="ANCHOR", anchor_world=anchor, keyframe=True, frame=f, rig=rig,
-                                       batch_updates=batch)
+    wm = context.window_manager  # Blender's progress (cursor / status bar): a 60 s clip keys for 10-50 s
+    wm.progress_begin(0, len(frames))
+    try:
+        for i, (fr, f) in enumerate(zip(response["frames"], frames)):
+            tr = fr["track"]
+            if cam_mw is not None:
+                # the track is in each frame's own camera: back to the first frame's, which the scene camera is
+                back = la.transpose(motion[i]) if motion else la.identity()
+                world = camera_math.camera_directions_to_world([la.matvec(back, j) for j in tr["joints"]], cam_mw)
+                root = la.matvec(back, tr["root_translation"])
+                anchor = camera_math.camera_points_to_world([la.scale(root, s_rig)], cam_mw)[0]
+            else:
+                # no scene camera: the clip's trajectory from the armature's origin, feet on its floor
+                world = tr["world_joints"]
+                d = [tr["world_root"][0] - fr0["world_root"][0], tr["world_root"][1] - fr0["world_root"][1],
+                     tr["world_root"][2] - floor]
+                anchor = [b + s_rig * c for b, c in zip(base, d)]
+            pose = dict(zip(names, world))
+            if batch is None:
+                batch = blender_rig.batched_updates_agree(ob, pose, anchor, rig)
+            keyed = blender_rig.apply_pose(ob, pose, placement="ANCHOR", anchor_world=anchor, keyframe=True, frame=f, rig=rig,
+                                           batch_updates=batch)
+            if i % 25 == 0:
+                wm.progress_update(i)
+    finally:
+        wm.progress_end()
     meta["scene_frames"] = frames
     cam = bpy.data.objects.get(meta.get("camera") or "") or context.scene.camera
     meta["camera_keyed"] = bool(cam_mw is not None and motion and cam is not None and cam.type == "CAMERA"
