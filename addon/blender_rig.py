@@ -267,14 +267,15 @@ def apply_pose(ob, joints_world: dict, placement: str = "GROUND", anchor_world=N
         vl.update()  # children read their parent's evaluated matrix (constraints included)
         return out
 
-    levels = rt.update_levels(rig)
+    fast = not pins and plain_fk(ob)
     # a rig with constraints is walked in the order the bones move each other (a Rigify arm hangs
     # from mechanism bones its shoulder moves, though the shoulder is not its parent)
+    levels = None if fast else rt.update_levels(rig)
     order = None
     if levels is not None:
         pos = {n: i for i, n in enumerate(rig.order)}
         order = sorted(levels, key=lambda n: (levels[n], pos[n]))
-    if not pins and plain_fk(ob):
+    if fast:
         def solve(tg, rp):
             out = rt.solve_pose(rig, tg, basis, rp, skip, lambda name, rot, loc: _store(pbs[name], rot, loc))
             vl.update()

@@ -255,14 +255,7 @@ def key_track(context, ob, response: dict, meta: dict) -> tuple[int, str]:
     meta["camera_keyed"] = bool(cam_mw is not None and motion and cam is not None and cam.type == "CAMERA"
                                 and key_camera_turn(cam, cam_mw, motion, frames))
     context.scene.frame_set(frames[0])
-    notes = ""
-    if switched:
-        notes += f"; switched {', '.join(switched)} from IK to FK (IK_FK = 1, keyed) so the rig follows the keys"
-    ignored = rig_checks.ignored_keys(ob, keyed)
-    if ignored:
-        notes += ("; warning: the rig overrides the keys of " + ", ".join(ignored[:6])
-                  + (f" and {len(ignored) - 6} more" if len(ignored) > 6 else ""))
-    return len(frames), notes
+    return len(frames), "".join("; " + n for n in rig_checks.keying_notes(ob, switched, keyed))
 
 
 class POSEDIFF_OT_estimate_video(_TaskOperator, bpy.types.Operator, ImportHelper):

@@ -374,17 +374,11 @@ def key_hypothesis(context, ob, index: int, frame: int) -> tuple[int, int, list[
     """
     names = [pb.name for pb in ob.pose.bones]
     before = blender_rig.pose_matrices(ob, names)
-    notes = []
     switched = rig_checks.use_fk(ob, blender_rig.mapped_bones(ob), keyframe=True, frame=frame)
-    if switched:
-        notes.append(f"switched {', '.join(switched)} from IK to FK (IK_FK = 1, keyed) so the rig follows the keys")
     keyed = apply_hypothesis(context, index, keyframe=True, frame=frame, ob=ob)
     after = blender_rig.pose_matrices(ob, names)
     moved = sum(1 for n in names if max(abs(a - b) for ra, rb in zip(before[n], after[n]) for a, b in zip(ra, rb)) > 1e-4)
-    ignored = rig_checks.ignored_keys(ob, keyed)
-    if ignored:
-        notes.append("warning: the rig overrides the keys of " + ", ".join(ignored[:6])
-                     + (f" and {len(ignored) - 6} more" if len(ignored) > 6 else ""))
+    notes = rig_checks.keying_notes(ob, switched, keyed)
     note = rig_checks.non_uniform_scale(ob)
     if note:
         notes.append(note)

@@ -105,7 +105,6 @@ class Rig:
         if unknown:
             raise KeyError(f"unknown role(s) {unknown}; valid roles: {', '.join(ROLE_BY_NAME)}")
 
-
     def rest_offset(self, name: str) -> Mat:
         """``inv(rest[parent]) @ rest[name]`` (``[4][4]``) of a bone with a parent (cached)."""
         off = self._offsets.get(name)
@@ -137,8 +136,8 @@ def update_levels(rig: Rig) -> dict[str, int] | None:
     root segments move everything) or at B's role's start, earlier in ``ROLES``, when
     A comes before B in the same role's list, when A is an ancestor of B in the rig, or when A is
     the neck, the head or a shoulder and B an arm of either side (on a generated Rigify rig these
-    move mechanism bones the arms hang from: measured). None when these disagree (a cycle: bones must then be
-    evaluated one by one). Pure math.
+    move mechanism bones the arms hang from: measured). None when these disagree (a cycle: bones
+    must then be evaluated one by one). Pure math.
     """
     def ancestors(j: str) -> set[str]:  # the joint and those above it
         out, i = set(), JOINT_INDEX[j]

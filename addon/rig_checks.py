@@ -106,3 +106,16 @@ def non_uniform_scale(ob, tolerance: float = 0.01) -> str:
         return ""
     return (f"warning: '{ob.name}' is scaled unevenly ({', '.join(f'{x:g}' for x in sc)}), which distorts the keyed pose; "
             "apply the scale (Object > Apply > Scale) for an exact fit")
+
+
+def keying_notes(ob, switched: list[str], keyed: list[str]) -> list[str]:
+    """The message's notes after keying ``keyed`` bones: the Rigify switches :func:`use_fk` turned
+    (``switched``) and the keyed bones the rig overrides (:func:`ignored_keys`)."""
+    notes = []
+    if switched:
+        notes.append(f"switched {', '.join(switched)} from IK to FK (IK_FK = 1, keyed) so the rig follows the keys")
+    ignored = ignored_keys(ob, keyed)
+    if ignored:
+        notes.append("warning: the rig overrides the keys of " + ", ".join(ignored[:6])
+                     + (f" and {len(ignored) - 6} more" if len(ignored) > 6 else ""))
+    return notes

@@ -232,7 +232,6 @@ class JobQueue:
             if f == f:  # not NaN
                 job.progress = min(1.0, max(job.progress, f, 0.0))
 
-        value = None
         try:
             value = job.fn(progress, job.cancel_event.is_set)
             result = job.serialize(value) if job.serialize is not None else value
@@ -254,7 +253,6 @@ class JobQueue:
             # the request (the job's closure holds it: a long clip's frames are hundreds of MB as
             # objects) is not needed once the job ran, and a kept job is remembered for long
             job.fn = None
-            del value
 
     def _finish(self, job: Job, state: str, value: Any = None, exc: BaseException | None = None) -> None:
         """Record the end of a job (call with the lock held)."""
