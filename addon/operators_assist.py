@@ -8,7 +8,8 @@ request in flight; pins that arrive meanwhile replace each other, so only the ne
 next), and the answer poses the unpinned bones on the main thread. Enter or a click keys the
 result (one undo step); Esc or a right-click puts every bone back as it was. The UI never waits
 on the network. A Rigify rig's limbs in IK are snapped to FK and switched for the session
-(``rig_checks.snap_fk_to_pose``), since the session poses the FK controls.
+(``rig_checks.snap_fk_to_pose``), since the session poses the FK controls; with *Rigify limbs* =
+Keep in IK they go back to IK on apply, their IK controls snapped to the result (``rigify_ik``).
 
 :class:`AssistSession` holds the state and is driven directly by the tests (background Blender
 has no event loop): ``session.update(wait=True)`` sends and applies one request synchronously.
@@ -21,7 +22,7 @@ import threading
 import bpy
 from mathutils import Matrix, Vector
 
-from . import blender_rig, results, rig_checks
+from . import blender_rig, results, rig_checks, rigify_ik
 from . import linalg as la
 from . import retarget as rt
 from . import skeleton as sk
@@ -92,6 +93,8 @@ class AssistSession:
         mapped = blender_rig.mapped_bones(ob)
         self.switches = {n: float(ob.pose.bones[n]["IK_FK"]) for n in rig_checks.rigify_switches(ob, mapped)}
         self.switched: list[str] = []
+        # limbs to put back in IK on apply, their IK controls snapped to the result (Rigify limbs = Keep in IK)
+        self.keep_ik, self.ik_note = rigify_ik.limbs_to_keep(bpy.context, ob, mapped)
         if any(v < 1.0 - 1e-6 for v in self.switches.values()):
             rig_checks.snap_fk_to_pose(ob, mapped)
             self.switched = rig_checks.use_fk(ob, mapped, keyframe=False)
@@ -325,7 +328,9 @@ class AssistSession:
     # ------------------------------------------------------------------ ending
     def apply(self, frame: int | None = None) -> list[str]:
         """Key every mapped bone at ``frame`` (default: current); returns the bones keyed. A Rigify
-        rig's limb switches set to FK for the session are keyed at FK too (``IK_FK`` = 1)."""
+        rig's limb switches set to FK for the session are keyed at FK too (``IK_FK`` = 1), or with
+        *Rigify limbs* = Keep in IK keyed back at IK with their IK controls snapped to the result
+        and keyed (``rigify_ik.snap_ik``)."""
         f = bpy.context.scene.frame_current if frame is None else frame
         if self.switches:
             rig_checks.use_fk(self.ob, blender_rig.mapped_bones(self.ob), keyframe=True, frame=f)
@@ -338,6 +343,8 @@ class AssistSession:
             if pb.matrix_basis.translation != self.saved[name].translation:
                 pb.keyframe_insert("location", frame=f, group=name)
             keyed.append(name)
+        if self.keep_ik:
+            rigify_ik.snap_ik(bpy.context, self.ob, self.keep_ik, frame=f, keyframe=True)
         return keyed
 
     def restore(self) -> None:
@@ -398,10 +405,12 @@ class POSEDIFF_OT_pose_assist(bpy.types.Operator):
                 context.workspace.status_text_set(f"Pose assist: {s.error}")
             return {"PASS_THROUGH"}
         if event.value == "PRESS" and event.type in {"RET", "NUMPAD_ENTER", "LEFTMOUSE"}:
-            n = len(s.apply())
+            count = len(s.apply())
             self._end(context)
-            fk = f"; {', '.join(s.switched)} switched from IK to FK (keyed) so the rig follows" if s.switched else ""
-            self.report({"INFO"}, f"Pose assist: keyed {n} bones{fk}")
+            switched = [b for b in s.switched if b not in s.keep_ik]
+            notes = [f"{', '.join(switched)} switched from IK to FK (keyed) so the rig follows"] if switched else []
+            notes += [t for t in (rigify_ik.note(s.keep_ik), s.ik_note) if t]
+            self.report({"INFO"}, "; ".join([f"Pose assist: keyed {count} bones"] + notes))
             return {"FINISHED"}
         if event.value == "PRESS" and event.type in {"ESC", "RIGHTMOUSE"}:
             s.restore()

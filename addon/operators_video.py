@@ -33,7 +33,7 @@ from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 from mathutils import Matrix
 
-from . import blender_rig, camera_math, exif, operators_estimate, photos, results, rig_checks, track_data
+from . import blender_rig, camera_math, exif, operators_estimate, photos, results, rig_checks, rigify_ik, track_data
 from . import linalg as la
 from . import skeleton as sk
 from .blender_rig import RigError
@@ -206,8 +206,10 @@ def key_camera_turn(cam, camera_matrix_world, motion: list, frames: list[int]) -
 def key_track(context, ob, response: dict, meta: dict) -> tuple[int, str]:
     """Key every frame's track pose at its scene frame, as the rig will use it: a Rigify rig's limbs
     are switched to FK (``IK_FK`` = 1, keyed on the clip's first and last frames; its limbs are in
-    IK by default, which ignores the FK controls keyed here), and bones whose keys the rig would
-    override are named. Returns (frames keyed, notes for the message)."""
+    IK by default, which ignores the FK controls keyed here) or, with *Rigify limbs* = Keep in IK,
+    those in IK stay in IK with their IK controls snapped to each frame's pose and keyed
+    (``rigify_ik``, ~0.16 s more a frame); bones whose keys the rig would override are named.
+    Returns (frames keyed, notes for the message)."""
     names = response["joint_names"]
     seq = response.get("sequence") or {}
     frames = scene_frames(seq.get("source_frames") or list(range(len(response["frames"]))),
@@ -220,8 +222,11 @@ def key_track(context, ob, response: dict, meta: dict) -> tuple[int, str]:
     floor = seq.get("floor_z") or 0.0
     motion = seq.get("camera_motion")  # the camera's turn the backend undid (x_t = M_t x_0), or None
     mapped = blender_rig.mapped_bones(ob)
+    keep, ik_note = rigify_ik.limbs_to_keep(context, ob, mapped)  # Rigify limbs kept in IK (scene setting)
     switched = rig_checks.use_fk(ob, mapped, keyframe=True, frame=frames[0])
     rig_checks.use_fk(ob, mapped, keyframe=True, frame=frames[-1])
+    if keep:  # the FK controls are posed (what the IK snap reads) whatever the switch; keyed back to IK
+        rigify_ik.set_ik(ob, keep, True, (frames[0], frames[-1]))
     keyed: list[str] = []
     batch = None  # on a rig with constraints: one evaluation per bone level, if the first frame agrees
     wm = context.window_manager  # Blender's progress (cursor / status bar): a 60 s clip keys for 10-50 s
@@ -246,6 +251,8 @@ def key_track(context, ob, response: dict, meta: dict) -> tuple[int, str]:
                 batch = blender_rig.batched_updates_agree(ob, pose, anchor, rig)
             keyed = blender_rig.apply_pose(ob, pose, placement="ANCHOR", anchor_world=anchor, keyframe=True, frame=f, rig=rig,
                                            batch_updates=batch)
+            if keep:
+                rigify_ik.snap_ik(context, ob, keep, frame=f, keyframe=True, switch=False)
             if i % 25 == 0:
                 wm.progress_update(i)
     finally:
@@ -255,7 +262,9 @@ def key_track(context, ob, response: dict, meta: dict) -> tuple[int, str]:
     meta["camera_keyed"] = bool(cam_mw is not None and motion and cam is not None and cam.type == "CAMERA"
                                 and key_camera_turn(cam, cam_mw, motion, frames))
     context.scene.frame_set(frames[0])
-    return len(frames), "".join("; " + n for n in rig_checks.keying_notes(ob, switched, keyed))
+    notes = rig_checks.keying_notes(ob, [n for n in switched if n not in keep], keyed)
+    notes += [n for n in (rigify_ik.note(keep), ik_note) if n]
+    return len(frames), "".join("; " + n for n in notes)
 
 
 class POSEDIFF_OT_estimate_video(_TaskOperator, bpy.types.Operator, ImportHelper):

@@ -68,6 +68,9 @@ class POSEDIFF_PT_tasks(_Panel, bpy.types.Panel):
         col.prop(s, "set_background")
         col.prop(s, "set_resolution")
         col.prop(s, "keep_height")
+        ob = context.active_object
+        if ob is not None and ob.type == "ARMATURE" and "rig_id" in ob.data:  # a Rigify-generated rig
+            col.prop(s, "rigify_limbs")
         row = col.row(align=True)
         row.operator("posediff.find_people", icon="COMMUNITY")
         row.label(text="largest person" if s.person < 0 else f"person #{s.person}")

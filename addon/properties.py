@@ -7,6 +7,7 @@ import bpy
 from bpy.props import (
     BoolProperty,
     CollectionProperty,
+    EnumProperty,
     FloatProperty,
     FloatVectorProperty,
     IntProperty,
@@ -113,6 +114,14 @@ class POSEDIFF_Settings(bpy.types.PropertyGroup):
                         description="Which detected person to estimate (-1 = the largest); Find people lists them")
     people: CollectionProperty(type=POSEDIFF_Person)
     people_index: IntProperty(name="Person", default=0, update=_person_picked)
+    rigify_limbs: EnumProperty(
+        name="Rigify limbs", default="FK",
+        items=[("FK", "Switch to FK", "Key the FK controls and switch the limbs to FK (IK_FK = 1, keyed), so the rig "
+                                     "follows the keys"),
+               ("KEEP", "Keep in IK", "Limbs in IK stay in IK: after keying the FK controls, snap the IK controls onto "
+                                      "the pose with Rigify's own IK->FK snap and key them (needs the rig's UI script "
+                                      "running; ~0.16 s more per keyed frame)")],
+        description="On a Rigify-generated rig: what happens to limbs in IK when PoseDiff keys a pose")
     previews: BoolProperty(name="Thumbnails", default=True, description="Ask the backend for preview images")
     hypotheses: CollectionProperty(type=POSEDIFF_Hypothesis)
     hypothesis_index: IntProperty(name="Hypothesis", default=0, update=_preview_selected)

@@ -13,7 +13,7 @@ import tempfile
 
 import bpy
 
-from . import blender_rig, camera_math, exif, rig_checks
+from . import blender_rig, camera_math, exif, rig_checks, rigify_ik
 from . import linalg as la
 from . import placement as pl
 from . import retarget as rt
@@ -358,27 +358,40 @@ def apply_hypothesis(context, index: int, keyframe: bool, frame: int | None = No
 
 def preview_hypothesis(context, index: int) -> list[str]:
     """Pose the active armature with hypothesis ``index`` without keys (a Rigify rig's limbs
-    are switched to FK, unkeyed, so the preview shows)."""
+    are switched to FK, unkeyed, so the preview shows; with *Rigify limbs* = Keep in IK, limbs in
+    IK get their IK controls snapped to the pose instead, unkeyed)."""
     ob = target_armature(context)
-    rig_checks.use_fk(ob, blender_rig.mapped_bones(ob), keyframe=False)
-    return apply_hypothesis(context, index, keyframe=False, ob=ob)
+    mapped = blender_rig.mapped_bones(ob)
+    keep, _ = rigify_ik.limbs_to_keep(context, ob, mapped)
+    rig_checks.use_fk(ob, mapped, keyframe=False)
+    out = apply_hypothesis(context, index, keyframe=False, ob=ob)
+    if keep:
+        rigify_ik.snap_ik(context, ob, keep, keyframe=False)
+    return out
 
 
 def key_hypothesis(context, ob, index: int, frame: int) -> tuple[int, int, list[str]]:
     """Key hypothesis ``index`` on ``frame`` as the rig will use it: Rigify limbs whose FK
-    controls get keys are switched to FK (``IK_FK`` = 1, keyed in the same change), and bones
-    whose keys the rig would override (constraints, drivers) are named.
+    controls get keys are switched to FK (``IK_FK`` = 1, keyed in the same change) or, with
+    *Rigify limbs* = Keep in IK, those in IK keep IK with their IK controls snapped to the pose
+    and keyed (``rigify_ik``); bones whose keys the rig would override (constraints, drivers)
+    are named.
 
     Returns:
         (bones keyed, bones moved (armature-space matrix changed), notes for the message).
     """
     names = [pb.name for pb in ob.pose.bones]
     before = blender_rig.pose_matrices(ob, names)
-    switched = rig_checks.use_fk(ob, blender_rig.mapped_bones(ob), keyframe=True, frame=frame)
+    mapped = blender_rig.mapped_bones(ob)
+    keep, ik_note = rigify_ik.limbs_to_keep(context, ob, mapped)
+    switched = rig_checks.use_fk(ob, mapped, keyframe=True, frame=frame)
     keyed = apply_hypothesis(context, index, keyframe=True, frame=frame, ob=ob)
+    if keep:
+        rigify_ik.snap_ik(context, ob, keep, frame=frame, keyframe=True)
     after = blender_rig.pose_matrices(ob, names)
     moved = sum(1 for n in names if max(abs(a - b) for ra, rb in zip(before[n], after[n]) for a, b in zip(ra, rb)) > 1e-4)
-    notes = rig_checks.keying_notes(ob, switched, keyed)
+    notes = rig_checks.keying_notes(ob, [n for n in switched if n not in keep], keyed)
+    notes += [n for n in (rigify_ik.note(keep), ik_note) if n]
     note = rig_checks.non_uniform_scale(ob)
     if note:
         notes.append(note)

@@ -13,8 +13,9 @@ Presets:
   (``torso``, ``spine_fk.001-003``, ``neck``, ``head``, ``shoulder.L``, ``upper_arm_fk.L``...).
   Rigify's default is IK (``IK_FK`` = 0 on ``upper_arm_parent.L/R`` and ``thigh_parent.L/R``);
   PoseDiff switches the limbs it keys to FK (``IK_FK`` = 1, keyed in the same undo step:
-  ``rig_checks.use_fk``), so the rig follows the keys. Use Rigify's *FK->IK* snap afterwards to
-  carry a pose onto the IK controls.
+  ``rig_checks.use_fk``), so the rig follows the keys; with the scene setting *Rigify limbs* =
+  Keep in IK, limbs in IK stay in IK, their IK controls snapped onto the keyed pose and keyed
+  (``rigify_ik``).
 * ``MIXAMO``: Mixamo characters (``mixamorig:Hips``...; any ``mixamorigN:`` prefix is
   recognised); both axis conventions work: FBX imports are Y-up and scaled 0.01, which the
   armature object's transform carries (grounding is done in world Z).
