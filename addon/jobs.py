@@ -2,17 +2,25 @@
 """Background jobs: the network call runs in a worker thread, the result is applied on
 Blender's main thread from a ``bpy.app.timers`` callback (bpy data is never touched from the
 worker). One job at a time; ``run_blocking`` does the same synchronously (scripts, tests).
+
+Applying may itself take long (keying a minute of video: 10 s to minutes): ``on_done`` may
+return a generator, which the timer then advances in slices of ``SLICE_SECONDS`` between
+Blender's events (the job stays busy, its progress is the generator's yielded fraction, and
+cancelling throws ``JobCancelled`` into it, which puts the keys back as they were).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 import traceback
-from typing import Callable
+from collections.abc import Callable, Generator
 
 from .client import BackendError, Client, JobCancelled
 
 POLL_SECONDS = 0.1
+#: How long one timer tick may apply a result before Blender handles events again.
+SLICE_SECONDS = 0.1
 
 
 class Job:
@@ -22,7 +30,9 @@ class Job:
         task, payload: what is sent (``Client.run``).
         state: ``"running"``, ``"done"``, ``"failed"`` or ``"cancelled"``.
         progress: 0..1.  result: the response body.  error: message for the user.
-        on_done: ``on_done(job)`` called on the main thread once the job ends (any state).
+        on_done: ``on_done(job)`` called on the main thread once the job ends (any state); it
+            may return a generator of progress fractions that finishes applying (``steps``).
+        phase: ``""`` while the backend works, ``"applying"`` while ``steps`` runs.
     """
 
     def __init__(self, client: Client, task: str, payload: dict, label: str,
@@ -33,6 +43,8 @@ class Job:
         self.progress = 0.0
         self.result: dict | None = None
         self.error: str = ""
+        self.steps: Generator | None = None
+        self.phase = ""
         self._cancel = threading.Event()
         self._finished = threading.Event()
         self._thread: threading.Thread | None = None
@@ -77,7 +89,8 @@ def current() -> Job | None:
 
 
 def busy() -> bool:
-    return _current is not None and not _current.finished
+    """A job is running, or its result is still being applied."""
+    return _current is not None and (not _current.finished or _current.steps is not None)
 
 
 def start(job: Job) -> Job:
@@ -99,8 +112,13 @@ def start(job: Job) -> Job:
         if not job.finished:
             _redraw()
             return POLL_SECONDS
-        _finish(job)
-        return None
+        if job.steps is None:
+            _finish(job)
+        if job.steps is None or advance(job, SLICE_SECONDS):
+            _redraw()
+            return None
+        _redraw()
+        return 0.01  # Blender handles events, then the next slice
 
     bpy.app.timers.register(tick, first_interval=POLL_SECONDS)
     return job
@@ -114,21 +132,49 @@ def run_blocking(job: Job) -> Job:
     _current = job
     job._work()
     _finish(job)
+    if job.steps is not None:
+        advance(job, float("inf"))
     return job
 
 
 def _finish(job: Job) -> None:
-    """Apply a finished job (``on_done``), then let go of its request, its answer and the apply
-    closure: the panel keeps showing the job's label, state and error, and a 60 s clip's
-    estimate or track is hundreds of MB as Python objects."""
+    """Apply a finished job (``on_done``; a generator it returns becomes ``job.steps``), then let
+    go of its request, its answer and the apply closure: the panel keeps showing the job's label,
+    state and error, and a 60 s clip's estimate or track is hundreds of MB as Python objects."""
     if job.on_done is not None:
         try:
-            job.on_done(job)
+            out = job.on_done(job)
+            if isinstance(out, Generator):
+                job.steps, job.phase, job.progress = out, "applying", 0.0
         except Exception as e:  # noqa: BLE001 - shown in the panel
             job.state, job.error = "failed", f"applying the result failed: {type(e).__name__}: {e}"
             traceback.print_exc()
     job.payload = job.result = job.on_done = None
     _redraw()
+
+
+def advance(job: Job, budget_s: float) -> bool:
+    """Run ``job.steps`` for about ``budget_s`` seconds (at least one step); a cancel request
+    is thrown into it as ``JobCancelled``. Returns True when it is over (``job.steps`` None)."""
+    end = time.perf_counter() + budget_s
+    try:
+        while True:
+            if job.cancel_requested:
+                job.state, job.error = "cancelled", "cancelled"
+                job.steps.throw(JobCancelled("cancelled while applying"))
+            else:
+                job.progress = max(0.0, min(1.0, float(next(job.steps))))
+            if time.perf_counter() >= end:
+                return False
+    except StopIteration:
+        pass
+    except JobCancelled:  # not handled inside: the keys are back as they were all the same
+        pass
+    except Exception as e:  # noqa: BLE001 - the generator put the scene back; shown in the panel
+        job.state, job.error = "failed", f"applying the result failed: {type(e).__name__}: {e}"
+        traceback.print_exc()
+    job.steps, job.phase = None, ""
+    return True
 
 
 def cancel_current() -> bool:

@@ -11,6 +11,7 @@ On any error the scene is left as it was.
 
 from __future__ import annotations
 
+import inspect
 import textwrap
 
 import bpy
@@ -18,7 +19,7 @@ from bpy.props import BoolProperty
 
 from . import jobs
 from .blender_rig import RigError
-from .client import BackendError
+from .client import BackendError, JobCancelled
 from .preferences import make_client
 
 BLOCKING = BoolProperty(name="Blocking", default=False, options={"HIDDEN", "SKIP_SAVE"},
@@ -62,9 +63,18 @@ class _TaskOperator:
                 outcome["error"] = s.last_error
                 if not blocking and job.state == "failed":
                     _popup_error(job.error)
-                return
+                return None
+            return applying(ctx, s, job.result)
+
+        def applying(ctx, s, result):
+            # a generator for jobs: an apply that is itself a generator (a clip's keys) runs in
+            # slices between Blender's events, cancellable; a plain one ends at the first step
             try:
-                msg = apply(ctx, job.result)
+                out = apply(ctx, result)
+                msg = (yield from out) if inspect.isgenerator(out) else out
+            except JobCancelled:
+                s.last_error = outcome["error"] = f"{task}: cancelled while keying; the rig's keys are as they were"
+                return
             except (RigError, ValueError, KeyError, IndexError, ReferenceError) as e:
                 s.last_error = outcome["error"] = f"could not apply the {task} result: {e}"
                 if not blocking:

@@ -33,7 +33,7 @@ from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 from mathutils import Matrix
 
-from . import blender_rig, camera_math, exif, operators_estimate, photos, results, rig_checks, rigify_ik, track_data
+from . import blender_rig, camera_math, exif, keys_backup, operators_estimate, photos, results, rig_checks, rigify_ik, track_data
 from . import linalg as la
 from . import skeleton as sk
 from .blender_rig import RigError
@@ -203,17 +203,35 @@ def key_camera_turn(cam, camera_matrix_world, motion: list, frames: list[int]) -
     return True
 
 
-def key_track(context, ob, response: dict, meta: dict) -> tuple[int, str]:
+def key_track_steps(context, ob, response: dict, meta: dict):
     """Key every frame's track pose at its scene frame, as the rig will use it: a Rigify rig's limbs
     are switched to FK (``IK_FK`` = 1, keyed on the clip's first and last frames; its limbs are in
     IK by default, which ignores the FK controls keyed here) or, with *Rigify limbs* = Keep in IK,
     those in IK stay in IK with their IK controls snapped to each frame's pose and keyed
     (``rigify_ik``, ~0.16 s more a frame); bones whose keys the rig would override are named.
-    Returns (frames keyed, notes for the message)."""
-    names = response["joint_names"]
+
+    A generator: it yields the fraction keyed (0..1) after each frame, so the add-on keys a long
+    clip in slices between Blender's events (``jobs``), and returns (frames keyed, notes for the
+    message). Closed early, or failing, it puts the rig's action, pose and switches back as they
+    were (``keys_backup``): a stopped clip leaves no half-keyed action.
+    """
     seq = response.get("sequence") or {}
     frames = scene_frames(seq.get("source_frames") or list(range(len(response["frames"]))),
                           seq.get("source_fps") or seq.get("fps") or 25.0, meta["scene_fps"], meta["start"], meta["timing"])
+    backup = keys_backup.KeysBackup(ob)
+    try:
+        out = yield from _key_frames(context, ob, response, meta, frames)
+    except BaseException:  # cancelled (closed / JobCancelled thrown in) or failed: as it was
+        backup.restore()
+        raise
+    backup.discard()
+    return out
+
+
+def _key_frames(context, ob, response, meta, frames):
+    """The body of :func:`key_track_steps` (its backup taken): yields the fraction keyed."""
+    names = response["joint_names"]
+    seq = response.get("sequence") or {}
     rig = blender_rig.rig_of(ob)
     s_rig = blender_rig.rig_leg_world(ob, rig) / sk.MODEL_LEG_LENGTH
     cam_mw = meta.get("camera_matrix_world")
@@ -229,34 +247,28 @@ def key_track(context, ob, response: dict, meta: dict) -> tuple[int, str]:
         rigify_ik.set_ik(ob, keep, True, (frames[0], frames[-1]))
     keyed: list[str] = []
     batch = None  # on a rig with constraints: one evaluation per bone level, if the first frame agrees
-    wm = context.window_manager  # Blender's progress (cursor / status bar): a 60 s clip keys for 10-50 s
-    wm.progress_begin(0, len(frames))
-    try:
-        for i, (fr, f) in enumerate(zip(response["frames"], frames)):
-            tr = fr["track"]
-            if cam_mw is not None:
-                # the track is in each frame's own camera: back to the first frame's, which the scene camera is
-                back = la.transpose(motion[i]) if motion else la.identity()
-                world = camera_math.camera_directions_to_world([la.matvec(back, j) for j in tr["joints"]], cam_mw)
-                root = la.matvec(back, tr["root_translation"])
-                anchor = camera_math.camera_points_to_world([la.scale(root, s_rig)], cam_mw)[0]
-            else:
-                # no scene camera: the clip's trajectory from the armature's origin, feet on its floor
-                world = tr["world_joints"]
-                d = [tr["world_root"][0] - fr0["world_root"][0], tr["world_root"][1] - fr0["world_root"][1],
-                     tr["world_root"][2] - floor]
-                anchor = [b + s_rig * c for b, c in zip(base, d)]
-            pose = dict(zip(names, world))
-            if batch is None:
-                batch = blender_rig.batched_updates_agree(ob, pose, anchor, rig)
-            keyed = blender_rig.apply_pose(ob, pose, placement="ANCHOR", anchor_world=anchor, keyframe=True, frame=f, rig=rig,
-                                           batch_updates=batch)
-            if keep:
-                rigify_ik.snap_ik(context, ob, keep, frame=f, keyframe=True, switch=False)
-            if i % 25 == 0:
-                wm.progress_update(i)
-    finally:
-        wm.progress_end()
+    for i, (fr, f) in enumerate(zip(response["frames"], frames)):
+        tr = fr["track"]
+        if cam_mw is not None:
+            # the track is in each frame's own camera: back to the first frame's, which the scene camera is
+            back = la.transpose(motion[i]) if motion else la.identity()
+            world = camera_math.camera_directions_to_world([la.matvec(back, j) for j in tr["joints"]], cam_mw)
+            root = la.matvec(back, tr["root_translation"])
+            anchor = camera_math.camera_points_to_world([la.scale(root, s_rig)], cam_mw)[0]
+        else:
+            # no scene camera: the clip's trajectory from the armature's origin, feet on its floor
+            world = tr["world_joints"]
+            d = [tr["world_root"][0] - fr0["world_root"][0], tr["world_root"][1] - fr0["world_root"][1],
+                 tr["world_root"][2] - floor]
+            anchor = [b + s_rig * c for b, c in zip(base, d)]
+        pose = dict(zip(names, world))
+        if batch is None:
+            batch = blender_rig.batched_updates_agree(ob, pose, anchor, rig)
+        keyed = blender_rig.apply_pose(ob, pose, placement="ANCHOR", anchor_world=anchor, keyframe=True, frame=f, rig=rig,
+                                       batch_updates=batch)
+        if keep:
+            rigify_ik.snap_ik(context, ob, keep, frame=f, keyframe=True, switch=False)
+        yield (i + 1) / len(frames)
     meta["scene_frames"] = frames
     cam = bpy.data.objects.get(meta.get("camera") or "") or context.scene.camera
     meta["camera_keyed"] = bool(cam_mw is not None and motion and cam is not None and cam.type == "CAMERA"
@@ -265,6 +277,26 @@ def key_track(context, ob, response: dict, meta: dict) -> tuple[int, str]:
     notes = rig_checks.keying_notes(ob, [n for n in switched if n not in keep], keyed)
     notes += [n for n in (rigify_ik.note(keep), ik_note) if n]
     return len(frames), "".join("; " + n for n in notes)
+
+
+def key_track(context, ob, response: dict, meta: dict) -> tuple[int, str]:
+    """:func:`key_track_steps` run to the end in one go, with Blender's progress (cursor /
+    status bar) meanwhile (scripts, tests, blocking operators). Returns (frames keyed, notes)."""
+    wm = context.window_manager
+    wm.progress_begin(0, 1000)
+    try:
+        steps = key_track_steps(context, ob, response, meta)
+        i = 0
+        while True:
+            try:
+                p = next(steps)
+            except StopIteration as done:
+                return done.value
+            i += 1
+            if i % 25 == 0:
+                wm.progress_update(int(p * 1000))
+    finally:
+        wm.progress_end()
 
 
 class POSEDIFF_OT_estimate_video(_TaskOperator, bpy.types.Operator, ImportHelper):
@@ -333,10 +365,16 @@ class POSEDIFF_OT_estimate_video(_TaskOperator, bpy.types.Operator, ImportHelper
             seq = res.get("sequence") or {}
             clip_fps = seq.get("source_fps") or seq.get("fps")
             fps_note = ""
+            fps_was = (ctx.scene.render.fps, ctx.scene.render.fps_base)
             if match_fps and clip_fps:
                 fps_note = set_scene_fps(ctx.scene, clip_fps)
                 meta["scene_fps"] = _scene_fps(ctx.scene)
-            n, rig_notes = key_track(ctx, ob, res, meta)
+            try:
+                n, rig_notes = yield from key_track_steps(ctx, ob, res, meta)  # in slices between events
+            except BaseException:
+                if fps_note:  # the scene's frame rate as it was too
+                    ctx.scene.render.fps, ctx.scene.render.fps_base = fps_was
+                raise
             _store({"response": res, "meta": meta})
             src = seq.get("source_frames") or [0]
             if background:
@@ -421,7 +459,7 @@ class POSEDIFF_OT_track_override(_TaskOperator, bpy.types.Operator):
 
         def apply(ctx, resolved):
             new = track_data.merge_tracks(res, resolved)
-            n, rig_notes = key_track(ctx, ob, new, meta)
+            n, rig_notes = yield from key_track_steps(ctx, ob, new, meta)  # in slices between events
             _store({"response": new, "meta": meta})
             ctx.scene.frame_set(meta["scene_frames"][t])
             return f"track re-solved through hypothesis {k + 1} on video frame {t}; re-keyed {n} frames{rig_notes}"

@@ -41,7 +41,8 @@ class POSEDIFF_PT_main(_Panel, bpy.types.Panel):
         job = jobs.current()
         if jobs.busy():
             row = layout.row(align=True)
-            row.progress(factor=job.progress, type="BAR", text=f"{job.label} {job.progress * 100:.0f}%")
+            what = f"{job.label}: keying" if job.phase == "applying" else job.label
+            row.progress(factor=job.progress, type="BAR", text=f"{what} {job.progress * 100:.0f}%")
             row.operator("posediff.cancel", text="", icon="CANCEL")
         if s.last_error:
             status.draw_wrapped(layout, s.last_error, 40, "ERROR")

@@ -15,7 +15,7 @@ from PIL import Image
 bpy = pytest.importorskip("bpy")
 
 from synthetic_clips import moving_person_frames, two_people_frames, write_video  # noqa: E402
-from test_addon_live import _keyed_bones, addon, addon_module, rig, server  # noqa: E402, F401
+from test_addon_live import _keyed_bones, _keys, _pose, addon, addon_module, rig, server  # noqa: E402, F401
 
 
 def _write_video(path, frames: int, fps: float) -> None:
@@ -326,3 +326,59 @@ def test_a_clip_on_a_rigify_generated_rig_switches_its_limbs_to_fk_so_the_body_f
         for part in ("upper_arm", "forearm", "thigh", "shin"):
             fk, org = ob.pose.bones[f"{part}_fk.{side}"], ob.pose.bones[f"ORG-{part}.{side}"]
             assert ((mw @ fk.tail) - (mw @ org.tail)).length < 1e-3, (part, side)
+
+
+def _same_pose(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(abs(x - y) < 1e-5 for n in a for x, y in zip(a[n], b[n]))
+
+
+def test_a_clip_being_keyed_can_be_stopped_and_leaves_the_keys_as_they_were(rig, tmp_path):  # noqa: F811
+    """A clip's keys are written in slices between Blender's events (``key_track_steps`` advanced
+    by ``jobs.advance``); cancelling part-way, closing the steps, or a frame that fails puts the
+    rig's action, pose and switches back as they were: no half-keyed clip, no stray action."""
+    clip = tmp_path / "walk.mp4"
+    _write_video(clip, 5, 10.0)
+    scene = bpy.context.scene
+    bpy.context.view_layer.objects.active = rig
+    ov, jobs = addon_module("operators_video"), addon_module("jobs")
+
+    # a rig without any animation yet: a stopped keying leaves it without
+    stored_scene_frame = scene.frame_current
+    assert bpy.ops.posediff.estimate_video(filepath=str(clip), blocking=True) == {"FINISHED"}
+    data = ov._stored()
+    res, meta = data["response"], data["meta"]
+    rig.animation_data_clear()
+    n_actions = len(bpy.data.actions)
+    pose = _pose(rig)
+    steps = ov.key_track_steps(bpy.context, rig, res, dict(meta, start=40))
+    assert next(steps) == pytest.approx(0.2) and next(steps) == pytest.approx(0.4)
+    assert len(_keyed_bones(rig, 41)) >= 10  # frames 40, 41 keyed so far
+    steps.close()
+    assert rig.animation_data is None and len(bpy.data.actions) == n_actions and _same_pose(_pose(rig), pose)
+
+    # a rig with keys: cancelled through the job after two slices of one frame each
+    scene.frame_set(stored_scene_frame)
+    assert bpy.ops.posediff.estimate_video(filepath=str(clip), blocking=True) == {"FINISHED"}
+    keys, pose, n_actions = _keys(rig), _pose(rig), len(bpy.data.actions)
+    action = rig.animation_data.action.name
+    job = jobs.Job(addon_module("preferences").make_client(), "estimate", {}, "estimate walk.mp4")
+    job.steps = ov.key_track_steps(bpy.context, rig, res, dict(meta, start=40))
+    assert not jobs.advance(job, 0.0) and not jobs.advance(job, 0.0) and job.progress == pytest.approx(0.4)
+    assert _keys(rig) != keys
+    job.cancel()
+    assert jobs.advance(job, 1.0) and job.state == "cancelled" and job.steps is None
+    assert _keys(rig) == keys and _same_pose(_pose(rig), pose) and len(bpy.data.actions) == n_actions
+    assert rig.animation_data.action.name == action
+
+    # a frame that cannot be keyed (a damaged stored estimate): an error, the keys as they were
+    bad = dict(res, frames=[dict(f) for f in res["frames"]])
+    bad["frames"][3] = {k: v for k, v in bad["frames"][3].items() if k != "track"}
+    with pytest.raises(KeyError):
+        ov.key_track(bpy.context, rig, bad, dict(meta, start=40))
+    assert _keys(rig) == keys and _same_pose(_pose(rig), pose) and len(bpy.data.actions) == n_actions
+
+    # run to the end, the same generator keys every frame
+    job = jobs.Job(addon_module("preferences").make_client(), "estimate", {}, "estimate walk.mp4")
+    job.steps = ov.key_track_steps(bpy.context, rig, res, dict(meta, start=40))
+    assert jobs.advance(job, 60.0) and job.state == "running" and job.progress == 1.0  # (the worker never ran)
+    assert all(len(_keyed_bones(rig, f)) >= 10 for f in range(40, 45)) and len(bpy.data.actions) == n_actions
