@@ -5,28 +5,32 @@ Which bones are known/fixed (``chosen_bones``): the mapped bones keyed on the cu
 else those explicitly selected in Pose Mode; a selection of every mapped bone (a freshly added
 rig selects all its bones) is refused with a message, as is an empty one for Complete. Known
 and fixed bones stay where they are in the world: the result is placed (root, limb chains) so
-they are reproduced (``blender_rig.apply_pose(pins=...)``).
+they are reproduced (``blender_rig.apply_pose(pins=...)``). On a Rigify rig whose limbs are in IK
+the pose is read as it shows (the FK controls snapped onto it for the reading,
+``rig_checks.fk_view``), and a keyed or selected IK control (``hand_ik.L``...) stands for its
+limb's FK controls.
 """
 
 from __future__ import annotations
 
 import bpy
 
-from . import blender_rig, results
+from . import blender_rig, results, rig_checks
 from . import skeleton as sk
 from .blender_rig import RigError
 from .operators_common import _TaskOperator
 
 
 def selected_bones(ob) -> set[str]:
-    """Mapped bones explicitly selected in Pose Mode.
+    """Mapped bones explicitly selected in Pose Mode (a Rigify limb's selected IK controls, limb
+    in IK, count as its FK controls: ``rig_checks.ik_controls_as_fk``).
 
     Raises:
         ValueError: every mapped bone is selected (not a choice: a fresh rig selects all).
     """
     mapped = set(blender_rig.mapped_bones(ob))
     everything = blender_rig.selected_bones(ob)
-    sel = everything & mapped
+    sel = rig_checks.ik_controls_as_fk(ob, everything & (mapped | rig_checks.ik_controls(ob, mapped)), mapped)
     if sel and sel == mapped:
         n_all = len(everything)
         raise ValueError(f"all {len(mapped)} mapped bones are selected ({n_all} bones in all; a freshly added rig "
@@ -36,9 +40,12 @@ def selected_bones(ob) -> set[str]:
 
 
 def chosen_bones(ob, frame: int, keyed_first: bool = True) -> tuple[set[str], str]:
-    """Known/fixed bones and how they were chosen (``"keyed"``/``"selected"``/``""``)."""
+    """Known/fixed bones and how they were chosen (``"keyed"``/``"selected"``/``""``); a Rigify
+    limb's IK controls (limb in IK) count as its FK controls."""
     if keyed_first:
-        keyed = blender_rig.keyed_bones(ob, frame) & set(blender_rig.mapped_bones(ob))
+        mapped = set(blender_rig.mapped_bones(ob))
+        keyed = rig_checks.ik_controls_as_fk(ob, blender_rig.keyed_bones(ob, frame) & (mapped | rig_checks.ik_controls(ob, mapped)),
+                                             mapped)
         if keyed:
             return keyed, "keyed"
     sel = selected_bones(ob)
@@ -64,12 +71,13 @@ class POSEDIFF_OT_complete(_TaskOperator, bpy.types.Operator):
             known_bones, how = chosen_bones(ob, context.scene.frame_current)
             if not known_bones:
                 raise ValueError("no known bones: key some bones on this frame or select them in Pose Mode")
-            known, dirs = results.rig_state(ob, known_bones, chain_roots=True)
-            if not known and not dirs:
-                raise ValueError("the keyed/selected bones are not in the bone mapping")
-            centre = blender_rig.posed_joints_world(ob)["pelvis"]
-            model_scale = sk.MODEL_LEG_LENGTH / blender_rig.rig_leg_world(ob)
-            pins = blender_rig.pose_matrices(ob, known_bones)
+            with rig_checks.fk_view(ob, blender_rig.mapped_bones(ob)):  # a Rigify rig's limbs in IK: as they show
+                known, dirs = results.rig_state(ob, known_bones, chain_roots=True)
+                if not known and not dirs:
+                    raise ValueError("the keyed/selected bones are not in the bone mapping")
+                centre = blender_rig.posed_joints_world(ob)["pelvis"]
+                model_scale = sk.MODEL_LEG_LENGTH / blender_rig.rig_leg_world(ob)
+                pins = blender_rig.pose_matrices(ob, known_bones)
         except (RigError, ValueError, KeyError) as e:
             return self.refuse(context, str(e))
         payload = {"frames": [{"known": known, "known_directions": dirs}], "num_hypotheses": s.num_hypotheses,
@@ -124,13 +132,14 @@ class POSEDIFF_OT_variations(_TaskOperator, bpy.types.Operator):
         s = context.scene.posediff
         try:
             ob = results.target_armature(context)
-            world = blender_rig.posed_joints_world(ob)
-            joints = blender_rig.to_model_scale(ob, world)
-            selected = selected_bones(ob)
-            fixed = sorted(blender_rig.bones_to_joints(ob, selected) & set(joints))
-            centre = world["pelvis"]
-            model_scale = sk.MODEL_LEG_LENGTH / blender_rig.rig_leg_world(ob)
-            pins = blender_rig.pose_matrices(ob, selected)
+            with rig_checks.fk_view(ob, blender_rig.mapped_bones(ob)):  # a Rigify rig's limbs in IK: as they show
+                world = blender_rig.posed_joints_world(ob)
+                joints = blender_rig.to_model_scale(ob, world)
+                selected = selected_bones(ob)
+                fixed = sorted(blender_rig.bones_to_joints(ob, selected) & set(joints))
+                centre = world["pelvis"]
+                model_scale = sk.MODEL_LEG_LENGTH / blender_rig.rig_leg_world(ob)
+                pins = blender_rig.pose_matrices(ob, selected)
         except (RigError, ValueError, KeyError) as e:
             return self.refuse(context, str(e))
         payload = {"pose": {k: [round(c, 5) for c in v] for k, v in joints.items()}, "strength": s.strength,

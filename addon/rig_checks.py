@@ -4,9 +4,14 @@ constraints or drivers that override keyed bones (named in the operator's messag
 
 from __future__ import annotations
 
+import contextlib
+
 import bpy
 
 _RIGIFY_LIMBS = (("upper_arm_parent", ("upper_arm", "forearm", "hand")), ("thigh_parent", ("thigh", "shin", "foot")))
+#: A Rigify limb's IK controls (the switch bone's prefix -> control name prefixes, ``.L/.R`` added).
+_RIGIFY_IK_CONTROLS = {"upper_arm_parent": ("upper_arm_ik", "hand_ik", "upper_arm_ik_target"),
+                       "thigh_parent": ("thigh_ik", "foot_ik", "thigh_ik_target", "toe_ik", "foot_heel_ik", "foot_spin_ik")}
 _OVERRIDING = {"COPY_ROTATION", "COPY_TRANSFORMS", "COPY_LOCATION", "TRACK_TO", "DAMPED_TRACK", "LOCKED_TRACK",
                "CHILD_OF", "ARMATURE", "STRETCH_TO", "TRANSFORM", "ACTION", "SPLINE_IK"}
 
@@ -64,6 +69,56 @@ def snap_fk_to_pose(ob, bones) -> list[str]:
     if moved:
         bpy.context.view_layer.update()
     return moved
+
+
+def limbs_in_ik(ob, bones) -> list[str]:
+    """The Rigify switches of ``bones`` whose limbs are in IK now (``IK_FK`` < 1)."""
+    return [n for n in rigify_switches(ob, bones) if float(ob.pose.bones[n]["IK_FK"]) < 1.0 - 1e-6]
+
+
+def ik_controls_as_fk(ob, bones, mapped) -> set[str]:
+    """``bones`` with each Rigify IK control of a limb in IK (``hand_ik.L``, ``foot_ik.R``,
+    ``upper_arm_ik.L``, the pole ``thigh_ik_target.R``...) replaced by that limb's FK controls
+    among ``mapped`` (``upper_arm_fk.L``, ``forearm_fk.L``, ``hand_fk.L``): the animator who
+    keyed or selected an IK control set the limb as it shows, which its FK chain carries once
+    :func:`fk_view` has snapped it there. Other bones pass through."""
+    out = set(bones)
+    for switch in limbs_in_ik(ob, mapped):
+        prefix, side = switch[:-2], switch[-2:]
+        ctrls = {c + side for c in _RIGIFY_IK_CONTROLS.get(prefix, ())}
+        if out & ctrls:
+            parts = dict(_RIGIFY_LIMBS)[prefix]
+            out -= ctrls
+            out |= {f"{p}_fk{side}" for p in parts if f"{p}_fk{side}" in mapped}
+    return out
+
+
+def ik_controls(ob, mapped) -> set[str]:
+    """The IK controls (see :func:`ik_controls_as_fk`) of the Rigify limbs of ``mapped`` in IK."""
+    return {c + sw[-2:] for sw in limbs_in_ik(ob, mapped) for c in _RIGIFY_IK_CONTROLS.get(sw[:-2], ())
+            if c + sw[-2:] in ob.pose.bones}
+
+
+@contextlib.contextmanager
+def fk_view(ob, bones):
+    """Within the block, the FK controls of the Rigify limbs of ``bones`` that are in IK lie on
+    the limbs as they show (:func:`snap_fk_to_pose`), so reading the rig's pose through its FK
+    controls (the bone mapping) reads what the animator sees; on leaving, their channels are put
+    back. Yields the switches of the limbs snapped (none: nothing changed)."""
+    switches = limbs_in_ik(ob, bones)
+    if not switches:
+        yield []
+        return
+    fk = [b for b in bones if "_fk" in b and any(b.startswith(p + "_fk") and b.endswith(sw[-2:])
+                                                  for sw in switches for p in dict(_RIGIFY_LIMBS)[sw[:-2]])]
+    saved = {b: ob.pose.bones[b].matrix_basis.copy() for b in fk}
+    try:
+        snap_fk_to_pose(ob, fk)
+        yield switches
+    finally:
+        for b, m in saved.items():
+            ob.pose.bones[b].matrix_basis = m
+        bpy.context.view_layer.update()
 
 
 def ignored_keys(ob, bones) -> list[str]:

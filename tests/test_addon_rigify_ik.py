@@ -120,3 +120,56 @@ def test_pose_assist_on_a_rigify_rig_in_ik_can_key_back_in_ik(addon):  # noqa: F
     scene.frame_set(4)
     scene.frame_set(3)
     assert _org_off_fk(ob) < 1e-3 and _elbows_knees_off_fk(ob) < 0.02
+
+
+def _posed_in_ik(ob):
+    """The animator's pose on a rig in IK: the left hand and right foot moved by their IK controls
+    (the FK controls untouched)."""
+    pb = ob.pose.bones
+    pb["hand_ik.L"].location = (0.15, -0.2, 0.25)
+    pb["foot_ik.R"].location = (0.1, -0.3, 0.2)
+    bpy.context.view_layer.update()
+    mw = ob.matrix_world
+    return {n: (mw @ pb[n].head).copy() for n in ("DEF-hand.L", "DEF-forearm.L", "DEF-foot.R", "DEF-shin.R")}
+
+
+def _moved(ob, before) -> float:
+    bpy.context.view_layer.update()
+    return max((ob.matrix_world @ ob.pose.bones[n].head - v).length for n, v in before.items())
+
+
+def test_complete_on_a_rigify_rig_in_ik_keeps_the_limbs_its_ik_controls_set(addon):  # noqa: F811
+    """Rigify's limbs are in IK by default, so the animator poses hands and feet with the IK
+    controls, which are not in the bone mapping: keyed, they count as their limbs' FK controls,
+    read where the limbs show (before: 'no known bones'), and stay there (before: from the FK rest)."""
+    ob = rigify_generated_rig()
+    scene = bpy.context.scene
+    s = scene.posediff
+    s.num_hypotheses, s.previews = 4, False
+    before = _posed_in_ik(ob)
+    fk = {n: ob.pose.bones[n].matrix_basis.copy() for n in ("upper_arm_fk.L", "hand_fk.L", "thigh_fk.R")}
+    scene.frame_set(1)
+    for n in ("hand_ik.L", "foot_ik.R"):
+        ob.pose.bones[n].keyframe_insert("location", frame=1)
+    assert bpy.ops.posediff.complete(blocking=True) == {"FINISHED"}, s.last_error
+    assert "completed from 6 keyed bones" in s.last_message, s.last_message  # both limbs' FK chains
+    assert _moved(ob, before) < 0.01
+    assert any(ob.pose.bones[n].matrix_basis != m for n, m in fk.items())  # now carried by the FK keys
+
+    # variations of the pose as it shows, the selected IK hand kept; a refused one reads and restores
+    ob = rigify_generated_rig()
+    s = bpy.context.scene.posediff
+    s.num_generate, s.previews, s.strength = 2, False, 0.2
+    before = _posed_in_ik(ob)
+    fk = {pb.name: pb.matrix_basis.copy() for pb in ob.pose.bones if "_fk." in pb.name}
+    for pb in ob.pose.bones:
+        pb.select = True
+    with pytest.raises(RuntimeError, match="mapped bones are selected"):
+        bpy.ops.posediff.variations(blocking=True)
+    assert all(ob.pose.bones[n].matrix_basis == m for n, m in fk.items())
+    for pb in ob.pose.bones:
+        pb.select = pb.name == "hand_ik.L"
+    assert bpy.ops.posediff.variations(blocking=True) == {"FINISHED"}, s.last_error
+    assert "3 selected bones kept in place" in s.last_message, s.last_message
+    mw = ob.matrix_world
+    assert (mw @ ob.pose.bones["DEF-hand.L"].head - before["DEF-hand.L"]).length < 0.01
