@@ -243,6 +243,7 @@ def _key_frames(context, ob, response, meta, frames):
     keep, ik_note = rigify_ik.limbs_to_keep(context, ob, mapped)  # Rigify limbs kept in IK (scene setting)
     switched = rig_checks.use_fk(ob, mapped, keyframe=True, frame=frames[0])
     rig_checks.use_fk(ob, mapped, keyframe=True, frame=frames[-1])
+    snaps = rigify_ik.limb_snaps(ob) if keep else {}
     if keep:  # the FK controls are posed (what the IK snap reads) whatever the switch; keyed back to IK
         rigify_ik.set_ik(ob, keep, True, (frames[0], frames[-1]))
     keyed: list[str] = []
@@ -267,7 +268,7 @@ def _key_frames(context, ob, response, meta, frames):
         keyed = blender_rig.apply_pose(ob, pose, placement="ANCHOR", anchor_world=anchor, keyframe=True, frame=f, rig=rig,
                                        batch_updates=batch)
         if keep:
-            rigify_ik.snap_ik(context, ob, keep, frame=f, keyframe=True, switch=False)
+            rigify_ik.snap_ik(context, ob, keep, frame=f, keyframe=True, switch=False, snaps=snaps)
         yield (i + 1) / len(frames)
     meta["scene_frames"] = frames
     cam = bpy.data.objects.get(meta.get("camera") or "") or context.scene.camera

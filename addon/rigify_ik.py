@@ -234,11 +234,12 @@ def _snap_fast(context, ob, props: dict) -> bool:
 
 
 def snap_ik(context, ob, switches, frame: int | None = None, keyframe: bool = False, switch: bool = True,
-            fast: bool = True) -> list[str]:
+            fast: bool = True, snaps: dict | None = None) -> list[str]:
     """Snap the IK controls of the Rigify limbs ``switches`` onto the pose their FK controls have
     now (Rigify's *IK->FK* snap, run with auto-keying off), key the controls' location, rotation
     and scale at ``frame`` when ``keyframe``, and (``switch``) put the limbs in IK (``IK_FK`` = 0,
-    keyed at ``frame`` too). The pose must be evaluated (it is updated here first).
+    keyed at ``frame`` too). The pose must be evaluated (it is updated here first). ``snaps``:
+    :func:`limb_snaps` of ``ob`` when the caller has them (a clip: read once, not per frame).
 
     Returns:
         the IK controls moved (``hand_ik.L``, ``upper_arm_ik_target.L``...).
@@ -248,7 +249,7 @@ def snap_ik(context, ob, switches, frame: int | None = None, keyframe: bool = Fa
             failed on a limb.
     """
     op = snap_operator(ob)
-    snaps = limb_snaps(ob)
+    snaps = snaps or limb_snaps(ob)  # a clip passes them once: reading them parses the rig's UI script
     if op is None or any(n not in snaps for n in switches):
         raise RuntimeError(f"Rigify's IK->FK snap is not available for {', '.join(switches)} on '{ob.name}'")
     f = context.scene.frame_current if frame is None else frame
