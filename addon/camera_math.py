@@ -75,3 +75,17 @@ def turned_camera_matrix(camera_matrix_world, motion) -> list:
     m = [list(r) for r in camera_matrix_world]
     turn = la.matmul(la.matmul(FLIP, la.transpose(motion)), FLIP)
     return la.matmul(m, la.to4(turn))
+
+
+def moved_camera_matrix(camera_matrix_world, motion=None, translation=None, scale: float = 1.0) -> list:
+    """The Blender camera (4x4 ``matrix_world``) of a frame filmed after the camera turned by ``motion``
+    (as :func:`turned_camera_matrix`; None = no turn) and travelled by ``translation``: the backend's
+    ``sequence.camera_translation[t]``, the camera centre's position relative to the first frame's in
+    the first frame's OpenCV camera frame (model metres, times ``scale`` for the rig's size; None =
+    in place)."""
+    m = turned_camera_matrix(camera_matrix_world, motion) if motion is not None else [list(r) for r in camera_matrix_world]
+    if translation is not None:
+        p = camera_points_to_world([la.scale(list(translation), scale)], camera_matrix_world)[0]
+        for i in range(3):
+            m[i][3] = p[i]
+    return m

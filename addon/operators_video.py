@@ -26,6 +26,7 @@ found``, shown to the user with the reason.
 
 from __future__ import annotations
 
+import math
 import os
 
 import bpy
@@ -183,23 +184,36 @@ def _store(data: dict) -> None:
 ROTATION_PATH = {"QUATERNION": "rotation_quaternion", "AXIS_ANGLE": "rotation_axis_angle"}
 
 
-def key_camera_turn(cam, camera_matrix_world, motion: list, frames: list[int]) -> bool:
-    """Key the scene camera's rotation on ``frames`` with the clip's turn (``sequence.camera_motion``):
-    at frame ``t`` it looks as the filming camera did (``camera_math.turned_camera_matrix`` of the
-    first frame's ``camera_matrix_world``), so the footage behind it lines up with the rig, which is
-    keyed in the world of the first frame's camera. Its position is not keyed (a turn about its centre).
+def travel_m(translation: list) -> float:
+    """How far a travelling camera went (metres, model scale): the distance from its first position to
+    its last (``sequence.camera_translation``). Pure math."""
+    return math.dist(translation[0], translation[-1]) if translation else 0.0
+
+
+def key_camera_turn(cam, camera_matrix_world, motion: list | None, frames: list[int], translation: list | None = None,
+                    scale: float = 1.0) -> bool:
+    """Key the scene camera on ``frames`` as the filming camera moved: its rotation with the clip's turn
+    (``sequence.camera_motion``) and, for a camera that travelled (``sequence.camera_translation``,
+    model metres, times ``scale`` for the rig's size), its location. At frame ``t`` it looks from where
+    the filming camera did (``camera_math.moved_camera_matrix`` of the first frame's
+    ``camera_matrix_world``), so the footage behind it lines up with the rig, which is keyed in the
+    world of the first frame's camera. Without a travel its position is not keyed (a turn about its centre).
 
     Returns False, keying nothing, for a camera with constraints (a Track To would override the keys).
     """
     if cam.constraints:
         return False
     path = ROTATION_PATH.get(cam.rotation_mode, "rotation_euler")
-    for m, f in zip(motion, frames):
+    for i, f in enumerate(frames):
         prev = cam.rotation_euler.copy()
-        cam.matrix_world = Matrix(camera_math.turned_camera_matrix(camera_matrix_world, m))
-        if path == "rotation_euler":  # the euler nearest the previous one (no 360-degree flips between keys)
-            cam.rotation_euler = cam.rotation_euler.to_matrix().to_euler(cam.rotation_mode, prev)
-        cam.keyframe_insert(data_path=path, frame=f)
+        cam.matrix_world = Matrix(camera_math.moved_camera_matrix(camera_matrix_world, motion[i] if motion else None,
+                                                                  translation[i] if translation else None, scale))
+        if motion:
+            if path == "rotation_euler":  # the euler nearest the previous one (no 360-degree flips between keys)
+                cam.rotation_euler = cam.rotation_euler.to_matrix().to_euler(cam.rotation_mode, prev)
+            cam.keyframe_insert(data_path=path, frame=f)
+        if translation:
+            cam.keyframe_insert(data_path="location", frame=f)
     return True
 
 
@@ -239,6 +253,7 @@ def _key_frames(context, ob, response, meta, frames):
     fr0 = response["frames"][0]["track"]
     floor = seq.get("floor_z") or 0.0
     motion = seq.get("camera_motion")  # the camera's turn the backend undid (x_t = M_t x_0), or None
+    travel = seq.get("camera_translation")  # a travelling camera's centre, first frame's camera frame, or None
     mapped = blender_rig.mapped_bones(ob)
     keep, ik_note = rigify_ik.limbs_to_keep(context, ob, mapped)  # Rigify limbs kept in IK (scene setting)
     switched = rig_checks.use_fk(ob, mapped, keyframe=True, frame=frames[0])
@@ -255,6 +270,8 @@ def _key_frames(context, ob, response, meta, frames):
             back = la.transpose(motion[i]) if motion else la.identity()
             world = camera_math.camera_directions_to_world([la.matvec(back, j) for j in tr["joints"]], cam_mw)
             root = la.matvec(back, tr["root_translation"])
+            if travel:  # the camera had moved: the root seen from where it began
+                root = la.add(root, travel[i])
             anchor = camera_math.camera_points_to_world([la.scale(root, s_rig)], cam_mw)[0]
         else:
             # no scene camera: the clip's trajectory from the armature's origin, feet on its floor
@@ -272,8 +289,8 @@ def _key_frames(context, ob, response, meta, frames):
         yield (i + 1) / len(frames)
     meta["scene_frames"] = frames
     cam = bpy.data.objects.get(meta.get("camera") or "") or context.scene.camera
-    meta["camera_keyed"] = bool(cam_mw is not None and motion and cam is not None and cam.type == "CAMERA"
-                                and key_camera_turn(cam, cam_mw, motion, frames))
+    meta["camera_keyed"] = bool(cam_mw is not None and (motion or travel) and cam is not None and cam.type == "CAMERA"
+                                and key_camera_turn(cam, cam_mw, motion, frames, travel, s_rig))
     context.scene.frame_set(frames[0])
     notes = rig_checks.keying_notes(ob, [n for n in switched if n not in keep], keyed)
     notes += [n for n in (rigify_ik.note(keep), ik_note) if n]
@@ -319,6 +336,11 @@ class POSEDIFF_OT_estimate_video(_TaskOperator, bpy.types.Operator, ImportHelper
                             description="Set the scene's frame rate to the video's, so that one key per video frame "
                                         "plays in real time")
     background: BoolProperty(name="Clip as camera background", default=True)
+    moving_camera: BoolProperty(name="Camera travels with the person", default=False,
+                                description="A tracking shot (the camera carried alongside someone walking, a dolly, "
+                                            "a car): the camera's path is recovered from the person's planted feet, "
+                                            "so the rig walks through the scene instead of on the spot; off for a "
+                                            "camera that stays in one place (a tripod, a phone held still or panned)")
 
     def invoke(self, context, event):
         self.person = max(context.scene.posediff.person, 0)  # the one picked with Find people, if any
@@ -356,6 +378,8 @@ class POSEDIFF_OT_estimate_video(_TaskOperator, bpy.types.Operator, ImportHelper
         except (RigError, ValueError) as e:
             return self.refuse(context, str(e))
         payload = {"video": video, "num_hypotheses": s.num_hypotheses, "seed": s.seed}
+        if self.moving_camera:
+            payload["sequence"] = {"moving_camera": True}
         meta = {"start": context.scene.frame_current, "timing": self.timing, "scene_fps": _scene_fps(context.scene),
                 "camera_matrix_world": cam_mw, "camera": cam_name, "armature": ob.name, "fixed": {}, "path": path, "is_video": is_video,
                 "rotation": video.get("camera", {}).get("rotation")}
@@ -393,6 +417,10 @@ class POSEDIFF_OT_estimate_video(_TaskOperator, bpy.types.Operator, ImportHelper
                     extra += f" and keyed on the camera {meta['camera']} (the footage lines up with the rig)"
                 elif meta["camera_matrix_world"] is not None:
                     extra += f" (not keyed on the camera {meta['camera']}: it has constraints, which would override the keys)"
+            if seq.get("camera_translation"):
+                extra += f"; the camera's travel ({travel_m(seq['camera_translation']):.1f} m) was recovered from the feet"
+                if meta.get("camera_keyed"):
+                    extra += f" and keyed on the camera {meta['camera']}"
             extra += fps_note or timing_note(clip_fps, meta["scene_fps"], meta["timing"], background)
             return f"keyed the track on {n} frames ({meta['scene_frames'][0]}-{meta['scene_frames'][-1]}){extra}"
 
@@ -455,6 +483,8 @@ class POSEDIFF_OT_track_override(_TaskOperator, bpy.types.Operator):
                    "source_frames": seq.get("source_frames"), "source_fps": seq.get("source_fps")}
         if seq.get("camera_motion"):
             payload["sequence"]["camera_motion"] = seq["camera_motion"]  # the turn the estimate undid
+        if seq.get("moving_camera"):
+            payload["sequence"]["moving_camera"] = True  # the camera's travel re-solved with the track
         if meta.get("rotation"):
             payload["camera"] = {"rotation": meta["rotation"]}
 

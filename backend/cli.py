@@ -139,6 +139,10 @@ def cmd_estimate(args) -> int:
             data["steps"] = args.steps
         if args.previews:
             data["previews"] = True
+        if args.moving_camera:
+            if not isinstance(data.get("sequence"), dict):
+                raise CliError("--moving-camera: goes with a video, an image sequence or a request with \"sequence\"")
+            data["sequence"]["moving_camera"] = True
     req = _validate(schemas.EstimateRequest, data)
     res = _service(args).estimate(req)
     if args.overlay:
@@ -196,6 +200,8 @@ def _estimate_sequence(args) -> int:
         data["num_hypotheses"] = args.num
     if args.steps is not None:
         data["steps"] = args.steps
+    if args.moving_camera:
+        data["sequence"] = {"moving_camera": True}
     req = _validate(schemas.EstimateRequest, data)
     svc = _service(args)
     with _ctrl_c_cancels() as cancelled:  # before the bar: a Ctrl-C once it shows is always seen
@@ -216,6 +222,11 @@ def _estimate_sequence(args) -> int:
         turn = max(turn_deg(np.asarray(m)) for m in res.sequence.camera_motion)
         print(f"the camera turned by up to {turn:.1f} degrees during the clip (handheld): undone in the track "
               "(sequence.camera_motion)", file=sys.stderr)
+    if res.sequence is not None and res.sequence.camera_translation:
+        import math
+
+        print(f"the camera travelled {math.dist(res.sequence.camera_translation[0], res.sequence.camera_translation[-1]):.2f} m "
+              "(from the feet; sequence.camera_translation)", file=sys.stderr)
     _write_json(args.output, res.model_dump(exclude_none=True))
     return 0
 
@@ -354,6 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--start", default=None, help="video / image sequence: first frame ('12') or time ('0.5s')")
     e.add_argument("--end", default=None, help="video / image sequence: end frame, exclusive ('120') or time ('4.8s')")
     e.add_argument("--fps", type=float, default=None, help="frame rate (default: from the video; 25 for images)")
+    e.add_argument("--moving-camera", action="store_true",
+                   help="video / image sequence: the camera travels with the person (a tracking shot, a dolly): its path "
+                        "is recovered from the person's planted feet (sequence.moving_camera)")
     _add_common(e)
     e.set_defaults(func=cmd_estimate)
 

@@ -16,6 +16,8 @@
 * ``eval detect``: 2D limb-joint error of the detector on the sample photos' hand labels.
 * ``eval sequence``: the track through the hypotheses of consecutive frames against per-frame
   picks (:mod:`backend.eval_sequence`).
+* ``eval tracking``: walks filmed by a camera that travels with the person, the track with the
+  camera taken as fixed or as moving (:mod:`backend.eval_tracking`).
 
 ``--prior default,cmu`` (or ``--prior`` repeated) runs each table once per prior on the same
 frames and seeds and prints them side by side (:mod:`backend.eval_compare`).
@@ -271,7 +273,7 @@ def small_person_rows(detector, photo_path, names, heights=(80, 120, 160, 220, 3
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("what", choices=["lift", "complete", "prior", "detect", "sequence", "all"])
+    p.add_argument("what", choices=["lift", "complete", "prior", "detect", "sequence", "tracking", "all"])
     p.add_argument("--frames", type=int, default=100, help="poses evaluated (fixed subsample)")
     p.add_argument("--num", type=int, default=20, help="hypotheses per frame")
     p.add_argument("--subjects", default="S9,S11")
@@ -296,7 +298,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the prior(s) to evaluate: default, cmu or a .safetensors path; repeat or comma-separate "
                         "(--prior default,cmu) to print them side by side on the same frames and seeds")
     p.add_argument("--device", default=None)
-    p.add_argument("--clips", type=int, default=4, help="sequence: clips evaluated")
+    p.add_argument("--clips", type=int, default=4, help="sequence, tracking: clips evaluated")
     p.add_argument("--clip-frames", type=int, default=40, help="sequence: consecutive frames per clip (25 fps)")
     p.add_argument("--clip-subset", choices=SUBSETS, default="all",
                    help="sequence: draw clips with at least half their frames in this pose subset of the photo "
@@ -313,6 +315,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--motion", choices=["given", "ignored"], default="given",
                    help="sequence --shake: send the camera's turn per frame (sequence.camera_motion, as a gyroscope, a "
                         "camera solve or the video's background give it) or not (the camera taken as fixed)")
+
+
+def cmd_tracking(args, service) -> None:
+    from backend.eval_tracking import run_tracking_eval
+
+    run_tracking_eval(service, args)
 
 
 def cmd_sequence(args, service) -> None:
@@ -344,7 +352,7 @@ def run(args) -> int:
     from backend.eval_complete import cmd_complete
 
     commands = {"lift": cmd_lift, "complete": cmd_complete, "prior": cmd_prior, "detect": cmd_detect,
-                "sequence": cmd_sequence}
+                "sequence": cmd_sequence, "tracking": cmd_tracking}
     todo = ["prior", "lift", "complete", "detect"] if args.what == "all" else [args.what]
     for w in todo:
         if len(services) == 1 or w == "detect":  # the detector does not depend on the prior

@@ -299,7 +299,8 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
     fixed = dict(req.sequence.fixed or {}) if req.sequence is not None else {}
     if est is not None:
         motion = est.result()  # None: the camera did not turn
-    info = add_track(results, fps, rotation, fixed=fixed, motion=motion)
+    moving = bool(req.sequence is not None and req.sequence.moving_camera)
+    info = add_track(results, fps, rotation, fixed=fixed, motion=motion, moving_camera=moving)
     info.source_frames, info.source_fps = source_frames, src_fps
     if progress is not None:
         progress(1.0)
@@ -497,13 +498,15 @@ def relative_motion(motion, frames: int | None) -> np.ndarray:
 
 def add_track(frames: list[schemas.FrameResult], fps: float, rotation: np.ndarray | None = None,
               fixed: dict[int, int] | None = None, opts: TrackOptions | None = None,
-              motion: np.ndarray | None = None) -> schemas.SequenceInfo:
+              motion: np.ndarray | None = None, moving_camera: bool = False) -> schemas.SequenceInfo:
     """Solve the track over frame results (in place: sets ``frames[i].track``, adds gap warnings).
 
     Works only on the response's per-frame hypotheses (joints, score, root_translation) and
     keypoints, so it also re-solves a track from a previous response (per-frame override).
     ``rotation``: the first frame's world->camera rotation when known; ``motion``: ``[T, 3, 3]``
-    the camera's turn from the first frame's camera to each frame's (:func:`backend.prior.track.solve_track`).
+    the camera's turn from the first frame's camera to each frame's (:func:`backend.prior.track.solve_track`);
+    ``moving_camera``: the camera travels with the person, its path recovered from their feet
+    (reported in ``sequence.camera_translation``).
 
     Raises:
         InputError: no frame has a person (field ``frames``), a fixed choice that does not exist
@@ -544,7 +547,7 @@ def add_track(frames: list[schemas.FrameResult], fps: float, rotation: np.ndarra
         raise InputError("frames", "no person found in any frame of the sequence")
     breaks = {t for t, fr in enumerate(frames) if any(w.startswith(REPICK_WARNING) for w in fr.warnings)}
     tr: Track = solve_track(joints, scores, roots, fps, rotation=rotation, anchors=anchors, fixed=fixed, opts=opts,
-                            reprojection=reproj, motion=motion, breaks=breaks)
+                            reprojection=reproj, motion=motion, breaks=breaks, moving_camera=moving_camera)
     for t, fr in enumerate(frames):
         fr.track = schemas.TrackPose(joints=_r(tr.joints[t]), root_translation=_r(tr.root[t]), world_joints=_r(tr.world[t]),
                                      world_root=_r(tr.world_root[t]), hypothesis=int(tr.choice[t]),
@@ -557,4 +560,5 @@ def add_track(frames: list[schemas.FrameResult], fps: float, rotation: np.ndarra
     return schemas.SequenceInfo(fps=float(fps), camera_pitch_deg=round(math.degrees(pitch), 2),
                                 camera_roll_deg=round(math.degrees(roll), 2), frames=len(frames), floor_z=round(tr.floor, 5),
                                 gaps=[t for t in range(len(frames)) if not frames[t].hypotheses],
-                                camera_motion=None if motion is None else _r(motion, 7))
+                                camera_motion=None if motion is None else _r(motion, 7), moving_camera=moving_camera,
+                                camera_translation=None if tr.camera is None else _r(tr.camera @ rotation.T))

@@ -345,7 +345,8 @@ class PoseService:
         rot = self._rotation(req.camera)
         motion = req.sequence.camera_motion
         info = add_track(frames, req.sequence.fps, rot, fixed=dict(req.sequence.fixed or {}),
-                         motion=None if motion is None else np.asarray(motion, np.float64))
+                         motion=None if motion is None else np.asarray(motion, np.float64),
+                         moving_camera=req.sequence.moving_camera)
         info.source_frames, info.source_fps = req.source_frames, req.source_fps
         return schemas.EstimateResponse(joint_names=list(JOINT_NAMES), frames=frames, sequence=info)
 

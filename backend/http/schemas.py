@@ -143,6 +143,12 @@ class SequenceOptions(Strict):
         "background (a handheld phone's sway, a pan); reported in the response's sequence.camera_motion, null when "
         "the camera did not turn")
 
+    moving_camera: bool = Field(
+        False, description="the camera travels with the person (a tracking shot: carried alongside someone walking, a "
+        "dolly, a car): its path is recovered from the person's supporting foot, which does not slide, and reported "
+        "in the response's sequence.camera_translation; the track's world_root then moves as the person did. Off: "
+        "the camera stays in one place (it may turn), as a tripod or a phone held still")
+
     @field_validator("camera_motion")
     @classmethod
     def _rotations(cls, ms):
@@ -422,6 +428,11 @@ class SequenceInfo(BaseModel):
     camera_motion: list[list[list[float]]] | None = Field(
         None, description="the camera motion the track undid (as sequence.camera_motion: given, or estimated from a "
         "video's background); send it back with a per-frame override")
+    moving_camera: bool = Field(False, description="the request's sequence.moving_camera (send it back with a per-frame override)")
+    camera_translation: list[list[float]] | None = Field(
+        None, description="with sequence.moving_camera: per frame, the camera centre's position relative to the first "
+        "frame's, in the first frame's camera frame (OpenCV, metres; horizontal over the floor); null for a camera in "
+        "one place")
 
 
 class EstimateResponse(FiniteResponse):

@@ -94,15 +94,19 @@ class MocapClip:
 # ----------------------------------------------------------------------------- conversion
 
 
-def motion_to_model(motion: BvhMotion, mapping: Mapping, frames: np.ndarray | slice | None = None) -> tuple[np.ndarray, np.ndarray]:
+def motion_to_model(motion: BvhMotion, mapping: Mapping, frames: np.ndarray | slice | None = None,
+                    keep_root: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Model-joint positions of a parsed BVH through a mapping.
 
     Args:
         motion: the parsed file.
         mapping: the mapping.
         frames: frame selection (all if None).
+        keep_root: keep the pelvis where the capture put it (its trajectory over the floor, for
+            evaluating a moving camera) instead of at the origin.
     Returns:
-        ``(joints [F, 21, 3] float64 metres, world frame Z up, pelvis at the origin; mask [21] bool)``.
+        ``(joints [F, 21, 3] float64 metres, world frame Z up, pelvis at the origin (or where it was
+        captured, ``keep_root``); mask [21] bool)``.
         Unmapped joints are derived by :func:`fill_missing`.
     Raises:
         InputError: if the mapping names a joint the file lacks (names the joint, the mapping
@@ -125,8 +129,9 @@ def motion_to_model(motion: BvhMotion, mapping: Mapping, frames: np.ndarray | sl
     out *= mapping.unit_m
     if mapping.up == "y":
         out = out @ Y_UP_TO_Z_UP.T
-    out -= out[:, :1]
-    return fill_missing(out, mask), mask
+    root = out[:, :1].copy()
+    out = fill_missing(out - root, mask)
+    return (out + root if keep_root else out), mask
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -284,17 +289,18 @@ def load_amc(asf_path: str | os.PathLike, amc_path: str | os.PathLike, mapping: 
     return _to_clip(str(amc_path), motion, m.for_motion(motion), stride_fps)
 
 
-def _to_clip(name: str, motion, m: Mapping, stride_fps: float) -> MocapClip | None:
+def _to_clip(name: str, motion, m: Mapping, stride_fps: float, keep_root: bool = False) -> MocapClip | None:
     fps = m.fps or motion.fps
     step = max(1, int(round(fps / stride_fps)))
     frames = np.arange(m.skip_frames, motion.num_frames, step)
     if len(frames) == 0:
         return None
-    joints, mask = motion_to_model(motion, m, frames)
+    joints, mask = motion_to_model(motion, m, frames, keep_root=keep_root)
     return MocapClip(name, joints.astype(np.float32), mask, fps / step)
 
 
-def load_mocap(path: str | os.PathLike, mapping: str | os.PathLike, stride_fps: float = 25.0) -> list[MocapClip]:
+def load_mocap(path: str | os.PathLike, mapping: str | os.PathLike, stride_fps: float = 25.0,
+               keep_root: bool = False) -> list[MocapClip]:
     """Load BVH clips as model-skeleton joint positions.
 
     Args:
@@ -303,6 +309,7 @@ def load_mocap(path: str | os.PathLike, mapping: str | os.PathLike, stride_fps: 
         mapping: a shipped mapping name (``"bandai"``, ``"cmu"``, ``"cmu_aclstm"``,
             ``"cmu_przestr"``) or a path to a mapping ``.toml``.
         stride_fps: frames per second kept (every ``round(fps / stride_fps)``-th frame, at least 1).
+        keep_root: keep each clip's pelvis trajectory (:func:`motion_to_model`).
     Returns:
         One :class:`MocapClip` per file that has frames left after ``skip_frames``, in name order
         (AMC files are read too, with the ``SS.asf`` beside ``SS_TT*.amc``; in a folder or zip,
@@ -327,7 +334,7 @@ def load_mocap(path: str | os.PathLike, mapping: str | os.PathLike, stride_fps: 
                 raise
             no_skeleton.append(name)
             continue
-        clip = _to_clip(name, motion, mapping_.for_motion(motion), stride_fps)
+        clip = _to_clip(name, motion, mapping_.for_motion(motion), stride_fps, keep_root)
         if clip is not None:
             clips.append(clip)
     if no_skeleton:

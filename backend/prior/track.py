@@ -37,6 +37,9 @@ sampler internals:
    then over each contact the ankle is held at one point on the floor and the leg is
    re-solved by analytic two-bone IK (hip fixed, knee kept in its bend plane), blended in and
    out over a few frames (as in the foot-skate cleanup of Kovar et al. 2002, simplified).
+   A camera that travels with the person (``moving_camera``, a tracking shot) is first given the
+   path that keeps the supporting foot still (:mod:`backend.prior.camera_path`), added to the
+   world frame before the contacts are found.
 
 Frames and units: camera frame (OpenCV, metres) for ``joints`` and ``root``; world frame (Z up,
 metres) from the shared world->camera rotation ``R``: ``x_world = R^T x_cam``. A camera that turns
@@ -52,6 +55,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from backend.prior.camera_path import camera_path_from_feet
 from backend.prior.contacts import contact_plane, detect_contacts, floor_height, plant_feet, steady_root
 from backend.skeleton import NUM_JOINTS
 
@@ -226,6 +230,8 @@ class Track:
         contacts: ``[T, 2]`` bool, (left foot, right foot) planted.
         warnings: ``{frame: [message]}``.
         floor: world Z of the floor (metres; camera at the origin).
+        camera: ``[T, 3]`` the camera centre's travel from the first frame's (world frame, metres) of a
+            moving camera (``solve_track(moving_camera=True)``), else None (a camera in one place).
     """
 
     joints: np.ndarray
@@ -236,6 +242,7 @@ class Track:
     contacts: np.ndarray
     warnings: dict = field(default_factory=dict)
     floor: float = 0.0
+    camera: np.ndarray | None = None
 
 
 # ------------------------------------------------------------------------------ the path
@@ -449,7 +456,7 @@ def solve_track(joints: list[np.ndarray | None], scores: list[np.ndarray | None]
                 fps: float, rotation: np.ndarray | None = None, anchors: list | None = None,
                 fixed: dict[int, int] | None = None, opts: TrackOptions | None = None,
                 reprojection: list[np.ndarray | None] | None = None, motion: np.ndarray | None = None,
-                breaks: set[int] | None = None) -> Track:
+                breaks: set[int] | None = None, moving_camera: bool = False) -> Track:
     """Solve the track of a sequence from its per-frame hypotheses.
 
     Args:
@@ -475,6 +482,11 @@ def solve_track(joints: list[np.ndarray | None], scores: list[np.ndarray | None]
         breaks: frames where another person may begin (the person followed was lost and someone was
             picked again): the smoothers do not cross them, and a gap before one is held from the
             frame before it instead of interpolated toward the other person.
+        moving_camera: the camera travels (a tracking shot): its path is recovered from the person's
+            supporting foot (:func:`backend.prior.camera_path.camera_path_from_feet`) and added to
+            the world frame (``world_root``, ``Track.camera``), where the feet are then planted; the
+            camera-frame ``joints`` and ``root`` stay each frame's own camera's. The root's steadying
+            along its ray (``opts.steady_root``) is skipped: a travelling camera moves it too.
     Returns:
         :class:`Track`.
     Raises:
@@ -558,21 +570,25 @@ def solve_track(joints: list[np.ndarray | None], scores: list[np.ndarray | None]
     world_abs = (pose + root[:, None]) @ R  # x_world = R^T x_cam (row vectors)
     contacts = np.zeros((T, 2), bool)
     floor = floor_height(world_abs)
+    camera = None
+    if moving_camera:  # the camera's travel, from the supporting foot (X_world = X_fixed + C_t)
+        camera, _ = camera_path_from_feet(world_abs, fps)
+        world_abs = world_abs + camera[:, None]
     if opts.feet and T >= 3:
         contacts = detect_contacts(world_abs, fps, opts, floor)
-        if opts.steady_root is not None:
+        if opts.steady_root is not None and camera is None:
             root = steady_root(pose, root, R, contacts, opts.steady_root * rate)
             world_abs = (pose + root[:, None]) @ R
         plane = contact_plane(world_abs, contacts, floor) if opts.floor_plane else None
         world_abs = plant_feet(world_abs, contacts, floor, plane=plane)
-        cam = world_abs @ R.T
+        cam = (world_abs if camera is None else world_abs - camera[:, None]) @ R.T
         pose = cam - root[:, None]
     world_root = world_abs[:, 0].copy()
     world = world_abs - world_root[:, None]
     if M is not None:  # back to each frame's own camera (row vectors: x_t = M_t x_0)
         pose, root = np.einsum("tjc,tdc->tjd", pose, M), np.einsum("tc,tdc->td", root, M)
     return Track(joints=pose, root=root, world=world, world_root=world_root, choice=choice, contacts=contacts,
-                 warnings=warnings, floor=floor)
+                 warnings=warnings, floor=floor, camera=camera)
 
 
 def _fill_gaps(pose: np.ndarray, root: np.ndarray, have: list[int], warnings: dict, breaks=()) -> list[int]:
