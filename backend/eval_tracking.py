@@ -27,6 +27,7 @@ camera's estimated travel against the truth (mm, mean over frames).
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -44,15 +45,18 @@ FOLLOW_LAMBDA = 2000.0
 
 
 def load_walks(data_dir: str) -> list:
-    """The CMU walks with their trajectory: :class:`backend.mocap.clips.MocapClip` (first frame, a T-pose, dropped)."""
+    """The CMU walks with their trajectory: :class:`backend.mocap.clips.MocapClip` (first frame, a T-pose,
+    dropped), subjects 7 and 8 in turn."""
     from backend.mocap.clips import load_mocap
 
-    out = []
+    per_subject = []
     for prefix in WALKS:
-        for c in load_mocap(f"{data_dir}/cmu_more.zip::{prefix}", "cmu_przestr", 25.0, keep_root=True):
+        clips = load_mocap(f"{data_dir}/cmu_more.zip::{prefix}", "cmu_przestr", 25.0, keep_root=True)
+        for c in clips:
             c.joints = c.joints[1 : 1 + WALK_FRAMES].astype(np.float64)
-            out.append(c)
-    return out
+        per_subject.append(clips)
+    # the subjects taken in turn, so that the first few walks are of both
+    return [c for group in itertools.zip_longest(*per_subject) for c in group if c is not None]
 
 
 def walk_camera(joints: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -136,7 +140,9 @@ def run_tracking_eval(service, args) -> list:
                 m.setdefault("mpjpe", []).append(float(mpjpe(P, g_rel).mean()))
                 ct = np.array(info.camera_translation) if info.camera_translation else np.zeros_like(cam_true)
                 m.setdefault("camera", []).append(float(np.linalg.norm(ct - cam_true, axis=-1).mean() * 1000))
-        print(f"  walk {ci + 1}/{len(walks)} {clip.name.split('/')[-1]}: {walked:.2f} m, {len(X)} frames", flush=True)
+        ends = ", ".join(f"{shot} {acc[(shot, 'moving camera, from the feet')]['end'][-1]:.0f} %" for shot in ("tracking shot", "fixed camera"))
+        print(f"  walk {ci + 1}/{len(walks)} {clip.name.split('/')[-1]}: {walked:.2f} m, {len(X)} frames; moving camera, "
+              f"error at the end: {ends}", flush=True)
     rows = []
     for (shot, row), m in acc.items():
         sl = m["slide"]
