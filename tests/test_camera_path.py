@@ -102,6 +102,11 @@ def test_a_tracking_shot_estimated_with_moving_camera_walks_through_the_scene(wa
             assert ct.shape == (40, 3) and np.allclose(ct[0], 0.0)
             true_ct = (C_true - C_true[0]) @ R.T  # the first frame's camera frame
             assert np.linalg.norm(ct[-1] - true_ct[-1]) < 0.5 * np.linalg.norm(true_ct[-1])
+            # a per-frame override (what the add-on's Use in track sends back) keeps the camera's travel
+            tr = service.track(schemas.TrackRequest(frames=res.frames, sequence=schemas.SequenceOptions(
+                fps=fps, fixed={5: 1}, moving_camera=True)))
+            assert tr.frames[5].track.hypothesis == 1 and tr.sequence.moving_camera
+            assert np.linalg.norm(np.array(tr.sequence.camera_translation)[-1]) > 0.5 * np.linalg.norm(true_ct[-1])
         else:
             assert res.sequence.camera_translation is None
     assert travels[False] < 0.3 * walked, travels
