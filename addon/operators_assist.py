@@ -46,9 +46,9 @@ PIN_TOLERANCE = 0.005
 #: A Rigify rig's IK controls that may be pins: control -> (the model joint at its head, the FK
 #: controls that carry that joint, nearest first). The session poses the FK chain to reach the
 #: control (the limb is in FK during the session, see ``AssistSession``).
-RIGIFY_IK_PINS = {f"{part}_ik.{s}": (f"{side}_{joint}", [f"{a}_fk.{s}", f"{b}_fk.{s}"])
+RIGIFY_IK_PINS = {f"{limb['end'][0]}.{s}": (f"{side}_{limb['end'][1]}", [f"{limb['fk'][1]}_fk.{s}", f"{limb['fk'][0]}_fk.{s}"])
                   for s, side in (("L", "left"), ("R", "right"))
-                  for part, joint, a, b in (("hand", "wrist", "forearm", "upper_arm"), ("foot", "ankle", "shin", "thigh"))}
+                  for limb in rig_checks.RIGIFY_LIMB_CONTROLS.values()}
 
 
 def ik_pins(ob, bones) -> dict:

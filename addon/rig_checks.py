@@ -8,10 +8,18 @@ import contextlib
 
 import bpy
 
-_RIGIFY_LIMBS = (("upper_arm_parent", ("upper_arm", "forearm", "hand")), ("thigh_parent", ("thigh", "shin", "foot")))
-#: A Rigify limb's IK controls (the switch bone's prefix -> control name prefixes, ``.L/.R`` added).
-_RIGIFY_IK_CONTROLS = {"upper_arm_parent": ("upper_arm_ik", "hand_ik", "upper_arm_ik_target"),
-                       "thigh_parent": ("thigh_ik", "foot_ik", "thigh_ik_target", "toe_ik", "foot_heel_ik", "foot_spin_ik")}
+#: Rigify's limbs, one table for the add-on: the IK/FK switch bone's prefix -> its FK control
+#: prefixes (root to tip), all its IK controls, and the IK control that moves the limb's end with
+#: the model joint it stands for (a pose-assist pin); ``.L/.R`` added to every name.
+RIGIFY_LIMB_CONTROLS = {
+    "upper_arm_parent": {"fk": ("upper_arm", "forearm", "hand"), "ik": ("upper_arm_ik", "hand_ik", "upper_arm_ik_target"),
+                         "end": ("hand_ik", "wrist")},
+    "thigh_parent": {"fk": ("thigh", "shin", "foot"),
+                     "ik": ("thigh_ik", "foot_ik", "thigh_ik_target", "toe_ik", "foot_heel_ik", "foot_spin_ik"),
+                     "end": ("foot_ik", "ankle")},
+}
+_RIGIFY_LIMBS = tuple((switch, limb["fk"]) for switch, limb in RIGIFY_LIMB_CONTROLS.items())
+_RIGIFY_IK_CONTROLS = {switch: limb["ik"] for switch, limb in RIGIFY_LIMB_CONTROLS.items()}
 _OVERRIDING = {"COPY_ROTATION", "COPY_TRANSFORMS", "COPY_LOCATION", "TRACK_TO", "DAMPED_TRACK", "LOCKED_TRACK",
                "CHILD_OF", "ARMATURE", "STRETCH_TO", "TRANSFORM", "ACTION", "SPLINE_IK"}
 
