@@ -451,3 +451,30 @@ def test_a_tracking_shot_keys_the_rig_walking_through_the_scene_and_the_camera_t
     assert cam_travel == pytest.approx(float(np.linalg.norm(np.subtract(ct[-1], ct[0]))) * s_rig, rel=0.02)
     drift = {k: max(np.linalg.norm(np.array(v) - v[0], axis=1)) for k, v in off.items()}
     assert drift["keyed"] < 0.1 * drift["still"], drift
+
+
+def test_camera_travels_with_the_person_is_sent_with_the_video_and_kept_through_an_override(rig, tmp_path):  # noqa: F811
+    """The video operator's *Camera travels with the person* sends ``sequence.moving_camera`` with the
+    video, the message says the camera's travel was recovered, and *Use in track* sends it back, so
+    the re-solved track keeps the camera's travel (its ``camera_translation`` stored again)."""
+    clip = tmp_path / "walk.mp4"
+    _write_video(clip, 5, 10.0)
+    scene = bpy.context.scene
+    bpy.context.view_layer.objects.active = rig
+    scene.frame_set(1)
+    assert bpy.ops.posediff.estimate_video(filepath=str(clip), moving_camera=True, blocking=True) == {"FINISHED"}, \
+        scene.posediff.last_error
+    assert "the camera's travel (" in scene.posediff.last_message and "recovered from the feet" in scene.posediff.last_message
+    ov = addon_module("operators_video")
+    seq = ov._stored()["response"]["sequence"]
+    assert seq["moving_camera"] and len(seq["camera_translation"]) == 5
+    scene.frame_set(3)
+    assert bpy.ops.posediff.track_override(hypothesis=1, blocking=True) == {"FINISHED"}, scene.posediff.last_error
+    seq = ov._stored()["response"]["sequence"]
+    assert seq["moving_camera"] and len(seq["camera_translation"]) == 5
+    # without the option: no travel
+    scene.frame_set(1)
+    assert bpy.ops.posediff.estimate_video(filepath=str(clip), blocking=True) == {"FINISHED"}
+    seq = ov._stored()["response"]["sequence"]
+    assert not seq.get("moving_camera") and not seq.get("camera_translation")
+    assert "recovered from the feet" not in scene.posediff.last_message
