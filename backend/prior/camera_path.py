@@ -60,7 +60,10 @@ MIN_SUPPORT = 0.2
 #: 0.045: 11.7 / 13.0, 11.2 / 14.2); vertical speed 0.1 and slip 0.15 7.3 / 10.8 (slip 0.1 the
 #: same, 0.5 16.0 %); lam 800 7.2 / 10.6 (20 / 3000: 8.0 / 11.4, 7.0 / 10.3). A cue that the
 #: supporting foot moves backwards under the body (walking forwards) gave -3 points on the
-#: travelling camera and was not kept (it fails a person walking backwards).
+#: travelling camera and was not kept (it fails a person walking backwards); nor were 6 more
+#: reweighting passes, an annealed slip (0.075, then 0.0375 m/s) or a refit weighted by the
+#: contacts found with the first path (7.2 / 10.6 -> 6.8 / 9.9, 6.8 / 9.6, 6.8 / 9.0 %: within
+#: what four walks can tell apart).
 
 
 def support_weights(world_abs: np.ndarray, fps: float) -> np.ndarray:
