@@ -422,6 +422,10 @@ class POSEDIFF_OT_estimate_video(_TaskOperator, bpy.types.Operator, ImportHelper
                 if meta.get("camera_keyed"):
                     extra += f" and keyed on the camera {meta['camera']}"
             extra += fps_note or timing_note(clip_fps, meta["scene_fps"], meta["timing"], background)
+            extra += "".join(f"; {w}" for w in seq.get("warnings") or [] if "moving_camera" not in w)
+            if any("moving_camera" in w for w in seq.get("warnings") or []):
+                extra += ("; the feet slide as if the camera travelled with the person: if it did, estimate again "
+                          "with 'Camera travels with the person'")
             return f"keyed the track on {n} frames ({meta['scene_frames'][0]}-{meta['scene_frames'][-1]}){extra}"
 
         return self.run_task(context, "estimate", payload, f"estimate {os.path.basename(path)}", apply)

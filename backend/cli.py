@@ -214,6 +214,8 @@ def _estimate_sequence(args) -> int:
     for i, fr in enumerate(res.frames):
         for w in fr.warnings:
             print(f"frame {i}: {w}", file=sys.stderr)
+    for w in res.sequence.warnings if res.sequence is not None else ():
+        print(f"clip: {w}", file=sys.stderr)
     if res.sequence is not None and res.sequence.camera_motion:
         import numpy as np
 

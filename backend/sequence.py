@@ -496,6 +496,34 @@ def relative_motion(motion, frames: int | None) -> np.ndarray:
     return motion @ motion[0].T if len(motion) else motion
 
 
+#: A track taken from a camera in one place whose supporting feet would need a camera travelling at
+#: this speed or more to stand still (m/s, :func:`backend.prior.camera_path.camera_path_from_feet` on
+#: the track) gets a clip warning that the camera may have travelled with the person. ``posediff eval
+#: tracking``'s responses (4 walks, 4 px): 0.85-1.34 m/s from a camera travelling with the walker,
+#: 0.12-0.29 m/s from one staying in place.
+TRAVEL_HINT_SPEED = 0.5
+#: The least clip length for that hint (seconds).
+TRAVEL_HINT_MIN_S = 1.0
+
+
+def travel_hint(tr: Track, fps: float) -> list[str]:
+    """A clip warning when the track's feet slide as if the camera travelled with the person (a
+    tracking shot estimated as a camera in one place: the person walks on the spot), else none."""
+    from backend.prior.camera_path import camera_path_from_feet
+
+    if len(tr.world) < TRAVEL_HINT_MIN_S * fps:
+        return []
+    C, supported = camera_path_from_feet(tr.world + tr.world_root[:, None], fps)
+    if not supported.any():
+        return []
+    speed = float(np.linalg.norm(np.gradient(C[:, :2], axis=0), axis=-1)[supported].mean() * fps)
+    if speed < TRAVEL_HINT_SPEED:
+        return []
+    return [f"the person's feet slide as if the camera travelled with them at {speed:.1f} m/s (the person walking "
+            "on the spot): if it did (a tracking shot), estimate with sequence.moving_camera (add-on: 'Camera travels "
+            "with the person'; CLI: --moving-camera)"]
+
+
 def add_track(frames: list[schemas.FrameResult], fps: float, rotation: np.ndarray | None = None,
               fixed: dict[int, int] | None = None, opts: TrackOptions | None = None,
               motion: np.ndarray | None = None, moving_camera: bool = False) -> schemas.SequenceInfo:
@@ -557,7 +585,8 @@ def add_track(frames: list[schemas.FrameResult], fps: float, rotation: np.ndarra
                 fr.warnings.append(w)
         if not fr.hypotheses:
             fr.aggregate = fr.track.joints
-    return schemas.SequenceInfo(fps=float(fps), camera_pitch_deg=round(math.degrees(pitch), 2),
+    clip_warnings = [] if moving_camera else travel_hint(tr, fps)
+    return schemas.SequenceInfo(warnings=clip_warnings, fps=float(fps), camera_pitch_deg=round(math.degrees(pitch), 2),
                                 camera_roll_deg=round(math.degrees(roll), 2), frames=len(frames), floor_z=round(tr.floor, 5),
                                 gaps=[t for t in range(len(frames)) if not frames[t].hypotheses],
                                 camera_motion=None if motion is None else _r(motion, 7), moving_camera=moving_camera,

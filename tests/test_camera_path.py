@@ -76,7 +76,9 @@ def test_a_tracking_shot_estimated_with_moving_camera_walks_through_the_scene(wa
     """Through the service (real prior): a walk filmed by a camera travelling with it, 2D from the
     capture with 2 px noise. Taken as fixed, the track walks on the spot; with ``moving_camera`` its
     world root travels as the walker did (the camera's travel reported, in the first frame's camera
-    frame), and its planted feet stay still. Measured on this clip: travel ~0.8x the true one."""
+    frame), and its planted feet stay still. Measured on this clip: travel ~0.8x the true one. Taken as
+    fixed, the response says the feet slide as a travelling camera's would (a hint to use the option);
+    from a camera staying in place it does not."""
     from backend.eval_tracking import tracking_request, walk_camera
     from backend.http import schemas
     from backend.service import PoseService
@@ -107,7 +109,15 @@ def test_a_tracking_shot_estimated_with_moving_camera_walks_through_the_scene(wa
                 fps=fps, fixed={5: 1}, moving_camera=True)))
             assert tr.frames[5].track.hypothesis == 1 and tr.sequence.moving_camera
             assert np.linalg.norm(np.array(tr.sequence.camera_translation)[-1]) > 0.5 * np.linalg.norm(true_ct[-1])
+            assert not res.sequence.warnings
         else:
             assert res.sequence.camera_translation is None
+            # taken as fixed, the clip says that its feet slide as a travelling camera's would
+            assert any("moving_camera" in w for w in res.sequence.warnings), res.sequence.warnings
     assert travels[False] < 0.3 * walked, travels
+    # the same walk from a camera that stays in place: no such hint
+    req, _ = tracking_request(X, fps, R, np.tile(C0, (len(X), 1)), rng, noise_px=2.0, num=8, seed=0)
+    req["steps"] = 20
+    res = service.estimate(schemas.EstimateRequest.model_validate(req))
+    assert not any("moving_camera" in w for w in res.sequence.warnings), res.sequence.warnings
     assert 0.5 * walked < travels[True] < 1.5 * walked, (travels, walked)

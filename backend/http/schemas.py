@@ -429,6 +429,8 @@ class SequenceInfo(BaseModel):
         None, description="the camera motion the track undid (as sequence.camera_motion: given, or estimated from a "
         "video's background); send it back with a per-frame override")
     moving_camera: bool = Field(False, description="the request's sequence.moving_camera (send it back with a per-frame override)")
+    warnings: list[str] = Field(default_factory=list, description="about the whole clip (e.g. a hint that the camera "
+                                "travelled with the person)")
     camera_translation: list[list[float]] | None = Field(
         None, description="with sequence.moving_camera: per frame, the camera centre's position relative to the first "
         "frame's, in the first frame's camera frame (OpenCV, metres; horizontal over the floor); null for a camera in "
