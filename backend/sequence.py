@@ -184,7 +184,7 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
     # a camera turning during the clip, from the frames' background where they are images
     # (:mod:`backend.vision.camera_motion`), frame by frame as they are read
     images = req.video is not None or all(fr.image is not None for fr in req.frames or [])
-    est = CameraMotion() if motion is None and images and (req.sequence is None or req.sequence.estimate_camera_motion) else None
+    est = CameraMotion() if motion is None and images and turn_from_background(req.sequence) else None
     results: list[schemas.FrameResult] = []
     pending: list = []
     clip: dict = {}  # "tilt": the clip's camera (pitch, roll), estimated on the first chunk
@@ -494,6 +494,19 @@ def relative_motion(motion, frames: int | None) -> np.ndarray:
         raise InputError("sequence.camera_motion", f"{len(motion)} rotations for the sequence's {frames} frames: "
                          "give one per frame")
     return motion @ motion[0].T if len(motion) else motion
+
+
+def turn_from_background(seq: schemas.SequenceOptions | None) -> bool:
+    """Whether a clip of images estimates its camera's turn from their background
+    (:mod:`backend.vision.camera_motion`): yes unless ``estimate_camera_motion`` is false, and, for a
+    camera that travels (``moving_camera``), only when ``estimate_camera_motion`` is given true: the
+    turn model is a camera turning about its centre, and a travelling camera's background parallax
+    reads as a turn (a wall 5 m away passing by 3 m as a 31-degree pan), which would turn the walk."""
+    if seq is None:
+        return True
+    if seq.moving_camera:
+        return bool(seq.estimate_camera_motion and "estimate_camera_motion" in seq.model_fields_set)
+    return bool(seq.estimate_camera_motion)
 
 
 #: A track taken from a camera in one place whose supporting feet would need a camera travelling at

@@ -113,6 +113,14 @@ def test_a_video_from_a_turning_camera_is_estimated_with_its_turn_and_a_steadier
                                                             "camera_motion": res.sequence.camera_motion}})
     again = service.track(req)
     assert again.sequence.camera_motion == res.sequence.camera_motion and again.frames[3].track.hypothesis == 1
+    # a travelling camera (moving_camera): its background's parallax would read as a turn, so the turn is
+    # estimated only when asked for explicitly
+    moving = service.estimate(schemas.EstimateRequest.model_validate(
+        {"video": {"path": str(clip)}, "sequence": {"moving_camera": True}, **opts}))
+    assert moving.sequence.camera_motion is None and moving.sequence.camera_translation is not None
+    asked = service.estimate(schemas.EstimateRequest.model_validate(
+        {"video": {"path": str(clip)}, "sequence": {"moving_camera": True, "estimate_camera_motion": True}, **opts}))
+    assert asked.sequence.camera_motion == res.sequence.camera_motion
 
 
 def test_a_camera_motion_of_the_wrong_length_or_not_a_rotation_is_refused_naming_the_field(service):

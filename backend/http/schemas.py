@@ -141,7 +141,8 @@ class SequenceOptions(Strict):
     estimate_camera_motion: bool = Field(
         True, description="images and videos without 'camera_motion': estimate the camera's turn from the frames' "
         "background (a handheld phone's sway, a pan); reported in the response's sequence.camera_motion, null when "
-        "the camera did not turn")
+        "the camera did not turn; with moving_camera, only when given true (a travelling camera's background "
+        "parallax reads as a turn)")
 
     moving_camera: bool = Field(
         False, description="the camera travels with the person (a tracking shot: carried alongside someone walking, a "
