@@ -30,7 +30,7 @@ def selected_bones(ob) -> set[str]:
     """
     mapped = set(blender_rig.mapped_bones(ob))
     everything = blender_rig.selected_bones(ob)
-    sel = rig_checks.ik_controls_as_fk(ob, everything & (mapped | rig_checks.ik_controls(ob, mapped)), mapped)
+    sel = rig_checks.ik_controls_as_fk(ob, everything, mapped)
     if sel and sel == mapped:
         n_all = len(everything)
         raise ValueError(f"all {len(mapped)} mapped bones are selected ({n_all} bones in all; a freshly added rig "
@@ -44,8 +44,7 @@ def chosen_bones(ob, frame: int, keyed_first: bool = True) -> tuple[set[str], st
     limb's IK controls (limb in IK) count as its FK controls."""
     if keyed_first:
         mapped = set(blender_rig.mapped_bones(ob))
-        keyed = rig_checks.ik_controls_as_fk(ob, blender_rig.keyed_bones(ob, frame) & (mapped | rig_checks.ik_controls(ob, mapped)),
-                                             mapped)
+        keyed = rig_checks.ik_controls_as_fk(ob, blender_rig.keyed_bones(ob, frame), mapped)
         if keyed:
             return keyed, "keyed"
     sel = selected_bones(ob)

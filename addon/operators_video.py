@@ -190,7 +190,7 @@ def travel_m(translation: list) -> float:
     return math.dist(translation[0], translation[-1]) if translation else 0.0
 
 
-def key_camera_turn(cam, camera_matrix_world, motion: list | None, frames: list[int], translation: list | None = None,
+def key_camera_motion(cam, camera_matrix_world, motion: list | None, frames: list[int], translation: list | None = None,
                     scale: float = 1.0) -> bool:
     """Key the scene camera on ``frames`` as the filming camera moved: its rotation with the clip's turn
     (``sequence.camera_motion``) and, for a camera that travelled (``sequence.camera_translation``,
@@ -290,7 +290,7 @@ def _key_frames(context, ob, response, meta, frames):
     meta["scene_frames"] = frames
     cam = bpy.data.objects.get(meta.get("camera") or "") or context.scene.camera
     meta["camera_keyed"] = bool(cam_mw is not None and (motion or travel) and cam is not None and cam.type == "CAMERA"
-                                and key_camera_turn(cam, cam_mw, motion, frames, travel, s_rig))
+                                and key_camera_motion(cam, cam_mw, motion, frames, travel, s_rig))
     context.scene.frame_set(frames[0])
     notes = rig_checks.keying_notes(ob, [n for n in switched if n not in keep], keyed)
     notes += [n for n in (rigify_ik.note(keep), ik_note) if n]
@@ -422,10 +422,7 @@ class POSEDIFF_OT_estimate_video(_TaskOperator, bpy.types.Operator, ImportHelper
                 if meta.get("camera_keyed"):
                     extra += f" and keyed on the camera {meta['camera']}"
             extra += fps_note or timing_note(clip_fps, meta["scene_fps"], meta["timing"], background)
-            extra += "".join(f"; {w}" for w in seq.get("warnings") or [] if "moving_camera" not in w)
-            if any("moving_camera" in w for w in seq.get("warnings") or []):
-                extra += ("; the feet slide as if the camera travelled with the person: if it did, estimate again "
-                          "with 'Camera travels with the person'")
+            extra += "".join(f"; {w}" for w in seq.get("warnings") or [])  # about the whole clip (the backend's)
             return f"keyed the track on {n} frames ({meta['scene_frames'][0]}-{meta['scene_frames'][-1]}){extra}"
 
         return self.run_task(context, "estimate", payload, f"estimate {os.path.basename(path)}", apply)

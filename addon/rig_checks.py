@@ -89,7 +89,7 @@ def ik_controls_as_fk(ob, bones, mapped) -> set[str]:
     ``upper_arm_ik.L``, the pole ``thigh_ik_target.R``...) replaced by that limb's FK controls
     among ``mapped`` (``upper_arm_fk.L``, ``forearm_fk.L``, ``hand_fk.L``): the animator who
     keyed or selected an IK control set the limb as it shows, which its FK chain carries once
-    :func:`fk_view` has snapped it there. Other bones pass through."""
+    :func:`fk_view` has snapped it there. Other bones are kept if they are in ``mapped``."""
     out = set(bones)
     for switch in limbs_in_ik(ob, mapped):
         prefix, side = switch[:-2], switch[-2:]
@@ -98,13 +98,7 @@ def ik_controls_as_fk(ob, bones, mapped) -> set[str]:
             parts = dict(_RIGIFY_LIMBS)[prefix]
             out -= ctrls
             out |= {f"{p}_fk{side}" for p in parts if f"{p}_fk{side}" in mapped}
-    return out
-
-
-def ik_controls(ob, mapped) -> set[str]:
-    """The IK controls (see :func:`ik_controls_as_fk`) of the Rigify limbs of ``mapped`` in IK."""
-    return {c + sw[-2:] for sw in limbs_in_ik(ob, mapped) for c in _RIGIFY_IK_CONTROLS.get(sw[:-2], ())
-            if c + sw[-2:] in ob.pose.bones}
+    return out & set(mapped)
 
 
 @contextlib.contextmanager

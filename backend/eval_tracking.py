@@ -98,12 +98,12 @@ def run_tracking_eval(service, args) -> list:
     from backend.eval_sequence import foot_sliding
     from backend.evaluate import print_table
     from backend.http import schemas
+    from backend.mocap.datasets import SHARED_DATA
     from backend.prior.contacts import detect_contacts
     from backend.prior.track import TrackOptions, whittaker_smooth
     from backend.sequence import add_track
 
-    data_dir = getattr(args, "data", None) or str(_shared_data())
-    walks = load_walks(data_dir)[: args.clips]
+    walks = load_walks(str(SHARED_DATA))[: args.clips]
     rng = np.random.default_rng(args.seed + 11)
     acc: dict[tuple[str, str], dict[str, list]] = {}
     gt_slide = []
@@ -164,9 +164,3 @@ def _world_to_camera(info) -> np.ndarray:
     from backend.camera import tilt_rotation
 
     return tilt_rotation(math.radians(info.camera_pitch_deg), math.radians(info.camera_roll_deg))
-
-
-def _shared_data():
-    from backend.mocap.datasets import SHARED_DATA
-
-    return SHARED_DATA

@@ -261,7 +261,7 @@ def test_use_my_camera_keys_a_handheld_clip_steady_in_the_world(rig, tmp_path): 
     scene_.collection.objects.link(aimed)
     aimed.constraints.new("TRACK_TO").target = rig
     ov = addon_module("operators_video")
-    assert not ov.key_camera_turn(aimed, stored["meta"]["camera_matrix_world"], stored["response"]["sequence"]["camera_motion"],
+    assert not ov.key_camera_motion(aimed, stored["meta"]["camera_matrix_world"], stored["response"]["sequence"]["camera_motion"],
                                   list(range(1, 9)))
     assert aimed.animation_data is None
 

@@ -80,7 +80,8 @@ class MocapClip:
 
     Attributes:
         name: ``<file or zip member>`` the clip came from.
-        joints: ``[F, 21, 3]`` float32, metres, world frame (right-handed, Z up), pelvis at the origin.
+        joints: ``[F, 21, 3]`` float32, metres, world frame (right-handed, Z up), pelvis at the origin
+            (or on its captured trajectory: ``load_mocap(keep_root=True)``).
         mask: ``[21]`` bool, False for joints the source lacks (their positions are derived).
         fps: frames per second of ``joints`` after subsampling.
     """

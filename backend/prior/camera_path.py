@@ -90,6 +90,11 @@ def support_weights(world_abs: np.ndarray, fps: float) -> np.ndarray:
     return near * lower_foot[..., None] * lower_point * still
 
 
+def _half_window(seconds: float, fps: float) -> int:
+    """Frames on each side of a window of ``seconds`` (at least 2)."""
+    return max(2, int(round(seconds * fps / 2)))
+
+
 def _windowed_median(x: np.ndarray, w: np.ndarray, half: int) -> np.ndarray:
     """Per frame, the weighted median (each axis) of the candidates ``x [T, P, 2]`` (weights ``w [T, P]``)
     of the frames within ``half`` of it: ``[T, 2]``. The supporting foot's candidates agree from frame to
@@ -115,7 +120,7 @@ def local_floor(lowest: np.ndarray, fps: float, seconds: float = FLOOR_WINDOW_S)
     level in the world of the camera's estimated tilt stays one height; a few degrees of tilt error
     (or a root depth that drifts) make it a slope along a walk, which this follows without the lag
     of a running minimum."""
-    half = max(2, int(round(seconds * fps / 2)))
+    half = _half_window(seconds, fps)
     T = len(lowest)
     out = np.empty(T)
     for t in range(T):
@@ -161,7 +166,7 @@ def camera_path_from_feet(world_abs: np.ndarray, fps: float, lam: float | None =
     if not supported.any():
         return C, supported
     lam_t = (PATH_LAMBDA if lam is None else lam) * (fps / 25.0) ** 4
-    u = _windowed_median(-v, w0, max(2, int(round(FLOOR_WINDOW_S * fps / 2))))  # the start: robust to the swing
+    u = _windowed_median(-v, w0, _half_window(FLOOR_WINDOW_S, fps))  # the start: robust to the swing
     for _ in range(iters):
         r = np.linalg.norm(v + u[:, None], axis=-1)  # [T, 4] residual speed of each foot point
         w = w0 / (1.0 + (r / PATH_SLIP) ** 2)
