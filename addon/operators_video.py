@@ -411,13 +411,20 @@ class POSEDIFF_OT_estimate_video(_TaskOperator, bpy.types.Operator, ImportHelper
             if background and ctx.scene.camera is not None and not is_video and exif.orientation(path) != 1:
                 extra += ("; the images carry an EXIF rotation, which Blender's camera background ignores: they show "
                           "turned there (the track is estimated on the upright images)")
-            if seq.get("camera_motion"):
+            cuts = seq.get("cuts") or []
+            if cuts:  # an edited clip: the backend's clip warning names the cuts
+                extra += f"; {len(cuts) + 1} shots, the rig's motion continuous across the cuts"
+                if meta.get("camera_keyed"):
+                    extra += f"; the camera {meta['camera']} keyed jumping to each shot's camera (the footage lines up with the rig)"
+                elif meta["camera_matrix_world"] is not None:
+                    extra += f" (each shot's camera not keyed on {meta['camera']}: it has constraints, which would override the keys)"
+            elif seq.get("camera_motion"):
                 extra += f"; the camera's turn during the clip (up to {max_turn_deg(seq['camera_motion']):.1f} deg) was undone"
                 if meta.get("camera_keyed"):
                     extra += f" and keyed on the camera {meta['camera']} (the footage lines up with the rig)"
                 elif meta["camera_matrix_world"] is not None:
                     extra += f" (not keyed on the camera {meta['camera']}: it has constraints, which would override the keys)"
-            if seq.get("camera_translation"):
+            if seq.get("camera_translation") and seq.get("moving_camera"):
                 extra += f"; the camera's travel ({travel_m(seq['camera_translation']):.1f} m) was recovered from the feet"
                 if meta.get("camera_keyed"):
                     extra += f" and keyed on the camera {meta['camera']}"
@@ -486,6 +493,8 @@ class POSEDIFF_OT_track_override(_TaskOperator, bpy.types.Operator):
             payload["sequence"]["camera_motion"] = seq["camera_motion"]  # the turn the estimate undid
         if seq.get("moving_camera"):
             payload["sequence"]["moving_camera"] = True  # the camera's travel re-solved with the track
+        if seq.get("cuts"):
+            payload["sequence"]["cuts"] = seq["cuts"]  # an edited clip's shots, solved apart and joined again
         if meta.get("rotation"):
             payload["camera"] = {"rotation": meta["rotation"]}
 

@@ -18,6 +18,8 @@
   picks (:mod:`backend.eval_sequence`).
 * ``eval tracking``: walks filmed by a camera that travels with the person, the track with the
   camera taken as fixed or as moving (:mod:`backend.eval_tracking`).
+* ``eval cuts``: edited clips (a cut from one camera to another), the track taken as one camera
+  or with the cut given (:mod:`backend.eval_cuts`).
 
 ``--prior default,cmu`` (or ``--prior`` repeated) runs each table once per prior on the same
 frames and seeds and prints them side by side (:mod:`backend.eval_compare`).
@@ -273,7 +275,7 @@ def small_person_rows(detector, photo_path, names, heights=(80, 120, 160, 220, 3
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("what", choices=["lift", "complete", "prior", "detect", "sequence", "tracking", "all"])
+    p.add_argument("what", choices=["lift", "complete", "prior", "detect", "sequence", "tracking", "cuts", "all"])
     p.add_argument("--frames", type=int, default=100, help="poses evaluated (fixed subsample)")
     p.add_argument("--num", type=int, default=20, help="hypotheses per frame")
     p.add_argument("--subjects", default="S9,S11")
@@ -298,8 +300,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the prior(s) to evaluate: default, cmu or a .safetensors path; repeat or comma-separate "
                         "(--prior default,cmu) to print them side by side on the same frames and seeds")
     p.add_argument("--device", default=None)
-    p.add_argument("--clips", type=int, default=4, help="sequence, tracking: clips evaluated")
-    p.add_argument("--clip-frames", type=int, default=40, help="sequence: consecutive frames per clip (25 fps)")
+    p.add_argument("--clips", type=int, default=4, help="sequence, tracking, cuts: clips evaluated")
+    p.add_argument("--clip-frames", type=int, default=40, help="sequence, cuts: consecutive frames per clip (25 fps)")
     p.add_argument("--clip-subset", choices=SUBSETS, default="all",
                    help="sequence: draw clips with at least half their frames in this pose subset of the photo "
                         "protocol (away from standing, on the floor)")
@@ -321,6 +323,12 @@ def cmd_tracking(args, service) -> None:
     from backend.eval_tracking import run_tracking_eval
 
     run_tracking_eval(service, args)
+
+
+def cmd_cuts(args, service) -> None:
+    from backend.eval_cuts import run_cuts_eval
+
+    run_cuts_eval(service, args)
 
 
 def cmd_sequence(args, service) -> None:
@@ -352,7 +360,7 @@ def run(args) -> int:
     from backend.eval_complete import cmd_complete
 
     commands = {"lift": cmd_lift, "complete": cmd_complete, "prior": cmd_prior, "detect": cmd_detect,
-                "sequence": cmd_sequence, "tracking": cmd_tracking}
+                "sequence": cmd_sequence, "tracking": cmd_tracking, "cuts": cmd_cuts}
     todo = ["prior", "lift", "complete", "detect"] if args.what == "all" else [args.what]
     for w in todo:
         if len(services) == 1 or w == "detect":  # the detector does not depend on the prior

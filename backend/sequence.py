@@ -31,6 +31,7 @@ from backend.skeleton import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS
 from backend.vision.camera_motion import CameraMotion
 from backend.vision.follow import REPICK_WARNING, PersonFollower
 from backend.vision.keypoint_filter import KeypointFilterStream
+from backend.vision.shot_cuts import ShotCuts, mark_cuts
 
 #: Frames sampled together (one batch of frames x candidates through the denoiser).
 CHUNK = 16
@@ -185,6 +186,11 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
     # (:mod:`backend.vision.camera_motion`), frame by frame as they are read
     images = req.video is not None or all(fr.image is not None for fr in req.frames or [])
     est = CameraMotion() if motion is None and images and turn_from_background(req.sequence) else None
+    # an edited clip's shots: the cuts given, or found in the frames' content (not where the camera is given)
+    given_cuts = set(req.sequence.cuts or ()) if req.sequence is not None else set()
+    find_cuts = (images and motion is None and not given_cuts and (req.sequence is None or req.sequence.detect_cuts))
+    marked = mark_cuts(items, ShotCuts()) if find_cuts else ((i, fr, ph, False) for i, fr, ph in items)
+    cuts: list[int] = []
     results: list[schemas.FrameResult] = []
     pending: list = []
     clip: dict = {}  # "tilt": the clip's camera (pitch, roll), estimated on the first chunk
@@ -201,7 +207,7 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
         smp.common_plausibility = True
         done = len(results)
         sub = None if progress is None else (lambda f: progress(min(1.0, (done + f * n) / max(total or done + n, 1))))
-        if conds and rotation is None and "tilt" not in clip:
+        if conds and shot_rotation is None and "tilt" not in clip:
             clip["tilt"] = clip_tilt_of(service, conds, seed=req.seed)
         # one tilt for the clip's sampling even where the camera turns (measured: each frame's own
         # tilt from the camera's turn, held-out 5 clips, 2-degree handheld, best-of-1 48.6 -> 50.3 mm)
@@ -225,22 +231,39 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
     # temporal filter of the 2D evidence: frame t is sampled once its window's later frames are read
     stream = KeypointFilterStream(FILTER_2D_WINDOW, FILTER_2D_ORDER) if FILTER_2D_WINDOW and FILTER_2D_WINDOW > 1 else None
     ready = 0  # pending frames whose evidence is final
+    stream_start = 0  # the sequence index of the filter stream's first frame (a new stream at each cut)
 
     def filtered(out):
         nonlocal ready
         for t, uv in out:
-            cond = pending[t - len(results)][1]
+            cond = pending[stream_start + t - len(results)][1]
             if uv is not None:
                 apply_filtered_anchors(cond.evidence, uv)
             ready += 1
 
     K_video = None
+    shot_rotation = rotation  # the known camera is the first shot's; later shots' tilt is estimated
     source_frames: list[int] = []
     follow = PersonFollower(req.video.person if req.video is not None else None,
                             step=req.video.every if req.video is not None else 1)
-    for i, fr, photo in items:
+    for i, fr, photo, new_shot in marked:
         source_frames.append(int(i))
         field = f"frames[{i}]" if req.video is None else f"video.frame {i}"
+        t_seq = len(results) + len(pending)
+        if (new_shot or t_seq in given_cuts) and t_seq > 0:  # another camera from here: the shot before is sampled with its own tilt
+            cuts.append(t_seq)
+            if stream is not None:
+                filtered(stream.finish())
+                stream = KeypointFilterStream(FILTER_2D_WINDOW, FILTER_2D_ORDER)
+                stream_start = t_seq
+            if pending:
+                flush(len(pending))
+            ready = 0
+            clip.pop("tilt", None)
+            shot_rotation = None
+            follow.repick(follow.person)
+            if est is not None:
+                est.new_shot()
         try:
             K_in = K_shared
             if K_in is None and K_video is not None and photo is not None and tuple(photo.original_size) == (K_video.width, K_video.height):
@@ -254,8 +277,10 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
                 if motion is not None and t_seq >= len(motion):
                     raise InputError("sequence.camera_motion", f"{len(motion)} rotations, but the video has more kept "
                                      f"frames (about {total}): give one per kept frame")
-                if rotation is not None:  # the first frame's known camera, turned to this frame
+                if shot_rotation is not None:  # the first frame's known camera, turned to this frame
                     cond.rotation = (motion[t_seq] if motion is not None else est.motion[-1]) @ rotation
+            if shot_rotation is None and rotation is not None:
+                cond.rotation = None  # a later shot of a clip whose first shot's camera is known
             if cond.evidence is None and not cond.has_known:
                 cond = None
                 warnings = ["no usable 2D evidence in this frame"]
@@ -300,7 +325,8 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
     if est is not None:
         motion = est.result()  # None: the camera did not turn
     moving = bool(req.sequence is not None and req.sequence.moving_camera)
-    info = add_track(results, fps, rotation, fixed=fixed, motion=motion, moving_camera=moving)
+    info = add_track(results, fps, rotation, fixed=fixed, motion=motion, moving_camera=moving,
+                     cuts=sorted(given_cuts) if given_cuts else cuts)
     info.source_frames, info.source_fps = source_frames, src_fps
     if progress is not None:
         progress(1.0)
@@ -539,7 +565,8 @@ def travel_hint(tr: Track, fps: float) -> list[str]:
 
 def add_track(frames: list[schemas.FrameResult], fps: float, rotation: np.ndarray | None = None,
               fixed: dict[int, int] | None = None, opts: TrackOptions | None = None,
-              motion: np.ndarray | None = None, moving_camera: bool = False) -> schemas.SequenceInfo:
+              motion: np.ndarray | None = None, moving_camera: bool = False,
+              cuts: list[int] | None = None) -> schemas.SequenceInfo:
     """Solve the track over frame results (in place: sets ``frames[i].track``, adds gap warnings).
 
     Works only on the response's per-frame hypotheses (joints, score, root_translation) and
@@ -547,7 +574,11 @@ def add_track(frames: list[schemas.FrameResult], fps: float, rotation: np.ndarra
     ``rotation``: the first frame's world->camera rotation when known; ``motion``: ``[T, 3, 3]``
     the camera's turn from the first frame's camera to each frame's (:func:`backend.prior.track.solve_track`);
     ``moving_camera``: the camera travels with the person, its path recovered from their feet
-    (reported in ``sequence.camera_translation``).
+    (reported in ``sequence.camera_translation``); ``cuts``: frames where a new shot begins (an
+    edited clip): each shot is solved on its own with its own tilt (``rotation`` is the first
+    shot's), and the shots' worlds are joined so that the person's motion continues
+    (:mod:`backend.prior.shots`; every frame's camera reported in ``sequence.camera_motion`` and
+    ``camera_translation``). A shot in which nobody is found joins the shot before it.
 
     Raises:
         InputError: no frame has a person (field ``frames``), a fixed choice that does not exist
@@ -571,11 +602,6 @@ def add_track(frames: list[schemas.FrameResult], fps: float, rotation: np.ndarra
         anchors.append(anchors_of(fr))
     if motion is not None:
         motion = relative_motion(motion, len(frames))
-    if rotation is None:
-        pitch, roll = shared_tilt(frames, motion)
-        rotation = tilt_rotation(pitch, roll)
-    else:
-        pitch, roll = pitch_roll_of(rotation)
     for t, k in (fixed or {}).items():
         if not 0 <= t < len(frames):
             raise InputError(f"sequence.fixed.{t}", f"frame {t} is not in the sequence (its {len(frames)} frames are "
@@ -587,8 +613,29 @@ def add_track(frames: list[schemas.FrameResult], fps: float, rotation: np.ndarra
     if all(j is None for j in joints):
         raise InputError("frames", "no person found in any frame of the sequence")
     breaks = {t for t, fr in enumerate(frames) if any(w.startswith(REPICK_WARNING) for w in fr.warnings)}
-    tr: Track = solve_track(joints, scores, roots, fps, rotation=rotation, anchors=anchors, fixed=fixed, opts=opts,
-                            reprojection=reproj, motion=motion, breaks=breaks, moving_camera=moving_camera)
+    shots = shot_ranges(cuts, joints)
+    solved = []
+    for si, (a, b) in enumerate(shots):
+        m = None if motion is None else relative_motion(motion[a:b], None)
+        if si == 0 and rotation is not None:
+            R = np.asarray(rotation, np.float64)
+            p, r = pitch_roll_of(R)
+        else:
+            p, r = shared_tilt(frames[a:b], m)
+            R = tilt_rotation(p, r)
+        tr_s = solve_track(joints[a:b], scores[a:b], roots[a:b], fps, rotation=R, anchors=anchors[a:b],
+                           fixed={t - a: k for t, k in (fixed or {}).items() if a <= t < b}, opts=opts,
+                           reprojection=reproj[a:b], motion=m, breaks={t - a for t in breaks if a < t < b},
+                           moving_camera=moving_camera)
+        solved.append((tr_s, R, m, p, r))
+    tr: Track = solved[0][0]
+    rotation, pitch, roll = solved[0][1], solved[0][3], solved[0][4]
+    camera_translation = None if tr.camera is None else _r(tr.camera @ rotation.T)
+    if len(shots) > 1:
+        from backend.prior.shots import join_shots
+
+        tr, motion, centres = join_shots([x[0] for x in solved], [x[1] for x in solved], [x[2] for x in solved], fps)
+        camera_translation = _r(centres)
     for t, fr in enumerate(frames):
         fr.track = schemas.TrackPose(joints=_r(tr.joints[t]), root_translation=_r(tr.root[t]), world_joints=_r(tr.world[t]),
                                      world_root=_r(tr.world_root[t]), hypothesis=int(tr.choice[t]),
@@ -598,9 +645,36 @@ def add_track(frames: list[schemas.FrameResult], fps: float, rotation: np.ndarra
                 fr.warnings.append(w)
         if not fr.hypotheses:
             fr.aggregate = fr.track.joints
-    clip_warnings = [] if moving_camera else travel_hint(tr, fps)
+    clip_warnings = [] if moving_camera else list(dict.fromkeys(w for x in solved for w in travel_hint(x[0], fps)))
+    if len(shots) > 1:
+        clip_warnings.append(f"{len(shots) - 1} cut{'s' if len(shots) > 2 else ''} (a new shot at frame"
+                             f"{'s' if len(shots) > 2 else ''} {', '.join(str(a) for a, _ in shots[1:])}): each shot "
+                             "has its own camera, placed so that the person's motion continues across the cut")
     return schemas.SequenceInfo(warnings=clip_warnings, fps=float(fps), camera_pitch_deg=round(math.degrees(pitch), 2),
                                 camera_roll_deg=round(math.degrees(roll), 2), frames=len(frames), floor_z=round(tr.floor, 5),
                                 gaps=[t for t in range(len(frames)) if not frames[t].hypotheses],
                                 camera_motion=None if motion is None else _r(motion, 7), moving_camera=moving_camera,
-                                camera_translation=None if tr.camera is None else _r(tr.camera @ rotation.T))
+                                camera_translation=camera_translation, cuts=[a for a, _ in shots[1:]],
+                                shots=[] if len(shots) < 2 else [
+                                    schemas.ShotInfo(start=a, frames=b - a, camera_pitch_deg=round(math.degrees(x[3]), 2),
+                                                     camera_roll_deg=round(math.degrees(x[4]), 2))
+                                    for (a, b), x in zip(shots, solved)])
+
+
+def shot_ranges(cuts, joints: list) -> list[tuple[int, int]]:
+    """The shots ``[(first frame, end frame)]`` between ``cuts`` (frames where a new shot begins) of a
+    sequence whose frames have hypotheses ``joints`` (None: nobody found): cuts outside ``1..T-1``
+    are dropped, and a shot in which nobody is found joins the shot before it (the first, the one
+    after it), so that every shot has a pose to solve from."""
+    T = len(joints)
+    bounds = [0, *sorted({int(c) for c in (cuts or ()) if 0 < int(c) < T}), T]
+    shots = [(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+    seen = [any(joints[t] is not None for t in range(a, b)) for a, b in shots]
+    out: list[list[int]] = []
+    for (a, b), ok in zip(shots, seen):
+        if out and (not ok or not out[-1][2]):
+            out[-1][1] = b
+            out[-1][2] = out[-1][2] or ok
+        else:
+            out.append([a, b, ok])
+    return [(a, b) for a, b, _ in out]

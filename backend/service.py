@@ -334,7 +334,7 @@ class PoseService:
 
     def track(self, req: schemas.TrackRequest, progress: Progress = None, cancel: CancelCheck = None) -> schemas.EstimateResponse:
         """Re-solve a sequence's track from its response frames with ``req.sequence.fixed`` choices (no sampling;
-        ``req.sequence.camera_motion``: the estimate's ``sequence.camera_motion``, sent back)."""
+        ``req.sequence.camera_motion`` / ``cuts``: the estimate's ``sequence.camera_motion`` / ``cuts``, sent back)."""
         from backend.sequence import add_track
 
         if req.sequence.fps is None:
@@ -346,7 +346,7 @@ class PoseService:
         motion = req.sequence.camera_motion
         info = add_track(frames, req.sequence.fps, rot, fixed=dict(req.sequence.fixed or {}),
                          motion=None if motion is None else np.asarray(motion, np.float64),
-                         moving_camera=req.sequence.moving_camera)
+                         moving_camera=req.sequence.moving_camera, cuts=req.sequence.cuts)
         info.source_frames, info.source_fps = req.source_frames, req.source_fps
         return schemas.EstimateResponse(joint_names=list(JOINT_NAMES), frames=frames, sequence=info)
 

@@ -150,6 +150,21 @@ class SequenceOptions(Strict):
         "in the response's sequence.camera_translation; the track's world_root then moves as the person did. Off: "
         "the camera stays in one place (it may turn), as a tripod or a phone held still")
 
+    cuts: list[Annotated[int, Field(ge=1)]] | None = Field(
+        None, max_length=10_000,
+        description="frames where a new shot begins (an edited clip: the picture changes to another camera); each "
+        "shot gets its own camera tilt and 2D filtering, the track is not smoothed across a cut, and the shots' "
+        "cameras are placed so that the person's motion continues (reported per frame in the response's "
+        "sequence.camera_motion and camera_translation). Given, they replace the cuts detected in images and videos")
+    detect_cuts: bool = Field(
+        True, description="images and videos without 'cuts' or 'camera_motion': find the shot cuts of an edited clip "
+        "from the frames' content (listed in the response's sequence.cuts)")
+
+    @field_validator("cuts")
+    @classmethod
+    def _cuts(cls, cuts):
+        return None if cuts is None else sorted(set(cuts))
+
     @field_validator("camera_motion")
     @classmethod
     def _rotations(cls, ms):
@@ -415,6 +430,15 @@ class FrameResult(BaseModel):
     track: TrackPose | None = None
 
 
+class ShotInfo(BaseModel):
+    """One shot of an edited clip (between two cuts)."""
+
+    start: int = Field(description="its first frame")
+    frames: int
+    camera_pitch_deg: float
+    camera_roll_deg: float
+
+
 class SequenceInfo(BaseModel):
     """What a sequence shared: one camera (intrinsics, tilt) for all its frames."""
 
@@ -435,7 +459,11 @@ class SequenceInfo(BaseModel):
     camera_translation: list[list[float]] | None = Field(
         None, description="with sequence.moving_camera: per frame, the camera centre's position relative to the first "
         "frame's, in the first frame's camera frame (OpenCV, metres; horizontal over the floor); null for a camera in "
-        "one place")
+        "one place. With cuts, each shot's camera centre, placed from the person's motion")
+    cuts: list[int] = Field(default_factory=list, description="frames where a new shot begins (given, or found in the "
+                            "video's content); send them back with a per-frame override")
+    shots: list[ShotInfo] = Field(default_factory=list, description="with cuts: each shot's first frame and camera "
+                                  "tilt (camera_pitch_deg / camera_roll_deg above are the first shot's)")
 
 
 class EstimateResponse(FiniteResponse):

@@ -111,6 +111,11 @@ class CameraMotion:
         self.motion.append(M)
         return M
 
+    def new_shot(self) -> None:
+        """The next frame begins another shot (a cut): it is not compared with the frame before, whose
+        background is another camera's (its turn is held; :mod:`backend.prior.shots` places the new camera)."""
+        self._prev = None
+
     def hold(self) -> np.ndarray:
         """A frame without an image to look at (it could not be read): taken as not turning since the
         last one; the next frame is compared with that last one."""
