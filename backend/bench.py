@@ -113,6 +113,13 @@ def run(args) -> int:
         t, _ = _timed(lambda: est.push(next(pair), Kp), n)
         rows.append(["  camera turn of a video frame", f"{w}x{h}", f"{t * 1000:.0f}",
                      "added per frame of a video or image sequence (background corners, flow, RANSAC)"])
+        from backend.vision.shot_cuts import ShotCuts
+
+        cuts, big = ShotCuts(), cv2.resize(frame, (1920, 1080))
+        last, moved = ShotCuts.small(big), np.ascontiguousarray(np.roll(big, 10, axis=1))
+        t, _ = _timed(lambda: cuts.decide(last, ShotCuts.small(moved)), n)
+        rows.append(["  shot cuts of a video frame", "1920x1080", f"{t * 1000:.1f}",
+                     "added per frame of a video or image sequence (content change, edited clips' cuts)"])
     from backend.bench_assist import rows as assist_rows
 
     rows += assist_rows(args)

@@ -139,10 +139,12 @@ def cmd_estimate(args) -> int:
             data["steps"] = args.steps
         if args.previews:
             data["previews"] = True
-        if args.moving_camera:
-            if not isinstance(data.get("sequence"), dict):
-                raise CliError("--moving-camera: goes with a video, an image sequence or a request with \"sequence\"")
-            data["sequence"]["moving_camera"] = True
+        for flag, on, key, value in (("--moving-camera", args.moving_camera, "moving_camera", True),
+                                     ("--no-cuts", args.no_cuts, "detect_cuts", False)):
+            if on:
+                if not isinstance(data.get("sequence"), dict):
+                    raise CliError(f"{flag}: goes with a video, an image sequence or a request with \"sequence\"")
+                data["sequence"][key] = value
     req = _validate(schemas.EstimateRequest, data)
     res = _service(args).estimate(req)
     if args.overlay:
@@ -200,8 +202,9 @@ def _estimate_sequence(args) -> int:
         data["num_hypotheses"] = args.num
     if args.steps is not None:
         data["steps"] = args.steps
-    if args.moving_camera:
-        data["sequence"] = {"moving_camera": True}
+    if args.moving_camera or args.no_cuts:
+        data["sequence"] = {**({"moving_camera": True} if args.moving_camera else {}),
+                            **({"detect_cuts": False} if args.no_cuts else {})}
     req = _validate(schemas.EstimateRequest, data)
     svc = _service(args)
     with _ctrl_c_cancels() as cancelled:  # before the bar: a Ctrl-C once it shows is always seen
@@ -216,7 +219,10 @@ def _estimate_sequence(args) -> int:
             print(f"frame {i}: {w}", file=sys.stderr)
     for w in res.sequence.warnings if res.sequence is not None else ():
         print(f"clip: {w}", file=sys.stderr)
-    if res.sequence is not None and res.sequence.camera_motion:
+    if res.sequence is not None and res.sequence.cuts:
+        print(f"{len(res.sequence.cuts) + 1} shots (cuts at frames {', '.join(map(str, res.sequence.cuts))}): each "
+              "shot's camera in sequence.camera_motion / camera_translation", file=sys.stderr)
+    elif res.sequence is not None and res.sequence.camera_motion:
         import numpy as np
 
         from backend.vision.camera_motion import turn_deg
@@ -224,7 +230,7 @@ def _estimate_sequence(args) -> int:
         turn = max(turn_deg(np.asarray(m)) for m in res.sequence.camera_motion)
         print(f"the camera turned by up to {turn:.1f} degrees during the clip (handheld): undone in the track "
               "(sequence.camera_motion)", file=sys.stderr)
-    if res.sequence is not None and res.sequence.camera_translation:
+    if res.sequence is not None and res.sequence.camera_translation and res.sequence.moving_camera:
         import math
 
         print(f"the camera travelled {math.dist(res.sequence.camera_translation[0], res.sequence.camera_translation[-1]):.2f} m "
@@ -370,6 +376,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--moving-camera", action="store_true",
                    help="video / image sequence: the camera travels with the person (a tracking shot, a dolly): its path "
                         "is recovered from the person's planted feet (sequence.moving_camera)")
+    e.add_argument("--no-cuts", action="store_true",
+                   help="video / image sequence: one shot, do not look for cuts (an edited clip's changes of camera; "
+                        "sequence.detect_cuts false)")
     _add_common(e)
     e.set_defaults(func=cmd_estimate)
 

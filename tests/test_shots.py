@@ -3,6 +3,7 @@ person's motion continuous across the cut (backend.vision.shot_cuts, backend.pri
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -119,7 +120,8 @@ def test_an_edited_keypoint_clip_is_tracked_shot_by_shot_and_the_cut_kept_throug
 def test_a_video_with_a_cut_is_estimated_as_two_shots(service, tmp_path):
     """An MP4 of the sample photo's person sliding across a white frame that cuts, at frame 8, to the
     same person mirrored on a coloured background (another camera): the cut is found, reported and
-    named in the clip's warnings, every frame has a track; ``detect_cuts: false`` takes it as one shot."""
+    named in the clip's warnings, every frame has a track; ``detect_cuts: false`` takes it as one shot;
+    the CLI reports the shots, and ``--no-cuts`` takes it as one."""
     from backend.http import schemas
 
     first = moving_person_frames(8, 320, 6)
@@ -138,6 +140,15 @@ def test_a_video_with_a_cut_is_estimated_as_two_shots(service, tmp_path):
     one = service.estimate(schemas.EstimateRequest.model_validate(
         {"video": {"path": str(clip)}, "sequence": {"detect_cuts": False}, **opts}))
     assert one.sequence.cuts == [] and one.sequence.shots == []
+    # the CLI says so; --no-cuts takes the clip as one shot
+    from test_cli import run
+
+    for extra, shots in (((), 2), (("--no-cuts",), 1)):
+        out = tmp_path / f"edited{shots}.json"
+        p = run("estimate", clip, "--output", out, "--num", 4, "--steps", 8, "--device", "cpu", *extra)
+        assert p.returncode == 0, p.stderr
+        assert len(json.loads(out.read_text())["sequence"]["cuts"]) == shots - 1
+        assert ("2 shots (cuts at frames 8)" in p.stderr) == (shots == 2), p.stderr
 
 
 def test_shots_without_anybody_join_their_neighbours_and_bad_cuts_are_refused():
