@@ -341,6 +341,10 @@ class POSEDIFF_OT_estimate_video(_TaskOperator, bpy.types.Operator, ImportHelper
                                             "a car): the camera's path is recovered from the person's planted feet, "
                                             "so the rig walks through the scene instead of on the spot; off for a "
                                             "camera that stays in one place (a tripod, a phone held still or panned)")
+    find_cuts: BoolProperty(name="Find cuts (edited clip)", default=True,
+                            description="An edited clip changes from one camera to another: each shot gets its own "
+                                        "camera, placed so that the rig's motion continues across the cut; off to take "
+                                        "the clip as one shot")
 
     def invoke(self, context, event):
         self.person = max(context.scene.posediff.person, 0)  # the one picked with Find people, if any
@@ -378,8 +382,9 @@ class POSEDIFF_OT_estimate_video(_TaskOperator, bpy.types.Operator, ImportHelper
         except (RigError, ValueError) as e:
             return self.refuse(context, str(e))
         payload = {"video": video, "num_hypotheses": s.num_hypotheses, "seed": s.seed}
-        if self.moving_camera:
-            payload["sequence"] = {"moving_camera": True}
+        if self.moving_camera or not self.find_cuts:
+            payload["sequence"] = {**({"moving_camera": True} if self.moving_camera else {}),
+                                   **({} if self.find_cuts else {"detect_cuts": False})}
         meta = {"start": context.scene.frame_current, "timing": self.timing, "scene_fps": _scene_fps(context.scene),
                 "camera_matrix_world": cam_mw, "camera": cam_name, "armature": ob.name, "fixed": {}, "path": path, "is_video": is_video,
                 "rotation": video.get("camera", {}).get("rotation")}

@@ -540,6 +540,8 @@ def turn_from_background(seq: schemas.SequenceOptions | None) -> bool:
 #: the track) gets a clip warning that the camera may have travelled with the person. ``posediff eval
 #: tracking``'s responses (4 walks, 4 px): 0.85-1.34 m/s from a camera travelling with the walker,
 #: 0.12-0.29 m/s from one staying in place.
+#: The warning on the first frame of each shot after a cut.
+CUT_WARNING = "a new shot begins here (a cut): its camera is placed so that the person's motion continues"
 TRAVEL_HINT_SPEED = 0.5
 #: The least clip length for that hint (seconds).
 TRAVEL_HINT_MIN_S = 1.0
@@ -645,6 +647,9 @@ def add_track(frames: list[schemas.FrameResult], fps: float, rotation: np.ndarra
                 fr.warnings.append(w)
         if not fr.hypotheses:
             fr.aggregate = fr.track.joints
+    for a, _ in shots[1:]:
+        if CUT_WARNING not in frames[a].warnings:
+            frames[a].warnings.append(CUT_WARNING)
     clip_warnings = [] if moving_camera else list(dict.fromkeys(w for x in solved for w in travel_hint(x[0], fps)))
     if len(shots) > 1:
         clip_warnings.append(f"{len(shots) - 1} cut{'s' if len(shots) > 2 else ''} (a new shot at frame"

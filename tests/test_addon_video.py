@@ -514,6 +514,31 @@ def test_an_edited_clip_keys_the_camera_jumping_at_the_cut_and_the_rig_going_on(
     assert ov._stored()["response"]["sequence"]["cuts"] == [12]
 
 
+def test_an_edited_video_is_keyed_as_two_shots_unless_find_cuts_is_off(rig, tmp_path):  # noqa: F811
+    """*Estimate from video* of an MP4 that cuts at frame 6 to the person mirrored on a coloured
+    background: the message says 2 shots, the stored estimate keeps the cut and the frame after it
+    warns; with *Find cuts* off the clip is one shot."""
+    first = moving_person_frames(6, 320, 6)
+    second = []
+    for f in moving_person_frames(6, 320, 6):
+        f = np.ascontiguousarray(f[:, ::-1])
+        f[(f > 250).all(-1)] = (70, 110, 150)
+        second.append(f)
+    clip = tmp_path / "edited.mp4"
+    write_video(clip, first + second, 10.0)
+    scene = bpy.context.scene
+    bpy.context.view_layer.objects.active = rig
+    ov = addon_module("operators_video")
+    for find, shots in ((True, 2), (False, 1)):
+        scene.frame_set(1)
+        assert bpy.ops.posediff.estimate_video(filepath=str(clip), find_cuts=find, blocking=True) == {"FINISHED"}, \
+            scene.posediff.last_error
+        res = ov._stored()["response"]
+        assert len(res["sequence"]["cuts"]) == shots - 1
+        assert ("2 shots" in scene.posediff.last_message) == (shots == 2), scene.posediff.last_message
+        assert any("a new shot begins here" in w for w in res["frames"][6]["warnings"]) == (shots == 2)
+
+
 def test_camera_travels_with_the_person_is_sent_with_the_video_and_kept_through_an_override(rig, tmp_path):  # noqa: F811
     """The video operator's *Camera travels with the person* sends ``sequence.moving_camera`` with the
     video, the message says the camera's travel was recovered, and *Use in track* sends it back, so
