@@ -261,7 +261,7 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
             ready = 0
             clip.pop("tilt", None)
             shot_rotation = None
-            follow.repick(follow.person)
+            follow.new_shot()
             if est is not None:
                 est.new_shot()
         try:

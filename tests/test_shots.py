@@ -167,3 +167,24 @@ def test_shots_without_anybody_join_their_neighbours_and_bad_cuts_are_refused():
     for bad in ([0], [-3], ["x"]):
         with pytest.raises(ValidationError, match="cuts"):
             schemas.SequenceOptions.model_validate({"fps": 25, "cuts": bad})
+
+
+def test_after_a_cut_the_person_followed_is_recognised_not_taken_by_size(service, tmp_path):
+    """Two people; the clip follows the larger (the sample photo's person, on the left); at frame 8 it cuts
+    to another camera where they stand on the right and the other person, on the left, is now the
+    larger: the followed person is found again by their torso's colours, not replaced by size."""
+    from backend.http import schemas
+
+    first = two_people_frames(8, left=300, right=(220, 220), size=(640, 360))
+    second = []
+    for f in two_people_frames(8, left=260, right=(330, 330), size=(640, 360)):
+        f = np.ascontiguousarray(f[:, ::-1])
+        f[(f > 250).all(-1)] = (70, 110, 150)
+        second.append(f)
+    clip = tmp_path / "two_cut.mp4"
+    write_video(clip, first + second, 10.0)
+    res = service.estimate(schemas.EstimateRequest.model_validate(
+        {"video": {"path": str(clip)}, "num_hypotheses": 4, "steps": 8, "seed": 0}))
+    assert res.sequence.cuts == [8]
+    x = np.array([(fr.keypoints["left_hip"][0] + fr.keypoints["right_hip"][0]) / 2 for fr in res.frames])
+    assert (x[:8] < 320).all() and (x[8:] > 320).all(), x.round()

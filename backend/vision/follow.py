@@ -19,7 +19,9 @@ several people have been seen, the torso's colours (a hue-saturation histogram b
 shoulders and the hips) are compared with the followed person's (:func:`torso_histogram`): a
 landmark pass that finds someone else there (another person crossing in front) counts as not
 finding the person, whose crop is then predicted on. After :data:`MAX_LOST` frames in a row
-without the person, the next person found is picked again by size, with a warning.
+without the person, the next person found is picked again by size, with a warning. At a cut
+(:meth:`PersonFollower.new_shot`) the person is searched for anew and, where the clip has shown
+several people, recognised by the torso's colours.
 
 Bookkeeping on numpy (and OpenCV for the histogram): :meth:`backend.vision.detector.PoseDetector.detect`
 calls :meth:`PersonFollower.candidates` with a frame's detections, :meth:`PersonFollower.accepts` with
@@ -94,6 +96,7 @@ class Pick:
     roi: PersonROI
     predicted: bool = False
     warning: str | None = None
+    any_torso: bool = False  # taken whoever's torso it is (the last resort after a cut)
 
 
 class PersonFollower:
@@ -117,6 +120,7 @@ class PersonFollower:
         self.most_found = 0  # the most people found in one frame (for "person N requested")
         self.torso: np.ndarray | None = None  # the followed person's running torso histogram
         self.frame_people: list[np.ndarray] = []  # this frame's detections' squares (pixels): not background
+        self.after_cut = False  # searching after a cut: by the torso's colours first
 
     @property
     def searching(self) -> bool:
@@ -129,6 +133,14 @@ class PersonFollower:
         self.person = person or 0
         self.roi, self.torso = None, None
         self.velocity = np.zeros(2)
+        self.after_cut = False
+
+    def new_shot(self) -> None:
+        """The next frame begins another shot (a cut: the person is elsewhere in the picture, seen by
+        another camera): they are searched for again, and where the clip has shown several people,
+        recognised by their torso's colours (:meth:`candidates`) rather than taken by size."""
+        self.roi, self.velocity, self.lost_frames = None, np.zeros(2), 0
+        self.after_cut = self.torso is not None
 
     def candidates(self, people: list[PersonROI], shape: tuple[int, int]) -> list[Pick]:
         """The crops to try for this frame, best first (the detector takes the first whose landmarks it
@@ -166,6 +178,14 @@ class PersonFollower:
         if self.person >= len(people):
             raise NoPersonError("image", f"person {self.person} requested but {len(people)} found in this frame "
                                          "(0 = largest)")
+        if self.after_cut and len(people) > 1 and self.most_found > 1:
+            # after a cut: whoever has the followed person's torso colours, the one by size first; else
+            # the one by size whatever their torso (another camera's light may change the colours)
+            order = [self.person, *(k for k in range(len(people)) if k != self.person)]
+            who = "the largest person" if self.person == 0 else f"person #{self.person} by size"
+            return [Pick(people[k]) for k in order] + [Pick(people[self.person], any_torso=True, warning=(
+                f"after the cut nobody has the colours of the person followed so far; {who} is estimated from this "
+                "frame on: check that it is the same person"))]
         warning = None
         if self.roi is not None:
             who = "the largest person" if self.person == 0 else f"person #{self.person} by size"
@@ -196,8 +216,9 @@ class PersonFollower:
             torso: this frame's torso histogram (:func:`torso_histogram`), or None.
         """
         aux_uv = np.asarray(aux_uv, np.float64)
-        if torso is not None:
-            self.torso = torso if self.torso is None else (1 - HIST_UPDATE) * self.torso + HIST_UPDATE * torso
+        if torso is not None:  # after a cut, the colours as the new camera sees them
+            self.torso = torso if self.torso is None or self.after_cut else (1 - HIST_UPDATE) * self.torso + HIST_UPDATE * torso
+        self.after_cut = False
         if not np.isfinite(aux_uv).all():
             self.roi, self.lost_frames = None, 0
             return
