@@ -33,6 +33,17 @@ def moving_person_frames(count: int, height: int = 320, step: int = 4, blank_at:
     return out
 
 
+def seen_by_another_camera(frames: list[np.ndarray], background=(70, 110, 150)) -> list[np.ndarray]:
+    """The frames as another camera of an edited clip shows them: mirrored, their white background
+    coloured (what follows a cut to them changes in every part of the picture)."""
+    out = []
+    for f in frames:
+        f = np.ascontiguousarray(f[:, ::-1])
+        f[(f > 250).all(-1)] = background
+        out.append(f)
+    return out
+
+
 def two_people_frames(count: int, left: int = 300, right: tuple[int, int] = (200, 340), size=(640, 360)) -> list[np.ndarray]:
     """``count`` RGB frames ``[size[1], size[0], 3]``: the sample photo's person on the left, ``left`` px
     tall throughout, and another photo's person on the right growing from ``right[0]`` to ``right[1]``

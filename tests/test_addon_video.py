@@ -14,7 +14,7 @@ from PIL import Image
 
 bpy = pytest.importorskip("bpy")
 
-from synthetic_clips import moving_person_frames, two_people_frames, write_video  # noqa: E402
+from synthetic_clips import moving_person_frames, seen_by_another_camera, two_people_frames, write_video  # noqa: E402
 from test_addon_live import _keyed_bones, _keys, _pose, addon, addon_module, rig, server  # noqa: E402, F401
 
 
@@ -29,6 +29,19 @@ def _camera(scene):
     cam.rotation_euler = (math.radians(88), 0, 0)
     scene.camera = cam
     return cam
+
+
+def _h36m_camera(scene):
+    """A new scene camera with the H3.6M-like intrinsics the evals project with (f = 1145 px): (camera, width, height)."""
+    from backend.evaluate import H36M_K
+
+    cam = _camera(scene)
+    w = scene.render.resolution_x = H36M_K.width
+    h = scene.render.resolution_y = H36M_K.height
+    cam.data.sensor_fit, cam.data.sensor_width = "HORIZONTAL", 36.0
+    cam.data.lens = H36M_K.fx / H36M_K.width * 36.0
+    bpy.context.view_layer.update()
+    return cam, w, h
 
 
 def _estimate_with_my_camera(ob, clip, **options) -> set:
@@ -397,7 +410,6 @@ def test_a_tracking_shot_keys_the_rig_walking_through_the_scene_and_the_camera_t
     from mathutils import Matrix
 
     from backend.eval_tracking import load_walks, tracking_request, walk_camera
-    from backend.evaluate import H36M_K
     from backend.mocap.datasets import SHARED_DATA
     from backend.prior.track import whittaker_smooth
 
@@ -415,12 +427,7 @@ def test_a_tracking_shot_keys_the_rig_walking_through_the_scene_and_the_camera_t
     assert res["sequence"]["moving_camera"] and len(res["sequence"]["camera_translation"]) == len(X)
 
     scene = bpy.context.scene
-    cam = _camera(scene)
-    w = scene.render.resolution_x = H36M_K.width
-    h = scene.render.resolution_y = H36M_K.height
-    cam.data.sensor_fit, cam.data.sensor_width = "HORIZONTAL", 36.0
-    cam.data.lens = H36M_K.fx / H36M_K.width * 36.0
-    bpy.context.view_layer.update()
+    cam, w, h = _h36m_camera(scene)
     still = cam.matrix_world.copy()
     ov = addon_module("operators_video")
     meta = {"start": 1, "timing": "CLIP", "scene_fps": fps, "camera_matrix_world": [list(r) for r in still],
@@ -466,7 +473,6 @@ def test_an_edited_clip_keys_the_camera_jumping_at_the_cut_and_the_rig_going_on(
 
     from backend.eval_cuts import cut_request
     from backend.eval_sequence import make_clips
-    from backend.evaluate import H36M_K
 
     (_, poses), = make_clips(["S9", "S11"], 1, 24, seed=4)
     req, _, cams = cut_request(poses, np.random.default_rng(2), 12, num=6, seed=0)
@@ -476,12 +482,7 @@ def test_an_edited_clip_keys_the_camera_jumping_at_the_cut_and_the_rig_going_on(
     assert res["sequence"]["cuts"] == [12]
 
     scene = bpy.context.scene
-    cam = _camera(scene)
-    w = scene.render.resolution_x = H36M_K.width
-    h = scene.render.resolution_y = H36M_K.height
-    cam.data.sensor_fit, cam.data.sensor_width = "HORIZONTAL", 36.0
-    cam.data.lens = H36M_K.fx / H36M_K.width * 36.0
-    bpy.context.view_layer.update()
+    cam, w, h = _h36m_camera(scene)
     ov = addon_module("operators_video")
     meta = {"start": 1, "timing": "CLIP", "scene_fps": 25.0, "camera_matrix_world": [list(r) for r in cam.matrix_world],
             "camera": cam.name, "armature": rig.name, "fixed": {}}
@@ -518,14 +519,8 @@ def test_an_edited_video_is_keyed_as_two_shots_unless_find_cuts_is_off(rig, tmp_
     """*Estimate from video* of an MP4 that cuts at frame 6 to the person mirrored on a coloured
     background: the message says 2 shots, the stored estimate keeps the cut and the frame after it
     warns; with *Find cuts* off the clip is one shot."""
-    first = moving_person_frames(6, 320, 6)
-    second = []
-    for f in moving_person_frames(6, 320, 6):
-        f = np.ascontiguousarray(f[:, ::-1])
-        f[(f > 250).all(-1)] = (70, 110, 150)
-        second.append(f)
     clip = tmp_path / "edited.mp4"
-    write_video(clip, first + second, 10.0)
+    write_video(clip, moving_person_frames(6, 320, 6) + seen_by_another_camera(moving_person_frames(6, 320, 6)), 10.0)
     scene = bpy.context.scene
     bpy.context.view_layer.objects.active = rig
     ov = addon_module("operators_video")

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 import pytest
-from synthetic_clips import filmed, moving_person_frames, scene, two_people_frames, write_video
+from synthetic_clips import filmed, moving_person_frames, scene, seen_by_another_camera, two_people_frames, write_video
 
 from backend.vision.shot_cuts import ShotCuts
 
@@ -124,14 +124,8 @@ def test_a_video_with_a_cut_is_estimated_as_two_shots(service, tmp_path):
     the CLI reports the shots, and ``--no-cuts`` takes it as one."""
     from backend.http import schemas
 
-    first = moving_person_frames(8, 320, 6)
-    second = []
-    for f in moving_person_frames(8, 320, 6):
-        f = np.ascontiguousarray(f[:, ::-1])
-        f[(f > 250).all(-1)] = (70, 110, 150)
-        second.append(f)
     clip = tmp_path / "edited.mp4"
-    write_video(clip, first + second, 10.0)
+    write_video(clip, moving_person_frames(8, 320, 6) + seen_by_another_camera(moving_person_frames(8, 320, 6)), 10.0)
     opts = {"num_hypotheses": 4, "steps": 8, "seed": 0}
     res = service.estimate(schemas.EstimateRequest.model_validate({"video": {"path": str(clip)}, **opts}))
     assert res.sequence.cuts == [8], res.sequence.cuts
@@ -176,11 +170,7 @@ def test_after_a_cut_the_person_followed_is_recognised_not_taken_by_size(service
     from backend.http import schemas
 
     first = two_people_frames(8, left=300, right=(220, 220), size=(640, 360))
-    second = []
-    for f in two_people_frames(8, left=260, right=(330, 330), size=(640, 360)):
-        f = np.ascontiguousarray(f[:, ::-1])
-        f[(f > 250).all(-1)] = (70, 110, 150)
-        second.append(f)
+    second = seen_by_another_camera(two_people_frames(8, left=260, right=(330, 330), size=(640, 360)))
     clip = tmp_path / "two_cut.mp4"
     write_video(clip, first + second, 10.0)
     res = service.estimate(schemas.EstimateRequest.model_validate(
