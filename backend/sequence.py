@@ -152,6 +152,8 @@ CLIP_TILT_STEPS = 10
 CLIP_TILT_TOP = 5
 #: The best candidates of each frame whose flips are added (a photo's: ``backend.service.FLIP_SOURCES``).
 SEQUENCE_FLIP_SOURCES = 10
+#: The warning on the first frame of each shot after a cut (:func:`add_track`).
+CUT_WARNING = "a new shot begins here (a cut): its camera is placed so that the person's motion continues"
 
 
 def _r(a, nd: int = 5) -> list:
@@ -325,8 +327,7 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
     if est is not None:
         motion = est.result()  # None: the camera did not turn
     moving = bool(req.sequence is not None and req.sequence.moving_camera)
-    info = add_track(results, fps, rotation, fixed=fixed, motion=motion, moving_camera=moving,
-                     cuts=sorted(given_cuts) if given_cuts else cuts)
+    info = add_track(results, fps, rotation, fixed=fixed, motion=motion, moving_camera=moving, cuts=cuts)
     info.source_frames, info.source_fps = source_frames, src_fps
     if progress is not None:
         progress(1.0)
@@ -540,8 +541,6 @@ def turn_from_background(seq: schemas.SequenceOptions | None) -> bool:
 #: the track) gets a clip warning that the camera may have travelled with the person. ``posediff eval
 #: tracking``'s responses (4 walks, 4 px): 0.85-1.34 m/s from a camera travelling with the walker,
 #: 0.12-0.29 m/s from one staying in place.
-#: The warning on the first frame of each shot after a cut.
-CUT_WARNING = "a new shot begins here (a cut): its camera is placed so that the person's motion continues"
 TRAVEL_HINT_SPEED = 0.5
 #: The least clip length for that hint (seconds).
 TRAVEL_HINT_MIN_S = 1.0
