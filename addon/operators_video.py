@@ -191,13 +191,15 @@ def travel_m(translation: list) -> float:
 
 
 def key_camera_motion(cam, camera_matrix_world, motion: list | None, frames: list[int], translation: list | None = None,
-                    scale: float = 1.0) -> bool:
+                      scale: float = 1.0, zoom: list | None = None, lens: float | None = None) -> bool:
     """Key the scene camera on ``frames`` as the filming camera moved: its rotation with the clip's turn
     (``sequence.camera_motion``) and, for a camera that travelled (``sequence.camera_translation``,
     model metres, times ``scale`` for the rig's size), its location. At frame ``t`` it looks from where
     the filming camera did (``camera_math.moved_camera_matrix`` of the first frame's
     ``camera_matrix_world``), so the footage behind it lines up with the rig, which is keyed in the
     world of the first frame's camera. Without a travel its position is not keyed (a turn about its centre).
+    A lens that zoomed (``sequence.camera_zoom``: each frame's focal length over the first's) keys the
+    camera's focal length, ``lens`` (mm, the first frame's) times it.
 
     Returns False, keying nothing, for a camera with constraints (a Track To would override the keys).
     """
@@ -214,6 +216,9 @@ def key_camera_motion(cam, camera_matrix_world, motion: list | None, frames: lis
             cam.keyframe_insert(data_path=path, frame=f)
         if translation:
             cam.keyframe_insert(data_path="location", frame=f)
+        if zoom and lens:
+            cam.data.lens = lens * zoom[i]
+            cam.data.keyframe_insert(data_path="lens", frame=f)
     return True
 
 
@@ -289,8 +294,9 @@ def _key_frames(context, ob, response, meta, frames):
         yield (i + 1) / len(frames)
     meta["scene_frames"] = frames
     cam = bpy.data.objects.get(meta.get("camera") or "") or context.scene.camera
-    meta["camera_keyed"] = bool(cam_mw is not None and (motion or travel) and cam is not None and cam.type == "CAMERA"
-                                and key_camera_motion(cam, cam_mw, motion, frames, travel, s_rig))
+    zoom = seq.get("camera_zoom")  # a lens that zoomed: each frame's focal length over the first's, or None
+    meta["camera_keyed"] = bool(cam_mw is not None and (motion or travel or zoom) and cam is not None and cam.type == "CAMERA"
+                                and key_camera_motion(cam, cam_mw, motion, frames, travel, s_rig, zoom, meta.get("camera_lens")))
     context.scene.frame_set(frames[0])
     notes = rig_checks.keying_notes(ob, [n for n in switched if n not in keep], keyed)
     notes += [n for n in (rigify_ik.note(keep), ik_note) if n]
@@ -371,7 +377,7 @@ class POSEDIFF_OT_estimate_video(_TaskOperator, bpy.types.Operator, ImportHelper
                 if v:
                     video[k] = v
             use_cam = s.use_camera and context.scene.camera is not None
-            cam_mw = cam_name = None
+            cam_mw = cam_name = cam_lens = None
             if use_cam:
                 w, h = _source_size(path, is_video)
                 cam = results.camera_request(context.scene, w, h)
@@ -379,6 +385,7 @@ class POSEDIFF_OT_estimate_video(_TaskOperator, bpy.types.Operator, ImportHelper
                     video["camera"] = cam
                     cam_mw = [list(r) for r in context.scene.camera.matrix_world]
                     cam_name = context.scene.camera.name
+                    cam_lens = context.scene.camera.data.lens
         except (RigError, ValueError) as e:
             return self.refuse(context, str(e))
         payload = {"video": video, "num_hypotheses": s.num_hypotheses, "seed": s.seed}
@@ -386,7 +393,8 @@ class POSEDIFF_OT_estimate_video(_TaskOperator, bpy.types.Operator, ImportHelper
             payload["sequence"] = {**({"moving_camera": True} if self.moving_camera else {}),
                                    **({} if self.find_cuts else {"detect_cuts": False})}
         meta = {"start": context.scene.frame_current, "timing": self.timing, "scene_fps": _scene_fps(context.scene),
-                "camera_matrix_world": cam_mw, "camera": cam_name, "armature": ob.name, "fixed": {}, "path": path, "is_video": is_video,
+                "camera_matrix_world": cam_mw, "camera": cam_name, "camera_lens": cam_lens, "armature": ob.name, "fixed": {},
+                "path": path, "is_video": is_video,
                 "rotation": video.get("camera", {}).get("rotation")}
         background = self.background
         match_fps = self.match_fps
@@ -429,6 +437,12 @@ class POSEDIFF_OT_estimate_video(_TaskOperator, bpy.types.Operator, ImportHelper
                     extra += f" and keyed on the camera {meta['camera']} (the footage lines up with the rig)"
                 elif meta["camera_matrix_world"] is not None:
                     extra += f" (not keyed on the camera {meta['camera']}: it has constraints, which would override the keys)"
+            if seq.get("camera_zoom"):
+                z = seq["camera_zoom"]
+                extra += (f"; the lens zoomed ({min(z):.2f}-{max(z):.2f}x the first frame's focal length): each frame's "
+                          "depth solved with its own")
+                if meta.get("camera_keyed"):
+                    extra += f", keyed on the camera {meta['camera']}'s focal length"
             if seq.get("camera_translation") and seq.get("moving_camera"):
                 extra += f"; the camera's travel ({travel_m(seq['camera_translation']):.1f} m) was recovered from the feet"
                 if meta.get("camera_keyed"):

@@ -230,6 +230,10 @@ def _estimate_sequence(args) -> int:
         turn = max(turn_deg(np.asarray(m)) for m in res.sequence.camera_motion)
         print(f"the camera turned by up to {turn:.1f} degrees during the clip (handheld): undone in the track "
               "(sequence.camera_motion)", file=sys.stderr)
+    if res.sequence is not None and res.sequence.camera_zoom:
+        z = res.sequence.camera_zoom
+        print(f"the lens zoomed ({min(z):.2f}-{max(z):.2f}x the first frame's focal length): each frame's depth solved "
+              "with its own (sequence.camera_zoom, frames[i].camera)", file=sys.stderr)
     if res.sequence is not None and res.sequence.camera_translation and res.sequence.moving_camera:
         import math
 

@@ -324,11 +324,18 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
                          "no person found in any frame of the sequence; use a clip where one whole person is clearly "
                          "visible")
     fixed = dict(req.sequence.fixed or {}) if req.sequence is not None else {}
+    zoom = None
     if est is not None:
         motion = est.result()  # None: the camera did not turn
+        zoom = est.zoom_result()  # None: a fixed lens
+    if zoom is not None:  # each frame's own focal length: the root's depth from the 2D is solved with it
+        for fr, z in zip(results, zoom):
+            if fr.camera and "fx" in fr.camera:
+                fr.camera = {**fr.camera, "fx": fr.camera["fx"] * float(z), "fy": fr.camera["fy"] * float(z)}
     moving = bool(req.sequence is not None and req.sequence.moving_camera)
     info = add_track(results, fps, rotation, fixed=fixed, motion=motion, moving_camera=moving, cuts=cuts)
     info.source_frames, info.source_fps = source_frames, src_fps
+    info.camera_zoom = None if zoom is None else _r(zoom, 5)
     if progress is not None:
         progress(1.0)
     return schemas.EstimateResponse(joint_names=list(JOINT_NAMES), frames=results, sequence=info)

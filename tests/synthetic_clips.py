@@ -94,10 +94,10 @@ _KM = np.array([[HANDHELD_K.fx, 0, HANDHELD_K.cx], [0, HANDHELD_K.fy, HANDHELD_K
 _PAD = 200  # the scene is drawn this much beyond the first frame on every side
 
 
-def scene(person: bool = False) -> np.ndarray:
+def scene(person: bool = False, height: int = 330) -> np.ndarray:
     """The scene as the first frame's camera sees it, ``_PAD`` px beyond its frame: 400 overlapping
     boxes of random colours (a cluttered room's corners and edges) and, optionally, the sample
-    photo's person standing in it."""
+    photo's person standing in it, ``height`` px tall."""
     from PIL import Image
 
     rng = np.random.default_rng(0)
@@ -108,17 +108,28 @@ def scene(person: bool = False) -> np.ndarray:
         cv2.rectangle(canvas, (int(x), int(y)), (int(x + w), int(y + h)), tuple(int(c) for c in rng.integers(0, 255, 3)), -1)
     if person:
         im = np.asarray(Image.open(SAMPLE).convert("RGB"))
-        h = 330
+        h = height
         im = cv2.resize(im, (int(im.shape[1] * h / im.shape[0]), h))
         x, y = _PAD + HANDHELD_W // 2 - im.shape[1] // 2, _PAD + 110
         canvas[y : y + h, x : x + im.shape[1]] = im
     return canvas
 
 
-def filmed(canvas: np.ndarray, motion: np.ndarray) -> list[np.ndarray]:
-    """The frames of a camera turning by ``motion`` (``[T, 3, 3]``, ``x_t = M_t x_0``) about its centre."""
+def filmed(canvas: np.ndarray, motion: np.ndarray, zoom=None) -> list[np.ndarray]:
+    """The frames of a camera turning by ``motion`` (``[T, 3, 3]``, ``x_t = M_t x_0``) about its centre,
+    its focal length ``zoom [T]`` times the first frame's (None: a fixed lens)."""
     off = np.array([[1, 0, _PAD], [0, 1, _PAD], [0, 0, 1.0]])  # first-frame pixel -> canvas pixel
-    return [cv2.warpPerspective(canvas, _KM @ m @ np.linalg.inv(_KM) @ np.linalg.inv(off), (HANDHELD_W, HANDHELD_H)) for m in motion]
+    zoom = np.ones(len(motion)) if zoom is None else zoom
+    return [cv2.warpPerspective(canvas, _zoomed_K(z) @ m @ np.linalg.inv(_KM) @ np.linalg.inv(off), (HANDHELD_W, HANDHELD_H))
+            for m, z in zip(motion, zoom)]
+
+
+def _zoomed_K(z: float) -> np.ndarray:
+    """The handheld camera's intrinsics with its focal length times ``z``."""
+    K = _KM.copy()
+    K[0, 0] *= z
+    K[1, 1] *= z
+    return K
 
 
 def write_phone_video(path: Path, upright: list[np.ndarray], fps: float) -> None:

@@ -217,6 +217,32 @@ def test_a_handheld_clip_keeps_its_camera_turn_through_a_per_frame_override(rig,
     assert after["frames"][2]["track"]["hypothesis"] == 1 and after["sequence"]["camera_motion"] == motion
 
 
+def test_use_my_camera_keys_a_zooming_lens_and_the_person_stays_where_they_stand(rig, tmp_path):  # noqa: F811
+    """'Use my camera as it is' with a clip whose lens zooms in 1.3x (and sways 2 degrees) on a person
+    standing still: the scene camera's focal length is keyed with the zoom, the message says so, and the
+    rig's hips keep their distance from the camera (within 5 %; taken as a fixed lens the person came
+    1.3x closer, 1.56 m)."""
+    from synthetic_clips import filmed, scene
+
+    from backend.eval_sequence import handheld_motion
+
+    clip = tmp_path / "zoom.mp4"
+    zoom = np.linspace(1.0, 1.3, 8)
+    write_video(clip, filmed(scene(person=True, height=220), handheld_motion(8, 2.0, np.random.default_rng(5)), zoom), 10.0)
+    scene_ = bpy.context.scene
+    assert _estimate_with_my_camera(rig, clip, background=False) == {"FINISHED"}, scene_.posediff.last_error
+    assert "the lens zoomed" in scene_.posediff.last_message and "focal length" in scene_.posediff.last_message
+    cam = scene_.camera
+    lens, dist = [], []
+    for f in range(1, 9):
+        scene_.frame_set(f)
+        bpy.context.view_layer.update()
+        lens.append(cam.data.lens)
+        dist.append((rig.matrix_world @ rig.pose.bones["spine"].head - cam.matrix_world.translation).length)
+    assert lens[-1] / lens[0] == pytest.approx(1.3, rel=0.02), lens
+    assert abs(dist[-1] / dist[0] - 1) < 0.05, dist
+
+
 def test_use_my_camera_keys_a_handheld_clip_steady_in_the_world(rig, tmp_path):  # noqa: F811
     """'Use my camera as it is' with a clip whose camera sways (4 degrees): the track comes in each frame's
     own camera, and the add-on maps it through the first frame's (the scene camera), so the keyed hips stay

@@ -140,8 +140,8 @@ class SequenceOptions(Strict):
 
     estimate_camera_motion: bool = Field(
         True, description="images and videos without 'camera_motion': estimate the camera's turn from the frames' "
-        "background (a handheld phone's sway, a pan); reported in the response's sequence.camera_motion, null when "
-        "the camera did not turn; with moving_camera, only when given true (a travelling camera's background "
+        "background (a handheld phone's sway, a pan), and its zoom; reported in the response's sequence.camera_motion "
+        "(null when the camera did not turn) and camera_zoom; with moving_camera, only when given true (a travelling camera's background "
         "parallax reads as a turn)")
 
     moving_camera: bool = Field(
@@ -460,6 +460,9 @@ class SequenceInfo(BaseModel):
         None, description="with sequence.moving_camera: per frame, the camera centre's position relative to the first "
         "frame's, in the first frame's camera frame (OpenCV, metres; horizontal over the floor); null for a camera in "
         "one place. With cuts, each shot's camera centre, placed from the person's motion")
+    camera_zoom: list[float] | None = Field(
+        None, description="per frame, the focal length over the first frame's, where the lens zoomed during the clip "
+        "(estimated from the background with the turn); each frame's 'camera' has its own fx, fy. Null: a fixed lens")
     cuts: list[int] = Field(default_factory=list, description="frames where a new shot begins (given, or found in the "
                             "video's content); send them back with a per-frame override")
     shots: list[ShotInfo] = Field(default_factory=list, description="with cuts: each shot's first frame and camera "

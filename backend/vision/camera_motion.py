@@ -58,6 +58,13 @@ MIN_SPREAD = 0.3
 MIN_TURN_DEG = 0.25
 #: Margin around the person's box left out of the background (fraction of the box's larger side).
 PERSON_MARGIN = 0.15
+#: A zoom (the focal length changing during the clip: a phone's pinch zoom, a broadcast camera) is
+#: fitted with the turn between two frames, within this factor a frame; a frame's zoom closer to 1
+#: than :data:`ZOOM_DEADBAND` is taken as none (so a fixed lens does not drift by noise over a long
+#: clip), and a clip whose focal length stays within :data:`MIN_ZOOM` of its first frame's has none.
+MAX_ZOOM_PER_FRAME = 1.1
+ZOOM_DEADBAND = 0.003
+MIN_ZOOM = 0.02
 
 
 def kabsch_rotation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -87,6 +94,7 @@ class CameraMotion:
         self.motion: list[np.ndarray] = []
         self.unsure = 0  # frames taken as not turning for want of background points
         self.inliers: list[int] = []
+        self.zoom: list[float] = []  # each frame's focal length over the first frame's
 
     def push(self, rgb: np.ndarray, K: Intrinsics, person_box=None) -> np.ndarray:
         """Add the next frame; returns its ``M_t`` (``[3, 3]``).
@@ -101,14 +109,17 @@ class CameraMotion:
         s = min(1.0, WORK_WIDTH / max(w, 1))
         gray = cv2.cvtColor(rgb if s == 1.0 else cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))),
                                                           interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
+        z = self.zoom[-1] if self.zoom else 1.0
         if self._prev is None or self._prev.shape != gray.shape:
             M = np.eye(3) if not self.motion else self.motion[-1]
         else:
-            Q = self._turn(self._prev, gray, K, s, self._mask(gray.shape, person_box, s))
-            M = (np.eye(3) if Q is None else Q) @ self.motion[-1]
-            self.unsure += Q is None
+            Qz = self._turn(self._prev, gray, K, s, self._mask(gray.shape, person_box, s), z)
+            M = (np.eye(3) if Qz is None else Qz[0]) @ self.motion[-1]
+            z = z if Qz is None else z * Qz[1]
+            self.unsure += Qz is None
         self._prev = gray
         self.motion.append(M)
+        self.zoom.append(z)
         return M
 
     def new_shot(self) -> None:
@@ -121,6 +132,7 @@ class CameraMotion:
         last one; the next frame is compared with that last one."""
         M = np.eye(3) if not self.motion else self.motion[-1]
         self.motion.append(M)
+        self.zoom.append(self.zoom[-1] if self.zoom else 1.0)
         self.unsure += 1
         return M
 
@@ -129,6 +141,13 @@ class CameraMotion:
         if not self.motion or max(turn_deg(m) for m in self.motion) < MIN_TURN_DEG:
             return None
         return np.stack(self.motion)
+
+    def zoom_result(self) -> np.ndarray | None:
+        """``[T]`` each frame's focal length over the first frame's, or None when it stays within
+        :data:`MIN_ZOOM` of it (a fixed lens)."""
+        if not self.zoom or max(abs(z - 1.0) for z in self.zoom) < MIN_ZOOM:
+            return None
+        return np.asarray(self.zoom, np.float64)
 
     @staticmethod
     def _mask(shape, boxes, s: float) -> np.ndarray:
@@ -142,8 +161,15 @@ class CameraMotion:
             mask[max(0, int(y0 - m)) : max(0, int(math.ceil(y1 + m))), max(0, int(x0 - m)) : max(0, int(math.ceil(x1 + m)))] = 0
         return mask
 
-    def _turn(self, prev: np.ndarray, gray: np.ndarray, K: Intrinsics, s: float, mask: np.ndarray) -> np.ndarray | None:
-        """``Q`` with ``r_t = Q r_{t-1}`` from the background's points, or None (too few)."""
+    def _turn(self, prev: np.ndarray, gray: np.ndarray, K: Intrinsics, s: float, mask: np.ndarray,
+              zoom: float = 1.0) -> tuple[np.ndarray, float] | None:
+        """``(Q, k)``: the turn ``r_t = Q r_{t-1}`` and the zoom ``k = f_t / f_{t-1}`` from the background's
+        points (the previous frame's focal length ``zoom`` times ``K``'s), or None (too few).
+
+        A zoom about the principal point scales the pixels' offsets from it, ``x_t = K_t Q K_{t-1}^-1
+        x_{t-1}`` (Hartley & Zisserman 2004, sec. 8.4.2): ``k`` is the factor whose rays, with ``Q``
+        from them by Kabsch, fit best (a golden-section search in ``log k``); closer to 1 than
+        :data:`ZOOM_DEADBAND`, it is 1."""
         p0 = cv2.goodFeaturesToTrack(prev, MAX_CORNERS, CORNER_QUALITY, 8, mask=mask)
         if p0 is None or len(p0) < MIN_INLIERS:
             return None
@@ -162,12 +188,33 @@ class CameraMotion:
         if (extent < MIN_SPREAD).any():  # points bunched in one place: something moving, not the background
             return None
 
-        def rays(p):  # processed pixels -> unit rays of the camera (OpenCV frame)
-            r = np.stack([(p[:, 0] / s - K.cx) / K.fx, (p[:, 1] / s - K.cy) / K.fy, np.ones(len(p))], 1)
+        def rays(p, f: float):  # processed pixels -> unit rays of the camera (OpenCV frame), focal length x f
+            r = np.stack([(p[:, 0] / s - K.cx) / (K.fx * f), (p[:, 1] / s - K.cy) / (K.fy * f), np.ones(len(p))], 1)
             return r / np.linalg.norm(r, axis=1, keepdims=True)
 
-        Q = kabsch_rotation(rays(a[inl]), rays(b[inl]))
+        ra = rays(a[inl], zoom)
+
+        def misfit(log_k: float) -> float:
+            rb = rays(b[inl], zoom * math.exp(log_k))
+            return float(((ra @ kabsch_rotation(ra, rb).T - rb) ** 2).sum())
+
+        lo, hi = -math.log(MAX_ZOOM_PER_FRAME), math.log(MAX_ZOOM_PER_FRAME)
+        g = (math.sqrt(5) - 1) / 2
+        x1, x2 = hi - g * (hi - lo), lo + g * (hi - lo)
+        f1, f2 = misfit(x1), misfit(x2)
+        for _ in range(30):
+            if f1 < f2:
+                hi, x2, f2 = x2, x1, f1
+                x1 = hi - g * (hi - lo)
+                f1 = misfit(x1)
+            else:
+                lo, x1, f1 = x1, x2, f2
+                x2 = lo + g * (hi - lo)
+                f2 = misfit(x2)
+        k = math.exp((lo + hi) / 2)
+        k = 1.0 if abs(k - 1.0) < ZOOM_DEADBAND else k
+        Q = kabsch_rotation(ra, rays(b[inl], zoom * k))
         if turn_deg(Q) > MAX_TURN_PER_FRAME_DEG:
             return None
         self.inliers.append(int(inl.sum()))
-        return Q
+        return Q, k
