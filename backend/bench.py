@@ -112,7 +112,7 @@ def run(args) -> int:
         pair = itertools.cycle([turned, frame])  # each push a frame turned from the one before
         t, _ = _timed(lambda: est.push(next(pair), Kp), n)
         rows.append(["  camera turn of a video frame", f"{w}x{h}", f"{t * 1000:.0f}",
-                     "added per frame of a video or image sequence (background corners, flow, RANSAC)"])
+                     "added per frame of a video or image sequence (background corners, flow, RANSAC, the turn and zoom)"])
         from backend.vision.shot_cuts import ShotCuts
 
         cuts, big = ShotCuts(), cv2.resize(frame, (1920, 1080))
