@@ -424,29 +424,33 @@ class POSEDIFF_OT_estimate_video(_TaskOperator, bpy.types.Operator, ImportHelper
             if background and ctx.scene.camera is not None and not is_video and exif.orientation(path) != 1:
                 extra += ("; the images carry an EXIF rotation, which Blender's camera background ignores: they show "
                           "turned there (the track is estimated on the upright images)")
+            cam_name = meta["camera"]
+
+            def keyed(yes: str, what: str) -> str:  # the scene camera keyed, or why not
+                if meta.get("camera_keyed"):
+                    return yes
+                if meta["camera_matrix_world"] is None:
+                    return ""
+                return f" ({what} not keyed on the camera {cam_name}: it has constraints, which would override the keys)"
+
             cuts = seq.get("cuts") or []
             if cuts:  # an edited clip: the backend's clip warning names the cuts
-                extra += f"; {len(cuts) + 1} shots, the rig's motion continuous across the cuts"
-                if meta.get("camera_keyed"):
-                    extra += f"; the camera {meta['camera']} keyed jumping to each shot's camera (the footage lines up with the rig)"
-                elif meta["camera_matrix_world"] is not None:
-                    extra += f" (each shot's camera not keyed on {meta['camera']}: it has constraints, which would override the keys)"
+                extra += f"; {len(cuts) + 1} shots, the rig's motion continuous across the cuts" + keyed(
+                    f"; the camera {cam_name} keyed jumping to each shot's camera (the footage lines up with the rig)",
+                    "each shot's camera")
             elif seq.get("camera_motion"):
-                extra += f"; the camera's turn during the clip (up to {max_turn_deg(seq['camera_motion']):.1f} deg) was undone"
-                if meta.get("camera_keyed"):
-                    extra += f" and keyed on the camera {meta['camera']} (the footage lines up with the rig)"
-                elif meta["camera_matrix_world"] is not None:
-                    extra += f" (not keyed on the camera {meta['camera']}: it has constraints, which would override the keys)"
+                extra += (f"; the camera's turn during the clip (up to {max_turn_deg(seq['camera_motion']):.1f} deg) was undone"
+                          + keyed(f" and keyed on the camera {cam_name} (the footage lines up with the rig)", "the turn"))
             if seq.get("camera_zoom"):
                 z = seq["camera_zoom"]
                 extra += (f"; the lens zoomed ({min(z):.2f}-{max(z):.2f}x the first frame's focal length): each frame's "
                           "depth solved with its own")
                 if meta.get("camera_keyed"):
-                    extra += f", keyed on the camera {meta['camera']}'s focal length"
+                    extra += f", keyed on the camera {cam_name}'s focal length"
             if seq.get("camera_translation") and seq.get("moving_camera"):
                 extra += f"; the camera's travel ({travel_m(seq['camera_translation']):.1f} m) was recovered from the feet"
                 if meta.get("camera_keyed"):
-                    extra += f" and keyed on the camera {meta['camera']}"
+                    extra += f" and keyed on the camera {cam_name}"
             extra += fps_note or timing_note(clip_fps, meta["scene_fps"], meta["timing"], background)
             extra += "".join(f"; {w}" for w in seq.get("warnings") or [])  # about the whole clip (the backend's)
             return f"keyed the track on {n} frames ({meta['scene_frames'][0]}-{meta['scene_frames'][-1]}){extra}"
