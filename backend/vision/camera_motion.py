@@ -15,7 +15,12 @@ related by a rotation of their viewing rays, ``r_t = Q_t r_{t-1}`` (the infinite
    people, cars) and points too close for the rotation model;
 3. the rotation is the least-squares fit of the inliers' rays (Kabsch 1976 / Umeyama 1991: the
    SVD of their correlation), and the turns are chained, ``M_t = Q_t M_{t-1}``
-   (``x_cam_t = M_t x_cam_0``, what :func:`backend.prior.track.solve_track` undoes).
+   (``x_cam_t = M_t x_cam_0``, what :func:`backend.prior.track.solve_track` undoes);
+4. a zoom (the focal length changing: a phone's pinch zoom, a broadcast camera) is fitted with
+   the rotation: the focal-length ratio of the two frames whose rays that fit explains best
+   (:attr:`CameraMotion.zoom`, chained; :meth:`CameraMotion.zoom_result`). A camera that moves
+   forward through a scene can read partly as a zoom (its background's parallax), as a travelling
+   camera's reads as a turn.
 
 Every person seen is left out. A frame whose background gives too few points (a plain wall, a
 green screen, motion blur), whose points bunch in one place (:data:`MIN_SPREAD`) or mostly move on
