@@ -187,7 +187,7 @@ def test_a_still_camera_filming_two_moving_people_has_no_turn(service, tmp_path)
 def test_a_zoom_is_recovered_with_the_turn_and_keeps_a_still_persons_depth(service, tmp_path):
     """The sample photo's person standing in a textured scene, filmed by a handheld camera (2 degrees)
     that zooms in 1.3x over 12 frames: the zoom is recovered with the turn from the frames (within
-    0.5 %, the turn within 0.05 degrees), and through an MP4 the response reports it, gives each frame
+    0.5 %, the turn within 0.05 degrees; after a cut it starts again from the clip's focal length), and through an MP4 the response reports it, gives each frame
     its own focal length and keeps the person's depth (within 5 %; taken as a fixed lens, the person
     comes 1.3x closer)."""
     from backend.http import schemas
@@ -204,6 +204,11 @@ def test_a_zoom_is_recovered_with_the_turn_and_keeps_a_still_persons_depth(servi
     for f in filmed(scene(person=True, height=220), truth):
         fixed_lens.push(f, K)
     assert fixed_lens.zoom_result() is None
+    # after a cut the next camera's focal length is the clip's own again, not the zoomed one
+    est.new_shot()
+    for f in frames[:3]:
+        est.push(f, K)
+    assert np.allclose(est.zoom[12:], zoom[:3], atol=0.005), est.zoom[12:]
     clip = tmp_path / "zoom.mp4"
     write_video(clip, frames, 10.0)
     opts = {"num_hypotheses": 4, "steps": 8, "seed": 0}

@@ -100,6 +100,7 @@ class CameraMotion:
         self.unsure = 0  # frames taken as not turning for want of background points
         self.inliers: list[int] = []
         self.zoom: list[float] = []  # each frame's focal length over the first frame's
+        self._lens_reset = False  # a cut: the next frame's focal length is the clip's own again
 
     def push(self, rgb: np.ndarray, K: Intrinsics, person_box=None) -> np.ndarray:
         """Add the next frame; returns its ``M_t`` (``[3, 3]``).
@@ -114,7 +115,8 @@ class CameraMotion:
         s = min(1.0, WORK_WIDTH / max(w, 1))
         gray = cv2.cvtColor(rgb if s == 1.0 else cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))),
                                                           interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
-        z = self.zoom[-1] if self.zoom else 1.0
+        z = self.zoom[-1] if self.zoom and not self._lens_reset else 1.0
+        self._lens_reset = False
         if self._prev is None or self._prev.shape != gray.shape:
             M = np.eye(3) if not self.motion else self.motion[-1]
         else:
@@ -129,15 +131,17 @@ class CameraMotion:
 
     def new_shot(self) -> None:
         """The next frame begins another shot (a cut): it is not compared with the frame before, whose
-        background is another camera's (its turn is held; :mod:`backend.prior.shots` places the new camera)."""
+        background is another camera's (its turn is held; :mod:`backend.prior.shots` places the new
+        camera), and its focal length is the clip's own again (another camera's zoom is not this one's)."""
         self._prev = None
+        self._lens_reset = True
 
     def hold(self) -> np.ndarray:
         """A frame without an image to look at (it could not be read): taken as not turning since the
         last one; the next frame is compared with that last one."""
         M = np.eye(3) if not self.motion else self.motion[-1]
         self.motion.append(M)
-        self.zoom.append(self.zoom[-1] if self.zoom else 1.0)
+        self.zoom.append(self.zoom[-1] if self.zoom and not self._lens_reset else 1.0)
         self.unsure += 1
         return M
 
