@@ -31,6 +31,9 @@ for the track, the first frame's camera for the per-frame rows; the clips' pelvi
 place, so this is the root's acceleration error), root wander (cm: the RMS distance of the root
 from its mean position: sway and depth wander) and seconds per frame (sampling + track).
 
+``--zoom Z``: the lens zooms from 1 to ``Z`` over each clip; ``--motion given`` sends the focal
+length per frame (``sequence.camera_zoom``), ``ignored`` takes the lens as fixed.
+
 ``--shake DEG``: each clip is filmed by a handheld camera that turns about its centre
 (:func:`handheld_motion`: sway and shake up to about DEG degrees); ``--motion given`` sends the
 turn per frame (``sequence.camera_motion``) and adds the row of the default track that does not
@@ -112,7 +115,7 @@ def handheld_motion(frames: int, shake_deg: float, rng: np.random.Generator, fps
 
 def clip_request(poses: np.ndarray, rng: np.random.Generator, noise_px: float = 4.0, num: int = 20, seed: int = 0,
                  lens_mm: float | None = None, known_rotation: bool = False, shake_deg: float = 0.0,
-                 motion_given: bool = True):
+                 motion_given: bool = True, zoom: float = 1.0):
     """The estimate request of one clip seen by one fixed camera.
 
     Args:
@@ -128,7 +131,11 @@ def clip_request(poses: np.ndarray, rng: np.random.Generator, noise_px: float = 
             "Use my camera as it is").
         shake_deg: a handheld camera (:func:`handheld_motion`, drawn from its own stream seeded by
             ``seed``, so the clips' cameras and noise are those of a fixed-camera run); 0: fixed.
-        motion_given: with ``shake_deg``, the request carries ``sequence.camera_motion``.
+        motion_given: with ``shake_deg``, the request carries ``sequence.camera_motion``; with
+            ``zoom``, ``sequence.camera_zoom``.
+        zoom: the lens zooms from 1 to this factor over the clip (evenly in its log; 1: a fixed lens),
+            about the principal point; every frame's ``camera`` is the first's (what a video without
+            a camera solve gives).
     Returns:
         (request dict with ``sequence``, ground truth camera-frame root-relative ``[F, J, 3]``
         (each frame's own camera), world->camera R ``[3, 3]`` of the first frame, motion ``[F, 3, 3]``).
@@ -145,15 +152,21 @@ def clip_request(poses: np.ndarray, rng: np.random.Generator, noise_px: float = 
         R, T, K, _ = paired_photo_camera(poses.reshape(-1, 3), float(lens_mm), seed)
     M = handheld_motion(len(poses), shake_deg, np.random.default_rng(10_000 + seed)) if shake_deg else np.tile(np.eye(3), (len(poses), 1, 1))
     frames, gt = [], []
-    for p, m in zip(poses, M):
+    Z = np.geomspace(1.0, zoom, len(poses))
+    for p, m, z in zip(poses, M, Z):
         cam = (p @ R.T + T) @ m.T  # the camera turned about its centre
-        uv = project(cam, K) + rng.normal(0, noise_px, (len(p), 2))
+        uv = project(cam, K)
+        if z != 1.0:  # the lens zoomed about the principal point
+            uv = (uv - [K.cx, K.cy]) * z + [K.cx, K.cy]
+        uv = uv + rng.normal(0, noise_px, (len(p), 2))
         frames.append({"keypoints": {JOINT_NAMES[j]: [float(uv[j, 0]), float(uv[j, 1]), 1.0] for j in IDX},
                        "camera": with_rotation(K.as_dict(), m @ R, known_rotation)})
         gt.append(cam - cam[:1])
     req = {"frames": frames, "num_hypotheses": num, "seed": seed, "sequence": {"fps": 25.0}}
     if shake_deg and motion_given:
         req["sequence"]["camera_motion"] = M.tolist()
+    if zoom != 1.0 and motion_given:
+        req["sequence"]["camera_zoom"] = Z.tolist()
     return req, np.array(gt), R, M
 
 
@@ -278,7 +291,7 @@ def run_sequence_eval(service, args) -> list:
         given = getattr(args, "motion", "given") == "given"
         req_d, gt, R, M = clip_request(poses, rng, num=args.num, seed=args.seed + ci, lens_mm=lens,
                                        known_rotation=getattr(args, "known_rotation", False), shake_deg=shake,
-                                       motion_given=given)
+                                       motion_given=given, zoom=float(getattr(args, "zoom", 1.0) or 1.0))
         motion = M if shake and given else None
         if args.steps:
             req_d["steps"] = args.steps
@@ -359,6 +372,10 @@ def run_sequence_eval(service, args) -> list:
     if shake:
         camera += (f" handheld (turning up to ~{shake:g} deg, the turn per frame "
                    f"{'given' if getattr(args, 'motion', 'given') == 'given' else 'not given'})")
+    zoom = float(getattr(args, "zoom", 1.0) or 1.0)
+    if zoom != 1.0:
+        camera += (f" zooming {zoom:g}x (the focal length per frame "
+                   f"{'given' if getattr(args, 'motion', 'given') == 'given' else 'not given: a fixed lens assumed'})")
     print_table(f"eval sequence: H3.6M {'/'.join(subjects)}, {len(clips)} clips x {args.clip_frames} frames at 25 fps"
                 f"{'' if subset == 'all' else f' (at least half of each clip {SUBSET_TITLES[subset]})'}, one "
                 f"{camera} camera per clip, 4 px noise on 17 joints, {args.num} hypotheses/frame ({args.num * SQ.SEQUENCE_OVERSAMPLE} drawn"

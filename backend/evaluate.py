@@ -314,6 +314,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shake", type=float, default=0.0, metavar="DEG",
                    help="sequence: a handheld camera turning about its centre during each clip (hand sway and shake, "
                         "up to about DEG degrees about each axis; 0 = fixed camera)")
+    p.add_argument("--zoom", type=float, default=1.0, metavar="Z",
+                   help="sequence: the lens zooms from 1 to Z over each clip (a phone's pinch zoom); --motion given sends "
+                        "the focal length per frame (sequence.camera_zoom), ignored takes the lens as fixed")
     p.add_argument("--motion", choices=["given", "ignored"], default="given",
                    help="sequence --shake: send the camera's turn per frame (sequence.camera_motion, as a gyroscope, a "
                         "camera solve or the video's background give it) or not (the camera taken as fixed)")

@@ -223,3 +223,27 @@ def test_a_zoom_is_recovered_with_the_turn_and_keeps_a_still_persons_depth(servi
         else:
             assert res.sequence.camera_zoom is None
     assert abs(depth["zoom"] - 1) < 0.05 and depth["fixed"] < 0.85, depth
+
+
+def test_a_zoom_given_per_frame_keeps_a_keypoint_clips_depth_and_a_wrong_length_is_refused_first(service):
+    """A held-out clip's 2D through a lens zooming 1.5x (4 px noise): with ``sequence.camera_zoom`` given,
+    the track's pelvis keeps its depth (within 8 %; the clip's pelvis stays in one place); taken as a fixed
+    lens it comes 1.5x closer. A zoom of the wrong length is refused naming the field, before any work."""
+    from backend.errors import InputError
+    from backend.eval_sequence import clip_request, make_clips
+    from backend.http import schemas
+
+    (_, poses), = make_clips(["S9", "S11"], 1, 24, seed=1)
+    depth = {}
+    for given in (True, False):
+        req, _, _, _ = clip_request(poses, np.random.default_rng(4), num=8, seed=0, zoom=1.5, motion_given=given)
+        req["steps"] = 20
+        res = service.estimate(schemas.EstimateRequest.model_validate(req))
+        z = np.array([fr.track.root_translation[2] for fr in res.frames])
+        depth[given] = z[-3:].mean() / z[:3].mean()
+        assert (res.sequence.camera_zoom is not None) == given
+    assert abs(depth[True] - 1) < 0.08 and depth[False] < 0.75, depth
+    req["sequence"]["camera_zoom"] = [1.0] * 23
+    with pytest.raises(InputError, match="23 focal lengths for the sequence's 24 frames") as e:
+        service.estimate(schemas.EstimateRequest.model_validate(req))
+    assert e.value.field == "sequence.camera_zoom"

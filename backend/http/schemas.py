@@ -138,6 +138,12 @@ class SequenceOptions(Strict):
         "taken relative to the first), e.g. from a "
         "gyroscope or a camera solve; one per frame of the sequence")
 
+    camera_zoom: list[Annotated[float, Field(gt=0.01, le=100)]] | None = Field(
+        None, max_length=100_000,
+        description="per frame, the focal length relative to the first frame's (a lens that zooms during the clip, "
+        "from a camera solve or the phone's metadata); one per frame of the sequence. Without it, images and videos "
+        "have the zoom estimated from the background (see estimate_camera_motion); keypoint frames take the first "
+        "frame's camera for all")
     estimate_camera_motion: bool = Field(
         True, description="images and videos without 'camera_motion': estimate the camera's turn from the frames' "
         "background (a handheld phone's sway, a pan), and its zoom; reported in the response's sequence.camera_motion "
