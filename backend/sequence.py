@@ -184,9 +184,8 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
     if req.sequence is not None and req.sequence.camera_motion is not None:
         motion = relative_motion(req.sequence.camera_motion, None if req.frames is None else len(req.frames))
     given_zoom = req.sequence.camera_zoom if req.sequence is not None else None
-    if given_zoom is not None and req.frames is not None and len(given_zoom) != len(req.frames):
-        raise InputError("sequence.camera_zoom", f"{len(given_zoom)} focal lengths for the sequence's {len(req.frames)} "
-                         "frames: give one per frame")
+    if given_zoom is not None and req.frames is not None:
+        _check_zoom_length(given_zoom, len(req.frames))
     K_shared = _shared_keypoint_intrinsics(service, req)
     # a camera turning during the clip, from the frames' background where they are images
     # (:mod:`backend.vision.camera_motion`), frame by frame as they are read
@@ -333,11 +332,8 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
         motion = est.result()  # None: the camera did not turn
         zoom = est.zoom_result()  # None: a fixed lens
     if given_zoom is not None:
-        zoom = np.asarray(given_zoom, np.float64)
-        if len(zoom) != len(results):  # a video's kept frames (known once read)
-            raise InputError("sequence.camera_zoom", f"{len(zoom)} focal lengths for the sequence's {len(results)} "
-                             "frames: give one per frame")
-        zoom = zoom / zoom[0]
+        _check_zoom_length(given_zoom, len(results))  # a video's kept frames (known once read)
+        zoom = np.asarray(given_zoom, np.float64) / given_zoom[0]
     if zoom is not None:  # each frame's own focal length: the root's depth from the 2D is solved with it
         for fr, z in zip(results, zoom):
             if fr.camera and "fx" in fr.camera:
@@ -349,6 +345,13 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
     if progress is not None:
         progress(1.0)
     return schemas.EstimateResponse(joint_names=list(JOINT_NAMES), frames=results, sequence=info)
+
+
+def _check_zoom_length(zoom: list, frames: int) -> None:
+    """Raises InputError (field ``sequence.camera_zoom``) unless there is one focal length per frame."""
+    if len(zoom) != frames:
+        raise InputError("sequence.camera_zoom", f"{len(zoom)} focal lengths for the sequence's {frames} frames: give "
+                         "one per frame")
 
 
 def _push_motion(est: CameraMotion, photo, K: Intrinsics | None, keypoints: dict | None, others=()) -> None:
