@@ -31,6 +31,7 @@ import os
 
 import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
+from bpy_extras import anim_utils
 from bpy_extras.io_utils import ImportHelper
 from mathutils import Matrix
 
@@ -191,7 +192,8 @@ def travel_m(translation: list) -> float:
 
 
 def key_camera_motion(cam, camera_matrix_world, motion: list | None, frames: list[int], translation: list | None = None,
-                      scale: float = 1.0, zoom: list | None = None, lens: float | None = None) -> bool:
+                      scale: float = 1.0, zoom: list | None = None, lens: float | None = None,
+                      cuts: list | None = None) -> bool:
     """Key the scene camera on ``frames`` as the filming camera moved: its rotation with the clip's turn
     (``sequence.camera_motion``) and, for a camera that travelled (``sequence.camera_translation``,
     model metres, times ``scale`` for the rig's size), its location. At frame ``t`` it looks from where
@@ -199,7 +201,9 @@ def key_camera_motion(cam, camera_matrix_world, motion: list | None, frames: lis
     ``camera_matrix_world``), so the footage behind it lines up with the rig, which is keyed in the
     world of the first frame's camera. Without a travel its position is not keyed (a turn about its centre).
     A lens that zoomed (``sequence.camera_zoom``: each frame's focal length over the first's) keys the
-    camera's focal length, ``lens`` (mm, the first frame's) times it.
+    camera's focal length, ``lens`` (mm, the first frame's) times it. At ``cuts`` (indices of
+    ``frames`` where a new shot begins) the keys hold until the jump (constant interpolation: no
+    sub-frame sweep from one shot's camera to the next, e.g. in motion blur).
 
     Returns False, keying nothing, for a camera with constraints (a Track To would override the keys).
     """
@@ -219,6 +223,14 @@ def key_camera_motion(cam, camera_matrix_world, motion: list | None, frames: lis
         if zoom and lens:
             cam.data.lens = lens * zoom[i]
             cam.data.keyframe_insert(data_path="lens", frame=f)
+    held = {frames[c - 1] for c in cuts or () if 0 < c < len(frames)}
+    for idb in (cam, cam.data) if held else ():
+        ad = idb.animation_data
+        bag = ad and ad.action and anim_utils.action_get_channelbag_for_slot(ad.action, ad.action_slot)
+        for fc in bag.fcurves if bag else ():
+            for k in fc.keyframe_points:
+                if round(k.co.x) in held:
+                    k.interpolation = "CONSTANT"
     return True
 
 
@@ -296,7 +308,8 @@ def _key_frames(context, ob, response, meta, frames):
     cam = bpy.data.objects.get(meta.get("camera") or "") or context.scene.camera
     zoom = seq.get("camera_zoom")  # a lens that zoomed: each frame's focal length over the first's, or None
     meta["camera_keyed"] = bool(cam_mw is not None and (motion or travel or zoom) and cam is not None and cam.type == "CAMERA"
-                                and key_camera_motion(cam, cam_mw, motion, frames, travel, s_rig, zoom, meta.get("camera_lens")))
+                                and key_camera_motion(cam, cam_mw, motion, frames, travel, s_rig, zoom, meta.get("camera_lens"),
+                                                      seq.get("cuts")))
     context.scene.frame_set(frames[0])
     notes = rig_checks.keying_notes(ob, [n for n in switched if n not in keep], keyed)
     notes += [n for n in (rigify_ik.note(keep), ik_note) if n]

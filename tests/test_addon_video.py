@@ -533,6 +533,11 @@ def test_an_edited_clip_keys_the_camera_jumping_at_the_cut_and_the_rig_going_on(
     drift = np.linalg.norm(np.array(off) - off[0], axis=1)  # the rig's hips against the footage's, from frame 0's offset
     assert drift.max() < 15.0, drift  # px, in both shots (4 px noise on the footage's keypoints)
     assert np.linalg.norm(hips[12] - hips[11]) < 0.1, hips[11:13]
+    # the camera's keys hold until the cut (no sub-frame sweep from one shot's camera to the next)
+    bag = addon_module("blender_rig").anim_utils.action_get_channelbag_for_slot(cam.animation_data.action,
+                                                                                 cam.animation_data.action_slot)
+    interp = {round(k.co.x): k.interpolation for fc in bag.fcurves for k in fc.keyframe_points}
+    assert interp[12] == "CONSTANT" and interp[11] != "CONSTANT" and interp[13] != "CONSTANT", interp
     # Use in track sends the cuts back
     ov._store({"response": res, "meta": dict(meta, rotation=None, fixed={})})
     bpy.context.view_layer.objects.active = rig
