@@ -30,7 +30,8 @@ def _cuts(frames) -> list[int]:
 
 def test_a_cut_is_found_and_a_flash_a_blank_frame_or_a_handheld_sway_is_not():
     """A handheld camera filming a cluttered room (4 degrees of sway: every frame changes), a white
-    flash frame within it, then a cut to another scene: only the cut is found. A person sliding
+    flash frame within it, then a cut to another scene: only the cut is found; the room's light
+    changing colour and brightness from one frame on (a club's lights) is not a cut. A person sliding
     across a white frame with one blank (dropped) frame has no cut, nor does a clip that ends on a
     changed frame."""
     from backend.eval_sequence import handheld_motion
@@ -41,6 +42,8 @@ def test_a_cut_is_found_and_a_flash_a_blank_frame_or_a_handheld_sway_is_not():
     clip = sway[:5] + [flash] + sway[5:12] + other
     assert _cuts(clip) == [13]
     assert _cuts(sway) == []
+    lit = [np.clip(f * 0.55 + [40, 0, 60], 0, 255).astype(np.uint8) for f in sway]  # the room's light turns dim and purple
+    assert _cuts(sway[:7] + lit[7:]) == []
     assert _cuts(moving_person_frames(12, blank_at=(5,))) == []
     assert _cuts(sway[:8] + other[:1]) == []  # the last frame is never a cut (nothing after it to confirm)
 
