@@ -111,6 +111,22 @@ def _add_common(p: argparse.ArgumentParser, output: bool = True) -> None:
     p.add_argument("--device", default=None, help="cuda | cpu (default: CUDA when available)")
 
 
+def _sequence_flags(args, data: dict, video: bool = False) -> None:
+    """``--moving-camera`` / ``--no-cuts`` into the request's ``sequence`` (a video's is made here).
+
+    Raises:
+        CliError: one of them with a request that is no sequence.
+    """
+    flags = [(flag, key, value) for flag, on, key, value in (("--moving-camera", args.moving_camera, "moving_camera", True),
+                                                            ("--no-cuts", args.no_cuts, "detect_cuts", False)) if on]
+    if flags and video:
+        data.setdefault("sequence", {})
+    for flag, key, value in flags:
+        if not isinstance(data.get("sequence"), dict):
+            raise CliError(f"{flag}: goes with a video, an image sequence or a request with \"sequence\"")
+        data["sequence"][key] = value
+
+
 def cmd_estimate(args) -> int:
     from backend.http import schemas
     from backend.vision.video import is_sequence_path
@@ -139,12 +155,7 @@ def cmd_estimate(args) -> int:
             data["steps"] = args.steps
         if args.previews:
             data["previews"] = True
-        for flag, on, key, value in (("--moving-camera", args.moving_camera, "moving_camera", True),
-                                     ("--no-cuts", args.no_cuts, "detect_cuts", False)):
-            if on:
-                if not isinstance(data.get("sequence"), dict):
-                    raise CliError(f"{flag}: goes with a video, an image sequence or a request with \"sequence\"")
-                data["sequence"][key] = value
+        _sequence_flags(args, data)
     req = _validate(schemas.EstimateRequest, data)
     res = _service(args).estimate(req)
     if args.overlay:
@@ -202,9 +213,7 @@ def _estimate_sequence(args) -> int:
         data["num_hypotheses"] = args.num
     if args.steps is not None:
         data["steps"] = args.steps
-    if args.moving_camera or args.no_cuts:
-        data["sequence"] = {**({"moving_camera": True} if args.moving_camera else {}),
-                            **({"detect_cuts": False} if args.no_cuts else {})}
+    _sequence_flags(args, data, video=True)
     req = _validate(schemas.EstimateRequest, data)
     svc = _service(args)
     with _ctrl_c_cancels() as cancelled:  # before the bar: a Ctrl-C once it shows is always seen

@@ -66,6 +66,7 @@ def run_cuts_eval(service, args) -> list:
     from backend.evaluate import print_table
     from backend.http import schemas
     from backend.prior.shots import body_heading
+    from backend.vision.camera_motion import turn_deg
 
     clips = make_clips([s.strip() for s in args.subjects.split(",")], args.clips, args.clip_frames, seed=args.seed)
     rng = np.random.default_rng(args.seed + 23)
@@ -95,7 +96,7 @@ def run_cuts_eval(service, args) -> list:
             if given:
                 M = np.array(res.sequence.camera_motion)[cut]
                 truth = cams[1][0] @ cams[0][0].T
-                m.setdefault("camera", []).append(math.degrees(math.acos(np.clip((np.trace(M @ truth.T) - 1) / 2, -1, 1))))
+                m.setdefault("camera", []).append(turn_deg(M @ truth.T))
         ht = body_heading(poses)
         truth_turn.append(abs(math.degrees(math.remainder(ht[cut + SPAN] - ht[cut - SPAN], 2 * math.pi))))
         print(f"  clip {ci + 1}/{len(clips)} {name}: " + ", ".join(f"{row.split(' (')[0]} {acc[row]['mpjpe'][-1]:.1f} mm"

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -278,7 +278,6 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
             if est is not None:
                 _push_motion(est, ph, K, kp_out, follow.frame_people)
             if motion is not None or est is not None:
-                t_seq = len(results) + len(pending)
                 if motion is not None and t_seq >= len(motion):
                     raise InputError("sequence.camera_motion", f"{len(motion)} rotations, but the video has more kept "
                                      f"frames (about {total}): give one per kept frame")
@@ -648,14 +647,14 @@ def add_track(frames: list[schemas.FrameResult], fps: float, rotation: np.ndarra
                            fixed={t - a: k for t, k in (fixed or {}).items() if a <= t < b}, opts=opts,
                            reprojection=reproj[a:b], motion=m, breaks={t - a for t in breaks if a < t < b},
                            moving_camera=moving_camera)
-        solved.append((tr_s, R, m, p, r))
-    tr: Track = solved[0][0]
-    rotation, pitch, roll = solved[0][1], solved[0][3], solved[0][4]
+        solved.append(_Shot(tr_s, R, m, p, r))
+    tr: Track = solved[0].track
+    rotation, pitch, roll = solved[0].rotation, solved[0].pitch, solved[0].roll
     camera_translation = None if tr.camera is None else _r(tr.camera @ rotation.T)
     if len(shots) > 1:
         from backend.prior.shots import join_shots
 
-        tr, motion, centres = join_shots([x[0] for x in solved], [x[1] for x in solved], [x[2] for x in solved], fps)
+        tr, motion, centres = join_shots([x.track for x in solved], [x.rotation for x in solved], [x.motion for x in solved], fps)
         camera_translation = _r(centres)
     for t, fr in enumerate(frames):
         fr.track = schemas.TrackPose(joints=_r(tr.joints[t]), root_translation=_r(tr.root[t]), world_joints=_r(tr.world[t]),
@@ -669,7 +668,7 @@ def add_track(frames: list[schemas.FrameResult], fps: float, rotation: np.ndarra
     for a, _ in shots[1:]:
         if CUT_WARNING not in frames[a].warnings:
             frames[a].warnings.append(CUT_WARNING)
-    clip_warnings = [] if moving_camera else list(dict.fromkeys(w for x in solved for w in travel_hint(x[0], fps)))
+    clip_warnings = [] if moving_camera else list(dict.fromkeys(w for x in solved for w in travel_hint(x.track, fps)))
     if len(shots) > 1:
         clip_warnings.append(f"{len(shots) - 1} cut{'s' if len(shots) > 2 else ''} (a new shot at frame"
                              f"{'s' if len(shots) > 2 else ''} {', '.join(str(a) for a, _ in shots[1:])}): each shot "
@@ -680,9 +679,20 @@ def add_track(frames: list[schemas.FrameResult], fps: float, rotation: np.ndarra
                                 camera_motion=None if motion is None else _r(motion, 7), moving_camera=moving_camera,
                                 camera_translation=camera_translation, cuts=[a for a, _ in shots[1:]],
                                 shots=[] if len(shots) < 2 else [
-                                    schemas.ShotInfo(start=a, frames=b - a, camera_pitch_deg=round(math.degrees(x[3]), 2),
-                                                     camera_roll_deg=round(math.degrees(x[4]), 2))
+                                    schemas.ShotInfo(start=a, frames=b - a, camera_pitch_deg=round(math.degrees(x.pitch), 2),
+                                                     camera_roll_deg=round(math.degrees(x.roll), 2))
                                     for (a, b), x in zip(shots, solved)])
+
+
+class _Shot(NamedTuple):
+    """One shot's solved track, its first frame's world->camera rotation, its camera's turn (or None)
+    and its tilt (radians)."""
+
+    track: Track
+    rotation: np.ndarray
+    motion: np.ndarray | None
+    pitch: float
+    roll: float
 
 
 def shot_ranges(cuts, joints: list) -> list[tuple[int, int]]:
