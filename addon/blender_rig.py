@@ -502,12 +502,18 @@ def selected_bones(ob) -> set[str]:
     return {pb.name for pb in ob.pose.bones if is_selected(pb)}
 
 
+def channelbag(idb):
+    """The F-curves' channelbag of an ID's (object's, camera data's) action in its slot (slotted
+    actions: Blender 4.4+), or None (no animation)."""
+    ad = idb.animation_data
+    if ad is None or ad.action is None:
+        return None
+    return anim_utils.action_get_channelbag_for_slot(ad.action, ad.action_slot)
+
+
 def keyed_bones(ob, frame: int) -> set[str]:
     """Bones with a key on ``frame`` in the object's action (slotted actions: Blender 4.4+)."""
-    ad = ob.animation_data
-    if ad is None or ad.action is None:
-        return set()
-    bag = anim_utils.action_get_channelbag_for_slot(ad.action, ad.action_slot)
+    bag = channelbag(ob)
     if bag is None:
         return set()
     out = set()
@@ -522,10 +528,7 @@ def keyed_bones(ob, frame: int) -> set[str]:
 
 def bone_keys(ob, bone: str) -> list[tuple]:
     """All keys of a bone's channels as ``(data_path, index, frame, value)`` (for checks)."""
-    ad = ob.animation_data
-    if ad is None or ad.action is None:
-        return []
-    bag = anim_utils.action_get_channelbag_for_slot(ad.action, ad.action_slot)
+    bag = channelbag(ob)
     if bag is None:
         return []
     pre = f'pose.bones["{bone}"]'

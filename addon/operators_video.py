@@ -31,7 +31,6 @@ import os
 
 import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
-from bpy_extras import anim_utils
 from bpy_extras.io_utils import ImportHelper
 from mathutils import Matrix
 
@@ -224,9 +223,7 @@ def key_camera_motion(cam, camera_matrix_world, motion: list | None, frames: lis
             cam.data.lens = lens * zoom[i]
             cam.data.keyframe_insert(data_path="lens", frame=f)
     held = {frames[c - 1] for c in cuts or () if 0 < c < len(frames)}
-    for idb in (cam, cam.data) if held else ():
-        ad = idb.animation_data
-        bag = ad and ad.action and anim_utils.action_get_channelbag_for_slot(ad.action, ad.action_slot)
+    for bag in (blender_rig.channelbag(cam), blender_rig.channelbag(cam.data)) if held else ():
         for fc in bag.fcurves if bag else ():
             for k in fc.keyframe_points:
                 if round(k.co.x) in held:

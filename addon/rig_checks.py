@@ -19,7 +19,6 @@ RIGIFY_LIMB_CONTROLS = {
                      "end": ("foot_ik", "ankle")},
 }
 _RIGIFY_LIMBS = tuple((switch, limb["fk"]) for switch, limb in RIGIFY_LIMB_CONTROLS.items())
-_RIGIFY_IK_CONTROLS = {switch: limb["ik"] for switch, limb in RIGIFY_LIMB_CONTROLS.items()}
 _OVERRIDING = {"COPY_ROTATION", "COPY_TRANSFORMS", "COPY_LOCATION", "TRACK_TO", "DAMPED_TRACK", "LOCKED_TRACK",
                "CHILD_OF", "ARMATURE", "STRETCH_TO", "TRANSFORM", "ACTION", "SPLINE_IK"}
 
@@ -92,12 +91,11 @@ def ik_controls_as_fk(ob, bones, mapped) -> set[str]:
     :func:`fk_view` has snapped it there. Other bones are kept if they are in ``mapped``."""
     out = set(bones)
     for switch in limbs_in_ik(ob, mapped):
-        prefix, side = switch[:-2], switch[-2:]
-        ctrls = {c + side for c in _RIGIFY_IK_CONTROLS.get(prefix, ())}
+        limb, side = RIGIFY_LIMB_CONTROLS[switch[:-2]], switch[-2:]
+        ctrls = {c + side for c in limb["ik"]}
         if out & ctrls:
-            parts = dict(_RIGIFY_LIMBS)[prefix]
             out -= ctrls
-            out |= {f"{p}_fk{side}" for p in parts if f"{p}_fk{side}" in mapped}
+            out |= {f"{p}_fk{side}" for p in limb["fk"] if f"{p}_fk{side}" in mapped}
     return out & set(mapped)
 
 
@@ -111,8 +109,8 @@ def fk_view(ob, bones):
     if not switches:
         yield []
         return
-    fk = [b for b in bones if "_fk" in b and any(b.startswith(p + "_fk") and b.endswith(sw[-2:])
-                                                  for sw in switches for p in dict(_RIGIFY_LIMBS)[sw[:-2]])]
+    limbs = [(RIGIFY_LIMB_CONTROLS[sw[:-2]]["fk"], sw[-2:]) for sw in switches]  # (FK prefixes, side)
+    fk = [b for b in bones if any(b.endswith(side) and b.startswith(p + "_fk") for parts, side in limbs for p in parts)]
     saved = {b: ob.pose.bones[b].matrix_basis.copy() for b in fk}
     try:
         snap_fk_to_pose(ob, fk)

@@ -499,6 +499,7 @@ def test_an_edited_clip_keys_the_camera_jumping_at_the_cut_and_the_rig_going_on(
 
     from backend.eval_cuts import cut_request
     from backend.eval_sequence import make_clips
+    from backend.vision.camera_motion import turn_deg
 
     (_, poses), = make_clips(["S9", "S11"], 1, 24, seed=4)
     req, _, cams = cut_request(poses, np.random.default_rng(2), 12, num=6, seed=0)
@@ -522,20 +523,19 @@ def test_an_edited_clip_keys_the_camera_jumping_at_the_cut_and_the_rig_going_on(
         hips.append(np.array(rig.matrix_world @ rig.pose.bones["spine"].head))
         rot = np.array(cam.matrix_world.to_3x3())
         if prev is not None:
-            turns.append(math.degrees(math.acos(np.clip((np.trace(rot @ prev.T) - 1) / 2, -1, 1))))
+            turns.append(turn_deg(rot @ prev.T))
         prev = rot
         p = world_to_camera_view(scene, cam, rig.matrix_world @ rig.pose.bones["spine"].head)
         off.append(np.array([p.x * w, (1 - p.y) * h]) - np.array(fr["keypoints"]["pelvis"][:2]))
     truth = cams[1][0] @ cams[0][0].T
-    true_turn = math.degrees(math.acos(np.clip((np.trace(truth) - 1) / 2, -1, 1)))
+    true_turn = turn_deg(truth)
     assert abs(turns[11] - true_turn) < 25.0, (turns[11], true_turn)
     assert max(turns[:11] + turns[12:]) < 1.0, turns
     drift = np.linalg.norm(np.array(off) - off[0], axis=1)  # the rig's hips against the footage's, from frame 0's offset
     assert drift.max() < 15.0, drift  # px, in both shots (4 px noise on the footage's keypoints)
     assert np.linalg.norm(hips[12] - hips[11]) < 0.1, hips[11:13]
     # the camera's keys hold until the cut (no sub-frame sweep from one shot's camera to the next)
-    bag = addon_module("blender_rig").anim_utils.action_get_channelbag_for_slot(cam.animation_data.action,
-                                                                                 cam.animation_data.action_slot)
+    bag = addon_module("blender_rig").channelbag(cam)
     interp = {round(k.co.x): k.interpolation for fc in bag.fcurves for k in fc.keyframe_points}
     assert interp[12] == "CONSTANT" and interp[11] != "CONSTANT" and interp[13] != "CONSTANT", interp
     # Use in track sends the cuts back
