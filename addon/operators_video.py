@@ -14,7 +14,11 @@ long clips can be overridden too).
 Timing (:func:`scene_frames`): ``CLIP`` keys source frame ``i`` at scene frame
 ``start + i - first`` (one scene frame per video frame: the movie-clip background lines up);
 ``SCENE_FPS`` resamples to the scene's frame rate (``start + round((i - first) / video_fps *
-scene_fps)``). The response and the settings are kept in the text block ``PoseDiff sequence``.
+scene_fps)``). A video's frames are placed by their time (``sequence.source_times``, the
+decoder's timestamps) where the backend gives it: Blender's movie clip shows a video by time at
+its own rate (``MovieClip.fps``), so a variable-frame-rate video (phones in low light, screen
+recordings), keyed by frame count, would drift off its background. The response and the
+settings are kept in the text block ``PoseDiff sequence``.
 
 A video file that fits under the backend's body limit is sent as its bytes (``video.data``,
 ``photos.inline_video``), and an image sequence of up to 64 kept frames that fits as frames of
@@ -47,10 +51,24 @@ TIMING = [("CLIP", "One key per video frame", "Source frame i is keyed at scene 
           ("SCENE_FPS", "Resample to scene fps", "Key at the scene frame of each video frame's time (scene fps respected)")]
 
 
-def scene_frames(source_frames: list[int], source_fps: float, scene_fps: float, start: int, timing: str) -> list[int]:
-    """Scene frame of each estimated source frame (see the module docstring). Pure math."""
+def scene_frames(source_frames: list[int], source_fps: float, scene_fps: float, start: int, timing: str,
+                 times: list[float] | None = None, clip_fps: float | None = None) -> list[int]:
+    """Scene frame of each estimated source frame (see the module docstring). Pure math.
+
+    Args:
+        source_frames: ``[T]`` source indices; source_fps, scene_fps: frames per second.
+        times: ``[T]`` the frames' times in the source (seconds) or None (``index / source_fps``).
+        clip_fps: the rate Blender's movie clip of the video plays at (``CLIP`` timing with times;
+            default ``source_fps``).
+    """
     if not source_frames:
         return []
+    if times is not None and len(times) == len(source_frames):
+        t0 = times[0]
+        if timing == "SCENE_FPS":
+            return [start + round((t - t0) * scene_fps) for t in times]
+        rate = clip_fps or source_fps
+        return [start + round(t * rate) - round(t0 * rate) for t in times]  # the clip frame that shows it
     first = source_frames[0]
     if timing == "SCENE_FPS":
         return [start + round((i - first) / source_fps * scene_fps) for i in source_frames]
@@ -116,9 +134,20 @@ def _source_size(path: str, is_video: bool) -> tuple[int, int]:
     return int(w), int(h)
 
 
+def movie_clip_fps(path: str, keep: bool) -> float:
+    """The frame rate Blender plays the video at (its movie clip's ``fps``: what the background
+    shows at each scene frame). ``keep`` False: a movie clip loaded only for this is removed again."""
+    had = {c.name for c in bpy.data.movieclips}
+    clip = bpy.data.movieclips.load(path, check_existing=True)
+    fps = float(clip.fps)
+    if not keep and clip.name not in had:
+        bpy.data.movieclips.remove(clip)
+    return fps
+
+
 def set_clip_background(scene, path: str, is_video: bool, first_image: str | None, start: int, first: int, count: int) -> None:
     """The scene camera shows the clip: a movie clip (video) or an image sequence, with source frame
-    ``first`` at scene frame ``start``."""
+    ``first`` (a video: the movie clip's frame, its first frame 0) at scene frame ``start``."""
     cam = scene.camera
     if cam is None or cam.type != "CAMERA":
         return
@@ -245,7 +274,8 @@ def key_track_steps(context, ob, response: dict, meta: dict):
     """
     seq = response.get("sequence") or {}
     frames = scene_frames(seq.get("source_frames") or list(range(len(response["frames"]))),
-                          seq.get("source_fps") or seq.get("fps") or 25.0, meta["scene_fps"], meta["start"], meta["timing"])
+                          seq.get("source_fps") or seq.get("fps") or 25.0, meta["scene_fps"], meta["start"], meta["timing"],
+                          seq.get("source_times"), meta.get("clip_fps"))
     backup = keys_backup.KeysBackup(ob)
     try:
         out = yield from _key_frames(context, ob, response, meta, frames)
@@ -412,6 +442,8 @@ class POSEDIFF_OT_estimate_video(_TaskOperator, bpy.types.Operator, ImportHelper
         def apply(ctx, res):
             seq = res.get("sequence") or {}
             clip_fps = seq.get("source_fps") or seq.get("fps")
+            if is_video:  # the rate Blender shows the video at (a variable-frame-rate video's nominal one)
+                meta["clip_fps"] = clip_fps = movie_clip_fps(path, keep=background) or clip_fps
             fps_note = ""
             fps_was = (ctx.scene.render.fps, ctx.scene.render.fps_base)
             if match_fps and clip_fps:
@@ -425,8 +457,10 @@ class POSEDIFF_OT_estimate_video(_TaskOperator, bpy.types.Operator, ImportHelper
                 raise
             _store({"response": res, "meta": meta})
             src = seq.get("source_frames") or [0]
+            times = seq.get("source_times")
+            first = round(times[0] * clip_fps) if is_video and times and clip_fps else src[0]  # the clip's frame
             if background:
-                set_clip_background(ctx.scene, path, is_video, None if is_video else path, meta["scene_frames"][0], src[0],
+                set_clip_background(ctx.scene, path, is_video, None if is_video else path, meta["scene_frames"][0], first,
                                     src[-1] - src[0] + 1)
             gaps = seq.get("gaps") or []
             extra = f"; {len(gaps)} frame(s) without a person filled from neighbours" if gaps else ""
@@ -521,7 +555,8 @@ class POSEDIFF_OT_track_override(_TaskOperator, bpy.types.Operator):
             return self.refuse(context, str(e))
         seq = res.get("sequence") or {}
         payload = {"frames": track_data.track_request_frames(res["frames"]), "sequence": {"fps": seq.get("fps", 25.0), "fixed": meta["fixed"]},
-                   "source_frames": seq.get("source_frames"), "source_fps": seq.get("source_fps")}
+                   "source_frames": seq.get("source_frames"), "source_fps": seq.get("source_fps"),
+                   "source_times": seq.get("source_times")}
         if seq.get("camera_motion"):
             payload["sequence"]["camera_motion"] = seq["camera_motion"]  # the turn the estimate undid
         if seq.get("moving_camera"):

@@ -152,6 +152,8 @@ CLIP_TILT_STEPS = 10
 CLIP_TILT_TOP = 5
 #: The best candidates of each frame whose flips are added (a photo's: ``backend.service.FLIP_SOURCES``).
 SEQUENCE_FLIP_SOURCES = 10
+#: More than this fraction of a video's frames off its nominal spacing: a variable frame rate (:func:`add_source_times`).
+VFR_WARN_FRACTION = 0.02
 #: The warning on the first frame of each shot after a cut (:func:`add_track`).
 CUT_WARNING = "a new shot begins here (a cut): its camera is placed so that the person's motion continues"
 
@@ -177,7 +179,7 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
     """
     if req.video is not None and req.video.data is not None and frame_source is None:
         return _estimate_uploaded(service, req, progress, cancel)
-    fps, items, total, src_fps = _frames_of(req, frame_source)
+    fps, items, total, src_fps, src = _frames_of(req, frame_source)
     cam_req = req.video.camera if req.video is not None else (req.frames[0].camera if req.frames else None)
     rotation = service._rotation(cam_req)
     motion = None
@@ -340,10 +342,29 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
     moving = bool(req.sequence is not None and req.sequence.moving_camera)
     info = add_track(results, fps, rotation, fixed=fixed, motion=motion, moving_camera=moving, cuts=cuts)
     info.source_frames, info.source_fps = source_frames, src_fps
+    if src is not None:
+        add_source_times(info, src.times[:len(source_frames)], src_fps, src.every)
     info.camera_zoom = None if zoom is None else _r(zoom, 5)
     if progress is not None:
         progress(1.0)
     return schemas.EstimateResponse(joint_names=list(JOINT_NAMES), frames=results, sequence=info)
+
+
+def add_source_times(info: schemas.SequenceInfo, times: list[float], fps: float, every: int = 1) -> None:
+    """Each frame's time in the source (``info.source_times``, seconds, the decoder's timestamps)
+    and, where the spacing is not the nominal ``every / fps`` (:func:`backend.vision.video.variable_frame_rate`
+    above :data:`VFR_WARN_FRACTION`), ``info.variable_frame_rate`` and a clip warning: Blender's movie
+    clip shows such a video by time, so the add-on keys each frame at its time, not its count."""
+    from backend.vision.video import variable_frame_rate
+
+    info.source_times = [round(float(t), 6) for t in times]
+    off = variable_frame_rate(times, fps, every)
+    info.variable_frame_rate = off > VFR_WARN_FRACTION
+    if info.variable_frame_rate:
+        dt = np.diff(times) * 1000.0
+        info.warnings.append(f"a variable frame rate (phone footage in low light, a screen recording): {off:.0%} of the "
+                             f"frames are not {1000.0 * every / fps:.1f} ms apart ({dt.min():.1f}-{dt.max():.1f} ms); "
+                             "each is keyed at its own time, where Blender's movie clip shows it")
 
 
 def _check_zoom_length(zoom: list, frames: int) -> None:
@@ -467,12 +488,13 @@ def clip_tilt_of(service, conds: list, seed=0) -> tuple[float, float] | None:
 
 
 def _frames_of(req: schemas.EstimateRequest, frame_source):
-    """(fps of the kept frames, iterator of (source index, EstimateFrame, Photo or None), frame count, source fps)."""
+    """(fps of the kept frames, iterator of (source index, EstimateFrame, Photo or None), frame count, source fps,
+    the :class:`backend.vision.video.FrameSource` or None for frames in the request)."""
     fps_req = req.sequence.fps if req.sequence is not None else None
     if req.video is None:
         if fps_req is None:
             raise InputError("sequence.fps", "give the frame rate of the sequence (frames per second > 0)")
-        return fps_req, ((i, fr, None) for i, fr in enumerate(req.frames)), len(req.frames), fps_req
+        return fps_req, ((i, fr, None) for i, fr in enumerate(req.frames)), len(req.frames), fps_req, None
     from backend.vision.video import open_frames
 
     src = frame_source or open_frames(req.video.path, every=req.video.every, start=req.video.start, end=req.video.end,
@@ -483,7 +505,7 @@ def _frames_of(req: schemas.EstimateRequest, frame_source):
         for fr in src:
             yield fr.index, frame, fr.photo()
 
-    return src.fps / src.every, gen(), src.count, src.fps
+    return src.fps / src.every, gen(), src.count, src.fps, src
 
 
 def _shared_keypoint_intrinsics(service, req: schemas.EstimateRequest) -> Intrinsics | None:

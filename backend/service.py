@@ -335,11 +335,14 @@ class PoseService:
     def track(self, req: schemas.TrackRequest, progress: Progress = None, cancel: CancelCheck = None) -> schemas.EstimateResponse:
         """Re-solve a sequence's track from its response frames with ``req.sequence.fixed`` choices (no sampling;
         ``req.sequence.camera_motion`` / ``cuts``: the estimate's ``sequence.camera_motion`` / ``cuts``, sent back)."""
-        from backend.sequence import add_track
+        from backend.sequence import add_source_times, add_track
 
         if req.sequence.fps is None:
             raise InputError("sequence.fps", "give the frame rate of the sequence (frames per second > 0), as the "
                              "estimate's sequence.fps")
+        if req.source_times is not None and len(req.source_times) != len(req.frames):
+            raise InputError("source_times", f"{len(req.source_times)} times for {len(req.frames)} frames: send the "
+                             "estimate's sequence.source_times as it was")
         # add_track sets each frame's track and adds to its warnings: copies of those, the rest shared
         frames = [fr.model_copy(update={"warnings": list(fr.warnings)}) for fr in req.frames]
         rot = self._rotation(req.camera)
@@ -348,6 +351,10 @@ class PoseService:
                          motion=None if motion is None else np.asarray(motion, np.float64),
                          moving_camera=req.sequence.moving_camera, cuts=req.sequence.cuts)
         info.source_frames, info.source_fps = req.source_frames, req.source_fps
+        if req.source_times is not None:
+            src = req.source_frames or []
+            every = int(np.median(np.diff(src))) if len(src) > 1 else 1
+            add_source_times(info, req.source_times, req.source_fps or req.sequence.fps * every, every)
         return schemas.EstimateResponse(joint_names=list(JOINT_NAMES), frames=frames, sequence=info)
 
     def detect(self, req: schemas.DetectRequest, progress: Progress = None, cancel: CancelCheck = None) -> schemas.DetectResponse:

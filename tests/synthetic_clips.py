@@ -148,6 +148,40 @@ def write_phone_video(path: Path, upright: list[np.ndarray], fps: float) -> None
     path.write_bytes(bytes(b))
 
 
+def write_timed_video(path: Path, frames: list[np.ndarray], times: list[float], codec: str = "libx264",
+                      nominal_fps: int = 30) -> None:
+    """RGB frames -> an MP4 with PyAV, each frame at its own time (seconds; a variable frame rate as
+    phones record in low light), at the time base of 1/30000 s; ``codec`` ``"libx264"`` (H.264) or
+    ``"libsvtav1"`` (AV1, as YouTube serves)."""
+    from fractions import Fraction
+
+    import av
+
+    h, w = frames[0].shape[:2]
+    pts = [round(t * 30000) for t in times]
+    # each frame lasts until the next (the last one a nominal frame): the file's duration, which
+    # players (Blender) take the clip's length from
+    duration = dict(zip(pts, np.diff([*pts, pts[-1] + 30000 // nominal_fps]).tolist()))
+    with av.open(str(path), "w") as out:
+        # H.264 without B-frames: packets in presentation order, so their durations add up to the clip's
+        stream = out.add_stream(codec, rate=nominal_fps, options={"bf": "0"} if codec == "libx264" else None)
+        stream.width, stream.height, stream.pix_fmt = w - w % 2, h - h % 2, "yuv420p"
+        stream.time_base = Fraction(1, 30000)
+
+        def mux(packets):
+            for pkt in packets:  # in the encoder's time base
+                d = duration.get(round(pkt.pts * pkt.time_base * 30000))
+                if d:
+                    pkt.duration = round(d / 30000 / pkt.time_base)
+                out.mux(pkt)
+
+        for f, p in zip(frames, pts):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(f[: h - h % 2, : w - w % 2]), format="rgb24")
+            frame.pts, frame.time_base = p, stream.time_base
+            mux(stream.encode(frame))
+        mux(stream.encode())
+
+
 def write_video(path: Path, frames: list[np.ndarray], fps: float) -> None:
     """RGB frames -> an MP4 (mp4v) at ``fps``."""
     h, w = frames[0].shape[:2]

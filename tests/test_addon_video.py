@@ -167,6 +167,60 @@ def test_one_key_per_video_frame_and_override_resolves_the_track(rig, tmp_path):
     assert job.state == "done" and job.payload is None and job.result is None and job.on_done is None
 
 
+def _shown_frame(scene, path, clip_start: int, frame: int, width: int) -> int:
+    """Which source frame Blender shows of the video at scene ``frame`` (the movie clip starting at
+    ``clip_start``): the frame rendered through the sequencer, its index read from the dark mark the
+    test clip carries at the top, 8 px a frame."""
+    ed = scene.sequence_editor_create()
+    strip = ed.strips.get("shown") or ed.strips.new_movie("shown", str(path), 1, clip_start)
+    strip.frame_start = clip_start
+    scene.render.image_settings.file_format = "PNG"
+    scene.render.filepath = str(path.with_suffix(".shown.png"))
+    scene.frame_set(frame)
+    bpy.ops.render.render(write_still=True)
+    img = bpy.data.images.load(scene.render.filepath, check_existing=False)
+    w, h = img.size
+    px = np.array(img.pixels[:]).reshape(h, w, 4)  # bottom row first
+    bpy.data.images.remove(img)
+    dark = np.nonzero(px[-5, :, :3].mean(-1) < 0.3)[0]
+    assert len(dark), frame
+    return int(dark.min() * width / w) // 8
+
+
+def test_a_variable_frame_rate_clip_is_keyed_where_its_background_shows_each_frame(rig, tmp_path):  # noqa: F811
+    """A phone clip whose rate drops in low light (30 fps, then frames 1/15 s and 1/10 s apart):
+    Blender's movie clip shows it by time at 30 fps, so each frame is keyed at the scene frame where
+    the background shows it (frame count would drift 3 frames behind by the end; seen through
+    Blender's own decoder), with the clip's warning in the message."""
+    from synthetic_clips import write_timed_video
+
+    times = [t / 30 for t in (0, 1, 2, 4, 6, 9, 12)]
+    frames = moving_person_frames(len(times), 240, 5)
+    for i, f in enumerate(frames):
+        f[:10, 8 * i + 1 : 8 * i + 7] = 0  # the frame's index, for _shown_frame
+    clip = tmp_path / "night.mp4"
+    write_timed_video(clip, frames, times)
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = 30, 1.0
+    _camera(scene)
+    bpy.context.view_layer.objects.active = rig
+    scene.frame_set(1)
+    assert bpy.ops.posediff.estimate_video(filepath=str(clip), timing="CLIP", blocking=True) == {"FINISHED"}, \
+        scene.posediff.last_error
+    assert "variable frame rate" in scene.posediff.last_message
+    ov = addon_module("operators_video")
+    keyed = ov._stored()["meta"]["scene_frames"]
+    assert keyed == [1, 2, 3, 5, 7, 10, 13]  # by count: 1..7
+    for f in keyed:
+        assert len(_keyed_bones(rig, f)) >= 10, f
+    for f in (4, 6, 8, 9, 11, 12):
+        assert not _keyed_bones(rig, f), f
+    mc = scene.camera.data.background_images[0].clip
+    assert mc.fps == pytest.approx(30.0) and mc.frame_start == 1
+    width = frames[0].shape[1] // 2 * 2
+    assert [_shown_frame(scene, clip, mc.frame_start, f, width) for f in keyed] == list(range(len(times)))
+
+
 def test_the_person_picked_for_a_clip_of_two_people_is_keyed_throughout(rig, tmp_path):  # noqa: F811
     """Person 1 (the smaller on the first frame) of a clip where the other walks closer: every frame's
     detection is that person's (the right half of the frame), also once they are the larger."""

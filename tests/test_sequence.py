@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-import shutil
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from synthetic_clips import moving_person_frames, write_video
+from synthetic_clips import moving_person_frames, write_timed_video, write_video
 
 from backend.errors import InputError
 from backend.prior import contacts as CT
@@ -445,7 +445,7 @@ def _cli(*args, cwd=None):
     ("fps 0", lambda d: _write_video(d / "bad.mp4", 3, 10.0), ["--fps", "0"], "video.fps"),
     ("every 0", lambda d: _write_video(d / "bad.mp4", 3, 10.0), ["--every", "0"], "video.every"),
     ("empty range", lambda d: _write_video(d / "bad.mp4", 3, 10.0), ["--start", "5"], "video.start"),
-    ("AV1 video", lambda d: shutil.copy(AV1_CLIP, d / "bad.mp4"), [], "video.path"),
+    ("a video cut short", lambda d: (d / "bad.mp4").write_bytes(AV1_CLIP.read_bytes()[:300]), [], "video.path"),
 ])
 def test_bad_video_input_is_a_clear_error_and_no_output(tmp_path, case, make, extra, field):
     make(tmp_path)
@@ -457,15 +457,84 @@ def test_bad_video_input_is_a_clear_error_and_no_output(tmp_path, case, make, ex
     assert not out.exists()
 
 
-def test_a_video_in_a_codec_opencv_cannot_decode_names_it_and_says_what_to_do():
-    """An AV1 clip (YouTube downloads; ``tests/fixtures/av1_2frames.mp4``, 2 frames written with
-    PyAV's libaom): OpenCV opens it and counts its frames but decodes none."""
+def test_an_av1_video_is_decoded_with_pyav_and_estimated(service, tmp_path):
+    """AV1 (YouTube downloads, some Android phones): OpenCV's FFmpeg opens it and counts its frames
+    but decodes none; PyAV's (dav1d) decodes it, the same picture as the H.264 of the same frames.
+    ``tests/fixtures/av1_2frames.mp4``: 2 frames written with PyAV's libaom; the clip of the moving
+    person written here with SVT-AV1 is estimated through the CLI."""
     from backend.vision.video import open_frames
 
     src = open_frames(str(AV1_CLIP))
-    assert src.codec == "AV01" and len(src) == 2
-    with pytest.raises(InputError, match="it is AV1 video, which OpenCV's FFmpeg cannot decode; re-encode it as H.264"):
-        list(src)
+    assert src.codec == "AV01" and src.decoder == "pyav" and len(src) == 2
+    frames = list(src)
+    assert [f.rgb.shape for f in frames] == [(64, 64, 3)] * 2 and src.times == pytest.approx([0.0, 0.04])
+    upright = moving_person_frames(4, 320, 6)
+    av1, h264 = tmp_path / "clip_av1.mp4", tmp_path / "clip_h264.mp4"
+    write_timed_video(av1, upright, [i / 25 for i in range(4)], codec="libsvtav1")
+    write_timed_video(h264, upright, [i / 25 for i in range(4)])
+    a, b = list(open_frames(str(av1))), list(open_frames(str(h264)))
+    assert open_frames(str(av1)).decoder == "pyav" and open_frames(str(h264)).decoder == "opencv"
+    assert len(a) == len(b) == 4 and a[0].rgb.shape == b[0].rgb.shape == (320, upright[0].shape[1] // 2 * 2, 3)
+    assert np.abs(a[2].rgb.astype(int) - b[2].rgb).mean() < 4  # the same picture (two lossy codecs)
+    out = tmp_path / "res.json"
+    r = _cli("estimate", str(av1), "--output", str(out), "--num", "4", "--steps", "8")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(out.read_text())
+    assert len(res["frames"]) == 4 and all(fr["hypotheses"] for fr in res["frames"])
+    assert "Missing Sequence Header" not in r.stderr  # OpenCV's FFmpeg kept quiet
+
+
+def test_pyav_turns_a_portrait_phone_video_upright_as_opencv_does(tmp_path):
+    """The same rotated MP4 (a 90-degree display matrix, as phones store portrait video) through
+    both decoders: the same upright frames and times."""
+    from synthetic_clips import write_phone_video
+
+    from backend.vision.video import _opencv_frames, _pyav_frames
+
+    upright = moving_person_frames(3, 200, 4)
+    clip = tmp_path / "phone.mp4"
+    write_phone_video(clip, upright, 10.0)
+    a = list(_opencv_frames(str(clip), 0, None, 1, 10.0, "video"))
+    b = list(_pyav_frames(str(clip), 0, None, 1, 10.0, "video"))
+    assert [x[2].shape for x in a] == [x[2].shape for x in b] == [upright[0].shape] * 3
+    assert [x[1] for x in a] == pytest.approx([0.0, 0.1, 0.2]) and [x[1] for x in b] == pytest.approx([0.0, 0.1, 0.2])
+    assert max(np.abs(x[2].astype(int) - y[2]).max() for x, y in zip(a, b)) <= 2
+    assert np.abs(a[1][2].astype(int) - upright[1]).mean() < 8
+
+
+def test_a_variable_frame_rate_video_reports_each_frames_own_time(service, tmp_path):
+    """A phone clip whose rate drops in low light (30 fps, then frames 1/15 s apart): each frame's
+    time is the file's timestamp, not index / fps, and the clip says it has a variable frame rate;
+    a constant-rate clip does not. The override (``track``) keeps the times."""
+    from backend.http import schemas
+    from backend.sequence import estimate_sequence
+
+    upright = moving_person_frames(8, 240, 5)
+    times = [0, 1, 2, 3, 5, 7, 9, 10]
+    times = [t / 30 for t in times]
+    vfr, cfr = tmp_path / "vfr.mp4", tmp_path / "cfr.mp4"
+    write_timed_video(vfr, upright, times)
+    write_timed_video(cfr, upright, [i / 30 for i in range(8)])
+    req = {"num_hypotheses": 4, "steps": 8}
+    res = estimate_sequence(service, schemas.EstimateRequest.model_validate({"video": {"path": str(vfr)}, **req}))
+    seq = res.sequence
+    assert seq.source_frames == list(range(8)) and seq.source_times == pytest.approx(times, abs=1e-6)
+    assert seq.variable_frame_rate and any("variable frame rate" in w for w in seq.warnings)
+    flat = estimate_sequence(service, schemas.EstimateRequest.model_validate({"video": {"path": str(cfr)}, **req}))
+    assert flat.sequence.source_times == pytest.approx([i / 30 for i in range(8)], abs=1e-6)
+    assert not flat.sequence.variable_frame_rate and not any("variable" in w for w in flat.sequence.warnings)
+    # every 2nd frame kept: the times of those
+    half = estimate_sequence(service, schemas.EstimateRequest.model_validate({"video": {"path": str(vfr), "every": 2}, **req}))
+    assert half.sequence.source_frames == [0, 2, 4, 6] and half.sequence.source_times == pytest.approx(times[::2], abs=1e-6)
+    # the per-frame override sends them back and keeps them
+    dump = res.model_dump()
+    track = schemas.TrackRequest.model_validate({"frames": dump["frames"], "sequence": {"fps": seq.fps, "fixed": {"3": 1}},
+                                                 "source_frames": seq.source_frames, "source_fps": seq.source_fps,
+                                                 "source_times": seq.source_times})
+    again = service.track(track)
+    assert again.sequence.source_times == pytest.approx(times, abs=1e-6) and again.sequence.variable_frame_rate
+    with pytest.raises(InputError, match="source_times"):
+        service.track(track.model_copy(update={"source_times": times[:5]}))
 
 
 def test_open_frames_errors_name_the_field(tmp_path):

@@ -456,6 +456,11 @@ class SequenceInfo(BaseModel):
     floor_z: float | None = Field(None, description="world Z of the floor under the track (camera at the origin), metres")
     source_fps: float | None = Field(None, description="frame rate of the source video (before --every)")
     source_frames: list[int] | None = Field(None, description="index of each response frame in the source video / sequence")
+    source_times: list[float] | None = Field(None, description="time of each response frame in the source video, seconds "
+                                             "from its start (the decoder's timestamps; image sequences: index / fps). "
+                                             "Not evenly spaced where the video has a variable frame rate")
+    variable_frame_rate: bool = Field(False, description="the video's frames are not evenly spaced (phones in low "
+                                      "light, screen recordings): key each frame at its source_times entry")
     camera_motion: list[list[list[float]]] | None = Field(
         None, description="the camera motion the track undid (as sequence.camera_motion: given, or estimated from a "
         "video's background); send it back with a per-frame override")
@@ -533,6 +538,8 @@ class TrackRequest(Strict):
                                   "else one tilt is estimated from the hypotheses")
     source_frames: list[int] | None = Field(None, description="passed through to the response's sequence info")
     source_fps: Finite | None = Field(None, gt=0, le=1000)
+    source_times: list[Finite] | None = Field(None, max_length=100_000, description="the estimate's sequence.source_times, "
+                                              "passed through (with source_fps: variable_frame_rate found again)")
 
     @model_validator(mode="after")
     def _finite_frames(self):

@@ -2,9 +2,17 @@
 
 :func:`open_frames` returns a :class:`FrameSource`: an iterable of :class:`VideoFrame` that
 decodes one frame at a time (OpenCV ``VideoCapture``; ``grab`` skips unwanted frames without
-decoding them), so memory stays bounded however long the clip. The frame rate comes from the
-file (or ``fps`` for image sequences, default 25); ``every`` keeps every N-th frame; ``start`` /
-``end`` select a range in frames (``"12"``) or seconds (``"0.5s"``), ``end`` exclusive.
+converting them), so memory stays bounded however long the clip. Codecs the FFmpeg inside
+OpenCV's wheels cannot decode (AV1: YouTube downloads, some Android phones) are decoded with PyAV
+(FFmpeg with dav1d), rotated as their display matrix says (as OpenCV does: phones' portrait video).
+The frame rate comes from the file (or ``fps`` for image sequences, default 25); ``every`` keeps
+every N-th frame; ``start`` / ``end`` select a range in frames (``"12"``) or seconds (``"0.5s"``,
+at the nominal frame rate), ``end`` exclusive.
+
+Each frame's ``time`` is the decoder's timestamp (seconds from the stream's start), not ``index /
+fps``: phones record at a variable frame rate (the rate drops in low light; screen recordings
+repeat nothing while the picture is still), and Blender's movie clip shows a video by time, so a
+key placed by frame count drifts off the footage (:func:`variable_frame_rate`).
 
 A video can also be uploaded (:func:`uploaded_video`: base64 bytes -> a temporary file).
 
@@ -29,13 +37,21 @@ import numpy as np
 from backend.errors import InputError
 from backend.vision.photo import decode_base64
 
-#: FourCCs (lower case) of codecs the FFmpeg inside OpenCV's wheels cannot decode -> their name.
-#: AV1 (YouTube downloads, some Android phones): the wheels carry no software AV1 decoder.
+#: FourCCs (lower case) of codecs the FFmpeg inside OpenCV's wheels cannot decode -> their name;
+#: these are decoded with PyAV. AV1 (YouTube downloads, some Android phones): OpenCV's wheels carry
+#: no software AV1 decoder (PyAV's carry dav1d).
 UNDECODABLE_CODECS = {"av01": "AV1"}
+#: A kept frame whose spacing from the one before differs from the nominal ``every / fps`` by more
+#: than this fraction is off the nominal rate (:func:`variable_frame_rate`).
+VFR_TOLERANCE = 0.25
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".heic", ".heif")
 #: Frame rate assumed for image sequences when none is given (frames per second).
 DEFAULT_IMAGE_FPS = 25.0
 _TIME = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s?)\s*$")
+# OpenCV's FFmpeg prints its own decoder's complaints (an AV1 file: "Missing Sequence Header" a
+# frame) to the terminal; what went wrong reaches the user as an InputError instead. Read by
+# OpenCV when a capture is opened; a value set by the user stays.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 
 @dataclass
@@ -97,52 +113,120 @@ class FrameSource:
         count: number of frames that will be yielded (an estimate for videos whose header is off).
         name: display name; size: ``(width, height)`` or None; codec: the video's FourCC
             (``"h264"``, ``"AV01"``) or None.
+        decoder: ``"opencv"`` or ``"pyav"`` (codecs OpenCV cannot decode).
+        times: each yielded frame's time (seconds from the source's start), filled while iterating.
     """
 
     def __init__(self, name: str, fps: float, every: int, start: int, end: int | None, count: int,
                  video: str | None = None, images: list[str] | None = None, size=None, field: str = "video",
-                 codec: str | None = None):
+                 codec: str | None = None, decoder: str = "opencv"):
         self.name, self.fps, self.every, self.start, self.end = name, fps, every, start, end
-        self.count, self.size, self.field, self.codec = count, size, field, codec
+        self.count, self.size, self.field, self.codec, self.decoder = count, size, field, codec, decoder
         self._video, self._images = video, images
+        self.times: list[float] = []
 
     def __len__(self) -> int:
         return self.count
 
     def __iter__(self):
         n = 0
+        self.times = []
         if self._images is not None:
             for i in range(self.start, len(self._images) if self.end is None else min(self.end, len(self._images)), self.every):
                 n += 1
+                self.times.append(i / self.fps)
                 yield VideoFrame(i, i / self.fps, path=self._images[i], name=os.path.basename(self._images[i]))
         else:
-            import cv2
-
-            cap = cv2.VideoCapture(self._video)
-            try:
-                i = 0
-                while self.end is None or i < self.end:
-                    if not cap.grab():
-                        break
-                    if i >= self.start and (i - self.start) % self.every == 0:
-                        ok, bgr = cap.retrieve()
-                        if not ok or bgr is None:
-                            break
+            # OpenCV first; where it decodes nothing (a codec its FFmpeg lacks), PyAV's newer FFmpeg
+            decoders = [_pyav_frames] if self.decoder == "pyav" else [_opencv_frames, _pyav_frames]
+            for k, decode in enumerate(decoders):
+                try:
+                    for i, t, rgb in decode(self._video, self.start, self.end, self.every, self.fps, self.field):
                         n += 1
-                        yield VideoFrame(i, i / self.fps, rgb=np.ascontiguousarray(bgr[..., ::-1]), name=f"{self.name}#{i}")
-                    i += 1
-            finally:
-                cap.release()
+                        self.times.append(t)
+                        yield VideoFrame(i, t, rgb=rgb, name=f"{self.name}#{i}")
+                except InputError:
+                    if k == 0:
+                        raise
+                if n:
+                    break
         if n == 0:
             where = (f"from frame {self.start}" if self.end is None else f"in frames {self.start}-{self.end - 1}")
-            if self._video is not None and (self.codec or "").lower() in UNDECODABLE_CODECS:
-                raise InputError(f"{self.field}.path", f"{self.name}: no frame could be decoded: it is "
-                                 f"{UNDECODABLE_CODECS[self.codec.lower()]} video, which OpenCV's FFmpeg cannot "
-                                 f"decode; re-encode it as H.264 (e.g. ffmpeg -i {self.name} -c:v libx264 clip.mp4) "
-                                 "or export it from a video editor")
             codec = f" (codec {self.codec})" if self.codec else ""
             raise InputError(f"{self.field}.path", f"{self.name}{codec}: no frame could be decoded {where} (a damaged or "
                              f"truncated video, or a codec OpenCV cannot read?); check the file, its start and end")
+
+
+def _frame_time(msec: float, i: int, fps: float) -> float:
+    """A decoder timestamp in milliseconds -> seconds (``i / fps`` where the stream has none)."""
+    return msec / 1000.0 if math.isfinite(msec) and msec >= 0 and (msec > 0 or i == 0) else i / fps
+
+
+def _opencv_frames(path: str, start: int, end: int | None, every: int, fps: float, field: str):
+    """(source index, time s, RGB ``[H, W, 3]`` uint8) of the kept frames, decoded by OpenCV."""
+    import cv2
+
+    cap = cv2.VideoCapture(path)
+    try:
+        i = 0
+        while end is None or i < end:
+            if not cap.grab():
+                break
+            if i >= start and (i - start) % every == 0:
+                t = _frame_time(cap.get(cv2.CAP_PROP_POS_MSEC), i, fps)  # the grabbed frame's timestamp
+                ok, bgr = cap.retrieve()
+                if not ok or bgr is None:
+                    break
+                yield i, t, np.ascontiguousarray(bgr[..., ::-1])
+            i += 1
+    finally:
+        cap.release()
+
+
+def _pyav_frames(path: str, start: int, end: int | None, every: int, fps: float, field: str):
+    """(source index, time s, RGB ``[H, W, 3]`` uint8) of the kept frames, decoded by PyAV (FFmpeg
+    with dav1d: the codecs of :data:`UNDECODABLE_CODECS`), turned upright by each frame's display
+    matrix (``frame.rotation``, degrees counter-clockwise) as OpenCV's decoder does.
+
+    Raises:
+        InputError: FFmpeg cannot read the file or decodes no frame of it (field ``<field>.path``).
+    """
+    import av
+
+    n = 0
+    try:
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            t0 = stream.start_time or 0
+            for i, frame in enumerate(container.decode(stream)):
+                if end is not None and i >= end:
+                    break
+                if i < start or (i - start) % every:
+                    continue
+                t = float((frame.pts - t0) * stream.time_base) if frame.pts is not None else i / fps
+                rgb = frame.to_ndarray(format="rgb24")
+                if frame.rotation % 360:
+                    rgb = np.rot90(rgb, k=(frame.rotation // 90) % 4)
+                n += 1
+                yield i, t, np.ascontiguousarray(rgb)
+    except (av.FFmpegError, IndexError) as e:
+        if n:  # a damaged or truncated end: the frames before it stand (as OpenCV stops there)
+            return
+        raise InputError(f"{field}.path", f"{os.path.basename(path)}: FFmpeg cannot decode this video ({e})") from None
+
+
+def variable_frame_rate(times: list[float], fps: float, every: int = 1) -> float:
+    """The fraction of kept frames whose spacing from the one before is off the nominal ``every /
+    fps`` by more than :data:`VFR_TOLERANCE` (0: a constant frame rate).
+
+    Args:
+        times: ``[T]`` the frames' times (seconds), in order; fps: the source's nominal rate.
+    """
+    if len(times) < 2:
+        return 0.0
+    dt = np.diff(np.asarray(times, np.float64))
+    return float(np.mean(np.abs(dt * fps / every - 1.0) > VFR_TOLERANCE))
 
 
 def open_frames(path, every: int = 1, start=None, end=None, fps: float | None = None, field: str = "video") -> FrameSource:
@@ -217,7 +301,9 @@ def open_frames(path, every: int = 1, start=None, end=None, fps: float | None = 
     if count == 0:
         raise InputError(f"{field}.start" if e is None or s >= total else f"{field}.end",
                          f"no frames between {s} and {stop} (the video has {total} frames at {rate:g} fps)")
-    return FrameSource(name, rate, every, s, e, count, video=path, size=size, field=field, codec=codec or None)
+    decoder = "pyav" if (codec or "").lower() in UNDECODABLE_CODECS else "opencv"
+    return FrameSource(name, rate, every, s, e, count, video=path, size=size, field=field, codec=codec or None,
+                       decoder=decoder)
 
 
 @contextlib.contextmanager
