@@ -49,6 +49,42 @@ def test_a_cut_is_found_and_a_flash_a_blank_frame_or_a_handheld_sway_is_not():
     assert _cuts(sway[:8] + other[:1]) == []  # the last frame is never a cut (nothing after it to confirm)
 
 
+def _dimmed(frames, gains):
+    return [(f.astype(np.float64) * g).astype(np.uint8) for f, g in zip(frames, gains)]
+
+
+def test_a_fade_through_black_is_a_cut_and_a_dip_back_to_the_same_view_is_not(service, tmp_path, monkeypatch):
+    """An edited clip that fades the handheld room out to black over 6 frames, holds black for 3 and
+    fades another scene in over 6: the new shot begins at the first lit frame after the black (no
+    frame-to-frame change of the fade is a cut's: without the fade rule nothing is found); the room
+    dipping to black and coming back is one shot. Through the service, an MP4 of the person fading
+    out and, mirrored on another background, in: the cut is found there and every frame with a
+    person is estimated."""
+    from backend.eval_sequence import handheld_motion
+    from backend.http import schemas
+    from backend.vision import shot_cuts
+
+    room = filmed(scene(person=True), handheld_motion(16, 2.0, np.random.default_rng(2)))
+    other = two_people_frames(14, size=(room[0].shape[1], room[0].shape[0]))
+    out_gain, in_gain = [1 - k / 6 for k in range(1, 7)], [k / 6 for k in range(1, 7)]
+    black = [np.zeros_like(room[0])] * 3
+    clip = room[:8] + _dimmed(room[8:14], out_gain) + black + _dimmed(other[:6], in_gain) + other[6:]
+    first_lit = 8 + 6 + 3 + next(k for k, g in enumerate(in_gain) if (other[k] * g)[..., :].max(-1).mean() >= shot_cuts.DARK_LEVEL)
+    assert _cuts(clip) == [first_lit]
+    assert _cuts(room[:8] + _dimmed(room[8:14], out_gain) + black + _dimmed(room[8:14], in_gain) + room[8:]) == []
+    monkeypatch.setattr(shot_cuts, "DARK_LEVEL", -1.0)  # the frame-to-frame rule alone misses the fade
+    assert _cuts(clip) == []
+    monkeypatch.undo()
+    video = tmp_path / "fade.mp4"
+    person = moving_person_frames(16, 320, 4)
+    mirrored = seen_by_another_camera(person[8:])
+    write_video(video, person[:6] + _dimmed(person[6:9], [0.6, 0.3, 0.0]) + _dimmed(mirrored[:3], [0.0, 0.3, 0.6]) + mirrored[3:], 10.0)
+    res = service.estimate(schemas.EstimateRequest.model_validate({"video": {"path": str(video)}, "num_hypotheses": 4,
+                                                                   "steps": 8, "seed": 0}))
+    assert res.sequence.cuts == [10], res.sequence.cuts
+    assert all(fr.track is not None for fr in res.frames) and sum(bool(fr.hypotheses) for fr in res.frames) >= 12
+
+
 def test_shot_alignment_continues_the_person_across_a_cut():
     """A held-out S11 walk given a trajectory (0.9 m/s, turning 20 degrees a second) and cut at frame 20
     into another frame (turned 130 degrees, 4 m away, its floor 1.2 m lower): the turn and the shift

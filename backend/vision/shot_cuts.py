@@ -17,7 +17,13 @@ a lot; a cut changes one), whose structure changed too (the brightness' normalis
 below :data:`CUT_MAX_CORRELATION`: a club's lights change the content, not the picture), at
 least :data:`MIN_SHOT_FRAMES` frames after the previous cut, and
 the frame after it differs from the frame before as much (a flash, a dropped frame or a blank one
-comes back; a new shot stays): one frame of look-ahead, so it runs on frames as they are read. Not the library itself: its
+comes back; a new shot stays): one frame of look-ahead, so it runs on frames as they are read.
+A **fade through black** (music videos, trailers, film scenes: the picture dims to black, then the
+next shot brightens out of it) changes little from one frame to the next, so it is found apart, as
+PySceneDetect's ``ThresholdDetector`` finds fades: frames darker than :data:`DARK_LEVEL` are left
+out of the comparison, and the first frame after them begins a new shot when its structure differs
+from the last frame before them (the same view coming back after a dip to black is not a cut). Not
+the library itself: its
 wheel requires ``opencv-python``, the GUI build of OpenCV, which would replace the headless
 build this backend installs.
 """
@@ -45,6 +51,9 @@ MIN_SHOT_FRAMES = 6
 #: fading; measured 0.83 for a change of 63 in content) or swaying (0.79-0.93), and falls below it
 #: at a cut (-0.22 to 0.14 on the tests' clips).
 CUT_MAX_CORRELATION = 0.5
+#: A frame whose mean brightness (HSV value, 0-255) is below this is dark: part of a fade through
+#: black (PySceneDetect's ``ThresholdDetector``: 12 on the mean of R, G and B; V is their maximum).
+DARK_LEVEL = 16.0
 
 
 def structure_correlation(a: np.ndarray, b: np.ndarray) -> float:
@@ -70,14 +79,16 @@ class ShotCuts:
     :meth:`decide` each frame in order with the frame after it; it returns whether that frame
     begins a new shot. A frame unlike the one before *and* the one after (a flash, a dropped or
     blank frame, someone passing right in front of the lens for a frame) is not a cut and is left
-    out of the comparison. :attr:`cuts` lists the cut frames (indices in order of :meth:`decide`;
-    the first frame is never one, nor the last).
+    out of the comparison; so are dark frames (a fade through black), after which the first lit
+    frame is a cut if it shows another view. :attr:`cuts` lists the cut frames (indices in order of
+    :meth:`decide`; the first frame is never one, nor the last, nor a dark one).
     """
 
     def __init__(self, threshold: float = CUT_THRESHOLD, ratio: float = CUT_RATIO, min_shot: int = MIN_SHOT_FRAMES):
         self.threshold, self.ratio, self.min_shot = float(threshold), float(ratio), int(min_shot)
         self._last: np.ndarray | None = None  # the last frame compared (HSV, small)
         self._changes: list[float] = []
+        self._dark = 0  # dark frames since the last lit one (a fade through black)
         self.frame = -1  # the index of the last frame decided
         self.cuts: list[int] = []
 
@@ -98,13 +109,26 @@ class ShotCuts:
         self.frame += 1
         if frame is None:
             return False
+        if float(frame[..., 2].mean()) < DARK_LEVEL:  # a fade through black: compared across
+            self._dark += 1
+            return False
         last = self._last
         if last is None or last.shape != frame.shape:
+            self._last, self._dark = frame, 0
+            return False
+        since = self.frame - (self.cuts[-1] if self.cuts else 0)
+        if self._dark:  # lit again after a fade: another view, and one that stays, begins a new shot
+            self._dark = 0
             self._last = frame
+            if (since >= self.min_shot and after is not None and after.shape == frame.shape
+                    and structure_correlation(last, frame) < CUT_MAX_CORRELATION
+                    and structure_correlation(frame, after) >= CUT_MAX_CORRELATION):
+                self.cuts.append(self.frame)
+                self._changes = []
+                return True
             return False
         change = content_change(last, frame)
         typical = float(np.median(self._changes[-HISTORY:])) if self._changes else 0.0
-        since = self.frame - (self.cuts[-1] if self.cuts else 0)
         jump = (change >= self.threshold and change >= self.ratio * typical
                 and structure_correlation(last, frame) < CUT_MAX_CORRELATION)  # not the same view in other light
         if jump and (after is None or after.shape != last.shape or content_change(last, after) < self.threshold):
