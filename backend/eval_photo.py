@@ -100,6 +100,7 @@ SETTINGS: dict[str, Setting] = {
     "swap+truncated dropped": Setting(50, 4.0, ("swap", "truncate", "drop_hidden")),
     "truncated at edge": Setting(50, 4.0, ("truncate", "report_at_edge")),
     "swap+truncated at edge": Setting(50, 4.0, ("swap", "truncate", "report_at_edge")),
+    "no EXIF pillarboxed": Setting(0, 4.0, ("pillarbox",), known_focal=False),
 }
 DEFAULT_SETTINGS = "exact,noisy,noisy 24mm,swap+truncated"
 SUBSETS = ("all", "away", "floor")
@@ -111,7 +112,7 @@ def paired_seed(name: str) -> int:
     """The random stream of a setting's noise and errors: its place in :data:`SETTINGS`; a
     ``... dropped`` or ``... at edge`` row shares its base row's (same noise, swap and crop: the
     rows are paired)."""
-    return list(SETTINGS).index(name.removesuffix(" dropped").removesuffix(" at edge"))
+    return list(SETTINGS).index(name.removesuffix(" dropped").removesuffix(" at edge").removesuffix(" pillarboxed"))
 
 
 # ------------------------------------------------------------------------------------ poses
@@ -326,6 +327,18 @@ def drop_missing(kps: dict, rng: np.random.Generator) -> None:
         kps.pop(n)
 
 
+def pillarboxed(K: Intrinsics, kps: dict) -> tuple[Intrinsics, dict]:
+    """The photo as a video platform or a screen recording shows it: centred in a 16:9 landscape frame
+    of its height, black bars left and right (a portrait phone clip, a 4:3 one). Returns the padded
+    frame's camera (the same lens, the principal point moved with the picture) and the keypoints in
+    its pixels."""
+    pad = (round(K.height * 16 / 9) - K.width) / 2.0
+    if pad <= 0:
+        return K, kps
+    moved = {n: [v[0] + pad, *v[1:]] for n, v in kps.items()}
+    return Intrinsics(K.fx, K.fy, K.cx + pad, K.cy, int(K.width + 2 * pad), K.height), moved
+
+
 @dataclass
 class PhotoCase:
     """One evaluation request: keypoints (pixels), the request camera, and the truth."""
@@ -370,6 +383,8 @@ def photo_case(pose: np.ndarray, setting: Setting, frame_seed: int, setting_seed
                              edge_rng=rng if "report_at_edge" in setting.errors else None)
     if "missing" in setting.errors:
         drop_missing(kps, rng)
+    if "pillarbox" in setting.errors:
+        K, kps = pillarboxed(K, kps)
     from backend.evaluate import with_rotation
 
     camera = with_rotation(K.as_dict() if setting.known_focal else {"width": K.width, "height": K.height}, R, known_rotation)

@@ -90,6 +90,49 @@ def test_no_exif_focal_uses_default_field_of_view():
     assert DEFAULT_FOCAL_35MM > 0
 
 
+def _framed(im: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int]]:
+    """``im`` centred in a black ``size`` (width, height) frame, JPEG-compressed as a video platform
+    shows it; and where it begins (x0, y0)."""
+    import cv2
+
+    W, H = size
+    out = np.zeros((H, W, 3), np.uint8)
+    x0, y0 = (W - im.shape[1]) // 2, (H - im.shape[0]) // 2
+    out[y0 : y0 + im.shape[0], x0 : x0 + im.shape[1]] = im
+    ok, enc = cv2.imencode(".jpg", np.ascontiguousarray(out[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 70])
+    return np.ascontiguousarray(cv2.imdecode(enc, cv2.IMREAD_COLOR)[..., ::-1]), (x0, y0)
+
+
+def test_black_bars_are_not_the_picture_the_camera_filmed(tmp_path):
+    """A portrait clip pillarboxed in a landscape frame, a film scene letterboxed: the default camera
+    is the picture's (its focal length from the picture's size, its principal point at its centre;
+    the padded frame's would be 1.8x too long for the pillarbox); the sample photos, a photo with one
+    dark side, a black frame and a photo with EXIF are left as they were. ``posediff eval lift
+    --protocol photo --settings "no EXIF,no EXIF pillarboxed"``: taking the padded frame costs 1.7 /
+    3.9 mm best-of-1 / best-of-20 and doubles the depth error (35 -> 73 %)."""
+    from backend.vision.borders import content_box
+
+    im = np.asarray(Image.open(SAMPLES / "image2.jpeg").convert("RGB"))  # 399 x 640, portrait
+    pillar, (x0, _) = _framed(im, (1138, 640))
+    K = intrinsics_for(Photo(pillar, None, (1138, 640), 1.0, "clip"))
+    ref = default_intrinsics(399, 640)
+    assert K.fx == pytest.approx(ref.fx, rel=0.01) and K.fx < 0.6 * default_intrinsics(1138, 640).fx
+    assert K.cx == pytest.approx(x0 + 399 / 2, abs=3) and K.cy == pytest.approx(320, abs=1) and (K.width, K.height) == (1138, 640)
+    # the same through a downscaled copy (the box is in original pixels)
+    small = np.ascontiguousarray(pillar[::2, ::2])
+    assert intrinsics_for(Photo(small, None, (1138, 640), 0.5, "clip")).fx == pytest.approx(K.fx, rel=0.01)
+    wide = np.asarray(Image.fromarray(im).resize((640, 268)))  # a 2.39:1 film picture
+    letter, (_, y0) = _framed(wide, (640, 360))
+    box = content_box(letter)
+    assert box is not None and abs(box[1] - y0) <= 3 and abs(box[3] - (y0 + 268)) <= 3 and (box[0], box[2]) == (0, 640)
+    for f in ("image1.png", "image2.jpeg", "image3.jpeg"):
+        assert content_box(np.asarray(Image.open(SAMPLES / f).convert("RGB"))) is None, f
+    one_side = im.copy()
+    one_side[:, :80] = 0  # a dark wall on one side is the picture's own
+    assert content_box(one_side) is None and content_box(np.zeros_like(im)) is None
+    assert intrinsics_for(Photo(pillar, 26.0, (1138, 640), 1.0, "phone")).fx > K.fx  # EXIF: the file's own lens
+
+
 def test_exif_orientation_is_applied(tmp_path):
     # orientation 6: the stored image must be rotated 90 degrees clockwise for display
     p = load_image(str(_jpeg_with_exif(tmp_path / "rot.jpg", size=(60, 40), orientation=6)))

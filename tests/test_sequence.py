@@ -502,6 +502,32 @@ def test_pyav_turns_a_portrait_phone_video_upright_as_opencv_does(tmp_path):
     assert np.abs(a[1][2].astype(int) - upright[1]).mean() < 8
 
 
+def test_a_pillarboxed_clip_is_estimated_with_the_camera_of_its_picture(service, tmp_path):
+    """A portrait clip shown in a landscape video (black bars left and right): every frame's camera
+    is the picture's (focal length from its size, principal point at its centre), not the padded
+    frame's."""
+    from backend.camera import default_intrinsics
+    from backend.http import schemas
+    from backend.sequence import estimate_sequence
+
+    upright = moving_person_frames(3, 320, 4)
+    h, w = upright[0].shape[:2]
+    W = round(h * 16 / 9) // 2 * 2
+    padded = []
+    for f in upright:
+        out = np.zeros((h, W, 3), np.uint8)
+        out[:, (W - w) // 2 : (W - w) // 2 + w] = f
+        padded.append(out)
+    clip = tmp_path / "pillarboxed.mp4"
+    write_video(clip, padded, 10.0)
+    res = estimate_sequence(service, schemas.EstimateRequest.model_validate(
+        {"video": {"path": str(clip)}, "num_hypotheses": 4, "steps": 8}))
+    assert all(fr.hypotheses for fr in res.frames)
+    for fr in res.frames:
+        assert fr.camera["fx"] == pytest.approx(default_intrinsics(w, h).fx, rel=0.02)
+        assert fr.camera["cx"] == pytest.approx(W / 2, abs=3) and fr.camera["width"] == W
+
+
 def test_a_variable_frame_rate_video_reports_each_frames_own_time(service, tmp_path):
     """A phone clip whose rate drops in low light (30 fps, then frames 1/15 s apart): each frame's
     time is the file's timestamp, not index / fps, and the clip says it has a variable frame rate;

@@ -289,9 +289,11 @@ def intrinsics_for(photo: Photo, camera_partial: dict | None = None, field: str 
     """Camera intrinsics for a photo in ORIGINAL image pixels.
 
     Priority: values given in the request's ``camera`` > EXIF focal length > the default field
-    of view (:func:`backend.camera.default_intrinsics`). A request camera given for another
-    resolution of the same image (``width``/``height`` with the same aspect ratio) is rescaled
-    to the original image size.
+    of view (:func:`backend.camera.default_intrinsics`) of the picture inside black bars, where the
+    image has them (:func:`backend.vision.borders.content_box`: a pillarboxed portrait clip, a
+    letterboxed film; its principal point at the picture's centre). A request camera given for
+    another resolution of the same image (``width``/``height`` with the same aspect ratio) is
+    rescaled to the original image size.
 
     Args:
         photo: the loaded photo.
@@ -314,6 +316,24 @@ def intrinsics_for(photo: Photo, camera_partial: dict | None = None, field: str 
         s = W / pw
         p = {k: v * s for k, v in p.items()}
     if "fx" not in p and "fy" not in p:
-        base = intrinsics_from_focal_35mm(photo.focal_35mm, W, H) if photo.focal_35mm else default_intrinsics(W, H)
+        box = None if photo.focal_35mm else picture_box(photo)
+        if photo.focal_35mm:
+            base = intrinsics_from_focal_35mm(photo.focal_35mm, W, H)
+        elif box is not None:  # the camera filmed the picture inside the bars, not the padded frame
+            x0, y0, x1, y1 = box
+            base = default_intrinsics(x1 - x0, y1 - y0)
+            p.setdefault("cx", (x0 + x1) / 2.0)
+            p.setdefault("cy", (y0 + y1) / 2.0)
+        else:
+            base = default_intrinsics(W, H)
         p["fx"] = p["fy"] = base.fx
     return resolve_intrinsics(p, W, H)
+
+
+def picture_box(photo: Photo) -> tuple[float, float, float, float] | None:
+    """The picture inside the photo's black bars (:func:`backend.vision.borders.content_box`) in
+    original image pixels ``(x0, y0, x1, y1)``, or None where it has none."""
+    from backend.vision.borders import content_box
+
+    box = content_box(photo.rgb)
+    return None if box is None else tuple(float(v) / photo.scale for v in box)

@@ -1,0 +1,67 @@
+"""Black bars around the picture: the part of a frame the camera filmed.
+
+Video as people find it is often framed in black: a portrait phone clip shown in a landscape video
+(pillarbox: bars left and right, the picture a third of the frame's width), a 4:3 clip in 16:9, a
+film scene letterboxed to 2.39:1 (bars above and below), a screen recording of any of them. The
+camera's focal length, when nothing gives it, is guessed from the size of the picture
+(:func:`backend.camera.default_intrinsics`: a field of view on its diagonal); taken from the padded
+frame, a pillarboxed portrait clip's guess is 1.8x too long (16:9 against 9:16) and the person
+lifted as seen through a telephoto lens. :func:`content_box` finds the picture inside the bars,
+which :func:`backend.vision.photo.intrinsics_for` then guesses the camera for (its principal point
+at the picture's centre).
+
+Method: as FFmpeg's ``cropdetect`` filter, rows and columns at the frame's borders that are dark
+all along (here: 99 % of their pixels' brightest channel at most :data:`BAR_LEVEL`, on a copy at
+most :data:`WORK_WIDTH` wide, so compression noise and a logo do not break a bar). A border is
+cut off only where the opposite border has a bar of about the same width (platforms and players
+centre the picture; a night scene's dark side does not come in pairs) and each bar is at least
+:data:`MIN_BAR` of the side.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Brightest channel (0-255) of a bar pixel: black plus compression noise.
+BAR_LEVEL = 24
+#: Frames are searched at most this wide (pixels; the box is scaled back to the frame's).
+WORK_WIDTH = 320
+#: A bar is at least this fraction of the frame's side (thinner dark borders are the picture's own).
+MIN_BAR = 0.03
+#: The two bars of a pair differ by at most this fraction of the side (a centred picture).
+BAR_SYMMETRY = 0.02
+
+
+def _dark_run(dark: np.ndarray) -> int:
+    """Length of the run of True at the start of ``dark`` ``[N]`` bool."""
+    return int(np.argmin(dark)) if not dark.all() else len(dark)
+
+
+def content_box(rgb: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The picture inside black bars (see the module docstring).
+
+    Args:
+        rgb: ``[H, W, 3]`` uint8 frame.
+    Returns:
+        ``(x0, y0, x1, y1)`` pixels of ``rgb`` (end exclusive), or None where the frame has no bars.
+    """
+    import cv2
+
+    h, w = rgb.shape[:2]
+    s = min(1.0, WORK_WIDTH / max(w, 1))
+    small = rgb if s == 1.0 else cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    g = np.asarray(small).max(-1)
+    sh, sw = g.shape
+    cols = np.percentile(g, 99, axis=0) <= BAR_LEVEL  # [sw] a column dark all along
+    rows = np.percentile(g, 99, axis=1) <= BAR_LEVEL  # [sh]
+    if cols.all() or rows.all():
+        return None  # a black frame: no picture to find
+    box = [0, 0, sw, sh]
+    for axis, dark, n in ((0, cols, sw), (1, rows, sh)):
+        a, b = _dark_run(dark), _dark_run(dark[::-1])
+        if min(a, b) >= MIN_BAR * n and abs(a - b) <= max(1, BAR_SYMMETRY * n):
+            box[axis], box[axis + 2] = a, n - b
+    if box == [0, 0, sw, sh]:
+        return None
+    x0, y0, x1, y1 = box
+    return (int(round(x0 / s)), int(round(y0 / s)), min(w, int(round(x1 / s))), min(h, int(round(y1 / s))))
