@@ -154,6 +154,9 @@ CLIP_TILT_TOP = 5
 SEQUENCE_FLIP_SOURCES = 10
 #: More than this fraction of a video's frames off its nominal spacing: a variable frame rate (:func:`add_source_times`).
 VFR_WARN_FRACTION = 0.02
+#: The warning on a frame inside a dissolve (:func:`gap_dissolves`).
+DISSOLVE_WARNING = ("inside a dissolve from one shot to the next (two pictures at once): filled from the frames "
+                    "around it")
 #: The warning on the first frame of each shot after a cut (:func:`add_track`).
 CUT_WARNING = "a new shot begins here (a cut): its camera is placed so that the person's motion continues"
 
@@ -196,7 +199,8 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
     # an edited clip's shots: the cuts given, or found in the frames' content (not where the camera is given)
     given_cuts = set(req.sequence.cuts or ()) if req.sequence is not None else set()
     find_cuts = (images and motion is None and not given_cuts and (req.sequence is None or req.sequence.detect_cuts))
-    marked = mark_cuts(items, ShotCuts()) if find_cuts else ((i, fr, ph, False) for i, fr, ph in items)
+    detector = ShotCuts() if find_cuts else None
+    marked = mark_cuts(items, detector) if find_cuts else ((i, fr, ph, False) for i, fr, ph in items)
     cuts: list[int] = []
     results: list[schemas.FrameResult] = []
     pending: list = []
@@ -339,6 +343,8 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
         for fr, z in zip(results, zoom):
             if fr.camera and "fx" in fr.camera:
                 fr.camera = {**fr.camera, "fx": fr.camera["fx"] * float(z), "fy": fr.camera["fy"] * float(z)}
+    if detector is not None:
+        gap_dissolves(results, detector.dissolves, cuts)
     moving = bool(req.sequence is not None and req.sequence.moving_camera)
     info = add_track(results, fps, rotation, fixed=fixed, motion=motion, moving_camera=moving, cuts=cuts)
     info.source_frames, info.source_fps = source_frames, src_fps
@@ -348,6 +354,22 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
     if progress is not None:
         progress(1.0)
     return schemas.EstimateResponse(joint_names=list(JOINT_NAMES), frames=results, sequence=info)
+
+
+def gap_dissolves(results: list[schemas.FrameResult], dissolves: list[tuple[int, int]], cuts: list[int]) -> None:
+    """Frames inside a dissolve show two pictures at once (two people, or one twice): their estimates
+    are dropped (in place: no hypotheses, :data:`DISSOLVE_WARNING`) and the track fills them from
+    the frames around. ``dissolves``: ``(first, cut)`` from :class:`backend.vision.shot_cuts.ShotCuts`,
+    the cut found about the blend's middle, so the frames as far after it are dropped too (up to the
+    next cut)."""
+    for first, cut in dissolves:
+        later = [c for c in cuts if c > cut]
+        end = min(cut + (cut - first) - 1, later[0] if later else len(results), len(results))
+        for t in range(first + 1, end):
+            fr = results[t]
+            if fr.hypotheses:
+                fr.hypotheses, fr.keypoints = [], None
+                fr.warnings.append(DISSOLVE_WARNING)
 
 
 def add_source_times(info: schemas.SequenceInfo, times: list[float], fps: float, every: int = 1) -> None:

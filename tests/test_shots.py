@@ -85,6 +85,76 @@ def test_a_fade_through_black_is_a_cut_and_a_dip_back_to_the_same_view_is_not(se
     assert all(fr.track is not None for fr in res.frames) and sum(bool(fr.hypotheses) for fr in res.frames) >= 12
 
 
+def _dissolve(a, b, start: int, n: int) -> list[np.ndarray]:
+    """Frames of ``a`` dissolving into ``b`` (frame lists of one length) over frames ``start``..``start + n - 1``."""
+    return [(fa * (1 - w) + fb * w).astype(np.uint8) for k, (fa, fb) in enumerate(zip(a, b))
+            for w in [min(1.0, max(0.0, (k - start + 1) / (n + 1)))]]
+
+
+def _cut_and_dissolves(frames) -> tuple[list[int], list[tuple[int, int]]]:
+    d = ShotCuts()
+    small = [ShotCuts.small(f) for f in frames]
+    for i, f in enumerate(small):
+        d.decide(f, small[i + 1] if i + 1 < len(small) else None)
+    return d.cuts, d.dissolves
+
+
+def _pan(deg_per_frame: float, frames: int) -> np.ndarray:
+    a = np.radians(deg_per_frame) * np.arange(frames)
+    c, s = np.cos(a), np.sin(a)
+    z, o = np.zeros_like(a), np.ones_like(a)
+    return np.stack([np.stack([c, z, s], -1), np.stack([z, o, z], -1), np.stack([-s, z, c], -1)], 1)
+
+
+@pytest.mark.parametrize("n", [4, 12, 20])
+def test_a_dissolve_is_a_cut_inside_it(n):
+    """A handheld room dissolving into another scene over 4, 12 or 20 frames (from frame 20): one cut,
+    inside the dissolve, which is listed from where it began."""
+    from backend.eval_sequence import handheld_motion
+
+    room = filmed(scene(person=True), handheld_motion(50, 2.0, np.random.default_rng(2)))
+    other = two_people_frames(50, size=(room[0].shape[1], room[0].shape[0]))
+    cuts, dissolves = _cut_and_dissolves(_dissolve(room, other, 20, n))
+    assert len(cuts) == 1 and 20 < cuts[0] < 20 + n, cuts
+    assert dissolves == [(dissolves[0][0], cuts[0])] and 18 <= dissolves[0][0] <= 20, dissolves
+
+
+def test_no_dissolve_in_pans_sways_moving_people_or_a_change_of_light():
+    """What changes steadily for a while without being a dissolve: pans of 0.4-1.7 degrees a frame, 300
+    frames of a 4-degree handheld sway, a person sliding across the frame, a person walking closer, and
+    the swaying room's light turning dim and purple over 12 frames (a blend too, but of one view: the
+    camera's motion maps one end onto the other)."""
+    from backend.eval_sequence import handheld_motion
+
+    for deg in (0.4, 0.8, 1.7):
+        assert _cut_and_dissolves(filmed(scene(person=True), _pan(deg, 30))) == ([], []), deg
+    assert _cut_and_dissolves(filmed(scene(person=True), handheld_motion(300, 4.0, np.random.default_rng(7)))) == ([], [])
+    assert _cut_and_dissolves(moving_person_frames(50, 320, 3)) == ([], [])
+    assert _cut_and_dissolves(two_people_frames(50)) == ([], [])
+    room = filmed(scene(person=True), handheld_motion(40, 2.0, np.random.default_rng(2)))
+    lit = [np.clip(f * 0.55 + [40, 0, 60], 0, 255).astype(np.uint8) for f in room]
+    assert _cut_and_dissolves(_dissolve(room, lit, 10, 12)) == ([], [])
+
+
+def test_a_video_with_a_dissolve_is_two_shots_and_its_blended_frames_are_filled(service, tmp_path):
+    """An MP4 of the person sliding across a white frame dissolving over 8 frames into the same person
+    mirrored on a coloured background: a cut inside the dissolve, the blended frames' estimates
+    dropped with a warning and filled by the track, the frames before and after it estimated."""
+    from backend.http import schemas
+
+    a = moving_person_frames(30, 320, 3)
+    b = seen_by_another_camera(moving_person_frames(30, 320, 3))
+    video = tmp_path / "dissolve.mp4"
+    write_video(video, _dissolve(a, b, 12, 8), 10.0)
+    res = service.estimate(schemas.EstimateRequest.model_validate({"video": {"path": str(video)}, "num_hypotheses": 4,
+                                                                   "steps": 8, "seed": 0}))
+    assert len(res.sequence.cuts) == 1 and 12 < res.sequence.cuts[0] < 20, res.sequence.cuts
+    filled = [t for t, fr in enumerate(res.frames) if any("inside a dissolve" in w for w in fr.warnings)]
+    assert filled and min(filled) >= 12 and max(filled) <= 21 and all(not res.frames[t].hypotheses for t in filled)
+    assert all(fr.hypotheses for t, fr in enumerate(res.frames) if t < 11 or t > 22)
+    assert all(fr.track is not None for fr in res.frames)
+
+
 def test_shot_alignment_continues_the_person_across_a_cut():
     """A held-out S11 walk given a trajectory (0.9 m/s, turning 20 degrees a second) and cut at frame 20
     into another frame (turned 130 degrees, 4 m away, its floor 1.2 m lower): the turn and the shift

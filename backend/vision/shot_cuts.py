@@ -22,8 +22,15 @@ A **fade through black** (music videos, trailers, film scenes: the picture dims 
 next shot brightens out of it) changes little from one frame to the next, so it is found apart, as
 PySceneDetect's ``ThresholdDetector`` finds fades: frames darker than :data:`DARK_LEVEL` are left
 out of the comparison, and the first frame after them begins a new shot when its structure differs
-from the last frame before them (the same view coming back after a dip to black is not a cut). Not
-the library itself: its
+from the last frame before them (the same view coming back after a dip to black is not a cut).
+A **dissolve** (one shot blending into the next over a fraction of a second) is found at the frame
+that ends a window of the last :data:`MAX_DISSOLVE` frames whose brightness variance follows a blend's
+(:func:`dissolve_fit`: Alattar 1993's variance curve, ``var(a) = (1-a)^2 var(S) + a^2 var(E) +
+2a(1-a) cov(S, E)`` with ``a`` the blend weight, which dips between two unlike pictures), whose
+first and last frames are another view (their structure unlike, and no camera motion maps one onto
+the other: :func:`same_view`, so a light that changes while the camera moves is not a dissolve)
+and whose middle frame is a blend of them; the frames inside it, two pictures at once, are listed
+in :attr:`ShotCuts.dissolves`. Not the library itself: its
 wheel requires ``opencv-python``, the GUI build of OpenCV, which would replace the headless
 build this backend installs.
 """
@@ -54,6 +61,23 @@ CUT_MAX_CORRELATION = 0.5
 #: A frame whose mean brightness (HSV value, 0-255) is below this is dark: part of a fade through
 #: black (PySceneDetect's ``ThresholdDetector``: 12 on the mean of R, G and B; V is their maximum).
 DARK_LEVEL = 16.0
+#: Dissolves searched: windows of MIN_DISSOLVE..MAX_DISSOLVE frames between their two ends
+#: (0.12-1.2 s at 25 fps).
+MIN_DISSOLVE, MAX_DISSOLVE = 3, 30
+#: The window's variances are a blend's (:func:`dissolve_fit`): mean |var - model| / linear
+#: interpolation of the ends' at most this (synthetic dissolves of 4-20 frames 0.00-0.08, pans,
+#: sways, a person moving 0.18 and up) ...
+DISSOLVE_FIT = 0.08
+#: ... and dip below the line between the ends' to this fraction somewhere (at most 0.75 for
+#: unlike pictures; a change of light that only dims or brightens does not dip).
+DISSOLVE_DIP = 0.85
+#: The window's middle frame is a blend of its ends: at least this share of its brightness variance
+#: explained by ``a S + b E + c`` (dissolves 0.29-0.99, pans 0.08-0.14).
+DISSOLVE_BLEND_R2 = 0.25
+#: Two frames are one view when a homography (RANSAC) maps at least this share of the first's
+#: corners, followed by Lucas-Kanade flow, onto the second (the camera moved, the view did not;
+#: measured: a swaying room 15 frames apart under other light 0.50-0.58, the ends of dissolves 0-0.20).
+SAME_VIEW_INLIERS = 0.35
 
 
 def structure_correlation(a: np.ndarray, b: np.ndarray) -> float:
@@ -63,6 +87,62 @@ def structure_correlation(a: np.ndarray, b: np.ndarray) -> float:
     x, y = x - x.mean(), y - y.mean()
     d = math.sqrt(float((x * x).sum() * (y * y).sum()))
     return float((x * y).sum() / d) if d > 0 else 1.0
+
+
+def dissolve_fit(var: np.ndarray, cov: float) -> tuple[float, float]:
+    """How well a window's frame variances follow a dissolve between its first and last frame.
+
+    Args:
+        var: ``[N + 1]`` brightness variances of the window's frames (first ``S`` to last ``E``).
+        cov: the covariance of ``S``'s and ``E``'s brightness.
+    Returns:
+        ``(error, dip)``: the mean of ``|var - model| / line`` over the inner frames, with ``model =
+        (1-a)^2 var_S + a^2 var_E + 2a(1-a) cov`` (a = 0..1 evenly over the window: the variance of
+        the blend ``(1-a) S + a E``; Alattar 1993, "Detecting and compressing dissolve regions in
+        video sequences with a DVI multimedia image compression algorithm") and ``line`` the linear
+        interpolation of the ends' variances; and the least ``var / line`` (below 1: a dip).
+    """
+    n = len(var) - 1
+    a = np.arange(n + 1) / n
+    model = (1 - a) ** 2 * var[0] + a * a * var[-1] + 2 * a * (1 - a) * cov
+    line = np.maximum((1 - a) * var[0] + a * var[-1], 1e-9)
+    inner = slice(1, n)
+    return float(np.mean(np.abs(var - model)[inner] / line[inner])), float((var / line)[inner].min())
+
+
+def blend_share(middle: np.ndarray, first: np.ndarray, last: np.ndarray) -> float:
+    """The share of ``middle``'s variance explained by ``a first + b last + c`` (least squares; all
+    ``[H, W]`` float brightness of one size): near 1 for a frame of a dissolve between them."""
+    m = middle.ravel()
+    A = np.stack([first.ravel(), last.ravel(), np.ones_like(m)], 1)
+    coef, *_ = np.linalg.lstsq(A, m, rcond=None)
+    return float(1.0 - (m - A @ coef).var() / max(float(m.var()), 1e-9))
+
+
+def _contrast_normalised(v: np.ndarray) -> np.ndarray:
+    """``[H, W]`` uint8 brightness with its mean at 128 and its standard deviation 40 (a light that
+    dims or changes colour changes neither)."""
+    x = v.astype(np.float64)
+    return np.ascontiguousarray(np.clip((x - x.mean()) / max(float(x.std()), 1e-6) * 40.0 + 128.0, 0, 255).astype(np.uint8))
+
+
+def same_view(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether ``b`` shows ``a``'s view, the camera perhaps turned (``[H, W, 3]`` uint8 HSV, one size):
+    at least :data:`SAME_VIEW_INLIERS` of ``a``'s corners (``cv2.goodFeaturesToTrack``), followed into
+    ``b`` by pyramidal Lucas-Kanade flow and back (Bouguet 2000), fit one homography (RANSAC). A
+    picture with too few corners to tell is taken as another view."""
+    ga, gb = (_contrast_normalised(x[..., 2]) for x in (a, b))  # the flow assumes constant brightness
+    p0 = cv2.goodFeaturesToTrack(ga, 200, 0.01, 4)
+    if p0 is None or len(p0) < 12:
+        return False
+    lk = {"winSize": (15, 15), "maxLevel": 3}
+    p1, st, _ = cv2.calcOpticalFlowPyrLK(ga, gb, p0, None, **lk)
+    back, st2, _ = cv2.calcOpticalFlowPyrLK(gb, ga, p1, None, **lk)
+    ok = (st.ravel() == 1) & (st2.ravel() == 1) & (np.linalg.norm((back - p0).reshape(-1, 2), axis=1) < 1.0)
+    if ok.sum() < 12:
+        return False
+    _, inliers = cv2.findHomography(p0[ok], p1[ok], cv2.RANSAC, 1.5)
+    return inliers is not None and float(inliers.sum()) >= SAME_VIEW_INLIERS * len(p0)
 
 
 def content_change(a: np.ndarray, b: np.ndarray) -> float:
@@ -81,7 +161,8 @@ class ShotCuts:
     blank frame, someone passing right in front of the lens for a frame) is not a cut and is left
     out of the comparison; so are dark frames (a fade through black), after which the first lit
     frame is a cut if it shows another view. :attr:`cuts` lists the cut frames (indices in order of
-    :meth:`decide`; the first frame is never one, nor the last, nor a dark one).
+    :meth:`decide`; the first frame is never one, nor the last, nor a dark one); :attr:`dissolves`
+    ``(first, cut)`` the frames of each dissolve found: those strictly between show two pictures.
     """
 
     def __init__(self, threshold: float = CUT_THRESHOLD, ratio: float = CUT_RATIO, min_shot: int = MIN_SHOT_FRAMES):
@@ -89,8 +170,10 @@ class ShotCuts:
         self._last: np.ndarray | None = None  # the last frame compared (HSV, small)
         self._changes: list[float] = []
         self._dark = 0  # dark frames since the last lit one (a fade through black)
+        self._recent: list[tuple] = []  # (index, frame, brightness) of the last lit frames (dissolves)
         self.frame = -1  # the index of the last frame decided
         self.cuts: list[int] = []
+        self.dissolves: list[tuple[int, int]] = []
 
     @staticmethod
     def small(rgb: np.ndarray | None) -> np.ndarray | None:
@@ -111,6 +194,7 @@ class ShotCuts:
             return False
         if float(frame[..., 2].mean()) < DARK_LEVEL:  # a fade through black: compared across
             self._dark += 1
+            self._recent = []
             return False
         last = self._last
         if last is None or last.shape != frame.shape:
@@ -120,6 +204,7 @@ class ShotCuts:
         if self._dark:  # lit again after a fade: another view, and one that stays, begins a new shot
             self._dark = 0
             self._last = frame
+            self._recent = [(self.frame, frame, frame[..., 2].astype(np.float64))]
             if (since >= self.min_shot and after is not None and after.shape == frame.shape
                     and structure_correlation(last, frame) < CUT_MAX_CORRELATION
                     and structure_correlation(frame, after) >= CUT_MAX_CORRELATION):
@@ -134,12 +219,44 @@ class ShotCuts:
         if jump and (after is None or after.shape != last.shape or content_change(last, after) < self.threshold):
             return False  # the picture comes back (or the clip ends): a flash or a dropped frame, not another shot
         self._last = frame
+        value = frame[..., 2].astype(np.float64)
         if jump and since >= self.min_shot:
             self.cuts.append(self.frame)
             self._changes = [typical]  # the new shot's changes are measured afresh
+            self._recent = [(self.frame, frame, value)]
             return True
         self._changes.append(change)
+        self._recent = [*self._recent[-MAX_DISSOLVE:], (self.frame, frame, value)]
+        first = self._dissolve(after) if since >= self.min_shot else None
+        if first is not None:
+            self.cuts.append(self.frame)
+            self.dissolves.append((first, self.frame))
+            self._changes = []
+            self._recent = [self._recent[-1]]
+            return True
         return False
+
+    def _dissolve(self, after: np.ndarray | None) -> int | None:
+        """The first frame of a dissolve that ends at the last frame of :attr:`_recent` (see the
+        module docstring), or None."""
+        idx, end, v_end = self._recent[-1]
+        if after is None or after.shape != end.shape or structure_correlation(end, after) < CUT_MAX_CORRELATION:
+            return None  # the picture after it must stay
+        var = np.array([r[2].var() for r in self._recent])
+        z_end = v_end - v_end.mean()
+        best = None
+        for i in range(len(self._recent) - 1 - MIN_DISSOLVE, -1, -1):
+            j0, start, v0 = self._recent[i]
+            if self.frame - j0 != len(self._recent) - 1 - i or start.shape != end.shape:
+                break  # a frame left out in between (a flash): the window stops there
+            if structure_correlation(start, end) >= CUT_MAX_CORRELATION:
+                continue
+            err, dip = dissolve_fit(var[i:], float(((v0 - v0.mean()) * z_end).mean()))
+            if err < DISSOLVE_FIT and dip < DISSOLVE_DIP and (best is None or err < best[0]):
+                middle = self._recent[(i + len(self._recent) - 1) // 2][2]
+                if blend_share(middle, v0, v_end) >= DISSOLVE_BLEND_R2 and not same_view(start, end):
+                    best = (err, j0)
+        return None if best is None else best[1]
 
 
 def mark_cuts(items: Iterable[tuple], detector: ShotCuts) -> Iterator[tuple]:
