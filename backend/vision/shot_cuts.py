@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -153,6 +154,26 @@ def content_change(a: np.ndarray, b: np.ndarray) -> float:
     return float(d.reshape(-1, 3).mean(0).mean())
 
 
+@dataclass
+class _Seen:
+    """A lit frame kept for the dissolve search: its index, HSV frame, brightness ``[H, W]``, that
+    brightness' variance, zero-mean ``[H*W]`` and zero-mean unit-norm ``[H*W]`` copies."""
+
+    index: int
+    frame: np.ndarray
+    value: np.ndarray
+    var: float
+    centred: np.ndarray
+    unit: np.ndarray
+
+    @classmethod
+    def of(cls, index: int, frame: np.ndarray) -> _Seen:
+        value = frame[..., 2].astype(np.float64)
+        centred = (value - value.mean()).ravel()
+        norm = float(np.linalg.norm(centred))
+        return cls(index, frame, value, float(value.var()), centred, centred / norm if norm > 0 else centred)
+
+
 class ShotCuts:
     """Shot cuts of one clip, a frame at a time, with one frame of look-ahead (see the module docstring).
 
@@ -170,7 +191,7 @@ class ShotCuts:
         self._last: np.ndarray | None = None  # the last frame compared (HSV, small)
         self._changes: list[float] = []
         self._dark = 0  # dark frames since the last lit one (a fade through black)
-        self._recent: list[tuple] = []  # (index, frame, brightness) of the last lit frames (dissolves)
+        self._recent: list[_Seen] = []  # the last lit frames (dissolves)
         self.frame = -1  # the index of the last frame decided
         self.cuts: list[int] = []
         self.dissolves: list[tuple[int, int]] = []
@@ -204,7 +225,7 @@ class ShotCuts:
         if self._dark:  # lit again after a fade: another view, and one that stays, begins a new shot
             self._dark = 0
             self._last = frame
-            self._recent = [(self.frame, frame, frame[..., 2].astype(np.float64))]
+            self._recent = [_Seen.of(self.frame, frame)]
             if (since >= self.min_shot and after is not None and after.shape == frame.shape
                     and structure_correlation(last, frame) < CUT_MAX_CORRELATION
                     and structure_correlation(frame, after) >= CUT_MAX_CORRELATION):
@@ -219,14 +240,14 @@ class ShotCuts:
         if jump and (after is None or after.shape != last.shape or content_change(last, after) < self.threshold):
             return False  # the picture comes back (or the clip ends): a flash or a dropped frame, not another shot
         self._last = frame
-        value = frame[..., 2].astype(np.float64)
+        seen = _Seen.of(self.frame, frame)
         if jump and since >= self.min_shot:
             self.cuts.append(self.frame)
             self._changes = [typical]  # the new shot's changes are measured afresh
-            self._recent = [(self.frame, frame, value)]
+            self._recent = [seen]
             return True
         self._changes.append(change)
-        self._recent = [*self._recent[-MAX_DISSOLVE:], (self.frame, frame, value)]
+        self._recent = [*self._recent[-MAX_DISSOLVE:], seen]
         first = self._dissolve(after) if since >= self.min_shot else None
         if first is not None:
             self.cuts.append(self.frame)
@@ -239,23 +260,22 @@ class ShotCuts:
     def _dissolve(self, after: np.ndarray | None) -> int | None:
         """The first frame of a dissolve that ends at the last frame of :attr:`_recent` (see the
         module docstring), or None."""
-        idx, end, v_end = self._recent[-1]
-        if after is None or after.shape != end.shape or structure_correlation(end, after) < CUT_MAX_CORRELATION:
+        end = self._recent[-1]
+        if after is None or after.shape != end.frame.shape or structure_correlation(end.frame, after) < CUT_MAX_CORRELATION:
             return None  # the picture after it must stay
-        var = np.array([r[2].var() for r in self._recent])
-        z_end = v_end - v_end.mean()
+        var = np.array([r.var for r in self._recent])
         best = None
         for i in range(len(self._recent) - 1 - MIN_DISSOLVE, -1, -1):
-            j0, start, v0 = self._recent[i]
-            if self.frame - j0 != len(self._recent) - 1 - i or start.shape != end.shape:
+            start = self._recent[i]
+            if self.frame - start.index != len(self._recent) - 1 - i or start.frame.shape != end.frame.shape:
                 break  # a frame left out in between (a flash): the window stops there
-            if structure_correlation(start, end) >= CUT_MAX_CORRELATION:
-                continue
-            err, dip = dissolve_fit(var[i:], float(((v0 - v0.mean()) * z_end).mean()))
+            if start.var == 0 or end.var == 0 or float(start.unit @ end.unit) >= CUT_MAX_CORRELATION:
+                continue  # structure_correlation (1 for a flat frame), precomputed
+            err, dip = dissolve_fit(var[i:], float(start.centred @ end.centred) / start.centred.size)
             if err < DISSOLVE_FIT and dip < DISSOLVE_DIP and (best is None or err < best[0]):
-                middle = self._recent[(i + len(self._recent) - 1) // 2][2]
-                if blend_share(middle, v0, v_end) >= DISSOLVE_BLEND_R2 and not same_view(start, end):
-                    best = (err, j0)
+                middle = self._recent[(i + len(self._recent) - 1) // 2].value
+                if blend_share(middle, start.value, end.value) >= DISSOLVE_BLEND_R2 and not same_view(start.frame, end.frame):
+                    best = (err, start.index)
         return None if best is None else best[1]
 
 
