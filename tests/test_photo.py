@@ -107,7 +107,8 @@ def test_black_bars_are_not_the_picture_the_camera_filmed(tmp_path):
     """A portrait clip pillarboxed in a landscape frame, a film scene letterboxed: the default camera
     is the picture's (its focal length from the picture's size, its principal point at its centre;
     the padded frame's would be 1.8x too long for the pillarbox); the sample photos, a photo with one
-    dark side, a black frame and a photo with EXIF are left as they were. ``posediff eval lift
+    dark side, a black frame, a portrait-mode photo (blurred sides) and a photo with EXIF are left as
+    they were; a picture set into a blurred fill of itself (re-uploads) is found like one in bars. ``posediff eval lift
     --protocol photo --settings "no EXIF,no EXIF pillarboxed"``: taking the padded frame costs 1.7 /
     3.9 mm best-of-1 / best-of-20 and doubles the depth error (35 -> 73 %)."""
     from backend.vision.borders import content_box
@@ -131,6 +132,19 @@ def test_black_bars_are_not_the_picture_the_camera_filmed(tmp_path):
     one_side[:, :80] = 0  # a dark wall on one side is the picture's own
     assert content_box(one_side) is None and content_box(np.zeros_like(im)) is None
     assert intrinsics_for(Photo(pillar, 26.0, (1138, 640), 1.0, "phone")).fx > K.fx  # EXIF: the file's own lens
+    # a re-upload's fill: the picture itself, enlarged and blurred, behind it
+    import cv2
+
+    big = cv2.resize(im, (1138, round(640 * 1138 / 399)))
+    y = (big.shape[0] - 640) // 2
+    fill = (cv2.GaussianBlur(big[y : y + 640], (0, 0), 25) * 0.6).astype(np.uint8)
+    fill[:, x0 : x0 + 399] = im
+    box = content_box(fill)
+    assert box is not None and abs(box[0] - x0) <= 8 and abs(box[2] - (x0 + 399)) <= 8 and (box[1], box[3]) == (0, 640)
+    # a portrait-mode photo (its sides blurred, no edge between) is one picture
+    mask = np.clip(np.abs(np.arange(399) - 200) / 120.0 - 0.3, 0, 1)[None, :, None]
+    portrait = (im * (1 - mask) + cv2.GaussianBlur(im, (0, 0), 12) * mask).astype(np.uint8)
+    assert content_box(portrait) is None
 
 
 def test_exif_orientation_is_applied(tmp_path):

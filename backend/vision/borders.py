@@ -15,7 +15,11 @@ all along (here: 99 % of their pixels' brightest channel at most :data:`BAR_LEVE
 most :data:`WORK_WIDTH` wide, so compression noise and a logo do not break a bar). A border is
 cut off only where the opposite border has a bar of about the same width (platforms and players
 centre the picture; a night scene's dark side does not come in pairs) and each bar is at least
-:data:`MIN_BAR` of the side.
+:data:`MIN_BAR` of the side. Re-uploads often fill the bars with the picture itself, enlarged and
+blurred: there the picture's edges are found as a pair of straight lines across the whole frame
+(a brightness step in at least :data:`EDGE_SHARE` of the rows, or columns; a photo's own lines
+reach half of them at most), centred, with the outside at most :data:`FILL_DETAIL` as detailed as
+the inside (a portrait-mode photo's blurred background has no such lines).
 """
 
 from __future__ import annotations
@@ -30,11 +34,38 @@ WORK_WIDTH = 320
 MIN_BAR = 0.03
 #: The two bars of a pair differ by at most this fraction of the side (a centred picture).
 BAR_SYMMETRY = 0.02
+#: A picture's edge in a blurred fill: a brightness step of more than :data:`EDGE_STEP` (0-255,
+#: across two pixels of the search copy) in at least this share of the rows (the sample photos' own
+#: lines: 0.26-0.53; an inset's edges 1.0) ...
+EDGE_SHARE = 0.9
+EDGE_STEP = 12.0
+#: ... and the fill at most this detailed (mean brightness gradient) as the picture between.
+FILL_DETAIL = 0.35
 
 
 def _dark_run(dark: np.ndarray) -> int:
     """Length of the run of True at the start of ``dark`` ``[N]`` bool."""
     return int(np.argmin(dark)) if not dark.all() else len(dark)
+
+
+def _inset_edges(grey: np.ndarray) -> tuple[int, int] | None:
+    """``(x0, x1)``: the columns where a picture set into a blurred fill of itself begins and ends
+    (see the module docstring), or None. ``grey``: ``[H, W]`` float brightness (transposed for rows)."""
+    h, w = grey.shape
+    step = np.abs(grey[:, 2:] - grey[:, :-2])  # column x + 1
+    line = (step > EDGE_STEP).mean(0) >= EDGE_SHARE  # [w - 2]
+    lo, hi = int(np.ceil(MIN_BAR * w)), w // 2
+    left = [x + 1 for x in range(w - 2) if line[x] and lo <= x + 1 < hi]
+    right = [x + 1 for x in range(w - 2) if line[x] and w // 2 < x + 1 <= w - lo]
+    for x0 in left:
+        for x1 in right:
+            if abs(x0 - (w - x1)) <= max(2, BAR_SYMMETRY * w):
+                detail = np.abs(np.diff(grey, axis=1))
+                inside = float(detail[:, x0 + 2 : x1 - 2].mean()) if x1 - x0 > 6 else 0.0
+                outside = float(np.concatenate([detail[:, : max(1, x0 - 2)], detail[:, x1 + 2 :]], 1).mean())
+                if inside > 0 and outside <= FILL_DETAIL * inside:
+                    return x0, x1
+    return None
 
 
 def content_box(rgb: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -57,10 +88,13 @@ def content_box(rgb: np.ndarray) -> tuple[int, int, int, int] | None:
     if cols.all() or rows.all():
         return None  # a black frame: no picture to find
     box = [0, 0, sw, sh]
+    grey = np.asarray(small, np.float64).mean(-1)
     for axis, dark, n in ((0, cols, sw), (1, rows, sh)):
         a, b = _dark_run(dark), _dark_run(dark[::-1])
         if min(a, b) >= MIN_BAR * n and abs(a - b) <= max(1, BAR_SYMMETRY * n):
             box[axis], box[axis + 2] = a, n - b
+        elif (edges := _inset_edges(grey if axis == 0 else grey.T)) is not None:
+            box[axis], box[axis + 2] = edges
     if box == [0, 0, sw, sh]:
         return None
     x0, y0, x1, y1 = box
