@@ -221,6 +221,28 @@ def test_a_variable_frame_rate_clip_is_keyed_where_its_background_shows_each_fra
     assert [_shown_frame(scene, clip, mc.frame_start, f, width) for f in keyed] == list(range(len(times)))
 
 
+def test_an_av1_clip_is_keyed_with_its_background(rig, tmp_path):  # noqa: F811
+    """An AV1 clip (as YouTube serves): the add-on sends it, the backend decodes it with PyAV (OpenCV
+    cannot), every frame is keyed and Blender shows it as the camera background."""
+    from synthetic_clips import write_timed_video
+
+    clip = tmp_path / "web.mp4"
+    frames = moving_person_frames(4, 240, 5)
+    write_timed_video(clip, frames, [i / 25 for i in range(4)], codec="libsvtav1", nominal_fps=25)
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = 25, 1.0
+    cam = _camera(scene)
+    bpy.context.view_layer.objects.active = rig
+    scene.frame_set(1)
+    assert bpy.ops.posediff.estimate_video(filepath=str(clip), timing="CLIP", blocking=True) == {"FINISHED"}, \
+        scene.posediff.last_error
+    assert addon_module("operators_video")._stored()["meta"]["scene_frames"] == [1, 2, 3, 4]
+    for f in (1, 2, 3, 4):
+        assert len(_keyed_bones(rig, f)) >= 10, f
+    bg = cam.data.background_images[0]
+    assert bg.clip.filepath.endswith("web.mp4") and tuple(bg.clip.size) == (frames[0].shape[1] // 2 * 2, 240)
+
+
 def test_the_person_picked_for_a_clip_of_two_people_is_keyed_throughout(rig, tmp_path):  # noqa: F811
     """Person 1 (the smaller on the first frame) of a clip where the other walks closer: every frame's
     detection is that person's (the right half of the frame), also once they are the larger."""
