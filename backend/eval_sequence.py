@@ -34,6 +34,11 @@ from its mean position: sway and depth wander) and seconds per frame (sampling +
 ``--zoom Z``: the lens zooms from 1 to ``Z`` over each clip; ``--motion given`` sends the focal
 length per frame (``sequence.camera_zoom``), ``ignored`` takes the lens as fixed.
 
+``--vfr``: each clip's frames are unevenly spaced (the first half at 25 fps, the second at 12.5: a
+phone whose frame rate drops in low light); the track rows are the default track taking them as
+evenly spaced at their mean rate (as before a video's timestamps were read) and given each frame's
+time (``sequence.times``).
+
 ``--shake DEG``: each clip is filmed by a handheld camera that turns about its centre
 (:func:`handheld_motion`: sway and shake up to about DEG degrees); ``--motion given`` sends the
 turn per frame (``sequence.camera_motion``) and adds the row of the default track that does not
@@ -170,13 +175,18 @@ def clip_request(poses: np.ndarray, rng: np.random.Generator, noise_px: float = 
     return req, np.array(gt), R, M
 
 
-def accel_error(pred: np.ndarray, gt: np.ndarray) -> float:
-    """Mean acceleration error (mm/frame^2): ``[F, J, 3]`` mm, root-aligned."""
+def accel_error(pred: np.ndarray, gt: np.ndarray, frames: np.ndarray | None = None) -> float:
+    """Mean acceleration error (mm/frame^2): ``[F, J, 3]`` mm, root-aligned. ``frames``: ``[F]`` the
+    samples' times in frames where they are unevenly spaced (second divided differences, per frame^2)."""
     if len(pred) < 3:
         return 0.0
-    a = pred[2:] - 2 * pred[1:-1] + pred[:-2]
-    b = gt[2:] - 2 * gt[1:-1] + gt[:-2]
-    return float(np.linalg.norm(a - b, axis=-1).mean())
+    d = pred - gt
+    if frames is None:
+        a = d[2:] - 2 * d[1:-1] + d[:-2]
+    else:
+        h1, h2 = np.diff(frames)[:-1, None, None], np.diff(frames)[1:, None, None]
+        a = 2 * (d[:-2] / (h1 * (h1 + h2)) - d[1:-1] / (h1 * h2) + d[2:] / (h2 * (h1 + h2)))
+    return float(np.linalg.norm(a, axis=-1).mean())
 
 
 def flips(pred: np.ndarray, thr_mm: float = 150.0) -> int:
@@ -198,9 +208,12 @@ def foot_sliding(world_abs: np.ndarray, contacts: np.ndarray, fps: float) -> tup
     return (sp / n if n else 0.0), n
 
 
-def root_jitter(root: np.ndarray) -> float:
-    """Mean norm of the second differences of a root trajectory ``[F, 3]`` (mm -> mm/frame^2)."""
-    return float(np.linalg.norm(np.diff(root, 2, axis=0), axis=-1).mean()) if len(root) >= 3 else 0.0
+def root_jitter(root: np.ndarray, frames: np.ndarray | None = None) -> float:
+    """Mean norm of the second differences of a root trajectory ``[F, 3]`` (mm -> mm/frame^2; over
+    ``frames``, the samples' times in frames, where they are unevenly spaced: :func:`accel_error`)."""
+    if len(root) < 3:
+        return 0.0
+    return accel_error(root[:, None], np.zeros_like(root[:, None]), frames)
 
 
 def root_wander(root: np.ndarray) -> float:
@@ -276,7 +289,12 @@ def run_sequence_eval(service, args) -> list:
         SQ.FILTER_2D_ORDER = int(args.filter_2d_order)
     subjects = tuple(args.subjects.split(","))
     subset = getattr(args, "clip_subset", None) or "all"
-    clips = make_clips(subjects, args.clips, args.clip_frames, seed=args.seed, subset=subset)
+    vfr = bool(getattr(args, "vfr", False))
+    half = args.clip_frames // 2
+    kept = np.r_[np.arange(half), half + 2 * np.arange(args.clip_frames - half)] if vfr else np.arange(args.clip_frames)
+    clips = [(n, c[kept]) for n, c in make_clips(subjects, args.clips, int(kept[-1]) + 1, seed=args.seed, subset=subset)]
+    times = kept / 25.0  # seconds
+    fps = (len(kept) - 1) / float(times[-1] - times[0])  # the mean rate (25 without --vfr)
     lens = float(getattr(args, "lens", None) or 50.0) if getattr(args, "protocol", "lab") == "photo" else None
     rng = np.random.default_rng(args.seed + 7)
     acc: dict[str, dict[str, list]] = {}
@@ -295,6 +313,7 @@ def run_sequence_eval(service, args) -> list:
         motion = M if shake and given else None
         if args.steps:
             req_d["steps"] = args.steps
+        req_d["sequence"]["fps"] = fps
         req = schemas.EstimateRequest.model_validate(req_d)
         t0 = time.perf_counter()
         res = _cached(getattr(args, "cache", None), ci, lambda req=req: service.estimate(req))
@@ -304,8 +323,9 @@ def run_sequence_eval(service, args) -> list:
         H = np.array([[h.joints for h in fr.hypotheses] for fr in res.frames])[:, :, IDX] * 1000  # [F, K, 17, 3]
         b1 = H[:, 0]
         root_b1 = np.einsum("tc,tcd->td", np.array([fr.hypotheses[0].root_translation for fr in res.frames]) * 1000, M)  # first camera
-        add("per-frame best-of-1", "root", root_jitter(root_b1))
-        add("5-frame moving average of best-of-1 (baseline)", "root", root_jitter(moving_average(root_b1)))
+        vk = kept if vfr else None
+        add("per-frame best-of-1", "root", root_jitter(root_b1, vk))
+        add("5-frame moving average of best-of-1 (baseline)", "root", root_jitter(moving_average(root_b1), vk))
         add("per-frame best-of-1", "wander", root_wander(root_b1))
         add("5-frame moving average of best-of-1 (baseline)", "wander", root_wander(moving_average(root_b1)))
         per = {"per-frame best-of-1": b1, "5-frame moving average of best-of-1 (baseline)": moving_average(b1),
@@ -313,36 +333,40 @@ def run_sequence_eval(service, args) -> list:
                "per-frame aggregate": np.array([fr.aggregate for fr in res.frames])[:, IDX] * 1000}
         for row, P in per.items():
             add(row, "mpjpe", float(mpjpe(P, g).mean()))
-            add(row, "acc", accel_error(P, g))
+            add(row, "acc", accel_error(P, g, kept if vfr else None))
             add(row, "flips", flips(P))
         gt_world = poses  # pelvis at the origin, Z up (the data has no global trajectory)
         opts0 = TrackOptions()
         c_gt = detect_contacts(gt_world, 25.0, opts0)
         s, n = foot_sliding(gt_world, c_gt, 25.0)
         add("ground truth", "slide", (s, n))
-        add("ground truth", "own_acc", accel_error(np.zeros_like(g), g))  # a track without acceleration scores this
+        add("ground truth", "own_acc", accel_error(np.zeros_like(g), g, kept if vfr else None))  # a track without acceleration scores this
         variants = _variants()
         if motion is not None:
             variants["track (default), the camera's turn not undone"] = (TrackOptions(), False)
+        if vfr:
+            variants = {"track (default): frames taken as evenly spaced": TrackOptions(),
+                        "track (default): + each frame's time": (TrackOptions(), True, times.tolist())}
         for row, opts in variants.items():
-            opts, undo = opts if isinstance(opts, tuple) else (opts, True)
+            opts, undo, vtimes = (opts + (None,))[:3] if isinstance(opts, tuple) else (opts, True, None)
             t1 = time.perf_counter()
             frames = [fr.model_copy(deep=True) for fr in res.frames]
-            add_track(frames, 25.0, None, opts=opts, motion=motion if undo else None)
+            add_track(frames, fps, None, opts=opts, motion=motion if undo else None, times=vtimes)
             add(row, "t_track", (time.perf_counter() - t1) / len(frames))
             P = np.array([fr.track.joints for fr in frames])[:, IDX] * 1000
             add(row, "mpjpe", float(mpjpe(P, g).mean()))
-            add(row, "acc", accel_error(P, g))
+            add(row, "acc", accel_error(P, g, kept if vfr else None))
             add(row, "flips", flips(P))
             wr = np.array([fr.track.world_root for fr in frames]) * 1000  # world: free of the camera's turn
-            add(row, "root", root_jitter(wr))
+            add(row, "root", root_jitter(wr, kept if vfr else None))
             add(row, "wander", root_wander(wr))
             W = np.array([fr.track.world_joints for fr in frames]) + np.array([fr.track.world_root for fr in frames])[:, None]
             c = np.array([[fr.track.contacts["left_foot"], fr.track.contacts["right_foot"]] for fr in frames]) if opts.feet \
                 else detect_contacts(W, 25.0, opts0)
             add(row, "slide", foot_sliding(W, c, 25.0))
+        last = "track (default): + each frame's time" if vfr else "track (default): + feet planted"
         print(f"  clip {ci + 1}/{len(clips)} {name}: best-of-1 {acc['per-frame best-of-1']['mpjpe'][-1]:.1f} mm, "
-              f"track {acc['track (default): + feet planted']['mpjpe'][-1]:.1f} mm", flush=True)
+              f"{last} {acc[last]['mpjpe'][-1]:.1f} mm", flush=True)
 
     sf = t_sample / max(n_frames, 1)
     rows = []
@@ -376,7 +400,8 @@ def run_sequence_eval(service, args) -> list:
     if zoom != 1.0:
         camera += (f" zooming {zoom:g}x (the focal length per frame "
                    f"{'given' if getattr(args, 'motion', 'given') == 'given' else 'not given: a fixed lens assumed'})")
-    print_table(f"eval sequence: H3.6M {'/'.join(subjects)}, {len(clips)} clips x {args.clip_frames} frames at 25 fps"
+    rate = "25 fps, then 12.5 (a variable frame rate)" if vfr else "25 fps"
+    print_table(f"eval sequence: H3.6M {'/'.join(subjects)}, {len(clips)} clips x {args.clip_frames} frames at {rate}"
                 f"{'' if subset == 'all' else f' (at least half of each clip {SUBSET_TITLES[subset]})'}, one "
                 f"{camera} camera per clip, 4 px noise on 17 joints, {args.num} hypotheses/frame ({args.num * SQ.SEQUENCE_OVERSAMPLE} drawn"
                 f"{f', temporal guidance sigma {SQ.TEMPORAL_SIGMA} m' if SQ.TEMPORAL_SIGMA else ''}"

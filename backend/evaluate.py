@@ -317,6 +317,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--zoom", type=float, default=1.0, metavar="Z",
                    help="sequence: the lens zooms from 1 to Z over each clip (a phone's pinch zoom); --motion given sends "
                         "the focal length per frame (sequence.camera_zoom), ignored takes the lens as fixed")
+    p.add_argument("--vfr", action="store_true",
+                   help="sequence: a variable frame rate: the first half of each clip at 25 fps, the second at 12.5 "
+                        "(a phone whose rate drops in low light); rows: the track taking the frames as evenly spaced "
+                        "(at their mean rate) and the track given each frame's time (sequence.times)")
     p.add_argument("--motion", choices=["given", "ignored"], default="given",
                    help="sequence --shake: send the camera's turn per frame (sequence.camera_motion, as a gyroscope, a "
                         "camera solve or the video's background give it) or not (the camera taken as fixed)")

@@ -191,6 +191,8 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
     given_zoom = req.sequence.camera_zoom if req.sequence is not None else None
     if given_zoom is not None and req.frames is not None:
         _check_zoom_length(given_zoom, len(req.frames))
+    if req.frames is not None and req.sequence is not None:  # before the work: one time per frame, increasing
+        uneven_times(req.sequence.times, fps, len(req.frames))
     K_shared = _shared_keypoint_intrinsics(service, req)
     # a camera turning during the clip, from the frames' background where they are images
     # (:mod:`backend.vision.camera_motion`), frame by frame as they are read
@@ -346,7 +348,8 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
     if detector is not None:
         gap_dissolves(results, detector.dissolves, cuts)
     moving = bool(req.sequence is not None and req.sequence.moving_camera)
-    info = add_track(results, fps, rotation, fixed=fixed, motion=motion, moving_camera=moving, cuts=cuts)
+    times = src.times[:len(source_frames)] if src is not None else (req.sequence.times if req.sequence is not None else None)
+    info = add_track(results, fps, rotation, fixed=fixed, motion=motion, moving_camera=moving, cuts=cuts, times=times)
     info.source_frames, info.source_fps = source_frames, src_fps
     if src is not None:
         add_source_times(info, src.times[:len(source_frames)], src_fps, src.every)
@@ -370,6 +373,29 @@ def gap_dissolves(results: list[schemas.FrameResult], dissolves: list[tuple[int,
             if fr.hypotheses:
                 fr.hypotheses, fr.keypoints = [], None
                 fr.warnings.append(DISSOLVE_WARNING)
+
+
+def uneven_times(times: list[float] | None, fps: float, frames: int, field: str = "sequence.times") -> np.ndarray | None:
+    """``[T]`` frame times in frames at ``fps`` (from 0) for the track where ``times`` (seconds, one per
+    frame) are unevenly spaced (a variable frame rate: :func:`backend.vision.video.variable_frame_rate`
+    above :data:`VFR_WARN_FRACTION`); None where they are even or not given (the track's evenly
+    spaced frames, exactly as without them).
+
+    Raises:
+        InputError: not one time per frame, or not increasing (field ``field``).
+    """
+    from backend.vision.video import variable_frame_rate
+
+    if times is None:
+        return None
+    t = np.asarray(times, np.float64)
+    if t.shape != (frames,):
+        raise InputError(field, f"{len(t)} times for {frames} frames: give one per frame (seconds)")
+    if frames >= 2 and not (np.diff(t) > 0).all():
+        raise InputError(field, "the frames' times must increase (seconds, in the frames' order)")
+    if variable_frame_rate(t, fps) <= VFR_WARN_FRACTION:
+        return None
+    return (t - t[0]) * fps
 
 
 def add_source_times(info: schemas.SequenceInfo, times: list[float], fps: float, every: int = 1) -> None:
@@ -630,7 +656,7 @@ def travel_hint(tr: Track, fps: float) -> list[str]:
 def add_track(frames: list[schemas.FrameResult], fps: float, rotation: np.ndarray | None = None,
               fixed: dict[int, int] | None = None, opts: TrackOptions | None = None,
               motion: np.ndarray | None = None, moving_camera: bool = False,
-              cuts: list[int] | None = None) -> schemas.SequenceInfo:
+              cuts: list[int] | None = None, times: list[float] | None = None) -> schemas.SequenceInfo:
     """Solve the track over frame results (in place: sets ``frames[i].track``, adds gap warnings).
 
     Works only on the response's per-frame hypotheses (joints, score, root_translation) and
@@ -642,7 +668,10 @@ def add_track(frames: list[schemas.FrameResult], fps: float, rotation: np.ndarra
     edited clip): each shot is solved on its own with its own tilt (``rotation`` is the first
     shot's), and the shots' worlds are joined so that the person's motion continues
     (:mod:`backend.prior.shots`; every frame's camera reported in ``sequence.camera_motion`` and
-    ``camera_translation``). A shot in which nobody is found joins the shot before it.
+    ``camera_translation``). A shot in which nobody is found joins the shot before it. ``times``:
+    each frame's time in seconds (a variable-frame-rate video's ``sequence.source_times``): the
+    track then takes the frames' own spacing (:func:`backend.prior.track.solve_track`), where it
+    is uneven (:func:`uneven_times`).
 
     Raises:
         InputError: no frame has a person (field ``frames``), a fixed choice that does not exist
@@ -677,6 +706,7 @@ def add_track(frames: list[schemas.FrameResult], fps: float, rotation: np.ndarra
     if all(j is None for j in joints):
         raise InputError("frames", "no person found in any frame of the sequence")
     breaks = {t for t, fr in enumerate(frames) if any(w.startswith(REPICK_WARNING) for w in fr.warnings)}
+    ft = uneven_times(times, fps, len(frames))
     shots = shot_ranges(cuts, joints)
     solved = []
     for si, (a, b) in enumerate(shots):
@@ -690,7 +720,7 @@ def add_track(frames: list[schemas.FrameResult], fps: float, rotation: np.ndarra
         tr_s = solve_track(joints[a:b], scores[a:b], roots[a:b], fps, rotation=R, anchors=anchors[a:b],
                            fixed={t - a: k for t, k in (fixed or {}).items() if a <= t < b}, opts=opts,
                            reprojection=reproj[a:b], motion=m, breaks={t - a for t in breaks if a < t < b},
-                           moving_camera=moving_camera)
+                           moving_camera=moving_camera, times=None if ft is None else ft[a:b])
         solved.append(_Shot(tr_s, R, m, p, r))
     tr: Track = solved[0].track
     rotation, pitch, roll = solved[0].rotation, solved[0].pitch, solved[0].roll

@@ -349,7 +349,8 @@ class PoseService:
         motion = req.sequence.camera_motion
         info = add_track(frames, req.sequence.fps, rot, fixed=dict(req.sequence.fixed or {}),
                          motion=None if motion is None else np.asarray(motion, np.float64),
-                         moving_camera=req.sequence.moving_camera, cuts=req.sequence.cuts)
+                         moving_camera=req.sequence.moving_camera, cuts=req.sequence.cuts,
+                         times=req.source_times if req.source_times is not None else req.sequence.times)
         info.source_frames, info.source_fps = req.source_frames, req.source_fps
         if req.source_times is not None:
             src = req.source_frames or []

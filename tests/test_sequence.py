@@ -209,6 +209,34 @@ def test_whittaker_smoother_solves_its_normal_equations_keeps_lines_and_smooths_
                        opts=TR.TrackOptions(smoother="kalman"))
 
 
+def test_unevenly_spaced_frames_are_smoothed_in_time():
+    """A variable frame rate (frames 1 then 2 apart): the smoother's uneven second divided
+    differences solve their dense normal equations, pass a motion at constant velocity *in time*
+    unchanged (which the evenly spaced smoother bends), and evenly spaced times change nothing; the
+    track is refused times of the wrong length or out of order, and even ones are not used."""
+    from backend.sequence import uneven_times
+
+    t = np.cumsum(np.r_[0.0, np.where(np.arange(39) < 20, 1.0, 2.0)])
+    x = np.random.default_rng(3).normal(0, 1, (40, 3))
+    h1, h2 = np.diff(t)[:-1], np.diff(t)[1:]
+    D = np.zeros((38, 40))
+    for r in range(38):
+        D[r, r : r + 3] = [2 / (h1[r] * (h1[r] + h2[r])), -2 / (h1[r] * h2[r]), 2 / (h2[r] * (h1[r] + h2[r]))]
+    dense = np.linalg.solve(np.eye(40) + 30.0 * D.T @ np.diag((h1 + h2) / 2) @ D, x)
+    np.testing.assert_allclose(TR.whittaker_smooth(x, 30.0, times=t), dense, atol=1e-9)
+    walk = np.stack([0.03 * t, np.zeros(40), np.ones(40)], 1)  # 3 cm per frame of time
+    np.testing.assert_allclose(TR.whittaker_smooth(walk, 1e3, times=t), walk, atol=1e-9)
+    assert np.abs(TR.whittaker_smooth(walk, 1e3) - walk).max() > 0.01
+    np.testing.assert_array_equal(TR.whittaker_smooth(x, 30.0, times=np.arange(40.0)), TR.whittaker_smooth(x, 30.0))
+    with pytest.raises(ValueError, match="increasing"):
+        TR.whittaker_smooth(x, 30.0, times=t[::-1])
+    assert uneven_times(list(np.arange(40) / 25), 25.0, 40) is None  # even: the track as without times
+    np.testing.assert_allclose(uneven_times(list(t / 25), 25.0, 40), t)
+    for bad in (list(t[:39] / 25), list(t[::-1] / 25)):
+        with pytest.raises(InputError, match="sequence.times"):
+            uneven_times(bad, 25.0, 40)
+
+
 # ------------------------------------------------------------------------------ with the shipped prior
 
 

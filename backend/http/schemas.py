@@ -165,6 +165,11 @@ class SequenceOptions(Strict):
     detect_cuts: bool = Field(
         True, description="images and videos without 'cuts' or 'camera_motion': find the shot cuts of an edited clip "
         "from the frames' content (listed in the response's sequence.cuts)")
+    times: list[Finite] | None = Field(
+        None, max_length=100_000,
+        description="each frame's time in seconds, increasing (frames of a variable frame rate: a phone in low "
+        "light, a screen recording); the track takes their spacing where it is uneven. Videos take the file's "
+        "timestamps themselves (sequence.source_times in the response)")
 
     @field_validator("cuts")
     @classmethod

@@ -32,12 +32,14 @@ def floor_height(world_abs: np.ndarray) -> float:
     return float(np.percentile(world_abs[:, feet, 2].min(1), 5))
 
 
-def detect_contacts(world_abs: np.ndarray, fps: float, opts: "TrackOptions", floor: float | None = None) -> np.ndarray:
+def detect_contacts(world_abs: np.ndarray, fps: float, opts: "TrackOptions", floor: float | None = None,
+                    times: np.ndarray | None = None) -> np.ndarray:
     """Foot contacts: ``[T, J, 3]`` world-frame absolute joints -> ``[T, 2]`` bool (left, right).
 
     A foot touches when its lowest point (ankle or toe) is within ``contact_height`` of the floor
-    and its ankle moves slower than ``contact_speed`` (central differences); contacts shorter than
-    3 frames are dropped and one-frame breaks closed.
+    and its ankle moves slower than ``contact_speed`` (central differences; over ``times``,
+    ``[T]`` seconds, where the frames are unevenly spaced); contacts shorter than 3 frames are
+    dropped and one-frame breaks closed.
     """
     T = len(world_abs)
     floor = floor_height(world_abs) if floor is None else floor
@@ -46,7 +48,7 @@ def detect_contacts(world_abs: np.ndarray, fps: float, opts: "TrackOptions", flo
         return out
     for f, (_, _, _, ank, toe) in enumerate(FEET):
         low = np.minimum(world_abs[:, ank, 2], world_abs[:, toe, 2]) - floor
-        v = np.gradient(world_abs[:, ank], axis=0) * fps
+        v = np.gradient(world_abs[:, ank], axis=0) * fps if times is None else np.gradient(world_abs[:, ank], times, axis=0)
         speed = np.linalg.norm(v, axis=-1)
         c = (low < opts.contact_height) & (speed < opts.contact_speed)
         c[1:-1] |= c[:-2] & c[2:]
@@ -121,7 +123,7 @@ def contact_plane(world_abs: np.ndarray, contacts: np.ndarray, floor: float, max
 
 
 def steady_root(pose: np.ndarray, root: np.ndarray, rotation: np.ndarray, contacts: np.ndarray, lam: float,
-                iters: int = 8, rest_weight: float = 0.01) -> np.ndarray:
+                iters: int = 8, rest_weight: float = 0.01, times: np.ndarray | None = None) -> np.ndarray:
     """Move the root along its camera ray so that the planted feet stand still: ``[T, 3]`` new root.
 
     The root's depth is what the 2D rays constrain least (ZeDO's closed form per frame, then
@@ -146,6 +148,7 @@ def steady_root(pose: np.ndarray, root: np.ndarray, rotation: np.ndarray, contac
         pose: ``[T, J, 3]`` root-relative joints, camera frame (metres); root: ``[T, 3]`` camera frame.
         rotation: ``[3, 3]`` world->camera; contacts: ``[T, 2]`` from :func:`detect_contacts`.
         lam: smoothness of the offsets (Whittaker ``lam``, frames); iters: descent sweeps.
+        times: optional ``[T]`` frame times in frames (unevenly spaced frames; default evenly).
     Returns:
         ``[T, 3]`` root translations (camera frame, metres); a copy of ``root`` when no foot is planted
         in the clip (or ``T < 3``).
@@ -169,7 +172,8 @@ def steady_root(pose: np.ndarray, root: np.ndarray, rotation: np.ndarray, contac
             p = (ank[f][a:b] + d[a:b, None] * w[a:b]).mean(0)
             num[a:b] += ((p - ank[f][a:b]) * w[a:b]).sum(-1)
             cnt[a:b] += 1
-        d = whittaker_smooth(np.where(cnt > 0, num / np.maximum(cnt, 1), 0.0), lam, np.where(cnt > 0, cnt, rest_weight))
+        d = whittaker_smooth(np.where(cnt > 0, num / np.maximum(cnt, 1), 0.0), lam, np.where(cnt > 0, cnt, rest_weight),
+                             times=times)
     return root + d[:, None] * u
 
 

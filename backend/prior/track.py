@@ -381,7 +381,8 @@ def savgol(x: np.ndarray, window: int, order: int = 2) -> np.ndarray:
     return out.reshape(x.shape)
 
 
-def whittaker_smooth(x: np.ndarray, lam: float, weights: np.ndarray | None = None) -> np.ndarray:
+def whittaker_smooth(x: np.ndarray, lam: float, weights: np.ndarray | None = None,
+                     times: np.ndarray | None = None) -> np.ndarray:
     """Whittaker smoothing along axis 0: the ``z`` minimising ``sum_t w_t |z_t - x_t|^2 + lam |D2 z|^2``.
 
     The penalised least-squares smoother of Whittaker (1923, "On a new method of graduation") in
@@ -394,29 +395,47 @@ def whittaker_smooth(x: np.ndarray, lam: float, weights: np.ndarray | None = Non
     (Eilers 2003, sec. 4) pin samples (a large ``w_t``: the curve passes through them and their
     neighbours follow smoothly) or leave them out (``w_t = 0``: filled by the curve).
 
+    Samples unevenly spaced in time (a variable-frame-rate video) take ``times``: ``D2`` is then
+    the second divided difference over each three samples (``2 / (h1 (h1 + h2))``, ``-2 / (h1 h2)``,
+    ``2 / (h2 (h1 + h2))`` with their spacings ``h1``, ``h2``; ``1, -2, 1`` for unit spacing) and
+    each row weighs the time it spans (``(h1 + h2) / 2``), so the penalty is the integral of the
+    squared acceleration whatever the spacing (Eilers 2003, sec. 6, uneven sampling).
+
     Args:
         x: ``[T, ...]`` samples (any units); lam: ``>= 0`` smoothness weight (0: unchanged).
         weights: ``[T]`` ``w_t >= 0`` (default all 1); at least two samples need ``w_t > 0``.
+        times: ``[T]`` increasing sample times in frames (default ``0, 1, 2, ...``).
     Returns:
         The same shape, float64.
     Raises:
-        ValueError: ``weights`` of the wrong shape, negative, or with fewer than two positive.
+        ValueError: ``weights`` of the wrong shape, negative, or with fewer than two positive;
+            ``times`` of the wrong shape or not increasing.
     """
     x = np.asarray(x, np.float64)
     T = len(x)
     w = np.ones(T) if weights is None else np.asarray(weights, np.float64)
     if w.shape != (T,) or (w < 0).any() or (T >= 2 and (w > 0).sum() < 2):
         raise ValueError(f"whittaker_smooth: weights must be [T] = [{T}], >= 0, at least two positive")
+    if times is not None:
+        times = np.asarray(times, np.float64)
+        if times.shape != (T,) or (T >= 2 and not (np.diff(times) > 0).all()):
+            raise ValueError(f"whittaker_smooth: times must be [T] = [{T}] and increasing")
     if lam <= 0 or T < 3:
         return x.copy()
     # bands of A = W + lam D2^T D2: a0[i] = A[i, i], a1[i] = A[i, i-1], a2[i] = A[i, i-2]
     a0, a1, a2 = w.copy(), np.zeros(T), np.zeros(T)
-    c = (1.0, -2.0, 1.0)
+    if times is None:
+        c = [np.full(T - 2, v) for v in (1.0, -2.0, 1.0)]
+        span = np.ones(T - 2)
+    else:
+        h1, h2 = np.diff(times)[:-1], np.diff(times)[1:]
+        c = [2.0 / (h1 * (h1 + h2)), -2.0 / (h1 * h2), 2.0 / (h2 * (h1 + h2))]
+        span = (h1 + h2) / 2.0
     for r in range(3):
-        a0[r : T - 2 + r] += lam * c[r] ** 2
+        a0[r : T - 2 + r] += lam * span * c[r] ** 2
     for r in range(1, 3):
-        a1[r : T - 2 + r] += lam * c[r] * c[r - 1]
-    a2[2:] += lam * c[2] * c[0]
+        a1[r : T - 2 + r] += lam * span * c[r] * c[r - 1]
+    a2[2:] += lam * span * c[2] * c[0]
     l0, l1, l2 = np.zeros(T), np.zeros(T), np.zeros(T)  # A = L L^T, L lower with bandwidth 2
     for i in range(T):
         if i >= 2:
@@ -456,7 +475,8 @@ def solve_track(joints: list[np.ndarray | None], scores: list[np.ndarray | None]
                 fps: float, rotation: np.ndarray | None = None, anchors: list | None = None,
                 fixed: dict[int, int] | None = None, opts: TrackOptions | None = None,
                 reprojection: list[np.ndarray | None] | None = None, motion: np.ndarray | None = None,
-                breaks: set[int] | None = None, moving_camera: bool = False) -> Track:
+                breaks: set[int] | None = None, moving_camera: bool = False,
+                times: np.ndarray | None = None) -> Track:
     """Solve the track of a sequence from its per-frame hypotheses.
 
     Args:
@@ -487,6 +507,10 @@ def solve_track(joints: list[np.ndarray | None], scores: list[np.ndarray | None]
             the world frame (``world_root``, ``Track.camera``), where the feet are then planted; the
             camera-frame ``joints`` and ``root`` stay each frame's own camera's. The root's steadying
             along its ray (``opts.steady_root``) is skipped: a travelling camera moves it too.
+        times: optional ``[T]`` each frame's time in frames at ``fps`` (increasing; a
+            variable-frame-rate video's are unevenly spaced): the motion model's variance grows with
+            the time between frames, the smoothers penalise acceleration in time
+            (:func:`whittaker_smooth`) and the feet's speed is taken over it. Default: evenly spaced.
     Returns:
         :class:`Track`.
     Raises:
@@ -521,7 +545,10 @@ def solve_track(joints: list[np.ndarray | None], scores: list[np.ndarray | None]
             if e is not None and len(e) == len(S[i]):
                 e = np.nan_to_num(np.asarray(e, np.float64), nan=0.0)
                 S[i] = S[i] - opts.reprojection_weight * e**2 / 2
-    gaps = np.diff(np.asarray([have[0]] + have))
+    ft = np.arange(T, dtype=np.float64) if times is None else np.asarray(times, np.float64)
+    if ft.shape != (T,) or (T >= 2 and not (np.diff(ft) > 0).all()):
+        raise ValueError(f"times must be [T] = [{T}] increasing frame times (got {ft.shape})")
+    gaps = np.diff(ft[[have[0]] + have])
     gaps[0] = 1
     path, post = hypothesis_posterior(P, S, gaps, opts, fps, {pos[t]: k for t, k in fixed.items()})
 
@@ -545,6 +572,10 @@ def solve_track(joints: list[np.ndarray | None], scores: list[np.ndarray | None]
     segments = [slice(a, b) for a, b in zip([0, *breaks], [*breaks, T])]
 
     rate = (fps / 25.0) ** 4  # Whittaker lam scaling: the same cut-off in Hz at any frame rate
+
+    def tt(sg: slice) -> np.ndarray | None:  # a segment's frame times (None: evenly spaced)
+        return None if times is None else ft[sg]
+
     if opts.smoother == "whittaker":
         # frames without a person are filled by the curve; a fixed choice (per-frame override)
         # pins it, so the neighbouring frames follow it instead of jumping on that frame
@@ -557,15 +588,16 @@ def solve_track(joints: list[np.ndarray | None], scores: list[np.ndarray | None]
             wt = wt * spread_weights(spread, have, opts.spread_floor)
         wt[list(fixed)] = FIXED_WEIGHT
         pose = np.concatenate([whittaker_smooth(pose[sg], opts.smooth_lambda * rate,
-                                                wt[sg] if (wt[sg] > 0).sum() >= 2 else None) for sg in segments])
+                                                wt[sg] if (wt[sg] > 0).sum() >= 2 else None, times=tt(sg)) for sg in segments])
     elif opts.smoother == "savgol" and (win := int(round(opts.filter_window * fps / 25.0)) | 1) >= 3:
         pose = np.concatenate([savgol(pose[sg], win, opts.filter_order) for sg in segments])
     pose = canonical_bones(pose)
     for t in fixed:
         pose[t] = P[pos[t]][fixed[t]]
     root = _solve_roots(pose, root, anchors, have, M)
-    root = np.concatenate([np.concatenate([whittaker_smooth(root[sg, :2], opts.root_lambda_xy * rate),
-                                           whittaker_smooth(root[sg, 2:], opts.root_lambda_z * rate)], 1) for sg in segments])
+    root = np.concatenate([np.concatenate([whittaker_smooth(root[sg, :2], opts.root_lambda_xy * rate, times=tt(sg)),
+                                           whittaker_smooth(root[sg, 2:], opts.root_lambda_z * rate, times=tt(sg))], 1)
+                           for sg in segments])
 
     world_abs = (pose + root[:, None]) @ R  # x_world = R^T x_cam (row vectors)
     contacts = np.zeros((T, 2), bool)
@@ -575,9 +607,9 @@ def solve_track(joints: list[np.ndarray | None], scores: list[np.ndarray | None]
         camera, _ = camera_path_from_feet(world_abs, fps)
         world_abs = world_abs + camera[:, None]
     if opts.feet and T >= 3:
-        contacts = detect_contacts(world_abs, fps, opts, floor)
+        contacts = detect_contacts(world_abs, fps, opts, floor, times=None if times is None else ft / fps)
         if opts.steady_root is not None and camera is None:
-            root = steady_root(pose, root, R, contacts, opts.steady_root * rate)
+            root = steady_root(pose, root, R, contacts, opts.steady_root * rate, times=tt(slice(None)))
             world_abs = (pose + root[:, None]) @ R
         plane = contact_plane(world_abs, contacts, floor) if opts.floor_plane else None
         world_abs = plant_feet(world_abs, contacts, floor, plane=plane)
