@@ -220,6 +220,12 @@ def _frame_index(value, fps: float) -> int | None:
     return n
 
 
+def natural_key(path: str) -> list:
+    """Sort key of an image sequence's files as the backend orders them (``backend.vision.video.natural_key``)
+    and Blender numbers them: digit runs compared as numbers (``frame2`` before ``frame10``)."""
+    return [int(tok) if tok.isdigit() else tok.lower() for tok in re.split(r"(\d+)", str(path))]
+
+
 def inline_image_sequence(payload: dict, max_body_bytes: int | None = None) -> tuple[dict, list[int] | None]:
     """An image sequence sent as a folder (``video.path``) turned into ``frames`` of images plus
     ``sequence.fps``, when its kept frames (``every``, ``start``, ``end`` applied here as the backend
@@ -233,7 +239,8 @@ def inline_image_sequence(payload: dict, max_body_bytes: int | None = None) -> t
     if not isinstance(video, dict) or not isinstance(video.get("path"), str) or not os.path.isdir(video["path"]):
         return payload, None
     folder = video["path"]
-    images = sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.lower().endswith(SEQUENCE_IMAGE_EXT))
+    images = sorted((os.path.join(folder, f) for f in os.listdir(folder) if f.lower().endswith(SEQUENCE_IMAGE_EXT)),
+                    key=natural_key)
     try:
         every = int(video.get("every", 1))
         start = _frame_index(video.get("start"), SEQUENCE_FPS) or 0

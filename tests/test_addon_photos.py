@@ -99,3 +99,10 @@ def test_short_videos_and_image_sequences_become_uploads_long_ones_stay_paths(tm
     # over the body limit, a bad setting or a video: unchanged, for the backend to stream or judge
     for p, limit in ((payload, 100), ({"video": {"path": str(seq), "start": "x"}}, None), ({"video": {"path": str(clip)}}, None)):
         assert photos.inline_image_sequence(p, max_body_bytes=limit) == (p, None)
+    # numbered without zeros (frame9 before frame10), in the order the backend and Blender take them
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for i in (1, 2, 9, 10, 11):
+        (plain / f"frame{i}.png").write_bytes(b"\x89PNG" + bytes(10))
+    out, _ = photos.inline_image_sequence({"video": {"path": str(plain)}}, max_body_bytes=2**20)
+    assert [Path(f["image"]).name for f in out["frames"]] == ["frame1.png", "frame2.png", "frame9.png", "frame10.png", "frame11.png"]

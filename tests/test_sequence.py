@@ -411,6 +411,13 @@ def test_image_folder_in_name_order(tmp_path):
     (tmp_path / "notes.txt").write_text("x")
     src = open_frames(str(tmp_path), fps=10)
     assert [f.name for f in src] == ["a_001.png", "b_002.png", "c_003.jpg"] and src.fps == 10
+    # numbered without zeros, as some exports are: in number order (frame2 before frame10), as Blender shows them
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for i in (10, 2, 1, 11, 9):
+        cv2.imwrite(str(plain / f"frame{i}.png"), np.full((8, 8, 3), 200, np.uint8))
+    assert [f.name for f in open_frames(str(plain))] == [f"frame{i}.png" for i in (1, 2, 9, 10, 11)]
+    assert [f.name for f in open_frames(str(plain / "frame*.png"))] == [f"frame{i}.png" for i in (1, 2, 9, 10, 11)]
 
 
 def test_frame_without_a_person_is_bridged_with_a_warning(service, tmp_path):

@@ -1,5 +1,8 @@
 """Frames of a video file, an image folder, a glob or a list of images, read one at a time.
 
+Image folders and globs are read in natural order (:func:`natural_key`: ``frame2`` before
+``frame10``, as Blender numbers an image sequence).
+
 :func:`open_frames` returns a :class:`FrameSource`: an iterable of :class:`VideoFrame` that
 decodes one frame at a time (OpenCV ``VideoCapture``; ``grab`` skips unwanted frames without
 converting them), so memory stays bounded however long the clip. Codecs the FFmpeg inside
@@ -72,6 +75,13 @@ class VideoFrame:
             return load_image(self.path, f"video.frame {self.index}")
         h, w = self.rgb.shape[:2]
         return Photo(rgb=self.rgb, focal_35mm=None, original_size=(w, h), scale=1.0, name=self.name)
+
+
+def natural_key(path: str) -> list:
+    """Sort key for image sequences in the order people and Blender number them: the digit runs of
+    the name compared as numbers (``frame2.png`` before ``frame10.png``; zero-padded names keep
+    their name order)."""
+    return [int(tok) if tok.isdigit() else tok.lower() for tok in re.split(r"(\d+)", str(path))]
 
 
 def is_image_path(path: str) -> bool:
@@ -256,11 +266,11 @@ def open_frames(path, every: int = 1, start=None, end=None, fps: float | None = 
         path = os.path.expanduser(str(path))
         name = os.path.basename(path.rstrip("/")) or path
         if any(c in path for c in "*?["):
-            images = sorted(p for p in glob.glob(path) if is_image_path(p))
+            images = sorted((p for p in glob.glob(path) if is_image_path(p)), key=natural_key)
             if not images:
                 raise InputError(f"{field}.path", f"no images match {path!r} ({', '.join(IMAGE_EXTENSIONS)})")
         elif os.path.isdir(path):
-            images = sorted(os.path.join(path, f) for f in os.listdir(path) if is_image_path(f))
+            images = sorted((os.path.join(path, f) for f in os.listdir(path) if is_image_path(f)), key=natural_key)
             if not images:
                 raise InputError(f"{field}.path", f"folder {path!r} has no images ({', '.join(IMAGE_EXTENSIONS)})")
         elif not os.path.isfile(path):
