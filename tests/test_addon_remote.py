@@ -193,7 +193,7 @@ def test_use_in_track_on_a_clip_whose_response_is_many_times_the_body_limit(rig,
     data = ov._stored()
     res, meta, n = data["response"], data["meta"], 150
     res["frames"] = [json.loads(json.dumps(res["frames"][i % 3])) for i in range(n)]  # a long clip, as stored
-    res["sequence"].update(frames=n, source_frames=list(range(n)))
+    res["sequence"].update(frames=n, source_frames=list(range(n)), source_times=[i / 10 for i in range(n)])
     meta["scene_frames"] = list(range(1, n + 1))
     ov._store({"response": res, "meta": meta})
     plain = len(json.dumps({"frames": res["frames"]}, separators=(",", ":")))
