@@ -348,11 +348,16 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
     if detector is not None:
         gap_dissolves(results, detector.dissolves, cuts)
     moving = bool(req.sequence is not None and req.sequence.moving_camera)
-    times = src.times[:len(source_frames)] if src is not None else (req.sequence.times if req.sequence is not None else None)
+    times = info_times = None
+    if src is not None:
+        info_times = src.times[:len(source_frames)]
+        times = info_times if len(info_times) < 2 or (np.diff(info_times) > 0).all() else None  # broken timestamps: even
+    elif req.sequence is not None:
+        times = req.sequence.times
     info = add_track(results, fps, rotation, fixed=fixed, motion=motion, moving_camera=moving, cuts=cuts, times=times)
     info.source_frames, info.source_fps = source_frames, src_fps
     if src is not None:
-        add_source_times(info, src.times[:len(source_frames)], src_fps, src.every)
+        add_source_times(info, info_times, src_fps, src.every)
     info.camera_zoom = None if zoom is None else _r(zoom, 5)
     if progress is not None:
         progress(1.0)
@@ -402,9 +407,13 @@ def add_source_times(info: schemas.SequenceInfo, times: list[float], fps: float,
     """Each frame's time in the source (``info.source_times``, seconds, the decoder's timestamps)
     and, where the spacing is not the nominal ``every / fps`` (:func:`backend.vision.video.variable_frame_rate`
     above :data:`VFR_WARN_FRACTION`), ``info.variable_frame_rate`` and a clip warning: Blender's movie
-    clip shows such a video by time, so the add-on keys each frame at its time, not its count."""
+    clip shows such a video by time, so the add-on keys each frame at its time, not its count.
+    Timestamps that do not increase (a file spliced together, a broken stream) are not reported:
+    the frames are then taken as evenly spaced."""
     from backend.vision.video import variable_frame_rate
 
+    if len(times) >= 2 and not (np.diff(np.asarray(times, np.float64)) > 0).all():
+        return
     info.source_times = [round(float(t), 6) for t in times]
     off = variable_frame_rate(times, fps, every)
     info.variable_frame_rate = off > VFR_WARN_FRACTION

@@ -335,14 +335,13 @@ class PoseService:
     def track(self, req: schemas.TrackRequest, progress: Progress = None, cancel: CancelCheck = None) -> schemas.EstimateResponse:
         """Re-solve a sequence's track from its response frames with ``req.sequence.fixed`` choices (no sampling;
         ``req.sequence.camera_motion`` / ``cuts``: the estimate's ``sequence.camera_motion`` / ``cuts``, sent back)."""
-        from backend.sequence import add_source_times, add_track
+        from backend.sequence import add_source_times, add_track, uneven_times
 
         if req.sequence.fps is None:
             raise InputError("sequence.fps", "give the frame rate of the sequence (frames per second > 0), as the "
                              "estimate's sequence.fps")
-        if req.source_times is not None and len(req.source_times) != len(req.frames):
-            raise InputError("source_times", f"{len(req.source_times)} times for {len(req.frames)} frames: send the "
-                             "estimate's sequence.source_times as it was")
+        if req.source_times is not None:  # one per frame, increasing (the estimate's as it was)
+            uneven_times(req.source_times, req.sequence.fps, len(req.frames), field="source_times")
         # add_track sets each frame's track and adds to its warnings: copies of those, the rest shared
         frames = [fr.model_copy(update={"warnings": list(fr.warnings)}) for fr in req.frames]
         rot = self._rotation(req.camera)

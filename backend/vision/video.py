@@ -164,7 +164,7 @@ class FrameSource:
             where = (f"from frame {self.start}" if self.end is None else f"in frames {self.start}-{self.end - 1}")
             codec = f" (codec {self.codec})" if self.codec else ""
             raise InputError(f"{self.field}.path", f"{self.name}{codec}: no frame could be decoded {where} (a damaged or "
-                             f"truncated video, or a codec OpenCV cannot read?); check the file, its start and end")
+                             f"truncated video, or a codec neither OpenCV nor PyAV can read?); check the file, its start and end")
 
 
 def _frame_time(msec: float, i: int, fps: float) -> float:
