@@ -70,7 +70,7 @@ def test_scene_frames_mapping(addon):  # noqa: F811
     # by time (a variable frame rate): at the movie clip's frames (its own rate), or the scene's
     times = [0.1, 0.2, 0.4, 0.5]
     assert ov.scene_frames([3, 6, 9, 12], 10.0, 25.0, 1, "CLIP", times, clip_fps=30.0) == [1, 4, 10, 13]
-    assert ov.scene_frames([3, 6, 9, 12], 10.0, 25.0, 1, "SCENE_FPS", times, clip_fps=30.0) == [1, 4, 9, 11]
+    assert ov.scene_frames([3, 6, 9, 12], 10.0, 25.0, 1, "SCENE_FPS", times, clip_fps=30.0) == [1, 3, 9, 11]
     assert ov.scene_frames([3, 5, 7], 10.0, 25.0, 1, "CLIP", [0.3, 0.5, 0.7]) == [1, 3, 5]  # even: as by count
 
 
