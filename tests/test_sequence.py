@@ -524,13 +524,13 @@ def test_pyav_turns_a_portrait_phone_video_upright_as_opencv_does(tmp_path):
     both decoders: the same upright frames and times."""
     from synthetic_clips import write_phone_video
 
-    from backend.vision.video import _opencv_frames, _pyav_frames
+    from backend.vision.video import _opencv_frames, _pyav_frames, _Range
 
     upright = moving_person_frames(3, 200, 4)
     clip = tmp_path / "phone.mp4"
     write_phone_video(clip, upright, 10.0)
-    a = list(_opencv_frames(str(clip), 0, None, 1, 10.0, "video"))
-    b = list(_pyav_frames(str(clip), 0, None, 1, 10.0, "video"))
+    a = list(_opencv_frames(str(clip), _Range(0, None, 1), 10.0, "video"))
+    b = list(_pyav_frames(str(clip), _Range(0, None, 1), 10.0, "video"))
     assert [x[2].shape for x in a] == [x[2].shape for x in b] == [upright[0].shape] * 3
     assert [x[1] for x in a] == pytest.approx([0.0, 0.1, 0.2]) and [x[1] for x in b] == pytest.approx([0.0, 0.1, 0.2])
     assert max(np.abs(x[2].astype(int) - y[2]).max() for x, y in zip(a, b)) <= 2
@@ -584,6 +584,11 @@ def test_a_variable_frame_rate_video_reports_each_frames_own_time(service, tmp_p
     flat = estimate_sequence(service, schemas.EstimateRequest.model_validate({"video": {"path": str(cfr)}, **req}))
     assert flat.sequence.source_times == pytest.approx([i / 30 for i in range(8)], abs=1e-6)
     assert not flat.sequence.variable_frame_rate and not any("variable" in w for w in flat.sequence.warnings)
+    # a range in seconds is taken by the frames' times (frame 4 is at 5/30 s), in frames by their count
+    from backend.vision.video import open_frames
+
+    assert [f.index for f in open_frames(str(vfr), start="0.15s", end="0.3s")] == [4, 5]
+    assert [f.index for f in open_frames(str(vfr), start="4", end="6")] == [4, 5]
     # every 2nd frame kept: the times of those
     half = estimate_sequence(service, schemas.EstimateRequest.model_validate({"video": {"path": str(vfr), "every": 2}, **req}))
     assert half.sequence.source_frames == [0, 2, 4, 6] and half.sequence.source_times == pytest.approx(times[::2], abs=1e-6)

@@ -9,8 +9,8 @@ converting them), so memory stays bounded however long the clip. Codecs the FFmp
 OpenCV's wheels cannot decode (AV1: YouTube downloads, some Android phones) are decoded with PyAV
 (FFmpeg with dav1d), rotated as their display matrix says (as OpenCV does: phones' portrait video).
 The frame rate comes from the file (or ``fps`` for image sequences, default 25); ``every`` keeps
-every N-th frame; ``start`` / ``end`` select a range in frames (``"12"``) or seconds (``"0.5s"``,
-at the nominal frame rate), ``end`` exclusive.
+every N-th frame; ``start`` / ``end`` select a range in frames (``"12"``) or seconds (``"0.5s"``:
+a video's frames by their timestamps, an image sequence's at its frame rate), ``end`` exclusive.
 
 Each frame's ``time`` is the decoder's timestamp (seconds from the stream's start), not ``index /
 fps``: phones record at a variable frame rate (the rate drops in low light; screen recordings
@@ -124,13 +124,16 @@ class FrameSource:
         name: display name; size: ``(width, height)`` or None; codec: the video's FourCC
             (``"h264"``, ``"AV01"``) or None.
         decoder: ``"opencv"`` or ``"pyav"`` (codecs OpenCV cannot decode).
+        seconds: ``(start, end)`` in seconds where they were given so (else None): a video's frames
+            are then kept by their timestamps (``start`` / ``end`` in frames stay the nominal estimate).
         times: each yielded frame's time (seconds from the source's start), filled while iterating.
     """
 
     def __init__(self, name: str, fps: float, every: int, start: int, end: int | None, count: int,
                  video: str | None = None, images: list[str] | None = None, size=None, field: str = "video",
-                 codec: str | None = None, decoder: str = "opencv"):
+                 codec: str | None = None, decoder: str = "opencv", seconds: tuple = (None, None)):
         self.name, self.fps, self.every, self.start, self.end = name, fps, every, start, end
+        self.seconds = seconds  # (start, end) in seconds where given so: kept by timestamp
         self.count, self.size, self.field, self.codec, self.decoder = count, size, field, codec, decoder
         self._video, self._images = video, images
         self.times: list[float] = []
@@ -151,7 +154,8 @@ class FrameSource:
             decoders = [_pyav_frames] if self.decoder == "pyav" else [_opencv_frames, _pyav_frames]
             for k, decode in enumerate(decoders):
                 try:
-                    for i, t, rgb in decode(self._video, self.start, self.end, self.every, self.fps, self.field):
+                    rng = _Range(self.start, self.end, self.every, *self.seconds)
+                    for i, t, rgb in decode(self._video, rng, self.fps, self.field):
                         n += 1
                         self.times.append(t)
                         yield VideoFrame(i, t, rgb=rgb, name=f"{self.name}#{i}")
@@ -172,18 +176,46 @@ def _frame_time(msec: float, i: int, fps: float) -> float:
     return msec / 1000.0 if math.isfinite(msec) and msec >= 0 and (msec > 0 or i == 0) else i / fps
 
 
-def _opencv_frames(path: str, start: int, end: int | None, every: int, fps: float, field: str):
+@dataclass
+class _Range:
+    """Which frames of a video are kept: from ``start`` to ``end`` (frames, end exclusive or None) or,
+    where given in seconds, from ``t_start`` to ``t_end`` by each frame's timestamp (a variable
+    frame rate puts "4.8s" elsewhere than frame 4.8 x fps), every ``every``-th from the first kept."""
+
+    start: int
+    end: int | None
+    every: int
+    t_start: float | None = None
+    t_end: float | None = None
+    first: int | None = None
+
+    def past(self, i: int, t: float) -> bool:
+        """Frame ``i`` (time ``t``, seconds) is at or beyond the end."""
+        return (self.end is not None and i >= self.end) or (self.t_end is not None and t >= self.t_end - 1e-9)
+
+    def keeps(self, i: int, t: float) -> bool:
+        """Frame ``i`` (time ``t``) is kept (call in order, up to the end)."""
+        if i < self.start or (self.t_start is not None and t < self.t_start - 1e-9):
+            return False
+        if self.first is None:
+            self.first = i
+        return (i - self.first) % self.every == 0
+
+
+def _opencv_frames(path: str, rng: _Range, fps: float, field: str):
     """(source index, time s, RGB ``[H, W, 3]`` uint8) of the kept frames, decoded by OpenCV."""
     import cv2
 
     cap = cv2.VideoCapture(path)
     try:
         i = 0
-        while end is None or i < end:
+        while rng.end is None or i < rng.end:
             if not cap.grab():
                 break
-            if i >= start and (i - start) % every == 0:
-                t = _frame_time(cap.get(cv2.CAP_PROP_POS_MSEC), i, fps)  # the grabbed frame's timestamp
+            t = _frame_time(cap.get(cv2.CAP_PROP_POS_MSEC), i, fps)  # the grabbed frame's timestamp
+            if rng.past(i, t):
+                break
+            if rng.keeps(i, t):
                 ok, bgr = cap.retrieve()
                 if not ok or bgr is None:
                     break
@@ -193,7 +225,7 @@ def _opencv_frames(path: str, start: int, end: int | None, every: int, fps: floa
         cap.release()
 
 
-def _pyav_frames(path: str, start: int, end: int | None, every: int, fps: float, field: str):
+def _pyav_frames(path: str, rng: _Range, fps: float, field: str):
     """(source index, time s, RGB ``[H, W, 3]`` uint8) of the kept frames, decoded by PyAV (FFmpeg
     with dav1d: the codecs of :data:`UNDECODABLE_CODECS`), turned upright by each frame's display
     matrix (``frame.rotation``, degrees counter-clockwise) as OpenCV's decoder does.
@@ -210,11 +242,11 @@ def _pyav_frames(path: str, start: int, end: int | None, every: int, fps: float,
             stream.thread_type = "AUTO"
             t0 = stream.start_time or 0
             for i, frame in enumerate(container.decode(stream)):
-                if end is not None and i >= end:
-                    break
-                if i < start or (i - start) % every:
-                    continue
                 t = float((frame.pts - t0) * stream.time_base) if frame.pts is not None else i / fps
+                if rng.past(i, t):
+                    break
+                if not rng.keeps(i, t):
+                    continue
                 rgb = frame.to_ndarray(format="rgb24")
                 if frame.rotation % 360:
                     rgb = np.rot90(rgb, k=(frame.rotation // 90) % 4)
@@ -312,8 +344,15 @@ def open_frames(path, every: int = 1, start=None, end=None, fps: float | None = 
         raise InputError(f"{field}.start" if e is None or s >= total else f"{field}.end",
                          f"no frames between {s} and {stop} (the video has {total} frames at {rate:g} fps)")
     decoder = "pyav" if (codec or "").lower() in UNDECODABLE_CODECS else "opencv"
-    return FrameSource(name, rate, every, s, e, count, video=path, size=size, field=field, codec=codec or None,
-                       decoder=decoder)
+    seconds = tuple(_in_seconds(v) for v in (start, end))
+    return FrameSource(name, rate, every, 0 if seconds[0] is not None else s, None if seconds[1] is not None else e,
+                       count, video=path, size=size, field=field, codec=codec or None, decoder=decoder, seconds=seconds)
+
+
+def _in_seconds(value) -> float | None:
+    """``"0.5s"`` -> 0.5; a frame index or None -> None (checked by :func:`parse_frame_time` before)."""
+    m = _TIME.match(str(value)) if value not in (None, "") else None
+    return float(m.group(1)) if m and m.group(2) else None
 
 
 @contextlib.contextmanager
