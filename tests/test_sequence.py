@@ -589,6 +589,8 @@ def test_a_variable_frame_rate_video_reports_each_frames_own_time(service, tmp_p
 
     assert [f.index for f in open_frames(str(vfr), start="0.15s", end="0.3s")] == [4, 5]
     assert [f.index for f in open_frames(str(vfr), start="4", end="6")] == [4, 5]
+    retimed = open_frames(str(vfr), fps=30.0)  # a frame rate given: the frames retimed to it
+    assert [f.time for f in retimed] == pytest.approx([i / 30 for i in range(8)])
     # every 2nd frame kept: the times of those
     half = estimate_sequence(service, schemas.EstimateRequest.model_validate({"video": {"path": str(vfr), "every": 2}, **req}))
     assert half.sequence.source_frames == [0, 2, 4, 6] and half.sequence.source_times == pytest.approx(times[::2], abs=1e-6)

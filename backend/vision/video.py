@@ -126,13 +126,17 @@ class FrameSource:
         decoder: ``"opencv"`` or ``"pyav"`` (codecs OpenCV cannot decode).
         seconds: ``(start, end)`` in seconds where they were given so (else None): a video's frames
             are then kept by their timestamps (``start`` / ``end`` in frames stay the nominal estimate).
+        timestamps: a video's frame times are its timestamps (False where ``fps`` was given: the
+            frames are then retimed to ``index / fps``).
         times: each yielded frame's time (seconds from the source's start), filled while iterating.
     """
 
     def __init__(self, name: str, fps: float, every: int, start: int, end: int | None, count: int,
                  video: str | None = None, images: list[str] | None = None, size=None, field: str = "video",
-                 codec: str | None = None, decoder: str = "opencv", seconds: tuple = (None, None)):
+                 codec: str | None = None, decoder: str = "opencv", seconds: tuple = (None, None),
+                 timestamps: bool = True):
         self.name, self.fps, self.every, self.start, self.end = name, fps, every, start, end
+        self.timestamps = timestamps
         self.seconds = seconds  # (start, end) in seconds where given so: kept by timestamp
         self.count, self.size, self.field, self.codec, self.decoder = count, size, field, codec, decoder
         self._video, self._images = video, images
@@ -155,7 +159,7 @@ class FrameSource:
             for k, decode in enumerate(decoders):
                 try:
                     rng = _Range(self.start, self.end, self.every, *self.seconds)
-                    for i, t, rgb in decode(self._video, rng, self.fps, self.field):
+                    for i, t, rgb in decode(self._video, rng, self.fps, self.field, self.timestamps):
                         n += 1
                         self.times.append(t)
                         yield VideoFrame(i, t, rgb=rgb, name=f"{self.name}#{i}")
@@ -202,8 +206,9 @@ class _Range:
         return (i - self.first) % self.every == 0
 
 
-def _opencv_frames(path: str, rng: _Range, fps: float, field: str):
-    """(source index, time s, RGB ``[H, W, 3]`` uint8) of the kept frames, decoded by OpenCV."""
+def _opencv_frames(path: str, rng: _Range, fps: float, field: str, timestamps: bool = True):
+    """(source index, time s, RGB ``[H, W, 3]`` uint8) of the kept frames, decoded by OpenCV; the time
+    is the frame's timestamp, or ``index / fps`` with ``timestamps`` False."""
     import cv2
 
     cap = cv2.VideoCapture(path)
@@ -212,7 +217,7 @@ def _opencv_frames(path: str, rng: _Range, fps: float, field: str):
         while rng.end is None or i < rng.end:
             if not cap.grab():
                 break
-            t = _frame_time(cap.get(cv2.CAP_PROP_POS_MSEC), i, fps)  # the grabbed frame's timestamp
+            t = _frame_time(cap.get(cv2.CAP_PROP_POS_MSEC), i, fps) if timestamps else i / fps  # the grabbed frame's
             if rng.past(i, t):
                 break
             if rng.keeps(i, t):
@@ -225,10 +230,11 @@ def _opencv_frames(path: str, rng: _Range, fps: float, field: str):
         cap.release()
 
 
-def _pyav_frames(path: str, rng: _Range, fps: float, field: str):
+def _pyav_frames(path: str, rng: _Range, fps: float, field: str, timestamps: bool = True):
     """(source index, time s, RGB ``[H, W, 3]`` uint8) of the kept frames, decoded by PyAV (FFmpeg
     with dav1d: the codecs of :data:`UNDECODABLE_CODECS`), turned upright by each frame's display
-    matrix (``frame.rotation``, degrees counter-clockwise) as OpenCV's decoder does.
+    matrix (``frame.rotation``, degrees counter-clockwise) as OpenCV's decoder does; times as
+    :func:`_opencv_frames`'.
 
     Raises:
         InputError: FFmpeg cannot read the file or decodes no frame of it (field ``<field>.path``).
@@ -242,7 +248,7 @@ def _pyav_frames(path: str, rng: _Range, fps: float, field: str):
             stream.thread_type = "AUTO"
             t0 = stream.start_time or 0
             for i, frame in enumerate(container.decode(stream)):
-                t = float((frame.pts - t0) * stream.time_base) if frame.pts is not None else i / fps
+                t = float((frame.pts - t0) * stream.time_base) if frame.pts is not None and timestamps else i / fps
                 if rng.past(i, t):
                     break
                 if not rng.keeps(i, t):
@@ -278,7 +284,8 @@ def open_frames(path, every: int = 1, start=None, end=None, fps: float | None = 
         path: video file, folder (images in name order), glob pattern, or a list of image paths.
         every: keep every N-th frame (>= 1).
         start, end: first frame and end (exclusive): frame index ``"12"`` / ``12`` or seconds ``"0.5s"``.
-        fps: frame rate override (videos: default from the file; images: default 25).
+        fps: frame rate override (videos: default from the file, each frame at its timestamp; given,
+            the frames are retimed to ``index / fps``; images: default 25).
         field: request field named in errors.
     Raises:
         InputError: missing or unreadable file, no images, fps not positive, ``every`` < 1, empty range.
@@ -346,7 +353,8 @@ def open_frames(path, every: int = 1, start=None, end=None, fps: float | None = 
     decoder = "pyav" if (codec or "").lower() in UNDECODABLE_CODECS else "opencv"
     seconds = tuple(_in_seconds(v) for v in (start, end))
     return FrameSource(name, rate, every, 0 if seconds[0] is not None else s, None if seconds[1] is not None else e,
-                       count, video=path, size=size, field=field, codec=codec or None, decoder=decoder, seconds=seconds)
+                       count, video=path, size=size, field=field, codec=codec or None, decoder=decoder, seconds=seconds,
+                       timestamps=fps is None)
 
 
 def _in_seconds(value) -> float | None:
