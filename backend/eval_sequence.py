@@ -36,8 +36,9 @@ length per frame (``sequence.camera_zoom``), ``ignored`` takes the lens as fixed
 
 ``--vfr``: each clip's frames are unevenly spaced (the first half at 25 fps, the second at 12.5: a
 phone whose frame rate drops in low light); the track rows are the default track taking them as
-evenly spaced at their mean rate (as before a video's timestamps were read) and given each frame's
-time (``sequence.times``).
+evenly spaced at their mean rate (as before a video's timestamps were read), given each frame's
+time in the track only, and in the 2D filter before lifting too (``sequence.times`` in the request,
+as a video's timestamps are used).
 
 ``--shake DEG``: each clip is filmed by a handheld camera that turns about its centre
 (:func:`handheld_motion`: sway and shake up to about DEG degrees); ``--motion given`` sends the
@@ -345,12 +346,16 @@ def run_sequence_eval(service, args) -> list:
         if motion is not None:
             variants["track (default), the camera's turn not undone"] = (TrackOptions(), False)
         if vfr:
+            timed = {**req_d, "sequence": {**req_d["sequence"], "times": times.tolist()}}  # the 2D filter's times too
+            res_t = _cached(getattr(args, "cache", None) and f"{args.cache}/timed", ci,
+                            lambda r=timed: service.estimate(schemas.EstimateRequest.model_validate(r)))
             variants = {"track (default): frames taken as evenly spaced": TrackOptions(),
-                        "track (default): + each frame's time": (TrackOptions(), True, times.tolist())}
+                        "track (default): + each frame's time (track only)": (TrackOptions(), True, times.tolist()),
+                        "track (default): + each frame's time (2D filter and track)": (TrackOptions(), True, times.tolist(), res_t)}
         for row, opts in variants.items():
-            opts, undo, vtimes = (opts + (None,))[:3] if isinstance(opts, tuple) else (opts, True, None)
+            opts, undo, vtimes, vres = (opts + (None, None))[:4] if isinstance(opts, tuple) else (opts, True, None, None)
             t1 = time.perf_counter()
-            frames = [fr.model_copy(deep=True) for fr in res.frames]
+            frames = [fr.model_copy(deep=True) for fr in (vres or res).frames]
             add_track(frames, fps, None, opts=opts, motion=motion if undo else None, times=vtimes)
             add(row, "t_track", (time.perf_counter() - t1) / len(frames))
             P = np.array([fr.track.joints for fr in frames])[:, IDX] * 1000
@@ -364,7 +369,7 @@ def run_sequence_eval(service, args) -> list:
             c = np.array([[fr.track.contacts["left_foot"], fr.track.contacts["right_foot"]] for fr in frames]) if opts.feet \
                 else detect_contacts(W, 25.0, opts0)
             add(row, "slide", foot_sliding(W, c, 25.0))
-        last = "track (default): + each frame's time" if vfr else "track (default): + feet planted"
+        last = "track (default): + each frame's time (2D filter and track)" if vfr else "track (default): + feet planted"
         print(f"  clip {ci + 1}/{len(clips)} {name}: best-of-1 {acc['per-frame best-of-1']['mpjpe'][-1]:.1f} mm, "
               f"{last} {acc[last]['mpjpe'][-1]:.1f} mm", flush=True)
 

@@ -256,6 +256,14 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
 
     K_video = None
     shot_rotation = rotation  # the known camera is the first shot's; later shots' tilt is estimated
+    given_times = req.sequence.times if req.sequence is not None and req.frames is not None else None
+
+    def frame_time(t: int) -> float | None:
+        """Frame ``t``'s time in frames at ``fps`` for the 2D filter: a video's timestamp (read
+        with the frame), a keypoint sequence's ``sequence.times``, or None (evenly spaced)."""
+        if src is not None and src.timestamps and t < len(src.times):
+            return src.times[t] * fps
+        return given_times[t] * fps if given_times is not None else None
     source_frames: list[int] = []
     follow = PersonFollower(req.video.person if req.video is not None else None,
                             step=req.video.every if req.video is not None else 1)
@@ -315,7 +323,8 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
         if stream is None:
             ready += 1
         else:
-            filtered(stream.push(None if ev is None else ev.anchor_uv.cpu().numpy(), None if ev is None else ev.weight.cpu().numpy()))
+            filtered(stream.push(None if ev is None else ev.anchor_uv.cpu().numpy(), None if ev is None else ev.weight.cpu().numpy(),
+                                 frame_time(t_seq)))
         if ready >= CHUNK:
             flush(ready)
             ready = 0

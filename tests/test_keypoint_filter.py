@@ -25,6 +25,23 @@ def test_linear_motion_is_kept_exactly_even_at_the_ends_and_around_unseen_joints
     np.testing.assert_allclose(filter_keypoints(uv, w, window, order), uv, atol=1e-8)
 
 
+def test_unevenly_spaced_frames_keep_a_uniform_motion_in_time():
+    """Frames 1 then 2 apart (a variable frame rate): given their times the stream keeps a motion
+    uniform in time exactly; taken as evenly spaced it bends it at the change of rate."""
+    t = np.cumsum(np.r_[0.0, np.where(np.arange(29) < 15, 1.0, 2.0)])
+    uv = np.stack([100 + 3.0 * t, 200 - 1.5 * t], -1)[:, None, :].repeat(4, 1)  # [30, 4, 2]
+
+    def streamed(times):
+        st, out = KeypointFilterStream(9, 1), {}
+        for k in range(len(uv)):
+            out.update(st.push(uv[k], np.ones(4), None if times is None else times[k]))
+        out.update(st.finish())
+        return np.stack([out[k] for k in range(len(uv))])
+
+    np.testing.assert_allclose(streamed(t), uv, atol=1e-8)
+    assert np.abs(streamed(None) - uv).max() > 1.0
+
+
 def test_iid_noise_is_reduced():
     rng = np.random.default_rng(0)
     uv = _linear(60, 8)

@@ -9,6 +9,8 @@ low-confidence detection is pulled toward its neighbours more than a confident o
 ``scipy.signal.savgol_filter(mode="interp")``, the window stays ``window`` frames long near the ends
 of the sequence (shifted inward, the polynomial evaluated off-centre) instead of shrinking.
 A polynomial of degree ``order`` is reproduced exactly (uniform motion for ``order >= 1``).
+Frames unevenly spaced in time (a variable-frame-rate video) give their times: the polynomial is
+then fitted over the samples' times rather than their indices (uniform motion in time is kept).
 
 Coordinates are whatever the caller passes (pixels or normalised image coordinates
 ``((u - cx)/fx, (v - cy)/fy)``): the filter is linear, so it commutes with the affine map between
@@ -114,16 +116,19 @@ class KeypointFilterStream:
         _check(window, order)
         self.window, self.order = int(window), int(order)
         self.h = self.window // 2
-        self.frames: deque = deque()  # (index, uv [J, 2] or None, w [J] or None), oldest first
+        self.frames: deque = deque()  # (index, uv [J, 2] or None, w [J] or None, time), oldest first
         self.count = 0  # frames pushed
         self.next_out = 0  # first frame not yet returned
 
-    def push(self, uv: np.ndarray | None, w: np.ndarray | None = None) -> list[tuple[int, np.ndarray | None]]:
-        """Add the next frame (``uv [J, 2]``, ``w [J]``; None = no person); returns frames now ready."""
+    def push(self, uv: np.ndarray | None, w: np.ndarray | None = None,
+             time: float | None = None) -> list[tuple[int, np.ndarray | None]]:
+        """Add the next frame (``uv [J, 2]``, ``w [J]``; None = no person; ``time``: its time in
+        frames, where the frames are unevenly spaced, given for every frame or none); returns
+        frames now ready."""
         if uv is not None:
             uv = np.asarray(uv, np.float64)
             w = np.ones(len(uv)) if w is None else np.asarray(w, np.float64)
-        self.frames.append((self.count, uv, w))
+        self.frames.append((self.count, uv, w, self.count if time is None else float(time)))
         self.count += 1
         out = []
         while self.next_out < self.count and max(self.next_out - self.h, 0) + self.window <= self.count:
@@ -154,7 +159,7 @@ class KeypointFilterStream:
         y = np.stack([np.zeros((J, 2)) if r[1] is None else np.nan_to_num(r[1]) for r in rows])
         ws = np.stack([np.zeros(J) if r[1] is None else np.where(np.isfinite(r[1]).all(-1), np.clip(r[2], 0.0, None), 0.0)
                        for r in rows])
-        f = _fit(np.arange(lo, hi) - t, y, ws, self.order, self.window / 2)
+        f = _fit(np.array([r[3] for r in rows]) - frame[3], y, ws, self.order, self.window / 2)
         res = frame[1].copy()
         ok = np.isfinite(f).all(-1)
         res[ok] = f[ok]
