@@ -131,6 +131,12 @@ def test_black_bars_are_not_the_picture_the_camera_filmed(tmp_path):
     one_side = im.copy()
     one_side[:, :80] = 0  # a dark wall on one side is the picture's own
     assert content_box(one_side) is None and content_box(np.zeros_like(im)) is None
+    # a person centred on a black studio backdrop: dark on both sides, but no straight edge of a picture
+    # (without the edge rule: taken as a 180 px wide picture in bars)
+    studio = np.zeros((640, 640, 3), np.uint8)
+    yy, xx = np.mgrid[:640, :640]
+    studio[((xx - 320) / 90.0) ** 2 + ((yy - 330) / 290.0) ** 2 < 1] = (180, 150, 130)
+    assert content_box(studio) is None
     assert intrinsics_for(Photo(pillar, 26.0, (1138, 640), 1.0, "phone")).fx > K.fx  # EXIF: the file's own lens
     # a re-upload's fill: the picture itself, enlarged and blurred, behind it
     import cv2

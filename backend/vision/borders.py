@@ -14,8 +14,9 @@ Method: as FFmpeg's ``cropdetect`` filter, rows and columns at the frame's borde
 all along (here: 99 % of their pixels' brightest channel at most :data:`BAR_LEVEL`, on a copy at
 most :data:`WORK_WIDTH` wide, so compression noise and a logo do not break a bar). A border is
 cut off only where the opposite border has a bar of about the same width (platforms and players
-centre the picture; a night scene's dark side does not come in pairs) and each bar is at least
-:data:`MIN_BAR` of the side. Re-uploads often fill the bars with the picture itself, enlarged and
+centre the picture; a night scene's dark side does not come in pairs), each bar is at least
+:data:`MIN_BAR` of the side, and the picture meets it along a straight edge (:data:`EDGE_LIT`: a
+person centred on a black backdrop is not a picture in bars). Re-uploads often fill the bars with the picture itself, enlarged and
 blurred: there the picture's edges are found as a pair of straight lines across the whole frame
 (a brightness step in at least :data:`EDGE_SHARE` of the rows, or columns; a photo's own lines
 reach half of them at most), centred, with the outside at most :data:`FILL_DETAIL` as detailed as
@@ -34,6 +35,10 @@ WORK_WIDTH = 320
 MIN_BAR = 0.03
 #: The two bars of a pair differ by at most this fraction of the side (a centred picture).
 BAR_SYMMETRY = 0.02
+#: The picture's first and last rows / columns inside the bars are lit along at least this share of
+#: their length (a straight edge: a person centred on a black studio backdrop touches the dark's
+#: edge at a few points only).
+EDGE_LIT = 0.5
 #: A picture's edge in a blurred fill: a brightness step of more than :data:`EDGE_STEP` (0-255,
 #: across two pixels of the search copy) in at least this share of the rows (the sample photos' own
 #: lines: 0.26-0.53; an inset's edges 1.0) ...
@@ -89,9 +94,12 @@ def content_box(rgb: np.ndarray) -> tuple[int, int, int, int] | None:
         return None  # a black frame: no picture to find
     box = [0, 0, sw, sh]
     grey = np.asarray(small, np.float64).mean(-1)
+    lit = np.asarray(small).max(-1) > BAR_LEVEL  # [sh, sw]
     for axis, dark, n in ((0, cols, sw), (1, rows, sh)):
         a, b = _dark_run(dark), _dark_run(dark[::-1])
-        if min(a, b) >= MIN_BAR * n and abs(a - b) <= max(1, BAR_SYMMETRY * n):
+        edge = lit if axis == 0 else lit.T  # the picture begins along a straight edge, lit along most of it
+        if (min(a, b) >= MIN_BAR * n and abs(a - b) <= max(1, BAR_SYMMETRY * n)
+                and min(edge[:, a].mean(), edge[:, n - b - 1].mean()) >= EDGE_LIT):
             box[axis], box[axis + 2] = a, n - b
         elif (edges := _inset_edges(grey if axis == 0 else grey.T)) is not None:
             box[axis], box[axis + 2] = edges
