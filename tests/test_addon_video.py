@@ -195,7 +195,7 @@ def _shown_frame(scene, path, clip_start: int, frame: int, width: int) -> int:
 def test_a_variable_frame_rate_clip_is_keyed_where_its_background_shows_each_frame(rig, tmp_path):  # noqa: F811
     """A phone clip whose rate drops in low light (30 fps, then frames 1/15 s and 1/10 s apart):
     Blender's movie clip shows it by time at 30 fps, so each frame is keyed at the scene frame where
-    the background shows it (frame count would drift 3 frames behind by the end; seen through
+    the background shows it (frame count would drift 6 frames behind by the end; seen through
     Blender's own decoder), with the clip's warning in the message."""
     from synthetic_clips import write_timed_video
 
