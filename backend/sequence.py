@@ -360,7 +360,7 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
     times = info_times = None
     if src is not None:
         info_times = src.times[:len(source_frames)]
-        times = info_times if len(info_times) < 2 or (np.diff(info_times) > 0).all() else None  # broken timestamps: even
+        times = info_times if increasing(info_times) else None  # broken timestamps: taken as evenly spaced
     elif req.sequence is not None:
         times = req.sequence.times
     info = add_track(results, fps, rotation, fixed=fixed, motion=motion, moving_camera=moving, cuts=cuts, times=times)
@@ -389,6 +389,11 @@ def gap_dissolves(results: list[schemas.FrameResult], dissolves: list[tuple[int,
                 fr.warnings.append(DISSOLVE_WARNING)
 
 
+def increasing(times) -> bool:
+    """Whether ``times`` ``[T]`` strictly increase (one frame or none: yes)."""
+    return len(times) < 2 or bool((np.diff(np.asarray(times, np.float64)) > 0).all())
+
+
 def uneven_times(times: list[float] | None, fps: float, frames: int, field: str = "sequence.times") -> np.ndarray | None:
     """``[T]`` frame times in frames at ``fps`` (from 0) for the track where ``times`` (seconds, one per
     frame) are unevenly spaced (a variable frame rate: :func:`backend.vision.video.variable_frame_rate`
@@ -405,7 +410,7 @@ def uneven_times(times: list[float] | None, fps: float, frames: int, field: str 
     t = np.asarray(times, np.float64)
     if t.shape != (frames,):
         raise InputError(field, f"{len(t)} times for {frames} frames: give one per frame (seconds)")
-    if frames >= 2 and not (np.diff(t) > 0).all():
+    if not increasing(t):
         raise InputError(field, "the frames' times must increase (seconds, in the frames' order)")
     if variable_frame_rate(t, fps) <= VFR_WARN_FRACTION:
         return None
@@ -421,7 +426,7 @@ def add_source_times(info: schemas.SequenceInfo, times: list[float], fps: float,
     the frames are then taken as evenly spaced."""
     from backend.vision.video import variable_frame_rate
 
-    if len(times) >= 2 and not (np.diff(np.asarray(times, np.float64)) > 0).all():
+    if not increasing(times):
         return
     info.source_times = [round(float(t), 6) for t in times]
     off = variable_frame_rate(times, fps, every)

@@ -62,10 +62,10 @@ def _inset_edges(grey: np.ndarray) -> tuple[int, int] | None:
     lo, hi = int(np.ceil(MIN_BAR * w)), w // 2
     left = [x + 1 for x in range(w - 2) if line[x] and lo <= x + 1 < hi]
     right = [x + 1 for x in range(w - 2) if line[x] and w // 2 < x + 1 <= w - lo]
+    detail = np.abs(np.diff(grey, axis=1))
     for x0 in left:
         for x1 in right:
             if abs(x0 - (w - x1)) <= max(2, BAR_SYMMETRY * w):
-                detail = np.abs(np.diff(grey, axis=1))
                 inside = float(detail[:, x0 + 2 : x1 - 2].mean()) if x1 - x0 > 6 else 0.0
                 outside = float(np.concatenate([detail[:, : max(1, x0 - 2)], detail[:, x1 + 2 :]], 1).mean())
                 if inside > 0 and outside <= FILL_DETAIL * inside:

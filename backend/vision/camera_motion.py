@@ -72,6 +72,28 @@ ZOOM_DEADBAND = 0.003
 MIN_ZOOM = 0.02
 
 
+def follow_corners(prev: np.ndarray, gray: np.ndarray, max_corners: int, quality: float, min_distance: float,
+                   window: int, fb_max_px: float, min_corners: int, mask: np.ndarray | None = None):
+    """Shi-Tomasi corners of ``prev`` (``cv2.goodFeaturesToTrack``) followed into ``gray`` by pyramidal
+    Lucas-Kanade flow (Bouguet 2000, ``cv2.calcOpticalFlowPyrLK``, ``window`` px, 3 levels) and back,
+    kept where the flow back returns within ``fb_max_px`` (the forward-backward check, Kalal et al.
+    2010). ``prev``, ``gray``: ``[H, W]`` uint8 of one size; ``mask``: where corners may lie.
+
+    Returns:
+        ``(found, a, b)``: the corners found, and the kept ones ``[N, 2]`` in ``prev`` and ``gray``
+        (pixels); ``a`` and ``b`` empty without following when fewer than ``min_corners`` are found.
+    """
+    p0 = cv2.goodFeaturesToTrack(prev, max_corners, quality, min_distance, mask=mask)
+    found = 0 if p0 is None else len(p0)
+    if found < min_corners:
+        return found, np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
+    lk = {"winSize": (window, window), "maxLevel": 3, "criteria": (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01)}
+    p1, st, _ = cv2.calcOpticalFlowPyrLK(prev, gray, p0, None, **lk)
+    back, st2, _ = cv2.calcOpticalFlowPyrLK(gray, prev, p1, None, **lk)
+    ok = (st.ravel() == 1) & (st2.ravel() == 1) & (np.linalg.norm((back - p0).reshape(-1, 2), axis=1) < fb_max_px)
+    return found, p0.reshape(-1, 2)[ok], p1.reshape(-1, 2)[ok]
+
+
 def kabsch_rotation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """The rotation ``Q`` (``[3, 3]``) minimising ``sum |Q a_i - b_i|^2`` over unit rays ``a``, ``b`` ``[N, 3]``
     (Kabsch 1976; a reflection is turned into the nearest rotation)."""
@@ -179,15 +201,8 @@ class CameraMotion:
         x_{t-1}`` (Hartley & Zisserman 2004, sec. 8.4.2): ``k`` is the factor whose rays, with ``Q``
         from them by Kabsch, fit best (a golden-section search in ``log k``); closer to 1 than
         :data:`ZOOM_DEADBAND`, it is 1."""
-        p0 = cv2.goodFeaturesToTrack(prev, MAX_CORNERS, CORNER_QUALITY, 8, mask=mask)
-        if p0 is None or len(p0) < MIN_INLIERS:
-            return None
-        lk = {"winSize": (21, 21), "maxLevel": 3, "criteria": (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01)}
-        p1, st, _ = cv2.calcOpticalFlowPyrLK(prev, gray, p0, None, **lk)
-        back, st2, _ = cv2.calcOpticalFlowPyrLK(gray, prev, p1, None, **lk)
-        ok = (st.ravel() == 1) & (st2.ravel() == 1) & (np.linalg.norm((back - p0).reshape(-1, 2), axis=1) < FB_MAX_PX)
-        a, b = p0.reshape(-1, 2)[ok], p1.reshape(-1, 2)[ok]
-        if len(a) < MIN_INLIERS:
+        found, a, b = follow_corners(prev, gray, MAX_CORNERS, CORNER_QUALITY, 8, 21, FB_MAX_PX, MIN_INLIERS, mask=mask)
+        if found < MIN_INLIERS or len(a) < MIN_INLIERS:
             return None
         _, inl = cv2.findHomography(a, b, cv2.RANSAC, RANSAC_PX)
         if inl is None or int(inl.sum()) < max(MIN_INLIERS, MIN_INLIER_SHARE * len(a)):

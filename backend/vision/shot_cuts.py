@@ -132,18 +132,14 @@ def same_view(a: np.ndarray, b: np.ndarray) -> bool:
     at least :data:`SAME_VIEW_INLIERS` of ``a``'s corners (``cv2.goodFeaturesToTrack``), followed into
     ``b`` by pyramidal Lucas-Kanade flow and back (Bouguet 2000), fit one homography (RANSAC). A
     picture with too few corners to tell is taken as another view."""
+    from backend.vision.camera_motion import follow_corners
+
     ga, gb = (_contrast_normalised(x[..., 2]) for x in (a, b))  # the flow assumes constant brightness
-    p0 = cv2.goodFeaturesToTrack(ga, 200, 0.01, 4)
-    if p0 is None or len(p0) < 12:
+    found, pa, pb = follow_corners(ga, gb, 200, 0.01, 4, 15, 1.0, 12)
+    if found < 12 or len(pa) < 12:
         return False
-    lk = {"winSize": (15, 15), "maxLevel": 3}
-    p1, st, _ = cv2.calcOpticalFlowPyrLK(ga, gb, p0, None, **lk)
-    back, st2, _ = cv2.calcOpticalFlowPyrLK(gb, ga, p1, None, **lk)
-    ok = (st.ravel() == 1) & (st2.ravel() == 1) & (np.linalg.norm((back - p0).reshape(-1, 2), axis=1) < 1.0)
-    if ok.sum() < 12:
-        return False
-    _, inliers = cv2.findHomography(p0[ok], p1[ok], cv2.RANSAC, 1.5)
-    return inliers is not None and float(inliers.sum()) >= SAME_VIEW_INLIERS * len(p0)
+    _, inliers = cv2.findHomography(pa, pb, cv2.RANSAC, 1.5)
+    return inliers is not None and float(inliers.sum()) >= SAME_VIEW_INLIERS * found
 
 
 def content_change(a: np.ndarray, b: np.ndarray) -> float:
