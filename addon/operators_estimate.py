@@ -104,19 +104,24 @@ class POSEDIFF_OT_estimate(_TaskOperator, bpy.types.Operator, ImportHelper):
         return self.run_task(context, "estimate", payload, f"estimate {len(paths)} photo(s)", apply)
 
 
+def converted_folder() -> str:
+    """Where converted copies are kept: this extension's user folder (``converted/``), or the
+    system's temporary folder where Blender gives none."""
+    try:
+        return bpy.utils.extension_path_user(__package__, path="converted", create=True)
+    except (ValueError, RuntimeError, OSError):
+        import tempfile
+
+        return os.path.join(tempfile.gettempdir(), "posediff-converted")
+
+
 def converted_photo(path: str) -> str:
-    """``photos.converted_photo`` into this extension's user folder (``converted/``; the system's
-    temporary folder where Blender gives none).
+    """``photos.converted_photo`` into :func:`converted_folder`.
 
     Raises:
         ValueError: the backend could not convert it (why, and what to do).
     """
-    try:
-        folder = bpy.utils.extension_path_user(__package__, path="converted", create=True)
-    except (ValueError, RuntimeError, OSError):
-        import tempfile
-
-        folder = os.path.join(tempfile.gettempdir(), "posediff-converted")
+    folder = converted_folder()
     try:
         return photos.converted_photo(make_client(), path, folder)
     except BackendError as e:

@@ -38,11 +38,24 @@ from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 from mathutils import Matrix
 
-from . import blender_rig, camera_math, exif, keys_backup, operators_estimate, photos, results, rig_checks, rigify_ik, track_data
+from . import (
+    blender_rig,
+    camera_math,
+    image_sequence,
+    keys_backup,
+    operators_estimate,
+    photos,
+    results,
+    rig_checks,
+    rigify_ik,
+    track_data,
+)
 from . import linalg as la
 from . import skeleton as sk
 from .blender_rig import RigError
+from .client import BackendError
 from .operators_common import _TaskOperator
+from .preferences import make_client
 
 TEXT_NAME = "PoseDiff sequence"
 VIDEO_EXT = operators_estimate.VIDEO_EXT
@@ -125,8 +138,8 @@ def timing_note(clip_fps: float | None, scene_fps: float, timing: str, backgroun
 
 
 def _source_size(path: str, is_video: bool) -> tuple[int, int]:
-    if not is_video:
-        return results.image_size(path)
+    if not is_video:  # a HEIC frame's size from the backend's upright JPEG of it (Blender reads no HEIC)
+        return results.image_size(operators_estimate.converted_photo(path) if photos.is_heif(path) else path)
     clip = bpy.data.movieclips.load(path, check_existing=True)
     w, h = clip.size
     if w <= 0 or h <= 0:
@@ -146,8 +159,10 @@ def movie_clip_fps(path: str, keep: bool) -> float:
 
 
 def set_clip_background(scene, path: str, is_video: bool, first_image: str | None, start: int, first: int, count: int) -> None:
-    """The scene camera shows the clip: a movie clip (video) or an image sequence, with source frame
-    ``first`` (a video: the movie clip's frame, its first frame 0) at scene frame ``start``."""
+    """The scene camera shows the clip from scene frame ``start``: a movie clip (video: ``first`` is
+    the movie clip's frame shown there, its first frame 0) or an image sequence loaded from
+    ``first_image`` (``first`` is its ``frame_offset``: Blender shows the file numbered
+    ``scene frame - start + 1 + first``, see :mod:`.image_sequence`; ``count`` files)."""
     cam = scene.camera
     if cam is None or cam.type != "CAMERA":
         return
@@ -163,6 +178,7 @@ def set_clip_background(scene, path: str, is_video: bool, first_image: str | Non
         w, h = clip.size
     else:
         img = bpy.data.images.load(first_image, check_existing=True)
+        w, h = img.size  # before it is a sequence: its size is then that of the file numbered as its last frame
         img.source = "SEQUENCE"
         bg = next((b for b in d.background_images if b.image == img), None) or d.background_images.new()
         bg.source = "IMAGE"
@@ -171,11 +187,37 @@ def set_clip_background(scene, path: str, is_video: bool, first_image: str | Non
         bg.image_user.frame_duration = count
         bg.image_user.frame_offset = first
         bg.image_user.use_auto_refresh = True
-        w, h = img.size
     bg.alpha = 1.0
     if w and h:
         scene.render.resolution_x, scene.render.resolution_y = int(w), int(h)
         scene.render.resolution_percentage = 100
+
+
+def image_sequence_background(scene, folder: str, src: list[int], start: int):
+    """The image sequence's frames ``src[0]..src[-1]`` (indices in ``folder``'s natural order, as the
+    backend read them) as the scene camera's background from scene frame ``start``: the files
+    themselves where Blender finds them by number, else a numbered upright copy
+    (:func:`.image_sequence.numbered_copy`: HEIC frames, EXIF-rotated ones, gaps in the numbering).
+
+    A generator (yields the fraction copied, so a long sequence is copied between Blender's
+    events); returns a note for the message ("" when the files are shown as they are). A copy that
+    fails (the backend gone, a full disk) leaves the keys and says why: no background.
+    """
+    shown = photos.sequence_images(folder)[src[0]:src[-1] + 1]
+    n0 = image_sequence.numbered_run(shown)
+    if n0 is not None and not any(image_sequence.needs_upright_copy(p) for p in shown):
+        set_clip_background(scene, folder, False, shown[0], start, n0 - 1, len(shown))
+        return ""
+    client = make_client()
+    try:
+        first = yield from image_sequence.numbered_copy(shown, operators_estimate.converted_folder(),
+                                                         lambda p: photos.upright_jpeg(client, p))
+    except (BackendError, OSError) as e:
+        return f"; no camera background: the frames need a numbered upright copy for Blender, which failed: {e}"
+    set_clip_background(scene, folder, False, first, start, 0, len(shown))
+    why = ("HEIC or EXIF-rotated frames, shown as the backend's upright JPEGs"
+           if any(image_sequence.needs_upright_copy(p) for p in shown) else "frames not numbered one by one, renumbered")
+    return f"; the camera background is a numbered copy of the {len(shown)} frames ({why}) in {os.path.dirname(first)}"
 
 
 def _reader() -> track_data.StoredEstimate:
@@ -459,15 +501,14 @@ class POSEDIFF_OT_estimate_video(_TaskOperator, bpy.types.Operator, ImportHelper
             src = seq.get("source_frames") or [0]
             times = seq.get("source_times")
             first = round(times[0] * clip_fps) if is_video and times and clip_fps else src[0]  # the clip's frame
-            if background:
-                set_clip_background(ctx.scene, path, is_video, None if is_video else path, meta["scene_frames"][0], first,
-                                    src[-1] - src[0] + 1)
+            bg_note = ""
+            if background and is_video:
+                set_clip_background(ctx.scene, path, True, None, meta["scene_frames"][0], first, src[-1] - src[0] + 1)
+            elif background and ctx.scene.camera is not None:
+                bg_note = yield from image_sequence_background(ctx.scene, source, src, meta["scene_frames"][0])
             gaps = seq.get("gaps") or []
             extra = f"; {len(gaps)} frame(s) without a person filled from neighbours" if gaps else ""
-            extra += rig_notes
-            if background and ctx.scene.camera is not None and not is_video and exif.orientation(path) != 1:
-                extra += ("; the images carry an EXIF rotation, which Blender's camera background ignores: they show "
-                          "turned there (the track is estimated on the upright images)")
+            extra += rig_notes + bg_note
             cam_name = meta["camera"]
 
             def keyed(yes: str, what: str) -> str:  # the scene camera keyed, or why not

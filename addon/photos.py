@@ -57,17 +57,29 @@ def converted_photo(client, path: str, folder: str) -> str:
     out = os.path.join(folder, f"{os.path.splitext(os.path.basename(path))[0]}.{key}{CONVERTED_SUFFIX}")
     if os.path.isfile(out):
         return out
+    data = upright_jpeg(client, path)
+    os.makedirs(folder, exist_ok=True)
+    tmp = out + ".part"
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, out)
+    return out
+
+
+def upright_jpeg(client, path: str) -> bytes:
+    """The backend's upright JPEG of the photo ``path`` (``POST /v1/image``: HEIC decoded, EXIF
+    orientation applied, the 35 mm-equivalent focal length kept in EXIF), as file bytes.
+
+    Raises:
+        BackendError: the backend cannot decode it (the message names the file), is unreachable, or
+            the photo does not fit in a request (``PhotoTooLarge``).
+    """
     body = inline_images({"frames": [{"image": path}]}, client.max_body_bytes(), client.url)["frames"][0]
     try:
         res = client.request("POST", "/v1/image", body)
     except BackendError as e:
         raise type(e)(str(e).replace("<base64>", os.path.basename(path)), e.status) from None
-    os.makedirs(folder, exist_ok=True)
-    tmp = out + ".part"
-    with open(tmp, "wb") as fh:
-        fh.write(base64.b64decode(res["jpeg"]))
-    os.replace(tmp, out)
-    return out
+    return base64.b64decode(res["jpeg"])
 
 
 def _mb(n: int) -> str:
@@ -191,9 +203,9 @@ def path_not_seen_hint(path: str, max_body_bytes: int | None, url: str = "the ba
     return f"{why}, and the backend at {url} cannot see this machine's files: {fix}"
 
 
-#: Image files an image sequence is made of (the backend's ``backend.vision.video.IMAGE_EXTENSIONS``;
-#: the video operator's file filter uses it too).
-SEQUENCE_IMAGE_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+#: Image files an image sequence is made of (the backend's ``backend.vision.video.IMAGE_EXTENSIONS``,
+#: HEIC too: an iPhone's burst; the video operator's file filter uses it too).
+SEQUENCE_IMAGE_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", *HEIF_EXT)
 #: Frames of one request (the backend's ``schemas.MAX_FRAMES``) and the rate of an image sequence.
 MAX_FRAMES = 64
 SEQUENCE_FPS = 25.0
@@ -226,6 +238,13 @@ def natural_key(path: str) -> list:
     return [int(tok) if tok.isdigit() else tok.lower() for tok in re.split(r"(\d+)", str(path))]
 
 
+def sequence_images(folder: str) -> list[str]:
+    """The image files of a sequence's folder in the order the backend reads them (natural name order,
+    :data:`SEQUENCE_IMAGE_EXT`; ``backend.vision.video.open_frames``)."""
+    return sorted((os.path.join(folder, f) for f in os.listdir(folder) if f.lower().endswith(SEQUENCE_IMAGE_EXT)),
+                  key=natural_key)
+
+
 def inline_image_sequence(payload: dict, max_body_bytes: int | None = None) -> tuple[dict, list[int] | None]:
     """An image sequence sent as a folder (``video.path``) turned into ``frames`` of images plus
     ``sequence.fps``, when its kept frames (``every``, ``start``, ``end`` applied here as the backend
@@ -239,8 +258,7 @@ def inline_image_sequence(payload: dict, max_body_bytes: int | None = None) -> t
     if not isinstance(video, dict) or not isinstance(video.get("path"), str) or not os.path.isdir(video["path"]):
         return payload, None
     folder = video["path"]
-    images = sorted((os.path.join(folder, f) for f in os.listdir(folder) if f.lower().endswith(SEQUENCE_IMAGE_EXT)),
-                    key=natural_key)
+    images = sequence_images(folder)
     try:
         every = int(video.get("every", 1))
         start = _frame_index(video.get("start"), SEQUENCE_FPS) or 0

@@ -386,23 +386,133 @@ def test_use_my_camera_keys_a_handheld_clip_steady_in_the_world(rig, tmp_path): 
     assert aimed.animation_data is None
 
 
-def test_an_image_sequence_with_exif_rotation_is_estimated_upright_and_says_the_background_is_not(rig, tmp_path):  # noqa: F811
-    """Phone frames stored sideways with EXIF orientation 6: the backend estimates them upright (a
-    person is found on every frame), and the message says that Blender's background shows them turned."""
+def _marked_frames(count: int) -> list[np.ndarray]:
+    """Frames of the moving person, each with its mark at the top left (brightness 60 x (k + 1))."""
+    frames = moving_person_frames(count, 320, 4)
+    for k, f in enumerate(frames):
+        f[:16, :16] = 60 * (k + 1)
+    return frames
+
+
+def _shown_mark(bg, frame: int) -> int:
+    """Which marked frame (:func:`_marked_frames`: 1, 2, ...; 0 for none) Blender shows at scene
+    ``frame`` of the image sequence of camera background ``bg``: its image and image-user settings
+    (start, duration, offset) on an image texture, rendered by Cycles at that frame of a probe
+    scene (8 x 8 px of the texture's top-left corner), so the file is the one Blender itself loads."""
+    probe = bpy.data.scenes.get("probe") or bpy.data.scenes.new("probe")
+    mat = bpy.data.materials.get("probe") or bpy.data.materials.new("probe")
+    nt = mat.node_tree
+    if probe.camera is None or "tex" not in nt.nodes:  # (the rig fixture removes every object)
+        nt.nodes.clear()
+        tex = nt.nodes.new("ShaderNodeTexImage")
+        tex.name, tex.interpolation = "tex", "Closest"
+        coord, mp = nt.nodes.new("ShaderNodeTexCoord"), nt.nodes.new("ShaderNodeMapping")
+        mp.inputs["Scale"].default_value = (0.02, 0.02, 1.0)  # the top-left corner of the picture
+        mp.inputs["Location"].default_value = (0.0, 0.98, 0.0)
+        em, out = nt.nodes.new("ShaderNodeEmission"), nt.nodes.new("ShaderNodeOutputMaterial")
+        nt.links.new(coord.outputs["UV"], mp.inputs[0])
+        nt.links.new(mp.outputs[0], tex.inputs[0])
+        nt.links.new(tex.outputs[0], em.inputs[0])
+        nt.links.new(em.outputs[0], out.inputs[0])
+        me = bpy.data.meshes.new("probe")
+        me.from_pydata([(-1, -1, 0), (1, -1, 0), (1, 1, 0), (-1, 1, 0)], [], [(0, 1, 2, 3)])
+        me.uv_layers.new().data.foreach_set("uv", [0, 0, 1, 0, 1, 1, 0, 1])
+        me.materials.append(mat)
+        probe.collection.objects.link(bpy.data.objects.new("probe", me))
+        cam = bpy.data.objects.new("probe cam", bpy.data.cameras.new("probe cam"))
+        cam.location, cam.data.type, cam.data.ortho_scale = (0, 0, 2), "ORTHO", 2.0
+        probe.collection.objects.link(cam)
+        probe.camera = cam
+        probe.render.engine, probe.cycles.samples = "CYCLES", 1
+        probe.render.resolution_x = probe.render.resolution_y = 8
+        probe.view_settings.view_transform = "Standard"
+    tex = nt.nodes["tex"]
+    tex.image = bg.image
+    u, b = tex.image_user, bg.image_user
+    u.frame_start, u.frame_duration, u.frame_offset, u.use_auto_refresh = b.frame_start, b.frame_duration, b.frame_offset, True
+    probe.render.filepath = bpy.app.tempdir + "probe.png"
+    with bpy.context.temp_override(scene=probe):  # image users follow the context scene's frame
+        probe.frame_set(frame)
+        bpy.ops.render.render(write_still=True)
+    img = bpy.data.images.load(probe.render.filepath, check_existing=False)
+    px = np.array(img.pixels[:]).reshape(8, 8, 4)[..., :3]
+    bpy.data.images.remove(img)
+    if np.ptp(px.mean((0, 1))) > 0.2:  # Blender's magenta: no such file
+        return 0
+    return int(round(float(px.mean()) * 255 / 60))
+
+
+def _estimate_sequence(armature, first_image) -> str:
+    scene = bpy.context.scene
+    _camera(scene)
+    bpy.context.view_layer.objects.active = armature
+    scene.frame_set(1)
+    r = bpy.ops.posediff.estimate_video(filepath=str(first_image), blocking=True)
+    assert r == {"FINISHED"}, scene.posediff.last_error
+    return scene.posediff.last_message
+
+
+def test_an_image_sequence_numbered_from_zero_shows_each_keyed_frame_behind_it(rig, tmp_path):  # noqa: F811
+    """f000.png, f001.png, ...: Blender finds a sequence's files by number (the first shown at
+    ``frame_offset + 1``), so each keyed frame must show its own file (an offset of the frame's
+    index showed the next one); the files are used as they are."""
+    seq = tmp_path / "seq"
+    seq.mkdir()
+    for k, f in enumerate(_marked_frames(3)):
+        Image.fromarray(f).save(seq / f"f{k:03d}.png")
+    msg = _estimate_sequence(rig, seq / "f000.png")
+    assert "keyed the track on 3 frames" in msg and "numbered copy" not in msg, msg
+    bg = bpy.context.scene.camera.data.background_images[0]
+    assert bg.image.filepath == str(seq / "f000.png") and bg.image.source == "SEQUENCE"
+    keyed = addon_module("operators_video")._stored()["meta"]["scene_frames"]
+    assert keyed == [1, 2, 3]
+    assert [_shown_mark(bg, f) for f in keyed] == [1, 2, 3]
+
+
+def test_an_iphone_heic_burst_is_keyed_and_shown_upright_behind_the_rig(rig, tmp_path):  # noqa: F811
+    """An iPhone burst: HEIC files (Blender reads none) stored on their side with an EXIF rotation,
+    numbered from IMG_1234. The backend estimates them upright; the background is the numbered copy
+    of its upright JPEGs, each keyed frame showing its own picture, the render size the upright one."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    seq = tmp_path / "burst"
+    seq.mkdir()
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    frames = _marked_frames(3)
+    for k, f in enumerate(frames):
+        Image.fromarray(f).transpose(Image.Transpose.ROTATE_90).save(seq / f"IMG_{1234 + k}.HEIC", "HEIF", quality=90,
+                                                                     exif=exif.tobytes())
+    msg = _estimate_sequence(rig, seq / "IMG_1234.HEIC")
+    assert "keyed the track on 3 frames" in msg and "without a person" not in msg, msg
+    assert "numbered copy of the 3 frames" in msg and "upright JPEGs" in msg, msg
+    scene = bpy.context.scene
+    bg = scene.camera.data.background_images[0]
+    h, w = frames[0].shape[:2]
+    assert (scene.render.resolution_x, scene.render.resolution_y) == (w, h)  # the upright pictures' size
+    keyed = addon_module("operators_video")._stored()["meta"]["scene_frames"]
+    assert keyed == [1, 2, 3]
+    assert [_shown_mark(bg, f) for f in keyed] == [1, 2, 3]
+
+
+def test_an_image_sequence_with_exif_rotation_is_estimated_and_shown_upright(rig, tmp_path):  # noqa: F811
+    """Phone frames stored sideways with EXIF orientation 6 (Blender shows them as stored): the
+    backend estimates them upright (a person is found on every frame) and the background is their
+    upright copy, each keyed frame behind its own key."""
     seq = tmp_path / "seq"
     seq.mkdir()
     exif = Image.Exif()
     exif[0x0112] = 6
-    for i, f in enumerate(moving_person_frames(3, 320, 4)):
+    frames = _marked_frames(3)
+    for i, f in enumerate(frames):
         Image.fromarray(f).transpose(Image.Transpose.ROTATE_90).save(seq / f"f{i:03d}.jpg", quality=95, exif=exif.tobytes())
+    msg = _estimate_sequence(rig, seq / "f000.jpg")
+    assert "keyed the track on 3 frames" in msg and "without a person" not in msg and "upright JPEGs" in msg, msg
     scene = bpy.context.scene
-    _camera(scene)
-    bpy.context.view_layer.objects.active = rig
-    scene.frame_set(1)
-    r = bpy.ops.posediff.estimate_video(filepath=str(seq / "f000.jpg"), blocking=True)
-    assert r == {"FINISHED"}, scene.posediff.last_error
-    msg = scene.posediff.last_message
-    assert "keyed the track on 3 frames" in msg and "without a person" not in msg and "EXIF rotation" in msg, msg
+    bg = scene.camera.data.background_images[0]
+    assert (scene.render.resolution_x, scene.render.resolution_y) == (frames[0].shape[1], frames[0].shape[0])
+    assert [_shown_mark(bg, f) for f in (1, 2, 3)] == [1, 2, 3]
 
 
 def test_missing_video_is_refused_and_the_scene_unchanged(rig, tmp_path):  # noqa: F811
