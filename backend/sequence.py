@@ -152,6 +152,10 @@ CLIP_TILT_STEPS = 10
 CLIP_TILT_TOP = 5
 #: The best candidates of each frame whose flips are added (a photo's: ``backend.service.FLIP_SOURCES``).
 SEQUENCE_FLIP_SOURCES = 10
+#: A header's frame rate more than this fraction off the timestamps' (:func:`rate_of_timestamps`) is not used ...
+FPS_HEADER_TOLERANCE = 0.05
+#: ... where at least this many kept frames tell it.
+FPS_HEADER_MIN_FRAMES = 5
 #: More than this fraction of a video's frames off its nominal spacing: a variable frame rate (:func:`add_source_times`).
 VFR_WARN_FRACTION = 0.02
 #: The warning on a frame inside a dissolve (:func:`gap_dissolves`).
@@ -358,13 +362,19 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
         gap_dissolves(results, detector.dissolves, cuts)
     moving = bool(req.sequence is not None and req.sequence.moving_camera)
     times = info_times = None
+    header_note = None
     if src is not None:
         info_times = src.times[:len(source_frames)]
         times = info_times if increasing(info_times) else None  # broken timestamps: taken as evenly spaced
+        if times is not None and src.timestamps:
+            src_fps, header_note = rate_of_timestamps(times, src_fps, src.every)
+            fps = src_fps / src.every
     elif req.sequence is not None:
         times = req.sequence.times
     info = add_track(results, fps, rotation, fixed=fixed, motion=motion, moving_camera=moving, cuts=cuts, times=times)
     info.source_frames, info.source_fps = source_frames, src_fps
+    if header_note:
+        info.warnings.append(header_note)
     if src is not None:
         add_source_times(info, info_times, src_fps, src.every)
     info.camera_zoom = None if zoom is None else _r(zoom, 5)
@@ -415,6 +425,40 @@ def uneven_times(times: list[float] | None, fps: float, frames: int, field: str 
     if variable_frame_rate(t, fps) <= VFR_WARN_FRACTION:
         return None
     return (t - t[0]) * fps
+
+
+def rate_of_timestamps(times: list[float], fps: float, every: int = 1) -> tuple[float, str | None]:
+    """The source's frame rate as its frames' timestamps give it, where the file's header says
+    otherwise: ``(rate, warning)``, or ``(fps, None)`` where they agree within
+    :data:`FPS_HEADER_TOLERANCE` (or there are too few frames to tell).
+
+    A container's nominal rate can be wrong while its timestamps are right (a Matroska / WebM file
+    remuxed with another default duration, a screen recorder's header): the track's motion model,
+    its contacts and the reported ``sequence.fps`` then take the timestamps' rate (the kept frames'
+    mean spacing). Only where the frames are evenly spaced at that rate: a variable
+    frame rate (a phone in low light) keeps its header's nominal rate, and its frames' own times
+    (:func:`add_source_times`).
+
+    Args:
+        times: ``[T]`` the kept frames' timestamps (seconds, increasing); fps: the header's rate;
+            every: the kept frames' step in the source.
+    """
+    from backend.vision.video import variable_frame_rate
+
+    if len(times) < FPS_HEADER_MIN_FRAMES:
+        return fps, None
+    step = float(np.median(np.diff(np.asarray(times, np.float64)))) / every
+    if not step > 0:
+        return fps, None
+    if abs(1.0 / (step * fps) - 1.0) <= FPS_HEADER_TOLERANCE:
+        return fps, None
+    if variable_frame_rate(times, 1.0 / step, every) > VFR_WARN_FRACTION:  # uneven: a variable rate, the header nominal
+        return fps, None
+    step = (times[-1] - times[0]) / (len(times) - 1) / every  # evenly spaced: the mean (timestamps rounded to ms)
+    measured = 1.0 / step
+    return measured, (f"the file's header says {fps:.4g} fps, but its frames are {1000.0 * step:.1f} ms apart "
+                      f"({measured:.4g} fps): the track takes {measured:.4g} fps; Blender and other players may show "
+                      "the clip at the header's rate")
 
 
 def add_source_times(info: schemas.SequenceInfo, times: list[float], fps: float, every: int = 1) -> None:

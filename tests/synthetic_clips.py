@@ -182,6 +182,27 @@ def write_timed_video(path: Path, frames: list[np.ndarray], times: list[float], 
         mux(stream.encode())
 
 
+def write_mislabelled_video(path: Path, frames: list[np.ndarray], fps: float, header_fps: int) -> None:
+    """RGB frames -> a WebM (VP9) whose frames are ``1 / fps`` apart (millisecond timestamps, as
+    Matroska stores them) but whose header's default frame duration says ``header_fps``, as a
+    remuxed or screen-recorded file can: OpenCV, PyAV and Blender report ``header_fps``."""
+    from fractions import Fraction
+
+    import av
+
+    h, w = frames[0].shape[:2]
+    tb = Fraction(1, 1000)
+    with av.open(str(path), "w", format="webm") as out:
+        stream = out.add_stream("libvpx-vp9", rate=header_fps)
+        stream.width, stream.height, stream.pix_fmt = w - w % 2, h - h % 2, "yuv420p"
+        stream.time_base = stream.codec_context.time_base = tb
+        for i, f in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(f[: h - h % 2, : w - w % 2]), format="rgb24")
+            frame.pts, frame.time_base = round(i / fps / tb), tb
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+
+
 def write_video(path: Path, frames: list[np.ndarray], fps: float) -> None:
     """RGB frames -> an MP4 (mp4v) at ``fps``."""
     h, w = frames[0].shape[:2]

@@ -569,6 +569,7 @@ def test_a_variable_frame_rate_video_reports_each_frames_own_time(service, tmp_p
     a constant-rate clip does not. The override (``track``) keeps the times."""
     from backend.http import schemas
     from backend.sequence import estimate_sequence
+    from backend.vision.video import open_frames
 
     upright = moving_person_frames(8, 240, 5)
     times = [0, 1, 2, 3, 5, 7, 9, 10]
@@ -581,12 +582,11 @@ def test_a_variable_frame_rate_video_reports_each_frames_own_time(service, tmp_p
     seq = res.sequence
     assert seq.source_frames == list(range(8)) and seq.source_times == pytest.approx(times, abs=1e-6)
     assert seq.variable_frame_rate and any("variable frame rate" in w for w in seq.warnings)
+    assert seq.source_fps == open_frames(str(vfr)).fps and not any("header" in w for w in seq.warnings)  # its own
     flat = estimate_sequence(service, schemas.EstimateRequest.model_validate({"video": {"path": str(cfr)}, **req}))
     assert flat.sequence.source_times == pytest.approx([i / 30 for i in range(8)], abs=1e-6)
     assert not flat.sequence.variable_frame_rate and not any("variable" in w for w in flat.sequence.warnings)
     # a range in seconds is taken by the frames' times (frame 4 is at 5/30 s), in frames by their count
-    from backend.vision.video import open_frames
-
     assert [f.index for f in open_frames(str(vfr), start="0.15s", end="0.3s")] == [4, 5]
     assert [f.index for f in open_frames(str(vfr), start="4", end="6")] == [4, 5]
     retimed = open_frames(str(vfr), fps=30.0)  # a frame rate given: the frames retimed to it
@@ -603,6 +603,28 @@ def test_a_variable_frame_rate_video_reports_each_frames_own_time(service, tmp_p
     assert again.sequence.source_times == pytest.approx(times, abs=1e-6) and again.sequence.variable_frame_rate
     with pytest.raises(InputError, match="source_times"):
         service.track(track.model_copy(update={"source_times": times[:5]}))
+
+
+def test_a_video_whose_header_misstates_its_frame_rate_is_tracked_at_its_timestamps_rate(service, tmp_path):
+    """A WebM whose frames are 1/30 s apart but whose header says 24 fps (what OpenCV, PyAV and
+    Blender report; OpenCV counts 8 of its 10 frames from it): every frame is read, and the track,
+    ``sequence.fps`` and ``source_fps`` take the timestamps' 30 fps, with a warning naming both."""
+    from synthetic_clips import write_mislabelled_video
+
+    from backend.http import schemas
+    from backend.sequence import estimate_sequence
+    from backend.vision.video import open_frames
+
+    clip = tmp_path / "remuxed.webm"
+    write_mislabelled_video(clip, moving_person_frames(10, 240, 5), fps=30, header_fps=24)
+    assert open_frames(str(clip)).fps == pytest.approx(24.0)  # the header's
+    res = estimate_sequence(service, schemas.EstimateRequest.model_validate(
+        {"video": {"path": str(clip)}, "num_hypotheses": 4, "steps": 8}))
+    seq = res.sequence
+    assert seq.source_frames == list(range(10)) and seq.source_times == pytest.approx([i / 30 for i in range(10)], abs=1e-3)
+    assert seq.source_fps == pytest.approx(30.0, rel=0.01) and seq.fps == pytest.approx(30.0, rel=0.01)
+    assert not seq.variable_frame_rate
+    assert any("header says 24 fps" in w and "33.3 ms apart" in w for w in seq.warnings), seq.warnings
 
 
 def test_open_frames_errors_name_the_field(tmp_path):
