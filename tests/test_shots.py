@@ -33,8 +33,8 @@ def test_a_cut_is_found_and_a_flash_a_blank_frame_or_a_handheld_sway_is_not():
     """A handheld camera filming a cluttered room (4 degrees of sway: every frame changes), a white
     flash frame within it, then a cut to another scene: only the cut is found; the room's light
     changing colour and brightness from one frame on (a club's lights) is not a cut. A person sliding
-    across a white frame with one blank (dropped) frame has no cut, nor does a clip that ends on a
-    changed frame."""
+    across a white frame with one blank (dropped) frame has no cut. A clip whose first frames or last
+    frame are of another shot (trimmed near a cut) is cut there."""
     from backend.eval_sequence import handheld_motion
 
     sway = filmed(scene(person=True), handheld_motion(12, 4.0, np.random.default_rng(5)))
@@ -46,7 +46,10 @@ def test_a_cut_is_found_and_a_flash_a_blank_frame_or_a_handheld_sway_is_not():
     lit = [np.clip(f * 0.55 + [40, 0, 60], 0, 255).astype(np.uint8) for f in sway]  # the room's light turns dim and purple
     assert _cuts(sway[:7] + lit[7:]) == []
     assert _cuts(moving_person_frames(12, blank_at=(5,))) == []
-    assert _cuts(sway[:8] + other[:1]) == []  # the last frame is never a cut (nothing after it to confirm)
+    # a clip trimmed just before a cut or just after one: its first frames, or its last, are another shot
+    assert _cuts(sway[:8] + other[:1]) == [8]
+    assert _cuts(other[:3] + sway[:10]) == [3]  # (from the 4th frame: two changes to compare a cut's with)
+    assert _cuts(sway[:8] + [flash]) == []  # a flash as the last frame is none
 
 
 def _dimmed(frames, gains):

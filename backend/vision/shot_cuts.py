@@ -15,9 +15,10 @@ least :data:`CUT_THRESHOLD` *and* :data:`CUT_RATIO` times the median change of t
 :data:`HISTORY` frames before (a fast pan, or a person close to the camera, changes every frame
 a lot; a cut changes one), whose structure changed too (the brightness' normalised correlation
 below :data:`CUT_MAX_CORRELATION`: a club's lights change the content, not the picture), at
-least :data:`MIN_SHOT_FRAMES` frames after the previous cut, and
-the frame after it differs from the frame before as much (a flash, a dropped frame or a blank one
-comes back; a new shot stays): one frame of look-ahead, so it runs on frames as they are read.
+least :data:`MIN_SHOT_FRAMES` frames after the previous cut (the first as soon as
+:data:`FIRST_CUT_HISTORY` changes are measured: from the clip's 4th frame), and the frame after it differs from the frame before as much (a flash, a dropped frame or a
+blank one comes back; a new shot stays; the clip's last frame is a cut on its own jump): one frame of
+look-ahead, so it runs on frames as they are read.
 A **fade through black** (music videos, trailers, film scenes: the picture dims to black, then the
 next shot brightens out of it) changes little from one frame to the next, so it is found apart, as
 PySceneDetect's ``ThresholdDetector`` finds fades: frames darker than :data:`DARK_LEVEL` are left
@@ -54,6 +55,8 @@ CUT_RATIO = 3.0
 HISTORY = 8
 #: Least frames between two cuts (and before the first).
 MIN_SHOT_FRAMES = 6
+#: Frame-to-frame changes measured before the clip's first cut may be found (its earliest: the 4th frame).
+FIRST_CUT_HISTORY = 2
 #: A cut changes the picture's structure: the zero-mean normalised correlation of the two frames'
 #: brightness (V) stays above this for the same view under other light (a club's lights, a flash
 #: fading; measured 0.83 for a change of 63 in content) or swaying (0.79-0.93), and falls below it
@@ -178,7 +181,7 @@ class ShotCuts:
     blank frame, someone passing right in front of the lens for a frame) is not a cut and is left
     out of the comparison; so are dark frames (a fade through black), after which the first lit
     frame is a cut if it shows another view. :attr:`cuts` lists the cut frames (indices in order of
-    :meth:`decide`; the first frame is never one, nor the last, nor a dark one); :attr:`dissolves`
+    :meth:`decide`; the first frame is never one, nor a dark one); :attr:`dissolves`
     ``(first, cut)`` the frames of each dissolve found: those strictly between show two pictures.
     """
 
@@ -217,7 +220,11 @@ class ShotCuts:
         if last is None or last.shape != frame.shape:
             self._last, self._dark = frame, 0
             return False
-        since = self.frame - (self.cuts[-1] if self.cuts else 0)
+        # frames since the last cut; before the first, a cut may come as soon as the clip's changes
+        # have a median to be compared with (a clip trimmed just before one: its first frames are
+        # another camera's; a fast pan changes every frame a lot from the first)
+        since = (self.frame - self.cuts[-1] if self.cuts else
+                 self.min_shot if len(self._changes) >= FIRST_CUT_HISTORY else 0)
         if self._dark:  # lit again after a fade: another view, and one that stays, begins a new shot
             self._dark = 0
             self._last = frame
@@ -233,8 +240,10 @@ class ShotCuts:
         typical = float(np.median(self._changes[-HISTORY:])) if self._changes else 0.0
         jump = (change >= self.threshold and change >= self.ratio * typical
                 and structure_correlation(last, frame) < CUT_MAX_CORRELATION)  # not the same view in other light
-        if jump and (after is None or after.shape != last.shape or content_change(last, after) < self.threshold):
-            return False  # the picture comes back (or the clip ends): a flash or a dropped frame, not another shot
+        if jump and after is not None and (after.shape != last.shape or content_change(last, after) < self.threshold):
+            return False  # the picture comes back: a flash or a dropped frame, not another shot
+        # (the clip's last frame has nothing after it: a jump there is another picture either way, as
+        # a white flash is flat and so never a jump)
         self._last = frame
         seen = _Seen.of(self.frame, frame)
         if jump and since >= self.min_shot:
