@@ -241,7 +241,7 @@ def cmd_detect(args, service) -> None:
                 small_person_rows(service.detector, root / "image2.jpeg", names))
 
 
-def small_person_rows(detector, photo_path, names, heights=(80, 120, 160, 220, 300, 400, 500, 700)) -> list:
+def small_person_rows(detector, photo_path, names, heights=(50, 60, 80, 100, 120, 160, 220, 300, 400, 500, 700)) -> list:
     """Rows of the small-person table of ``eval detect`` (see :meth:`PoseDetector.detect_people`'s tiles)."""
     import cv2
 

@@ -233,9 +233,28 @@ def test_a_small_person_in_a_wide_frame_is_found_by_tiles(detector):
     of their height)."""
     from backend.evaluate import small_person_rows
 
-    rows = small_person_rows(detector, SAMPLES / "image2.jpeg", LIMB_NAMES, heights=(120, 220, 300))
+    rows = small_person_rows(detector, SAMPLES / "image2.jpeg", LIMB_NAMES, heights=(60, 120, 220, 300))
     for _height, alone, found, err, _ms in rows:
         assert alone == "no" and found == "yes" and float(err) < 2.0, rows
+
+
+def test_the_finest_tiles_look_for_a_tiny_person_only_where_one_may_be(detector):
+    """A 70 px person (a wide shot, 1080p) is found only by the finest tiles, which a photo and a clip
+    that has found nobody yet search; a clip whose person was larger does not (its empty frames cost
+    no more), one whose person was that small does."""
+    from backend.vision.follow import PersonFollower
+
+    im = load_image(str(SAMPLES / "image2.jpeg")).rgb
+    im = cv2.resize(im, (round(im.shape[1] * 70 / im.shape[0]), 70), interpolation=cv2.INTER_AREA)
+    frame = np.full((1080, 1920, 3), 235, np.uint8)
+    frame[900:970, 640 : 640 + im.shape[1]] = im
+    assert len(detector.detect_people(frame)) == 1 and detector.detect_people(frame, finest=False) == []
+    follow = PersonFollower()
+    assert follow.may_be_tiny(192)  # nobody found yet
+    follow.found(np.array([[960.0, 600.0], [960.0, 400.0]]), 0.9)  # a person with a 500 px crop
+    assert follow.size > 192 and not follow.may_be_tiny(192)
+    follow.found(np.array([[960.0, 600.0], [960.0, 560.0]]), 0.9)
+    assert follow.may_be_tiny(192)
 
 
 def test_people_small_in_a_cluttered_1080p_frame_are_read_closely(detector):

@@ -83,8 +83,10 @@ BOX_PAD = 0.06
 #: Sides of the tiles searched besides the whole image, as fractions of its longer side, the finer
 #: only where nobody, or somebody smaller than them, is found (:meth:`PoseDetector.detect_people`). Measured on the sample photo's
 #: person pasted into a 1920x1080 frame: the whole frame finds them from 500 px tall, tiles of 0.4
-#: from 220 px, of 0.2 from 120 px (8 and 45 detector runs of ~5 ms).
-TILE_FRACTIONS = (0.4, 0.2)
+#: from 220 px, of 0.2 from 120 px, of 0.1 from 50 px (8, 45 and 190 detector runs of ~5 ms). The
+#: finest only where nobody at all was found, and only where such a small person may be looked
+#: for (:meth:`PoseDetector.detect_people`'s ``finest``).
+TILE_FRACTIONS = (0.4, 0.2, 0.1)
 #: Window of the second look at a person found in a tile, in units of its crop's side.
 SECOND_LOOK = 1.6
 #: A person the whole image shows with a crop under this fraction of its longer side gets a second
@@ -242,7 +244,7 @@ class PoseDetector:
 
     # ------------------------------------------------------------------ stage 1: persons
 
-    def detect_people(self, rgb: np.ndarray, tiles: bool = True) -> list[PersonROI]:
+    def detect_people(self, rgb: np.ndarray, tiles: bool = True, finest: bool = True) -> list[PersonROI]:
         """All persons found in an image, largest ROI first.
 
         The detector sees the whole image letterboxed to 224x224, where a person under about a
@@ -250,7 +252,8 @@ class PoseDetector:
         in a landscape 1080p frame, or a second person farther away than the first). So it also
         looks in overlapping square tiles of ``TILE_FRACTIONS[0]`` of the longer side (half a
         tile apart), each zoomed to 224x224, and, where nobody or only somebody small is found,
-        in the finer tiles of ``TILE_FRACTIONS[1]``. A person the whole image shows is taken from there (with a
+        in the finer tiles of ``TILE_FRACTIONS[1]``, and where nobody at all is found, of
+        ``TILE_FRACTIONS[2]`` (a person 50-120 px tall in 1080p: a wide shot; ~0.8 s more). A person the whole image shows is taken from there (with a
         second look where they are small in it, :data:`SMALL_IN_VIEW`); one found only in the tiles
         gets a second look in a window around it (a tile may cut them),
         and is kept if it is not mostly inside someone already found (a part of them) and the
@@ -260,6 +263,8 @@ class PoseDetector:
             rgb: ``[H, W, 3]`` uint8 RGB image.
             tiles: look in the tiles too (off: a clip's frame whose person is followed from the
                 frame before, :mod:`backend.vision.follow`).
+            finest: the finest tiles too where nobody is found (off: a clip whose person, found
+                before, was larger than them, so empty frames cost no more).
         Returns:
             list of :class:`PersonROI` (image pixels), sorted by ROI area, largest first.
         """
@@ -271,6 +276,8 @@ class PoseDetector:
         for level, fraction in enumerate(TILE_FRACTIONS if tiles else ()):
             if level > 0 and people and min(p.size for p in people) >= fraction * max(w, h):
                 break  # the finer tiles only where nobody, or somebody small (a crowd far away), was found
+            if level > 1 and (people or not finest):
+                break  # the finest only where nobody at all was found (someone 50-120 px tall)
             side = max(16, round(max(w, h) * fraction))
             xs = sorted({min(x, max(w - side, 0)) for x in range(0, max(w - side, 0) + side // 2, side // 2)})
             ys = sorted({min(y, max(h - side, 0)) for y in range(0, max(h - side, 0) + side // 2, side // 2)})
@@ -434,13 +441,14 @@ class PoseDetector:
         warnings: list[str] = []
         with self._lock:
             tiles = follow is None or person is not None or follow.searching
-            people = self.detect_people(rgb, tiles=tiles)
+            finest = follow is None or follow.may_be_tiny(TILE_FRACTIONS[2] * max(w, h))
+            people = self.detect_people(rgb, tiles=tiles, finest=finest)
             if follow is not None:
                 if person is not None:
                     follow.repick(person)
                 found = self._followed(rgb, people, person, follow, field)
                 if isinstance(found, str) and not tiles:  # not near the prediction: a closer look at the frame
-                    found = self._followed(rgb, self.detect_people(rgb, tiles=True), person, follow, field)
+                    found = self._followed(rgb, self.detect_people(rgb, tiles=True, finest=finest), person, follow, field)
                 if isinstance(found, str):
                     follow.lost()
                     raise NoPersonError(field, found)

@@ -121,12 +121,19 @@ class PersonFollower:
         self.torso: np.ndarray | None = None  # the followed person's running torso histogram
         self.frame_people: list[np.ndarray] = []  # this frame's detections' squares (pixels): not background
         self.after_cut = False  # searching after a cut: by the torso's colours first
+        self.size: float | None = None  # the followed person's last crop side (pixels), None before one is found
 
     @property
     def searching(self) -> bool:
         """Whether this frame's person must be found by searching the image (nobody followed, or lost
         for :data:`MAX_LOST` frames), not in the crop predicted from the frame before."""
         return self.roi is None or self.lost_frames >= self.max_lost
+
+    def may_be_tiny(self, side: float) -> bool:
+        """Whether the person searched for may be smaller than a crop of ``side`` pixels: nobody
+        found yet in the clip, or the person followed was (so the finest search runs for a wide
+        shot's small person, not on every empty frame of a clip whose person was larger)."""
+        return self.size is None or self.size < side
 
     def repick(self, person: int | None) -> None:
         """Pick by size again on the next frame (a frame that names its own ``person``)."""
@@ -226,6 +233,7 @@ class PersonFollower:
         if size < 4:
             self.roi, self.lost_frames = None, 0
             return
+        self.size = float(size)
         if self.roi is not None and self.lost_frames == 0:
             self.velocity = centre - (self.roi.centre - self.velocity)  # from the last frame's found centre
         else:
