@@ -63,15 +63,17 @@ def two_people_frames(count: int, left: int = 300, right: tuple[int, int] = (200
     return out
 
 
-def crossing_frames(count: int = 16, height: int = 300, size=(960, 360)) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+def crossing_frames(count: int = 16, height: int = 300, size=(960, 360), alike: bool = False
+                    ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
     """Two people crossing: the sample photo's person walks right behind another photo's person who
-    walks left in front, hiding them for a few frames. Returns (frames, x of the first's centre per
+    walks left in front, hiding them for a few frames (``alike``: the second is the first mirrored,
+    dressed the same: a dance duet in matching outfits). Returns (frames, x of the first's centre per
     frame, x of the second's)."""
     from PIL import Image
 
     a, b = (np.asarray(Image.open(p).convert("RGB")) for p in (SAMPLE, OTHER))
     a = cv2.resize(a, (int(a.shape[1] * height / a.shape[0]), height))
-    b = cv2.resize(b, (int(b.shape[1] * height / b.shape[0]), height))
+    b = a[:, ::-1] if alike else cv2.resize(b, (int(b.shape[1] * height / b.shape[0]), height))
     W, H = size
     frames, xa, xb = [], [], []
     for t in range(count):

@@ -210,6 +210,30 @@ def test_two_people_crossing_each_other_keep_their_own_tracks(service):
         assert (np.abs(got - mine[::5]) < np.abs(got - other[::5])).all(), (person, got)
 
 
+@pytest.mark.parametrize("count", [16, 24])
+def test_two_people_dressed_alike_crossing_are_not_swapped(service, count):
+    """The same crossing with two people dressed alike (the second the first mirrored): the torso's
+    colours cannot tell them apart, so the one in front would be taken for the one behind as they
+    overlap. Each person in view is followed with their own velocity
+    (:meth:`PersonFollower.someone_else`): no frame gives either person the other's pose; the one
+    behind is hidden (filled by the track) for a few frames and found again where their walk took
+    them."""
+    from backend.vision.follow import PersonFollower
+
+    frames, xa, xb = crossing_frames(count, alike=True)
+    for person, mine, other in ((0, xb, xa), (1, xa, xb)):
+        follow, got = PersonFollower(person), []
+        for f in frames:
+            try:
+                got.append(service.detector.detect(f, follow=follow).keypoints["left_hip"][0])
+            except NoPersonError:
+                got.append(np.nan)
+        got = np.array(got)
+        seen = np.isfinite(got)
+        assert (np.abs(got[seen] - mine[seen]) < np.abs(got[seen] - other[seen])).all(), (person, got)
+        assert seen[:5].all() and seen[-5:].all() and (~seen).sum() <= 4, (person, got)
+
+
 def test_a_frame_naming_a_person_it_does_not_have_is_refused_and_nobody_at_all_names_the_video(service, tmp_path):
     """As for a photo, a frame of a sequence that names a person it does not have is an error on its
     ``person`` (it used to empty the rest of the clip); a video with nobody names ``video.path``."""

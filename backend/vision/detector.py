@@ -491,7 +491,7 @@ class PoseDetector:
                 continue
             uv = lm[:, :2] @ C[:, :2].T + C[:, 2]
             torso = torso_histogram(rgb, uv[[11, 12, 24, 23]])  # shoulders, hips (BlazePose landmarks)
-            if not pick.any_torso and not follow.accepts(torso):
+            if not pick.any_torso and (not follow.accepts(torso) or follow.someone_else(uv[33])):
                 why = "hidden in this frame (someone else is where they were expected)"
                 continue
             follow.found(uv[33:35], pick.roi.score, torso)

@@ -56,6 +56,27 @@ HIST_BINS = (18, 8)
 MAX_TORSO_DISTANCE = 0.6
 #: Weight of a new frame in the followed person's running torso histogram.
 HIST_UPDATE = 0.1
+#: Another person in view is matched to the detection nearest where they were going within this many
+#: of their crop's sides (:meth:`PersonFollower.someone_else`).
+OTHER_MATCH = 0.5
+#: ... and the person found is theirs unless this many times nearer where the followed one was going
+#: (two people crossing: both predictions near, the one in front found in either's crop).
+CROSSING_MARGIN = 2.0
+
+
+@dataclass
+class _Other:
+    """Another person in view (:attr:`PersonFollower.others`): hip centre where last detected and
+    velocity per frame (pixels), crop side (pixels), frames since."""
+
+    centre: np.ndarray
+    velocity: np.ndarray
+    size: float
+    missed: int
+
+    def predicted(self) -> np.ndarray:
+        """Where they are expected in the next frame (pixels): moved on by their velocity."""
+        return self.centre + self.velocity * (self.missed + 1)
 
 
 def torso_histogram(rgb: np.ndarray, shoulders_hips: np.ndarray) -> np.ndarray | None:
@@ -122,6 +143,7 @@ class PersonFollower:
         self.frame_people: list[np.ndarray] = []  # this frame's detections' squares (pixels): not background
         self.after_cut = False  # searching after a cut: by the torso's colours first
         self.size: float | None = None  # the followed person's last crop side (pixels), None before one is found
+        self.others: list[_Other] = []  # the other people in view, as of the last frame
 
     @property
     def searching(self) -> bool:
@@ -194,18 +216,69 @@ class PersonFollower:
                 f"after the cut nobody has the colours of the person followed so far; {who} is estimated from this "
                 "frame on: check that it is the same person"))]
         warning = None
+        pick = people[self.person]
         if self.roi is not None:
             who = "the largest person" if self.person == 0 else f"person #{self.person} by size"
+            rest = [p for p in people if not any(self._near_other(p.centre, o, np.inf) for o in self.others)]
+            if self.others and rest and len(rest) < len(people):
+                # not one of the others in view (someone alike who crossed in front goes on their way)
+                pick, who = rest[0], "the largest person not seen as someone else"
             warning = (f"{REPICK_WARNING} for {self.lost_frames} frames; {who} is estimated from this frame on: "
                        "check that it is the same person")
             self.torso, self.velocity = None, np.zeros(2)
-        return [Pick(people[self.person], warning=warning)]
+        return [Pick(pick, warning=warning)]
 
     @staticmethod
     def _similar(p: PersonROI, pred: PersonROI, distance: float) -> bool:
         """A detection within ``distance`` crop sides of the predicted crop and of a size within :data:`MATCH_SIZE`."""
         return (1 / MATCH_SIZE <= p.size / pred.size <= MATCH_SIZE
                 and float(np.linalg.norm(p.centre - pred.centre)) <= distance * pred.size)
+
+    def someone_else(self, hip: np.ndarray) -> bool:
+        """Whether the person the landmark model found with hip centre ``hip`` (``[2]`` pixels) is
+        another person of the clip rather than the followed one: within :data:`OTHER_MATCH` of a crop
+        side of where one of the others was going (:attr:`others`, moved on by their velocity) and
+        nearer there than to where the followed person was (the predicted crop). This tells apart
+        people dressed alike when they cross (their torsos' colours cannot): the one in front is
+        going the other way. A constant-velocity association of everyone in view, as a multi-object
+        tracker's (Bewley et al. 2016, "Simple Online and Realtime Tracking": each track's predicted
+        box against the detections)."""
+        if self.roi is None or not self.others:
+            return False
+        hip = np.asarray(hip, np.float64)
+        mine = float(np.linalg.norm(hip - self.roi.centre))
+        return any(self._near_other(hip, o, mine) for o in self.others)
+
+    @staticmethod
+    def _near_other(hip: np.ndarray, other: _Other, mine: float) -> bool:
+        """``hip`` is ``other``'s: within :data:`OTHER_MATCH` of their crop side of their prediction
+        and not :data:`CROSSING_MARGIN` times nearer the followed person's (``mine``: its distance, pixels)."""
+        theirs = float(np.linalg.norm(hip - other.predicted()))
+        return theirs <= OTHER_MATCH * other.size and theirs < CROSSING_MARGIN * mine
+
+    def _see_others(self, mine: np.ndarray | None) -> None:
+        """Move the other people's tracks (:attr:`others`) on to this frame: each matched to the
+        detection nearest its prediction (within :data:`OTHER_MATCH` of its crop side; all but the
+        followed person's square ``mine``), its velocity from the move; unmatched, moved on by its
+        velocity for up to :data:`MAX_LOST` frames. A detection matching none begins a track only
+        where the followed person was found too (``mine`` given): one found while they are lost may
+        be them."""
+        dets = [((sq[:2] + sq[2:]) / 2.0, float(sq[2] - sq[0])) for sq in self.frame_people
+                if mine is None or _square_overlap(sq, mine) <= 0.5]
+        free = list(range(len(dets)))
+        kept = []
+        for o in self.others:
+            pred = o.predicted()
+            near = min(free, key=lambda k: float(np.linalg.norm(dets[k][0] - pred)), default=None)
+            if near is not None and float(np.linalg.norm(dets[near][0] - pred)) <= OTHER_MATCH * o.size:
+                free.remove(near)
+                c, size = dets[near]
+                kept.append(_Other(c, (c - o.centre) / (o.missed + 1), size, 0))
+            elif o.missed < self.max_lost:
+                kept.append(_Other(o.centre, o.velocity, o.size, o.missed + 1))
+        if mine is not None:
+            kept += [_Other(dets[k][0], np.zeros(2), dets[k][1], 0) for k in free]
+        self.others = kept
 
     def accepts(self, torso: np.ndarray | None) -> bool:
         """Whether the landmark model's person in this frame's crop is the followed one, by the torso's
@@ -230,6 +303,7 @@ class PersonFollower:
             self.roi, self.lost_frames = None, 0
             return
         centre, size, rot = alignment_roi(aux_uv[0], aux_uv[1], ROI_SCALE)
+        self._see_others(np.concatenate([centre - size / 2, centre + size / 2]))
         if size < 4:
             self.roi, self.lost_frames = None, 0
             return
@@ -243,6 +317,7 @@ class PersonFollower:
 
     def lost(self) -> None:
         """Not found in this frame: the prediction moves on with the velocity for up to :data:`MAX_LOST` frames."""
+        self._see_others(None)
         if self.roi is not None:
             self.lost_frames += 1
             self.roi = self._crop(self.roi.centre + self.velocity, self.roi.size, self.roi.rotation, self.roi.score)
@@ -252,3 +327,11 @@ class PersonFollower:
         c = np.asarray(centre, np.float64)
         return PersonROI(float(score), np.concatenate([c - size / 2, c + size / 2]), np.stack([c] * 4), c, float(size),
                          float(rotation))
+
+
+def _square_overlap(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection of two ``[x0, y0, x1, y1]`` squares over the smaller one's area (0..1)."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    small = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return float(max(w, 0.0) * max(h, 0.0) / small) if small > 0 else 0.0
