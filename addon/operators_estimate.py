@@ -90,13 +90,9 @@ class POSEDIFF_OT_estimate(_TaskOperator, bpy.types.Operator, ImportHelper):
                     if bg:
                         notes.append(bg)
             else:
-                fr0 = res["frames"][0]
-                try:
-                    _cam, px, note = results.place_photo_camera(ctx, ob, fr0, fr0["hypotheses"][0], first,
-                                                                st.set_resolution, background=st.set_background)
-                    notes.append(f"{note}; the rig lines up with the photo within {px:.0f} px (median)")
-                except ValueError as e:
-                    notes.append(f"no photo camera: {e}")
+                cam_notes, _ = results.photo_cameras(ctx, ob, res, [fr["image"] for fr in frames], start,
+                                                     st.set_resolution, background=st.set_background)
+                notes += cam_notes
             if converted:
                 notes.append(f"{converted} HEIC photo(s) shown as the backend's upright JPEG (Blender reads no HEIC)")
             return f"estimated {len(res['frames'])} photo(s) from frame {start}; " + results.counts(keyed, moved, notes)

@@ -184,11 +184,58 @@ LINEUP_JOINTS = ("left_hip", "right_hip", "left_knee", "right_knee", "left_ankle
 PHOTO_CAMERA = "Photo camera"
 
 
+def photo_cameras(context, ob, response: dict, photos: list[str], start_frame: int, set_resolution: bool = True,
+                  background: bool = True) -> tuple[list[str], list[float]]:
+    """A Photo camera for each photo of an estimate keyed on consecutive frames (photo ``k`` at
+    ``start_frame + k``): each placed from the rig as keyed on its frame, with its own photo as
+    the background, and, for several photos, a timeline marker on each frame bound to its camera
+    (``PoseDiff photo k``), so scrubbing switches to the camera that took the photo shown (one
+    camera would line up the first photo only). The first camera is made the scene camera.
+
+    Returns:
+        (notes for the message, median line-up error per placed photo, pixels).
+    """
+    scene = context.scene
+    frames = response["frames"]
+    several = len(frames) > 1
+    notes, errors = [], []
+    size0 = None
+    for k, fr in enumerate(frames):
+        if not fr.get("hypotheses"):
+            continue
+        scene.frame_set(start_frame + k)
+        name = PHOTO_CAMERA if k == 0 else f"{PHOTO_CAMERA} {k + 1}"
+        try:
+            cam, px, note = place_photo_camera(context, ob, fr, fr["hypotheses"][0], photos[k],
+                                               set_resolution and k == 0, make_active=k == 0, background=background,
+                                               name=name)
+        except ValueError as e:
+            notes.append(f"no photo camera for photo {k + 1}: {e}")
+            continue
+        errors.append(px)
+        if k == 0:
+            notes.append(f"{note}; the rig lines up with the photo within {px:.0f} px (median)")
+        size = image_size(photos[k]) if background else None
+        size0 = size0 or size
+        if several:
+            marker = scene.timeline_markers.get(f"PoseDiff photo {k + 1}") or \
+                scene.timeline_markers.new(f"PoseDiff photo {k + 1}", frame=start_frame + k)
+            marker.frame, marker.camera = start_frame + k, cam
+            if size and size0 and abs(size[0] * size0[1] - size[1] * size0[0]) > 0.01 * size[0] * size0[1]:
+                notes.append(f"photo {k + 1} is {size[0]}x{size[1]}, not the render size's shape: it lines up only "
+                             "when the render size is its own")
+    scene.frame_set(start_frame)
+    if several and errors:
+        notes.append(f"each photo has its own camera ('{PHOTO_CAMERA}', '{PHOTO_CAMERA} 2', ...), switched to at its "
+                     f"frame by timeline markers; the rig lines up within {max(errors):.0f} px (median, worst photo)")
+    return notes, errors
+
+
 def place_photo_camera(context, ob, frame_result: dict, hypothesis: dict, photo: str,
                        set_resolution: bool = True, make_active: bool = True,
-                       background: bool = True) -> tuple[object, float, str]:
-    """Create or move the "Photo camera": the camera that took the photo, seen from the rig
-    where it stands. Rotation = the estimate's camera pitch/roll (the world frame of its
+                       background: bool = True, name: str = PHOTO_CAMERA) -> tuple[object, float, str]:
+    """Create or move the "Photo camera" (or the camera ``name``): the camera that took the photo,
+    seen from the rig where it stands (as posed now). Rotation = the estimate's camera pitch/roll (the world frame of its
     ``world_joints``), intrinsics = the estimate's camera (EXIF focal length or the default
     field of view), centre = least-squares fit of the posed rig's limb joints to the detected
     keypoints (``placement.solve_camera_position``).
@@ -213,9 +260,9 @@ def place_photo_camera(context, ob, frame_result: dict, hypothesis: dict, photo:
     errs = sorted(math.dist(pl.project(R, centre, K, joints[j]), kps[j][:2]) for j in use)
     bc = pl.blender_camera(R, centre, K)
     scene = context.scene
-    cam = bpy.data.objects.get(PHOTO_CAMERA)
+    cam = bpy.data.objects.get(name)
     if cam is None or cam.type != "CAMERA":
-        cam = bpy.data.objects.new(PHOTO_CAMERA, bpy.data.cameras.new(PHOTO_CAMERA))
+        cam = bpy.data.objects.new(name, bpy.data.cameras.new(name))
         scene.collection.objects.link(cam)
     from mathutils import Matrix
 
@@ -223,7 +270,7 @@ def place_photo_camera(context, ob, frame_result: dict, hypothesis: dict, photo:
     d = cam.data
     d.type, d.sensor_fit, d.sensor_width = "PERSP", bc["sensor_fit"], bc["sensor_width"]
     d.lens, d.shift_x, d.shift_y = bc["lens"], bc["shift_x"], bc["shift_y"]
-    notes = [f"'{PHOTO_CAMERA}' placed {centre[2]:.2f} m high, pitched {math.degrees(pitch):.0f} deg, "
+    notes = [f"'{name}' placed {centre[2]:.2f} m high, pitched {math.degrees(pitch):.0f} deg, "
              f"focal {bc['lens']:.0f} mm (36 mm sensor)"]
     if make_active and scene.camera != cam:
         notes.append(f"it is now the scene camera (was {scene.camera.name if scene.camera else 'none'})")

@@ -345,6 +345,35 @@ def _phone_photo(path):
     return upright
 
 
+def test_several_photos_each_get_their_own_camera_switched_to_at_their_frame(rig):
+    """Two reference photos keyed on consecutive frames: each has its own Photo camera, placed from
+    the rig as keyed on its frame, with its own photo behind it, and a timeline marker binding it
+    to that frame, so scrubbing to frame 2 shows the second photo lined up with its pose (one camera
+    showed the first photo behind both)."""
+    photos = [ROOT / "samples" / "image1.png", PHOTO]
+    scene = bpy.context.scene
+    bpy.context.view_layer.objects.active = rig
+    scene.frame_set(1)
+    r = bpy.ops.posediff.estimate(directory=str(photos[0].parent), files=[{"name": p.name} for p in photos],
+                                  blocking=True)
+    assert r == {"FINISHED"}, scene.posediff.last_error
+    msg = scene.posediff.last_message
+    assert "each photo has its own camera" in msg, msg
+    worst = float(msg.split("the rig lines up within ")[1].split(" px")[0])
+    assert worst < 25, msg
+    cams = [bpy.data.objects["Photo camera"], bpy.data.objects["Photo camera 2"]]
+    for k, (cam, photo) in enumerate(zip(cams, photos)):
+        marker = scene.timeline_markers[f"PoseDiff photo {k + 1}"]
+        assert marker.frame == 1 + k and marker.camera == cam
+        assert cam.data.background_images[0].image.filepath == str(photo)
+        assert len(_keyed_bones(rig, 1 + k)) >= 10
+    scene.frame_set(2)
+    assert scene.camera == cams[1]  # the marker switches the scene camera
+    scene.frame_set(1)
+    assert scene.camera == cams[0]
+    assert (cams[0].matrix_world.translation - cams[1].matrix_world.translation).length > 0.05  # two placements
+
+
 def test_an_iphone_heic_photo_is_estimated_and_shown_through_the_backends_jpeg(rig, tmp_path):
     """iPhones store photos as HEIC, which Blender cannot read: the add-on has the backend decode it
     (``POST /v1/image``), keeps the upright JPEG (packed in the .blend, EXIF focal length kept) and
