@@ -183,6 +183,19 @@ def test_a_small_person_in_a_1080p_video_is_found_once_and_followed(service, tmp
     assert all(700 < x < 700 + 12 * t + im.shape[1] for t, x in enumerate(xs)) and xs[-1] > xs[0], xs
 
 
+def _followed_hips(service, frames, person: int) -> np.ndarray:
+    """``[T]`` x of the followed person's left hip per frame (NaN where hidden)."""
+    from backend.vision.follow import PersonFollower
+
+    follow, got = PersonFollower(person), []
+    for f in frames:
+        try:
+            got.append(service.detector.detect(f, follow=follow).keypoints["left_hip"][0])
+        except NoPersonError:
+            got.append(np.nan)
+    return np.array(got)
+
+
 def test_two_people_crossing_each_other_keep_their_own_tracks(service):
     """One person walks behind another (tests/synthetic_clips.crossing_frames): followed, the person in
     front is theirs on every frame; the one behind is theirs wherever found, hidden for a few frames
@@ -192,13 +205,7 @@ def test_two_people_crossing_each_other_keep_their_own_tracks(service):
 
     frames, xa, xb = crossing_frames()
     for person, mine, other in ((0, xb, xa), (1, xa, xb)):
-        follow, got = PersonFollower(person), []
-        for f in frames:
-            try:
-                got.append(service.detector.detect(f, follow=follow).keypoints["left_hip"][0])
-            except NoPersonError:
-                got.append(np.nan)
-        got = np.array(got)
+        got = _followed_hips(service, frames, person)
         seen = np.isfinite(got)
         assert (np.abs(got[seen] - mine[seen]) < np.abs(got[seen] - other[seen])).all(), (person, got)
         assert seen[:5].all() and seen[-5:].all() and (~seen).sum() <= 4, (person, got)
@@ -218,17 +225,10 @@ def test_two_people_dressed_alike_crossing_are_not_swapped(service, count):
     (:meth:`PersonFollower.someone_else`): no frame gives either person the other's pose; the one
     behind is hidden (filled by the track) for a few frames and found again where their walk took
     them."""
-    from backend.vision.follow import PersonFollower
 
     frames, xa, xb = crossing_frames(count, alike=True)
     for person, mine, other in ((0, xb, xa), (1, xa, xb)):
-        follow, got = PersonFollower(person), []
-        for f in frames:
-            try:
-                got.append(service.detector.detect(f, follow=follow).keypoints["left_hip"][0])
-            except NoPersonError:
-                got.append(np.nan)
-        got = np.array(got)
+        got = _followed_hips(service, frames, person)
         seen = np.isfinite(got)
         assert (np.abs(got[seen] - mine[seen]) < np.abs(got[seen] - other[seen])).all(), (person, got)
         assert seen[:5].all() and seen[-5:].all() and (~seen).sum() <= 4, (person, got)
