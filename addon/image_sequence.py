@@ -93,7 +93,7 @@ def copy_name(k: int, path: str, upright: bool) -> str:
     return f"{k + 1:0{COPY_DIGITS}d}{ext}"
 
 
-def numbered_copy(paths: list[str], root: str, upright_jpeg):
+def numbered_copy(paths: list[str], root: str, upright_jpeg, upright: bool | None = None):
     """Write the frames ``paths`` (``[K]``, in the order shown) as a sequence Blender plays in that
     order, upright: a generator yielding the fraction done after each frame and returning the
     first copy's path (Blender's sequence starts there, ``frame_offset`` 0).
@@ -102,23 +102,25 @@ def numbered_copy(paths: list[str], root: str, upright_jpeg):
         paths: the frames' files.
         root: folder for the copies (:func:`copy_folder` makes one inside it).
         upright_jpeg: ``path -> bytes``, the backend's upright JPEG of a file (``POST /v1/image``).
+        upright: whether the frames are copied as upright JPEGs (one format for the whole sequence:
+            Blender's sequence keeps the first's extension); None: where any frame
+            :func:`needs_upright_copy`.
     Raises:
         OSError: the folder cannot be written; whatever ``upright_jpeg`` raises (the copy so far is
             left incomplete and made again next time).
     """
     folder = copy_folder(paths, root)
-    upright = [needs_upright_copy(p) for p in paths]
-    if any(upright):  # one format for the whole sequence: Blender's sequence keeps the first's extension
-        upright = [True] * len(paths)
-    names = [copy_name(k, p, u) for k, (p, u) in enumerate(zip(paths, upright))]
+    if upright is None:
+        upright = any(needs_upright_copy(p) for p in paths)
+    names = [copy_name(k, p, upright) for k, p in enumerate(paths)]
     done = os.path.join(folder, ".complete")
     if os.path.isfile(done):
         return os.path.join(folder, names[0])
     os.makedirs(folder, exist_ok=True)
-    for k, (p, u, name) in enumerate(zip(paths, upright, names)):
+    for k, (p, name) in enumerate(zip(paths, names)):
         out = os.path.join(folder, name)
         tmp = out + ".part"
-        if u:
+        if upright:
             with open(tmp, "wb") as fh:
                 fh.write(upright_jpeg(p))
         else:

@@ -205,18 +205,19 @@ def image_sequence_background(scene, folder: str, src: list[int], start: int):
     """
     shown = photos.sequence_images(folder)[src[0]:src[-1] + 1]
     n0 = image_sequence.numbered_run(shown)
-    if n0 is not None and not any(image_sequence.needs_upright_copy(p) for p in shown):
+    upright = any(image_sequence.needs_upright_copy(p) for p in shown)  # each file's EXIF read once
+    if n0 is not None and not upright:
         set_clip_background(scene, folder, False, shown[0], start, n0 - 1, len(shown))
         return ""
     client = make_client()
     try:
         first = yield from image_sequence.numbered_copy(shown, operators_estimate.converted_folder(),
-                                                         lambda p: photos.upright_jpeg(client, p))
+                                                         lambda p: photos.upright_jpeg(client, p), upright)
     except (BackendError, OSError) as e:
         return f"; no camera background: the frames need a numbered upright copy for Blender, which failed: {e}"
     set_clip_background(scene, folder, False, first, start, 0, len(shown))
-    why = ("HEIC or EXIF-rotated frames, shown as the backend's upright JPEGs"
-           if any(image_sequence.needs_upright_copy(p) for p in shown) else "frames not numbered one by one, renumbered")
+    why = "HEIC or EXIF-rotated frames, shown as the backend's upright JPEGs" if upright else \
+        "frames not numbered one by one, renumbered"
     return f"; the camera background is a numbered copy of the {len(shown)} frames ({why}) in {os.path.dirname(first)}"
 
 

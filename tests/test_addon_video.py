@@ -442,6 +442,19 @@ def _shown_mark(bg, frame: int) -> int:
     return int(round(float(px.mean()) * 255 / 60))
 
 
+def _sideways_frames(folder, name: str, first: int, fmt: str, **save) -> list[np.ndarray]:
+    """Three :func:`_marked_frames` saved in a new ``folder`` as a phone stores portrait shots: on
+    their side with EXIF orientation 6, named ``name.format(first + k)``; returns the upright frames."""
+    folder.mkdir()
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    frames = _marked_frames(3)
+    for k, f in enumerate(frames):
+        Image.fromarray(f).transpose(Image.Transpose.ROTATE_90).save(folder / name.format(first + k), fmt,
+                                                                     exif=exif.tobytes(), **save)
+    return frames
+
+
 def _estimate_sequence(armature, first_image) -> str:
     scene = bpy.context.scene
     _camera(scene)
@@ -477,13 +490,7 @@ def test_an_iphone_heic_burst_is_keyed_and_shown_upright_behind_the_rig(rig, tmp
 
     pillow_heif.register_heif_opener()
     seq = tmp_path / "burst"
-    seq.mkdir()
-    exif = Image.Exif()
-    exif[0x0112] = 6
-    frames = _marked_frames(3)
-    for k, f in enumerate(frames):
-        Image.fromarray(f).transpose(Image.Transpose.ROTATE_90).save(seq / f"IMG_{1234 + k}.HEIC", "HEIF", quality=90,
-                                                                     exif=exif.tobytes())
+    frames = _sideways_frames(seq, "IMG_{}.HEIC", 1234, "HEIF", quality=90)
     msg = _estimate_sequence(rig, seq / "IMG_1234.HEIC")
     assert "keyed the track on 3 frames" in msg and "without a person" not in msg, msg
     assert "numbered copy of the 3 frames" in msg and "upright JPEGs" in msg, msg
@@ -501,12 +508,7 @@ def test_an_image_sequence_with_exif_rotation_is_estimated_and_shown_upright(rig
     backend estimates them upright (a person is found on every frame) and the background is their
     upright copy, each keyed frame behind its own key."""
     seq = tmp_path / "seq"
-    seq.mkdir()
-    exif = Image.Exif()
-    exif[0x0112] = 6
-    frames = _marked_frames(3)
-    for i, f in enumerate(frames):
-        Image.fromarray(f).transpose(Image.Transpose.ROTATE_90).save(seq / f"f{i:03d}.jpg", quality=95, exif=exif.tobytes())
+    frames = _sideways_frames(seq, "f{:03d}.jpg", 0, "JPEG", quality=95)
     msg = _estimate_sequence(rig, seq / "f000.jpg")
     assert "keyed the track on 3 frames" in msg and "without a person" not in msg and "upright JPEGs" in msg, msg
     scene = bpy.context.scene

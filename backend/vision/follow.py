@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from backend.errors import NoPersonError
-from backend.vision.blazepose import ROI_SCALE, PersonROI, alignment_roi
+from backend.vision.blazepose import ROI_SCALE, PersonROI, alignment_roi, box_intersection
 
 #: A detection is the followed person when its hip centre is within this fraction of the predicted
 #: crop's side from the predicted one (a walking person's hips move ~2.5 % of it a frame at 25 fps) ...
@@ -264,7 +264,7 @@ class PersonFollower:
         where the followed person was found too (``mine`` given): one found while they are lost may
         be them."""
         dets = [((sq[:2] + sq[2:]) / 2.0, float(sq[2] - sq[0])) for sq in self.frame_people
-                if mine is None or _square_overlap(sq, mine) <= 0.5]
+                if mine is None or box_intersection(sq, mine)[0] <= 0.5 * min(sq[2] - sq[0], mine[2] - mine[0]) ** 2]
         free = list(range(len(dets)))
         kept = []
         for o in self.others:
@@ -327,11 +327,3 @@ class PersonFollower:
         c = np.asarray(centre, np.float64)
         return PersonROI(float(score), np.concatenate([c - size / 2, c + size / 2]), np.stack([c] * 4), c, float(size),
                          float(rotation))
-
-
-def _square_overlap(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection of two ``[x0, y0, x1, y1]`` squares over the smaller one's area (0..1)."""
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    small = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
-    return float(max(w, 0.0) * max(h, 0.0) / small) if small > 0 else 0.0
