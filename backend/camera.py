@@ -85,7 +85,8 @@ def resolve_intrinsics(partial: dict | None, width: int | None, height: int | No
     """Fill a possibly partial camera dict (request field ``camera``) with defaults.
 
     Args:
-        partial: any of ``fx, fy, cx, cy, width, height`` (pixels), or None.
+        partial: any of ``fx, fy, cx, cy, width, height`` (pixels) and ``focal_35mm`` (mm, 35 mm
+            equivalent: the focal length where ``fx`` / ``fy`` are not given), or None.
         width, height: image size in pixels when known (from the image), else taken from
             ``partial`` or from the principal point.
     Raises:
@@ -100,7 +101,8 @@ def resolve_intrinsics(partial: dict | None, width: int | None, height: int | No
         h = int(round(2 * p["cy"]))
     if not w or not h:
         raise ValueError("camera: image size unknown; give camera.width and camera.height (pixels)")
-    d = default_intrinsics(int(w), int(h))
+    f35 = p.get("focal_35mm")
+    d = intrinsics_from_focal_35mm(float(f35), int(w), int(h)) if f35 else default_intrinsics(int(w), int(h))
     fx = p.get("fx", p.get("fy", d.fx))
     fy = p.get("fy", fx)
     return Intrinsics(float(fx), float(fy), float(p.get("cx", w / 2.0)), float(p.get("cy", h / 2.0)), int(w), int(h))

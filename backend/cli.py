@@ -135,6 +135,11 @@ def cmd_estimate(args) -> int:
         raise CliError("estimate: give either --input REQ.json or IMAGE files, not both")
     if args.person is not None and not args.images:
         raise CliError("--person: goes with IMAGE files or a video; in a request JSON, give each frame's \"person\"")
+    if args.lens is not None and not args.images:
+        raise CliError("--lens: goes with IMAGE files or a video; in a request JSON, give each frame's camera.focal_35mm")
+    if args.lens is not None and not (4.0 <= args.lens <= 2000.0):
+        raise CliError(f"--lens: {args.lens:g} mm is not a 35 mm-equivalent focal length (4-2000; a phone's main camera is "
+                       "about 26, its 2x / 3x / 5x 48 / 77 / 120)")
     if args.images and not args.input and (args.sequence or (len(args.images) == 1 and is_sequence_path(args.images[0]))):
         return _estimate_sequence(args)
     if args.every < 1:
@@ -143,6 +148,8 @@ def cmd_estimate(args) -> int:
         data = _read_json(args.input)
     elif args.images:
         person = {} if args.person is None else {"person": args.person}
+        if args.lens is not None:
+            person["camera"] = {"focal_35mm": args.lens}
         data = {"frames": [{"image": str(Path(i).resolve()) if Path(i).exists() else i, **person} for i in args.images]}
     else:
         raise CliError("estimate: give --input REQ.json or one or more IMAGE files")
@@ -209,6 +216,8 @@ def _estimate_sequence(args) -> int:
     data = {"video": {"path": args.images[0], "every": args.every}, "seed": args.seed if args.seed is not None else 0}
     if args.person is not None:
         data["video"]["person"] = args.person
+    if args.lens is not None:
+        data["video"]["camera"] = {"focal_35mm": args.lens}
     if args.num is not None:
         data["num_hypotheses"] = args.num
     if args.steps is not None:
@@ -381,6 +390,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--person", type=int, default=None, metavar="N",
                    help="which detected person, by size (0 = largest, the default); in a video or image sequence: "
                         "picked on the first frame, then followed")
+    e.add_argument("--lens", type=float, default=None, metavar="MM",
+                   help="35 mm-equivalent focal length of the photos or video (camera.focal_35mm), instead of their EXIF "
+                        "or metadata, or the default 40 mm where they say nothing (a phone's main camera ~26, its "
+                        "telephotos 48 / 77 / 120; a webcam ~28)")
     e.add_argument("--sequence", action="store_true", help="the IMAGE files are consecutive frames of one clip (adds a track)")
     e.add_argument("--every", type=int, default=1, help="video / image sequence: keep every N-th frame")
     e.add_argument("--start", default=None, help="video / image sequence: first frame ('12') or time ('0.5s')")

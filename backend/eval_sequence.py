@@ -121,7 +121,7 @@ def handheld_motion(frames: int, shake_deg: float, rng: np.random.Generator, fps
 
 def clip_request(poses: np.ndarray, rng: np.random.Generator, noise_px: float = 4.0, num: int = 20, seed: int = 0,
                  lens_mm: float | None = None, known_rotation: bool = False, shake_deg: float = 0.0,
-                 motion_given: bool = True, zoom: float = 1.0):
+                 motion_given: bool = True, zoom: float = 1.0, focal_given: bool = True):
     """The estimate request of one clip seen by one fixed camera.
 
     Args:
@@ -142,6 +142,8 @@ def clip_request(poses: np.ndarray, rng: np.random.Generator, noise_px: float = 
         zoom: the lens zooms from 1 to this factor over the clip (evenly in its log; 1: a fixed lens),
             about the principal point; every frame's ``camera`` is the first's (what a video without
             a camera solve gives).
+        focal_given: each frame's ``camera`` carries the focal length; False: the image size only
+            (a video without lens metadata: the backend's default lens is used).
     Returns:
         (request dict with ``sequence``, ground truth camera-frame root-relative ``[F, J, 3]``
         (each frame's own camera), world->camera R ``[3, 3]`` of the first frame, motion ``[F, 3, 3]``).
@@ -166,7 +168,8 @@ def clip_request(poses: np.ndarray, rng: np.random.Generator, noise_px: float = 
             uv = (uv - [K.cx, K.cy]) * z + [K.cx, K.cy]
         uv = uv + rng.normal(0, noise_px, (len(p), 2))
         frames.append({"keypoints": {JOINT_NAMES[j]: [float(uv[j, 0]), float(uv[j, 1]), 1.0] for j in IDX},
-                       "camera": with_rotation(K.as_dict(), m @ R, known_rotation)})
+                       "camera": with_rotation(K.as_dict() if focal_given else {"width": K.width, "height": K.height},
+                                               m @ R, known_rotation)})
         gt.append(cam - cam[:1])
     req = {"frames": frames, "num_hypotheses": num, "seed": seed, "sequence": {"fps": 25.0}}
     if shake_deg and motion_given:
@@ -310,7 +313,8 @@ def run_sequence_eval(service, args) -> list:
         given = getattr(args, "motion", "given") == "given"
         req_d, gt, R, M = clip_request(poses, rng, num=args.num, seed=args.seed + ci, lens_mm=lens,
                                        known_rotation=getattr(args, "known_rotation", False), shake_deg=shake,
-                                       motion_given=given, zoom=float(getattr(args, "zoom", 1.0) or 1.0))
+                                       motion_given=given, zoom=float(getattr(args, "zoom", 1.0) or 1.0),
+                                       focal_given=not getattr(args, "unknown_focal", False))
         motion = M if shake and given else None
         if args.steps:
             req_d["steps"] = args.steps
@@ -397,6 +401,10 @@ def run_sequence_eval(service, args) -> list:
 
     base = float(rows[1][1])
     camera = "H3.6M-like" if lens is None else f"photo-protocol ({lens:g} mm lens)"
+    if getattr(args, "unknown_focal", False):
+        from backend.camera import DEFAULT_FOCAL_35MM
+
+        camera += f" whose focal length is not given (the default {DEFAULT_FOCAL_35MM:g} mm used)"
     shake = float(getattr(args, "shake", 0.0) or 0.0)
     if shake:
         camera += (f" handheld (turning up to ~{shake:g} deg, the turn per frame "

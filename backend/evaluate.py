@@ -321,6 +321,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="sequence: a variable frame rate: the first half of each clip at 25 fps, the second at 12.5 "
                         "(a phone whose rate drops in low light); rows: the track taking the frames as evenly spaced "
                         "(at their mean rate) and the track given each frame's time (sequence.times)")
+    p.add_argument("--unknown-focal", action="store_true",
+                   help="sequence: the requests give the image size only, no focal length (a video without lens "
+                        "metadata): the backend's default lens is used for the clip's true --lens")
     p.add_argument("--motion", choices=["given", "ignored"], default="given",
                    help="sequence --shake: send the camera's turn per frame (sequence.camera_motion, as a gyroscope, a "
                         "camera solve or the video's background give it) or not (the camera taken as fixed)")

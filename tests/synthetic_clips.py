@@ -150,6 +150,34 @@ def write_phone_video(path: Path, upright: list[np.ndarray], fps: float) -> None
     path.write_bytes(bytes(b))
 
 
+def write_iphone_video(path: Path, frames: list[np.ndarray], fps: float, focal_35mm: float) -> None:
+    """RGB frames -> a QuickTime MOV (H.264) carrying the metadata an iPhone writes: make, model and
+    the lens' 35 mm-equivalent focal length under ``com.apple.quicktime.camera.focal_length.35mm_equivalent``
+    as a big-endian float32 item (QuickTime well-known data type 23), as in Apple's files (FFmpeg
+    writes its metadata items as text, so the item's type and value are set afterwards)."""
+    import struct
+
+    import av
+
+    key = "com.apple.quicktime.camera.focal_length.35mm_equivalent"
+    h, w = frames[0].shape[:2]
+    with av.open(str(path), "w", format="mov", options={"movflags": "use_metadata_tags"}) as out:
+        out.metadata.update({"com.apple.quicktime.make": "Apple", "com.apple.quicktime.model": "iPhone 13",
+                             "com.apple.quicktime.camera.lens_model": "iPhone 13 back camera 5.1mm f/1.6", key: "LENS"})
+        stream = out.add_stream("libx264", rate=int(fps))
+        stream.width, stream.height, stream.pix_fmt = w - w % 2, h - h % 2, "yuv420p"
+        for f in frames:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f[: h - h % 2, : w - w % 2]),
+                                                             format="rgb24")))
+        out.mux(stream.encode())
+    b = bytearray(path.read_bytes())
+    i = b.find(b"data\x00\x00\x00\x01\x00\x00\x00\x00LENS")  # type 1 (UTF-8), locale 0, the value
+    assert i > 0 and b.count(b"LENS") == 1
+    b[i + 4 : i + 8] = struct.pack(">I", 23)  # float32
+    b[i + 12 : i + 16] = struct.pack(">f", focal_35mm)
+    path.write_bytes(bytes(b))
+
+
 def write_timed_video(path: Path, frames: list[np.ndarray], times: list[float], codec: str = "libx264",
                       nominal_fps: int = 30) -> None:
     """RGB frames -> an MP4 with PyAV, each frame at its own time (seconds; a variable frame rate as

@@ -199,6 +199,21 @@ def test_camera_request_overrides_exif(tmp_path):
     assert e.value.field == "frames[0].camera.width"
 
 
+def test_a_lens_given_in_35mm_terms_wins_over_exif_and_the_default(tmp_path):
+    """``camera.focal_35mm`` (the user's lens) is used where fx / fy are not given: before the photo's
+    EXIF and the default 40 mm; for keypoints without a photo too (``resolve_intrinsics``)."""
+    from backend.camera import intrinsics_from_focal_35mm, resolve_intrinsics
+
+    exif50 = load_image(str(_jpeg_with_exif(tmp_path / "f50.jpg", tags={0xA405: 50})))
+    assert intrinsics_for(exif50, {"focal_35mm": 77.0}).fx == pytest.approx(intrinsics_from_focal_35mm(77.0, 60, 40).fx)
+    assert intrinsics_for(exif50, {"focal_35mm": 77.0, "fx": 123.0}).fx == 123.0  # pixels win
+    plain = load_image(str(SAMPLES / "image1.png"))
+    assert intrinsics_for(plain, {"focal_35mm": 26.0}).fx == pytest.approx(intrinsics_from_focal_35mm(26.0, 384, 640).fx)
+    K = resolve_intrinsics({"width": 1920, "height": 1080, "focal_35mm": 120.0}, None, None)
+    assert K.fx == pytest.approx(120.0 * math.hypot(1920, 1080) / math.hypot(36, 24)) and K.cx == 960.0
+    assert resolve_intrinsics({"width": 1920, "height": 1080}, None, None).fx == default_intrinsics(1920, 1080).fx
+
+
 def test_huge_image_is_downscaled(tmp_path):
     path = tmp_path / "wide.png"
     Image.new("RGB", (5000, 120), (10, 200, 10)).save(path)

@@ -627,6 +627,36 @@ def test_a_video_whose_header_misstates_its_frame_rate_is_tracked_at_its_timesta
     assert any("header says 24 fps" in w and "33.3 ms apart" in w for w in seq.warnings), seq.warnings
 
 
+def test_an_iphone_video_is_estimated_with_the_lens_its_metadata_gives(service, tmp_path):
+    """An iPhone's MOV says its lens (QuickTime metadata, 26 mm equivalent): the clip's camera is that
+    lens, not the default 40 mm; the same frames in an MP4 that says nothing get the default, and a
+    lens given in the request (``video.camera.focal_35mm``, the CLI's ``--lens``) wins over both."""
+    from synthetic_clips import write_iphone_video
+
+    from backend.camera import DEFAULT_FOCAL_35MM, intrinsics_from_focal_35mm
+    from backend.http import schemas
+    from backend.sequence import estimate_sequence
+    from backend.vision.video import open_frames
+
+    frames = moving_person_frames(4, 240, 5)
+    mov, mp4 = tmp_path / "IMG_0042.MOV", tmp_path / "plain.mp4"
+    write_iphone_video(mov, frames, 30, focal_35mm=26.0)
+    write_video(mp4, frames, 30)
+    src = open_frames(str(mov))
+    assert src.focal_35mm == pytest.approx(26.0) and open_frames(str(mp4)).focal_35mm is None
+    assert next(iter(src)).photo().focal_35mm == pytest.approx(26.0)
+    w, h = src.size
+
+    def fx(path, **camera):
+        res = estimate_sequence(service, schemas.EstimateRequest.model_validate(
+            {"video": {"path": str(path), **({"camera": camera} if camera else {})}, "num_hypotheses": 2, "steps": 4}))
+        return {round(fr.camera["fx"], 3) for fr in res.frames}
+
+    assert fx(mov) == {round(intrinsics_from_focal_35mm(26.0, w, h).fx, 3)}
+    assert fx(mp4) == {round(intrinsics_from_focal_35mm(DEFAULT_FOCAL_35MM, w, h).fx, 3)}
+    assert fx(mov, focal_35mm=77.0) == {round(intrinsics_from_focal_35mm(77.0, w, h).fx, 3)}
+
+
 def test_open_frames_errors_name_the_field(tmp_path):
     from backend.vision.video import open_frames
 

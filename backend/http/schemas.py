@@ -75,7 +75,8 @@ def check_rotation(R):
 
 
 class Camera(Strict):
-    """Pinhole intrinsics in pixels. Missing focal lengths use the default field of view."""
+    """Pinhole intrinsics in pixels. Missing focal lengths come from ``focal_35mm``, the photo's EXIF or the
+    video's metadata, else the default field of view (40 mm equivalent)."""
 
     fx: Finite | None = Field(None, ge=1.0, le=1e6, description="focal length x, pixels")
     fy: Finite | None = Field(None, ge=1.0, le=1e6, description="focal length y, pixels")
@@ -83,6 +84,11 @@ class Camera(Strict):
     cy: Finite | None = Field(None, ge=-1e6, le=1e6, description="principal point y, pixels")
     width: int | None = Field(None, gt=0, le=100_000, description="image width, pixels")
     height: int | None = Field(None, gt=0, le=100_000, description="image height, pixels")
+    focal_35mm: Finite | None = Field(
+        None, ge=4.0, le=2000.0,
+        description="35 mm-equivalent focal length, mm (the lens as a phone's settings or a lens barrel state it), used "
+        "where fx / fy are not given, before the photo's EXIF or the video's metadata (which are used before the default "
+        "40 mm): for footage and pictures whose file does not say its lens")
     rotation: Matrix3 | None = Field(
         None,
         description="optional world-to-camera rotation (3x3, rows) when the camera orientation "

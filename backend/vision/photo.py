@@ -288,8 +288,8 @@ def _to_rgb(img: Image.Image) -> Image.Image:
 def intrinsics_for(photo: Photo, camera_partial: dict | None = None, field: str = "camera") -> Intrinsics:
     """Camera intrinsics for a photo in ORIGINAL image pixels.
 
-    Priority: values given in the request's ``camera`` > EXIF focal length > the default field
-    of view (:func:`backend.camera.default_intrinsics`) of the picture inside black bars, where the
+    Priority: values given in the request's ``camera`` (``fx`` / ``fy``, then ``focal_35mm``) > EXIF
+    focal length (a video's metadata) > the default field of view (:func:`backend.camera.default_intrinsics`) of the picture inside black bars, where the
     image has them (:func:`backend.vision.borders.content_box`: a pillarboxed portrait clip, a
     letterboxed film; its principal point at the picture's centre). A request camera given for
     another resolution of the same image (``width``/``height`` with the same aspect ratio) is
@@ -297,7 +297,9 @@ def intrinsics_for(photo: Photo, camera_partial: dict | None = None, field: str 
 
     Args:
         photo: the loaded photo.
-        camera_partial: any of ``fx, fy, cx, cy, width, height`` in pixels (None values ignored).
+        camera_partial: any of ``fx, fy, cx, cy, width, height`` in pixels and ``focal_35mm`` (mm,
+            35 mm equivalent; of the picture inside black bars where the frame has them) (None
+            values ignored).
         field: request field named in errors.
     Returns:
         :class:`backend.camera.Intrinsics` with ``width, height = photo.original_size``.
@@ -305,6 +307,7 @@ def intrinsics_for(photo: Photo, camera_partial: dict | None = None, field: str 
         InputError: if ``camera.width/height`` have a different aspect ratio than the image.
     """
     W, H = photo.original_size
+    given = (camera_partial or {}).get("focal_35mm")  # the user's lens, before the file's
     p = {k: v for k, v in (camera_partial or {}).items() if v is not None and k in ("fx", "fy", "cx", "cy", "width", "height")}
     pw, ph = p.pop("width", None), p.pop("height", None)
     if pw or ph:
@@ -316,16 +319,16 @@ def intrinsics_for(photo: Photo, camera_partial: dict | None = None, field: str 
         s = W / pw
         p = {k: v * s for k, v in p.items()}
     if "fx" not in p and "fy" not in p:
-        box = None if photo.focal_35mm else picture_box(photo)
-        if photo.focal_35mm:
+        box = None if photo.focal_35mm and not given else picture_box(photo)
+        if photo.focal_35mm and not given:
             base = intrinsics_from_focal_35mm(photo.focal_35mm, W, H)
         elif box is not None:  # the camera filmed the picture inside the bars, not the padded frame
             x0, y0, x1, y1 = box
-            base = default_intrinsics(x1 - x0, y1 - y0)
+            base = intrinsics_from_focal_35mm(given, x1 - x0, y1 - y0) if given else default_intrinsics(x1 - x0, y1 - y0)
             p.setdefault("cx", (x0 + x1) / 2.0)
             p.setdefault("cy", (y0 + y1) / 2.0)
         else:
-            base = default_intrinsics(W, H)
+            base = intrinsics_from_focal_35mm(given, W, H) if given else default_intrinsics(W, H)
         p["fx"] = p["fy"] = base.fx
     return resolve_intrinsics(p, W, H)
 

@@ -17,6 +17,12 @@ fps``: phones record at a variable frame rate (the rate drops in low light; scre
 repeat nothing while the picture is still), and Blender's movie clip shows a video by time, so a
 key placed by frame count drifts off the footage (:func:`variable_frame_rate`).
 
+The lens: an iPhone's video (QuickTime) carries its 35 mm-equivalent focal length in its metadata
+(``com.apple.quicktime.camera.focal_length.35mm_equivalent``, read with PyAV:
+:func:`video_focal_35mm`); each frame's :class:`~backend.vision.photo.Photo` has it as a photo has
+its EXIF's, so the clip's camera is that lens rather than the default one. Other videos (Android
+phones, webcams, the web) say nothing of their lens.
+
 A video can also be uploaded (:func:`uploaded_video`: base64 bytes -> a temporary file).
 
 Bad input raises :class:`backend.errors.InputError` naming the field (``video.path``,
@@ -50,6 +56,12 @@ VFR_TOLERANCE = 0.25
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".heic", ".heif")
 #: Frame rate assumed for image sequences when none is given (frames per second).
 DEFAULT_IMAGE_FPS = 25.0
+#: Container metadata keys that give a video's 35 mm-equivalent focal length (mm), first found wins:
+#: Apple's QuickTime key (``AVMetadataQuickTimeMetadataKeyCameraFocalLength35mmEquivalent``, a
+#: float32 item that FFmpeg reads as text, e.g. ``"26.000000"``).
+FOCAL_KEYS = ("com.apple.quicktime.camera.focal_length.35mm_equivalent",)
+#: Focal lengths outside this range (mm, 35 mm equivalent) are taken for a broken tag and ignored.
+FOCAL_RANGE_MM = (8.0, 1200.0)
 _TIME = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s?)\s*$")
 # OpenCV's FFmpeg prints its own decoder's complaints (an AV1 file: "Missing Sequence Header" a
 # frame) to the terminal; what went wrong reaches the user as an InputError instead. Read by
@@ -66,6 +78,7 @@ class VideoFrame:
     rgb: np.ndarray | None = None
     path: str | None = None
     name: str = ""
+    focal_35mm: float | None = None  # the video's lens (:func:`video_focal_35mm`), mm
 
     def photo(self):
         """This frame as a :class:`backend.vision.photo.Photo` (images: loaded now, EXIF applied)."""
@@ -74,7 +87,7 @@ class VideoFrame:
         if self.rgb is None:
             return load_image(self.path, f"video.frame {self.index}")
         h, w = self.rgb.shape[:2]
-        return Photo(rgb=self.rgb, focal_35mm=None, original_size=(w, h), scale=1.0, name=self.name)
+        return Photo(rgb=self.rgb, focal_35mm=self.focal_35mm, original_size=(w, h), scale=1.0, name=self.name)
 
 
 def natural_key(path: str) -> list:
@@ -128,15 +141,18 @@ class FrameSource:
             are then kept by their timestamps (``start`` / ``end`` in frames stay the nominal estimate).
         timestamps: a video's frame times are its timestamps (False where ``fps`` was given: the
             frames are then retimed to ``index / fps``).
+        focal_35mm: the video's 35 mm-equivalent focal length from its metadata
+            (:func:`video_focal_35mm`), or None (image sequences: each image's EXIF is read instead).
         times: each yielded frame's time (seconds from the source's start), filled while iterating.
     """
 
     def __init__(self, name: str, fps: float, every: int, start: int, end: int | None, count: int,
                  video: str | None = None, images: list[str] | None = None, size=None, field: str = "video",
                  codec: str | None = None, decoder: str = "opencv", seconds: tuple = (None, None),
-                 timestamps: bool = True):
+                 timestamps: bool = True, focal_35mm: float | None = None):
         self.name, self.fps, self.every, self.start, self.end = name, fps, every, start, end
         self.timestamps = timestamps
+        self.focal_35mm = focal_35mm
         self.seconds = seconds  # (start, end) in seconds where given so: kept by timestamp
         self.count, self.size, self.field, self.codec, self.decoder = count, size, field, codec, decoder
         self._video, self._images = video, images
@@ -162,7 +178,7 @@ class FrameSource:
                     for i, t, rgb in decode(self._video, rng, self.fps, self.field, self.timestamps):
                         n += 1
                         self.times.append(t)
-                        yield VideoFrame(i, t, rgb=rgb, name=f"{self.name}#{i}")
+                        yield VideoFrame(i, t, rgb=rgb, name=f"{self.name}#{i}", focal_35mm=self.focal_35mm)
                 except InputError:
                     if k == 0:
                         raise
@@ -354,7 +370,30 @@ def open_frames(path, every: int = 1, start=None, end=None, fps: float | None = 
     seconds = tuple(_in_seconds(v) for v in (start, end))
     return FrameSource(name, rate, every, 0 if seconds[0] is not None else s, None if seconds[1] is not None else e,
                        count, video=path, size=size, field=field, codec=codec or None, decoder=decoder, seconds=seconds,
-                       timestamps=fps is None)
+                       timestamps=fps is None, focal_35mm=video_focal_35mm(path))
+
+
+def video_focal_35mm(path: str) -> float | None:
+    """The 35 mm-equivalent focal length (mm) a video's container metadata gives (:data:`FOCAL_KEYS`;
+    an iPhone's QuickTime file), or None: no such tag, one outside :data:`FOCAL_RANGE_MM`, or a
+    file PyAV cannot open (OpenCV may still decode it; the lens is then unknown, not an error)."""
+    try:
+        import av
+
+        with av.open(path) as container:
+            tags = dict(container.metadata)
+            for stream in container.streams.video:
+                tags.update({k: v for k, v in stream.metadata.items() if k not in tags})
+    except Exception:  # the lens is optional; decoding reports a bad file itself
+        return None
+    for key in FOCAL_KEYS:
+        try:
+            f = float(tags.get(key, "nan"))
+        except ValueError:
+            continue
+        if FOCAL_RANGE_MM[0] <= f <= FOCAL_RANGE_MM[1]:
+            return f
+    return None
 
 
 def _in_seconds(value) -> float | None:
