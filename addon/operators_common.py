@@ -114,3 +114,18 @@ def _popup_error(message: str) -> None:
             self.layout.label(text=line)
 
     wm.popup_menu(draw, title="PoseDiff", icon="ERROR")
+
+
+def lens_camera(settings) -> dict | None:
+    """The request ``camera`` for the panel's *Lens* (``{"focal_35mm": mm}``), or None at 0 (the file's
+    EXIF or metadata, else the backend's default).
+
+    Raises:
+        ValueError: a lens shorter than 4 mm (no 35 mm-equivalent focal length is).
+    """
+    if settings.lens <= 0:
+        return None
+    if settings.lens < 4:
+        raise ValueError(f"Lens {settings.lens:g} mm: give a 35 mm-equivalent focal length (a phone's main camera is "
+                         "about 26 mm), or 0 to take it from the file")
+    return {"focal_35mm": float(settings.lens)}

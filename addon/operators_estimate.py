@@ -13,7 +13,7 @@ from bpy_extras.io_utils import ImportHelper
 from . import photos, results
 from .blender_rig import RigError
 from .client import BackendError
-from .operators_common import _TaskOperator
+from .operators_common import _TaskOperator, lens_camera
 from .preferences import make_client
 
 #: Most people the picker asks the detector for.
@@ -50,6 +50,7 @@ class POSEDIFF_OT_estimate(_TaskOperator, bpy.types.Operator, ImportHelper):
             use_cam = s.use_camera
             if use_cam and (context.scene.camera is None or context.scene.camera.type != "CAMERA"):
                 raise ValueError("'Use my camera as it is' is on but the scene has no camera: add one or turn it off")
+            lens = None if use_cam else lens_camera(s)
             converted = 0
             for p in paths:
                 if not os.path.isfile(p):
@@ -64,6 +65,8 @@ class POSEDIFF_OT_estimate(_TaskOperator, bpy.types.Operator, ImportHelper):
                     if cam is None:
                         raise ValueError("'Use my camera as it is' needs a perspective scene camera")
                     fr["camera"] = cam
+                elif lens:
+                    fr["camera"] = lens
                 if s.person >= 0:
                     fr["person"] = s.person
                 frames.append(fr)

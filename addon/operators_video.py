@@ -54,7 +54,7 @@ from . import linalg as la
 from . import skeleton as sk
 from .blender_rig import RigError
 from .client import BackendError
-from .operators_common import _TaskOperator
+from .operators_common import _TaskOperator, lens_camera
 from .preferences import make_client
 
 TEXT_NAME = "PoseDiff sequence"
@@ -469,6 +469,8 @@ class POSEDIFF_OT_estimate_video(_TaskOperator, bpy.types.Operator, ImportHelper
                     cam_mw = [list(r) for r in context.scene.camera.matrix_world]
                     cam_name = context.scene.camera.name
                     cam_lens = context.scene.camera.data.lens
+            elif lens_camera(s):
+                video["camera"] = lens_camera(s)
         except (RigError, ValueError) as e:
             return self.refuse(context, str(e))
         payload = {"video": video, "num_hypotheses": s.num_hypotheses, "seed": s.seed}

@@ -66,6 +66,9 @@ class POSEDIFF_PT_tasks(_Panel, bpy.types.Panel):
         col.prop(s, "previews")
         col = layout.column(align=True)
         col.prop(s, "use_camera")
+        sub = col.row(align=True)
+        sub.active = not s.use_camera  # the scene camera's lens is sent instead
+        sub.prop(s, "lens")
         col.prop(s, "set_background")
         col.prop(s, "set_resolution")
         col.prop(s, "keep_height")

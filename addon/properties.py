@@ -102,6 +102,11 @@ class POSEDIFF_Settings(bpy.types.PropertyGroup):
                              description="Send the scene camera's intrinsics and rotation and place the rig along the "
                                          "photo's rays through it (the rig may leave the ground). Off: the rig stays on "
                                          "the ground where it stands and a 'Photo camera' is fitted to the photo")
+    lens: FloatProperty(name="Lens (mm)", default=0.0, min=0.0, max=2000.0, step=100, precision=0,
+                        description="35 mm-equivalent focal length of the photos or video, when their file does not say "
+                                    "it (0: the photo's EXIF or an iPhone video's metadata, else 40 mm). A phone's main "
+                                    "camera is about 26 mm, its 2x / 3x / 5x 48 / 77 / 120 mm; a webcam about 28 mm. "
+                                    "Not used with 'Use my camera as it is' (the scene camera's lens is sent)")
     set_background: BoolProperty(name="Photo as camera background", default=True,
                                  description="Show the photo behind the photo camera's view")
     set_resolution: BoolProperty(name="Render size = photo size", default=True,

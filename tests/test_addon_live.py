@@ -411,6 +411,34 @@ def test_an_iphone_heic_photo_is_estimated_and_shown_through_the_backends_jpeg(r
     assert len(scene.posediff.people) == 1
 
 
+def test_the_panels_lens_is_sent_and_becomes_the_photo_cameras(rig):
+    """A photo whose file does not say its lens (no EXIF: a picture from the web, a messenger's copy)
+    taken with a 3x telephoto: the panel's *Lens* (77 mm) is sent as ``camera.focal_35mm`` and the
+    Photo camera gets that lens; a lens under 4 mm is refused before anything is sent or keyed."""
+    from PIL import Image
+
+    scene = bpy.context.scene
+    size = Image.open(PHOTO).size
+    bpy.context.view_layer.objects.active = rig
+    scene.frame_set(5)
+    s = scene.posediff
+    try:
+        s.lens = 2.0
+        keys = _keys(rig)
+        with pytest.raises(RuntimeError, match="Lens 2 mm: give a 35 mm-equivalent focal length"):
+            bpy.ops.posediff.estimate(filepath=str(PHOTO), blocking=True)
+        assert "Lens 2 mm" in s.last_error and _keys(rig) == keys, s.last_error
+        s.lens = 77.0
+        assert bpy.ops.posediff.estimate(filepath=str(PHOTO), blocking=True) == {"FINISHED"}, s.last_error
+    finally:
+        s.lens = 0.0
+    d = scene.camera.data
+    assert scene.camera.name == "Photo camera"
+    fx = addon_module("camera_math").intrinsics(d.lens, d.sensor_width, d.sensor_height, d.sensor_fit, *size)["fx"]
+    assert fx == pytest.approx(77 / math.hypot(36, 24) * math.hypot(*size), rel=0.02)
+    assert len(_keyed_bones(rig, 5)) >= 10
+
+
 def test_a_phone_photo_with_exif_rotation_is_shown_and_lined_up_upright(rig, tmp_path):
     """Blender loads a JPEG's pixels as stored, ignoring its EXIF orientation, while the backend (and
     every photo viewer) shows it upright: the camera background, the render size and the camera sent

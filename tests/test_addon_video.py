@@ -143,6 +143,25 @@ def test_a_portrait_phone_clip_is_keyed_with_an_upright_background_and_camera(ri
     assert all(fr["hypotheses"] for fr in stored["response"]["frames"])
 
 
+def test_the_panels_lens_is_sent_with_a_video_that_does_not_say_its_own(rig, tmp_path):  # noqa: F811
+    """Videos other than an iPhone's say nothing of their lens: the panel's *Lens* (a webcam's 28 mm)
+    is sent as ``video.camera.focal_35mm`` and the clip is estimated through it."""
+    clip = tmp_path / "webcam.mp4"
+    _write_video(clip, 3, 10.0)
+    scene = bpy.context.scene
+    bpy.context.view_layer.objects.active = rig
+    scene.frame_set(1)
+    scene.posediff.lens = 28.0
+    try:
+        r = bpy.ops.posediff.estimate_video(filepath=str(clip), blocking=True)
+    finally:
+        scene.posediff.lens = 0.0
+    assert r == {"FINISHED"}, scene.posediff.last_error
+    w, h = bpy.data.movieclips.load(str(clip)).size
+    fx = [fr["camera"]["fx"] for fr in addon_module("operators_video")._stored()["response"]["frames"]]
+    assert fx == pytest.approx([28 / math.hypot(36, 24) * math.hypot(w, h)] * 3, rel=1e-3)
+
+
 def test_one_key_per_video_frame_and_override_resolves_the_track(rig, tmp_path):  # noqa: F811
     clip = tmp_path / "walk.mp4"
     _write_video(clip, 4, 10.0)
