@@ -402,9 +402,9 @@ def run_sequence_eval(service, args) -> list:
     base = float(rows[1][1])
     camera = "H3.6M-like" if lens is None else f"photo-protocol ({lens:g} mm lens)"
     if getattr(args, "unknown_focal", False):
-        from backend.camera import DEFAULT_FOCAL_35MM
+        from backend.camera import DEFAULT_FOOTAGE_FOCAL_35MM
 
-        camera += f" whose focal length is not given (the default {DEFAULT_FOCAL_35MM:g} mm used)"
+        camera += f" whose focal length is not given (footage's default {DEFAULT_FOOTAGE_FOCAL_35MM:g} mm used)"
     shake = float(getattr(args, "shake", 0.0) or 0.0)
     if shake:
         camera += (f" handheld (turning up to ~{shake:g} deg, the turn per frame "

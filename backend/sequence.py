@@ -259,6 +259,7 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
             ready += 1
 
     K_video = None
+    lens_note = None
     shot_rotation = rotation  # the known camera is the first shot's; later shots' tilt is estimated
     given_times = req.sequence.times if req.sequence is not None and req.frames is not None else None
 
@@ -294,6 +295,8 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
             if K_in is None and K_video is not None and photo is not None and tuple(photo.original_size) == (K_video.width, K_video.height):
                 K_in = K_video  # one camera for the clip (same image size)
             cond, K, kp_out, ph, warnings = service.frame_conditions(fr, field, K=K_in, photo=photo, follow=follow)
+            if K_video is None and photo is not None:
+                lens_note = assumed_lens_note(photo, fr.camera)
             K_video = K_video or (K if photo is not None else None)
             if est is not None:
                 _push_motion(est, ph, K, kp_out, follow.frame_people)
@@ -375,6 +378,8 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
     info.source_frames, info.source_fps = source_frames, src_fps
     if header_note:
         info.warnings.append(header_note)
+    if lens_note:
+        info.warnings.append(lens_note)
     if src is not None:
         add_source_times(info, info_times, src_fps, src.every)
     info.camera_zoom = None if zoom is None else _r(zoom, 5)
@@ -425,6 +430,18 @@ def uneven_times(times: list[float] | None, fps: float, frames: int, field: str 
     if variable_frame_rate(t, fps) <= VFR_WARN_FRACTION:
         return None
     return (t - t[0]) * fps
+
+
+def assumed_lens_note(photo, camera: schemas.Camera | None) -> str | None:
+    """The warning for footage whose lens was assumed (:data:`backend.camera.DEFAULT_FOOTAGE_FOCAL_35MM`):
+    neither the request's ``camera`` nor the file (an iPhone video's metadata, a frame's EXIF) gave
+    one; None where one did. ``photo``: the clip's first decoded frame."""
+    given = camera is not None and any(v is not None for v in (camera.fx, camera.fy, camera.focal_35mm))
+    if given or photo.focal_35mm is not None:
+        return None
+    return (f"the footage does not say its lens: a {photo.default_focal_35mm:g} mm equivalent (a phone's main camera or a "
+            "webcam) was assumed; if it was filmed with another (zoomed in, a telephoto, a film camera), give it "
+            "(the add-on's Lens, --lens, camera.focal_35mm): a wrong lens bends the depth of the pose")
 
 
 def rate_of_timestamps(times: list[float], fps: float, every: int = 1) -> tuple[float, str | None]:
@@ -624,13 +641,15 @@ def _frames_of(req: schemas.EstimateRequest, frame_source):
 
 
 def _shared_keypoint_intrinsics(service, req: schemas.EstimateRequest) -> Intrinsics | None:
-    """One camera for keypoint sequences: the first frame's camera, image size from all frames' keypoints."""
+    """One camera for keypoint sequences: the first frame's camera, image size from all frames' keypoints,
+    a missing focal length footage's (:data:`backend.camera.DEFAULT_FOOTAGE_FOCAL_35MM`)."""
     if req.frames is None or any(fr.keypoints is None for fr in req.frames):
         return None
+    from backend.camera import DEFAULT_FOOTAGE_FOCAL_35MM
     from backend.service import keypoint_arrays
 
     uv = np.concatenate([keypoint_arrays(fr.keypoints, f"frames[{i}].keypoints")[0] for i, fr in enumerate(req.frames)])
-    return service._intrinsics(req.frames[0].camera, "frames[0].camera", uv)
+    return service._intrinsics(req.frames[0].camera, "frames[0].camera", uv, default_35mm=DEFAULT_FOOTAGE_FOCAL_35MM)
 
 
 def anchors_of(fr: schemas.FrameResult) -> tuple[np.ndarray, np.ndarray] | None:

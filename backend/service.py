@@ -378,8 +378,13 @@ class PoseService:
 
     # ------------------------------------------------------------------------------ helpers
 
-    def _intrinsics(self, cam: schemas.Camera | None, field: str, uv: np.ndarray) -> Intrinsics:
+    def _intrinsics(self, cam: schemas.Camera | None, field: str, uv: np.ndarray,
+                    default_35mm: float | None = None) -> Intrinsics:
+        """Keypoints' camera: the request's, its missing focal length ``default_35mm`` (mm, 35 mm
+        equivalent; None: :data:`backend.camera.DEFAULT_FOCAL_35MM`), its missing size from the keypoints."""
         partial = cam.model_dump(exclude_none=True, exclude={"rotation"}) if cam else {}
+        if default_35mm and not {"fx", "fy", "focal_35mm"} & partial.keys():
+            partial["focal_35mm"] = default_35mm
         try:
             return resolve_intrinsics(partial, None, None)
         except ValueError:

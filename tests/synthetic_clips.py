@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from backend.camera import default_intrinsics
+from backend.camera import DEFAULT_FOOTAGE_FOCAL_35MM, intrinsics_from_focal_35mm
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "image2.jpeg"
 OTHER = Path(__file__).resolve().parents[1] / "samples" / "image1.png"
@@ -91,7 +91,7 @@ def crossing_frames(count: int = 16, height: int = 300, size=(960, 360), alike: 
 # ---- a handheld camera filming a cluttered scene (tests/test_camera_motion.py, the add-on's video test)
 
 HANDHELD_W, HANDHELD_H = 640, 480
-HANDHELD_K = default_intrinsics(HANDHELD_W, HANDHELD_H)  # the camera the backend assumes for a video without EXIF (handheld clips)
+HANDHELD_K = intrinsics_from_focal_35mm(DEFAULT_FOOTAGE_FOCAL_35MM, HANDHELD_W, HANDHELD_H)  # the lens assumed for a video that says none
 _KM = np.array([[HANDHELD_K.fx, 0, HANDHELD_K.cx], [0, HANDHELD_K.fy, HANDHELD_K.cy], [0, 0, 1.0]])
 _PAD = 200  # the scene is drawn this much beyond the first frame on every side
 

@@ -31,24 +31,31 @@ def _camera(scene):
     return cam
 
 
-def _h36m_camera(scene):
-    """A new scene camera with the H3.6M-like intrinsics the evals project with (f = 1145 px): (camera, width, height)."""
-    from backend.evaluate import H36M_K
-
-    cam = _camera(scene)
-    w = scene.render.resolution_x = H36M_K.width
-    h = scene.render.resolution_y = H36M_K.height
+def _with_lens(scene, cam, K):
+    """``cam`` given the intrinsics ``K`` (its focal length; the render size K's): (camera, width, height)."""
+    w = scene.render.resolution_x = K.width
+    h = scene.render.resolution_y = K.height
     cam.data.sensor_fit, cam.data.sensor_width = "HORIZONTAL", 36.0
-    cam.data.lens = H36M_K.fx / H36M_K.width * 36.0
+    cam.data.lens = K.fx / K.width * 36.0
     bpy.context.view_layer.update()
     return cam, w, h
 
 
-def _estimate_with_my_camera(ob, clip, **options) -> set:
+def _h36m_camera(scene):
+    """A new scene camera with the H3.6M-like intrinsics the evals project with (f = 1145 px): (camera, width, height)."""
+    from backend.evaluate import H36M_K
+
+    return _with_lens(scene, _camera(scene), H36M_K)
+
+
+def _estimate_with_my_camera(ob, clip, K=None, **options) -> set:
     """*Estimate from video* of ``clip`` on armature ``ob`` from scene frame 1 with 'Use my camera as it
-    is' (a new scene camera)."""
+    is' (a new scene camera; with the intrinsics ``K`` of the camera that filmed the clip, else Blender's
+    default lens)."""
     scene = bpy.context.scene
-    _camera(scene)
+    cam = _camera(scene)
+    if K is not None:
+        _with_lens(scene, cam, K)
     bpy.context.view_layer.objects.active = ob
     scene.frame_set(1)
     scene.posediff.use_camera = True
@@ -348,7 +355,7 @@ def test_use_my_camera_keys_a_handheld_clip_steady_in_the_world(rig, tmp_path): 
     own camera, and the add-on maps it through the first frame's (the scene camera), so the keyed hips stay
     put, as the person stands still; mapped through the still scene camera frame by frame, they would sway
     with the camera. The scene camera is keyed with the turn, so the footage behind it lines up with the rig."""
-    from synthetic_clips import HANDHELD_H, HANDHELD_W, filmed, scene
+    from synthetic_clips import HANDHELD_H, HANDHELD_K, HANDHELD_W, filmed, scene
 
     from backend.eval_sequence import handheld_motion, root_wander
 
@@ -356,7 +363,7 @@ def test_use_my_camera_keys_a_handheld_clip_steady_in_the_world(rig, tmp_path): 
     truth = handheld_motion(8, 4.0, np.random.default_rng(5))
     write_video(clip, filmed(scene(person=True), truth), 10.0)
     scene_ = bpy.context.scene
-    r = _estimate_with_my_camera(rig, clip, background=False)
+    r = _estimate_with_my_camera(rig, clip, K=HANDHELD_K, background=False)  # the camera that filmed it
     assert r == {"FINISHED"}, scene_.posediff.last_error
     assert "the camera's turn" in scene_.posediff.last_message
     hips = []

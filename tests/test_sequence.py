@@ -540,8 +540,8 @@ def test_pyav_turns_a_portrait_phone_video_upright_as_opencv_does(tmp_path):
 def test_a_pillarboxed_clip_is_estimated_with_the_camera_of_its_picture(service, tmp_path):
     """A portrait clip shown in a landscape video (black bars left and right): every frame's camera
     is the picture's (focal length from its size, principal point at its centre), not the padded
-    frame's."""
-    from backend.camera import default_intrinsics
+    frame's; the lens footage's default, as the clip says none."""
+    from backend.camera import DEFAULT_FOOTAGE_FOCAL_35MM, intrinsics_from_focal_35mm
     from backend.http import schemas
     from backend.sequence import estimate_sequence
 
@@ -559,7 +559,7 @@ def test_a_pillarboxed_clip_is_estimated_with_the_camera_of_its_picture(service,
         {"video": {"path": str(clip)}, "num_hypotheses": 4, "steps": 8}))
     assert all(fr.hypotheses for fr in res.frames)
     for fr in res.frames:
-        assert fr.camera["fx"] == pytest.approx(default_intrinsics(w, h).fx, rel=0.02)
+        assert fr.camera["fx"] == pytest.approx(intrinsics_from_focal_35mm(DEFAULT_FOOTAGE_FOCAL_35MM, w, h).fx, rel=0.02)
         assert fr.camera["cx"] == pytest.approx(W / 2, abs=3) and fr.camera["width"] == W
 
 
@@ -628,33 +628,38 @@ def test_a_video_whose_header_misstates_its_frame_rate_is_tracked_at_its_timesta
 
 
 def test_an_iphone_video_is_estimated_with_the_lens_its_metadata_gives(service, tmp_path):
-    """An iPhone's MOV says its lens (QuickTime metadata, 26 mm equivalent): the clip's camera is that
-    lens, not the default 40 mm; the same frames in an MP4 that says nothing get the default, and a
-    lens given in the request (``video.camera.focal_35mm``, the CLI's ``--lens``) wins over both."""
+    """An iPhone's MOV says its lens (QuickTime metadata, 24 mm equivalent): the clip's camera is that
+    lens; the same frames in an MP4 that says nothing get footage's default lens (28 mm, not a
+    photo's 40) with a warning saying so, and a lens given in the request (``video.camera.focal_35mm``,
+    the CLI's ``--lens``) wins over both."""
     from synthetic_clips import write_iphone_video
 
-    from backend.camera import DEFAULT_FOCAL_35MM, intrinsics_from_focal_35mm
+    from backend.camera import DEFAULT_FOOTAGE_FOCAL_35MM, intrinsics_from_focal_35mm
     from backend.http import schemas
     from backend.sequence import estimate_sequence
     from backend.vision.video import open_frames
 
     frames = moving_person_frames(4, 240, 5)
     mov, mp4 = tmp_path / "IMG_0042.MOV", tmp_path / "plain.mp4"
-    write_iphone_video(mov, frames, 30, focal_35mm=26.0)
+    write_iphone_video(mov, frames, 30, focal_35mm=24.0)
     write_video(mp4, frames, 30)
     src = open_frames(str(mov))
-    assert src.focal_35mm == pytest.approx(26.0) and open_frames(str(mp4)).focal_35mm is None
-    assert next(iter(src)).photo().focal_35mm == pytest.approx(26.0)
+    assert src.focal_35mm == pytest.approx(24.0) and open_frames(str(mp4)).focal_35mm is None
+    assert next(iter(src)).photo().focal_35mm == pytest.approx(24.0)
     w, h = src.size
 
-    def fx(path, **camera):
+    def lens(path, **camera):
         res = estimate_sequence(service, schemas.EstimateRequest.model_validate(
             {"video": {"path": str(path), **({"camera": camera} if camera else {})}, "num_hypotheses": 2, "steps": 4}))
-        return {round(fr.camera["fx"], 3) for fr in res.frames}
+        noted = any("does not say its lens" in x for x in res.sequence.warnings)
+        return {round(fr.camera["fx"], 3) for fr in res.frames}, noted
 
-    assert fx(mov) == {round(intrinsics_from_focal_35mm(26.0, w, h).fx, 3)}
-    assert fx(mp4) == {round(intrinsics_from_focal_35mm(DEFAULT_FOCAL_35MM, w, h).fx, 3)}
-    assert fx(mov, focal_35mm=77.0) == {round(intrinsics_from_focal_35mm(77.0, w, h).fx, 3)}
+    def fx(mm):
+        return {round(intrinsics_from_focal_35mm(mm, w, h).fx, 3)}
+
+    assert lens(mov) == (fx(24.0), False)
+    assert lens(mp4) == (fx(DEFAULT_FOOTAGE_FOCAL_35MM), True) and DEFAULT_FOOTAGE_FOCAL_35MM < 35
+    assert lens(mov, focal_35mm=77.0) == (fx(77.0), False) and lens(mp4, focal_35mm=77.0) == (fx(77.0), False)
 
 
 def test_open_frames_errors_name_the_field(tmp_path):

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from backend.camera import Intrinsics, default_intrinsics, intrinsics_from_focal_35mm, resolve_intrinsics
+from backend.camera import DEFAULT_FOCAL_35MM, Intrinsics, intrinsics_from_focal_35mm, resolve_intrinsics
 from backend.errors import InputError
 
 try:  # HEIC / HEIF, what iPhones (and many Android phones) store photos as: libheif through pillow-heif
@@ -78,6 +78,9 @@ class Photo:
         scale: ``rgb`` size / original size (1.0 unless the image was downscaled); a point
             ``(u, v)`` in ``rgb`` is ``(u / scale, v / scale)`` in the original image.
         name: file name, or ``"<base64>"`` for inline data.
+        default_focal_35mm: the lens assumed where neither the request nor ``focal_35mm`` gives one
+            (mm): :data:`backend.camera.DEFAULT_FOCAL_35MM` for photos, a video's frames
+            :data:`backend.camera.DEFAULT_FOOTAGE_FOCAL_35MM`.
     """
 
     rgb: np.ndarray
@@ -85,6 +88,7 @@ class Photo:
     original_size: tuple[int, int]
     scale: float
     name: str
+    default_focal_35mm: float = DEFAULT_FOCAL_35MM
 
     def to_original(self, uv: np.ndarray) -> np.ndarray:
         """Pixel coordinates ``[..., 2]`` in ``rgb`` -> original image pixels ``[..., 2]``."""
@@ -289,8 +293,8 @@ def intrinsics_for(photo: Photo, camera_partial: dict | None = None, field: str 
     """Camera intrinsics for a photo in ORIGINAL image pixels.
 
     Priority: values given in the request's ``camera`` (``fx`` / ``fy``, then ``focal_35mm``) > EXIF
-    focal length (a video's metadata) > the default field of view (:func:`backend.camera.default_intrinsics`) of the picture inside black bars, where the
-    image has them (:func:`backend.vision.borders.content_box`: a pillarboxed portrait clip, a
+    focal length (a video's metadata) > the photo's default lens (``Photo.default_focal_35mm``: 40
+    mm, a video's frames 28 mm) for the picture inside black bars, where the image has them (:func:`backend.vision.borders.content_box`: a pillarboxed portrait clip, a
     letterboxed film; its principal point at the picture's centre). A request camera given for
     another resolution of the same image (``width``/``height`` with the same aspect ratio) is
     rescaled to the original image size.
@@ -324,11 +328,11 @@ def intrinsics_for(photo: Photo, camera_partial: dict | None = None, field: str 
             base = intrinsics_from_focal_35mm(photo.focal_35mm, W, H)
         elif box is not None:  # the camera filmed the picture inside the bars, not the padded frame
             x0, y0, x1, y1 = box
-            base = intrinsics_from_focal_35mm(given, x1 - x0, y1 - y0) if given else default_intrinsics(x1 - x0, y1 - y0)
+            base = intrinsics_from_focal_35mm(given or photo.default_focal_35mm, x1 - x0, y1 - y0)
             p.setdefault("cx", (x0 + x1) / 2.0)
             p.setdefault("cy", (y0 + y1) / 2.0)
         else:
-            base = intrinsics_from_focal_35mm(given, W, H) if given else default_intrinsics(W, H)
+            base = intrinsics_from_focal_35mm(given or photo.default_focal_35mm, W, H)
         p["fx"] = p["fy"] = base.fx
     return resolve_intrinsics(p, W, H)
 

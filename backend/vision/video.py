@@ -20,8 +20,9 @@ key placed by frame count drifts off the footage (:func:`variable_frame_rate`).
 The lens: an iPhone's video (QuickTime) carries its 35 mm-equivalent focal length in its metadata
 (``com.apple.quicktime.camera.focal_length.35mm_equivalent``, read with PyAV:
 :func:`video_focal_35mm`); each frame's :class:`~backend.vision.photo.Photo` has it as a photo has
-its EXIF's, so the clip's camera is that lens rather than the default one. Other videos (Android
-phones, webcams, the web) say nothing of their lens.
+its EXIF's, so the clip's camera is that lens. Other videos (Android phones, webcams, the web) say
+nothing of their lens, and the frames of a clip without one are taken through a phone's or a
+webcam's (:data:`backend.camera.DEFAULT_FOOTAGE_FOCAL_35MM`, 28 mm, not a photo's 40 mm).
 
 A video can also be uploaded (:func:`uploaded_video`: base64 bytes -> a temporary file).
 
@@ -82,12 +83,16 @@ class VideoFrame:
 
     def photo(self):
         """This frame as a :class:`backend.vision.photo.Photo` (images: loaded now, EXIF applied)."""
+        from backend.camera import DEFAULT_FOOTAGE_FOCAL_35MM
         from backend.vision.photo import Photo, load_image
 
         if self.rgb is None:
-            return load_image(self.path, f"video.frame {self.index}")
+            photo = load_image(self.path, f"video.frame {self.index}")
+            photo.default_focal_35mm = DEFAULT_FOOTAGE_FOCAL_35MM  # frames of a clip: footage's lens
+            return photo
         h, w = self.rgb.shape[:2]
-        return Photo(rgb=self.rgb, focal_35mm=self.focal_35mm, original_size=(w, h), scale=1.0, name=self.name)
+        return Photo(rgb=self.rgb, focal_35mm=self.focal_35mm, original_size=(w, h), scale=1.0, name=self.name,
+                     default_focal_35mm=DEFAULT_FOOTAGE_FOCAL_35MM)
 
 
 def natural_key(path: str) -> list:
