@@ -96,6 +96,24 @@ def test_estimate_from_a_photo(tmp_path):
     assert fr["camera"]["width"] > 0 and fr["hypotheses"][0]["reprojection_error_px"] < 30
 
 
+def test_estimate_a_photo_through_a_lens_given_in_35mm_terms(tmp_path):
+    """``--lens 77`` (a 3x telephoto the file does not say): the photo's camera is that lens; a value
+    that is no focal length is refused before anything runs, as is --lens without images."""
+    from PIL import Image
+
+    from backend.camera import intrinsics_from_focal_35mm
+
+    p = run("estimate", SAMPLES / "image2.jpeg", "--lens", 77, "--num", 2, "--steps", 6, "--device", "cpu",
+            "--output", tmp_path / "res.json")
+    assert p.returncode == 0, p.stderr
+    fr = json.loads((tmp_path / "res.json").read_text())["frames"][0]
+    w, h = Image.open(SAMPLES / "image2.jpeg").size
+    assert fr["camera"]["fx"] == pytest.approx(intrinsics_from_focal_35mm(77.0, w, h).fx)
+    p = run("estimate", SAMPLES / "image2.jpeg", "--lens", 0.5, "--output", tmp_path / "bad.json")
+    assert p.returncode != 0 and "--lens: 0.5 mm is not a 35 mm-equivalent focal length" in p.stderr
+    assert not (tmp_path / "bad.json").exists()
+
+
 def test_estimate_a_video_of_two_people_follows_the_person_asked_for(tmp_path):
     """``--person 1`` on a clip of two people: the smaller one on the first frame, followed through
     the frames where it has become the larger (``tests/synthetic_clips.py``)."""
