@@ -32,7 +32,10 @@ standing). This protocol draws the camera the way a hand-held or tripod photo is
   cropped sample photos: at the crop's edge, -5.5..+4.6 % of the image side outwards, so some
   inside the photo, at confidence 0.02-0.75), ``truncated legs`` (the knees too), ``missing`` (one to three random joints
   absent), ``noexif`` (the lens is drawn from 24/35/50 mm and the request gives only the image
-  size: the backend's own default focal length is used).
+  size: the backend's own default focal length is used); ``noisy 77mm`` / ``noisy 120mm`` and
+  ``no EXIF 77mm`` / ``no EXIF 120mm``: a phone's 3x / 5x telephoto (or a portrait lens), its
+  lens given, and not (a picture from the web or a messenger's copy: the default 40 mm is used),
+  from the same place as the 50 mm photo (so only where that lens still sees the whole person).
 
 Metrics as in the lab protocol (17 joints, root-aligned camera frame, mm): best-of-1, best-of-5,
 best-of-N, aggregate, PA-MPJPE, plus the camera pitch error of the top hypothesis (degrees; the
@@ -101,6 +104,11 @@ SETTINGS: dict[str, Setting] = {
     "truncated at edge": Setting(50, 4.0, ("truncate", "report_at_edge")),
     "swap+truncated at edge": Setting(50, 4.0, ("swap", "truncate", "report_at_edge")),
     "no EXIF pillarboxed": Setting(0, 4.0, ("pillarbox",), known_focal=False),
+    # telephotos (a phone's 3x / 5x, a portrait lens), their lens given and not (the default used)
+    "noisy 77mm": Setting(77, 4.0),
+    "no EXIF 77mm": Setting(77, 4.0, (), known_focal=False),
+    "noisy 120mm": Setting(120, 4.0),
+    "no EXIF 120mm": Setting(120, 4.0, (), known_focal=False),
 }
 DEFAULT_SETTINGS = "exact,noisy,noisy 24mm,swap+truncated"
 SUBSETS = ("all", "away", "floor")

@@ -284,7 +284,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--protocol", choices=["lab", "photo"], default="lab",
                    help="lift cameras: lab = H3.6M-like (default); photo = phone lenses, any height, subject "
                         "anywhere in the frame, detector-like errors (backend/eval_photo.py; settings "
-                        "exact, noisy, noisy 35mm, noisy 24mm, swap, outliers, truncated, missing, swap+truncated, no EXIF); "
+                        "exact, noisy, noisy 35mm, noisy 24mm, swap, outliers, truncated, missing, swap+truncated, no EXIF, "
+                        "noisy 77mm / 120mm and no EXIF 77mm / 120mm: telephotos with their lens given or not); "
                         "sequence: photo = each clip seen by a phone on a tripod placed as the photo protocol places one (--lens)")
     p.add_argument("--lens", type=float, default=None, help="sequence --protocol photo: 35 mm-equivalent focal length (mm; default 50)")
     p.add_argument("--subsets", default="all,away,floor", help="photo protocol: pose subsets (all, away, floor)")

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from backend import __version__, ranking
-from backend.camera import Intrinsics, default_intrinsics, resolve_intrinsics
+from backend.camera import DEFAULT_FOCAL_35MM, DEFAULT_FOOTAGE_FOCAL_35MM, Intrinsics, default_intrinsics, resolve_intrinsics
 from backend.errors import InputError
 from backend.http import schemas
 from backend.prior.evidence import Evidence2D, KeypointEvidence
@@ -181,7 +181,8 @@ class PoseService:
             "cuda_available": torch.cuda.is_available(),
             "joint_names": list(JOINT_NAMES),
             "parents": list(PARENTS),
-            "default_camera": {"focal_35mm": 40.0, "example_1000x1000": default_intrinsics(1000, 1000).as_dict()},
+            "default_camera": {"focal_35mm": DEFAULT_FOCAL_35MM, "footage_focal_35mm": DEFAULT_FOOTAGE_FOCAL_35MM,
+                               "example_1000x1000": default_intrinsics(1000, 1000).as_dict()},
             "prior": self.prior.as_dict(),
             "training": getattr(self.model, "extra", {}),
             "defaults": {"estimate_steps": ESTIMATE_STEPS, "generate_steps": GENERATE_STEPS},
