@@ -469,8 +469,8 @@ class POSEDIFF_OT_estimate_video(_TaskOperator, bpy.types.Operator, ImportHelper
                     cam_mw = [list(r) for r in context.scene.camera.matrix_world]
                     cam_name = context.scene.camera.name
                     cam_lens = context.scene.camera.data.lens
-            elif lens_camera(s):
-                video["camera"] = lens_camera(s)
+            elif (lens := lens_camera(s)) is not None:
+                video["camera"] = lens  # the panel's Lens, for footage that does not say its own
         except (RigError, ValueError) as e:
             return self.refuse(context, str(e))
         payload = {"video": video, "num_hypotheses": s.num_hypotheses, "seed": s.seed}

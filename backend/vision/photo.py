@@ -294,7 +294,8 @@ def intrinsics_for(photo: Photo, camera_partial: dict | None = None, field: str 
 
     Priority: values given in the request's ``camera`` (``fx`` / ``fy``, then ``focal_35mm``) > EXIF
     focal length (a video's metadata) > the photo's default lens (``Photo.default_focal_35mm``: 40
-    mm, a video's frames 28 mm) for the picture inside black bars, where the image has them (:func:`backend.vision.borders.content_box`: a pillarboxed portrait clip, a
+    mm, a video's frames 28 mm). Without EXIF the lens is the picture's inside black bars, where the
+    image has them (:func:`backend.vision.borders.content_box`: a pillarboxed portrait clip, a
     letterboxed film; its principal point at the picture's centre). A request camera given for
     another resolution of the same image (``width``/``height`` with the same aspect ratio) is
     rescaled to the original image size.
