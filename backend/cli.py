@@ -392,8 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "picked on the first frame, then followed")
     e.add_argument("--lens", type=float, default=None, metavar="MM",
                    help="35 mm-equivalent focal length of the photos or video (camera.focal_35mm), instead of their EXIF "
-                        "or metadata, or the default 40 mm where they say nothing (a phone's main camera ~26, its "
-                        "telephotos 48 / 77 / 120; a webcam ~28)")
+                        "or metadata, or the default where they say nothing (40 mm for photos, 28 for footage); a "
+                        "phone's main camera ~26, its telephotos 48 / 77 / 120; a webcam ~28")
     e.add_argument("--sequence", action="store_true", help="the IMAGE files are consecutive frames of one clip (adds a track)")
     e.add_argument("--every", type=int, default=1, help="video / image sequence: keep every N-th frame")
     e.add_argument("--start", default=None, help="video / image sequence: first frame ('12') or time ('0.5s')")

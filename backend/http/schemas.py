@@ -76,7 +76,7 @@ def check_rotation(R):
 
 class Camera(Strict):
     """Pinhole intrinsics in pixels. Missing focal lengths come from ``focal_35mm``, the photo's EXIF or the
-    video's metadata, else the default field of view (40 mm equivalent)."""
+    video's metadata, else the default field of view (40 mm equivalent; footage 28 mm)."""
 
     fx: Finite | None = Field(None, ge=1.0, le=1e6, description="focal length x, pixels")
     fy: Finite | None = Field(None, ge=1.0, le=1e6, description="focal length y, pixels")
@@ -87,8 +87,8 @@ class Camera(Strict):
     focal_35mm: Finite | None = Field(
         None, ge=4.0, le=2000.0,
         description="35 mm-equivalent focal length, mm (the lens as a phone's settings or a lens barrel state it), used "
-        "where fx / fy are not given, before the photo's EXIF or the video's metadata (which are used before the default "
-        "40 mm): for footage and pictures whose file does not say its lens")
+        "where fx / fy are not given, before the photo's EXIF or the video's metadata (which are used before the default: "
+        "40 mm for a photo, 28 mm for footage): for footage and pictures whose file does not say its lens")
     rotation: Matrix3 | None = Field(
         None,
         description="optional world-to-camera rotation (3x3, rows) when the camera orientation "
