@@ -137,9 +137,10 @@ def cmd_estimate(args) -> int:
         raise CliError("--person: goes with IMAGE files or a video; in a request JSON, give each frame's \"person\"")
     if args.lens is not None and not args.images:
         raise CliError("--lens: goes with IMAGE files or a video; in a request JSON, give each frame's camera.focal_35mm")
-    if args.lens is not None and not (4.0 <= args.lens <= 2000.0):
-        raise CliError(f"--lens: {args.lens:g} mm is not a 35 mm-equivalent focal length (4-2000; a phone's main camera is "
-                       "about 26, its 2x / 3x / 5x 48 / 77 / 120)")
+    lo, hi = schemas.FOCAL_35MM_RANGE
+    if args.lens is not None and not (lo <= args.lens <= hi):
+        raise CliError(f"--lens: {args.lens:g} mm is not a 35 mm-equivalent focal length ({lo:g}-{hi:g}; a phone's main "
+                       "camera is about 26, its 2x / 3x / 5x 48 / 77 / 120)")
     if args.images and not args.input and (args.sequence or (len(args.images) == 1 and is_sequence_path(args.images[0]))):
         return _estimate_sequence(args)
     if args.every < 1:

@@ -74,6 +74,10 @@ def check_rotation(R):
     return R
 
 
+#: The 35 mm-equivalent focal lengths a request may give (``Camera.focal_35mm``), mm.
+FOCAL_35MM_RANGE = (4.0, 2000.0)
+
+
 class Camera(Strict):
     """Pinhole intrinsics in pixels. Missing focal lengths come from ``focal_35mm``, the photo's EXIF or the
     video's metadata, else the default field of view (40 mm equivalent; footage 28 mm)."""
@@ -85,7 +89,7 @@ class Camera(Strict):
     width: int | None = Field(None, gt=0, le=100_000, description="image width, pixels")
     height: int | None = Field(None, gt=0, le=100_000, description="image height, pixels")
     focal_35mm: Finite | None = Field(
-        None, ge=4.0, le=2000.0,
+        None, ge=FOCAL_35MM_RANGE[0], le=FOCAL_35MM_RANGE[1],
         description="35 mm-equivalent focal length, mm (the lens as a phone's settings or a lens barrel state it), used "
         "where fx / fy are not given, before the photo's EXIF or the video's metadata (which are used before the default: "
         "40 mm for a photo, 28 mm for footage): for footage and pictures whose file does not say its lens")
