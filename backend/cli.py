@@ -137,6 +137,8 @@ def cmd_estimate(args) -> int:
         raise CliError("--person: goes with IMAGE files or a video; in a request JSON, give each frame's \"person\"")
     if args.lens is not None and not args.images:
         raise CliError("--lens: goes with IMAGE files or a video; in a request JSON, give each frame's camera.focal_35mm")
+    if args.mirrored and not args.images:
+        raise CliError("--mirrored: goes with IMAGE files or a video; in a request JSON, give each frame's \"mirrored\"")
     lo, hi = schemas.FOCAL_35MM_RANGE
     if args.lens is not None and not (lo <= args.lens <= hi):
         raise CliError(f"--lens: {args.lens:g} mm is not a 35 mm-equivalent focal length ({lo:g}-{hi:g}; a phone's main "
@@ -151,6 +153,8 @@ def cmd_estimate(args) -> int:
         person = {} if args.person is None else {"person": args.person}
         if args.lens is not None:
             person["camera"] = {"focal_35mm": args.lens}
+        if args.mirrored:
+            person["mirrored"] = True
         data = {"frames": [{"image": str(Path(i).resolve()) if Path(i).exists() else i, **person} for i in args.images]}
     else:
         raise CliError("estimate: give --input REQ.json or one or more IMAGE files")
@@ -219,6 +223,8 @@ def _estimate_sequence(args) -> int:
         data["video"]["person"] = args.person
     if args.lens is not None:
         data["video"]["camera"] = {"focal_35mm": args.lens}
+    if args.mirrored:
+        data["video"]["mirrored"] = True
     if args.num is not None:
         data["num_hypotheses"] = args.num
     if args.steps is not None:
@@ -277,6 +283,7 @@ def _write_overlays(folder: Path, req, res) -> None:
             from backend.vision.photo import load_image
 
             rgb = load_image(fr_req.image).rgb
+            rgb = np.ascontiguousarray(rgb[:, ::-1]) if fr.mirrored else rgb  # the keypoints and camera are of the flipped picture
             if rgb.shape[1] != K.width:
                 import cv2
 
@@ -395,6 +402,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="35 mm-equivalent focal length of the photos or video (camera.focal_35mm), instead of their EXIF "
                         "or metadata, or the default where they say nothing (40 mm for photos, 28 for footage); a "
                         "phone's main camera ~26, its telephotos 48 / 77 / 120; a webcam ~28")
+    e.add_argument("--mirrored", action="store_true",
+                   help="the photos or video are mirror images (a selfie saved as previewed, a webcam's recording, a "
+                        "photo taken in a mirror): flipped left-right first, so the pose is the person's own (their "
+                        "right arm is the rig's right arm); keypoints and overlays are of the flipped picture")
     e.add_argument("--sequence", action="store_true", help="the IMAGE files are consecutive frames of one clip (adds a track)")
     e.add_argument("--every", type=int, default=1, help="video / image sequence: keep every N-th frame")
     e.add_argument("--start", default=None, help="video / image sequence: first frame ('12') or time ('0.5s')")

@@ -31,6 +31,7 @@ from backend.skeleton import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS
 from backend.vision.camera_motion import CameraMotion
 from backend.vision.follow import REPICK_WARNING, PersonFollower
 from backend.vision.keypoint_filter import KeypointFilterStream
+from backend.vision.mirror import mirror_photo, unmirrored_keypoint_frame
 from backend.vision.shot_cuts import ShotCuts, mark_cuts
 
 #: Frames sampled together (one batch of frames x candidates through the denoiser).
@@ -186,6 +187,9 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
     """
     if req.video is not None and req.video.data is not None and frame_source is None:
         return _estimate_uploaded(service, req, progress, cancel)
+    if req.frames is not None and any(fr.mirrored for fr in req.frames):  # keypoints in the flipped picture's pixels
+        req = req.model_copy(update={"frames": [unmirrored_keypoint_frame(fr, f"frames[{i}]")
+                                                for i, fr in enumerate(req.frames)]})
     fps, items, total, src_fps, src = _frames_of(req, frame_source)
     cam_req = req.video.camera if req.video is not None else (req.frames[0].camera if req.frames else None)
     rotation = service._rotation(cam_req)
@@ -633,9 +637,11 @@ def _frames_of(req: schemas.EstimateRequest, frame_source):
                                       fps=fps_req, field="video")
     frame = schemas.EstimateFrame(image="<video frame>", camera=req.video.camera)  # video.person: the follower's
 
+    mirrored = req.video.mirrored  # flipped before the camera turn, the cut search and the detector see it
+
     def gen():
         for fr in src:
-            yield fr.index, frame, fr.photo()
+            yield fr.index, frame, mirror_photo(fr.photo()) if mirrored else fr.photo()
 
     return src.fps / src.every, gen(), src.count, src.fps, src
 

@@ -27,6 +27,7 @@ from backend.prior.model import load_prior, pick_device
 from backend.prior.sampler import Conditions, GuidedSampler, SampleResult
 from backend.ranking import aggregate, completion_selection, consensus_first, diversity, rank_score
 from backend.skeleton import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS, PARENTS, anchor_directions
+from backend.vision.mirror import mirror_photo, unmirrored_keypoint_frame
 from backend.vision.visibility import MIN_PRESENCE, at_border, border_band, inside_frame, unseen_warning
 
 Progress = Callable[[float], None] | None
@@ -213,7 +214,7 @@ class PoseService:
         if req.sequence is not None or req.video is not None:
             from backend.sequence import estimate_sequence
 
-            return estimate_sequence(self, req, progress=progress, cancel=cancel)
+            return _mark_mirrored(estimate_sequence(self, req, progress=progress, cancel=cancel), req)
         frames = []
         n = len(req.frames)
         for i, fr in enumerate(req.frames):
@@ -227,7 +228,7 @@ class PoseService:
             frames.append(self._frame_result(res, cond, K, kp_out, warnings, req.previews, photo, task="estimate",
                                              keep=req.num_hypotheses, plausibility_weight=wp, own=own,
                                              flip_below=RESAMPLED_FLIP_BELOW if FLIP_RESAMPLE > 0 else FLIP_BELOW))
-        return schemas.EstimateResponse(joint_names=list(JOINT_NAMES), frames=frames)
+        return _mark_mirrored(schemas.EstimateResponse(joint_names=list(JOINT_NAMES), frames=frames), req)
 
     def frame_conditions(self, fr: schemas.EstimateFrame, field: str, K: Intrinsics | None = None, photo=None,
                          follow=None):
@@ -240,8 +241,9 @@ class PoseService:
         warnings: list[str] = []
         if fr.image is not None or photo is not None:
             ev, K, kp_out, photo, warnings = self._evidence_from_image(fr.image, fr.camera, fr.person, field, K=K,
-                                                                       photo=photo, follow=follow)
+                                                                       photo=photo, follow=follow, mirrored=fr.mirrored)
         else:
+            fr = unmirrored_keypoint_frame(fr, field)
             uv, conf = keypoint_arrays(fr.keypoints, f"{field}.keypoints")
             K = K or self._intrinsics(fr.camera, f"{field}.camera", uv)
             conf = np.where(inside_frame(uv, K) & ~at_border(uv, conf, K), conf, 0.0)  # outside the photo: not seen
@@ -404,11 +406,15 @@ class PoseService:
         return None if cam is None or cam.rotation is None else np.asarray(cam.rotation, np.float64)
 
     def _evidence_from_image(self, image: str | None, cam, person, field, K: Intrinsics | None = None, photo=None,
-                             follow=None):
+                             follow=None, mirrored: bool = False):
+        """``mirrored``: the image loaded here is flipped left-right (:mod:`backend.vision.mirror`; a
+        ``photo`` passed in, a video's frame, was flipped by its source)."""
         from backend.prior.evidence import HeatmapEvidence
         from backend.vision.photo import intrinsics_for, load_image
 
-        photo = photo if photo is not None else load_image(image, f"{field}.image")
+        if photo is None:
+            photo = load_image(image, f"{field}.image")
+            photo = mirror_photo(photo) if mirrored else photo
         det = self.detector.detect(photo, person=person, field=f"{field}.image", follow=follow)
         K = K or intrinsics_for(photo, cam.model_dump(exclude_none=True, exclude={"rotation"}) if cam else None)
         # a landmark outside the photo, at its edge with a low confidence (a cut-off limb), or of low
@@ -733,6 +739,17 @@ def _ranking_plausibility(smp: GuidedSampler, cond: Conditions, num: int) -> flo
     return ranking.PLAUSIBILITY_WEIGHT
 
 
+def _mark_mirrored(resp: schemas.EstimateResponse, req: schemas.EstimateRequest) -> schemas.EstimateResponse:
+    """``FrameResult.mirrored`` on the frames of a request's mirrored frames (all of a mirrored video's)."""
+    if req.video is not None:
+        flags = [req.video.mirrored] * len(resp.frames)
+    else:
+        flags = [fr.mirrored for fr in req.frames]
+    for fr, m in zip(resp.frames, flags):
+        fr.mirrored = bool(m)
+    return resp
+
+
 def _sub_progress(progress: Progress, i: int, n: int) -> Progress:
     if progress is None:
         return None
@@ -751,6 +768,7 @@ def run_detect(detector, req: schemas.DetectRequest, progress: Progress = None) 
     for i, fr in enumerate(req.frames):
         field = f"frames[{i}].image"
         photo = load_image(fr.image, field)
+        photo = mirror_photo(photo) if fr.mirrored else photo
         det = detector.detect(photo, person=fr.person, field=field)
         K = intrinsics_for(photo, fr.camera.model_dump(exclude_none=True, exclude={"rotation"}) if fr.camera else None)
         hm = None
@@ -759,7 +777,7 @@ def run_detect(detector, req: schemas.DetectRequest, progress: Progress = None) 
                   "image_to_heatmap": _r(det.image_to_heatmap, 6), "log_heatmaps": _r(det.heatmaps, 3)}
         out.append(schemas.DetectFrameResult(
             image=photo.name, keypoints={k: _r(v, 2) for k, v in det.keypoints.items()}, camera=K.as_dict(),
-            box=_r(det.box, 1), heatmaps=hm))
+            box=_r(det.box, 1), heatmaps=hm, mirrored=photo.mirrored))
         if progress is not None:
             progress((i + 1) / len(req.frames))
     return schemas.DetectResponse(frames=out)

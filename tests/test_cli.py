@@ -114,6 +114,25 @@ def test_estimate_a_photo_through_a_lens_given_in_35mm_terms(tmp_path):
     assert not (tmp_path / "bad.json").exists()
 
 
+def test_estimate_a_mirror_image_photo_with_mirrored(tmp_path):
+    """``--mirrored`` (a selfie saved as previewed, a photo taken in a mirror): the picture is flipped
+    first, so the keypoints are those of the unmirrored photo (``posediff detect`` of it) and the
+    overlay is drawn over the flipped picture; refused without images."""
+    from PIL import Image, ImageOps
+
+    ImageOps.mirror(Image.open(SAMPLES / "image1.png")).save(tmp_path / "selfie.png")
+    p = run("estimate", tmp_path / "selfie.png", "--mirrored", "--num", 2, "--steps", 6, "--device", "cpu",
+            "--overlay", tmp_path / "overlays", "--output", tmp_path / "res.json")
+    assert p.returncode == 0, p.stderr
+    fr = json.loads((tmp_path / "res.json").read_text())["frames"][0]
+    d = run("detect", SAMPLES / "image1.png", "--output", tmp_path / "det.json")
+    assert d.returncode == 0, d.stderr
+    assert fr["mirrored"] and fr["keypoints"] == json.loads((tmp_path / "det.json").read_text())["frames"][0]["keypoints"]
+    assert (tmp_path / "overlays" / "overlay_000.png").exists()
+    p = run("estimate", "--input", tmp_path / "req.json", "--mirrored")
+    assert p.returncode != 0 and "--mirrored: goes with IMAGE files or a video" in p.stderr
+
+
 def test_estimate_a_video_of_two_people_follows_the_person_asked_for(tmp_path):
     """``--person 1`` on a clip of two people: the smaller one on the first frame, followed through
     the frames where it has become the larger (``tests/synthetic_clips.py``)."""

@@ -23,6 +23,7 @@ from pydantic_core import PydanticCustomError
 
 from backend.errors import field_path
 from backend.skeleton import JOINT_NAMES, NUM_JOINTS
+from backend.vision.mirror import MIRRORED_DOC
 
 #: Upper bounds that keep one request's cost bounded (422 above them).
 MAX_FRAMES = 64
@@ -111,6 +112,7 @@ class EstimateFrame(Strict):
     person: int | None = Field(None, ge=0, le=64, description="which detected person (0 = largest); in a sequence, "
                                "frames without one follow the person of the frame before")
     known: dict[str, Vec3] | None = Field(None, description="known joints, world frame, metres (combined evidence)")
+    mirrored: bool = Field(False, description=MIRRORED_DOC)
 
     _names = field_validator("keypoints", "known")(_check_joint_names)
 
@@ -226,6 +228,8 @@ class VideoSource(Strict):
     camera: Camera | None = None
     person: int | None = Field(None, ge=0, le=64, description="which detected person on the first frame where anybody "
                                "is found (0 = largest), then followed from frame to frame")
+    mirrored: bool = Field(False, description="the video or image sequence is a mirror image (a webcam's or a front "
+                           "camera's recording as previewed, filmed in a mirror): " + MIRRORED_DOC.split(": ", 1)[1])
 
     @model_validator(mode="after")
     def _path_or_data(self):
@@ -342,6 +346,8 @@ class DetectFrame(Strict):
     image: str = Field(max_length=MAX_IMAGE_FIELD, description="file path or base64 PNG/JPEG")
     camera: Camera | None = None
     person: int | None = Field(None, ge=0, le=64)
+    mirrored: bool = Field(False, description="the picture is a mirror image: detected flipped left-right (as estimate "
+                           "frames' 'mirrored'); keypoints, box and camera are then of the flipped picture")
 
 
 class DetectRequest(Strict):
@@ -449,6 +455,8 @@ class FrameResult(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     preview_png: str | None = None
     track: TrackPose | None = None
+    mirrored: bool = Field(False, description="the picture was flipped left-right (the request's 'mirrored'): keypoints, "
+                           "camera and preview are of the flipped picture")
 
 
 class ShotInfo(BaseModel):
@@ -522,6 +530,7 @@ class DetectFrameResult(BaseModel):
     camera: dict
     box: list[float] | None = None
     heatmaps: dict | None = None
+    mirrored: bool = False
 
 
 class DetectResponse(FiniteResponse):

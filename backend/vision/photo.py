@@ -81,6 +81,9 @@ class Photo:
         default_focal_35mm: the lens assumed where neither the request nor ``focal_35mm`` gives one
             (mm): :data:`backend.camera.DEFAULT_FOCAL_35MM` for photos, a video's frames
             :data:`backend.camera.DEFAULT_FOOTAGE_FOCAL_35MM`.
+        mirrored: ``rgb`` is the file's picture flipped left-right (a mirror-image picture made
+            the camera's own, :func:`backend.vision.mirror.mirror_photo`); a request's ``cx`` is of
+            the picture as given and is flipped by :func:`intrinsics_for`.
     """
 
     rgb: np.ndarray
@@ -89,6 +92,7 @@ class Photo:
     scale: float
     name: str
     default_focal_35mm: float = DEFAULT_FOCAL_35MM
+    mirrored: bool = False
 
     def to_original(self, uv: np.ndarray) -> np.ndarray:
         """Pixel coordinates ``[..., 2]`` in ``rgb`` -> original image pixels ``[..., 2]``."""
@@ -298,7 +302,8 @@ def intrinsics_for(photo: Photo, camera_partial: dict | None = None, field: str 
     image has them (:func:`backend.vision.borders.content_box`: a pillarboxed portrait clip, a
     letterboxed film; its principal point at the picture's centre). A request camera given for
     another resolution of the same image (``width``/``height`` with the same aspect ratio) is
-    rescaled to the original image size.
+    rescaled to the original image size. A mirrored photo's (``Photo.mirrored``) given ``cx``
+    is flipped with it (``width - cx``).
 
     Args:
         photo: the loaded photo.
@@ -323,6 +328,8 @@ def intrinsics_for(photo: Photo, camera_partial: dict | None = None, field: str 
                              "(different aspect ratio); give intrinsics for this image or omit width/height")
         s = W / pw
         p = {k: v * s for k, v in p.items()}
+    if photo.mirrored and "cx" in p:  # the request's principal point is of the picture as given
+        p["cx"] = W - p["cx"]
     if "fx" not in p and "fy" not in p:
         box = None if photo.focal_35mm and not given else picture_box(photo)
         if photo.focal_35mm and not given:
