@@ -61,7 +61,7 @@ class POSEDIFF_OT_estimate(_TaskOperator, bpy.types.Operator, ImportHelper):
                 w, h = results.image_size(p)
                 fr = {"image": os.path.abspath(p)}
                 if use_cam:
-                    cam = results.camera_request(context.scene, w, h)
+                    cam = results.camera_request(context.scene, w, h, mirrored=s.mirrored)
                     if cam is None:
                         raise ValueError("'Use my camera as it is' needs a perspective scene camera")
                     fr["camera"] = cam
@@ -69,6 +69,8 @@ class POSEDIFF_OT_estimate(_TaskOperator, bpy.types.Operator, ImportHelper):
                     fr["camera"] = lens
                 if s.person >= 0:
                     fr["person"] = s.person
+                if s.mirrored:
+                    fr["mirrored"] = True
                 frames.append(fr)
         except (RigError, ValueError) as e:
             return self.refuse(context, str(e))
@@ -87,7 +89,8 @@ class POSEDIFF_OT_estimate(_TaskOperator, bpy.types.Operator, ImportHelper):
                 if st.set_background:
                     try:
                         w, h = results.image_size(first)
-                        bg = results.set_camera_background(ctx.scene, first, w, h, set_resolution=st.set_resolution)
+                        bg = results.set_camera_background(ctx.scene, first, w, h, set_resolution=st.set_resolution,
+                                                           mirrored=res["frames"][0].get("mirrored", False))
                     except ValueError as e:
                         bg = f"no camera background: {e}"
                     if bg:
@@ -98,6 +101,8 @@ class POSEDIFF_OT_estimate(_TaskOperator, bpy.types.Operator, ImportHelper):
                 notes += cam_notes
             if converted:
                 notes.append(f"{converted} HEIC photo(s) shown as the backend's upright JPEG (Blender reads no HEIC)")
+            if any(fr.get("mirrored") for fr in res["frames"]):
+                notes.append("the photos were taken as mirror images: estimated and shown flipped left-right")
             return f"estimated {len(res['frames'])} photo(s) from frame {start}; " + results.counts(keyed, moved, notes)
 
         return self.run_task(context, "estimate", payload, f"estimate {len(paths)} photo(s)", apply)
@@ -130,10 +135,11 @@ def converted_photo(path: str) -> str:
         raise ValueError(f"cannot keep the converted copy of {os.path.basename(path)} in {folder}: {e}") from None
 
 
-def find_people(client, photo: str, limit: int = MAX_PEOPLE) -> list[dict]:
+def find_people(client, photo: str, limit: int = MAX_PEOPLE, mirrored: bool = False) -> list[dict]:
     """People the detector finds in ``photo``: ``[{"index", "box"}]`` ordered left to right
     (``index`` = the detector's, 0 = largest, to send as ``person``). Asks ``/v1/detect`` for
-    person 0, 1, ... until it answers that there are no more.
+    person 0, 1, ... until it answers that there are no more. ``mirrored``: a mirror image, whose
+    people are listed as in the flipped picture (as it is estimated and shown).
 
     Raises:
         BackendError: the backend failed for another reason (e.g. no person at all).
@@ -141,7 +147,8 @@ def find_people(client, photo: str, limit: int = MAX_PEOPLE) -> list[dict]:
     out = []
     for i in range(limit):
         try:
-            fr = client.request("POST", "/v1/detect", {"frames": [{"image": photo, "person": i}]})["frames"][0]
+            fr = client.request("POST", "/v1/detect", {"frames": [{"image": photo, "person": i,
+                                                                   **({"mirrored": True} if mirrored else {})}]})["frames"][0]
         except BackendError as e:
             if i > 0 and "requested but" in str(e):
                 break
@@ -180,7 +187,7 @@ class POSEDIFF_OT_find_people(bpy.types.Operator, ImportHelper):
                     path = frame
                 elif photos.is_heif(path):
                     path = converted_photo(path)
-                people = find_people(make_client(), path)
+                people = find_people(make_client(), path, mirrored=s.mirrored)
         except (BackendError, ValueError) as e:
             self.report({"ERROR"}, str(e))
             return {"CANCELLED"}

@@ -158,11 +158,13 @@ def movie_clip_fps(path: str, keep: bool) -> float:
     return fps
 
 
-def set_clip_background(scene, path: str, is_video: bool, first_image: str | None, start: int, first: int, count: int) -> None:
+def set_clip_background(scene, path: str, is_video: bool, first_image: str | None, start: int, first: int, count: int,
+                        mirrored: bool = False) -> None:
     """The scene camera shows the clip from scene frame ``start``: a movie clip (video: ``first`` is
     the movie clip's frame shown there, its first frame 0) or an image sequence loaded from
     ``first_image`` (``first`` is its ``frame_offset``: Blender shows the file numbered
-    ``scene frame - start + 1 + first``, see :mod:`.image_sequence`; ``count`` files)."""
+    ``scene frame - start + 1 + first``, see :mod:`.image_sequence`; ``count`` files); flipped
+    left-right where the clip is a mirror image (``mirrored``: the track is of the flipped frames)."""
     cam = scene.camera
     if cam is None or cam.type != "CAMERA":
         return
@@ -188,12 +190,13 @@ def set_clip_background(scene, path: str, is_video: bool, first_image: str | Non
         bg.image_user.frame_offset = first
         bg.image_user.use_auto_refresh = True
     bg.alpha = 1.0
+    bg.use_flip_x = bool(mirrored)
     if w and h:
         scene.render.resolution_x, scene.render.resolution_y = int(w), int(h)
         scene.render.resolution_percentage = 100
 
 
-def image_sequence_background(scene, folder: str, src: list[int], start: int):
+def image_sequence_background(scene, folder: str, src: list[int], start: int, mirrored: bool = False):
     """The image sequence's frames ``src[0]..src[-1]`` (indices in ``folder``'s natural order, as the
     backend read them) as the scene camera's background from scene frame ``start``: the files
     themselves where Blender finds them by number, else a numbered upright copy
@@ -207,7 +210,7 @@ def image_sequence_background(scene, folder: str, src: list[int], start: int):
     n0 = image_sequence.numbered_run(shown)
     upright = any(image_sequence.needs_upright_copy(p) for p in shown)  # each file's EXIF read once
     if n0 is not None and not upright:
-        set_clip_background(scene, folder, False, shown[0], start, n0 - 1, len(shown))
+        set_clip_background(scene, folder, False, shown[0], start, n0 - 1, len(shown), mirrored)
         return ""
     client = make_client()
     try:
@@ -215,7 +218,7 @@ def image_sequence_background(scene, folder: str, src: list[int], start: int):
                                                          lambda p: photos.upright_jpeg(client, p), upright)
     except (BackendError, OSError) as e:
         return f"; no camera background: the frames need a numbered upright copy for Blender, which failed: {e}"
-    set_clip_background(scene, folder, False, first, start, 0, len(shown))
+    set_clip_background(scene, folder, False, first, start, 0, len(shown), mirrored)
     why = "HEIC or EXIF-rotated frames, shown as the backend's upright JPEGs" if upright else \
         "frames not numbered one by one, renumbered"
     return f"; the camera background is a numbered copy of the {len(shown)} frames ({why}) in {os.path.dirname(first)}"
@@ -452,6 +455,8 @@ class POSEDIFF_OT_estimate_video(_TaskOperator, bpy.types.Operator, ImportHelper
             video = {"path": source, "every": int(self.every)}
             if self.person:
                 video["person"] = int(self.person)
+            if s.mirrored:
+                video["mirrored"] = True
             for k in ("start", "end"):
                 v = getattr(self, k).strip()
                 if v and not photos.FRAME_TIME.match(v):
@@ -463,7 +468,7 @@ class POSEDIFF_OT_estimate_video(_TaskOperator, bpy.types.Operator, ImportHelper
             cam_mw = cam_name = cam_lens = None
             if use_cam:
                 w, h = _source_size(path, is_video)
-                cam = results.camera_request(context.scene, w, h)
+                cam = results.camera_request(context.scene, w, h, mirrored=s.mirrored)
                 if cam:
                     video["camera"] = cam
                     cam_mw = [list(r) for r in context.scene.camera.matrix_world]
@@ -505,10 +510,15 @@ class POSEDIFF_OT_estimate_video(_TaskOperator, bpy.types.Operator, ImportHelper
             times = seq.get("source_times")
             first = round(times[0] * clip_fps) if is_video and times and clip_fps else src[0]  # the clip's frame
             bg_note = ""
+            mirrored = any(f.get("mirrored") for f in res.get("frames") or [])
             if background and is_video:
-                set_clip_background(ctx.scene, path, True, None, meta["scene_frames"][0], first, src[-1] - src[0] + 1)
+                set_clip_background(ctx.scene, path, True, None, meta["scene_frames"][0], first, src[-1] - src[0] + 1,
+                                    mirrored)
             elif background and ctx.scene.camera is not None:
-                bg_note = yield from image_sequence_background(ctx.scene, source, src, meta["scene_frames"][0])
+                bg_note = yield from image_sequence_background(ctx.scene, source, src, meta["scene_frames"][0], mirrored)
+            if mirrored:
+                bg_note += "; the clip is a mirror image: estimated" + (" and shown" if background else "") + \
+                    " flipped left-right"
             gaps = seq.get("gaps") or []
             extra = f"; {len(gaps)} frame(s) without a person filled from neighbours" if gaps else ""
             extra += rig_notes + bg_note

@@ -69,6 +69,7 @@ class POSEDIFF_PT_tasks(_Panel, bpy.types.Panel):
         sub = col.row(align=True)
         sub.active = not s.use_camera  # the scene camera's lens is sent instead
         sub.prop(s, "lens")
+        col.prop(s, "mirrored")
         col.prop(s, "set_background")
         col.prop(s, "set_resolution")
         col.prop(s, "keep_height")

@@ -107,6 +107,11 @@ class POSEDIFF_Settings(bpy.types.PropertyGroup):
                                     "it (0: the photo's EXIF or an iPhone video's metadata, else 40 mm). A phone's main "
                                     "camera is about 26 mm, its 2x / 3x / 5x 48 / 77 / 120 mm; a webcam about 28 mm. "
                                     "Not used with 'Use my camera as it is' (the scene camera's lens is sent)")
+    mirrored: BoolProperty(name="Mirrored (selfie, webcam)", default=False,
+                           description="The photos or video are mirror images: a selfie saved as previewed, a webcam's "
+                                       "recording (Photo Booth, most webcam apps), a photo taken in a mirror. They are "
+                                       "flipped left-right before estimation, so the rig raises the arm the person raised "
+                                       "(not their mirror image's), and the camera background is shown flipped to match")
     set_background: BoolProperty(name="Photo as camera background", default=True,
                                  description="Show the photo behind the photo camera's view")
     set_resolution: BoolProperty(name="Render size = photo size", default=True,

@@ -55,14 +55,18 @@ def target_armature(context):
 
 
 # ----------------------------------------------------------------------------- requests
-def camera_request(scene, width: int, height: int) -> dict | None:
+def camera_request(scene, width: int, height: int, mirrored: bool = False) -> dict | None:
     """Backend ``camera`` (intrinsics + world->camera rotation) of the scene camera for a
-    photo of ``width x height`` pixels; None if the scene has no perspective camera."""
+    photo of ``width x height`` pixels; None if the scene has no perspective camera. ``mirrored``:
+    the photo is a mirror image, shown flipped behind the camera, whose principal point is the
+    flipped picture's (the backend takes ``cx`` as the picture's as given and flips it)."""
     cam = scene.camera
     if cam is None or cam.type != "CAMERA" or cam.data.type != "PERSP":
         return None
     d = cam.data
     k = camera_math.intrinsics(d.lens, d.sensor_width, d.sensor_height, d.sensor_fit, width, height, d.shift_x, d.shift_y)
+    if mirrored:
+        k["cx"] = width - k["cx"]
     k["rotation"] = camera_math.world_to_opencv_rotation([list(r) for r in cam.matrix_world])
     return k
 
@@ -155,8 +159,10 @@ def upright_image(path: str):
     return img
 
 
-def set_camera_background(scene, path: str, width: int, height: int, cam=None, set_resolution: bool = True) -> str:
-    """Show the photo behind ``cam`` (default: the scene camera); with ``set_resolution`` the
+def set_camera_background(scene, path: str, width: int, height: int, cam=None, set_resolution: bool = True,
+                          mirrored: bool = False) -> str:
+    """Show the photo behind ``cam`` (default: the scene camera), flipped left-right where it is a
+    mirror image (``mirrored``: the estimate is of the flipped picture); with ``set_resolution`` the
     render size becomes the photo's (needed for the line-up). Returns what changed, for the
     operator's message ("" if nothing)."""
     cam = cam or scene.camera
@@ -168,6 +174,7 @@ def set_camera_background(scene, path: str, width: int, height: int, cam=None, s
     bg = next((b for b in d.background_images if b.image == img), None) or d.background_images.new()
     bg.image = img
     bg.alpha = 1.0
+    bg.use_flip_x = bool(mirrored)
     r = scene.render
     if not set_resolution or (r.resolution_x, r.resolution_y, r.resolution_percentage) == (width, height, 100):
         return ""
@@ -238,7 +245,8 @@ def place_photo_camera(context, ob, frame_result: dict, hypothesis: dict, photo:
     seen from the rig where it stands (as posed now). Rotation = the estimate's camera pitch/roll (the world frame of its
     ``world_joints``), intrinsics = the estimate's camera (EXIF focal length or the default
     field of view), centre = least-squares fit of the posed rig's limb joints to the detected
-    keypoints (``placement.solve_camera_position``).
+    keypoints (``placement.solve_camera_position``). A mirror image's estimate (``mirrored``) is of
+    the flipped picture, so its background is shown flipped.
 
     Returns:
         (camera object, median line-up error in pixels, note for the message).
@@ -275,7 +283,8 @@ def place_photo_camera(context, ob, frame_result: dict, hypothesis: dict, photo:
     if make_active and scene.camera != cam:
         notes.append(f"it is now the scene camera (was {scene.camera.name if scene.camera else 'none'})")
         scene.camera = cam
-    bg = set_camera_background(scene, photo, bc["width"], bc["height"], cam, set_resolution) if background else ""
+    bg = set_camera_background(scene, photo, bc["width"], bc["height"], cam, set_resolution,
+                               mirrored=frame_result.get("mirrored", False)) if background else ""
     if bg:
         notes.append(bg)
     return cam, errs[len(errs) // 2], "; ".join(notes)

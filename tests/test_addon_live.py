@@ -439,6 +439,34 @@ def test_the_panels_lens_is_sent_and_becomes_the_photo_cameras(rig):
     assert len(_keyed_bones(rig, 5)) >= 10
 
 
+def test_a_mirror_image_photo_keys_the_persons_own_pose_and_is_shown_flipped(rig, tmp_path):
+    """A selfie saved as previewed (the mirror image of the person): with *Mirrored* the rig gets the
+    keys that the unmirrored photo gives (the person's right arm is the rig's right arm, not their
+    mirror image's), and the Photo camera shows the picture flipped, as it was estimated."""
+    from PIL import Image, ImageOps
+
+    selfie = tmp_path / "selfie.png"
+    ImageOps.mirror(Image.open(PHOTO)).save(selfie)  # lossless: flipped back, the photo's own pixels
+    scene = bpy.context.scene
+    bpy.context.view_layer.objects.active = rig
+    s = scene.posediff
+    scene.frame_set(5)
+    assert bpy.ops.posediff.estimate(filepath=str(PHOTO), blocking=True) == {"FINISHED"}, s.last_error
+    own = _pose(rig)
+    scene.frame_set(8)
+    s.mirrored = True
+    try:
+        assert bpy.ops.posediff.estimate(filepath=str(selfie), blocking=True) == {"FINISHED"}, s.last_error
+    finally:
+        s.mirrored = False
+    assert "mirror images: estimated and shown flipped left-right" in s.last_message
+    flipped = _pose(rig)
+    assert flipped.keys() == own.keys()
+    assert all(flipped[b] == pytest.approx(own[b], abs=1e-4) for b in own)
+    shown = {b.image.filepath: b.use_flip_x for b in scene.camera.data.background_images}
+    assert shown == {str(PHOTO): False, str(selfie): True}
+
+
 def test_a_phone_photo_with_exif_rotation_is_shown_and_lined_up_upright(rig, tmp_path):
     """Blender loads a JPEG's pixels as stored, ignoring its EXIF orientation, while the backend (and
     every photo viewer) shows it upright: the camera background, the render size and the camera sent

@@ -169,6 +169,29 @@ def test_the_panels_lens_is_sent_with_a_video_that_does_not_say_its_own(rig, tmp
     assert fx == pytest.approx([28 / math.hypot(36, 24) * math.hypot(w, h)] * 3, rel=1e-3)
 
 
+def test_a_mirrored_webcam_clip_is_sent_as_such_and_shown_flipped(rig, tmp_path):  # noqa: F811
+    """A webcam's recording as previewed (a mirror image): with *Mirrored* the clip is estimated
+    flipped (``video.mirrored``) and the movie clip behind the camera is shown flipped to match."""
+    clip = tmp_path / "photobooth.mp4"
+    write_video(clip, [f[:, ::-1] for f in moving_person_frames(3, 320, 6)], 10.0)
+    scene = bpy.context.scene
+    _camera(scene)
+    bpy.context.view_layer.objects.active = rig
+    scene.frame_set(1)
+    scene.posediff.mirrored = True
+    try:
+        r = bpy.ops.posediff.estimate_video(filepath=str(clip), blocking=True)
+    finally:
+        scene.posediff.mirrored = False
+    assert r == {"FINISHED"}, scene.posediff.last_error
+    assert "the clip is a mirror image: estimated and shown flipped left-right" in scene.posediff.last_message
+    frames = addon_module("operators_video")._stored()["response"]["frames"]
+    assert len(frames) == 3 and all(fr["mirrored"] for fr in frames)
+    bg = scene.camera.data.background_images[0]
+    assert bg.source == "MOVIE_CLIP" and bg.use_flip_x
+    assert len(_keyed_bones(rig, 1)) >= 10
+
+
 def test_one_key_per_video_frame_and_override_resolves_the_track(rig, tmp_path):  # noqa: F811
     clip = tmp_path / "walk.mp4"
     _write_video(clip, 4, 10.0)
