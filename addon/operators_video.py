@@ -306,6 +306,64 @@ def key_camera_motion(cam, camera_matrix_world, motion: list | None, frames: lis
     return True
 
 
+#: The camera fitted to a clip estimated without *Use my camera as it is* (as photos get the Photo camera).
+VIDEO_CAMERA = "Video camera"
+
+
+def place_video_camera(context, ob, response: dict, meta: dict, set_resolution: bool = True) -> str:
+    """The **Video camera**: the camera that filmed the clip, placed from the rig as keyed on the
+    clip's first frame where the person is seen (``results.place_photo_camera`` with that frame's
+    keypoints and camera and the clip's tilt, ``sequence.camera_pitch_deg`` / ``camera_roll_deg``),
+    made the scene camera, so the footage behind it lines up with the keyed rig. Its turn, travel
+    and zoom during the clip are keyed (:func:`key_camera_motion`, as on the scene camera with *Use
+    my camera as it is*) where it was placed on the clip's first frame (the motion is relative to
+    that frame's camera). Keys left on it by an earlier clip are cleared first (it is the add-on's
+    camera, as the Photo camera is).
+
+    Returns a note for the message ("; ..."), also when it could not be placed (too few confident
+    keypoints on every frame): the keys are kept.
+    """
+    seq = response.get("sequence") or {}
+    frames, scene = meta["scene_frames"], context.scene
+    old = bpy.data.objects.get(VIDEO_CAMERA)
+    if old is not None and old.type == "CAMERA":
+        old.animation_data_clear()
+        old.data.animation_data_clear()
+    tilt = {"camera_pitch_deg": seq.get("camera_pitch_deg") or 0.0, "camera_roll_deg": seq.get("camera_roll_deg") or 0.0}
+    why = "nobody seen on any frame"
+    for t, fr in enumerate(response["frames"]):
+        if not fr.get("keypoints") or not fr.get("camera"):
+            continue
+        scene.frame_set(frames[t])
+        try:
+            cam, px, note = results.place_photo_camera(context, ob, fr, tilt, "", set_resolution=False, make_active=True,
+                                                       background=False, name=VIDEO_CAMERA)
+        except ValueError as e:
+            why = str(e)
+            continue
+        break
+    else:
+        scene.frame_set(frames[0])
+        return f"; no video camera: {why}"
+    K = fr["camera"]
+    if set_resolution:
+        scene.render.resolution_x, scene.render.resolution_y = int(K["width"]), int(K["height"])
+        scene.render.resolution_percentage = 100
+    motion, travel, zoom = seq.get("camera_motion"), seq.get("camera_translation"), seq.get("camera_zoom")
+    extra = ""
+    if motion or travel or zoom:
+        if t == 0:
+            s_rig = blender_rig.rig_leg_world(ob) / sk.MODEL_LEG_LENGTH
+            meta["camera_keyed"] = key_camera_motion(cam, [list(r) for r in cam.matrix_world], motion, frames, travel,
+                                                     s_rig, zoom, cam.data.lens, seq.get("cuts"))
+        else:
+            extra = (f" (the camera's motion is not keyed on it: nobody is seen on the clip's first frame, placed from "
+                     f"frame {frames[t]})")
+    meta["camera"] = cam.name
+    scene.frame_set(frames[0])
+    return f"; {note.replace(' placed ', ' placed from the footage, ', 1)}{extra}; the rig lines up with it within {px:.0f} px (median)"
+
+
 def key_track_steps(context, ob, response: dict, meta: dict):
     """Key every frame's track pose at its scene frame, as the rig will use it: a Rigify rig's limbs
     are switched to FK (``IK_FK`` = 1, keyed on the clip's first and last frames; its limbs are in
@@ -505,6 +563,9 @@ class POSEDIFF_OT_estimate_video(_TaskOperator, bpy.types.Operator, ImportHelper
                 if fps_note:  # the scene's frame rate as it was too
                     ctx.scene.render.fps, ctx.scene.render.fps_base = fps_was
                 raise
+            cam_note = ""
+            if meta["camera_matrix_world"] is None:  # no camera of the user's: the one that filmed the clip
+                cam_note = place_video_camera(ctx, ob, res, meta, ctx.scene.posediff.set_resolution)
             _store({"response": res, "meta": meta})
             src = seq.get("source_frames") or [0]
             times = seq.get("source_times")
@@ -521,7 +582,7 @@ class POSEDIFF_OT_estimate_video(_TaskOperator, bpy.types.Operator, ImportHelper
                     " flipped left-right"
             gaps = seq.get("gaps") or []
             extra = f"; {len(gaps)} frame(s) without a person filled from neighbours" if gaps else ""
-            extra += rig_notes + bg_note
+            extra += rig_notes + cam_note + bg_note
             cam_name = meta["camera"]
 
             def keyed(yes: str, what: str) -> str:  # the scene camera keyed, or why not

@@ -35,7 +35,11 @@ standing). This protocol draws the camera the way a hand-held or tripod photo is
   size: the backend's own default focal length is used); ``noisy 77mm`` / ``noisy 120mm`` and
   ``no EXIF 77mm`` / ``no EXIF 120mm``: a phone's 3x / 5x telephoto (or a portrait lens), its
   lens given, and not (a picture from the web or a messenger's copy: the default 40 mm is used),
-  from the same place as the 50 mm photo (so only where that lens still sees the whole person).
+  from the same place as the 50 mm photo (so only where that lens still sees the whole person);
+  ``mirror image``: the noisy row's photo saved as a mirror image (a selfie as previewed, a webcam's
+  picture, a photo in a mirror: the keypoints a detector labels on it, ``u -> width - u`` with the
+  left and right names swapped) estimated as it is, and ``mirror image, mirrored``: the same with
+  the request's ``mirrored`` (``backend/vision/mirror.py``), which should match ``noisy``.
 
 Metrics as in the lab protocol (17 joints, root-aligned camera frame, mm): best-of-1, best-of-5,
 best-of-N, aggregate, PA-MPJPE, plus the camera pitch error of the top hypothesis (degrees; the
@@ -109,6 +113,9 @@ SETTINGS: dict[str, Setting] = {
     "no EXIF 77mm": Setting(77, 4.0, (), known_focal=False),
     "noisy 120mm": Setting(120, 4.0),
     "no EXIF 120mm": Setting(120, 4.0, (), known_focal=False),
+    # the noisy row's draws as a mirror-image picture, estimated as it is and with 'mirrored'
+    "mirror image": Setting(50, 4.0, ("mirror",)),
+    "mirror image, mirrored": Setting(50, 4.0, ("mirror", "flag_mirrored")),
 }
 DEFAULT_SETTINGS = "exact,noisy,noisy 24mm,swap+truncated"
 SUBSETS = ("all", "away", "floor")
@@ -120,6 +127,8 @@ def paired_seed(name: str) -> int:
     """The random stream of a setting's noise and errors: its place in :data:`SETTINGS`; a
     ``... dropped`` or ``... at edge`` row shares its base row's (same noise, swap and crop: the
     rows are paired)."""
+    if name.startswith("mirror image"):
+        return list(SETTINGS).index("noisy")
     return list(SETTINGS).index(name.removesuffix(" dropped").removesuffix(" at edge").removesuffix(" pillarboxed"))
 
 
@@ -357,6 +366,7 @@ class PhotoCase:
     pitch_deg: float
     depth: float  # true pelvis depth, metres
     hidden: list
+    mirrored: bool = False  # the request says the picture is a mirror image
 
 
 def photo_case(pose: np.ndarray, setting: Setting, frame_seed: int, setting_seed: int,
@@ -396,8 +406,15 @@ def photo_case(pose: np.ndarray, setting: Setting, frame_seed: int, setting_seed
     from backend.evaluate import with_rotation
 
     camera = with_rotation(K.as_dict() if setting.known_focal else {"width": K.width, "height": K.height}, R, known_rotation)
+    if "mirror" in setting.errors:  # the picture saved flipped: a detector's keypoints on it, its principal point
+        from backend.vision.mirror import mirror_keypoints, mirror_u
+
+        kps = mirror_keypoints(kps, K.width)
+        if "cx" in camera:
+            camera["cx"] = mirror_u(camera["cx"], K.width)
     pitch, _ = pitch_roll_of(R)
-    return PhotoCase(kps, camera, cam - cam[:1], math.degrees(pitch), float(T[2]), hidden)
+    return PhotoCase(kps, camera, cam - cam[:1], math.degrees(pitch), float(T[2]), hidden,
+                     mirrored="flag_mirrored" in setting.errors)
 
 
 # ------------------------------------------------------------------------------------ running
@@ -427,7 +444,8 @@ def run_photo(service, poses: np.ndarray, setting: Setting, setting_seed: int, n
     for i, pose in enumerate(poses):
         case = photo_case(pose, setting, frame_seed=seed * 100003 + i, setting_seed=setting_seed,
                           known_rotation=known_rotation)
-        req = schemas.EstimateRequest(frames=[{"keypoints": case.keypoints, "camera": case.camera}],
+        req = schemas.EstimateRequest(frames=[{"keypoints": case.keypoints, "camera": case.camera,
+                                               "mirrored": case.mirrored}],
                                       num_hypotheses=num, seed=seed + i, steps=steps, guidance_scale=scale)
         t0 = time.perf_counter()
         fr = service.estimate(req).frames[0]

@@ -22,6 +22,25 @@ def _write_video(path, frames: int, fps: float) -> None:
     write_video(path, moving_person_frames(frames, 320, 6), fps)
 
 
+def _lineup_px(scene, ob, frame_result: dict, frame: int) -> float:
+    """Median distance (pixels) between the rig's limb joints seen through the scene camera on
+    ``frame`` and the frame's confident keypoints (render size = the clip's)."""
+    from bpy_extras.object_utils import world_to_camera_view
+    from mathutils import Vector
+
+    scene.frame_set(frame)
+    joints = addon_module("blender_rig").posed_joints_world(ob)
+    w, h = scene.render.resolution_x, scene.render.resolution_y
+    kps = frame_result["keypoints"]
+    errs = []
+    for name in addon_module("results").LINEUP_JOINTS:
+        if name in kps and name in joints and kps[name][2] > 0.5:
+            p = world_to_camera_view(scene, scene.camera, Vector(joints[name]))
+            errs.append(math.hypot(p.x * w - kps[name][0], (1 - p.y) * h - kps[name][1]))
+    assert len(errs) >= 6, errs
+    return sorted(errs)[len(errs) // 2]
+
+
 def _camera(scene):
     cam = bpy.data.objects.new("Cam", bpy.data.cameras.new("Cam"))
     scene.collection.objects.link(cam)
@@ -98,8 +117,15 @@ def test_video_keys_the_track_at_the_matching_scene_frames(rig, tmp_path):  # no
         assert len(_keyed_bones(rig, f)) >= 10, f
     for f in (2, 3, 5, 12):
         assert not _keyed_bones(rig, f), f
-    bg = cam.data.background_images[0]
+    # the clip is shown behind the Video camera, fitted to the rig as the Photo camera is to a photo;
+    # the user's camera is left as it was
+    assert scene.camera.name == "Video camera" and not cam.data.background_images
+    assert "'Video camera' placed from the footage" in scene.posediff.last_message
+    bg = scene.camera.data.background_images[0]
     assert bg.source == "MOVIE_CLIP" and bg.clip.filepath.endswith("walk.mp4")
+    frames = addon_module("operators_video")._stored()["response"]["frames"]
+    for f, fr in zip((1, 6, 11), frames, strict=True):  # seen through it, the keyed rig lines up with the person
+        assert _lineup_px(scene, rig, fr, f) < 0.08 * scene.render.resolution_y, f
     assert bg.clip.frame_start == 1  # source frame 0 shows at scene frame 1
     ov = addon_module("operators_video")
     stored = ov._stored()
@@ -285,7 +311,7 @@ def test_an_av1_clip_is_keyed_with_its_background(rig, tmp_path):  # noqa: F811
     write_timed_video(clip, frames, [i / 25 for i in range(4)], codec="libsvtav1", nominal_fps=25)
     scene = bpy.context.scene
     scene.render.fps, scene.render.fps_base = 25, 1.0
-    cam = _camera(scene)
+    _camera(scene)  # the user's camera: the clip is shown behind the Video camera fitted to it instead
     bpy.context.view_layer.objects.active = rig
     scene.frame_set(1)
     assert bpy.ops.posediff.estimate_video(filepath=str(clip), timing="CLIP", blocking=True) == {"FINISHED"}, \
@@ -293,7 +319,7 @@ def test_an_av1_clip_is_keyed_with_its_background(rig, tmp_path):  # noqa: F811
     assert addon_module("operators_video")._stored()["meta"]["scene_frames"] == [1, 2, 3, 4]
     for f in (1, 2, 3, 4):
         assert len(_keyed_bones(rig, f)) >= 10, f
-    bg = cam.data.background_images[0]
+    bg = scene.camera.data.background_images[0]
     assert bg.clip.filepath.endswith("web.mp4") and tuple(bg.clip.size) == (frames[0].shape[1] // 2 * 2, 240)
 
 
@@ -371,6 +397,35 @@ def test_use_my_camera_keys_a_zooming_lens_and_the_person_stays_where_they_stand
         dist.append((rig.matrix_world @ rig.pose.bones["spine"].head - cam.matrix_world.translation).length)
     assert lens[-1] / lens[0] == pytest.approx(1.3, rel=0.02), lens
     assert abs(dist[-1] / dist[0] - 1) < 0.05, dist
+
+
+def test_a_handheld_clip_gets_a_video_camera_keyed_with_its_turn(rig, tmp_path):  # noqa: F811
+    """Without 'Use my camera': the Video camera is fitted to the rig on the first frame and keyed with
+    the clip's turn (4 degrees of sway), so the rig lines up with the footage behind it on every
+    frame, as the Photo camera does with a photo; unkeyed, the line-up drifts with the sway."""
+    from synthetic_clips import filmed, scene
+
+    from backend.eval_sequence import handheld_motion
+
+    clip = tmp_path / "handheld.mp4"
+    write_video(clip, filmed(scene(person=True), handheld_motion(8, 4.0, np.random.default_rng(5))), 10.0)
+    scene_ = bpy.context.scene
+    bpy.context.view_layer.objects.active = rig
+    scene_.frame_set(1)
+    assert bpy.ops.posediff.estimate_video(filepath=str(clip), blocking=True) == {"FINISHED"}, scene_.posediff.last_error
+    msg = scene_.posediff.last_message
+    assert "'Video camera' placed from the footage" in msg and "keyed on the camera Video camera" in msg, msg
+    cam = scene_.camera
+    assert cam.name == "Video camera" and cam.animation_data is not None
+    frames = addon_module("operators_video")._stored()["response"]["frames"]
+    keyed = [_lineup_px(scene_, rig, fr, f) for f, fr in zip(range(1, 9), frames, strict=True)]
+    scene_.frame_set(1)
+    cam.animation_data_clear()  # the camera held where it was on the first frame
+    still = [_lineup_px(scene_, rig, fr, f) for f, fr in zip(range(1, 9), frames, strict=True)]
+    # within 5 % of the height on every frame (9-12 px of 480 measured: the lens assumed, the rig's own proportions),
+    # and away from the first frame's no more than a third as far as through the still camera (3 / 16 px measured)
+    assert max(keyed) < 0.05 * scene_.render.resolution_y, keyed
+    assert max(keyed) - keyed[0] < (max(still) - still[0]) / 3, (keyed, still)
 
 
 def test_use_my_camera_keys_a_handheld_clip_steady_in_the_world(rig, tmp_path):  # noqa: F811
