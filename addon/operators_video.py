@@ -335,6 +335,9 @@ def place_video_camera(context, ob, response: dict, meta: dict, set_resolution: 
         if not fr.get("keypoints") or not fr.get("camera"):
             continue
         scene.frame_set(frames[t])
+        if set_resolution:  # the render the camera is fitted for: the clip's (else the clip fitted inside it)
+            r = scene.render
+            r.resolution_x, r.resolution_y, r.resolution_percentage = int(fr["camera"]["width"]), int(fr["camera"]["height"]), 100
         try:
             cam, px, note = results.place_photo_camera(context, ob, fr, tilt, "", set_resolution=False, make_active=True,
                                                        background=False, name=VIDEO_CAMERA)
@@ -345,10 +348,6 @@ def place_video_camera(context, ob, response: dict, meta: dict, set_resolution: 
     else:
         scene.frame_set(frames[0])
         return f"; no video camera: {why}"
-    K = fr["camera"]
-    if set_resolution:
-        scene.render.resolution_x, scene.render.resolution_y = int(K["width"]), int(K["height"])
-        scene.render.resolution_percentage = 100
     motion, travel, zoom = seq.get("camera_motion"), seq.get("camera_translation"), seq.get("camera_zoom")
     extra = ""
     if motion or travel or zoom:
@@ -565,7 +564,7 @@ class POSEDIFF_OT_estimate_video(_TaskOperator, bpy.types.Operator, ImportHelper
                 raise
             cam_note = ""
             if meta["camera_matrix_world"] is None:  # no camera of the user's: the one that filmed the clip
-                cam_note = place_video_camera(ctx, ob, res, meta, ctx.scene.posediff.set_resolution)
+                cam_note = place_video_camera(ctx, ob, res, meta, ctx.scene.posediff.set_resolution or background)
             _store({"response": res, "meta": meta})
             src = seq.get("source_frames") or [0]
             times = seq.get("source_times")

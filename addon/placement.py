@@ -259,6 +259,19 @@ def project(world_to_cam: list, centre: list, K: dict, p: list) -> list:
     return [K["fx"] * x[0] / x[2] + K["cx"], K["fy"] * x[1] / x[2] + K["cy"]]
 
 
+def photo_in_render(K: dict, width: int, height: int) -> dict:
+    """A photo's intrinsics ``K`` (pixels of the photo, ``K["width"] x K["height"]``) as seen in a
+    render of ``width x height`` pixels that shows the photo fitted inside it, centred (Blender's
+    camera background ``frame_method`` 'FIT'): scaled by ``s = min(width / w, height / h)`` about
+    the centres, so ``fx, fy`` times ``s`` and the principal point moved with the picture. ``K``
+    itself where the sizes are equal; pure math.
+    """
+    w, h = float(K["width"]), float(K["height"])
+    s = min(width / w, height / h)
+    return {"fx": K["fx"] * s, "fy": K["fy"] * s, "cx": width / 2.0 + s * (K["cx"] - w / 2.0),
+            "cy": height / 2.0 + s * (K["cy"] - h / 2.0), "width": int(width), "height": int(height)}
+
+
 def blender_camera(world_to_cam: list, centre: list, K: dict, sensor_mm: float = 36.0) -> dict:
     """Blender camera settings that reproduce an OpenCV camera.
 

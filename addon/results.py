@@ -174,6 +174,7 @@ def set_camera_background(scene, path: str, width: int, height: int, cam=None, s
     bg = next((b for b in d.background_images if b.image == img), None) or d.background_images.new()
     bg.image = img
     bg.alpha = 1.0
+    bg.frame_method = "FIT"  # a photo of another shape than the render: whole, centred (placement.photo_in_render)
     bg.use_flip_x = bool(mirrored)
     r = scene.render
     if not set_resolution or (r.resolution_x, r.resolution_y, r.resolution_percentage) == (width, height, 100):
@@ -229,8 +230,8 @@ def photo_cameras(context, ob, response: dict, photos: list[str], start_frame: i
                 scene.timeline_markers.new(f"PoseDiff photo {k + 1}", frame=start_frame + k)
             marker.frame, marker.camera = start_frame + k, cam
             if size and size0 and abs(size[0] * size0[1] - size[1] * size0[0]) > 0.01 * size[0] * size0[1]:
-                notes.append(f"photo {k + 1} is {size[0]}x{size[1]}, not the render size's shape: it lines up only "
-                             "when the render size is its own")
+                notes.append(f"photo {k + 1} ({size[0]}x{size[1]}) is not the render size's shape: its camera shows it "
+                             "whole inside the frame, lined up")
     scene.frame_set(start_frame)
     if several and errors:
         notes.append(f"each photo has its own camera ('{PHOTO_CAMERA}', '{PHOTO_CAMERA} 2', ...), switched to at its "
@@ -266,8 +267,12 @@ def place_photo_camera(context, ob, frame_result: dict, hypothesis: dict, photo:
         raise ValueError(f"only {len(use)} confident keypoints to line the photo camera up with")
     centre = pl.solve_camera_position(R, [joints[j] for j in use], [kps[j][:2] for j in use], K)
     errs = sorted(math.dist(pl.project(R, centre, K, joints[j]), kps[j][:2]) for j in use)
-    bc = pl.blender_camera(R, centre, K)
     scene = context.scene
+    r = scene.render
+    # the render the photo is seen in: its own size (set below), else the render size as it is, the photo
+    # fitted inside it (the background's 'FIT'): another photo's shape, 'Render size = photo size' off
+    size = (int(K["width"]), int(K["height"])) if set_resolution else (r.resolution_x, r.resolution_y)
+    bc = pl.blender_camera(R, centre, pl.photo_in_render(K, *size))
     cam = bpy.data.objects.get(name)
     if cam is None or cam.type != "CAMERA":
         cam = bpy.data.objects.new(name, bpy.data.cameras.new(name))
@@ -283,7 +288,7 @@ def place_photo_camera(context, ob, frame_result: dict, hypothesis: dict, photo:
     if make_active and scene.camera != cam:
         notes.append(f"it is now the scene camera (was {scene.camera.name if scene.camera else 'none'})")
         scene.camera = cam
-    bg = set_camera_background(scene, photo, bc["width"], bc["height"], cam, set_resolution,
+    bg = set_camera_background(scene, photo, int(K["width"]), int(K["height"]), cam, set_resolution,
                                mirrored=frame_result.get("mirrored", False)) if background else ""
     if bg:
         notes.append(bg)

@@ -38,7 +38,7 @@ standing). This protocol draws the camera the way a hand-held or tripod photo is
   from the same place as the 50 mm photo (so only where that lens still sees the whole person);
   ``mirror image``: the noisy row's photo saved as a mirror image (a selfie as previewed, a webcam's
   picture, a photo in a mirror: the keypoints a detector labels on it, ``u -> width - u`` with the
-  left and right names swapped) estimated as it is, and ``mirror image, mirrored``: the same with
+  left and right names swapped) estimated as it is, and ``mirror image+mirrored``: the same with
   the request's ``mirrored`` (``backend/vision/mirror.py``), which should match ``noisy``.
 
 Metrics as in the lab protocol (17 joints, root-aligned camera frame, mm): best-of-1, best-of-5,
@@ -115,7 +115,7 @@ SETTINGS: dict[str, Setting] = {
     "no EXIF 120mm": Setting(120, 4.0, (), known_focal=False),
     # the noisy row's draws as a mirror-image picture, estimated as it is and with 'mirrored'
     "mirror image": Setting(50, 4.0, ("mirror",)),
-    "mirror image, mirrored": Setting(50, 4.0, ("mirror", "flag_mirrored")),
+    "mirror image+mirrored": Setting(50, 4.0, ("mirror", "flag_mirrored")),
 }
 DEFAULT_SETTINGS = "exact,noisy,noisy 24mm,swap+truncated"
 SUBSETS = ("all", "away", "floor")

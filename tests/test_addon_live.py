@@ -345,20 +345,53 @@ def _phone_photo(path):
     return upright
 
 
-def test_several_photos_each_get_their_own_camera_switched_to_at_their_frame(rig):
+def _lineup_in_photo_px(scene, cam, rig, photo) -> float:
+    """Median distance (pixels of ``photo``) between the rig's limb joints seen through ``cam`` in the
+    scene's render and the photo's detected keypoints, the photo shown fitted inside the render
+    (its background's 'FIT': scaled by min(W / w, H / h), centred)."""
+    from bpy_extras.object_utils import world_to_camera_view
+    from mathutils import Vector
+    from PIL import Image
+
+    blender_rig, client = addon_module("blender_rig"), addon_module("client")
+    prefs = bpy.context.preferences.addons[_installed["module"]].preferences
+    det = client.Client(prefs.backend_url, prefs.token).request(
+        "POST", "/v1/detect", {"frames": [{"image": str(photo)}]})["frames"][0]["keypoints"]
+    W, H = scene.render.resolution_x, scene.render.resolution_y
+    w, h = Image.open(photo).size
+    s = min(W / w, H / h)
+    joints = blender_rig.posed_joints_world(rig)
+    errs = []
+    for name in addon_module("results").LINEUP_JOINTS:
+        if name in det and name in joints and det[name][2] > 0.5:
+            p = world_to_camera_view(scene, cam, Vector(joints[name]))
+            u, v = (p.x * W - W / 2) / s + w / 2, ((1 - p.y) * H - H / 2) / s + h / 2
+            errs.append(math.hypot(u - det[name][0], v - det[name][1]))
+    assert len(errs) >= 6, errs
+    return sorted(errs)[len(errs) // 2]
+
+
+def test_several_photos_each_get_their_own_camera_switched_to_at_their_frame(rig, tmp_path):
     """Two reference photos keyed on consecutive frames: each has its own Photo camera, placed from
     the rig as keyed on its frame, with its own photo behind it, and a timeline marker binding it
     to that frame, so scrubbing to frame 2 shows the second photo lined up with its pose (one camera
-    showed the first photo behind both)."""
-    photos = [ROOT / "samples" / "image1.png", PHOTO]
+    showed the first photo behind both). The second is a landscape shot in the first's portrait
+    render: its camera shows it whole inside the frame, still lined up (it was fitted as if it
+    filled the render)."""
+    from PIL import Image
+
+    wide = Image.new("RGB", (1000, 640), (255, 255, 255))
+    wide.paste(Image.open(PHOTO).convert("RGB"), (150, 0))  # the person off centre, as people frame
+    wide.save(tmp_path / "landscape.png")
+    photos = [ROOT / "samples" / "image1.png", tmp_path / "landscape.png"]
     scene = bpy.context.scene
     bpy.context.view_layer.objects.active = rig
     scene.frame_set(1)
-    r = bpy.ops.posediff.estimate(directory=str(photos[0].parent), files=[{"name": p.name} for p in photos],
-                                  blocking=True)
+    r = bpy.ops.posediff.estimate(directory="", files=[{"name": str(p)} for p in photos], blocking=True)
     assert r == {"FINISHED"}, scene.posediff.last_error
     msg = scene.posediff.last_message
     assert "each photo has its own camera" in msg, msg
+    assert "photo 2 (1000x640) is not the render size's shape: its camera shows it whole inside the frame" in msg, msg
     worst = float(msg.split("the rig lines up within ")[1].split(" px")[0])
     assert worst < 25, msg
     cams = [bpy.data.objects["Photo camera"], bpy.data.objects["Photo camera 2"]]
@@ -369,8 +402,12 @@ def test_several_photos_each_get_their_own_camera_switched_to_at_their_frame(rig
         assert len(_keyed_bones(rig, 1 + k)) >= 10
     scene.frame_set(2)
     assert scene.camera == cams[1]  # the marker switches the scene camera
+    assert cams[1].data.background_images[0].frame_method == "FIT"
+    assert (scene.render.resolution_x, scene.render.resolution_y) == (384, 640)  # the first photo's
+    assert _lineup_in_photo_px(scene, cams[1], rig, photos[1]) < 25
     scene.frame_set(1)
     assert scene.camera == cams[0]
+    assert _lineup_in_photo_px(scene, cams[0], rig, photos[0]) < 25
     assert (cams[0].matrix_world.translation - cams[1].matrix_world.translation).length > 0.05  # two placements
 
 

@@ -93,3 +93,23 @@ def test_ground_shift_and_unscale():
     c = [1.0, 2.0, 0.9]
     p = la.add(c, la.scale([0.1, -0.2, 0.3], 1.3))
     assert pl.unscale_about(p, c, 1.3) == pytest.approx(la.add(c, [0.1, -0.2, 0.3]))
+
+
+def test_a_photo_fitted_inside_a_render_of_another_shape_projects_where_it_is_shown():
+    """``photo_in_render``: a 1000x640 landscape photo shown whole in a 384x640 portrait render
+    (scaled by 0.384, centred, bars above and below): a point's render pixel is its photo pixel
+    moved as the picture is; the same size gives the photo's own intrinsics."""
+    K = {"fx": 900.0, "fy": 900.0, "cx": 480.0, "cy": 330.0, "width": 1000, "height": 640}
+    R = pl.tilt_rotation(math.radians(10.0))
+    p = [0.3, 4.0, 0.9]
+    u, v = pl.project(R, [0.0, 0.0, 1.2], K, p)
+    Kr = pl.photo_in_render(K, 384, 640)
+    ur, vr = pl.project(R, [0.0, 0.0, 1.2], Kr, p)
+    s = 384 / 1000
+    assert (ur, vr) == pytest.approx((192 + s * (u - 500), 320 + s * (v - 320)))
+    assert (Kr["width"], Kr["height"]) == (384, 640)
+    assert pl.photo_in_render(K, 1000, 640) == pytest.approx(K)
+    # Blender's camera of the fitted photo renders the point there too (camera_math is the inverse)
+    bc = pl.blender_camera(R, [0.0, 0.0, 1.2], Kr)
+    back = camera_math.intrinsics(bc["lens"], bc["sensor_width"], 24.0, bc["sensor_fit"], 384, 640, bc["shift_x"], bc["shift_y"])
+    assert [back[k] for k in ("fx", "fy", "cx", "cy")] == pytest.approx([Kr[k] for k in ("fx", "fy", "cx", "cy")])
