@@ -189,6 +189,8 @@ def set_clip_background(scene, path: str, is_video: bool, first_image: str | Non
         bg.image_user.frame_duration = count
         bg.image_user.frame_offset = first
         bg.image_user.use_auto_refresh = True
+    for other in d.background_images:  # an earlier clip or photo behind this camera would show around this one
+        other.show_background_image = other == bg
     bg.alpha = 1.0
     bg.use_flip_x = bool(mirrored)
     if w and h:

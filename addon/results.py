@@ -161,8 +161,9 @@ def upright_image(path: str):
 
 def set_camera_background(scene, path: str, width: int, height: int, cam=None, set_resolution: bool = True,
                           mirrored: bool = False) -> str:
-    """Show the photo behind ``cam`` (default: the scene camera), flipped left-right where it is a
-    mirror image (``mirrored``: the estimate is of the flipped picture); with ``set_resolution`` the
+    """Show the photo behind ``cam`` (default: the scene camera), alone (the camera's other
+    backgrounds, earlier photos, are hidden, not removed), flipped left-right where it is a mirror
+    image (``mirrored``: the estimate is of the flipped picture); with ``set_resolution`` the
     render size becomes the photo's (needed for the line-up). Returns what changed, for the
     operator's message ("" if nothing)."""
     cam = cam or scene.camera
@@ -172,6 +173,8 @@ def set_camera_background(scene, path: str, width: int, height: int, cam=None, s
     d = cam.data
     d.show_background_images = True
     bg = next((b for b in d.background_images if b.image == img), None) or d.background_images.new()
+    for other in d.background_images:  # an earlier photo behind this camera would show around this one
+        other.show_background_image = other == bg
     bg.image = img
     bg.alpha = 1.0
     bg.frame_method = "FIT"  # a photo of another shape than the render: whole, centred (placement.photo_in_render)

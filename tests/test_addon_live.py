@@ -500,8 +500,9 @@ def test_a_mirror_image_photo_keys_the_persons_own_pose_and_is_shown_flipped(rig
     flipped = _pose(rig)
     assert flipped.keys() == own.keys()
     assert all(flipped[b] == pytest.approx(own[b], abs=1e-4) for b in own)
-    shown = {b.image.filepath: b.use_flip_x for b in scene.camera.data.background_images}
-    assert shown == {str(PHOTO): False, str(selfie): True}
+    # the selfie alone behind the Photo camera, flipped; the photo before it kept, hidden (it would show around it)
+    shown = {b.image.filepath: (b.use_flip_x, b.show_background_image) for b in scene.camera.data.background_images}
+    assert shown == {str(PHOTO): (False, False), str(selfie): (True, True)}
 
 
 def test_a_phone_photo_with_exif_rotation_is_shown_and_lined_up_upright(rig, tmp_path):
