@@ -45,6 +45,7 @@ from . import (
     keys_backup,
     operators_estimate,
     photos,
+    placement,
     results,
     rig_checks,
     rigify_ik,
@@ -313,56 +314,64 @@ VIDEO_CAMERA = "Video camera"
 
 
 def place_video_camera(context, ob, response: dict, meta: dict, set_resolution: bool = True) -> str:
-    """The **Video camera**: the camera that filmed the clip, placed from the rig as keyed on the
-    clip's first frame where the person is seen (``results.place_photo_camera`` with that frame's
-    keypoints and camera and the clip's tilt, ``sequence.camera_pitch_deg`` / ``camera_roll_deg``),
-    made the scene camera, so the footage behind it lines up with the keyed rig. Its turn, travel
-    and zoom during the clip are keyed (:func:`key_camera_motion`, as on the scene camera with *Use
-    my camera as it is*) where it was placed on the clip's first frame (the motion is relative to
-    that frame's camera). Keys left on it by an earlier clip are cleared first (it is the add-on's
-    camera, as the Photo camera is).
+    """The **Video camera**: the camera that filmed the clip, where the track puts it, made the scene
+    camera, so the footage behind it lines up with the rig keyed without a camera of the user's
+    (:func:`_key_frames`: the track's world, the camera at its origin, moved so that the pelvis
+    starts above the armature's origin and scaled by the rig's size). It is that world's camera
+    scaled about its centre with everything else, which leaves every frame's picture as the
+    backend saw it: rotation from the clip's tilt (``sequence.camera_pitch_deg`` / ``camera_roll_deg``),
+    intrinsics from the first frame's camera (fitted for the render, :func:`placement.photo_in_render`),
+    and its turn, travel and zoom (and an edited clip's shot cameras) keyed as on the user's camera
+    (:func:`key_camera_motion`). Keys left on it by an earlier clip are cleared first (it is the
+    add-on's camera, as the Photo camera is). Run after the track is keyed (``meta["scene_frames"]``).
 
-    Returns a note for the message ("; ..."), also when it could not be placed (too few confident
-    keypoints on every frame): the keys are kept.
+    Returns a note for the message ("; ..."), with the median distance (pixels) between the rig's
+    limb joints seen through it and the keypoints on the first frame where the person is seen.
     """
+    from mathutils import Matrix
+
     seq = response.get("sequence") or {}
-    frames, scene = meta["scene_frames"], context.scene
-    old = bpy.data.objects.get(VIDEO_CAMERA)
-    if old is not None and old.type == "CAMERA":
-        old.animation_data_clear()
-        old.data.animation_data_clear()
-    tilt = {"camera_pitch_deg": seq.get("camera_pitch_deg") or 0.0, "camera_roll_deg": seq.get("camera_roll_deg") or 0.0}
-    why = "nobody seen on any frame"
-    for t, fr in enumerate(response["frames"]):
-        if not fr.get("keypoints") or not fr.get("camera"):
-            continue
-        scene.frame_set(frames[t])
-        if set_resolution:  # the render the camera is fitted for: the clip's (else the clip fitted inside it)
-            r = scene.render
-            r.resolution_x, r.resolution_y, r.resolution_percentage = int(fr["camera"]["width"]), int(fr["camera"]["height"]), 100
-        try:
-            cam, px, note = results.place_photo_camera(context, ob, fr, tilt, "", set_resolution=False, make_active=True,
-                                                       background=False, name=VIDEO_CAMERA)
-        except ValueError as e:
-            why = str(e)
-            continue
-        break
-    else:
-        scene.frame_set(frames[0])
-        return f"; no video camera: {why}"
-    motion, travel, zoom = seq.get("camera_motion"), seq.get("camera_translation"), seq.get("camera_zoom")
-    extra = ""
+    frames, scene, fr_all = meta["scene_frames"], context.scene, response["frames"]
+    seen = [t for t, fr in enumerate(fr_all) if fr.get("keypoints") and fr.get("camera")]
+    if not seen:
+        return "; no video camera: nobody seen on any frame"
+    t0 = seen[0]
+    zoom = seq.get("camera_zoom")
+    K = dict(fr_all[t0]["camera"])
+    if zoom:  # the first frame's focal length: the keyed zoom is relative to it
+        K["fx"], K["fy"] = K["fx"] / zoom[t0], K["fy"] / zoom[t0]
+    r = scene.render
+    if set_resolution:
+        r.resolution_x, r.resolution_y, r.resolution_percentage = int(K["width"]), int(K["height"]), 100
+    s_rig = blender_rig.rig_leg_world(ob) / sk.MODEL_LEG_LENGTH
+    base = list(ob.matrix_world.translation)
+    root0, floor = fr_all[0]["track"]["world_root"], seq.get("floor_z") or 0.0
+    centre = [base[0] - s_rig * root0[0], base[1] - s_rig * root0[1], base[2] - s_rig * floor]  # the world's origin
+    R = placement.tilt_rotation(math.radians(seq.get("camera_pitch_deg") or 0.0), math.radians(seq.get("camera_roll_deg") or 0.0))
+    bc = placement.blender_camera(R, centre, placement.photo_in_render(K, r.resolution_x, r.resolution_y))
+    cam = bpy.data.objects.get(VIDEO_CAMERA)
+    if cam is None or cam.type != "CAMERA":
+        cam = bpy.data.objects.new(VIDEO_CAMERA, bpy.data.cameras.new(VIDEO_CAMERA))
+        scene.collection.objects.link(cam)
+    cam.animation_data_clear()
+    cam.data.animation_data_clear()
+    cam.matrix_world = Matrix(bc["matrix_world"])
+    d = cam.data
+    d.type, d.sensor_fit, d.sensor_width = "PERSP", bc["sensor_fit"], bc["sensor_width"]
+    d.lens, d.shift_x, d.shift_y = bc["lens"], bc["shift_x"], bc["shift_y"]
+    was = scene.camera.name if scene.camera else "none"
+    scene.camera = cam
+    motion, travel = seq.get("camera_motion"), seq.get("camera_translation")
     if motion or travel or zoom:
-        if t == 0:
-            s_rig = blender_rig.rig_leg_world(ob) / sk.MODEL_LEG_LENGTH
-            meta["camera_keyed"] = key_camera_motion(cam, [list(r) for r in cam.matrix_world], motion, frames, travel,
-                                                     s_rig, zoom, cam.data.lens, seq.get("cuts"))
-        else:
-            extra = (f" (the camera's motion is not keyed on it: nobody is seen on the clip's first frame, placed from "
-                     f"frame {frames[t]})")
+        meta["camera_keyed"] = key_camera_motion(cam, [list(row) for row in cam.matrix_world], motion, frames, travel,
+                                                 s_rig, zoom, d.lens, seq.get("cuts"))
     meta["camera"] = cam.name
+    scene.frame_set(frames[t0])
+    px = results.lineup_px(ob, cam, fr_all[t0])
     scene.frame_set(frames[0])
-    return f"; {note.replace(' placed ', ' placed from the footage, ', 1)}{extra}; the rig lines up with it within {px:.0f} px (median)"
+    return (f"; '{VIDEO_CAMERA}' placed where the footage was filmed from, {centre[2]:.2f} m high, pitched "
+            f"{seq.get('camera_pitch_deg') or 0.0:.0f} deg, focal {bc['lens']:.0f} mm (36 mm sensor), made the scene "
+            f"camera (was {was}); the rig lines up with it within {px:.0f} px (median)")
 
 
 def key_track_steps(context, ob, response: dict, meta: dict):

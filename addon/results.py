@@ -242,6 +242,22 @@ def photo_cameras(context, ob, response: dict, photos: list[str], start_frame: i
     return notes, errors
 
 
+def lineup_px(ob, cam, frame_result: dict) -> float:
+    """Median distance (pixels of the frame's picture) between the rig's limb joints as posed now seen
+    through ``cam`` (its place and rotation now, the frame's intrinsics ``frame_result["camera"]``)
+    and the frame's confident keypoints (:data:`LINEUP_JOINTS`); NaN with fewer than 3 of them."""
+    K, kps = frame_result.get("camera"), frame_result.get("keypoints") or {}
+    joints = blender_rig.posed_joints_world(ob)
+    use = [j for j in LINEUP_JOINTS if j in joints and j in kps and kps[j][2] >= 0.5]
+    if not K or len(use) < 3:
+        return float("nan")
+    mw = [list(r) for r in cam.matrix_world]
+    R = camera_math.world_to_opencv_rotation(mw)
+    centre = [mw[0][3], mw[1][3], mw[2][3]]
+    errs = sorted(math.dist(pl.project(R, centre, K, joints[j]), kps[j][:2]) for j in use)
+    return errs[len(errs) // 2]
+
+
 def place_photo_camera(context, ob, frame_result: dict, hypothesis: dict, photo: str,
                        set_resolution: bool = True, make_active: bool = True,
                        background: bool = True, name: str = PHOTO_CAMERA) -> tuple[object, float, str]:
