@@ -694,6 +694,8 @@ class POSEDIFF_OT_track_override(_TaskOperator, bpy.types.Operator):
         def apply(ctx, resolved):
             new = track_data.merge_tracks(res, resolved)
             n, rig_notes = yield from key_track_steps(ctx, ob, new, meta)  # in slices between events
+            if meta["camera_matrix_world"] is None and meta.get("camera") == VIDEO_CAMERA:  # where the new track puts it
+                place_video_camera(ctx, ob, new, meta, set_resolution=False)
             _store({"response": new, "meta": meta})
             ctx.scene.frame_set(meta["scene_frames"][t])
             return f"track re-solved through hypothesis {k + 1} on video frame {t}; re-keyed {n} frames{rig_notes}"

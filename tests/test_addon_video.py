@@ -242,6 +242,10 @@ def test_one_key_per_video_frame_and_override_resolves_the_track(rig, tmp_path):
     assert fr["track"]["hypothesis"] == 3
     np.testing.assert_allclose(fr["track"]["joints"], fr["hypotheses"][3]["joints"], atol=1e-4)
     assert before != fr["track"]["joints"]
+    # the Video camera is placed again where the re-solved track puts it: the rig still lines up through it
+    assert scene.camera.name == "Video camera"
+    for f, fr in zip((10, 11, 12, 13), after["response"]["frames"], strict=True):
+        assert _lineup_px(scene, rig, fr, f) < 0.08 * scene.render.resolution_y, f
     # the finished job lets go of its request and answer (a 60 s clip's: ~600 MB of objects in Blender)
     job = addon_module("jobs").current()
     assert job.state == "done" and job.payload is None and job.result is None and job.on_done is None
