@@ -188,7 +188,8 @@ def estimate_sequence(service, req: schemas.EstimateRequest, progress: Callable 
     if req.video is not None and req.video.data is not None and frame_source is None:
         return _estimate_uploaded(service, req, progress, cancel)
     if req.frames is not None and any(fr.mirrored for fr in req.frames):  # keypoints in the flipped picture's pixels
-        req = req.model_copy(update={"frames": [unmirrored_keypoint_frame(fr, f"frames[{i}]")
+        w0 = req.frames[0].camera.width if req.frames[0].camera is not None else None  # the clip's camera
+        req = req.model_copy(update={"frames": [unmirrored_keypoint_frame(fr, f"frames[{i}]", w0)
                                                 for i, fr in enumerate(req.frames)]})
     fps, items, total, src_fps, src = _frames_of(req, frame_source)
     cam_req = req.video.camera if req.video is not None else (req.frames[0].camera if req.frames else None)

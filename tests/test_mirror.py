@@ -102,3 +102,23 @@ def test_a_mirrored_webcam_image_sequence_gives_the_persons_own_track(pose_servi
     for fa, fb in zip(a.frames, b.frames, strict=True):
         np.testing.assert_allclose(fb.track.joints, fa.track.joints, atol=1e-6)
         assert fb.keypoints == fa.keypoints
+
+
+def test_a_mirrored_keypoint_sequence_takes_the_first_frames_width(pose_service):
+    """A keypoint sequence shares its first frame's camera: later frames without one are flipped
+    about its width, and the track is the one of the keypoints flipped by hand."""
+    own = _estimate(pose_service, {"image": str(PHOTO)}, num=1)
+    W, H = own.camera["width"], own.camera["height"]
+    camera = {"width": W, "height": H}
+
+    def track(frames):
+        req = schemas.EstimateRequest.model_validate({"frames": frames, "sequence": {"fps": 25},
+                                                      "num_hypotheses": 4, "steps": 8})
+        return pose_service.estimate(req)
+
+    by_hand = track([{"keypoints": own.keypoints, **({"camera": camera} if t == 0 else {})} for t in range(3)])
+    mirror = mirror_keypoints(own.keypoints, W)
+    got = track([{"keypoints": mirror, "mirrored": True, **({"camera": camera} if t == 0 else {})} for t in range(3)])
+    assert all(f.mirrored for f in got.frames) and not any(f.mirrored for f in by_hand.frames)
+    for fa, fb in zip(by_hand.frames, got.frames, strict=True):
+        np.testing.assert_allclose(fb.track.joints, fa.track.joints, atol=1e-4)

@@ -71,24 +71,26 @@ def mirror_keypoints(keypoints: dict, width: float, field: str = "keypoints") ->
     return out
 
 
-def unmirrored_keypoint_frame(fr, field: str):
+def unmirrored_keypoint_frame(fr, field: str, width: int | None = None):
     """A request's keypoint frame with ``mirrored`` -> the same frame in the flipped picture's pixels
     (keypoints by :func:`mirror_keypoints`, the camera's ``cx`` by :func:`mirror_u`), ``mirrored``
     off; other frames are returned as they are.
 
     Args:
         fr: :class:`backend.http.schemas.EstimateFrame`.
+        width: the picture's width (pixels) where the frame's camera does not give it (a sequence's
+            frames share the first frame's camera).
     Raises:
         InputError: ``mirrored`` keypoints without ``camera.width`` (field ``field.camera.width``).
     """
     if not fr.mirrored or fr.keypoints is None:
         return fr
-    width = fr.camera.width if fr.camera is not None else None
+    width = (fr.camera.width if fr.camera is not None else None) or width
     if not width:
         raise InputError(f"{field}.camera.width", "mirrored keypoints need the picture's width (pixels) to be flipped "
                          "(u -> width - u): give camera.width and camera.height")
     camera = fr.camera
-    if camera.cx is not None:
+    if camera is not None and camera.cx is not None:
         camera = camera.model_copy(update={"cx": mirror_u(camera.cx, width)})
     return fr.model_copy(update={"keypoints": mirror_keypoints(fr.keypoints, width, f"{field}.keypoints"),
                                  "camera": camera, "mirrored": False})
