@@ -404,9 +404,9 @@ def test_use_my_camera_keys_a_zooming_lens_and_the_person_stays_where_they_stand
 
 
 def test_a_handheld_clip_gets_a_video_camera_keyed_with_its_turn(rig, tmp_path):  # noqa: F811
-    """Without 'Use my camera': the Video camera is fitted to the rig on the first frame and keyed with
-    the clip's turn (4 degrees of sway), so the rig lines up with the footage behind it on every
-    frame, as the Photo camera does with a photo; unkeyed, the line-up drifts with the sway."""
+    """Without 'Use my camera': the Video camera is placed where the track puts the filming camera and
+    keyed with the clip's turn (4 degrees of sway), so the rig lines up with the footage behind it on
+    every frame, as the Photo camera does with a photo; unkeyed, the line-up drifts with the sway."""
     from synthetic_clips import filmed, scene
 
     from backend.eval_sequence import handheld_motion
