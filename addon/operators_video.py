@@ -369,9 +369,10 @@ def place_video_camera(context, ob, response: dict, meta: dict, set_resolution: 
     scene.frame_set(frames[t0])
     px = results.lineup_px(ob, cam, fr_all[t0])
     scene.frame_set(frames[0])
+    made = "the scene camera" if was == cam.name else f"made the scene camera (was {was})"
+    lined = "" if math.isnan(px) else f"; the rig lines up with it within {px:.0f} px (median)"
     return (f"; '{VIDEO_CAMERA}' placed where the footage was filmed from, {centre[2]:.2f} m high, pitched "
-            f"{seq.get('camera_pitch_deg') or 0.0:.0f} deg, focal {bc['lens']:.0f} mm (36 mm sensor), made the scene "
-            f"camera (was {was}); the rig lines up with it within {px:.0f} px (median)")
+            f"{seq.get('camera_pitch_deg') or 0.0:.0f} deg, focal {bc['lens']:.0f} mm (36 mm sensor), {made}{lined}")
 
 
 def key_track_steps(context, ob, response: dict, meta: dict):

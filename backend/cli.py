@@ -338,9 +338,11 @@ def cmd_detect(args) -> int:
     if args.input:
         data = _read_json(args.input)
     elif args.images:
-        data = {"frames": [{"image": i} for i in args.images]}
+        data = {"frames": [{"image": i, **({"mirrored": True} if args.mirrored else {})} for i in args.images]}
     else:
         raise CliError("detect: give one or more IMAGE files or --input REQ.json")
+    if args.mirrored and args.input:
+        raise CliError("--mirrored: goes with IMAGE files; in a request JSON, give each frame's \"mirrored\"")
     if args.heatmaps and isinstance(data, dict):
         data["heatmaps"] = True
     req = _validate(schemas.DetectRequest, data)
@@ -446,6 +448,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("images", nargs="*")
     d.add_argument("--input", "-i", default=None)
     d.add_argument("--heatmaps", action="store_true", help="include the log-heatmaps")
+    d.add_argument("--mirrored", action="store_true",
+                   help="the photos are mirror images (a selfie saved as previewed, a photo in a mirror): detected "
+                        "flipped left-right, keypoints in the flipped picture's pixels")
     d.add_argument("--output", "-o", default="-")
     d.set_defaults(func=cmd_detect)
 

@@ -125,9 +125,13 @@ def test_estimate_a_mirror_image_photo_with_mirrored(tmp_path):
             "--overlay", tmp_path / "overlays", "--output", tmp_path / "res.json")
     assert p.returncode == 0, p.stderr
     fr = json.loads((tmp_path / "res.json").read_text())["frames"][0]
-    d = run("detect", SAMPLES / "image1.png", "--output", tmp_path / "det.json")
+    d = run("detect", SAMPLES / "image1.png", tmp_path / "selfie.png", "--output", tmp_path / "det.json")
     assert d.returncode == 0, d.stderr
-    assert fr["mirrored"] and fr["keypoints"] == json.loads((tmp_path / "det.json").read_text())["frames"][0]["keypoints"]
+    own, as_is = json.loads((tmp_path / "det.json").read_text())["frames"]
+    assert fr["mirrored"] and fr["keypoints"] == own["keypoints"]
+    d = run("detect", tmp_path / "selfie.png", "--mirrored", "--output", tmp_path / "det_m.json")
+    assert d.returncode == 0, d.stderr
+    assert json.loads((tmp_path / "det_m.json").read_text())["frames"][0]["keypoints"] == own["keypoints"] != as_is["keypoints"]
     assert (tmp_path / "overlays" / "overlay_000.png").exists()
     p = run("estimate", "--input", tmp_path / "req.json", "--mirrored")
     assert p.returncode != 0 and "--mirrored: goes with IMAGE files or a video" in p.stderr
