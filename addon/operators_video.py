@@ -328,8 +328,6 @@ def place_video_camera(context, ob, response: dict, meta: dict, set_resolution: 
     Returns a note for the message ("; ..."), with the median distance (pixels) between the rig's
     limb joints seen through it and the keypoints on the first frame where the person is seen.
     """
-    from mathutils import Matrix
-
     seq = response.get("sequence") or {}
     frames, scene, fr_all = meta["scene_frames"], context.scene, response["frames"]
     seen = [t for t, fr in enumerate(fr_all) if fr.get("keypoints") and fr.get("camera")]
@@ -349,16 +347,12 @@ def place_video_camera(context, ob, response: dict, meta: dict, set_resolution: 
     centre = [base[0] - s_rig * root0[0], base[1] - s_rig * root0[1], base[2] - s_rig * floor]  # the world's origin
     R = placement.tilt_rotation(math.radians(seq.get("camera_pitch_deg") or 0.0), math.radians(seq.get("camera_roll_deg") or 0.0))
     bc = placement.blender_camera(R, centre, placement.photo_in_render(K, r.resolution_x, r.resolution_y))
-    cam = bpy.data.objects.get(VIDEO_CAMERA)
-    if cam is None or cam.type != "CAMERA":
-        cam = bpy.data.objects.new(VIDEO_CAMERA, bpy.data.cameras.new(VIDEO_CAMERA))
-        scene.collection.objects.link(cam)
-    cam.animation_data_clear()
-    cam.data.animation_data_clear()
-    cam.matrix_world = Matrix(bc["matrix_world"])
+    old = bpy.data.objects.get(VIDEO_CAMERA)
+    if old is not None and old.type == "CAMERA":  # an earlier clip's keys would override the new placement
+        old.animation_data_clear()
+        old.data.animation_data_clear()
+    cam = results.camera_object(scene, VIDEO_CAMERA, bc)
     d = cam.data
-    d.type, d.sensor_fit, d.sensor_width = "PERSP", bc["sensor_fit"], bc["sensor_width"]
-    d.lens, d.shift_x, d.shift_y = bc["lens"], bc["shift_x"], bc["shift_y"]
     was = scene.camera.name if scene.camera else "none"
     scene.camera = cam
     motion, travel = seq.get("camera_motion"), seq.get("camera_translation")

@@ -242,6 +242,22 @@ def photo_cameras(context, ob, response: dict, photos: list[str], start_frame: i
     return notes, errors
 
 
+def camera_object(scene, name: str, settings: dict):
+    """The camera object ``name`` (created and linked to ``scene`` where there is none) set to
+    ``settings`` (``placement.blender_camera``: matrix_world, perspective lens, sensor, shift)."""
+    from mathutils import Matrix
+
+    cam = bpy.data.objects.get(name)
+    if cam is None or cam.type != "CAMERA":
+        cam = bpy.data.objects.new(name, bpy.data.cameras.new(name))
+        scene.collection.objects.link(cam)
+    cam.matrix_world = Matrix(settings["matrix_world"])
+    d = cam.data
+    d.type, d.sensor_fit, d.sensor_width = "PERSP", settings["sensor_fit"], settings["sensor_width"]
+    d.lens, d.shift_x, d.shift_y = settings["lens"], settings["shift_x"], settings["shift_y"]
+    return cam
+
+
 def lineup_px(ob, cam, frame_result: dict) -> float:
     """Median distance (pixels of the frame's picture) between the rig's limb joints as posed now seen
     through ``cam`` (its place and rotation now, the frame's intrinsics ``frame_result["camera"]``)
@@ -292,16 +308,7 @@ def place_photo_camera(context, ob, frame_result: dict, hypothesis: dict, photo:
     # fitted inside it (the background's 'FIT'): another photo's shape, 'Render size = photo size' off
     size = (int(K["width"]), int(K["height"])) if set_resolution else (r.resolution_x, r.resolution_y)
     bc = pl.blender_camera(R, centre, pl.photo_in_render(K, *size))
-    cam = bpy.data.objects.get(name)
-    if cam is None or cam.type != "CAMERA":
-        cam = bpy.data.objects.new(name, bpy.data.cameras.new(name))
-        scene.collection.objects.link(cam)
-    from mathutils import Matrix
-
-    cam.matrix_world = Matrix(bc["matrix_world"])
-    d = cam.data
-    d.type, d.sensor_fit, d.sensor_width = "PERSP", bc["sensor_fit"], bc["sensor_width"]
-    d.lens, d.shift_x, d.shift_y = bc["lens"], bc["shift_x"], bc["shift_y"]
+    cam = camera_object(scene, name, bc)
     notes = [f"'{name}' placed {centre[2]:.2f} m high, pitched {math.degrees(pitch):.0f} deg, "
              f"focal {bc['lens']:.0f} mm (36 mm sensor)"]
     if make_active and scene.camera != cam:
